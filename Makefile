@@ -1,0 +1,87 @@
+# drender: build, test, demo, install. See README.md.
+CC        = mpicc
+PKGS      = libcjson libmicrohttpd
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+EXTRA_CFLAGS ?=
+EXTRA_LDFLAGS ?=
+VERSION   = 0.1.0
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -DDR_VERSION='"$(VERSION)"' \
+            -Iinclude -I$(BUILD) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS   += $(PKG_LIBS) -lm -lpthread $(EXTRA_LDFLAGS)
+
+SRCS      := $(wildcard src/*.c)
+LIB_OBJS  := $(patsubst src/%.c,$(BUILD)/%.o,$(filter-out src/main.c,$(SRCS)))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+E2E       := $(wildcard tests/e2e/*.sh)
+
+.PHONY: all deps check unit e2e demo install uninstall clean asan format format-check bench
+
+all: drender
+
+deps:
+	@scripts/install-deps.sh
+
+drender: $(BUILD)/drender
+	cp $< $@
+
+$(BUILD)/drender: $(BUILD)/main.o $(LIB_OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: src/%.c $(wildcard include/*.h) $(BUILD)/driver_py.h | $(BUILD)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The Blender-side driver is embedded in the binary as a C string.
+$(BUILD)/driver_py.h: src/driver.py scripts/embed.sh | $(BUILD)
+	scripts/embed.sh dr_driver_py < $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD):
+	mkdir -p $(BUILD)/tests
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB_OBJS)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+unit: $(UNIT_BINS)
+
+# Unit tests (C, TAP) and end-to-end tests (shell, TAP), all through prove.
+check: deps
+	$(MAKE) all unit
+	DRENDER=$(CURDIR)/drender prove --exec /usr/bin/env $(UNIT_BINS) $(E2E)
+
+demo: deps
+	$(MAKE) all
+	scripts/demo.sh
+
+bench: deps
+	$(MAKE) all
+	bench/run.sh
+
+install: drender
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 drender $(DESTDIR)$(PREFIX)/bin/drender
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/drender
+
+# AddressSanitizer + UBSan build in build-asan/, then the unit tests and the fake-Blender e2e tests.
+asan: deps
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" build-asan/drender unit
+	ASAN_OPTIONS=detect_leaks=1 DRENDER=$(CURDIR)/build-asan/drender DR_E2E_FAST_ONLY=1 \
+		prove --exec /usr/bin/env $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BINS)) $(E2E)
+
+FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c tests/unit/*.h)
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf build build-asan drender

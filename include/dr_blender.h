@@ -1,0 +1,96 @@
+/* Blender supervision: one warm Blender fed over pipes, or one Blender per frame; never via a shell. */
+#ifndef DR_BLENDER_H
+#define DR_BLENDER_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* cpu_set_t; the Makefile passes -D_GNU_SOURCE too */
+#endif
+#include <sched.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * Warm mode protocol (src/driver.py runs inside Blender, embedded in the binary):
+ *
+ *   blender -b SCENE [--disable-autoexec] -t THREADS --python-expr <driver.py> --
+ *           --drender-fds CMD_FD,REPLY_FD --drender-settings '<json>'
+ *
+ * settings json: {"engine": "CYCLES"|null, "samples": N|0, "format": "PNG", "threads": N}
+ * Commands (one JSON object per line on CMD_FD):
+ *   {"cmd": "render", "frame": 12, "path": "/abs/dir/.drender-tmp-host-1-0000012"}
+ *   {"cmd": "quit"}
+ * Replies (one JSON object per line on REPLY_FD):
+ *   {"event": "ready", "scene": "Scene", "engine": "CYCLES", "frame_start": 1, "frame_end": 250}
+ *   {"event": "done", "frame": 12, "seconds": 1.25}
+ *   {"event": "error", "frame": 12, "error": "Python traceback or message"}
+ * If Blender cannot load SCENE it exits (status 0) without running the driver: EOF before "ready"
+ * is a load failure, and the tail of Blender's output says why.
+ *
+ * One-shot mode runs, per frame:
+ *   blender -b SCENE [--disable-autoexec] -t THREADS -o <tmp with digits as '#######'> -x 0
+ *           -F FORMAT [-E ENGINE] [--python-expr <set samples>] -f FRAME
+ * and the frame is done when Blender exits 0 and the temporary file exists.
+ *
+ * In both modes Blender runs in its own process group, with PR_SET_PDEATHSIG (SIGKILL) so that it
+ * dies with its parent, stdin from /dev/null, stdout+stderr into a pipe whose last few KiB are kept
+ * for error messages (and echoed to our stderr when verbose).
+ */
+
+typedef struct dr_blender_cfg {
+	const char *exe;     /* Blender executable: path, or a name looked up in PATH */
+	const char *scene;   /* .blend to load */
+	const char *engine;  /* canonical engine name, NULL = the scene's own */
+	const char *format;  /* canonical file format name, e.g. "PNG" */
+	int samples;         /* 0 = the scene's own */
+	int threads;         /* >= 1 */
+	bool one_shot;       /* start Blender per frame instead of keeping one warm */
+	bool allow_autoexec; /* omit --disable-autoexec */
+	bool verbose;        /* echo Blender's output to our stderr */
+	const cpu_set_t *cpus; /* affinity for Blender, NULL = inherit ours */
+} dr_blender_cfg;
+
+enum dr_bl_kind {
+	DR_BL_NONE = 0,    /* nothing happened within the timeout */
+	DR_BL_READY,       /* warm Blender has loaded the scene (one-shot: reported at once) */
+	DR_BL_LOAD_FAILED, /* Blender could not load the scene; error says why */
+	DR_BL_DONE,        /* frame rendered to the temporary path (not yet validated) */
+	DR_BL_FAILED,      /* frame failed: Python error, crash, non-zero exit, ...; error says why */
+};
+
+typedef struct dr_bl_event {
+	enum dr_bl_kind kind;
+	int frame;        /* for DONE and FAILED */
+	double seconds;   /* render seconds for DONE */
+	char error[1024]; /* for LOAD_FAILED and FAILED */
+} dr_bl_event;
+
+typedef struct dr_blender dr_blender;
+
+/* Start Blender (warm: spawn it now; one-shot: only check that EXE can be found).
+ * The config's strings are copied. Returns NULL with ERR on failure (e.g. executable not found). */
+dr_blender *dr_blender_create(const dr_blender_cfg *cfg, char *err, size_t errlen);
+
+/* Ask for FRAME to be rendered to TMP_PATH (see dr_outpath_temp). Only one frame at a time.
+ * If the warm Blender has died since, it is restarted first. Returns 0 or -1 with ERR. */
+int dr_blender_render(dr_blender *b, int frame, const char *tmp_path, char *err, size_t errlen);
+
+/* Wait up to TIMEOUT_MS for the next event and fill EV (DR_BL_NONE on timeout). A warm Blender
+ * that dies turns the frame in flight into DR_BL_FAILED (or the load into DR_BL_LOAD_FAILED).
+ * Returns 0, or -1 on an internal error with EV->error set. */
+int dr_blender_poll(dr_blender *b, int timeout_ms, dr_bl_event *ev);
+
+/* True while a frame is in flight. */
+bool dr_blender_busy(const dr_blender *b);
+
+/* Kill the whole Blender process group now (SIGKILL) and reap it; the frame in flight, if any,
+ * is abandoned. A later dr_blender_render restarts Blender. */
+void dr_blender_kill(dr_blender *b);
+
+/* Ask a warm Blender to quit (up to 3 s, then kill), reap it and free everything. NULL is fine. */
+void dr_blender_destroy(dr_blender *b);
+
+/* Pid of the current Blender process, or 0 when none runs (for tests and logs). */
+pid_t dr_blender_pid(const dr_blender *b);
+
+#endif

@@ -1,0 +1,55 @@
+/* Messages between rank 0 and render nodes: one fixed-size record over MPI, or a local queue. */
+#ifndef DR_MSG_H
+#define DR_MSG_H
+
+#include "dr_opts.h"
+
+#include <mpi.h>
+#include <stdint.h>
+
+enum dr_msg_type {
+	DR_MSG_HELLO = 1, /* node -> 0: host, pid, threads; Blender is starting */
+	DR_MSG_READY,     /* node -> 0: Blender has the scene loaded; asks for work */
+	DR_MSG_LOADFAIL,  /* node -> 0: Blender cannot load the scene (text says why) */
+	DR_MSG_REQUEST,   /* node -> 0: idle, wants a task */
+	DR_MSG_RESULT,    /* node -> 0: one frame done (ok = 1) or failed (text says why) */
+	DR_MSG_TASK,      /* 0 -> node: render frames[0..n) */
+	DR_MSG_STOP,      /* 0 -> node: no more work; quit Blender and finish */
+};
+
+typedef struct dr_msg {
+	int32_t type;
+	int32_t n;                     /* TASK: number of frames */
+	int32_t frames[DR_CHUNK_MAX];  /* TASK */
+	int32_t frame;                 /* RESULT */
+	int32_t ok;                    /* RESULT */
+	int32_t threads;               /* HELLO */
+	int32_t pid;                   /* HELLO */
+	double seconds;                /* RESULT: render seconds */
+	char host[256];                /* HELLO */
+	char text[1024];               /* RESULT, LOADFAIL: error message */
+} dr_msg;
+
+/* Where messages go: MPI_COMM_WORLD with MPI_ERRORS_RETURN, plus a local queue that carries
+ * rank 0's messages to itself when it renders alone. */
+typedef struct dr_chan {
+	MPI_Comm comm;
+	int rank, size;
+	dr_msg *local;   /* queued messages to self */
+	size_t nlocal, caplocal;
+} dr_chan;
+
+int dr_chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen);
+void dr_chan_destroy(dr_chan *c);
+
+/* Send M to rank DEST. Returns 0, or -1 with ERR. */
+int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen);
+
+/* Receive one message if any is waiting (never blocks). Returns 1 with M and *SRC filled,
+ * 0 if none, -1 with ERR on an MPI error. */
+int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen);
+
+/* Describe an MPI error code. */
+void dr_mpi_strerror(int code, char *buf, size_t len);
+
+#endif

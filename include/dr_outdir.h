@@ -1,0 +1,22 @@
+/* Output directories: create them, prove they are writable, and remove stale temporary files. */
+#ifndef DR_OUTDIR_H
+#define DR_OUTDIR_H
+
+#include "dr_frames.h"
+#include "dr_outpath.h"
+
+#include <stddef.h>
+
+/* Create (like mkdir -p) every directory the frames' final paths need and check that a file can
+ * be created in each. Returns 0, or -1 with a message naming the directory and the system error. */
+int dr_outdir_prepare(const dr_outpath *o, const dr_frames *f, char *err, size_t errlen);
+
+/* Temporary-file tag of this process: "<host>-<pid>", with characters outside [A-Za-z0-9._-]
+ * replaced by '_'. */
+void dr_outdir_tag(const char *host, char *buf, size_t len);
+
+/* Remove temporary files in the frames' directories left by dead processes of this host (their
+ * tag names HOST and a pid that no longer runs). Returns how many were removed. */
+size_t dr_outdir_clean_stale(const dr_outpath *o, const dr_frames *f, const char *host);
+
+#endif

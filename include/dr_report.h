@@ -1,0 +1,37 @@
+/* Run report: the end-of-run summary for people and the --report JSON for programs. */
+#ifndef DR_REPORT_H
+#define DR_REPORT_H
+
+#include "dr_outpath.h"
+#include "dr_sched.h"
+
+#include <stdio.h>
+
+typedef struct dr_report_node {
+	int rank;
+	char host[256];
+	int threads;
+} dr_report_node;
+
+typedef struct dr_report {
+	const char *scene;
+	const dr_sched *sched;
+	const dr_outpath *out;
+	const dr_report_node *nodes; /* one per scheduler slot */
+	int nslots;
+	double wall;      /* seconds */
+	int exit_code;
+	const char *status; /* "done", "failed", "interrupted", "error" */
+	const char *message; /* why the run ended early, or NULL */
+} dr_report;
+
+/* Human summary: totals, per-rank table, failed frames with their last error. */
+void dr_report_print(const dr_report *r, FILE *f);
+
+/* Write the JSON report to PATH (through a temporary file and rename). 0, or -1 with ERR. */
+int dr_report_write(const dr_report *r, const char *path, char *err, size_t errlen);
+
+/* "1:02:03", "4:05", "12.3 s" */
+void dr_fmt_duration(double s, char *buf, size_t len);
+
+#endif

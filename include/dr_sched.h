@@ -1,0 +1,88 @@
+/* Scheduler: which frames go to which render node next, and what a failure means (retry policy). */
+#ifndef DR_SCHED_H
+#define DR_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum dr_fstate { DR_F_PENDING = 0, DR_F_RUNNING, DR_F_DONE, DR_F_SKIPPED, DR_F_FAILED };
+
+typedef struct dr_fitem {
+	int frame;
+	enum dr_fstate state;
+	int attempts;     /* attempts started */
+	int slot;         /* render node of the current or last attempt, -1 = none */
+	double started;   /* when the current attempt started (caller's clock) */
+	double seconds;   /* render seconds of the successful attempt */
+	char *last_error; /* message of the last failed attempt, NULL if none */
+} dr_fitem;
+
+typedef struct dr_slot_stats {
+	int done;          /* frames rendered */
+	int failed;        /* failed attempts */
+	int consec_failed; /* failed attempts since its last success */
+	double busy;       /* render seconds of successful frames */
+	bool excluded;     /* taken out of rotation after too many failures in a row */
+	bool gone;         /* released for good (lost, or could not load the scene) */
+} dr_slot_stats;
+
+typedef struct dr_sched_cfg {
+	int nslots;        /* render nodes, numbered 0..nslots-1 */
+	int chunk;         /* most frames per task, >= 1 */
+	int retries;       /* extra attempts per frame after the first */
+	int max_consec;    /* failures in a row that take a slot out of rotation, >= 1 */
+} dr_sched_cfg;
+
+typedef struct dr_sched_counts {
+	size_t total, pending, running, done, skipped, failed;
+} dr_sched_counts;
+
+typedef struct dr_sched dr_sched;
+
+/* A scheduler for FRAMES (ascending, unique; copied). NULL with ERR on bad config or memory. */
+dr_sched *dr_sched_create(const int *frames, size_t n, const dr_sched_cfg *cfg, char *err,
+			  size_t errlen);
+void dr_sched_destroy(dr_sched *s);
+
+/* Mark FRAME as already present (before it was handed out). Returns 0, -1 if unknown/not pending. */
+int dr_sched_skip(dr_sched *s, int frame);
+
+/* Next task for SLOT at time NOW: up to cfg.chunk frames written to OUT (room for MAX), marked
+ * running. A retried frame goes to a slot that has not failed it, unless every usable slot has.
+ * Returns the count (> 0); 0 if nothing for this slot now (ask again after the next change);
+ * -1 if this slot will never get work again (job finished, or slot excluded or gone). */
+int dr_sched_next(dr_sched *s, int slot, double now, int *out, int max);
+
+/* FRAME rendered by SLOT in SECONDS. Returns 0, or -1 if FRAME is not running on SLOT. */
+int dr_sched_done(dr_sched *s, int slot, int frame, double seconds);
+
+/* FRAME failed on SLOT with ERROR. The frame goes back to pending, or to failed when its attempts
+ * are used up; the slot may be excluded. Returns 0, or -1 if FRAME is not running on SLOT. */
+int dr_sched_fail(dr_sched *s, int slot, int frame, const char *error);
+
+/* Frames handed to SLOT but not finished go back to pending without counting as an attempt of
+ * theirs (the node is stopping, or was asked to give them back). Returns how many. */
+size_t dr_sched_requeue(dr_sched *s, int slot);
+
+/* SLOT is gone for good (lost, or it cannot load the scene): its running frames go back to
+ * pending, and it gets no more work. */
+void dr_sched_drop(dr_sched *s, int slot);
+
+/* When no usable slot is left, every pending frame fails with WHY. Returns how many failed. */
+size_t dr_sched_fail_stranded(dr_sched *s, const char *why);
+
+/* True when no frame is pending or running. */
+bool dr_sched_finished(const dr_sched *s);
+
+/* Number of slots neither excluded nor gone. */
+int dr_sched_usable(const dr_sched *s);
+
+dr_sched_counts dr_sched_count(const dr_sched *s);
+size_t dr_sched_size(const dr_sched *s);
+const dr_fitem *dr_sched_item(const dr_sched *s, size_t i); /* in frame order */
+const dr_slot_stats *dr_sched_slot(const dr_sched *s, int slot);
+
+/* The running frame that started earliest, or NULL. */
+const dr_fitem *dr_sched_oldest(const dr_sched *s);
+
+#endif

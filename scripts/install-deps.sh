@@ -1,0 +1,34 @@
+#!/bin/sh
+# Install the Debian 12 packages drender needs to build, run and test; do nothing when all are there.
+set -eu
+
+# Build and run.
+PKGS="build-essential pkg-config openmpi-bin libopenmpi-dev libcjson-dev libmicrohttpd-dev blender"
+# Tests and tools: prove (perl), curl, python3 for the fake Blender, clang-format, iproute2 for
+# network namespaces, procps for ps/pgrep.
+PKGS="$PKGS perl curl python3 clang-format iproute2 procps"
+# Deployment tests: a single-node Slurm cluster, and docker-compose to validate the Compose file.
+PKGS="$PKGS slurm-wlm munge docker-compose"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing"
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO="sudo"
+else
+	echo "install-deps: missing packages:$missing; run this script as root or install sudo" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086
+$SUDO apt-get update -q >/dev/null
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing

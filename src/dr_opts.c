@@ -1,0 +1,288 @@
+/* Command line: parse drender's options and arguments into a plain struct; no I/O, no MPI. */
+#include "dr_opts.h"
+
+#include "dr_outpath.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum {
+	OPT_SAMPLES = 256,
+	OPT_CHUNK,
+	OPT_RETRIES,
+	OPT_TIMEOUT,
+	OPT_BLENDER,
+	OPT_ONE_SHOT,
+	OPT_OVERWRITE,
+	OPT_AUTOEXEC,
+	OPT_REPORT,
+	OPT_FRAMES,
+	OPT_VERSION,
+};
+
+static const struct option long_opts[] = {
+	{"output", required_argument, NULL, 'o'},
+	{"format", required_argument, NULL, 'F'},
+	{"engine", required_argument, NULL, 'E'},
+	{"threads", required_argument, NULL, 't'},
+	{"samples", required_argument, NULL, OPT_SAMPLES},
+	{"chunk", required_argument, NULL, OPT_CHUNK},
+	{"retries", required_argument, NULL, OPT_RETRIES},
+	{"timeout", required_argument, NULL, OPT_TIMEOUT},
+	{"blender", required_argument, NULL, OPT_BLENDER},
+	{"one-shot", no_argument, NULL, OPT_ONE_SHOT},
+	{"overwrite", no_argument, NULL, OPT_OVERWRITE},
+	{"allow-autoexec", no_argument, NULL, OPT_AUTOEXEC},
+	{"report", required_argument, NULL, OPT_REPORT},
+	{"frames", required_argument, NULL, OPT_FRAMES},
+	{"quiet", no_argument, NULL, 'q'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{NULL, 0, NULL, 0},
+};
+
+const char *dr_engine_canonical(const char *name)
+{
+	static const char *const names[][2] = {
+		{"CYCLES", "CYCLES"},
+		{"BLENDER_EEVEE", "BLENDER_EEVEE"},
+		{"EEVEE", "BLENDER_EEVEE"},
+		{"BLENDER_WORKBENCH", "BLENDER_WORKBENCH"},
+		{"WORKBENCH", "BLENDER_WORKBENCH"},
+	};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcasecmp(name, names[i][0]) == 0)
+			return names[i][1];
+	return NULL;
+}
+
+/* Parse an integer option in [MIN, MAX]; message names the option. */
+static int parse_int(const char *s, const char *opt, long min, long max, int *out, char *err,
+		     size_t errlen)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (end == s || *end != '\0' || errno != 0 || v < min || v > max) {
+		snprintf(err, errlen, "%s wants a whole number from %ld to %ld, not '%s'", opt, min,
+			 max, s);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, char *err,
+		  size_t errlen)
+{
+	dr_opts r = {0};
+	const char *spec = NULL;
+	int c, rc = -1;
+
+	r.format = "PNG";
+	r.chunk = 1;
+	r.retries = 3;
+	r.blender = env_blender && *env_blender ? env_blender : "blender";
+
+	optind = 0; /* glibc: full re-initialisation, so the parser can run more than once */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":o:F:E:t:qvh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			if (!*optarg) {
+				snprintf(err, errlen, "--output wants a path pattern, not ''");
+				goto out;
+			}
+			r.output = optarg;
+			break;
+		case 'F':
+			r.format = dr_format_canonical(optarg);
+			if (!r.format) {
+				snprintf(err, errlen,
+					 "unknown --format '%s' (try PNG, JPEG, OPEN_EXR, TIFF, "
+					 "BMP, TARGA, HDR, WEBP, JPEG2000)",
+					 optarg);
+				goto out;
+			}
+			break;
+		case 'E':
+			r.engine = dr_engine_canonical(optarg);
+			if (!r.engine) {
+				snprintf(err, errlen,
+					 "unknown --engine '%s' (try CYCLES, BLENDER_EEVEE or "
+					 "BLENDER_WORKBENCH)",
+					 optarg);
+				goto out;
+			}
+			break;
+		case 't':
+			if (parse_int(optarg, "--threads", 1, 1024, &r.threads, err, errlen))
+				goto out;
+			break;
+		case OPT_SAMPLES:
+			if (parse_int(optarg, "--samples", 1, 1 << 24, &r.samples, err, errlen))
+				goto out;
+			break;
+		case OPT_CHUNK:
+			if (parse_int(optarg, "--chunk", 1, DR_CHUNK_MAX, &r.chunk, err, errlen))
+				goto out;
+			break;
+		case OPT_RETRIES:
+			if (parse_int(optarg, "--retries", 0, 100, &r.retries, err, errlen))
+				goto out;
+			break;
+		case OPT_TIMEOUT: {
+			char *end;
+			errno = 0;
+			r.timeout = strtod(optarg, &end);
+			if (end == optarg || *end || errno || !isfinite(r.timeout) ||
+			    r.timeout <= 0 || r.timeout > 7 * 24 * 3600.0) {
+				snprintf(err, errlen,
+					 "--timeout wants seconds greater than 0 (and at most a "
+					 "week), not '%s'",
+					 optarg);
+				goto out;
+			}
+			break;
+		}
+		case OPT_BLENDER:
+			if (!*optarg) {
+				snprintf(err, errlen, "--blender wants a path, not ''");
+				goto out;
+			}
+			r.blender = optarg;
+			break;
+		case OPT_ONE_SHOT:
+			r.one_shot = true;
+			break;
+		case OPT_OVERWRITE:
+			r.overwrite = true;
+			break;
+		case OPT_AUTOEXEC:
+			r.allow_autoexec = true;
+			break;
+		case OPT_REPORT:
+			if (!*optarg) {
+				snprintf(err, errlen, "--report wants a file name, not ''");
+				goto out;
+			}
+			r.report = optarg;
+			break;
+		case OPT_FRAMES:
+			spec = optarg;
+			break;
+		case 'q':
+			r.verbosity = -1;
+			break;
+		case 'v':
+			r.verbosity = r.verbosity < 0 ? 1 : r.verbosity + 1;
+			break;
+		case 'h':
+			o->help = true;
+			return 0;
+		case OPT_VERSION:
+			o->version = true;
+			return 0;
+		case ':':
+			snprintf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+			goto out;
+		default:
+			if (optopt)
+				snprintf(err, errlen, "unknown option '-%c' (see drender --help)",
+					 optopt);
+			else
+				snprintf(err, errlen, "unknown option '%s' (see drender --help)",
+					 argv[optind - 1]);
+			goto out;
+		}
+	}
+
+	int nargs = argc - optind;
+	if (nargs < 1) {
+		snprintf(err, errlen,
+			 "missing SCENE.blend (usage: drender [OPTIONS] SCENE.blend START END)");
+		goto out;
+	}
+	r.scene = argv[optind];
+	if (spec) {
+		if (nargs != 1) {
+			snprintf(err, errlen, "give either START END or --frames SPEC, not both");
+			goto out;
+		}
+		if (dr_frames_parse(spec, &r.frames, err, errlen))
+			goto out;
+	} else {
+		if (nargs != 3) {
+			snprintf(err, errlen,
+				 nargs < 3 ? "missing frame range: give START END or --frames SPEC"
+					   : "too many arguments after SCENE.blend START END");
+			goto out;
+		}
+		if (dr_frames_range(argv[optind + 1], argv[optind + 2], &r.frames, err, errlen))
+			goto out;
+	}
+	*o = r;
+	rc = 0;
+out:
+	return rc;
+}
+
+void dr_opts_free(dr_opts *o)
+{
+	dr_frames_free(&o->frames);
+}
+
+void dr_opts_usage(FILE *f)
+{
+	fputs("Usage: mpirun -np N drender [OPTIONS] SCENE.blend START END\n"
+	      "       mpirun -np N drender [OPTIONS] SCENE.blend --frames SPEC\n"
+	      "\n"
+	      "Render frames of a Blender scene in parallel. Rank 0 hands out frames; ranks 1..N-1\n"
+	      "each keep one Blender running with the scene loaded. Run without mpirun, drender\n"
+	      "renders by itself. Frames already on disk are skipped, so re-running the same\n"
+	      "command resumes an interrupted render.\n"
+	      "\n"
+	      "Frames:\n"
+	      "  START END                 render START..END inclusive\n"
+	      "      --frames SPEC         e.g. 1-20,25,30-40:2 (A-B:STEP every STEP-th frame);\n"
+	      "                            frames listed twice are rendered once\n"
+	      "Output:\n"
+	      "  -o, --output PATTERN      output path; '#' runs are the zero-padded frame number\n"
+	      "                            (default output/<scene>_####); the format's extension\n"
+	      "                            is added unless PATTERN ends with it\n"
+	      "  -F, --format FORMAT       PNG (default), JPEG, OPEN_EXR, OPEN_EXR_MULTILAYER, TIFF,\n"
+	      "                            BMP, TARGA, HDR, WEBP, JPEG2000, ...\n"
+	      "      --overwrite           render frames whose output already exists\n"
+	      "      --report FILE.json    write a JSON report (per frame and per rank)\n"
+	      "Rendering:\n"
+	      "  -E, --engine ENGINE       CYCLES, BLENDER_EEVEE or BLENDER_WORKBENCH (default: the\n"
+	      "                            scene's)\n"
+	      "      --samples N           render samples (default: the scene's)\n"
+	      "  -t, --threads N           Blender threads per render node (default: the CPUs this\n"
+	      "                            node's ranks may use, shared among its render nodes)\n"
+	      "      --chunk N             frames handed out per task (default 1, max 256)\n"
+	      "      --retries N           retry a failed frame up to N times (default 3)\n"
+	      "      --timeout SECS        kill and retry a frame that renders longer than SECS\n"
+	      "      --one-shot            start Blender for every frame instead of keeping it warm\n"
+	      "      --blender PATH        Blender executable (default: $DRENDER_BLENDER, then\n"
+	      "                            'blender' on PATH)\n"
+	      "      --allow-autoexec      let the scene's embedded Python scripts run (off by\n"
+	      "                            default: Blender runs with --disable-autoexec)\n"
+	      "Messages:\n"
+	      "  -q, --quiet               errors and the summary only\n"
+	      "  -v, --verbose             more detail, and Blender's own output\n"
+	      "  -h, --help                this help\n"
+	      "      --version             version\n"
+	      "\n"
+	      "Exit status: 0 every requested frame is on disk; 1 some frames failed (listed);\n"
+	      "2 bad usage or input, nothing rendered; 3 runtime failure; 130 interrupted.\n",
+	      f);
+}

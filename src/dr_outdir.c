@@ -1,0 +1,173 @@
+/* Output directories: create them, prove they are writable, and remove stale temporary files. */
+#include "dr_outdir.h"
+
+#include "dr_log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Call FN for each distinct output directory (consecutive frames usually share one). */
+static int each_dir(const dr_outpath *o, const dr_frames *f,
+		    int (*fn)(const char *dir, void *arg), void *arg)
+{
+	char prev[DR_PATH_MAX] = "", dir[DR_PATH_MAX];
+	for (size_t i = 0; i < f->n; i++) {
+		if (dr_outpath_dir(o, f->v[i], dir, sizeof dir) != 0)
+			return -1;
+		if (i > 0 && strcmp(dir, prev) == 0)
+			continue;
+		int rc = fn(dir, arg);
+		if (rc)
+			return rc;
+		snprintf(prev, sizeof prev, "%s", dir);
+	}
+	return 0;
+}
+
+struct prep {
+	char *err;
+	size_t errlen;
+};
+
+static int mkdir_p(const char *dir, char *err, size_t errlen)
+{
+	char p[DR_PATH_MAX];
+	struct stat st;
+	int n = snprintf(p, sizeof p, "%s", dir);
+
+	if (n < 0 || (size_t)n >= sizeof p) {
+		snprintf(err, errlen, "output directory path is too long: %s", dir);
+		return -1;
+	}
+	for (char *s = p + 1; ; s++) {
+		char c = *s;
+		if (c != '/' && c != '\0')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create output directory %s: %s", p,
+				 strerror(errno));
+			return -1;
+		}
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "output path %s exists but is not a directory", p);
+		return -1;
+	}
+	return 0;
+}
+
+static int prepare_one(const char *dir, void *arg)
+{
+	struct prep *pr = arg;
+	char probe[DR_PATH_MAX];
+	int fd, n;
+
+	if (mkdir_p(dir, pr->err, pr->errlen))
+		return -1;
+	n = snprintf(probe, sizeof probe, "%s/%sprobe-%ld", dir, DR_TMP_MARKER, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof probe) {
+		snprintf(pr->err, pr->errlen, "output directory path is too long: %s", dir);
+		return -1;
+	}
+	fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		snprintf(pr->err, pr->errlen, "cannot write in output directory %s: %s", dir,
+			 strerror(errno));
+		return -1;
+	}
+	close(fd);
+	unlink(probe);
+	return 0;
+}
+
+int dr_outdir_prepare(const dr_outpath *o, const dr_frames *f, char *err, size_t errlen)
+{
+	struct prep pr = {err, errlen};
+	int rc = each_dir(o, f, prepare_one, &pr);
+	if (rc < 0 && !*err)
+		snprintf(err, errlen, "output path pattern too long");
+	return rc;
+}
+
+void dr_outdir_tag(const char *host, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s-%ld", host, (long)getpid());
+	for (char *s = buf; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '-' || *s == '_'))
+			*s = '_';
+}
+
+struct clean {
+	char host[300]; /* sanitized like a tag */
+	size_t removed;
+};
+
+/* NAME is ".drender-tmp-<host>-<pid>-<7 digits>" (or a probe file): is its writer dead? */
+static int stale(const char *name, const char *host)
+{
+	const char *tag = name + strlen(DR_TMP_MARKER);
+	size_t hl = strlen(host), len = strlen(tag);
+	char *end;
+	long pid;
+
+	if (strncmp(tag, "probe-", 6) == 0) {
+		pid = strtol(tag + 6, &end, 10);
+		return *end == '\0' && pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+	}
+	if (len < hl + 2 + DR_TMP_DIGITS + 1 || strncmp(tag, host, hl) != 0 || tag[hl] != '-')
+		return 0;
+	errno = 0;
+	pid = strtol(tag + hl + 1, &end, 10);
+	if (end == tag + hl + 1 || *end != '-' || (size_t)(end - tag) != len - DR_TMP_DIGITS - 1 ||
+	    pid <= 0)
+		return 0;
+	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+static int clean_one(const char *dir, void *arg)
+{
+	struct clean *c = arg;
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[DR_PATH_MAX];
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		if (!dr_outpath_is_temp(e->d_name) || !stale(e->d_name, c->host))
+			continue;
+		int n = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		if (n > 0 && (size_t)n < sizeof path && unlink(path) == 0) {
+			dr_info("removed %s, left over from an earlier run", path);
+			c->removed++;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+size_t dr_outdir_clean_stale(const dr_outpath *o, const dr_frames *f, const char *host)
+{
+	struct clean c = {.removed = 0};
+	char tag[300];
+	dr_outdir_tag(host, tag, sizeof tag);
+	/* the tag is "<host>-<pid>": keep the host part */
+	char *dash = strrchr(tag, '-');
+	if (dash)
+		*dash = '\0';
+	snprintf(c.host, sizeof c.host, "%s", tag);
+	each_dir(o, f, clean_one, &c);
+	return c.removed;
+}

@@ -1,0 +1,176 @@
+/* Run report: the end-of-run summary for people and the --report JSON for programs. */
+#include "dr_report.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void dr_fmt_duration(double s, char *buf, size_t len)
+{
+	if (s < 0)
+		s = 0;
+	if (s < 60) {
+		snprintf(buf, len, "%.1f s", s);
+		return;
+	}
+	long t = (long)(s + 0.5);
+	if (t >= 3600)
+		snprintf(buf, len, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+	else
+		snprintf(buf, len, "%ld:%02ld", t / 60, t % 60);
+}
+
+static const char *state_name(enum dr_fstate st)
+{
+	static const char *const names[] = {"pending", "running", "done", "skipped", "failed"};
+	return names[st];
+}
+
+void dr_report_print(const dr_report *r, FILE *f)
+{
+	dr_sched_counts c = dr_sched_count(r->sched);
+	char wall[32];
+
+	dr_fmt_duration(r->wall, wall, sizeof wall);
+	fprintf(f, "\n%s: %zu frame%s in %s: %zu rendered, %zu skipped (already done), %zu failed",
+		r->scene, c.total, c.total == 1 ? "" : "s", wall, c.done, c.skipped, c.failed);
+	if (c.pending + c.running)
+		fprintf(f, ", %zu not finished", c.pending + c.running);
+	fprintf(f, "\n");
+	if (c.done > 0) {
+		fprintf(f, "  %-5s %-24s %7s %7s %6s %10s\n", "rank", "host", "threads", "frames",
+			"busy", "s/frame");
+		for (int i = 0; i < r->nslots; i++) {
+			const dr_slot_stats *st = dr_sched_slot(r->sched, i);
+			double busy = r->wall > 0 ? 100.0 * st->busy / r->wall : 0;
+			fprintf(f, "  %-5d %-24.24s %7d %7d %5.0f%% %10.2f%s\n", r->nodes[i].rank,
+				r->nodes[i].host[0] ? r->nodes[i].host : "?", r->nodes[i].threads,
+				st->done, busy, st->done ? st->busy / st->done : 0.0,
+				st->excluded ? "  (taken out of rotation)"
+				: st->gone ? "  (lost or could not load the scene)"
+					   : "");
+		}
+	}
+	if (c.failed > 0) {
+		fprintf(f, "Failed frames:\n");
+		for (size_t i = 0; i < dr_sched_size(r->sched); i++) {
+			const dr_fitem *it = dr_sched_item(r->sched, i);
+			if (it->state == DR_F_FAILED)
+				fprintf(f, "  frame %d after %d attempt%s: %s\n", it->frame,
+					it->attempts, it->attempts == 1 ? "" : "s",
+					it->last_error ? it->last_error : "unknown error");
+		}
+	}
+	if (r->message)
+		fprintf(f, "%s\n", r->message);
+	fflush(f);
+}
+
+static cJSON *build(const dr_report *r)
+{
+	dr_sched_counts c = dr_sched_count(r->sched);
+	cJSON *root = cJSON_CreateObject(), *frames, *ranks, *counts;
+	char path[DR_PATH_MAX];
+
+	if (!root)
+		return NULL;
+	cJSON_AddStringToObject(root, "scene", r->scene);
+	cJSON_AddStringToObject(root, "status", r->status);
+	cJSON_AddNumberToObject(root, "exit_code", r->exit_code);
+	if (r->message)
+		cJSON_AddStringToObject(root, "message", r->message);
+	cJSON_AddNumberToObject(root, "wall_seconds", r->wall);
+	counts = cJSON_AddObjectToObject(root, "counts");
+	if (counts) {
+		cJSON_AddNumberToObject(counts, "total", (double)c.total);
+		cJSON_AddNumberToObject(counts, "rendered", (double)c.done);
+		cJSON_AddNumberToObject(counts, "skipped", (double)c.skipped);
+		cJSON_AddNumberToObject(counts, "failed", (double)c.failed);
+		cJSON_AddNumberToObject(counts, "unfinished", (double)(c.pending + c.running));
+	}
+	ranks = cJSON_AddArrayToObject(root, "ranks");
+	for (int i = 0; ranks && i < r->nslots; i++) {
+		const dr_slot_stats *st = dr_sched_slot(r->sched, i);
+		cJSON *o = cJSON_CreateObject();
+		if (!o)
+			break;
+		cJSON_AddNumberToObject(o, "rank", r->nodes[i].rank);
+		cJSON_AddStringToObject(o, "host", r->nodes[i].host);
+		cJSON_AddNumberToObject(o, "threads", r->nodes[i].threads);
+		cJSON_AddNumberToObject(o, "frames", st->done);
+		cJSON_AddNumberToObject(o, "failed_attempts", st->failed);
+		cJSON_AddNumberToObject(o, "busy_seconds", st->busy);
+		cJSON_AddNumberToObject(o, "busy_share", r->wall > 0 ? st->busy / r->wall : 0);
+		cJSON_AddNumberToObject(o, "mean_seconds_per_frame",
+					st->done ? st->busy / st->done : 0);
+		cJSON_AddBoolToObject(o, "excluded", st->excluded);
+		cJSON_AddBoolToObject(o, "lost", st->gone);
+		cJSON_AddItemToArray(ranks, o);
+	}
+	frames = cJSON_AddArrayToObject(root, "frames");
+	for (size_t i = 0; frames && i < dr_sched_size(r->sched); i++) {
+		const dr_fitem *it = dr_sched_item(r->sched, i);
+		cJSON *o = cJSON_CreateObject();
+		if (!o)
+			break;
+		cJSON_AddNumberToObject(o, "frame", it->frame);
+		cJSON_AddStringToObject(o, "state", state_name(it->state));
+		if (it->slot >= 0 && it->slot < r->nslots) {
+			cJSON_AddNumberToObject(o, "rank", r->nodes[it->slot].rank);
+			cJSON_AddStringToObject(o, "host", r->nodes[it->slot].host);
+		} else {
+			cJSON_AddNullToObject(o, "rank");
+			cJSON_AddNullToObject(o, "host");
+		}
+		cJSON_AddNumberToObject(o, "attempts", it->attempts);
+		cJSON_AddNumberToObject(o, "seconds", it->seconds);
+		if (dr_outpath_frame(r->out, it->frame, path, sizeof path) == 0)
+			cJSON_AddStringToObject(o, "output", path);
+		if (it->last_error)
+			cJSON_AddStringToObject(o, "error", it->last_error);
+		cJSON_AddItemToArray(frames, o);
+	}
+	return root;
+}
+
+int dr_report_write(const dr_report *r, const char *path, char *err, size_t errlen)
+{
+	char tmp[DR_PATH_MAX];
+	cJSON *root = build(r);
+	char *text = root ? cJSON_Print(root) : NULL;
+	FILE *f;
+	int ret = -1, n;
+
+	if (!text) {
+		snprintf(err, errlen, "out of memory writing the report");
+		goto out;
+	}
+	n = snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof tmp) {
+		snprintf(err, errlen, "report path too long: %s", path);
+		goto out;
+	}
+	f = fopen(tmp, "w");
+	if (!f) {
+		snprintf(err, errlen, "cannot write report %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	int bad = fputs(text, f) < 0 || fputc('\n', f) < 0;
+	if (fclose(f) != 0 || bad) {
+		snprintf(err, errlen, "cannot write report %s: %s", tmp, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	if (rename(tmp, path) != 0) {
+		snprintf(err, errlen, "cannot write report %s: %s", path, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(text);
+	cJSON_Delete(root);
+	return ret;
+}

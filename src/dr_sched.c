@@ -1,0 +1,290 @@
+/* Scheduler: which frames go to which render node next, and what a failure means (retry policy). */
+#include "dr_sched.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dr_sched {
+	dr_sched_cfg cfg;
+	size_t n;
+	dr_fitem *items;
+	uint8_t *failed_on;   /* n x nslots bits: slot failed this frame */
+	size_t row;           /* bytes per frame in failed_on */
+	dr_slot_stats *slots;
+	size_t first_pending; /* no pending frame below this index */
+	dr_sched_counts counts;
+};
+
+dr_sched *dr_sched_create(const int *frames, size_t n, const dr_sched_cfg *cfg, char *err,
+			  size_t errlen)
+{
+	dr_sched *s;
+
+	if (n == 0 || cfg->nslots < 1 || cfg->chunk < 1 || cfg->retries < 0 ||
+	    cfg->max_consec < 1) {
+		snprintf(err, errlen, "scheduler: bad configuration");
+		return NULL;
+	}
+	s = calloc(1, sizeof *s);
+	if (!s)
+		goto oom;
+	s->cfg = *cfg;
+	s->n = n;
+	s->row = ((size_t)cfg->nslots + 7) / 8;
+	s->items = calloc(n, sizeof *s->items);
+	s->failed_on = calloc(n, s->row);
+	s->slots = calloc((size_t)cfg->nslots, sizeof *s->slots);
+	if (!s->items || !s->failed_on || !s->slots)
+		goto oom;
+	for (size_t i = 0; i < n; i++) {
+		s->items[i].frame = frames[i];
+		s->items[i].slot = -1;
+	}
+	s->counts.total = s->counts.pending = n;
+	return s;
+oom:
+	dr_sched_destroy(s);
+	snprintf(err, errlen, "scheduler: out of memory for %zu frames", n);
+	return NULL;
+}
+
+void dr_sched_destroy(dr_sched *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; s->items && i < s->n; i++)
+		free(s->items[i].last_error);
+	free(s->items);
+	free(s->failed_on);
+	free(s->slots);
+	free(s);
+}
+
+static dr_fitem *find(const dr_sched *s, int frame)
+{
+	size_t lo = 0, hi = s->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->items[mid].frame < frame)
+			lo = mid + 1;
+		else if (s->items[mid].frame > frame)
+			hi = mid;
+		else
+			return &s->items[mid];
+	}
+	return NULL;
+}
+
+static size_t *count_of(dr_sched *s, enum dr_fstate st)
+{
+	switch (st) {
+	case DR_F_PENDING:
+		return &s->counts.pending;
+	case DR_F_RUNNING:
+		return &s->counts.running;
+	case DR_F_DONE:
+		return &s->counts.done;
+	case DR_F_SKIPPED:
+		return &s->counts.skipped;
+	default:
+		return &s->counts.failed;
+	}
+}
+
+static void set_state(dr_sched *s, dr_fitem *it, enum dr_fstate st)
+{
+	(*count_of(s, it->state))--;
+	(*count_of(s, st))++;
+	it->state = st;
+	if (st == DR_F_PENDING) {
+		size_t i = (size_t)(it - s->items);
+		if (i < s->first_pending)
+			s->first_pending = i;
+	}
+}
+
+static bool usable(const dr_sched *s, int slot)
+{
+	return !s->slots[slot].excluded && !s->slots[slot].gone;
+}
+
+int dr_sched_usable(const dr_sched *s)
+{
+	int k = 0;
+	for (int i = 0; i < s->cfg.nslots; i++)
+		k += usable(s, i);
+	return k;
+}
+
+static bool failed_on(const dr_sched *s, size_t i, int slot)
+{
+	return s->failed_on[i * s->row + (size_t)slot / 8] & (1u << (slot % 8));
+}
+
+/* May SLOT take frame I? Not if it failed it before, unless every usable slot has. */
+static bool eligible(const dr_sched *s, size_t i, int slot)
+{
+	if (!failed_on(s, i, slot))
+		return true;
+	for (int k = 0; k < s->cfg.nslots; k++)
+		if (usable(s, k) && !failed_on(s, i, k))
+			return false;
+	return true;
+}
+
+int dr_sched_skip(dr_sched *s, int frame)
+{
+	dr_fitem *it = find(s, frame);
+	if (!it || it->state != DR_F_PENDING)
+		return -1;
+	set_state(s, it, DR_F_SKIPPED);
+	return 0;
+}
+
+int dr_sched_next(dr_sched *s, int slot, double now, int *out, int max)
+{
+	int k = 0;
+
+	if (slot < 0 || slot >= s->cfg.nslots || !usable(s, slot))
+		return -1;
+	if (s->counts.pending == 0)
+		return dr_sched_finished(s) ? -1 : 0;
+	if (max > s->cfg.chunk)
+		max = s->cfg.chunk;
+	while (s->first_pending < s->n && s->items[s->first_pending].state != DR_F_PENDING)
+		s->first_pending++;
+	for (size_t i = s->first_pending; i < s->n && k < max; i++) {
+		dr_fitem *it = &s->items[i];
+		if (it->state != DR_F_PENDING)
+			continue;
+		if (!eligible(s, i, slot))
+			continue;
+		set_state(s, it, DR_F_RUNNING);
+		it->slot = slot;
+		it->attempts++;
+		it->started = now;
+		out[k++] = it->frame;
+	}
+	return k;
+}
+
+static dr_fitem *running_on(dr_sched *s, int slot, int frame)
+{
+	dr_fitem *it = find(s, frame);
+	if (!it || it->state != DR_F_RUNNING || it->slot != slot)
+		return NULL;
+	return it;
+}
+
+int dr_sched_done(dr_sched *s, int slot, int frame, double seconds)
+{
+	dr_fitem *it = running_on(s, slot, frame);
+	if (!it)
+		return -1;
+	set_state(s, it, DR_F_DONE);
+	it->seconds = seconds;
+	s->slots[slot].done++;
+	s->slots[slot].busy += seconds;
+	s->slots[slot].consec_failed = 0;
+	return 0;
+}
+
+int dr_sched_fail(dr_sched *s, int slot, int frame, const char *error)
+{
+	dr_fitem *it = running_on(s, slot, frame);
+	dr_slot_stats *st;
+	char *msg;
+
+	if (!it)
+		return -1;
+	msg = strdup(error ? error : "unknown error");
+	if (msg) {
+		free(it->last_error);
+		it->last_error = msg;
+	}
+	size_t i = (size_t)(it - s->items);
+	s->failed_on[i * s->row + (size_t)slot / 8] |= (uint8_t)(1u << (slot % 8));
+	set_state(s, it, it->attempts > s->cfg.retries ? DR_F_FAILED : DR_F_PENDING);
+	st = &s->slots[slot];
+	st->failed++;
+	if (++st->consec_failed >= s->cfg.max_consec)
+		st->excluded = true;
+	return 0;
+}
+
+size_t dr_sched_requeue(dr_sched *s, int slot)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		dr_fitem *it = &s->items[i];
+		if (it->state == DR_F_RUNNING && it->slot == slot) {
+			it->attempts--;
+			set_state(s, it, DR_F_PENDING);
+			k++;
+		}
+	}
+	return k;
+}
+
+void dr_sched_drop(dr_sched *s, int slot)
+{
+	dr_sched_requeue(s, slot);
+	s->slots[slot].gone = true;
+}
+
+size_t dr_sched_fail_stranded(dr_sched *s, const char *why)
+{
+	size_t k = 0;
+	if (dr_sched_usable(s) > 0)
+		return 0;
+	for (size_t i = 0; i < s->n; i++) {
+		dr_fitem *it = &s->items[i];
+		if (it->state != DR_F_PENDING)
+			continue;
+		if (!it->last_error)
+			it->last_error = strdup(why);
+		set_state(s, it, DR_F_FAILED);
+		k++;
+	}
+	return k;
+}
+
+bool dr_sched_finished(const dr_sched *s)
+{
+	return s->counts.pending == 0 && s->counts.running == 0;
+}
+
+dr_sched_counts dr_sched_count(const dr_sched *s)
+{
+	return s->counts;
+}
+
+size_t dr_sched_size(const dr_sched *s)
+{
+	return s->n;
+}
+
+const dr_fitem *dr_sched_item(const dr_sched *s, size_t i)
+{
+	return i < s->n ? &s->items[i] : NULL;
+}
+
+const dr_slot_stats *dr_sched_slot(const dr_sched *s, int slot)
+{
+	return slot >= 0 && slot < s->cfg.nslots ? &s->slots[slot] : NULL;
+}
+
+const dr_fitem *dr_sched_oldest(const dr_sched *s)
+{
+	const dr_fitem *best = NULL;
+	if (s->counts.running == 0)
+		return NULL;
+	for (size_t i = 0; i < s->n; i++) {
+		const dr_fitem *it = &s->items[i];
+		if (it->state == DR_F_RUNNING && (!best || it->started < best->started))
+			best = it;
+	}
+	return best;
+}

@@ -1,0 +1,239 @@
+# Warm-mode driver run inside Blender (--python-expr): renders frames on command over two pipes.
+#
+# Protocol (see include/dr_blender.h): arguments after '--' are
+#   --drender-fds CMD_FD,REPLY_FD --drender-settings JSON
+# Commands arrive one JSON object per line on CMD_FD ("render" or "quit"); replies go one JSON
+# object per line on REPLY_FD ("ready", then "done" or "error" per render). EOF on CMD_FD means
+# quit. A failure while applying the settings is printed to stderr and Blender exits with status 1
+# before "ready". This text is embedded in the drender binary and run as an expression string, so
+# it must not rely on __file__ or on being imported as a module.
+
+import json
+import os
+import sys
+import time
+import traceback
+
+import bpy
+
+
+class SetupError(Exception):
+    """Bad arguments or settings: reported on stderr, Blender exits non-zero without "ready"."""
+
+
+def parse_args(argv):
+    """Return (cmd_fd, reply_fd, settings dict) from the arguments after '--'."""
+    args = argv[argv.index("--") + 1:] if "--" in argv else []
+    fds = None
+    settings = {}
+    i = 0
+    while i < len(args):
+        name = args[i]
+        if name in ("--drender-fds", "--drender-settings") and i + 1 < len(args):
+            value = args[i + 1]
+            i += 2
+        else:
+            raise SetupError("unexpected driver argument: %r" % name)
+        if name == "--drender-fds":
+            try:
+                cmd_fd, reply_fd = (int(part) for part in value.split(","))
+            except ValueError:
+                raise SetupError("--drender-fds wants CMD_FD,REPLY_FD, got %r" % value)
+            fds = (cmd_fd, reply_fd)
+        else:
+            try:
+                settings = json.loads(value)
+            except ValueError as exc:
+                raise SetupError("--drender-settings is not valid JSON: %s" % exc)
+            if not isinstance(settings, dict):
+                raise SetupError("--drender-settings must be a JSON object")
+    if fds is None:
+        raise SetupError("missing --drender-fds CMD_FD,REPLY_FD")
+    return fds[0], fds[1], settings
+
+
+def oidn_available():
+    """True if this Blender's Cycles was built with OpenImageDenoise."""
+    try:
+        import _cycles
+    except ImportError:
+        return False
+    return bool(getattr(_cycles, "with_openimagedenoise", False))
+
+
+def apply_settings(scene, settings):
+    """Apply engine, samples, format and threads to SCENE; return a list of notes for "ready"."""
+    notes = []
+    render = scene.render
+
+    engine = settings.get("engine")
+    if engine:
+        try:
+            render.engine = engine
+        except TypeError as exc:
+            raise SetupError("unknown render engine %r: %s" % (engine, exc))
+
+    samples = settings.get("samples") or 0
+    if samples > 0:
+        if render.engine == "CYCLES":
+            scene.cycles.samples = samples
+            # Adaptive sampling would stop early; an explicit count should mean what it says.
+            scene.cycles.use_adaptive_sampling = False
+        elif render.engine == "BLENDER_EEVEE":
+            scene.eevee.taa_render_samples = samples
+        else:
+            notes.append("samples=%d ignored: engine %s has no sample count" % (samples, render.engine))
+
+    fmt = settings.get("format")
+    if fmt:
+        try:
+            render.image_settings.file_format = fmt
+        except TypeError as exc:
+            raise SetupError("unknown file format %r: %s" % (fmt, exc))
+
+    # A frame is one file: movie containers cannot be written frame by frame.
+    if render.image_settings.file_format in ("FFMPEG", "AVI_JPEG", "AVI_RAW"):
+        raise SetupError("file format %s is a movie; choose an image format such as PNG"
+                         % render.image_settings.file_format)
+
+    threads = settings.get("threads") or 0
+    if threads > 0:
+        render.threads_mode = "FIXED"
+        render.threads = threads
+
+    # Without OpenImageDenoise, Cycles 3.4 fails the whole render ("Build without
+    # OpenImageDenoiser") and writes nothing, so denoising is switched off instead.
+    if render.engine == "CYCLES" and scene.cycles.use_denoising and not oidn_available():
+        # Reading an OIDN denoiser value in such a build yields '' (the enum item is missing).
+        if scene.cycles.denoiser != "OPTIX":
+            scene.cycles.use_denoising = False
+            notes.append("denoising turned off: this Blender has no OpenImageDenoise")
+    return notes
+
+
+def render_result_image():
+    """The image that holds the last render."""
+    for image in bpy.data.images:
+        if image.type == "RENDER_RESULT":
+            return image
+    raise RuntimeError("no Render Result image after rendering")
+
+
+def render_frame(scene, frame, path):
+    """Render FRAME and write it to exactly PATH with the scene's image settings; return seconds."""
+    start = time.monotonic()
+    # Remove any leftover so that the existence check below proves this render wrote the file.
+    if os.path.lexists(path):
+        os.unlink(path)
+    scene.frame_set(frame)
+    bpy.ops.render.render(write_still=False)
+    # save_render applies the scene's output settings (format, colour management) and writes
+    # the given path as is: no extension, no frame digits.
+    render_result_image().save_render(filepath=path, scene=scene)
+    seconds = time.monotonic() - start
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        raise RuntimeError("render finished but %s was not written" % path)
+    if size == 0:
+        raise RuntimeError("render finished but %s is empty" % path)
+    return seconds
+
+
+class Channel:
+    """Line-oriented JSON over a pair of file descriptors."""
+
+    def __init__(self, cmd_fd, reply_fd):
+        self.cmd = os.fdopen(cmd_fd, "rb", buffering=0)
+        self.reply_fd = reply_fd
+        self.pending = b""
+
+    def read_line(self):
+        """Next complete line (bytes, without newline), or None at EOF. A trailing unterminated
+        fragment at EOF is dropped: the writer went away mid-command."""
+        while b"\n" not in self.pending:
+            chunk = self.cmd.read(4096)
+            if not chunk:
+                return None
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return line
+
+    def send(self, obj):
+        """Write one JSON object as a line, all of it, unbuffered."""
+        data = (json.dumps(obj, separators=(",", ":")) + "\n").encode("utf-8")
+        while data:
+            written = os.write(self.reply_fd, data)
+            data = data[written:]
+
+    def close(self):
+        self.cmd.close()
+        os.close(self.reply_fd)
+
+
+def serve(channel, scene):
+    """Answer commands until "quit" or EOF."""
+    while True:
+        line = channel.read_line()
+        if line is None:
+            return
+        line = line.strip()
+        if not line:
+            continue
+        frame = -1
+        try:
+            cmd = json.loads(line.decode("utf-8"))
+            if not isinstance(cmd, dict):
+                raise ValueError("command is not a JSON object")
+            if isinstance(cmd.get("frame"), int):
+                frame = cmd["frame"]
+            kind = cmd.get("cmd")
+            if kind == "quit":
+                return
+            if kind != "render":
+                raise ValueError("unknown command %r" % kind)
+            path = cmd.get("path")
+            if not isinstance(path, str) or not path:
+                raise ValueError("render command without a path")
+            if not isinstance(cmd.get("frame"), int):
+                raise ValueError("render command without an integer frame")
+            seconds = render_frame(scene, frame, path)
+        except Exception:
+            channel.send({"event": "error", "frame": frame, "error": traceback.format_exc()})
+            continue
+        channel.send({"event": "done", "frame": frame, "seconds": round(seconds, 3)})
+
+
+def main():
+    try:
+        cmd_fd, reply_fd, settings = parse_args(sys.argv)
+        scene = bpy.context.scene
+        notes = apply_settings(scene, settings)
+        channel = Channel(cmd_fd, reply_fd)
+    except Exception as exc:
+        if isinstance(exc, SetupError):
+            sys.stderr.write("drender driver: %s\n" % exc)
+        else:
+            traceback.print_exc()
+        sys.stderr.flush()
+        sys.exit(1)
+
+    ready = {
+        "event": "ready",
+        "scene": scene.name,
+        "engine": scene.render.engine,
+        "frame_start": scene.frame_start,
+        "frame_end": scene.frame_end,
+    }
+    if notes:
+        ready["notes"] = notes
+    try:
+        channel.send(ready)
+        serve(channel, scene)
+    except BrokenPipeError:
+        pass  # drender went away: nothing left to answer, just exit
+    finally:
+        channel.close()
+
+
+main()

@@ -1,0 +1,300 @@
+#!/bin/bash
+# End-to-end (TAP): drender across several "hosts" built from network namespaces on one machine.
+#
+# Topology: a switch namespace holding a bridge, and four host namespaces (head, node1..node3),
+# each joined to the bridge by a veth pair, addresses 10.77.0.0/24 that exist only inside these
+# namespaces (nothing is routed anywhere else). Each host has its own UTS hostname, so the
+# report's "host" (gethostname) tells the hosts apart. mpirun runs in "head"; an rsh agent
+# (plm_rsh_agent) stands in for ssh: it runs the orted inside the namespace named by the host.
+#
+# Part 1: a job renders across the hosts; the report shows frames from >= 2 distinct hosts.
+# Part 2: a host is taken away mid-job, both ways (its processes killed; its link taken down):
+# the job must end within 60 s naming the host, leave no drender/Blender process behind, and a
+# re-run must render only the missing frames.
+#
+# Failure detection is bounded by the same MCA parameters the job scripts set
+# (oob_tcp_keepalive_time/intvl/probes = 10/2/5: a silent host is declared lost after ~20 s).
+#
+# Needs root (network namespaces), iproute2, unshare, Open MPI, python3. Cleans up whatever
+# happens: namespaces, /etc/netns entries, processes it started, its temporary directory.
+set -u
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+DRENDER=${DRENDER:-$ROOT/drender}
+FAKE=$ROOT/tests/fixtures/fake-blender
+PLAN=18
+FRAMES=36
+COST=${DEPLOY_NETNS_COST:-0.4}   # fake Blender seconds per frame
+BOUND=60                         # the job must end this many seconds after the host goes away
+# Same failure-detection bound as scripts/slurm/drender.sbatch and the Docker entrypoint.
+KA_TIME=10 KA_INTVL=2 KA_PROBES=5
+
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+check() { # check DESCRIPTION COMMAND... : ok when the command succeeds
+	local d=$1; shift
+	if "$@"; then ok "$d"; else notok "$d"; fi
+}
+diag() { sed 's/^/# /'; }
+fail_rest() { # the remaining tests cannot run: fail them, saying why
+	while [ "$n" -lt "$PLAN" ]; do notok "$1"; done
+	exit 1
+}
+
+if [ "${DR_E2E_FAST_ONLY:-}" = 1 ]; then
+	echo "1..0 # SKIP slow deployment test (DR_E2E_FAST_ONLY=1)"
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "1..0 # SKIP network namespaces need root"
+	exit 0
+fi
+for tool in ip unshare mpirun python3; do
+	if ! command -v "$tool" >/dev/null 2>&1; then
+		echo "1..0 # SKIP $tool not installed"
+		exit 0
+	fi
+done
+
+P=drn$$                    # prefix for namespace and interface names (<= 15 chars for links)
+SW=${P}sw
+HOSTS="head node1 node2 node3"
+NSES=""
+T=$(mktemp -d "${TMPDIR:-/tmp}/drender-netns.XXXXXX")
+MADE_ETC_NETNS=0
+[ -d /etc/netns ] || MADE_ETC_NETNS=1
+BG=""                      # PIDs of background jobs we started
+
+cleanup() {
+	local pid ns
+	for pid in $BG; do kill -9 "$pid" 2>/dev/null; done
+	for ns in $NSES; do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+	done
+	for ns in $NSES; do
+		ip netns del "$ns" 2>/dev/null
+		rm -rf "/etc/netns/$ns"
+	done
+	[ "$MADE_ETC_NETNS" = 1 ] && rmdir /etc/netns 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ns_of() { # host name -> namespace name
+	echo "${P}$1"
+}
+
+# --- build the "cluster" ----------------------------------------------------------------
+setup() {
+	local i=0 h ns
+	ip netns add "$SW" || return 1
+	NSES="$SW"
+	ip -n "$SW" link set lo up &&
+		ip -n "$SW" link add br0 type bridge &&
+		ip -n "$SW" link set br0 up || return 1
+	: >"$T/hosts"
+	for h in $HOSTS; do
+		echo "10.77.0.$((10 + i)) $h" >>"$T/hosts"
+		i=$((i + 1))
+	done
+	i=0
+	for h in $HOSTS; do
+		ns=$(ns_of "$h")
+		ip netns add "$ns" || return 1
+		NSES="$NSES $ns"
+		# One end in the host namespace (eth0), the other on the bridge (v<i>).
+		ip link add "${P}v$i" type veth peer name eth0 netns "$ns" || return 1
+		ip link set "${P}v$i" netns "$SW" &&
+			ip -n "$SW" link set "${P}v$i" master br0 &&
+			ip -n "$SW" link set "${P}v$i" up &&
+			ip -n "$ns" link set lo up &&
+			ip -n "$ns" addr add "10.77.0.$((10 + i))/24" dev eth0 &&
+			ip -n "$ns" link set eth0 up || return 1
+		# ip netns exec bind-mounts these over /etc/hosts and /etc/resolv.conf: names resolve
+		# locally, and a DNS query (if anything tried one) would go to the namespace's own lo.
+		mkdir -p "/etc/netns/$ns" || return 1
+		{ echo "127.0.0.1 localhost"; cat "$T/hosts"; } >"/etc/netns/$ns/hosts"
+		echo "nameserver 127.0.0.1" >"/etc/netns/$ns/resolv.conf"
+		echo "$h $ns" >>"$T/nsmap"
+		i=$((i + 1))
+	done
+}
+if ! setup >"$T/setup.log" 2>&1; then
+	echo "1..0 # SKIP cannot create network namespaces, veth pairs or a bridge here: $(tail -n 1 "$T/setup.log")"
+	exit 0
+fi
+
+# The rsh agent: Open MPI runs "AGENT [options] HOST COMMAND..." as it would run ssh; run the
+# command inside HOST's namespace, under HOST as UTS hostname, through a shell as sshd would.
+cat >"$T/agent" <<EOF
+#!/bin/sh
+while [ \$# -gt 0 ]; do case \$1 in -*) shift ;; *) break ;; esac; done
+host=\$1; shift
+ns=\$(awk -v h="\$host" '\$1 == h { print \$2 }' "$T/nsmap")
+if [ -z "\$ns" ]; then echo "netns-agent: unknown host \$host" >&2; exit 255; fi
+exec ip netns exec "\$ns" unshare --uts /bin/sh -c 'hostname "\$0" && exec /bin/sh -c "\$1"' "\$host" "\$*"
+EOF
+chmod +x "$T/agent"
+printf 'head slots=1\nnode1 slots=1\nnode2 slots=1\nnode3 slots=1\n' >"$T/hostfile"
+
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+MPIRUN_ARGS="--hostfile $T/hostfile --mca plm_rsh_agent $T/agent
+ --mca btl self,vader,tcp --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24
+ --mca oob_tcp_keepalive_time $KA_TIME --mca oob_tcp_keepalive_intvl $KA_INTVL
+ --mca oob_tcp_keepalive_probes $KA_PROBES"
+
+on_head() { # run a command line in the head namespace, hostname "head"
+	ip netns exec "$(ns_of head)" unshare --uts /bin/sh -c 'hostname head && exec "$@"' sh "$@"
+}
+
+echo "1..$PLAN"
+
+# --- 1: the launcher reaches every namespace ----------------------------------------------
+# shellcheck disable=SC2086
+on_head timeout 60 mpirun $MPIRUN_ARGS -np 4 hostname >"$T/hostname.out" 2>&1
+sort "$T/hostname.out" | tr '\n' ' ' >"$T/hostname.sorted"
+check "mpirun through the rsh agent runs on head, node1, node2, node3" \
+	grep -qx 'head node1 node2 node3 ' "$T/hostname.sorted"
+[ "$n" -eq 1 ] && [ "$failed" -eq 0 ] || diag <"$T/hostname.out"
+
+# --- the real binary ---------------------------------------------------------------------
+if [ ! -x "$DRENDER" ]; then
+	notok "drender binary exists at $DRENDER (run make)"
+	fail_rest "cannot run without the drender binary ($DRENDER)"
+fi
+ok "drender binary exists at $DRENDER"
+printf 'BLENDER-v300 fake scene for drender deploy tests\n' >"$T/scene.blend"
+mkdir -p "$T/out"
+
+# drender_job NAME: start the job in the background (mpirun's PID in JOB_PID), output in
+# $T/NAME.log, report in $T/NAME.json.
+drender_job() {
+	# shellcheck disable=SC2086
+	FAKE_BLENDER_COST=$COST on_head mpirun $MPIRUN_ARGS -np 4 -x FAKE_BLENDER_COST \
+		"$DRENDER" --blender "$FAKE" -o "$T/out/frame_####" --retries 2 \
+		--report "$T/$1.json" "$T/scene.blend" 1 "$FRAMES" >"$T/$1.log" 2>&1 &
+	JOB_PID=$!
+	BG="$BG $JOB_PID"
+}
+# wait_job SECONDS: wait for JOB_PID at most SECONDS; JOB_RC = its status (124 if killed)
+wait_job() {
+	local deadline=$(($(date +%s) + $1))
+	while kill -0 "$JOB_PID" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
+	if kill -0 "$JOB_PID" 2>/dev/null; then
+		kill -9 "$JOB_PID" 2>/dev/null
+		wait "$JOB_PID" 2>/dev/null
+		JOB_RC=124
+	else
+		wait "$JOB_PID"
+		JOB_RC=$?
+	fi
+}
+frames_on_disk() {
+	find "$T/out" -maxdepth 1 -name 'frame_[0-9][0-9][0-9][0-9].png' -size +0 | wc -l
+}
+# report_summary FILE: "frames=N rendered=R skipped=S hosts=H" plus "# host: count" lines
+report_summary() {
+	python3 - "$1" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+frames = r.get("frames", [])
+def skipped(f):
+    return f.get("skipped") is True or f.get("status") == "skipped" or \
+        (f.get("attempts") == 0 and f.get("output"))
+rendered = [f for f in frames if not skipped(f) and f.get("output")]
+hosts = {}
+for f in rendered:
+    hosts[f.get("host")] = hosts.get(f.get("host"), 0) + 1
+print("frames=%d rendered=%d skipped=%d hosts=%d" %
+      (len(frames), len(rendered), sum(1 for f in frames if skipped(f)), len(hosts)))
+for h, c in sorted(hosts.items(), key=lambda kv: str(kv[0])):
+    print("# frames rendered on %s: %d" % (h, c))
+EOF
+}
+leftovers() { # processes of ours still alive: in the host namespaces, or naming our scene
+	local ns
+	for ns in $NSES; do ip netns pids "$ns"; done
+	pgrep -f "$T/scene.blend"
+}
+no_leftovers_within() { # wait up to $1 s for no leftover process
+	local deadline=$(($(date +%s) + $1))
+	while [ -n "$(leftovers)" ]; do
+		[ "$(date +%s)" -ge "$deadline" ] && return 1
+		sleep 0.5
+	done
+	return 0
+}
+
+# --- part 1: render across the hosts ------------------------------------------------------
+drender_job full
+wait_job 120
+check "job across 4 namespace hosts exits 0 (got $JOB_RC)" [ "$JOB_RC" -eq 0 ]
+[ "$JOB_RC" -eq 0 ] || tail -n 20 "$T/full.log" | diag
+got=$(frames_on_disk)
+check "all $FRAMES frames on disk (got $got)" [ "$got" -eq "$FRAMES" ]
+summary=$(report_summary "$T/full.json" 2>&1)
+echo "$summary" | grep '^#'
+hosts=$(echo "$summary" | sed -n 's/.*hosts=\([0-9]*\).*/\1/p')
+check "report: frames rendered on >= 2 distinct hosts (got ${hosts:-none})" [ "${hosts:-0}" -ge 2 ]
+check "no drender or Blender process left after the job" no_leftovers_within 10
+
+only_missing_rendered() { # HOW RENDERED SKIPPED BEFORE
+	[ "$2" = $((FRAMES - $4)) ] && [ "$3" = "$4" ] &&
+		[ -z "$(comm -23 "$T/$1.before" "$T/$1.after")" ]
+}
+
+# --- part 2: a host goes away mid-job ------------------------------------------------------
+# lose_host HOW: HOW is "kill" (all of node3's processes SIGKILLed) or "link" (node3's link down)
+lose_host() {
+	local how=$1 t0 t1 elapsed before
+	rm -f "$T"/out/*
+	drender_job "$how"
+	# Wait until the job is well under way (some frames done) before taking node3 away.
+	local deadline=$(($(date +%s) + 60))
+	while [ "$(frames_on_disk)" -lt 6 ] && kill -0 "$JOB_PID" 2>/dev/null &&
+		[ "$(date +%s)" -lt "$deadline" ]; do sleep 0.1; done
+	t0=$(date +%s.%N)
+	if [ "$how" = kill ]; then
+		# shellcheck disable=SC2046
+		kill -9 $(ip netns pids "$(ns_of node3)") 2>/dev/null
+	else
+		ip -n "$SW" link set "${P}v3" down
+	fi
+	wait_job $((BOUND + 5))
+	t1=$(date +%s.%N)
+	elapsed=$(python3 -c "print(round($t1 - $t0, 1))")
+	echo "# $how: job ended ${elapsed}s after node3 went away, status $JOB_RC"
+	grep -v '^\s*$' "$T/$how.log" | tail -n 12 | diag
+	check "$how: job ends within ${BOUND}s of losing node3 (${elapsed}s)" \
+		python3 -c "import sys; sys.exit(0 if $elapsed < $BOUND and $JOB_RC != 124 else 1)"
+	check "$how: exit status is a failure (got $JOB_RC)" eval "[ $JOB_RC -ne 0 ] && [ $JOB_RC -ne 124 ]"
+	check "$how: the error names the lost host node3" grep -q 'node3' "$T/$how.log"
+	check "$how: no drender or Blender process left (any namespace)" no_leftovers_within 15
+	[ "$how" = link ] && ip -n "$SW" link set "${P}v3" up
+	# Re-run: only the missing frames are rendered, the others are left as they are.
+	before=$(frames_on_disk)
+	find "$T/out" -maxdepth 1 -name 'frame_*.png' -printf '%f %i %T@\n' | sort >"$T/$how.before"
+	drender_job "$how-rerun"
+	wait_job 120
+	local after
+	after=$(frames_on_disk)
+	summary=$(report_summary "$T/$how-rerun.json" 2>&1)
+	echo "# $how re-run: $before frames were on disk; report $summary" | head -n 1
+	check "$how: re-run exits 0 with all $FRAMES frames (status $JOB_RC, $after frames)" \
+		eval "[ $JOB_RC -eq 0 ] && [ $after -eq $FRAMES ]"
+	[ "$JOB_RC" -eq 0 ] || tail -n 20 "$T/$how-rerun.log" | diag
+	local rendered skipped
+	rendered=$(echo "$summary" | sed -n 's/.*rendered=\([0-9]*\).*/\1/p')
+	skipped=$(echo "$summary" | sed -n 's/.*skipped=\([0-9]*\).*/\1/p')
+	find "$T/out" -maxdepth 1 -name 'frame_*.png' -printf '%f %i %T@\n' | sort >"$T/$how.after"
+	check "$how: re-run rendered only the $((FRAMES - before)) missing frames (report: rendered=${rendered:-?} skipped=${skipped:-?}; earlier files untouched)" \
+		only_missing_rendered "$how" "${rendered:-x}" "${skipped:-x}" "$before"
+}
+lose_host kill
+lose_host link
+
+[ "$failed" -eq 0 ]
