@@ -30,7 +30,7 @@ deps:
 	@scripts/install-deps.sh
 
 drender: $(BUILD)/drender
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/drender: $(BUILD)/main.o $(LIB_OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

@@ -184,7 +184,8 @@ def build(out_path):
 def main():
     argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
     if len(argv) != 1:
-        sys.stderr.write("usage: blender -b --factory-startup --python make_demo.py -- OUTPUT.blend\n")
+        sys.stderr.write("usage: blender -b --factory-startup --python make_demo.py"
+                         " -- OUTPUT.blend\n")
         sys.exit(2)
     try:
         build(argv[0])

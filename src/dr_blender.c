@@ -1,4 +1,4 @@
-/* Blender supervision: spawn Blender without a shell, feed a warm one frames over pipes, or run one per frame, and report what happened. */
+/* Blender supervision: spawn it without a shell, keep one warm over pipes or run one per frame. */
 #include "dr_blender.h"
 
 #include <cJSON.h>
@@ -21,17 +21,17 @@
 
 #include "driver_py.h"
 
-#define TAIL_SIZE      4096        /* bytes of Blender's output kept for error messages */
-#define TAIL_LINES     6           /* lines of it quoted in an error */
-#define ECHO_SIZE      512         /* longest line echoed as one when verbose */
-#define REPLY_MAX      (1 << 20)   /* longest reply line accepted from the driver */
-#define CHILD_CMD_FD   3           /* where the warm driver finds its command pipe */
-#define CHILD_REPLY_FD 4           /* ... and its reply pipe */
-#define CHILD_ERR_FD   5           /* exec-failure report pipe, closed by exec */
-#define EOF_GRACE_MS   2000        /* how long a Blender that closed its pipes may take to exit */
-#define QUIT_GRACE_MS  3000        /* how long a warm Blender may take to quit */
-#define SLICE_MS       200         /* poll slice without a pidfd to notice one-shot exits */
-#define TMP_DIGITS     7           /* digits at the end of a temporary path (dr_outpath) */
+#define TAIL_SIZE      4096      /* bytes of Blender's output kept for error messages */
+#define TAIL_LINES     6         /* lines of it quoted in an error */
+#define ECHO_SIZE      512       /* longest line echoed as one when verbose */
+#define REPLY_MAX      (1 << 20) /* longest reply line accepted from the driver */
+#define CHILD_CMD_FD   3         /* where the warm driver finds its command pipe */
+#define CHILD_REPLY_FD 4         /* ... and its reply pipe */
+#define CHILD_ERR_FD   5         /* exec-failure report pipe, closed by exec */
+#define EOF_GRACE_MS   2000      /* how long a Blender that closed its pipes may take to exit */
+#define QUIT_GRACE_MS  3000      /* how long a warm Blender may take to quit */
+#define SLICE_MS       200       /* poll slice without a pidfd to notice one-shot exits */
+#define TMP_DIGITS     7         /* digits at the end of a temporary path (dr_outpath) */
 
 struct dr_blender {
 	/* configuration (owned copies) */
@@ -76,7 +76,7 @@ struct dr_blender {
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -91,7 +91,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 
 /* Append formatted text at *POS in BUF (LEN bytes), truncating quietly; keeps BUF terminated. */
 static void append(char *buf, size_t len, size_t *pos, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 static void append(char *buf, size_t len, size_t *pos, const char *fmt, ...)
 {
@@ -147,7 +147,8 @@ static char *resolve_exe(const char *exe, char *err, size_t errlen)
 	int n;
 
 	if (!exe || !*exe) {
-		set_err(err, errlen, "Blender executable '' not found (set --blender or DRENDER_BLENDER)");
+		set_err(err, errlen,
+		        "Blender executable '' not found (set --blender or DRENDER_BLENDER)");
 		return NULL;
 	}
 	if (strchr(exe, '/')) {
@@ -155,8 +156,10 @@ static char *resolve_exe(const char *exe, char *err, size_t errlen)
 			found = strdup(exe);
 		else {
 			set_err(err, errlen,
-				"Blender executable '%s' not found (set --blender or DRENDER_BLENDER): %s",
-				exe, access(exe, X_OK) == 0 ? "not a regular file" : strerror(errno));
+			        "Blender executable '%s' not found (set --blender or "
+			        "DRENDER_BLENDER): %s",
+			        exe,
+			        access(exe, X_OK) == 0 ? "not a regular file" : strerror(errno));
 			return NULL;
 		}
 	} else {
@@ -182,8 +185,9 @@ static char *resolve_exe(const char *exe, char *err, size_t errlen)
 		}
 		if (!found && errno != ENOMEM) {
 			set_err(err, errlen,
-				"Blender executable '%s' not found (set --blender or DRENDER_BLENDER)",
-				exe);
+			        "Blender executable '%s' not found (set --blender or "
+			        "DRENDER_BLENDER)",
+			        exe);
 			return NULL;
 		}
 	}
@@ -253,6 +257,30 @@ static void tail_reset(dr_blender *b)
 	b->echo_len = 0;
 }
 
+/* The last line of Blender's output that starts with "Error:", if any, into LINE. */
+static bool tail_error_line(const dr_blender *b, char *line, size_t len)
+{
+	char lin[TAIL_SIZE + 1];
+	size_t n = 0;
+	const char *p, *best = NULL;
+
+	if (b->tail_full) {
+		memcpy(lin, b->tail + b->tail_pos, TAIL_SIZE - b->tail_pos);
+		n = TAIL_SIZE - b->tail_pos;
+	}
+	memcpy(lin + n, b->tail, b->tail_pos);
+	n += b->tail_pos;
+	lin[n] = '\0';
+	for (p = lin; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (strncmp(p, "Error:", 6) == 0)
+			best = p;
+	if (!best)
+		return false;
+	n = strcspn(best, "\r\n");
+	snprintf(line, len, "%.*s", (int)n, best);
+	return true;
+}
+
 /* Append the last few lines of Blender's output to MSG, as many as fit. */
 static void append_tail(const dr_blender *b, char *msg, size_t len, size_t *pos)
 {
@@ -295,6 +323,14 @@ static void append_tail(const dr_blender *b, char *msg, size_t len, size_t *pos)
 	while (start < n && lin[start] == '\n')
 		start++;
 	append(msg, len, pos, "%s%s", head, lin + start);
+}
+
+/* Format an int into BUF; false if it does not fit (it always does for the sizes used here). */
+static bool format_int(char *buf, size_t len, int v)
+{
+	int n = snprintf(buf, len, "%d", v);
+
+	return n > 0 && (size_t)n < len;
 }
 
 /* ---- spawning ---- */
@@ -349,7 +385,7 @@ static const char *stage_name(int stage)
 }
 
 static void child_main(const dr_blender *b, char *const argv[], pid_t parent, int errfd, int outw,
-		       int cmdr, int replyw, int max_fd)
+                       int cmdr, int replyw, int max_fd)
 {
 	struct sigaction sa;
 	sigset_t none;
@@ -451,7 +487,7 @@ static int spawn(dr_blender *b, char *const argv[], bool warm, char *err, size_t
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
 		set_err(err, errlen, "cannot start Blender '%s': %s: %s", b->exe,
-			stage_name(report[0]), strerror(report[1]));
+		        stage_name(report[0]), strerror(report[1]));
 		goto out;
 	}
 
@@ -499,7 +535,7 @@ static int spawn_warm(dr_blender *b, char *err, size_t errlen)
 
 	if (!json ||
 	    !(b->engine ? cJSON_AddStringToObject(json, "engine", b->engine)
-			: cJSON_AddNullToObject(json, "engine")) ||
+	                : cJSON_AddNullToObject(json, "engine")) ||
 	    !cJSON_AddNumberToObject(json, "samples", b->samples) ||
 	    !cJSON_AddStringToObject(json, "format", b->format) ||
 	    !cJSON_AddNumberToObject(json, "threads", b->threads) ||
@@ -507,8 +543,13 @@ static int spawn_warm(dr_blender *b, char *err, size_t errlen)
 		set_err(err, errlen, "out of memory");
 		goto out;
 	}
-	snprintf(fds, sizeof(fds), "%d,%d", CHILD_CMD_FD, CHILD_REPLY_FD);
-	snprintf(threads, sizeof(threads), "%d", b->threads);
+	n = snprintf(fds, sizeof(fds), "%d,%d", CHILD_CMD_FD, CHILD_REPLY_FD);
+	if (n < 0 || (size_t)n >= sizeof(fds) ||
+	    !format_int(threads, sizeof(threads), b->threads)) {
+		set_err(err, errlen, "internal error: Blender arguments do not fit");
+		goto out;
+	}
+	n = 0;
 	argv[n++] = b->exe;
 	argv[n++] = "-b";
 	argv[n++] = b->scene;
@@ -543,8 +584,9 @@ static int spawn_one_shot(dr_blender *b, int frame, const char *tmp, char *err, 
 	for (size_t i = 0; i < TMP_DIGITS; i++) {
 		if (len < TMP_DIGITS || tmp[len - 1 - i] < '0' || tmp[len - 1 - i] > '9') {
 			set_err(err, errlen,
-				"temporary path '%s' does not end in %d digits (one-shot needs them)",
-				tmp, TMP_DIGITS);
+			        "temporary path '%s' does not end in %d digits (one-shot needs "
+			        "them)",
+			        tmp, TMP_DIGITS);
 			return -1;
 		}
 	}
@@ -554,8 +596,11 @@ static int spawn_one_shot(dr_blender *b, int frame, const char *tmp, char *err, 
 		return -1;
 	}
 	memset(pattern + len - TMP_DIGITS, '#', TMP_DIGITS);
-	snprintf(threads, sizeof(threads), "%d", b->threads);
-	snprintf(frame_s, sizeof(frame_s), "%d", frame);
+	if (!format_int(threads, sizeof(threads), b->threads) ||
+	    !format_int(frame_s, sizeof(frame_s), frame)) {
+		set_err(err, errlen, "internal error: Blender arguments do not fit");
+		goto out;
+	}
 	argv[n++] = b->exe;
 	argv[n++] = "-b";
 	argv[n++] = b->scene;
@@ -575,14 +620,14 @@ static int spawn_one_shot(dr_blender *b, int frame, const char *tmp, char *err, 
 	}
 	if (b->samples > 0) {
 		int w = snprintf(expr, sizeof(expr),
-				 "import bpy\n"
-				 "s = bpy.context.scene\n"
-				 "if s.render.engine == 'CYCLES':\n"
-				 "    s.cycles.samples = %d\n"
-				 "    s.cycles.use_adaptive_sampling = False\n"
-				 "elif hasattr(s, 'eevee'):\n"
-				 "    s.eevee.taa_render_samples = %d\n",
-				 b->samples, b->samples);
+		                 "import bpy\n"
+		                 "s = bpy.context.scene\n"
+		                 "if s.render.engine == 'CYCLES':\n"
+		                 "    s.cycles.samples = %d\n"
+		                 "    s.cycles.use_adaptive_sampling = False\n"
+		                 "elif hasattr(s, 'eevee'):\n"
+		                 "    s.eevee.taa_render_samples = %d\n",
+		                 b->samples, b->samples);
 		if (w < 0 || (size_t)w >= sizeof(expr)) {
 			set_err(err, errlen, "internal error: samples expression too long");
 			goto out;
@@ -608,7 +653,7 @@ static void describe_status(int status, char *buf, size_t len)
 		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
 		snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(status),
-			 strsignal(WTERMSIG(status)));
+		         strsignal(WTERMSIG(status)));
 	else
 		snprintf(buf, len, "ended with wait status %#x", status);
 }
@@ -684,7 +729,16 @@ static void fail_event(dr_blender *b, dr_bl_event *ev, bool load, const char *wh
 	size_t pos = 0;
 
 	if (load) {
+		char line[512];
 		ev->kind = DR_BL_LOAD_FAILED;
+		ev->frame = b->busy ? b->frame : 0;
+		b->busy = false;
+		if (tail_error_line(b, line, sizeof(line))) {
+			/* Blender said why in one line: that is the whole story */
+			append(ev->error, sizeof(ev->error), &pos, "Blender could not load '%s': %s",
+			       b->scene, line);
+			return;
+		}
 		append(ev->error, sizeof(ev->error), &pos, "Blender could not load '%s' (%s)",
 		       b->scene, why);
 	} else {
@@ -708,8 +762,9 @@ static void warm_died(dr_blender *b, dr_bl_event *ev, const char *protocol_error
 	status = finish(b);
 	if (!mattered) {
 		if (b->verbose)
-			fprintf(stderr, "[blender] idle Blender %s; it restarts with the next frame\n",
-				protocol_error ? protocol_error : "ended");
+			fprintf(stderr,
+			        "[blender] idle Blender %s; it restarts with the next frame\n",
+			        protocol_error ? protocol_error : "ended");
 		return;
 	}
 	if (protocol_error)
@@ -722,7 +777,7 @@ static void warm_died(dr_blender *b, dr_bl_event *ev, const char *protocol_error
 		snprintf(why, sizeof(why), "Blender %s while rendering frame %d", how, b->frame);
 	else if (b->busy)
 		snprintf(why, sizeof(why), "Blender %s before it was ready to render frame %d", how,
-			 b->frame);
+		         b->frame);
 	else
 		snprintf(why, sizeof(why), "Blender %s before it was ready", how);
 	fail_event(b, ev, !was_ready, why);
@@ -758,14 +813,14 @@ static bool handle_reply(dr_blender *b, const char *line, dr_bl_event *ev)
 		seconds = cJSON_GetObjectItemCaseSensitive(json, "seconds");
 		ev->kind = DR_BL_DONE;
 		ev->frame = b->frame;
-		ev->seconds = cJSON_IsNumber(seconds) ? seconds->valuedouble
-						      : seconds_since(&b->started);
+		ev->seconds =
+		        cJSON_IsNumber(seconds) ? seconds->valuedouble : seconds_since(&b->started);
 		b->busy = false;
 		got = true;
 	} else if (strcmp(event->valuestring, "error") == 0 && b->busy) {
 		error = cJSON_GetObjectItemCaseSensitive(json, "error");
 		snprintf(why, sizeof(why), "Python error while rendering frame %d: %s", b->frame,
-			 cJSON_IsString(error) ? error->valuestring : "(no message)");
+		         cJSON_IsString(error) ? error->valuestring : "(no message)");
 		/* a Python error says why by itself: no output tail */
 		ev->kind = DR_BL_FAILED;
 		ev->frame = b->frame;
@@ -855,10 +910,10 @@ static void one_shot_ended(dr_blender *b, dr_bl_event *ev)
 		snprintf(why, sizeof(why), "Blender %s while rendering frame %d", how, b->frame);
 	} else if (stat(b->tmp_path, &st) < 0)
 		snprintf(why, sizeof(why), "Blender exited without writing frame %d to '%s'",
-			 b->frame, b->tmp_path);
+		         b->frame, b->tmp_path);
 	else
 		snprintf(why, sizeof(why), "Blender wrote an empty file for frame %d at '%s'",
-			 b->frame, b->tmp_path);
+		         b->frame, b->tmp_path);
 	fail_event(b, ev, false, why);
 }
 
@@ -964,7 +1019,7 @@ static int send_render(dr_blender *b, int frame, const char *tmp_path, char *err
 		text[len] = '\n'; /* replaces the terminator; written by length */
 		if (write_cmd(b->cmd_fd, text, len + 1) < 0) {
 			set_err(err, errlen, "cannot send frame %d to Blender: %s", frame,
-				strerror(errno));
+			        strerror(errno));
 			text[len] = '\0';
 			goto out;
 		}
@@ -1089,7 +1144,7 @@ int dr_blender_poll(dr_blender *b, int timeout_ms, dr_bl_event *ev)
 			return 0; /* let the caller look at its signal flags */
 		if (n < 0) {
 			snprintf(ev->error, sizeof(ev->error), "poll on Blender's pipes: %s",
-				 strerror(errno));
+			         strerror(errno));
 			return -1;
 		}
 		if (b->out_fd >= 0)

@@ -62,6 +62,15 @@ const char *dr_engine_canonical(const char *name)
 	return NULL;
 }
 
+/* Is VAL one of our options' codes (what getopt_long leaves in optopt)? */
+static bool is_option(int val)
+{
+	for (size_t i = 0; long_opts[i].name; i++)
+		if (long_opts[i].val == val)
+			return true;
+	return false;
+}
+
 /* Parse an integer option in [MIN, MAX]; message names the option. */
 static int parse_int(const char *s, const char *opt, long min, long max, int *out, char *err,
 		     size_t errlen)
@@ -195,7 +204,11 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 			snprintf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
 			goto out;
 		default:
-			if (optopt)
+			if (optopt && is_option(optopt))
+				/* glibc: a value given to a long option that takes none */
+				snprintf(err, errlen, "option '%s' takes no value",
+					 argv[optind - 1]);
+			else if (optopt)
 				snprintf(err, errlen, "unknown option '-%c' (see drender --help)",
 					 optopt);
 			else

@@ -183,7 +183,9 @@ int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errle
 		if (!r->loaderr[0])
 			snprintf(r->loaderr, sizeof r->loaderr, "%s", m->text);
 		dr_sched_drop(r->sched, slot);
-		dr_warn("rank %d (%s) cannot render: %s", r->info[slot].rank, r->info[slot].host, m->text);
+		if (dr_sched_usable(r->sched) > 0) /* else the run ends with this error */
+			dr_warn("rank %d (%s) cannot render: %s", r->info[slot].rank,
+				r->info[slot].host, m->text);
 		if (!nd->stopped && send_type(r, slot, DR_MSG_STOP, err, errlen))
 			return -1;
 		nd->stopped = true;

@@ -11,7 +11,7 @@ void dr_fmt_duration(double s, char *buf, size_t len)
 {
 	if (s < 0)
 		s = 0;
-	if (s < 60) {
+	if (s < 59.95) { /* from 59.95 on, "%.1f" would print "60.0" */
 		snprintf(buf, len, "%.1f s", s);
 		return;
 	}

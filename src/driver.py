@@ -4,9 +4,10 @@
 #   --drender-fds CMD_FD,REPLY_FD --drender-settings JSON
 # Commands arrive one JSON object per line on CMD_FD ("render" or "quit"); replies go one JSON
 # object per line on REPLY_FD ("ready", then "done" or "error" per render). EOF on CMD_FD means
-# quit. A failure while applying the settings is printed to stderr and Blender exits with status 1
-# before "ready". This text is embedded in the drender binary and run as an expression string, so
-# it must not rely on __file__ or on being imported as a module.
+# quit. An "error" reply carries the exception message first, then the traceback; its "frame" is
+# -1 when the command had none. A failure while applying the settings is printed to stderr and
+# Blender exits with status 1 before "ready". This text is embedded in the drender binary and run
+# as an expression string, so it must not rely on __file__ or on being imported as a module.
 
 import json
 import os
@@ -82,7 +83,8 @@ def apply_settings(scene, settings):
         elif render.engine == "BLENDER_EEVEE":
             scene.eevee.taa_render_samples = samples
         else:
-            notes.append("samples=%d ignored: engine %s has no sample count" % (samples, render.engine))
+            notes.append("samples=%d ignored: engine %s has no sample count"
+                         % (samples, render.engine))
 
     fmt = settings.get("format")
     if fmt:
@@ -120,7 +122,7 @@ def render_result_image():
 
 
 def render_frame(scene, frame, path):
-    """Render FRAME and write it to exactly PATH with the scene's image settings; return seconds."""
+    """Render FRAME, write it to exactly PATH with the scene's image settings; return seconds."""
     start = time.monotonic()
     # Remove any leftover so that the existence check below proves this render wrote the file.
     if os.path.lexists(path):
@@ -198,8 +200,11 @@ def serve(channel, scene):
             if not isinstance(cmd.get("frame"), int):
                 raise ValueError("render command without an integer frame")
             seconds = render_frame(scene, frame, path)
-        except Exception:
-            channel.send({"event": "error", "frame": frame, "error": traceback.format_exc()})
+        except Exception as exc:
+            # The message first, then the traceback: readers that truncate keep what matters.
+            message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            channel.send({"event": "error", "frame": frame,
+                          "error": message + "\n" + traceback.format_exc()})
             continue
         channel.send({"event": "done", "frame": frame, "seconds": round(seconds, 3)})
 

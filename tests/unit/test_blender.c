@@ -167,7 +167,8 @@ static void test_warm(const struct env *e)
 	for (int f = 1; f <= 4; f++) {
 		ev = render(b, e, f);
 		tmp_path(e, f, path, sizeof(path));
-		if (ev.kind != DR_BL_DONE || ev.frame != f || !is_png(path) || file_size(path) <= 0) {
+		if (ev.kind != DR_BL_DONE || ev.frame != f || !is_png(path) ||
+		    file_size(path) <= 0) {
 			all = false;
 			printf("# frame %d: kind %d frame %d\n", f, ev.kind, ev.frame);
 			diag(ev.error);
@@ -209,7 +210,7 @@ static void test_python_error(const struct env *e)
 	is_int(ev.kind, DR_BL_FAILED, "pyerror: frame 7 FAILED");
 	is_int(ev.frame, 7, "pyerror: the event names frame 7");
 	ok(strstr(ev.error, "Python error while rendering frame 7") &&
-		   strstr(ev.error, "RuntimeError: fake Python error at frame 7"),
+	           strstr(ev.error, "RuntimeError: fake Python error at frame 7"),
 	   "pyerror: the error carries the Python text");
 	ev = render(b, e, 8);
 	is_int(ev.kind, DR_BL_DONE, "pyerror: the same Blender renders frame 8");
@@ -240,7 +241,7 @@ static void test_crash(const struct env *e)
 	ev = render(b, e, 12);
 	is_int(ev.kind, DR_BL_FAILED, "crash: frame 12 FAILED");
 	ok(strstr(ev.error, "Blender was killed by signal 9 (Killed) while rendering frame 12") !=
-		   NULL,
+	           NULL,
 	   "crash: the error names the signal and the frame");
 	if (!strstr(ev.error, "signal 9"))
 		diag(ev.error);
@@ -255,7 +256,7 @@ static void test_crash(const struct env *e)
 	is_int(log_count(e, "start ") - starts, 2, "crash: the scene was loaded again");
 	ev = render(b, e, 14);
 	ok(ev.kind == DR_BL_FAILED &&
-		   strstr(ev.error, "Blender exited with status 1 while rendering frame 14"),
+	           strstr(ev.error, "Blender exited with status 1 while rendering frame 14"),
 	   "crash: exit status 1 mid-frame is reported");
 	if (ev.kind != DR_BL_FAILED)
 		diag(ev.error);
@@ -370,7 +371,7 @@ static void test_one_shot(const struct env *e)
 	   "one-shot: crash -> FAILED naming the signal");
 	ev = render(b, e, 24);
 	ok(ev.kind == DR_BL_FAILED && strstr(ev.error, "exited with status 1") &&
-		   strstr(ev.error, "fake failure"),
+	           strstr(ev.error, "fake failure"),
 	   "one-shot: exit 1 -> FAILED with the output tail");
 	diag(ev.error);
 	ok(dr_blender_render(b, 25, "/tmp/no-digits-here", err, sizeof(err)) < 0,

@@ -1,0 +1,111 @@
+# Shared helpers for the end-to-end tests (sourced): TAP output, a scratch directory, process checks.
+# shellcheck shell=bash
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+DRENDER=${DRENDER:-$TOP/drender}
+FAKE=$TOP/tests/fixtures/fake-blender
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Quiet Open MPI's help banners and keep its traffic on this machine.
+export OMPI_MCA_btl_base_warn_component_unused=0 OMPI_MCA_btl_tcp_if_include=lo \
+	OMPI_MCA_oob_tcp_if_include=lo
+unset DRENDER_BLENDER
+MPIRUN=(mpirun --oversubscribe)
+
+T_N=0
+T_FAILED=0
+ok() { # ok COND-STATUS DESCRIPTION...
+	local st=$1
+	shift
+	T_N=$((T_N + 1))
+	if [ "$st" -eq 0 ]; then
+		echo "ok $T_N - $*"
+	else
+		echo "not ok $T_N - $*"
+		T_FAILED=$((T_FAILED + 1))
+	fi
+}
+check() { # check DESCRIPTION -- COMMAND...: ok if COMMAND succeeds
+	local d=$1
+	shift 2
+	"$@" >/dev/null 2>&1
+	ok $? "$d"
+}
+is() { # is GOT WANT DESCRIPTION
+	if [ "$1" = "$2" ]; then ok 0 "$3"; else
+		ok 1 "$3"
+		echo "#   got '$1', want '$2'"
+	fi
+}
+done_testing() {
+	echo "1..$T_N"
+	[ "$T_FAILED" -eq 0 ]
+}
+skip_all() {
+	echo "1..0 # SKIP $*"
+	exit 0
+}
+
+WORK=$(mktemp -d /tmp/drender-e2e.XXXXXX)
+cleanup_work() {
+	# Nothing this test started may outlive it.
+	local p
+	for p in $(leftover_pids); do
+		kill -9 "$p" 2>/dev/null
+	done
+	rm -rf "$WORK"
+}
+trap cleanup_work EXIT
+
+# A scene the fake Blender accepts.
+fake_scene() {
+	printf 'BLENDER-v304 fake scene for tests\n' >"$1"
+}
+
+# json FILE EXPR: evaluate a Python expression on the parsed JSON report, e.g. 'd["counts"]["rendered"]'
+json() {
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# Processes (Blender, drender, mpirun, ...) running in or naming the scratch directory; the test's
+# own shells are not counted.
+leftover_pids() {
+	local p
+	for p in /proc/[0-9]*; do
+		case "$(cat "$p/comm" 2>/dev/null)" in
+		bash | cat | tr | readlink | wc | "") continue ;; # the test's own shell and tools
+		esac
+		case "$(readlink "$p/cwd" 2>/dev/null) $(tr '\0' ' ' 2>/dev/null <"$p/cmdline")" in
+		*"$WORK"*) echo "${p#/proc/}" ;;
+		esac
+	done
+}
+leftovers() {
+	leftover_pids | wc -l
+}
+
+# Temporary files left in a directory.
+tmpfiles() {
+	find "$1" -name '.drender-tmp-*' 2>/dev/null | wc -l
+}
+
+# valid_pngs DIR: count files whose bytes start with the PNG signature and end with IEND.
+valid_pngs() {
+	python3 - "$1" <<'PY'
+import os, sys
+d = sys.argv[1]
+n = 0
+for f in sorted(os.listdir(d)):
+    b = open(os.path.join(d, f), "rb").read()
+    if b.startswith(b"\x89PNG\r\n\x1a\n") and b[-8:-4] == b"IEND":
+        n += 1
+print(n)
+PY
+}
+
+# Describe the leftovers (for a failing test's diagnostics).
+show_leftovers() {
+	local p
+	for p in $(leftover_pids); do
+		echo "#   leftover: $p $(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline")"
+	done
+}

@@ -1,0 +1,353 @@
+/* Unit tests for dr_opts: arguments, every option with good and bad values, defaults and messages.
+ */
+#include "dr_opts.h"
+#include "tap.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+
+static char err[512];
+static char store[32][256];
+static char *argv_buf[34];
+
+/* Parse "drender" followed by the NULL-terminated arguments, with ENV as $DRENDER_BLENDER. */
+static int parse(dr_opts *o, const char *env, ...)
+{
+	va_list ap;
+	int argc = 0;
+	const char *a;
+
+	snprintf(store[0], sizeof store[0], "drender");
+	argv_buf[argc++] = store[0];
+	va_start(ap, env);
+	while ((a = va_arg(ap, const char *)) != NULL && argc < 32) {
+		snprintf(store[argc], sizeof store[argc], "%s", a);
+		argv_buf[argc] = store[argc];
+		argc++;
+	}
+	va_end(ap);
+	argv_buf[argc] = NULL;
+	err[0] = '\0';
+	return dr_opts_parse(argc, argv_buf, env, o, err, sizeof err);
+}
+
+/* The last parse failed and its message contains both A and B (B may be NULL). */
+static void fails_with(int rc, const char *what, const char *a, const char *b)
+{
+	int has = strstr(err, a) != NULL && (!b || strstr(err, b) != NULL);
+	ok(rc == -1 && has, "%s: refused, message names '%s'%s%s", what, a, b ? " and " : "",
+	   b ? b : "");
+	if (rc != -1 || !has)
+		printf("#   rc %d, message: %s\n", rc, err);
+}
+
+static void test_defaults(void)
+{
+	dr_opts o = {0};
+	int rc = parse(&o, NULL, "scene.blend", "1", "5", NULL);
+	is_int(rc, 0, "START END parses");
+	is_str(o.scene, "scene.blend", "scene");
+	ok(o.frames.n == 5 && o.frames.v[0] == 1 && o.frames.v[4] == 5, "frames 1..5");
+	is_str(o.format, "PNG", "default format PNG");
+	is_int(o.chunk, 1, "default chunk 1");
+	is_int(o.retries, 3, "default retries 3");
+	is_str(o.blender, "blender", "default blender: 'blender'");
+	ok(o.output == NULL && o.engine == NULL && o.report == NULL, "no output, engine, report");
+	ok(o.samples == 0 && o.threads == 0 && o.timeout == 0, "samples, threads, timeout 0");
+	is_int(o.verbosity, 0, "normal verbosity");
+	ok(!o.one_shot && !o.overwrite && !o.allow_autoexec && !o.help && !o.version, "flags off");
+	dr_opts_free(&o);
+
+	o = (dr_opts){0};
+	parse(&o, "/opt/blender/blender", "s.blend", "1", "1", NULL);
+	is_str(o.blender, "/opt/blender/blender", "blender from $DRENDER_BLENDER");
+	dr_opts_free(&o);
+	o = (dr_opts){0};
+	parse(&o, "", "s.blend", "1", "1", NULL);
+	is_str(o.blender, "blender", "empty $DRENDER_BLENDER ignored");
+	dr_opts_free(&o);
+	o = (dr_opts){0};
+	parse(&o, "/opt/b", "--blender", "/usr/bin/blender4", "s.blend", "1", "1", NULL);
+	is_str(o.blender, "/usr/bin/blender4", "--blender wins over the environment");
+	dr_opts_free(&o);
+}
+
+static void test_frames(void)
+{
+	dr_opts o = {0};
+	int rc = parse(&o, NULL, "s.blend", "--frames", "1-3,7,10-14:2", NULL);
+	is_int(rc, 0, "--frames SPEC");
+	ok(o.frames.n == 7 && o.frames.v[3] == 7 && o.frames.v[6] == 14, "frames 1 2 3 7 10 12 14");
+	dr_opts_free(&o);
+	o = (dr_opts){0};
+	rc = parse(&o, NULL, "--frames=5", "s.blend", NULL);
+	ok(rc == 0 && o.frames.n == 1 && o.frames.v[0] == 5, "--frames=SPEC before the scene");
+	dr_opts_free(&o);
+	o = (dr_opts){0};
+	rc = parse(&o, NULL, "s.blend", "1", "5", "--frames", "1-3", NULL);
+	fails_with(rc, "START END and --frames", "--frames", "not both");
+	rc = parse(&o, NULL, "s.blend", "1", "--frames", "1-3", NULL);
+	fails_with(rc, "one number and --frames", "--frames", NULL);
+	rc = parse(&o, NULL, "s.blend", "--frames", "1-x", NULL);
+	ok(rc == -1 && err[0], "bad --frames spec refused: %s", err);
+	rc = parse(&o, NULL, "s.blend", "--frames", "", NULL);
+	ok(rc == -1 && err[0], "empty --frames spec refused: %s", err);
+	rc = parse(&o, NULL, "s.blend", "5", "1", NULL);
+	ok(rc == -1 && err[0], "START after END refused: %s", err);
+	rc = parse(&o, NULL, "s.blend", "a", "5", NULL);
+	ok(rc == -1 && strstr(err, "a"), "bad START refused: %s", err);
+	rc = parse(&o, NULL, "--frames", "1-3", NULL);
+	fails_with(rc, "--frames without a scene", "SCENE", NULL);
+	ok(o.frames.v == NULL && o.frames.n == 0, "failures leave the struct untouched");
+
+	/* Options after the positional arguments (GNU permutation) and "--". */
+	o = (dr_opts){0};
+	rc = parse(&o, NULL, "s.blend", "2", "4", "-F", "jpeg", NULL);
+	ok(rc == 0 && o.frames.n == 3 && strcmp(o.format, "JPEG") == 0,
+	   "options after START END are read");
+	dr_opts_free(&o);
+	o = (dr_opts){0};
+	rc = parse(&o, NULL, "--", "-odd.blend", "1", "2", NULL);
+	ok(rc == 0 && strcmp(o.scene, "-odd.blend") == 0, "'--' ends the options");
+	dr_opts_free(&o);
+}
+
+static void test_args_count(void)
+{
+	dr_opts o = {0};
+	int rc = parse(&o, NULL, NULL);
+	fails_with(rc, "no arguments", "missing SCENE.blend", NULL);
+	rc = parse(&o, NULL, "s.blend", NULL);
+	fails_with(rc, "scene only", "missing frame range", NULL);
+	rc = parse(&o, NULL, "s.blend", "1", NULL);
+	fails_with(rc, "START only", "missing frame range", NULL);
+	rc = parse(&o, NULL, "s.blend", "1", "2", "3", NULL);
+	fails_with(rc, "one argument too many", "too many arguments", NULL);
+	rc = parse(&o, NULL, "-q", "s.blend", "1", "2", "x", "y", NULL);
+	fails_with(rc, "two too many", "too many arguments", NULL);
+}
+
+static void test_options_valid(void)
+{
+	dr_opts o = {0};
+	int rc = parse(&o, NULL, "-o", "out/f_####", "-F", "exr", "-E", "cycles", "-t", "8",
+	               "--samples", "64", "--chunk", "4", "--retries", "0", "--timeout", "2.5",
+	               "--report", "r.json", "--one-shot", "--overwrite", "--allow-autoexec",
+	               "s.blend", "1", "2", NULL);
+	is_int(rc, 0, "every option at once");
+	is_str(o.output, "out/f_####", "-o");
+	is_str(o.format, "OPEN_EXR", "-F exr -> OPEN_EXR");
+	is_str(o.engine, "CYCLES", "-E cycles -> CYCLES");
+	is_int(o.threads, 8, "-t 8");
+	is_int(o.samples, 64, "--samples 64");
+	is_int(o.chunk, 4, "--chunk 4");
+	is_int(o.retries, 0, "--retries 0");
+	ok(o.timeout == 2.5, "--timeout 2.5");
+	is_str(o.report, "r.json", "--report");
+	ok(o.one_shot && o.overwrite && o.allow_autoexec, "flags");
+	dr_opts_free(&o);
+
+	o = (dr_opts){0};
+	rc = parse(&o, NULL, "--output=x_##", "--format=TIFF", "--engine=eevee", "--threads=1",
+	           "--chunk=256", "--retries=100", "--samples=16777216", "--timeout=604800",
+	           "s.blend", "1", "2", NULL);
+	is_int(rc, 0, "long options with '=' and the upper limits");
+	ok(strcmp(o.output, "x_##") == 0 && strcmp(o.format, "TIFF") == 0 &&
+	           strcmp(o.engine, "BLENDER_EEVEE") == 0 && o.threads == 1 && o.chunk == 256 &&
+	           o.retries == 100 && o.samples == 1 << 24 && o.timeout == 604800.0,
+	   "values read");
+	dr_opts_free(&o);
+
+	o = (dr_opts){0};
+	rc = parse(&o, NULL, "-Fjpg", "-Eworkbench", "-t2", "s.blend", "1", "2", NULL);
+	ok(rc == 0 && strcmp(o.format, "JPEG") == 0 && strcmp(o.engine, "BLENDER_WORKBENCH") == 0 &&
+	           o.threads == 2,
+	   "short options with attached values");
+	dr_opts_free(&o);
+
+	o = (dr_opts){0};
+	rc = parse(&o, NULL, "--over", "--chu", "3", "s.blend", "1", "2", NULL);
+	ok(rc == 0 && o.overwrite && o.chunk == 3, "unambiguous abbreviations accepted");
+	dr_opts_free(&o);
+
+	o = (dr_opts){0};
+	rc = parse(&o, NULL, "--chunk", "2", "--chunk", "5", "s.blend", "1", "2", NULL);
+	ok(rc == 0 && o.chunk == 5, "the last of a repeated option wins");
+	dr_opts_free(&o);
+}
+
+static void test_options_invalid(void)
+{
+	static const struct {
+		const char *opt, *val, *name;
+	} bad[] = {
+	        {"-t", "0", "--threads"},
+	        {"-t", "abc", "--threads"},
+	        {"--threads", "4x", "--threads"},
+	        {"--threads", "1025", "--threads"},
+	        {"--threads", "-1", "--threads"},
+	        {"--threads", "", "--threads"},
+	        {"--samples", "0", "--samples"},
+	        {"--samples", "-5", "--samples"},
+	        {"--samples", "x", "--samples"},
+	        {"--samples", "16777217", "--samples"},
+	        {"--chunk", "0", "--chunk"},
+	        {"--chunk", "257", "--chunk"},
+	        {"--chunk", "2.5", "--chunk"},
+	        {"--chunk", " ", "--chunk"},
+	        {"--retries", "-1", "--retries"},
+	        {"--retries", "101", "--retries"},
+	        {"--retries", "many", "--retries"},
+	        {"--retries", "99999999999999999999", "--retries"},
+	        {"--timeout", "0", "--timeout"},
+	        {"--timeout", "-3", "--timeout"},
+	        {"--timeout", "abc", "--timeout"},
+	        {"--timeout", "inf", "--timeout"},
+	        {"--timeout", "nan", "--timeout"},
+	        {"--timeout", "1e9", "--timeout"},
+	        {"--timeout", "5s", "--timeout"},
+	        {"--timeout", "", "--timeout"},
+	        {"-F", "bogus", "--format"},
+	        {"--format", "FFMPEG", "--format"},
+	        {"-E", "octane", "--engine"},
+	        {"--engine", "", "--engine"},
+	        {"-o", "", "--output"},
+	        {"--blender", "", "--blender"},
+	        {"--report", "", "--report"},
+	};
+	dr_opts o = {0};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char what[128];
+		int rc = parse(&o, NULL, bad[i].opt, bad[i].val, "s.blend", "1", "2", NULL);
+		snprintf(what, sizeof what, "%s '%s'", bad[i].opt, bad[i].val);
+		fails_with(rc, what, bad[i].name, bad[i].val[0] ? bad[i].val : "''");
+	}
+	ok(o.frames.v == NULL && o.scene == NULL, "failed parses left the struct untouched");
+}
+
+static void test_unknown_and_missing(void)
+{
+	dr_opts o = {0};
+	int rc = parse(&o, NULL, "--bogus", "s.blend", "1", "2", NULL);
+	fails_with(rc, "unknown long option", "--bogus", "unknown option");
+	rc = parse(&o, NULL, "-x", "s.blend", "1", "2", NULL);
+	fails_with(rc, "unknown short option", "-x", "unknown option");
+	rc = parse(&o, NULL, "-qx", "s.blend", "1", "2", NULL);
+	fails_with(rc, "unknown short option in a group", "-x", NULL);
+	rc = parse(&o, NULL, "--o", "s.blend", "1", "2", NULL);
+	fails_with(rc, "ambiguous abbreviation", "--o", NULL);
+	rc = parse(&o, NULL, "--overwrite=yes", "s.blend", "1", "2", NULL);
+	fails_with(rc, "value for an option that takes none", "--overwrite", NULL);
+	rc = parse(&o, NULL, "--one-shot=1", "s.blend", "1", "2", NULL);
+	fails_with(rc, "value for --one-shot", "--one-shot", NULL);
+	rc = parse(&o, NULL, "--verbose=2", "s.blend", "1", "2", NULL);
+	fails_with(rc, "value for --verbose", "--verbose", NULL);
+	rc = parse(&o, NULL, "s.blend", "1", "2", "--chunk", NULL);
+	fails_with(rc, "--chunk without a value", "--chunk", "needs a value");
+	rc = parse(&o, NULL, "s.blend", "1", "2", "-o", NULL);
+	fails_with(rc, "-o without a value", "-o", "needs a value");
+	rc = parse(&o, NULL, "s.blend", "1", "2", "--frames", NULL);
+	fails_with(rc, "--frames without a value", "--frames", "needs a value");
+	rc = parse(&o, NULL, "s.blend", "1", "2", "-qt", NULL);
+	fails_with(rc, "-t at the end of a group without a value", "-qt", "needs a value");
+}
+
+static void test_help_version_verbosity(void)
+{
+	dr_opts o = {0};
+	ok(parse(&o, NULL, "--help", NULL) == 0 && o.help, "--help alone");
+	o = (dr_opts){0};
+	ok(parse(&o, NULL, "-h", NULL) == 0 && o.help, "-h");
+	o = (dr_opts){0};
+	ok(parse(&o, NULL, "s.blend", "--help", NULL) == 0 && o.help,
+	   "--help wins over missing arguments");
+	o = (dr_opts){0};
+	ok(parse(&o, NULL, "--version", NULL) == 0 && o.version && !o.help, "--version");
+	o = (dr_opts){0};
+	ok(parse(&o, NULL, "--chunk", "0", "--help", NULL) == -1,
+	   "a bad option before --help fails");
+
+	static const struct {
+		const char *a, *b;
+		int want;
+	} v[] = {
+	        {"-q", NULL, -1}, {"--quiet", NULL, -1}, {"-v", NULL, 1}, {"--verbose", NULL, 1},
+	        {"-vv", NULL, 2}, {"-v", "-v", 2},       {"-q", "-v", 1}, {"-v", "-q", -1},
+	        {"-qv", NULL, 1}, {"-vvv", NULL, 3},
+	};
+	for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+		o = (dr_opts){0};
+		int rc = v[i].b ? parse(&o, NULL, v[i].a, v[i].b, "s.blend", "1", "1", NULL)
+		                : parse(&o, NULL, v[i].a, "s.blend", "1", "1", NULL);
+		ok(rc == 0 && o.verbosity == v[i].want, "%s %s -> verbosity %d", v[i].a,
+		   v[i].b ? v[i].b : "", v[i].want);
+		dr_opts_free(&o);
+	}
+}
+
+static void test_twice(void)
+{
+	dr_opts a = {0}, b = {0};
+	int ra = parse(&a, NULL, "-t", "3", "x.blend", "1", "2", NULL);
+	int rb = parse(&b, NULL, "y.blend", "--frames", "9", NULL);
+	ok(ra == 0 && rb == 0 && b.threads == 0 && b.frames.n == 1 && b.frames.v[0] == 9,
+	   "a second parse starts afresh");
+	dr_opts_free(&a);
+	dr_opts_free(&b);
+}
+
+static void test_engines(void)
+{
+	static const struct {
+		const char *in, *want;
+	} t[] = {
+	        {"CYCLES", "CYCLES"},
+	        {"cycles", "CYCLES"},
+	        {"Cycles", "CYCLES"},
+	        {"eevee", "BLENDER_EEVEE"},
+	        {"EEVEE", "BLENDER_EEVEE"},
+	        {"blender_eevee", "BLENDER_EEVEE"},
+	        {"BLENDER_EEVEE", "BLENDER_EEVEE"},
+	        {"workbench", "BLENDER_WORKBENCH"},
+	        {"BLENDER_WORKBENCH", "BLENDER_WORKBENCH"},
+	        {"Blender_Workbench", "BLENDER_WORKBENCH"},
+	        {"", NULL},
+	        {"cycle", NULL},
+	        {"cycles ", NULL},
+	        {"octane", NULL},
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		const char *got = dr_engine_canonical(t[i].in);
+		if (t[i].want)
+			is_str(got, t[i].want, "engine '%s'", t[i].in);
+		else
+			ok(got == NULL, "engine '%s' unknown", t[i].in);
+	}
+}
+
+static void test_usage(void)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	dr_opts_usage(f);
+	fclose(f);
+	ok(text && strstr(text, "Usage:") && strstr(text, "--frames") && strstr(text, "--retries"),
+	   "usage mentions the synopsis and options");
+	free(text);
+}
+
+int main(void)
+{
+	test_defaults();
+	test_frames();
+	test_args_count();
+	test_options_valid();
+	test_options_invalid();
+	test_unknown_and_missing();
+	test_help_version_verbosity();
+	test_twice();
+	test_engines();
+	test_usage();
+	return done_testing();
+}

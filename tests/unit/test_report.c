@@ -1,0 +1,252 @@
+/* Unit tests for dr_report: the JSON report read back with cJSON, the human summary, durations. */
+#include "dr_report.h"
+#include "tap.h"
+
+#include <cJSON.h>
+#include <dirent.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static char err[512];
+
+static void test_duration(void)
+{
+	static const struct {
+		double s;
+		const char *want;
+	} t[] = {
+	        {0, "0.0 s"},
+	        {-5, "0.0 s"},
+	        {0.04, "0.0 s"},
+	        {12.34, "12.3 s"},
+	        {59.9, "59.9 s"},
+	        {59.96, "1:00"},
+	        {60, "1:00"},
+	        {61.4, "1:01"},
+	        {245, "4:05"},
+	        {599.5, "10:00"},
+	        {3599.4, "59:59"},
+	        {3599.6, "1:00:00"},
+	        {3600, "1:00:00"},
+	        {3723, "1:02:03"},
+	        {36000 + 59, "10:00:59"},
+	        {100 * 3600.0, "100:00:00"},
+	};
+	char buf[64];
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		dr_fmt_duration(t[i].s, buf, sizeof buf);
+		is_str(buf, t[i].want, "duration %g", t[i].s);
+	}
+	char small[4];
+	dr_fmt_duration(3723, small, sizeof small);
+	is_int(strlen(small), 3, "a short buffer is truncated, not overrun");
+}
+
+static const cJSON *get(const cJSON *o, const char *key)
+{
+	return cJSON_GetObjectItemCaseSensitive(o, key);
+}
+
+static double num(const cJSON *o, const char *key)
+{
+	const cJSON *v = get(o, key);
+	return cJSON_IsNumber(v) ? v->valuedouble : -12345;
+}
+
+static const char *str(const cJSON *o, const char *key)
+{
+	const cJSON *v = get(o, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0;
+	if (!f)
+		return NULL;
+	FILE *m = open_memstream(&buf, &len);
+	int c;
+	while ((c = fgetc(f)) != EOF)
+		fputc(c, m);
+	fclose(m);
+	fclose(f);
+	return buf;
+}
+
+static int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Frames 1..5 on two slots: 1 done, 2 skipped, 3 failed, 4 running, 5 pending. */
+static dr_sched *make_sched(void)
+{
+	static const int f[] = {1, 2, 3, 4, 5};
+	dr_sched_cfg cfg = {.nslots = 2, .chunk = 1, .retries = 0, .max_consec = 5};
+	int out[2];
+	dr_sched *s = dr_sched_create(f, 5, &cfg, err, sizeof err);
+	if (!s)
+		return NULL;
+	dr_sched_skip(s, 2);
+	dr_sched_next(s, 0, 0, out, 2); /* 1 on slot 0 */
+	dr_sched_next(s, 1, 0, out, 2); /* 3 on slot 1 */
+	dr_sched_done(s, 0, 1, 2.5);
+	dr_sched_fail(s, 1, 3, "Blender crashed \"badly\"");
+	dr_sched_next(s, 0, 1, out, 2); /* 4 on slot 0 */
+	return s;
+}
+
+static void test_json(void)
+{
+	char dir[] = "/tmp/drender-test-report-XXXXXX";
+	char path[256], bad[300];
+	dr_outpath out;
+	dr_report_node nodes[2] = {{.rank = 1, .host = "alpha", .threads = 4},
+	                           {.rank = 2, .host = "beta", .threads = 2}};
+	dr_sched *s = make_sched();
+
+	ok(s != NULL, "scheduler set up");
+	ok(mkdtemp(dir) != NULL, "temporary directory");
+	ok(dr_outpath_init(&out, "/renders/f_####", "scene.blend", "PNG", err, sizeof err) == 0,
+	   "output naming set up");
+	snprintf(path, sizeof path, "%s/report.json", dir);
+	dr_report r = {.scene = "scene.blend",
+	               .sched = s,
+	               .out = &out,
+	               .nodes = nodes,
+	               .nslots = 2,
+	               .wall = 10.0,
+	               .exit_code = 1,
+	               .status = "failed",
+	               .message = "stopped early"};
+	err[0] = '\0';
+	is_int(dr_report_write(&r, path, err, sizeof err), 0, "report written (%s)", err);
+	is_int(count_entries(dir), 1, "only the report is left in the directory (no temp file)");
+
+	char *text = slurp(path);
+	cJSON *root = text ? cJSON_Parse(text) : NULL;
+	ok(root != NULL, "the report is valid JSON");
+	if (!root) {
+		free(text);
+		dr_sched_destroy(s);
+		return;
+	}
+	is_str(str(root, "scene"), "scene.blend", "scene");
+	is_str(str(root, "status"), "failed", "status");
+	is_int(num(root, "exit_code"), 1, "exit code");
+	is_str(str(root, "message"), "stopped early", "message");
+	ok(num(root, "wall_seconds") == 10.0, "wall seconds");
+
+	const cJSON *c = get(root, "counts");
+	ok(cJSON_IsObject(c), "counts object");
+	ok(num(c, "total") == 5 && num(c, "rendered") == 1 && num(c, "skipped") == 1 &&
+	           num(c, "failed") == 1 && num(c, "unfinished") == 2,
+	   "counts: 5 total, 1 rendered, 1 skipped, 1 failed, 2 unfinished");
+
+	const cJSON *ranks = get(root, "ranks");
+	ok(cJSON_IsArray(ranks) && cJSON_GetArraySize(ranks) == 2, "two ranks");
+	const cJSON *r0 = cJSON_GetArrayItem(ranks, 0), *r1 = cJSON_GetArrayItem(ranks, 1);
+	ok(num(r0, "rank") == 1 && strcmp(str(r0, "host"), "alpha") == 0 && num(r0, "threads") == 4,
+	   "rank 1 on alpha with 4 threads");
+	ok(num(r0, "frames") == 1 && num(r0, "failed_attempts") == 0 &&
+	           num(r0, "busy_seconds") == 2.5 && num(r0, "busy_share") == 0.25 &&
+	           num(r0, "mean_seconds_per_frame") == 2.5,
+	   "rank 1 stats");
+	ok(cJSON_IsFalse(get(r0, "excluded")) && cJSON_IsFalse(get(r0, "lost")),
+	   "rank 1 neither excluded nor lost");
+	ok(num(r1, "rank") == 2 && num(r1, "frames") == 0 && num(r1, "failed_attempts") == 1 &&
+	           num(r1, "mean_seconds_per_frame") == 0,
+	   "rank 2 stats");
+
+	const cJSON *frames = get(root, "frames");
+	ok(cJSON_IsArray(frames) && cJSON_GetArraySize(frames) == 5, "five frames");
+	static const struct {
+		int frame;
+		const char *state;
+		int rank; /* 0 = null */
+		int attempts;
+		double seconds;
+	} want[] = {
+	        {1, "done", 1, 1, 2.5},  {2, "skipped", 0, 0, 0}, {3, "failed", 2, 1, 0},
+	        {4, "running", 1, 1, 0}, {5, "pending", 0, 0, 0},
+	};
+	for (int i = 0; i < 5; i++) {
+		const cJSON *f = cJSON_GetArrayItem(frames, i);
+		char outp[64];
+		snprintf(outp, sizeof outp, "/renders/f_%04d.png", want[i].frame);
+		is_int(num(f, "frame"), want[i].frame, "frame %d: number", want[i].frame);
+		is_str(str(f, "state"), want[i].state, "frame %d: state", want[i].frame);
+		if (want[i].rank) {
+			is_int(num(f, "rank"), want[i].rank, "frame %d: rank", want[i].frame);
+			is_str(str(f, "host"), want[i].rank == 1 ? "alpha" : "beta",
+			       "frame %d: host", want[i].frame);
+		} else {
+			ok(cJSON_IsNull(get(f, "rank")) && cJSON_IsNull(get(f, "host")),
+			   "frame %d: rank and host null", want[i].frame);
+		}
+		is_int(num(f, "attempts"), want[i].attempts, "frame %d: attempts", want[i].frame);
+		ok(num(f, "seconds") == want[i].seconds, "frame %d: seconds", want[i].frame);
+		is_str(str(f, "output"), outp, "frame %d: output path", want[i].frame);
+	}
+	is_str(str(cJSON_GetArrayItem(frames, 2), "error"), "Blender crashed \"badly\"",
+	       "failed frame carries its error (quotes escaped and read back)");
+	ok(get(cJSON_GetArrayItem(frames, 0), "error") == NULL, "done frame has no error");
+	cJSON_Delete(root);
+	free(text);
+
+	/* No message: no "message" key; a rewrite replaces the file. */
+	r.message = NULL;
+	r.status = "done";
+	is_int(dr_report_write(&r, path, err, sizeof err), 0, "report rewritten");
+	text = slurp(path);
+	root = text ? cJSON_Parse(text) : NULL;
+	ok(root && get(root, "message") == NULL && strcmp(str(root, "status"), "done") == 0,
+	   "no message key when there is none; file replaced");
+	cJSON_Delete(root);
+	free(text);
+
+	snprintf(bad, sizeof bad, "%s/missing/report.json", dir);
+	err[0] = '\0';
+	is_int(dr_report_write(&r, bad, err, sizeof err), -1, "unwritable path refused");
+	ok(strstr(err, "cannot write report") && strstr(err, "missing"),
+	   "message names the path: %s", err);
+
+	/* Human summary. */
+	char *sum = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&sum, &len);
+	r.message = "stopped early";
+	dr_report_print(&r, m);
+	fclose(m);
+	ok(sum && strstr(sum, "5 frames") && strstr(sum, "1 rendered") &&
+	           strstr(sum, "1 skipped") && strstr(sum, "1 failed") &&
+	           strstr(sum, "2 not finished"),
+	   "summary totals");
+	ok(sum && strstr(sum, "alpha") && strstr(sum, "beta"), "summary lists the hosts");
+	ok(sum && strstr(sum, "frame 3 after 1 attempt: Blender crashed"),
+	   "summary lists the failed frame");
+	ok(sum && strstr(sum, "stopped early"), "summary ends with the message");
+	free(sum);
+
+	unlink(path);
+	rmdir(dir);
+	dr_sched_destroy(s);
+}
+
+int main(void)
+{
+	test_duration();
+	test_json();
+	return done_testing();
+}
