@@ -20,7 +20,7 @@ typedef struct dr_fitem {
 typedef struct dr_slot_stats {
 	int done;          /* frames rendered */
 	int failed;        /* failed attempts */
-	int consec_failed; /* failed attempts since its last success */
+	int consec_failed; /* frames failed since its last success (repeats not counted) */
 	double busy;       /* render seconds of successful frames */
 	bool excluded;     /* taken out of rotation after too many failures in a row */
 	bool gone;         /* released for good (lost, or could not load the scene) */

@@ -205,11 +205,14 @@ int dr_sched_fail(dr_sched *s, int slot, int frame, const char *error)
 		it->last_error = msg;
 	}
 	size_t i = (size_t)(it - s->items);
+	bool again = failed_on(s, i, slot);
 	s->failed_on[i * s->row + (size_t)slot / 8] |= (uint8_t)(1u << (slot % 8));
 	set_state(s, it, it->attempts > s->cfg.retries ? DR_F_FAILED : DR_F_PENDING);
 	st = &s->slots[slot];
 	st->failed++;
-	if (++st->consec_failed >= s->cfg.max_consec)
+	/* A frame fails again on a slot only once every usable slot has failed it: that speaks
+	 * against the frame, not the slot (else one bad frame takes out a lone render node). */
+	if (!again && ++st->consec_failed >= s->cfg.max_consec)
 		st->excluded = true;
 	return 0;
 }

@@ -357,6 +357,39 @@ static void test_exclusion(void)
 	dr_sched_destroy(s);
 }
 
+/* One frame that always fails must not take out a lone render node: its repeats on the same slot
+ * happen only once every usable slot has failed it, and speak against the frame. */
+static void test_bad_frame_lone_slot(void)
+{
+	static const int f[] = {1, 2, 3, 4, 5};
+	int out[4], k, guard = 0;
+	dr_sched *s = mk(f, 5, 1, 1, 3, 3);
+
+	while ((k = dr_sched_next(s, 0, 0, out, 4)) > 0 && guard++ < 100) {
+		if (out[0] == 1)
+			dr_sched_fail(s, 0, 1, "bad frame");
+		else
+			dr_sched_done(s, 0, out[0], 1);
+	}
+	is_int(k, -1, "the loop ends with -1");
+	ok(!dr_sched_slot(s, 0)->excluded, "the lone slot is not excluded for one bad frame");
+	is_int(item_of(s, 1)->attempts, 4, "the bad frame got all 3 + 1 attempts");
+	is_int(item_of(s, 1)->state, DR_F_FAILED, "and failed");
+	ok(counts_are(s, 0, 0, 4, 0, 1), "the other four frames rendered");
+	dr_sched_destroy(s);
+
+	/* A lone node that fails everything is still taken out after max_consec different frames.
+	 */
+	s = mk(f, 5, 1, 1, 1, 3);
+	guard = 0;
+	while ((k = dr_sched_next(s, 0, 0, out, 4)) > 0 && guard++ < 100)
+		dr_sched_fail(s, 0, out[0], "broken node");
+	ok(dr_sched_slot(s, 0)->excluded, "a node failing every frame is excluded");
+	is_int(dr_sched_slot(s, 0)->failed, 5, "after 3 frames x 2 attempts, less the last one");
+	is_int(dr_sched_fail_stranded(s, "no node"), 3, "the rest (3 of them) are stranded");
+	dr_sched_destroy(s);
+}
+
 static void test_drop_requeue(void)
 {
 	int f[6] = {1, 2, 3, 4, 5, 6};
@@ -623,6 +656,7 @@ int main(void)
 	test_retries();
 	test_prefer_other_slot();
 	test_exclusion();
+	test_bad_frame_lone_slot();
 	test_drop_requeue();
 	test_stranded();
 	test_property();
