@@ -12,15 +12,15 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -DDR_VERSION='"$(VERSION)"' \
-            -Iinclude -I$(BUILD) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS   += $(PKG_LIBS) -lm -lpthread $(EXTRA_LDFLAGS)
+override CFLAGS += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -DDR_VERSION='"$(VERSION)"' \
+                   -Iinclude -I$(BUILD) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+override LDLIBS += $(PKG_LIBS) -lm -lpthread $(EXTRA_LDFLAGS)
 
 SRCS      := $(wildcard src/*.c)
 LIB_OBJS  := $(patsubst src/%.c,$(BUILD)/%.o,$(filter-out src/main.c,$(SRCS)))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
-E2E       := $(wildcard tests/e2e/*.sh)
+E2E       := $(filter-out tests/e2e/lib.sh,$(wildcard tests/e2e/*.sh))
 
 .PHONY: all deps check unit e2e demo install uninstall clean asan format format-check bench
 

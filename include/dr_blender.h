@@ -1,4 +1,5 @@
-/* Blender supervision: one warm Blender fed over pipes, or one Blender per frame; never via a shell. */
+/* Blender supervision: one warm Blender fed over pipes, or one Blender per frame; never via a
+ * shell. */
 #ifndef DR_BLENDER_H
 #define DR_BLENDER_H
 
@@ -38,15 +39,15 @@
  */
 
 typedef struct dr_blender_cfg {
-	const char *exe;     /* Blender executable: path, or a name looked up in PATH */
-	const char *scene;   /* .blend to load */
-	const char *engine;  /* canonical engine name, NULL = the scene's own */
-	const char *format;  /* canonical file format name, e.g. "PNG" */
-	int samples;         /* 0 = the scene's own */
-	int threads;         /* >= 1 */
-	bool one_shot;       /* start Blender per frame instead of keeping one warm */
-	bool allow_autoexec; /* omit --disable-autoexec */
-	bool verbose;        /* echo Blender's output to our stderr */
+	const char *exe;       /* Blender executable: path, or a name looked up in PATH */
+	const char *scene;     /* .blend to load */
+	const char *engine;    /* canonical engine name, NULL = the scene's own */
+	const char *format;    /* canonical file format name, e.g. "PNG" */
+	int samples;           /* 0 = the scene's own */
+	int threads;           /* >= 1 */
+	bool one_shot;         /* start Blender per frame instead of keeping one warm */
+	bool allow_autoexec;   /* omit --disable-autoexec */
+	bool verbose;          /* echo Blender's output to our stderr */
 	const cpu_set_t *cpus; /* affinity for Blender, NULL = inherit ours */
 } dr_blender_cfg;
 
@@ -55,7 +56,7 @@ enum dr_bl_kind {
 	DR_BL_READY,       /* warm Blender has loaded the scene (one-shot: reported at once) */
 	DR_BL_LOAD_FAILED, /* Blender could not load the scene; error says why */
 	DR_BL_DONE,        /* frame rendered to the temporary path (not yet validated) */
-	DR_BL_FAILED,      /* frame failed: Python error, crash, non-zero exit, ...; error says why */
+	DR_BL_FAILED, /* frame failed: Python error, crash, non-zero exit, ...; error says why */
 };
 
 typedef struct dr_bl_event {

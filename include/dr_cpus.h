@@ -1,4 +1,5 @@
-/* CPU sharing: how many Blender threads each render node gets on its host, from the affinity masks. */
+/* CPU sharing: how many Blender threads each render node gets on its host, from the affinity masks.
+ */
 #ifndef DR_CPUS_H
 #define DR_CPUS_H
 
@@ -14,6 +15,6 @@ int dr_cpus_share(int ncpus, int nworkers, int idx);
  * rank's host goes to CPUS, and *THREADS gets this rank's share among the host's render nodes
  * (IS_RENDER != 0 for a rank that renders). Returns 0, or -1 with ERR. */
 int dr_cpus_plan(MPI_Comm comm, int is_render, cpu_set_t *cpus, int *threads, char *err,
-		 size_t errlen);
+                 size_t errlen);
 
 #endif

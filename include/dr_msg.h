@@ -19,15 +19,15 @@ enum dr_msg_type {
 
 typedef struct dr_msg {
 	int32_t type;
-	int32_t n;                     /* TASK: number of frames */
-	int32_t frames[DR_CHUNK_MAX];  /* TASK */
-	int32_t frame;                 /* RESULT */
-	int32_t ok;                    /* RESULT */
-	int32_t threads;               /* HELLO */
-	int32_t pid;                   /* HELLO */
-	double seconds;                /* RESULT: render seconds */
-	char host[256];                /* HELLO */
-	char text[1024];               /* RESULT, LOADFAIL: error message */
+	int32_t n;                    /* TASK: number of frames */
+	int32_t frames[DR_CHUNK_MAX]; /* TASK */
+	int32_t frame;                /* RESULT */
+	int32_t ok;                   /* RESULT */
+	int32_t threads;              /* HELLO */
+	int32_t pid;                  /* HELLO */
+	double seconds;               /* RESULT: render seconds */
+	char host[256];               /* HELLO */
+	char text[1024];              /* RESULT, LOADFAIL: error message */
 } dr_msg;
 
 /* Where messages go: MPI_COMM_WORLD with MPI_ERRORS_RETURN, plus a local queue that carries
@@ -35,7 +35,7 @@ typedef struct dr_msg {
 typedef struct dr_chan {
 	MPI_Comm comm;
 	int rank, size;
-	dr_msg *local;   /* queued messages to self */
+	dr_msg *local; /* queued messages to self */
 	size_t nlocal, caplocal;
 } dr_chan;
 

@@ -20,19 +20,19 @@ typedef struct dr_node {
 	int threads;
 	int queue[DR_CHUNK_MAX]; /* frames of the current task not started yet */
 	int qhead, qlen;
-	int frame;               /* frame in flight, -1 = none */
-	double started;          /* when it started (monotonic seconds) */
-	char tmp[DR_PATH_MAX];   /* its temporary file */
-	bool ready;              /* Blender has the scene; READY was sent */
-	bool requested;          /* a REQUEST is outstanding */
-	bool stopped;            /* STOP received, or could not start */
+	int frame;             /* frame in flight, -1 = none */
+	double started;        /* when it started (monotonic seconds) */
+	char tmp[DR_PATH_MAX]; /* its temporary file */
+	bool ready;            /* Blender has the scene; READY was sent */
+	bool requested;        /* a REQUEST is outstanding */
+	bool stopped;          /* STOP received, or could not start */
 } dr_node;
 
 /* Start Blender (for a warm node) and say HELLO to rank 0. CPUS: Blender's affinity, or NULL.
  * Returns 0, or -1 with ERR for an MPI failure (a Blender that cannot start is reported to rank 0
  * as LOADFAIL, not as an error here). */
-int dr_node_start(dr_node *n, const dr_opts *o, const dr_outpath *out, dr_chan *chan,
-		  int threads, const cpu_set_t *cpus, char *err, size_t errlen);
+int dr_node_start(dr_node *n, const dr_opts *o, const dr_outpath *out, dr_chan *chan, int threads,
+                  const cpu_set_t *cpus, char *err, size_t errlen);
 
 /* Handle a message from rank 0 (TASK or STOP). Returns 0, or -1 with ERR. */
 int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen);

@@ -12,27 +12,27 @@
 #define DR_CHUNK_MAX 256
 
 typedef struct dr_opts {
-	const char *scene;     /* SCENE.blend (points into argv) */
-	dr_frames frames;      /* requested frames, owned */
-	const char *output;    /* -o PATTERN, NULL = default */
-	const char *format;    /* canonical Blender format name, default "PNG" */
-	const char *engine;    /* canonical engine name, NULL = the scene's */
-	const char *blender;   /* --blender, else $DRENDER_BLENDER, else "blender" */
-	const char *report;    /* --report FILE.json, NULL = none */
-	int samples;           /* 0 = the scene's */
-	int threads;           /* -t, 0 = share the node's CPUs among its render nodes */
-	int chunk;             /* frames per task, >= 1 */
-	int retries;           /* extra attempts for a failed frame */
-	double timeout;        /* seconds per frame, 0 = none */
-	int verbosity;         /* -1 quiet, 0 normal, 1+ verbose */
+	const char *scene;   /* SCENE.blend (points into argv) */
+	dr_frames frames;    /* requested frames, owned */
+	const char *output;  /* -o PATTERN, NULL = default */
+	const char *format;  /* canonical Blender format name, default "PNG" */
+	const char *engine;  /* canonical engine name, NULL = the scene's */
+	const char *blender; /* --blender, else $DRENDER_BLENDER, else "blender" */
+	const char *report;  /* --report FILE.json, NULL = none */
+	int samples;         /* 0 = the scene's */
+	int threads;         /* -t, 0 = share the node's CPUs among its render nodes */
+	int chunk;           /* frames per task, >= 1 */
+	int retries;         /* extra attempts for a failed frame */
+	double timeout;      /* seconds per frame, 0 = none */
+	int verbosity;       /* -1 quiet, 0 normal, 1+ verbose */
 	bool one_shot, overwrite, allow_autoexec;
-	bool help, version;    /* print and exit 0; nothing else is filled */
+	bool help, version; /* print and exit 0; nothing else is filled */
 } dr_opts;
 
 /* Parse ARGV. ENV_BLENDER is $DRENDER_BLENDER (or NULL). Returns 0, or -1 with a one-line
  * message in ERR (usage errors: the caller prints it and exits 2). */
 int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, char *err,
-		  size_t errlen);
+                  size_t errlen);
 
 void dr_opts_free(dr_opts *o);
 

@@ -1,4 +1,5 @@
-/* Orchestrator (rank 0): hands frames to render nodes as they free up, tracks them, shows progress. */
+/* Orchestrator (rank 0): hands frames to render nodes as they free up, tracks them, shows progress.
+ */
 #ifndef DR_ORCH_H
 #define DR_ORCH_H
 
@@ -26,9 +27,9 @@ typedef struct dr_orch {
 	int nslots;
 	dr_orch_node *nodes;
 	dr_report_node *info; /* rank, host, threads per slot, for the report */
-	double t0;          /* start (monotonic) */
-	double last_draw;   /* last progress redraw */
-	int tty;            /* live progress line on this terminal, or -1 */
+	double t0;            /* start (monotonic) */
+	double last_draw;     /* last progress redraw */
+	int tty;              /* live progress line on this terminal, or -1 */
 	bool quiet;
 	bool all_loadfail;  /* every node failed to load the scene: bad input */
 	char loaderr[1024]; /* the first load error */
@@ -37,7 +38,7 @@ typedef struct dr_orch {
 /* Set up for the frames in O: skips frames already on disk unless --overwrite. TTY: a terminal
  * for the live progress line, or -1 for one line per frame. Returns 0, or -1 with ERR. */
 int dr_orch_init(dr_orch *r, const dr_opts *o, const dr_outpath *out, dr_chan *chan, int tty,
-		 char *err, size_t errlen);
+                 char *err, size_t errlen);
 
 /* Handle one message from render node rank SRC. Returns 0, or -1 with ERR. */
 int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errlen);
@@ -53,7 +54,7 @@ int dr_orch_stop_all(dr_orch *r, char *err, size_t errlen);
 
 /* Fill a report for the run so far. */
 void dr_orch_report(const dr_orch *r, dr_report *rep, int exit_code, const char *status,
-		    const char *message);
+                    const char *message);
 
 void dr_orch_destroy(dr_orch *r);
 

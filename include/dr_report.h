@@ -19,9 +19,9 @@ typedef struct dr_report {
 	const dr_outpath *out;
 	const dr_report_node *nodes; /* one per scheduler slot */
 	int nslots;
-	double wall;      /* seconds */
+	double wall; /* seconds */
 	int exit_code;
-	const char *status; /* "done", "failed", "interrupted", "error" */
+	const char *status;  /* "done", "failed", "interrupted", "error" */
 	const char *message; /* why the run ended early, or NULL */
 } dr_report;
 

@@ -27,10 +27,10 @@ typedef struct dr_slot_stats {
 } dr_slot_stats;
 
 typedef struct dr_sched_cfg {
-	int nslots;        /* render nodes, numbered 0..nslots-1 */
-	int chunk;         /* most frames per task, >= 1 */
-	int retries;       /* extra attempts per frame after the first */
-	int max_consec;    /* failures in a row that take a slot out of rotation, >= 1 */
+	int nslots;     /* render nodes, numbered 0..nslots-1 */
+	int chunk;      /* most frames per task, >= 1 */
+	int retries;    /* extra attempts per frame after the first */
+	int max_consec; /* failures in a row that take a slot out of rotation, >= 1 */
 } dr_sched_cfg;
 
 typedef struct dr_sched_counts {
@@ -41,10 +41,11 @@ typedef struct dr_sched dr_sched;
 
 /* A scheduler for FRAMES (ascending, unique; copied). NULL with ERR on bad config or memory. */
 dr_sched *dr_sched_create(const int *frames, size_t n, const dr_sched_cfg *cfg, char *err,
-			  size_t errlen);
+                          size_t errlen);
 void dr_sched_destroy(dr_sched *s);
 
-/* Mark FRAME as already present (before it was handed out). Returns 0, -1 if unknown/not pending. */
+/* Mark FRAME as already present (before it was handed out). Returns 0, -1 if unknown/not pending.
+ */
 int dr_sched_skip(dr_sched *s, int frame);
 
 /* Next task for SLOT at time NOW: up to cfg.chunk frames written to OUT (room for MAX), marked

@@ -735,8 +735,8 @@ static void fail_event(dr_blender *b, dr_bl_event *ev, bool load, const char *wh
 		b->busy = false;
 		if (tail_error_line(b, line, sizeof(line))) {
 			/* Blender said why in one line: that is the whole story */
-			append(ev->error, sizeof(ev->error), &pos, "Blender could not load '%s': %s",
-			       b->scene, line);
+			append(ev->error, sizeof(ev->error), &pos,
+			       "Blender could not load '%s': %s", b->scene, line);
 			return;
 		}
 		append(ev->error, sizeof(ev->error), &pos, "Blender could not load '%s' (%s)",

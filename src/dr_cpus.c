@@ -1,4 +1,5 @@
-/* CPU sharing: how many Blender threads each render node gets on its host, from the affinity masks. */
+/* CPU sharing: how many Blender threads each render node gets on its host, from the affinity masks.
+ */
 #include "dr_cpus.h"
 
 #include "dr_msg.h"
@@ -16,7 +17,7 @@ int dr_cpus_share(int ncpus, int nworkers, int idx)
 }
 
 int dr_cpus_plan(MPI_Comm comm, int is_render, cpu_set_t *cpus, int *threads, char *err,
-		 size_t errlen)
+                 size_t errlen)
 {
 	MPI_Comm local = MPI_COMM_NULL;
 	cpu_set_t mine;

@@ -31,21 +31,21 @@ static int send_simple(dr_node *n, int type, const char *text, char *err, size_t
 	return send_msg(n, &m, err, errlen);
 }
 
-int dr_node_start(dr_node *n, const dr_opts *o, const dr_outpath *out, dr_chan *chan,
-		  int threads, const cpu_set_t *cpus, char *err, size_t errlen)
+int dr_node_start(dr_node *n, const dr_opts *o, const dr_outpath *out, dr_chan *chan, int threads,
+                  const cpu_set_t *cpus, char *err, size_t errlen)
 {
 	char berr[1024] = "";
 	dr_blender_cfg cfg = {
-		.exe = o->blender,
-		.scene = o->scene,
-		.engine = o->engine,
-		.format = o->format,
-		.samples = o->samples,
-		.threads = threads,
-		.one_shot = o->one_shot,
-		.allow_autoexec = o->allow_autoexec,
-		.verbose = o->verbosity > 0,
-		.cpus = cpus,
+	        .exe = o->blender,
+	        .scene = o->scene,
+	        .engine = o->engine,
+	        .format = o->format,
+	        .samples = o->samples,
+	        .threads = threads,
+	        .one_shot = o->one_shot,
+	        .allow_autoexec = o->allow_autoexec,
+	        .verbose = o->verbosity > 0,
+	        .cpus = cpus,
 	};
 
 	memset(n, 0, sizeof *n);
@@ -68,7 +68,7 @@ int dr_node_start(dr_node *n, const dr_opts *o, const dr_outpath *out, dr_chan *
 		return send_simple(n, DR_MSG_LOADFAIL, berr, err, errlen);
 	}
 	dr_debug("Blender started on %s with %d thread%s", n->host, threads,
-		 threads == 1 ? "" : "s");
+	         threads == 1 ? "" : "s");
 	return 0;
 }
 
@@ -113,7 +113,7 @@ static int finish_frame(dr_node *n, double seconds, char *err, size_t errlen)
 	}
 	if (rename(n->tmp, final) != 0) {
 		snprintf(why, sizeof why, "cannot move %s to %s: %s", n->tmp, final,
-			 strerror(errno));
+		         strerror(errno));
 		unlink(n->tmp);
 		return report(n, 0, 0, why, err, errlen);
 	}
@@ -197,7 +197,7 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 		char why[256];
 		dr_blender_kill(n->bl);
 		snprintf(why, sizeof why, "timed out after %.0f s (--timeout); Blender was killed",
-			 n->opts->timeout);
+		         n->opts->timeout);
 		return fail_frame(n, why, err, errlen);
 	}
 	return 0;

@@ -26,35 +26,35 @@ enum {
 };
 
 static const struct option long_opts[] = {
-	{"output", required_argument, NULL, 'o'},
-	{"format", required_argument, NULL, 'F'},
-	{"engine", required_argument, NULL, 'E'},
-	{"threads", required_argument, NULL, 't'},
-	{"samples", required_argument, NULL, OPT_SAMPLES},
-	{"chunk", required_argument, NULL, OPT_CHUNK},
-	{"retries", required_argument, NULL, OPT_RETRIES},
-	{"timeout", required_argument, NULL, OPT_TIMEOUT},
-	{"blender", required_argument, NULL, OPT_BLENDER},
-	{"one-shot", no_argument, NULL, OPT_ONE_SHOT},
-	{"overwrite", no_argument, NULL, OPT_OVERWRITE},
-	{"allow-autoexec", no_argument, NULL, OPT_AUTOEXEC},
-	{"report", required_argument, NULL, OPT_REPORT},
-	{"frames", required_argument, NULL, OPT_FRAMES},
-	{"quiet", no_argument, NULL, 'q'},
-	{"verbose", no_argument, NULL, 'v'},
-	{"help", no_argument, NULL, 'h'},
-	{"version", no_argument, NULL, OPT_VERSION},
-	{NULL, 0, NULL, 0},
+        {"output", required_argument, NULL, 'o'},
+        {"format", required_argument, NULL, 'F'},
+        {"engine", required_argument, NULL, 'E'},
+        {"threads", required_argument, NULL, 't'},
+        {"samples", required_argument, NULL, OPT_SAMPLES},
+        {"chunk", required_argument, NULL, OPT_CHUNK},
+        {"retries", required_argument, NULL, OPT_RETRIES},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"blender", required_argument, NULL, OPT_BLENDER},
+        {"one-shot", no_argument, NULL, OPT_ONE_SHOT},
+        {"overwrite", no_argument, NULL, OPT_OVERWRITE},
+        {"allow-autoexec", no_argument, NULL, OPT_AUTOEXEC},
+        {"report", required_argument, NULL, OPT_REPORT},
+        {"frames", required_argument, NULL, OPT_FRAMES},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
 };
 
 const char *dr_engine_canonical(const char *name)
 {
 	static const char *const names[][2] = {
-		{"CYCLES", "CYCLES"},
-		{"BLENDER_EEVEE", "BLENDER_EEVEE"},
-		{"EEVEE", "BLENDER_EEVEE"},
-		{"BLENDER_WORKBENCH", "BLENDER_WORKBENCH"},
-		{"WORKBENCH", "BLENDER_WORKBENCH"},
+	        {"CYCLES", "CYCLES"},
+	        {"BLENDER_EEVEE", "BLENDER_EEVEE"},
+	        {"EEVEE", "BLENDER_EEVEE"},
+	        {"BLENDER_WORKBENCH", "BLENDER_WORKBENCH"},
+	        {"WORKBENCH", "BLENDER_WORKBENCH"},
 	};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (strcasecmp(name, names[i][0]) == 0)
@@ -73,7 +73,7 @@ static bool is_option(int val)
 
 /* Parse an integer option in [MIN, MAX]; message names the option. */
 static int parse_int(const char *s, const char *opt, long min, long max, int *out, char *err,
-		     size_t errlen)
+                     size_t errlen)
 {
 	char *end;
 	long v;
@@ -82,7 +82,7 @@ static int parse_int(const char *s, const char *opt, long min, long max, int *ou
 	v = strtol(s, &end, 10);
 	if (end == s || *end != '\0' || errno != 0 || v < min || v > max) {
 		snprintf(err, errlen, "%s wants a whole number from %ld to %ld, not '%s'", opt, min,
-			 max, s);
+		         max, s);
 		return -1;
 	}
 	*out = (int)v;
@@ -90,7 +90,7 @@ static int parse_int(const char *s, const char *opt, long min, long max, int *ou
 }
 
 int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, char *err,
-		  size_t errlen)
+                  size_t errlen)
 {
 	dr_opts r = {0};
 	const char *spec = NULL;
@@ -116,9 +116,9 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 			r.format = dr_format_canonical(optarg);
 			if (!r.format) {
 				snprintf(err, errlen,
-					 "unknown --format '%s' (try PNG, JPEG, OPEN_EXR, TIFF, "
-					 "BMP, TARGA, HDR, WEBP, JPEG2000)",
-					 optarg);
+				         "unknown --format '%s' (try PNG, JPEG, OPEN_EXR, TIFF, "
+				         "BMP, TARGA, HDR, WEBP, JPEG2000)",
+				         optarg);
 				goto out;
 			}
 			break;
@@ -126,9 +126,9 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 			r.engine = dr_engine_canonical(optarg);
 			if (!r.engine) {
 				snprintf(err, errlen,
-					 "unknown --engine '%s' (try CYCLES, BLENDER_EEVEE or "
-					 "BLENDER_WORKBENCH)",
-					 optarg);
+				         "unknown --engine '%s' (try CYCLES, BLENDER_EEVEE or "
+				         "BLENDER_WORKBENCH)",
+				         optarg);
 				goto out;
 			}
 			break;
@@ -155,9 +155,9 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 			if (end == optarg || *end || errno || !isfinite(r.timeout) ||
 			    r.timeout <= 0 || r.timeout > 7 * 24 * 3600.0) {
 				snprintf(err, errlen,
-					 "--timeout wants seconds greater than 0 (and at most a "
-					 "week), not '%s'",
-					 optarg);
+				         "--timeout wants seconds greater than 0 (and at most a "
+				         "week), not '%s'",
+				         optarg);
 				goto out;
 			}
 			break;
@@ -207,13 +207,13 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 			if (optopt && is_option(optopt))
 				/* glibc: a value given to a long option that takes none */
 				snprintf(err, errlen, "option '%s' takes no value",
-					 argv[optind - 1]);
+				         argv[optind - 1]);
 			else if (optopt)
 				snprintf(err, errlen, "unknown option '-%c' (see drender --help)",
-					 optopt);
+				         optopt);
 			else
 				snprintf(err, errlen, "unknown option '%s' (see drender --help)",
-					 argv[optind - 1]);
+				         argv[optind - 1]);
 			goto out;
 		}
 	}
@@ -221,7 +221,7 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	int nargs = argc - optind;
 	if (nargs < 1) {
 		snprintf(err, errlen,
-			 "missing SCENE.blend (usage: drender [OPTIONS] SCENE.blend START END)");
+		         "missing SCENE.blend (usage: drender [OPTIONS] SCENE.blend START END)");
 		goto out;
 	}
 	r.scene = argv[optind];
@@ -235,8 +235,8 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	} else {
 		if (nargs != 3) {
 			snprintf(err, errlen,
-				 nargs < 3 ? "missing frame range: give START END or --frames SPEC"
-					   : "too many arguments after SCENE.blend START END");
+			         nargs < 3 ? "missing frame range: give START END or --frames SPEC"
+			                   : "too many arguments after SCENE.blend START END");
 			goto out;
 		}
 		if (dr_frames_range(argv[optind + 1], argv[optind + 2], &r.frames, err, errlen))
@@ -258,7 +258,8 @@ void dr_opts_usage(FILE *f)
 	fputs("Usage: mpirun -np N drender [OPTIONS] SCENE.blend START END\n"
 	      "       mpirun -np N drender [OPTIONS] SCENE.blend --frames SPEC\n"
 	      "\n"
-	      "Render frames of a Blender scene in parallel. Rank 0 hands out frames; ranks 1..N-1\n"
+	      "Render frames of a Blender scene in parallel. Rank 0 hands out frames; ranks "
+	      "1..N-1\n"
 	      "each keep one Blender running with the scene loaded. Run without mpirun, drender\n"
 	      "renders by itself. Frames already on disk are skipped, so re-running the same\n"
 	      "command resumes an interrupted render.\n"
@@ -271,20 +272,24 @@ void dr_opts_usage(FILE *f)
 	      "  -o, --output PATTERN      output path; '#' runs are the zero-padded frame number\n"
 	      "                            (default output/<scene>_####); the format's extension\n"
 	      "                            is added unless PATTERN ends with it\n"
-	      "  -F, --format FORMAT       PNG (default), JPEG, OPEN_EXR, OPEN_EXR_MULTILAYER, TIFF,\n"
+	      "  -F, --format FORMAT       PNG (default), JPEG, OPEN_EXR, OPEN_EXR_MULTILAYER, "
+	      "TIFF,\n"
 	      "                            BMP, TARGA, HDR, WEBP, JPEG2000, ...\n"
 	      "      --overwrite           render frames whose output already exists\n"
 	      "      --report FILE.json    write a JSON report (per frame and per rank)\n"
 	      "Rendering:\n"
-	      "  -E, --engine ENGINE       CYCLES, BLENDER_EEVEE or BLENDER_WORKBENCH (default: the\n"
+	      "  -E, --engine ENGINE       CYCLES, BLENDER_EEVEE or BLENDER_WORKBENCH (default: "
+	      "the\n"
 	      "                            scene's)\n"
 	      "      --samples N           render samples (default: the scene's)\n"
-	      "  -t, --threads N           Blender threads per render node (default: the CPUs this\n"
+	      "  -t, --threads N           Blender threads per render node (default: the CPUs "
+	      "this\n"
 	      "                            node's ranks may use, shared among its render nodes)\n"
 	      "      --chunk N             frames handed out per task (default 1, max 256)\n"
 	      "      --retries N           retry a failed frame up to N times (default 3)\n"
 	      "      --timeout SECS        kill and retry a frame that renders longer than SECS\n"
-	      "      --one-shot            start Blender for every frame instead of keeping it warm\n"
+	      "      --one-shot            start Blender for every frame instead of keeping it "
+	      "warm\n"
 	      "      --blender PATH        Blender executable (default: $DRENDER_BLENDER, then\n"
 	      "                            'blender' on PATH)\n"
 	      "      --allow-autoexec      let the scene's embedded Python scripts run (off by\n"

@@ -1,4 +1,5 @@
-/* Orchestrator (rank 0): hands frames to render nodes as they free up, tracks them, shows progress. */
+/* Orchestrator (rank 0): hands frames to render nodes as they free up, tracks them, shows progress.
+ */
 #include "dr_orch.h"
 
 #include "dr_imgcheck.h"
@@ -17,7 +18,7 @@ static int slot_of(const dr_orch *r, int rank)
 }
 
 int dr_orch_init(dr_orch *r, const dr_opts *o, const dr_outpath *out, dr_chan *chan, int tty,
-		 char *err, size_t errlen)
+                 char *err, size_t errlen)
 {
 	dr_sched_cfg cfg = {0};
 	char path[DR_PATH_MAX], why[1200];
@@ -61,8 +62,8 @@ int dr_orch_init(dr_orch *r, const dr_opts *o, const dr_outpath *out, dr_chan *c
 	}
 	if (existing)
 		dr_info("%zu of %zu frames already exist and are skipped (--overwrite renders them "
-			"again)",
-			existing, o->frames.n);
+		        "again)",
+		        existing, o->frames.n);
 	return 0;
 }
 
@@ -92,11 +93,12 @@ static void progress_line(const dr_orch *r, char *buf, size_t len)
 		char age[32];
 		dr_fmt_duration(dr_now() - old->started, age, sizeof age);
 		snprintf(oldest, sizeof oldest, ", oldest in flight: frame %d for %s", old->frame,
-			 age);
+		         age);
 	}
-	snprintf(buf, len, "[%zu/%zu] %3.0f%% | %.1f frames/min | elapsed %s | ETA %s | %zu failed%s",
-		 c.done + c.failed, todo, todo ? 100.0 * (c.done + c.failed) / todo : 100.0, fpm,
-		 elapsed, eta, c.failed, oldest);
+	snprintf(buf, len,
+	         "[%zu/%zu] %3.0f%% | %.1f frames/min | elapsed %s | ETA %s | %zu failed%s",
+	         c.done + c.failed, todo, todo ? 100.0 * (c.done + c.failed) / todo : 100.0, fpm,
+	         elapsed, eta, c.failed, oldest);
 }
 
 static void draw(dr_orch *r, bool force)
@@ -129,7 +131,7 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m)
 		if (r->tty < 0 && !r->quiet) {
 			progress_line(r, line, sizeof line);
 			dr_info("frame %d done by rank %d (%s) in %.2f s %s", m->frame,
-				r->info[slot].rank, r->info[slot].host, m->seconds, line);
+			        r->info[slot].rank, r->info[slot].host, m->seconds, line);
 		}
 		return;
 	}
@@ -141,16 +143,18 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m)
 			continue;
 		if (it->state == DR_F_FAILED)
 			dr_error("frame %d failed on rank %d (%s), giving up after %d attempts: %s",
-				 m->frame, r->info[slot].rank, r->info[slot].host, it->attempts, m->text);
+			         m->frame, r->info[slot].rank, r->info[slot].host, it->attempts,
+			         m->text);
 		else
-			dr_warn("frame %d failed on rank %d (%s), will retry (attempt %d of %d): %s",
-				m->frame, r->info[slot].rank, r->info[slot].host, it->attempts + 1,
-				r->opts->retries + 1, m->text);
+			dr_warn("frame %d failed on rank %d (%s), will retry (attempt %d of %d): "
+			        "%s",
+			        m->frame, r->info[slot].rank, r->info[slot].host, it->attempts + 1,
+			        r->opts->retries + 1, m->text);
 		break;
 	}
 	if (!was_excluded && st->excluded)
 		dr_warn("rank %d (%s) failed %d frames in a row and is taken out of rotation",
-			r->info[slot].rank, r->info[slot].host, st->consec_failed);
+		        r->info[slot].rank, r->info[slot].host, st->consec_failed);
 }
 
 int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errlen)
@@ -167,8 +171,8 @@ int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errle
 		nd->pid = m->pid;
 		r->info[slot].threads = m->threads;
 		snprintf(r->info[slot].host, sizeof r->info[slot].host, "%s", m->host);
-		dr_debug("rank %d on %s: %d Blender thread%s", r->info[slot].rank, m->host, m->threads,
-			 m->threads == 1 ? "" : "s");
+		dr_debug("rank %d on %s: %d Blender thread%s", r->info[slot].rank, m->host,
+		         m->threads, m->threads == 1 ? "" : "s");
 		break;
 	case DR_MSG_READY:
 		nd->ready = true;
@@ -185,7 +189,7 @@ int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errle
 		dr_sched_drop(r->sched, slot);
 		if (dr_sched_usable(r->sched) > 0) /* else the run ends with this error */
 			dr_warn("rank %d (%s) cannot render: %s", r->info[slot].rank,
-				r->info[slot].host, m->text);
+			        r->info[slot].host, m->text);
 		if (!nd->stopped && send_type(r, slot, DR_MSG_STOP, err, errlen))
 			return -1;
 		nd->stopped = true;
@@ -212,9 +216,9 @@ int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 				none_loaded = false;
 		if (c.running == 0) {
 			r->all_loadfail = none_loaded && c.done == 0;
-			dr_sched_fail_stranded(r->sched, none_loaded
-								 ? "no render node could load the scene"
-								 : "no render node left to try this frame");
+			dr_sched_fail_stranded(
+			        r->sched, none_loaded ? "no render node could load the scene"
+			                              : "no render node left to try this frame");
 		}
 	}
 	for (int i = 0; i < r->nslots; i++) {
@@ -267,7 +271,7 @@ int dr_orch_stop_all(dr_orch *r, char *err, size_t errlen)
 }
 
 void dr_orch_report(const dr_orch *r, dr_report *rep, int exit_code, const char *status,
-		    const char *message)
+                    const char *message)
 {
 	memset(rep, 0, sizeof *rep);
 	rep->scene = r->opts->scene;

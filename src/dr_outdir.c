@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 /* Call FN for each distinct output directory (consecutive frames usually share one). */
-static int each_dir(const dr_outpath *o, const dr_frames *f,
-		    int (*fn)(const char *dir, void *arg), void *arg)
+static int each_dir(const dr_outpath *o, const dr_frames *f, int (*fn)(const char *dir, void *arg),
+                    void *arg)
 {
 	char prev[DR_PATH_MAX] = "", dir[DR_PATH_MAX];
 	for (size_t i = 0; i < f->n; i++) {
@@ -46,14 +46,14 @@ static int mkdir_p(const char *dir, char *err, size_t errlen)
 		snprintf(err, errlen, "output directory path is too long: %s", dir);
 		return -1;
 	}
-	for (char *s = p + 1; ; s++) {
+	for (char *s = p + 1;; s++) {
 		char c = *s;
 		if (c != '/' && c != '\0')
 			continue;
 		*s = '\0';
 		if (mkdir(p, 0777) != 0 && errno != EEXIST) {
 			snprintf(err, errlen, "cannot create output directory %s: %s", p,
-				 strerror(errno));
+			         strerror(errno));
 			return -1;
 		}
 		*s = c;
@@ -83,7 +83,7 @@ static int prepare_one(const char *dir, void *arg)
 	fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		snprintf(pr->err, pr->errlen, "cannot write in output directory %s: %s", dir,
-			 strerror(errno));
+		         strerror(errno));
 		return -1;
 	}
 	close(fd);

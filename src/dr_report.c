@@ -35,22 +35,22 @@ void dr_report_print(const dr_report *r, FILE *f)
 
 	dr_fmt_duration(r->wall, wall, sizeof wall);
 	fprintf(f, "\n%s: %zu frame%s in %s: %zu rendered, %zu skipped (already done), %zu failed",
-		r->scene, c.total, c.total == 1 ? "" : "s", wall, c.done, c.skipped, c.failed);
+	        r->scene, c.total, c.total == 1 ? "" : "s", wall, c.done, c.skipped, c.failed);
 	if (c.pending + c.running)
 		fprintf(f, ", %zu not finished", c.pending + c.running);
 	fprintf(f, "\n");
 	if (c.done > 0) {
 		fprintf(f, "  %-5s %-24s %7s %7s %6s %10s\n", "rank", "host", "threads", "frames",
-			"busy", "s/frame");
+		        "busy", "s/frame");
 		for (int i = 0; i < r->nslots; i++) {
 			const dr_slot_stats *st = dr_sched_slot(r->sched, i);
 			double busy = r->wall > 0 ? 100.0 * st->busy / r->wall : 0;
 			fprintf(f, "  %-5d %-24.24s %7d %7d %5.0f%% %10.2f%s\n", r->nodes[i].rank,
-				r->nodes[i].host[0] ? r->nodes[i].host : "?", r->nodes[i].threads,
-				st->done, busy, st->done ? st->busy / st->done : 0.0,
-				st->excluded ? "  (taken out of rotation)"
-				: st->gone ? "  (lost or could not load the scene)"
-					   : "");
+			        r->nodes[i].host[0] ? r->nodes[i].host : "?", r->nodes[i].threads,
+			        st->done, busy, st->done ? st->busy / st->done : 0.0,
+			        st->excluded ? "  (taken out of rotation)"
+			        : st->gone   ? "  (lost or could not load the scene)"
+			                     : "");
 		}
 	}
 	if (c.failed > 0) {
@@ -59,8 +59,8 @@ void dr_report_print(const dr_report *r, FILE *f)
 			const dr_fitem *it = dr_sched_item(r->sched, i);
 			if (it->state == DR_F_FAILED)
 				fprintf(f, "  frame %d after %d attempt%s: %s\n", it->frame,
-					it->attempts, it->attempts == 1 ? "" : "s",
-					it->last_error ? it->last_error : "unknown error");
+				        it->attempts, it->attempts == 1 ? "" : "s",
+				        it->last_error ? it->last_error : "unknown error");
 		}
 	}
 	if (r->message)
@@ -104,7 +104,7 @@ static cJSON *build(const dr_report *r)
 		cJSON_AddNumberToObject(o, "busy_seconds", st->busy);
 		cJSON_AddNumberToObject(o, "busy_share", r->wall > 0 ? st->busy / r->wall : 0);
 		cJSON_AddNumberToObject(o, "mean_seconds_per_frame",
-					st->done ? st->busy / st->done : 0);
+		                        st->done ? st->busy / st->done : 0);
 		cJSON_AddBoolToObject(o, "excluded", st->excluded);
 		cJSON_AddBoolToObject(o, "lost", st->gone);
 		cJSON_AddItemToArray(ranks, o);

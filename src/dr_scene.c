@@ -35,6 +35,6 @@ int dr_scene_check(const char *path, char *err, size_t errlen)
 	    (n >= 4 && memcmp(head, zst, 4) == 0))
 		return 0;
 	snprintf(err, errlen, "%s is not a Blender scene (.blend file)%s", path,
-		 n == 0 ? ": it is empty" : "");
+	         n == 0 ? ": it is empty" : "");
 	return -1;
 }

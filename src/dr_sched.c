@@ -10,15 +10,15 @@ struct dr_sched {
 	dr_sched_cfg cfg;
 	size_t n;
 	dr_fitem *items;
-	uint8_t *failed_on;   /* n x nslots bits: slot failed this frame */
-	size_t row;           /* bytes per frame in failed_on */
+	uint8_t *failed_on; /* n x nslots bits: slot failed this frame */
+	size_t row;         /* bytes per frame in failed_on */
 	dr_slot_stats *slots;
 	size_t first_pending; /* no pending frame below this index */
 	dr_sched_counts counts;
 };
 
 dr_sched *dr_sched_create(const int *frames, size_t n, const dr_sched_cfg *cfg, char *err,
-			  size_t errlen)
+                          size_t errlen)
 {
 	dr_sched *s;
 

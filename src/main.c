@@ -1,4 +1,5 @@
-/* drender's entry point: wires options, MPI, the orchestrator (rank 0) and render nodes together. */
+/* drender's entry point: wires options, MPI, the orchestrator (rank 0) and render nodes together.
+ */
 #include "dr_cpus.h"
 #include "dr_log.h"
 #include "dr_msg.h"
@@ -19,8 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { EXIT_ALL_DONE = 0, EXIT_FRAMES_FAILED = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3,
-       EXIT_INTERRUPTED = 130 };
+enum {
+	EXIT_ALL_DONE = 0,
+	EXIT_FRAMES_FAILED = 1,
+	EXIT_USAGE = 2,
+	EXIT_RUNTIME = 3,
+	EXIT_INTERRUPTED = 130
+};
 
 /* Set by SIGINT/SIGTERM/SIGHUP; the loops check it and clean up. */
 static volatile sig_atomic_t interrupted;
@@ -48,7 +54,8 @@ static void sleep_ms(double ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Wait for every rank without spinning (a blocking MPI_Barrier busy-polls a core), then finalize. */
+/* Wait for every rank without spinning (a blocking MPI_Barrier busy-polls a core), then finalize.
+ */
 static int finish(int code)
 {
 	MPI_Request req;
@@ -93,7 +100,7 @@ static int open_tty(const dr_opts *o)
 }
 
 static int run_rank0(const dr_opts *o, const dr_outpath *out, dr_chan *chan, int threads,
-		     const cpu_set_t *cpus)
+                     const cpu_set_t *cpus)
 {
 	dr_orch orch;
 	dr_node node;
@@ -155,8 +162,8 @@ static int run_rank0(const dr_opts *o, const dr_outpath *out, dr_chan *chan, int
 		code = EXIT_INTERRUPTED;
 		status = "interrupted";
 		snprintf(msg, sizeof msg,
-			 "Interrupted: frames already done are kept; run the same command again to "
-			 "render the rest.");
+		         "Interrupted: frames already done are kept; run the same command again to "
+		         "render the rest.");
 	} else if (failed) {
 		code = EXIT_RUNTIME;
 		status = "error";
@@ -166,7 +173,7 @@ static int run_rank0(const dr_opts *o, const dr_outpath *out, dr_chan *chan, int
 		code = EXIT_USAGE;
 		status = "error";
 		snprintf(msg, sizeof msg, "No render node could start Blender on the scene: %s",
-			 orch.loaderr);
+		         orch.loaderr);
 		dr_error("%s", msg);
 	} else if (c.failed > 0) {
 		code = EXIT_FRAMES_FAILED;
@@ -196,7 +203,7 @@ static int run_rank0(const dr_opts *o, const dr_outpath *out, dr_chan *chan, int
 }
 
 static int run_node(const dr_opts *o, const dr_outpath *out, dr_chan *chan, int threads,
-		    const cpu_set_t *cpus)
+                    const cpu_set_t *cpus)
 {
 	dr_node node;
 	dr_msg m;
@@ -216,7 +223,7 @@ static int run_node(const dr_opts *o, const dr_outpath *out, dr_chan *chan, int 
 				k = -1;
 		}
 		if (k < 0 || dr_node_tick(&node, node.frame >= 0 || !node.ready ? 50 : 0, err,
-					  sizeof err) != 0) {
+		                          sizeof err) != 0) {
 			dr_error("%s", err);
 			rc = EXIT_RUNTIME;
 			break;
@@ -266,8 +273,9 @@ int main(int argc, char **argv)
 			printf("drender %s (Open MPI, cJSON, libmicrohttpd)\n", DR_VERSION);
 		return finish(EXIT_ALL_DONE);
 	}
-	dr_log_init(rank, o.verbosity < 0 ? DR_LOG_WARN : o.verbosity > 0 ? DR_LOG_DEBUG
-									   : DR_LOG_INFO);
+	dr_log_init(rank, o.verbosity < 0   ? DR_LOG_WARN
+	                  : o.verbosity > 0 ? DR_LOG_DEBUG
+	                                    : DR_LOG_INFO);
 	if (dr_outpath_init(&out, o.output, o.scene, o.format, err, sizeof err) != 0) {
 		if (rank == 0)
 			dr_error("%s", err);
@@ -284,7 +292,7 @@ int main(int argc, char **argv)
 	}
 	if (dr_chan_init(&chan, MPI_COMM_WORLD, err, sizeof err) != 0 ||
 	    dr_cpus_plan(MPI_COMM_WORLD, size == 1 || rank != 0, &cpus, &threads, err,
-			 sizeof err) != 0) {
+	                 sizeof err) != 0) {
 		dr_error("%s", err);
 		dr_opts_free(&o);
 		return finish(EXIT_RUNTIME);

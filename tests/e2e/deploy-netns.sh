@@ -135,13 +135,22 @@ fi
 
 # The rsh agent: Open MPI runs "AGENT [options] HOST COMMAND..." as it would run ssh; run the
 # command inside HOST's namespace, under HOST as UTS hostname, through a shell as sshd would.
+# Like ssh, the agent itself stays on the launching side (outside HOST's namespace): when the
+# remote side is killed it says so, naming the host, and exits 255 as ssh does when it loses
+# its connection.
 cat >"$T/agent" <<EOF
 #!/bin/sh
 while [ \$# -gt 0 ]; do case \$1 in -*) shift ;; *) break ;; esac; done
 host=\$1; shift
 ns=\$(awk -v h="\$host" '\$1 == h { print \$2 }' "$T/nsmap")
 if [ -z "\$ns" ]; then echo "netns-agent: unknown host \$host" >&2; exit 255; fi
-exec ip netns exec "\$ns" unshare --uts /bin/sh -c 'hostname "\$0" && exec /bin/sh -c "\$1"' "\$host" "\$*"
+ip netns exec "\$ns" unshare --uts /bin/sh -c 'hostname "\$0" && exec /bin/sh -c "\$1"' "\$host" "\$*"
+rc=\$?
+if [ \$rc -gt 128 ]; then
+	echo "netns-agent: connection to \$host closed: remote command killed by signal \$((rc - 128))" >&2
+	exit 255
+fi
+exit \$rc
 EOF
 chmod +x "$T/agent"
 printf 'head slots=1\nnode1 slots=1\nnode2 slots=1\nnode3 slots=1\n' >"$T/hostfile"

@@ -12,6 +12,7 @@ unset DRENDER_BLENDER
 MPIRUN=(mpirun --oversubscribe)
 
 T_N=0
+T_COMM=$(cat /proc/$$/comm) # this script's shells (subshells keep the name)
 T_FAILED=0
 ok() { # ok COND-STATUS DESCRIPTION...
 	local st=$1
@@ -72,7 +73,7 @@ leftover_pids() {
 	local p
 	for p in /proc/[0-9]*; do
 		case "$(cat "$p/comm" 2>/dev/null)" in
-		bash | cat | tr | readlink | wc | "") continue ;; # the test's own shell and tools
+		"$T_COMM" | bash | cat | tr | readlink | wc | "") continue ;; # the test's own shells, tools
 		esac
 		case "$(readlink "$p/cwd" 2>/dev/null) $(tr '\0' ' ' 2>/dev/null <"$p/cmdline")" in
 		*"$WORK"*) echo "${p#/proc/}" ;;

@@ -24,7 +24,7 @@ static int tap_n, tap_failed;
 		long long g_ = (long long)(got), w_ = (long long)(want);                           \
 		ok(g_ == w_, __VA_ARGS__);                                                         \
 		if (g_ != w_)                                                                      \
-			printf("#   got %lld, want %lld\n", g_, w_);                                   \
+			printf("#   got %lld, want %lld\n", g_, w_);                               \
 	} while (0)
 
 #define is_str(got, want, ...)                                                                     \
@@ -33,7 +33,8 @@ static int tap_n, tap_failed;
 		int same_ = g_ && w_ && strcmp(g_, w_) == 0;                                       \
 		ok(same_, __VA_ARGS__);                                                            \
 		if (!same_)                                                                        \
-			printf("#   got '%s', want '%s'\n", g_ ? g_ : "(null)", w_ ? w_ : "(null)");   \
+			printf("#   got '%s', want '%s'\n", g_ ? g_ : "(null)",                    \
+			       w_ ? w_ : "(null)");                                                \
 	} while (0)
 
 static inline int done_testing(void)
