@@ -7,6 +7,9 @@
 #include <mpi.h>
 #include <stdint.h>
 
+/* A render node says something at least this often (seconds). */
+#define DR_HEARTBEAT_S 2.0
+
 enum dr_msg_type {
 	DR_MSG_HELLO = 1, /* node -> 0: host, pid, threads; Blender is starting */
 	DR_MSG_READY,     /* node -> 0: Blender has the scene loaded; asks for work */
@@ -15,6 +18,7 @@ enum dr_msg_type {
 	DR_MSG_RESULT,    /* node -> 0: one frame done (ok = 1) or failed (text says why) */
 	DR_MSG_TASK,      /* 0 -> node: render frames[0..n) */
 	DR_MSG_STOP,      /* 0 -> node: no more work; quit Blender and finish */
+	DR_MSG_HEARTBEAT, /* node -> 0: still alive (sent when nothing else was for a while) */
 };
 
 typedef struct dr_msg {

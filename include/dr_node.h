@@ -26,6 +26,7 @@ typedef struct dr_node {
 	bool ready;            /* Blender has the scene; READY was sent */
 	bool requested;        /* a REQUEST is outstanding */
 	bool stopped;          /* STOP received, or could not start */
+	double last_sent;      /* when we last said something to rank 0 */
 } dr_node;
 
 /* Start Blender (for a warm node) and say HELLO to rank 0. CPUS: Blender's affinity, or NULL.

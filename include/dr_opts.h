@@ -24,6 +24,7 @@ typedef struct dr_opts {
 	int chunk;           /* frames per task, >= 1 */
 	int retries;         /* extra attempts for a failed frame */
 	double timeout;      /* seconds per frame, 0 = none */
+	double node_timeout; /* a render node silent this long ends the job (seconds) */
 	int verbosity;       /* -1 quiet, 0 normal, 1+ verbose */
 	bool one_shot, overwrite, allow_autoexec;
 	bool help, version; /* print and exit 0; nothing else is filled */

@@ -16,6 +16,7 @@ typedef struct dr_orch_node {
 	bool hello, ready, loadfail;
 	bool waiting; /* asked for work, not answered yet */
 	bool stopped; /* STOP sent */
+	double last_seen; /* when it last said anything (monotonic seconds) */
 	char loaderr[1024];
 } dr_orch_node;
 
@@ -32,6 +33,7 @@ typedef struct dr_orch {
 	int tty;              /* live progress line on this terminal, or -1 */
 	bool quiet;
 	bool all_loadfail;  /* every node failed to load the scene: bad input */
+	int silent;         /* slot of a node silent past --node-timeout, or -1 */
 	char loaderr[1024]; /* the first load error */
 } dr_orch;
 

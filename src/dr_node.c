@@ -19,6 +19,7 @@ double dr_now(void)
 
 static int send_msg(dr_node *n, dr_msg *m, char *err, size_t errlen)
 {
+	n->last_sent = dr_now();
 	return dr_chan_send(n->chan, 0, m, err, errlen);
 }
 
@@ -147,6 +148,10 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 {
 	dr_bl_event ev;
 
+	/* Rank 0 ends the job when a node is silent too long: say we are alive. */
+	if (!n->stopped && n->chan->size > 1 && dr_now() - n->last_sent >= DR_HEARTBEAT_S &&
+	    send_simple(n, DR_MSG_HEARTBEAT, NULL, err, errlen) != 0)
+		return -1;
 	if (n->stopped || !n->bl) {
 		struct timespec ts = {0, (long)wait_ms * 1000000L};
 		nanosleep(&ts, NULL);

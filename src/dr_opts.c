@@ -23,6 +23,7 @@ enum {
 	OPT_REPORT,
 	OPT_FRAMES,
 	OPT_VERSION,
+	OPT_NODE_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -44,6 +45,7 @@ static const struct option long_opts[] = {
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"node-timeout", required_argument, NULL, OPT_NODE_TIMEOUT},
         {NULL, 0, NULL, 0},
 };
 
@@ -89,6 +91,23 @@ static int parse_int(const char *s, const char *opt, long min, long max, int *ou
 	return 0;
 }
 
+/* Parse seconds greater than 0 and at most a week; message names the option. */
+static int parse_seconds(const char *s, const char *opt, double *out, char *err, size_t errlen)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || *end || errno || !isfinite(v) || v <= 0 || v > 7 * 24 * 3600.0) {
+		snprintf(err, errlen,
+		         "%s wants seconds greater than 0 (and at most a week), not '%s'", opt, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, char *err,
                   size_t errlen)
 {
@@ -99,6 +118,7 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	r.format = "PNG";
 	r.chunk = 1;
 	r.retries = 3;
+	r.node_timeout = 30;
 	r.blender = env_blender && *env_blender ? env_blender : "blender";
 
 	optind = 0; /* glibc: full re-initialisation, so the parser can run more than once */
@@ -148,20 +168,14 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 			if (parse_int(optarg, "--retries", 0, 100, &r.retries, err, errlen))
 				goto out;
 			break;
-		case OPT_TIMEOUT: {
-			char *end;
-			errno = 0;
-			r.timeout = strtod(optarg, &end);
-			if (end == optarg || *end || errno || !isfinite(r.timeout) ||
-			    r.timeout <= 0 || r.timeout > 7 * 24 * 3600.0) {
-				snprintf(err, errlen,
-				         "--timeout wants seconds greater than 0 (and at most a "
-				         "week), not '%s'",
-				         optarg);
+		case OPT_TIMEOUT:
+			if (parse_seconds(optarg, "--timeout", &r.timeout, err, errlen))
 				goto out;
-			}
 			break;
-		}
+		case OPT_NODE_TIMEOUT:
+			if (parse_seconds(optarg, "--node-timeout", &r.node_timeout, err, errlen))
+				goto out;
+			break;
 		case OPT_BLENDER:
 			if (!*optarg) {
 				snprintf(err, errlen, "--blender wants a path, not ''");
@@ -290,6 +304,8 @@ void dr_opts_usage(FILE *f)
 	      "      --timeout SECS        kill and retry a frame that renders longer than SECS\n"
 	      "      --one-shot            start Blender for every frame instead of keeping it "
 	      "warm\n"
+	      "      --node-timeout SECS   end the job when a render node is silent that long\n"
+	      "                            (stopped, hung or cut off; default 30)\n"
 	      "      --blender PATH        Blender executable (default: $DRENDER_BLENDER, then\n"
 	      "                            'blender' on PATH)\n"
 	      "      --allow-autoexec      let the scene's embedded Python scripts run (off by\n"

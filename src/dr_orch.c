@@ -30,7 +30,7 @@ int dr_orch_init(dr_orch *r, const dr_opts *o, const dr_outpath *out, dr_chan *c
 	r->chan = chan;
 	r->tty = tty;
 	r->quiet = o->verbosity < 0;
-	r->t0 = dr_now();
+	r->t0 = r->last_draw = dr_now();
 	r->nslots = chan->size == 1 ? 1 : chan->size - 1;
 	cfg.nslots = r->nslots;
 	cfg.chunk = o->chunk;
@@ -45,8 +45,11 @@ int dr_orch_init(dr_orch *r, const dr_opts *o, const dr_outpath *out, dr_chan *c
 		dr_orch_destroy(r);
 		return -1;
 	}
-	for (int i = 0; i < r->nslots; i++)
+	r->silent = -1;
+	for (int i = 0; i < r->nslots; i++) {
 		r->info[i].rank = chan->size == 1 ? 0 : i + 1;
+		r->nodes[i].last_seen = r->t0;
+	}
 	for (size_t i = 0; i < o->frames.n && !o->overwrite; i++) {
 		int f = o->frames.v[i];
 		if (dr_outpath_frame(out, f, path, sizeof path) != 0)
@@ -106,7 +109,19 @@ static void draw(dr_orch *r, bool force)
 	char line[512];
 	double now = dr_now();
 
-	if (r->tty < 0 || r->quiet || (!force && now - r->last_draw < 0.5))
+	if (r->quiet)
+		return;
+	if (r->tty < 0) {
+		/* No terminal: a line per finished frame, and one every 30 s when none finishes,
+		 * so that a stuck frame shows. */
+		if (now - r->last_draw < 30)
+			return;
+		r->last_draw = now;
+		progress_line(r, line, sizeof line);
+		dr_info("still rendering: %s", line);
+		return;
+	}
+	if (!force && now - r->last_draw < 0.5)
 		return;
 	r->last_draw = now;
 	progress_line(r, line, sizeof line);
@@ -129,6 +144,7 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m)
 		if (dr_sched_done(r->sched, slot, m->frame, m->seconds) != 0)
 			return;
 		if (r->tty < 0 && !r->quiet) {
+			r->last_draw = dr_now();
 			progress_line(r, line, sizeof line);
 			dr_info("frame %d done by rank %d (%s) in %.2f s %s", m->frame,
 			        r->info[slot].rank, r->info[slot].host, m->seconds, line);
@@ -165,6 +181,7 @@ int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errle
 	if (slot < 0)
 		return 0;
 	nd = &r->nodes[slot];
+	nd->last_seen = dr_now();
 	switch (m->type) {
 	case DR_MSG_HELLO:
 		nd->hello = true;
@@ -207,6 +224,13 @@ int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 {
 	int frames[DR_CHUNK_MAX];
 	double now = dr_now();
+
+	for (int i = 0; i < r->nslots && r->chan->size > 1; i++) {
+		if (!r->nodes[i].stopped && now - r->nodes[i].last_seen > r->opts->node_timeout) {
+			r->silent = i;
+			return 0;
+		}
+	}
 
 	if (dr_sched_usable(r->sched) == 0 && !dr_sched_finished(r->sched)) {
 		dr_sched_counts c = dr_sched_count(r->sched);

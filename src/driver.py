@@ -136,10 +136,28 @@ def render_frame(scene, frame, path):
     try:
         size = os.path.getsize(path)
     except OSError:
-        raise RuntimeError("render finished but %s was not written" % path)
+        raise RuntimeError(
+            "render finished but %s was not written%s" % (path, why_unwritten(path)))
     if size == 0:
-        raise RuntimeError("render finished but %s is empty" % path)
+        raise RuntimeError("render finished but %s is empty%s" % (path, why_unwritten(path)))
     return seconds
+
+
+def why_unwritten(path):
+    """Blender's image writer fails silently: name the likely system error, if one shows."""
+    folder = os.path.dirname(path) or "."
+    try:
+        st = os.statvfs(folder)
+    except OSError as e:
+        return " (%s: %s)" % (folder, e.strerror)
+    if st.f_flag & os.ST_RDONLY:
+        return " (%s: Read-only file system)" % folder
+    if st.f_bavail * st.f_frsize < 1024 * 1024:
+        free = st.f_bavail * st.f_frsize
+        return " (No space left on device: %d bytes free in %s)" % (free, folder)
+    if not os.access(folder, os.W_OK):
+        return " (%s: Permission denied)" % folder
+    return ""
 
 
 class Channel:

@@ -140,6 +140,16 @@ static int run_rank0(const dr_opts *o, const dr_outpath *out, dr_chan *chan, int
 			failed = true;
 			break;
 		}
+		if (orch.silent >= 0) {
+			const dr_report_node *nd = &orch.info[orch.silent];
+			snprintf(err, sizeof err,
+			         "rank %d on host %s has not been heard from for %.0f s (stopped, hung "
+			         "or cut off from the network); ending the job. Frames already done "
+			         "are kept: run the same command again to render the rest",
+			         nd->rank, nd->host[0] ? nd->host : "(unknown)", o->node_timeout);
+			failed = true;
+			break;
+		}
 		if (dr_sched_finished(orch.sched) && dr_orch_stop_all(&orch, err, sizeof err)) {
 			failed = true;
 			break;
@@ -179,22 +189,21 @@ static int run_rank0(const dr_opts *o, const dr_outpath *out, dr_chan *chan, int
 		code = EXIT_FRAMES_FAILED;
 		status = "failed";
 	}
-	if (code != EXIT_USAGE) {
-		dr_orch_report(&orch, &rep, code, status, msg[0] ? msg : NULL);
+	/* The JSON report first: on an interrupt, mpirun may kill us soon after its SIGTERM. */
+	dr_orch_report(&orch, &rep, code, status, msg[0] ? msg : NULL);
+	if (o->report && dr_report_write(&rep, o->report, err, sizeof err) != 0) {
+		dr_error("%s", err);
+		if (code == EXIT_ALL_DONE)
+			code = EXIT_RUNTIME;
+	}
+	if (code != EXIT_USAGE)
 		dr_report_print(&rep, stdout);
-	}
-	if (o->report) {
-		dr_orch_report(&orch, &rep, code, status, msg[0] ? msg : NULL);
-		if (dr_report_write(&rep, o->report, err, sizeof err) != 0) {
-			dr_error("%s", err);
-			if (code == EXIT_ALL_DONE)
-				code = EXIT_RUNTIME;
-		}
-	}
 	if (!interrupted && !failed)
 		dr_orch_stop_all(&orch, err, sizeof err);
-	if (failed && chan->size > 1)
+	if (failed && chan->size > 1) {
+		fflush(NULL);
 		MPI_Abort(MPI_COMM_WORLD, EXIT_RUNTIME); /* the nodes cannot be told to stop */
+	}
 	dr_log_set_tty(-1);
 	if (tty >= 0)
 		close(tty);

@@ -14,7 +14,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 DRENDER=${DRENDER:-$ROOT/drender}
 FAKE=$ROOT/tests/fixtures/fake-blender
 SBATCH_SCRIPT=$ROOT/scripts/slurm/drender.sbatch
-PLAN=16
+PLAN=17
 FRAMES=12
 
 n=0
@@ -63,12 +63,31 @@ stop_pid() { # TERM, then KILL after 10 s
 	done
 	kill -KILL "$pid" 2>/dev/null
 }
+# ours: step daemons and job processes of our cluster (their environment names our
+# SLURM_CONF; jobs also carry SLURM_JOB_ID, which this script does not have).
+ours() {
+	local d pid env
+	for d in /proc/[0-9]*; do
+		pid=${d#/proc/}
+		env=$(tr '\0' '\n' 2>/dev/null <"$d/environ") || continue
+		grep -qxF "SLURM_CONF=$T/slurm.conf" <<<"$env" || continue
+		case " $PIDS " in *" $pid "*) continue ;; esac
+		if [ "$(cat "$d/comm" 2>/dev/null)" = slurmstepd ] || grep -q '^SLURM_JOB_ID=' <<<"$env"; then
+			echo "$pid"
+		fi
+	done
+}
+none_of_ours_within() { # wait up to $1 s until no job process or step daemon of ours is left
+	local deadline=$(($(date +%s) + $1))
+	while [ -n "$(ours)" ]; do
+		[ "$(date +%s)" -ge "$deadline" ] && return 1
+		sleep 0.5
+	done
+}
 cleanup() {
 	local pid
-	# Jobs first (slurmd's step daemons and what they run name our directory), then daemons.
-	for pid in $(pgrep -f "$T/" 2>/dev/null); do
-		case " $PIDS " in *" $pid "*) ;; *) kill -KILL "$pid" 2>/dev/null ;; esac
-	done
+	# Jobs and step daemons first, then the daemons we started.
+	for pid in $(ours); do kill -KILL "$pid" 2>/dev/null; done
 	for pid in $PIDS; do stop_pid "$pid"; done
 	rm -rf "$T"
 }
@@ -237,6 +256,28 @@ find "$OUT" -name 'frame_*.png' -printf '%f %i %T@\n' | sort >"$T/after"
 check "resume: all $FRAMES frames again, only the 3 deleted ones rendered, the others untouched ($counts)" \
 	eval "[ $got -eq $FRAMES ] && [ '$counts' = 'rendered=3 skipped=$((FRAMES - 3)) ranks=${counts##*ranks=}' ] && [ -z \"\$(comm -23 '$T/before' '$T/after')\" ]"
 
+# --- requeue: a job requeued mid-render (as after a node failure) resumes -------------------
+rm -rf "$OUT"
+FAKE_BLENDER_COST=0.5 submit "$SBATCH_SCRIPT" "$T/work/tiny.blend" 1 "$FRAMES"
+deadline=$(($(date +%s) + 60))
+while [ "$(frames_on_disk)" -lt 4 ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
+scontrol requeue "$JOB" 2>&1 | diag
+t_requeue=$SECONDS
+# Slurm holds a requeued job back for a while (BeginTime); let it start at once.
+deadline=$(($(date +%s) + 30))
+until [ "$(job_field JobState)" = PENDING ] || [ "$(date +%s)" -ge "$deadline" ]; do sleep 0.2; done
+scontrol update JobId="$JOB" StartTime=now 2>&1 | diag
+# The requeued job runs again under the same id with SLURM_RESTART_COUNT=1.
+deadline=$(($(date +%s) + 150))
+while [ ! -s "$OUT/drender-$JOB.r1.json" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.5; done
+wait_job 60
+state=$(job_field JobState) code=$(job_field ExitCode) restarts=$(job_field Restarts)
+counts=$(report_counts "$OUT/drender-$JOB.r1.json")
+echo "# requeued job $JOB: JobState=$state ExitCode=$code Restarts=$restarts, rerun $((SECONDS - t_requeue)) s after the requeue; second run's report: $counts"
+grep 'drender.sbatch' "$T/work/job-$JOB.log" | diag
+check "requeued job resumes: COMPLETED 0:0 after 1 restart, all frames, some skipped ($counts)" \
+	eval "[ '$state/$code/$restarts' = 'COMPLETED/0:0/1' ] && [ $(frames_on_disk) -eq $FRAMES ] && [ '${counts#*skipped=}' != '0 ranks=2' ]"
+
 # --- srun (PMIx) launcher ------------------------------------------------------------------------
 rm -rf "$OUT"
 DRENDER_LAUNCHER=srun submit "$SBATCH_SCRIPT" "$T/work/tiny.blend" --frames 1-6
@@ -255,9 +296,9 @@ state=$(job_field JobState) code=$(job_field ExitCode)
 check "missing scene: job FAILED with ExitCode=2:0 (got $state $code)" [ "$state/$code" = "FAILED/2:0" ]
 
 # --- no processes left; the daemons stop -------------------------------------------------------
-sleep 1
-left=$(pgrep -f "$T/work" | tr '\n' ' ')
-check "no drender or Blender process left after the jobs (${left:-none})" [ -z "$left" ]
+none_of_ours_within 15
+left=$(ours | tr '\n' ' ')
+check "no job process (drender, Blender, mpirun) or step daemon left after the jobs (${left:-none})" [ -z "$left" ]
 all_stopped() {
 	local pid
 	for pid in $PIDS; do stop_pid "$pid"; done
@@ -266,6 +307,7 @@ all_stopped() {
 	return 0
 }
 check "slurmd, slurmctld and munged stop on SIGTERM" all_stopped
-check "no slurmstepd of ours left" eval "[ -z \"\$(pgrep -f '$T/' )\" ]"
+left=$(ours | tr '\n' ' ')
+check "no process of our cluster left (${left:-none})" [ -z "$left" ]
 
 [ "$failed" -eq 0 ]
