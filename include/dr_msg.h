@@ -12,26 +12,30 @@
 
 enum dr_msg_type {
 	DR_MSG_HELLO = 1, /* node -> 0: host, pid, threads; Blender is starting */
-	DR_MSG_READY,     /* node -> 0: Blender has the scene loaded; asks for work */
-	DR_MSG_LOADFAIL,  /* node -> 0: Blender cannot load the scene (text says why) */
+	DR_MSG_READY,     /* node -> 0: Blender has the first scene loaded; asks for work */
+	DR_MSG_LOADFAIL,  /* node -> 0: Blender cannot load job's scene (text says why) */
 	DR_MSG_REQUEST,   /* node -> 0: idle, wants a task */
-	DR_MSG_RESULT,    /* node -> 0: one frame done (ok = 1) or failed (text says why) */
-	DR_MSG_TASK,      /* 0 -> node: render frames[0..n) */
+	DR_MSG_RESULT,    /* node -> 0: job's frame done (ok = 1) or failed (text says why) */
+	DR_MSG_TASK,      /* 0 -> node: render job's frames[0..n) */
 	DR_MSG_STOP,      /* 0 -> node: no more work; quit Blender and finish */
 	DR_MSG_HEARTBEAT, /* node -> 0: still alive (sent when nothing else was for a while) */
+	DR_MSG_JOB,       /* 0 -> node: settings of job (JSON in text), sent before its tasks */
+	DR_MSG_CANCEL,    /* 0 -> node: drop job's frame (or all its frames if frame < 0) */
 };
 
 typedef struct dr_msg {
 	int32_t type;
+	int32_t job;                  /* TASK, RESULT, JOB, CANCEL, LOADFAIL */
 	int32_t n;                    /* TASK: number of frames */
 	int32_t frames[DR_CHUNK_MAX]; /* TASK */
-	int32_t frame;                /* RESULT */
+	int32_t frame;                /* RESULT, CANCEL */
 	int32_t ok;                   /* RESULT */
 	int32_t threads;              /* HELLO */
 	int32_t pid;                  /* HELLO */
 	double seconds;               /* RESULT: render seconds */
+	double wait;                  /* RESULT: seconds the node waited for this task */
 	char host[256];               /* HELLO */
-	char text[1024];              /* RESULT, LOADFAIL: error message */
+	char text[8192]; /* RESULT, LOADFAIL: error; JOB: settings. Last: only its used part is sent */
 } dr_msg;
 
 /* Where messages go: MPI_COMM_WORLD with MPI_ERRORS_RETURN, plus a local queue that carries

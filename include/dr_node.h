@@ -10,11 +10,24 @@
 
 #include <stdbool.h>
 
+/* What a job asks of Blender and where its frames go (from a JOB message, or the command line). */
+typedef struct dr_node_job {
+	int id; /* -1 = none */
+	char scene[DR_PATH_MAX];
+	char format[32];
+	char engine[32]; /* "" = the scene's */
+	int samples;     /* 0 = the scene's */
+	dr_outpath out;
+} dr_node_job;
+
 typedef struct dr_node {
 	const dr_opts *opts;
-	const dr_outpath *out;
 	dr_chan *chan;
+	const cpu_set_t *cpus;
 	dr_blender *bl;
+	dr_node_job job;        /* the job of the current task */
+	char loaded[DR_PATH_MAX + 128]; /* Blender settings key of bl ("" = none) */
+	bool bl_ready;          /* bl has its scene loaded */
 	char host[256];
 	char tag[300];
 	int threads;
@@ -22,31 +35,40 @@ typedef struct dr_node {
 	int qhead, qlen;
 	int frame;             /* frame in flight, -1 = none */
 	double started;        /* when it started (monotonic seconds) */
+	double wait;           /* how long we waited for the current task (sent once) */
+	double asked;          /* when we last asked for work */
 	char tmp[DR_PATH_MAX]; /* its temporary file */
-	bool ready;            /* Blender has the scene; READY was sent */
-	bool requested;        /* a REQUEST is outstanding */
-	bool stopped;          /* STOP received, or could not start */
+	char last_dir[DR_PATH_MAX]; /* output directory last prepared */
+	bool said_ready;       /* READY (the first request) was sent */
+	bool requested;        /* a request is outstanding */
+	bool stopped;          /* STOP received */
 	double last_sent;      /* when we last said something to rank 0 */
 } dr_node;
 
-/* Start Blender (for a warm node) and say HELLO to rank 0. CPUS: Blender's affinity, or NULL.
- * Returns 0, or -1 with ERR for an MPI failure (a Blender that cannot start is reported to rank 0
- * as LOADFAIL, not as an error here). */
-int dr_node_start(dr_node *n, const dr_opts *o, const dr_outpath *out, dr_chan *chan, int threads,
-                  const cpu_set_t *cpus, char *err, size_t errlen);
+/* Say HELLO to rank 0 and, if the command line names a scene, start Blender on it. CPUS: Blender's
+ * affinity, or NULL. Returns 0, or -1 with ERR for an MPI failure (a Blender that cannot start
+ * is reported to rank 0 as LOADFAIL, not as an error here). */
+int dr_node_start(dr_node *n, const dr_opts *o, dr_chan *chan, int threads, const cpu_set_t *cpus,
+                  char *err, size_t errlen);
 
-/* Handle a message from rank 0 (TASK or STOP). Returns 0, or -1 with ERR. */
+/* Handle a message from rank 0 (JOB, TASK, CANCEL or STOP). Returns 0, or -1 with ERR. */
 int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen);
 
 /* Move on: start the next frame, wait up to WAIT_MS for Blender, report results, enforce the
  * timeout. Returns 0, or -1 with ERR on an MPI failure. */
 int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen);
 
+/* True when the node has nothing to do but wait for rank 0. */
+bool dr_node_idle(const dr_node *n);
+
 /* Interrupted: kill Blender now and remove the temporary file in flight. */
 void dr_node_abort(dr_node *n);
 
 /* Stop Blender and free everything. */
 void dr_node_destroy(dr_node *n);
+
+/* Settings of a job as the JOB message carries them (JSON text into BUF). 0, or -1 if too long. */
+int dr_node_job_encode(const dr_node_job *j, char *buf, size_t len);
 
 double dr_now(void); /* monotonic seconds */
 

@@ -12,6 +12,7 @@ typedef struct dr_fitem {
 	enum dr_fstate state;
 	int attempts;     /* attempts started */
 	int slot;         /* render node of the current or last attempt, -1 = none */
+	int dup_slot;     /* render node of a speculative second copy in flight, -1 = none */
 	double started;   /* when the current attempt started (caller's clock) */
 	double seconds;   /* render seconds of the successful attempt */
 	char *last_error; /* message of the last failed attempt, NULL if none */
@@ -31,6 +32,7 @@ typedef struct dr_sched_cfg {
 	int chunk;      /* most frames per task, >= 1 */
 	int retries;    /* extra attempts per frame after the first */
 	int max_consec; /* failures in a row that take a slot out of rotation, >= 1 */
+	bool tail_control; /* cost-aware order and speculative copies of stragglers (see next) */
 } dr_sched_cfg;
 
 typedef struct dr_sched_counts {
@@ -50,11 +52,18 @@ int dr_sched_skip(dr_sched *s, int frame);
 
 /* Next task for SLOT at time NOW: up to cfg.chunk frames written to OUT (room for MAX), marked
  * running. A retried frame goes to a slot that has not failed it, unless every usable slot has.
+ * Without tail control frames go out in ascending order. With it, the first frames handed out
+ * are spread over the range (each the farthest from any frame started so far) to sample the
+ * cost, then the frame whose nearest finished neighbour took longest goes first, so expensive
+ * stretches start early instead of ending the job; and once nothing is pending, an idle slot
+ * gets a speculative copy of a straggler (a frame running more than twice as long as its
+ * nearest finished neighbour took, and at least 1 s): the first valid result wins.
  * Returns the count (> 0); 0 if nothing for this slot now (ask again after the next change);
  * -1 if this slot will never get work again (job finished, or slot excluded or gone). */
 int dr_sched_next(dr_sched *s, int slot, double now, int *out, int max);
 
-/* FRAME rendered by SLOT in SECONDS. Returns 0, or -1 if FRAME is not running on SLOT. */
+/* FRAME rendered by SLOT in SECONDS. Returns 0, or -1 if FRAME is not running on SLOT. A copy
+ * of it still running elsewhere is abandoned: see dr_sched_other. */
 int dr_sched_done(dr_sched *s, int slot, int frame, double seconds);
 
 /* FRAME failed on SLOT with ERROR. The frame goes back to pending, or to failed when its attempts
@@ -71,6 +80,12 @@ void dr_sched_drop(dr_sched *s, int slot);
 
 /* When no usable slot is left, every pending frame fails with WHY. Returns how many failed. */
 size_t dr_sched_fail_stranded(dr_sched *s, const char *why);
+
+/* The slot other than SLOT running a copy of FRAME, or -1. */
+int dr_sched_other(const dr_sched *s, int frame, int slot);
+
+/* Index of FRAME in frame order, or -1. */
+long dr_sched_index(const dr_sched *s, int frame);
 
 /* True when no frame is pending or running. */
 bool dr_sched_finished(const dr_sched *s);

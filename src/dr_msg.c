@@ -1,6 +1,7 @@
 /* Messages between rank 0 and render nodes: one fixed-size record over MPI, or a local queue. */
 #include "dr_msg.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,8 @@ int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen
 		c->local[c->nlocal++] = *m;
 		return 0;
 	}
-	int rc = MPI_Send(m, (int)sizeof *m, MPI_BYTE, dest, DR_TAG, c->comm);
+	size_t len = offsetof(dr_msg, text) + strnlen(m->text, sizeof m->text - 1) + 1;
+	int rc = MPI_Send(m, (int)len, MPI_BYTE, dest, DR_TAG, c->comm);
 	if (rc != MPI_SUCCESS) {
 		char s[256];
 		dr_mpi_strerror(rc, s, sizeof s);
@@ -81,8 +83,11 @@ int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen)
 	rc = MPI_Iprobe(MPI_ANY_SOURCE, DR_TAG, c->comm, &flag, &st);
 	if (rc == MPI_SUCCESS && !flag)
 		return 0;
-	if (rc == MPI_SUCCESS)
+	if (rc == MPI_SUCCESS) {
+		memset(m, 0, sizeof *m); /* only the used part of text travels */
 		rc = MPI_Recv(m, (int)sizeof *m, MPI_BYTE, st.MPI_SOURCE, DR_TAG, c->comm, &st);
+		m->text[sizeof m->text - 1] = '\0';
+	}
 	if (rc != MPI_SUCCESS) {
 		char s[256];
 		dr_mpi_strerror(rc, s, sizeof s);

@@ -4,6 +4,7 @@
 #include "dr_imgcheck.h"
 #include "dr_log.h"
 
+#include <cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,85 +18,224 @@ double dr_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
 static int send_msg(dr_node *n, dr_msg *m, char *err, size_t errlen)
 {
 	n->last_sent = dr_now();
 	return dr_chan_send(n->chan, 0, m, err, errlen);
 }
 
-static int send_simple(dr_node *n, int type, const char *text, char *err, size_t errlen)
+static int send_simple(dr_node *n, int type, int job, const char *text, char *err, size_t errlen)
 {
-	dr_msg m = {.type = type, .threads = n->threads, .pid = (int32_t)getpid()};
+	dr_msg m = {.type = type, .job = job, .threads = n->threads, .pid = (int32_t)getpid()};
 	snprintf(m.host, sizeof m.host, "%s", n->host);
 	if (text)
-		snprintf(m.text, sizeof m.text, "%.1023s", text);
+		snprintf(m.text, sizeof m.text, "%s", text);
+	if (type == DR_MSG_REQUEST || type == DR_MSG_READY || type == DR_MSG_LOADFAIL) {
+		n->requested = true; /* each of these asks for work */
+		n->asked = dr_now();
+	}
 	return send_msg(n, &m, err, errlen);
 }
 
-int dr_node_start(dr_node *n, const dr_opts *o, const dr_outpath *out, dr_chan *chan, int threads,
-                  const cpu_set_t *cpus, char *err, size_t errlen)
+/* The Blender settings a job needs, as one comparable string. */
+static void job_key(const dr_node_job *j, char *buf, size_t len)
 {
-	char berr[1024] = "";
+	snprintf(buf, len, "%s|%s|%s|%d", j->scene, j->format, j->engine, j->samples);
+}
+
+int dr_node_job_encode(const dr_node_job *j, char *buf, size_t len)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *text = NULL;
+	int rc = -1;
+
+	if (o && cJSON_AddStringToObject(o, "scene", j->scene) &&
+	    cJSON_AddStringToObject(o, "output", j->out.pattern) &&
+	    cJSON_AddStringToObject(o, "format", j->format) &&
+	    cJSON_AddStringToObject(o, "engine", j->engine) &&
+	    cJSON_AddNumberToObject(o, "samples", j->samples))
+		text = cJSON_PrintUnformatted(o);
+	if (text && strlen(text) < len) {
+		memcpy(buf, text, strlen(text) + 1);
+		rc = 0;
+	}
+	cJSON_free(text);
+	cJSON_Delete(o);
+	return rc;
+}
+
+/* Parse a JOB message's settings into J. 0, or -1 with ERR. */
+static int job_decode(int id, const char *text, dr_node_job *j, char *err, size_t errlen)
+{
+	cJSON *o = cJSON_Parse(text);
+	const cJSON *scene = cJSON_GetObjectItemCaseSensitive(o, "scene"),
+	            *output = cJSON_GetObjectItemCaseSensitive(o, "output"),
+	            *format = cJSON_GetObjectItemCaseSensitive(o, "format"),
+	            *engine = cJSON_GetObjectItemCaseSensitive(o, "engine"),
+	            *samples = cJSON_GetObjectItemCaseSensitive(o, "samples");
+	dr_node_job nj = {.id = id};
+	int rc = -1;
+
+	if (!cJSON_IsString(scene) || !cJSON_IsString(output) || !cJSON_IsString(format) ||
+	    !cJSON_IsString(engine) || !cJSON_IsNumber(samples)) {
+		snprintf(err, errlen, "malformed job settings from rank 0");
+		goto out;
+	}
+	snprintf(nj.scene, sizeof nj.scene, "%s", scene->valuestring);
+	snprintf(nj.format, sizeof nj.format, "%s", format->valuestring);
+	snprintf(nj.engine, sizeof nj.engine, "%s", engine->valuestring);
+	nj.samples = samples->valueint;
+	if (dr_outpath_init(&nj.out, output->valuestring, nj.scene, nj.format, err, errlen) != 0)
+		goto out;
+	*j = nj;
+	rc = 0;
+out:
+	cJSON_Delete(o);
+	return rc;
+}
+
+/* (Re)start Blender for the current job's settings. Returns 0; -1 with WHY if it cannot start. */
+static int load(dr_node *n, char *why, size_t whylen)
+{
 	dr_blender_cfg cfg = {
-	        .exe = o->blender,
-	        .scene = o->scene,
-	        .engine = o->engine,
-	        .format = o->format,
-	        .samples = o->samples,
-	        .threads = threads,
-	        .one_shot = o->one_shot,
-	        .allow_autoexec = o->allow_autoexec,
-	        .verbose = o->verbosity > 0,
-	        .cpus = cpus,
+	        .exe = n->opts->blender,
+	        .scene = n->job.scene,
+	        .engine = n->job.engine[0] ? n->job.engine : NULL,
+	        .format = n->job.format,
+	        .samples = n->job.samples,
+	        .threads = n->threads,
+	        .one_shot = n->opts->one_shot,
+	        .allow_autoexec = n->opts->allow_autoexec,
+	        .verbose = n->opts->verbosity > 0,
+	        .cpus = n->cpus,
 	};
+	dr_blender_destroy(n->bl);
+	n->bl_ready = false;
+	job_key(&n->job, n->loaded, sizeof n->loaded);
+	n->bl = dr_blender_create(&cfg, why, whylen);
+	if (!n->bl) {
+		n->loaded[0] = '\0';
+		return -1;
+	}
+	dr_debug("Blender started on %s for %s with %d thread%s", n->host, n->job.scene,
+	         n->threads, n->threads == 1 ? "" : "s");
+	return 0;
+}
+
+int dr_node_start(dr_node *n, const dr_opts *o, dr_chan *chan, int threads, const cpu_set_t *cpus,
+                  char *err, size_t errlen)
+{
+	char why[1024] = "";
 
 	memset(n, 0, sizeof *n);
 	n->opts = o;
-	n->out = out;
 	n->chan = chan;
+	n->cpus = cpus;
 	n->threads = threads;
 	n->frame = -1;
+	n->job.id = -1;
 	if (gethostname(n->host, sizeof n->host - 1) != 0)
 		snprintf(n->host, sizeof n->host, "unknown-host");
 	dr_outdir_tag(n->host, n->tag, sizeof n->tag);
-	dr_outdir_clean_stale(out, &o->frames, n->host);
-
-	if (send_simple(n, DR_MSG_HELLO, NULL, err, errlen))
+	if (send_simple(n, DR_MSG_HELLO, -1, NULL, err, errlen))
 		return -1;
-	if (dr_outdir_prepare(out, &o->frames, berr, sizeof berr) == 0)
-		n->bl = dr_blender_create(&cfg, berr, sizeof berr);
-	if (!n->bl) {
-		n->stopped = false; /* wait for rank 0's STOP */
-		return send_simple(n, DR_MSG_LOADFAIL, berr, err, errlen);
+	if (!o->scene) { /* a service without a default scene: Blender starts with the first job */
+		n->said_ready = true;
+		return send_simple(n, DR_MSG_READY, -1, NULL, err, errlen);
 	}
-	dr_debug("Blender started on %s with %d thread%s", n->host, threads,
-	         threads == 1 ? "" : "s");
+	/* Warm up on the command line's scene: it is job 0 of a batch run, or the service's
+	 * default scene. A LOADFAIL for job -1 says this failed. */
+	snprintf(n->job.scene, sizeof n->job.scene, "%s", o->scene);
+	snprintf(n->job.format, sizeof n->job.format, "%s", o->format);
+	snprintf(n->job.engine, sizeof n->job.engine, "%s", o->engine ? o->engine : "");
+	n->job.samples = o->samples;
+	if (load(n, why, sizeof why) != 0) {
+		n->said_ready = true;
+		return send_simple(n, DR_MSG_LOADFAIL, -1, why, err, errlen);
+	}
 	return 0;
+}
+
+bool dr_node_idle(const dr_node *n)
+{
+	return n->frame < 0 && n->qlen == 0 && (n->bl_ready || !n->bl);
+}
+
+static void drop_queue(dr_node *n)
+{
+	n->qhead = n->qlen = 0;
 }
 
 int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen)
 {
-	(void)err;
-	(void)errlen;
-	if (m->type == DR_MSG_STOP) {
+	char why[1024];
+
+	switch (m->type) {
+	case DR_MSG_STOP:
 		n->stopped = true;
 		return 0;
-	}
-	if (m->type != DR_MSG_TASK || m->n < 1 || m->n > DR_CHUNK_MAX)
+	case DR_MSG_JOB: {
+		dr_node_job j;
+		if (job_decode(m->job, m->text, &j, why, sizeof why) != 0)
+			return send_simple(n, DR_MSG_LOADFAIL, m->job, why, err, errlen);
+		if (n->frame >= 0 || n->qlen > 0) { /* cannot happen: rank 0 waits for a request */
+			dr_warn("job %d arrived while job %d was in flight; dropping the latter", m->job,
+			        n->job.id);
+			dr_node_abort(n);
+			drop_queue(n);
+		}
+		n->job = j;
 		return 0;
-	memcpy(n->queue, m->frames, (size_t)m->n * sizeof m->frames[0]);
-	n->qhead = 0;
-	n->qlen = m->n;
-	n->requested = false;
-	return 0;
+	}
+	case DR_MSG_TASK:
+		if (m->n < 1 || m->n > DR_CHUNK_MAX || m->job != n->job.id)
+			return 0;
+		memcpy(n->queue, m->frames, (size_t)m->n * sizeof m->frames[0]);
+		n->qhead = 0;
+		n->qlen = m->n;
+		n->requested = false;
+		n->wait = dr_now() - n->asked;
+		return 0;
+	case DR_MSG_CANCEL:
+		if (m->job != n->job.id)
+			return 0;
+		if (m->frame < 0) {
+			drop_queue(n);
+		} else {
+			for (int i = n->qhead; i < n->qhead + n->qlen; i++)
+				if (n->queue[i] == m->frame) {
+					memmove(&n->queue[i], &n->queue[i + 1],
+					        (size_t)(n->qhead + n->qlen - i - 1) * sizeof(int));
+					n->qlen--;
+					break;
+				}
+		}
+		if (n->frame >= 0 && (m->frame < 0 || m->frame == n->frame))
+			dr_node_abort(n); /* Blender restarts with the next frame */
+		return 0;
+	default:
+		return 0;
+	}
 }
 
 static int report(dr_node *n, int ok, double seconds, const char *text, char *err, size_t errlen)
 {
-	dr_msg m = {.type = DR_MSG_RESULT, .frame = n->frame, .ok = ok, .seconds = seconds};
+	dr_msg m = {.type = DR_MSG_RESULT,
+	            .job = n->job.id,
+	            .frame = n->frame,
+	            .ok = ok,
+	            .seconds = seconds,
+	            .wait = n->wait};
 	if (text)
-		snprintf(m.text, sizeof m.text, "%.1023s", text);
+		snprintf(m.text, sizeof m.text, "%s", text);
 	n->frame = -1;
+	n->wait = 0; /* a task's wait is reported with its first frame */
 	return send_msg(n, &m, err, errlen);
 }
 
@@ -104,11 +244,11 @@ static int finish_frame(dr_node *n, double seconds, char *err, size_t errlen)
 {
 	char final[DR_PATH_MAX], why[2 * DR_PATH_MAX + 100];
 
-	if (dr_imgcheck(n->tmp, n->opts->format, why, sizeof why) != 0) {
+	if (dr_imgcheck(n->tmp, n->job.format, why, sizeof why) != 0) {
 		unlink(n->tmp);
 		return report(n, 0, 0, why, err, errlen);
 	}
-	if (dr_outpath_frame(n->out, n->frame, final, sizeof final) != 0) {
+	if (dr_outpath_frame(&n->job.out, n->frame, final, sizeof final) != 0) {
 		unlink(n->tmp);
 		return report(n, 0, 0, "output path too long", err, errlen);
 	}
@@ -127,6 +267,26 @@ static int fail_frame(dr_node *n, const char *why, char *err, size_t errlen)
 	return report(n, 0, 0, why, err, errlen);
 }
 
+/* Make sure FRAME's output directory exists (and clean what dead runs of this host left there):
+ * once per directory. */
+static int prepare_dir(dr_node *n, int frame, char *why, size_t whylen)
+{
+	char dir[DR_PATH_MAX];
+	dr_frames one = {&frame, 1};
+
+	if (dr_outpath_dir(&n->job.out, frame, dir, sizeof dir) != 0) {
+		snprintf(why, whylen, "output path too long");
+		return -1;
+	}
+	if (strcmp(dir, n->last_dir) == 0)
+		return 0;
+	if (dr_outdir_prepare(&n->job.out, &one, why, whylen) != 0)
+		return -1;
+	dr_outdir_clean_stale(&n->job.out, &one, n->host);
+	snprintf(n->last_dir, sizeof n->last_dir, "%s", dir);
+	return 0;
+}
+
 static int start_next(dr_node *n, char *err, size_t errlen)
 {
 	char why[1024] = "";
@@ -135,37 +295,56 @@ static int start_next(dr_node *n, char *err, size_t errlen)
 	n->qlen--;
 	n->frame = frame;
 	n->started = dr_now();
-	if (dr_outpath_temp(n->out, frame, n->tag, n->tmp, sizeof n->tmp) != 0) {
-		n->tmp[0] = '\0';
+	n->tmp[0] = '\0';
+	if (prepare_dir(n, frame, why, sizeof why) != 0)
+		return report(n, 0, 0, why, err, errlen);
+	if (dr_outpath_temp(&n->job.out, frame, n->tag, n->tmp, sizeof n->tmp) != 0)
 		return report(n, 0, 0, "temporary path too long", err, errlen);
-	}
 	if (dr_blender_render(n->bl, frame, n->tmp, why, sizeof why) != 0)
 		return fail_frame(n, why, err, errlen);
 	return 0;
 }
 
+/* Blender cannot load the job's scene: tell rank 0 (which takes back the task) and ask again. */
+static int load_failed(dr_node *n, const char *why, char *err, size_t errlen)
+{
+	int job = n->said_ready ? n->job.id : -1;
+	dr_blender_destroy(n->bl);
+	n->bl = NULL;
+	n->bl_ready = false;
+	n->loaded[0] = '\0';
+	n->frame = -1;
+	drop_queue(n);
+	n->said_ready = true;
+	return send_simple(n, DR_MSG_LOADFAIL, job, why, err, errlen);
+}
+
 int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 {
 	dr_bl_event ev;
+	char key[sizeof n->loaded], why[1024];
 
 	/* Rank 0 ends the job when a node is silent too long: say we are alive. */
 	if (!n->stopped && n->chan->size > 1 && dr_now() - n->last_sent >= DR_HEARTBEAT_S &&
-	    send_simple(n, DR_MSG_HEARTBEAT, NULL, err, errlen) != 0)
+	    send_simple(n, DR_MSG_HEARTBEAT, -1, NULL, err, errlen) != 0)
 		return -1;
-	if (n->stopped || !n->bl) {
-		struct timespec ts = {0, (long)wait_ms * 1000000L};
-		nanosleep(&ts, NULL);
+	if (n->stopped) {
+		sleep_ms(wait_ms);
 		return 0;
 	}
-	if (n->ready && n->frame < 0) {
-		if (n->qlen > 0)
-			return start_next(n, err, errlen);
-		if (!n->requested) {
-			n->requested = true;
-			return send_simple(n, DR_MSG_REQUEST, NULL, err, errlen);
+	if (n->frame < 0 && n->qlen > 0 && (!n->bl || n->bl_ready)) {
+		job_key(&n->job, key, sizeof key);
+		if (!n->bl || strcmp(key, n->loaded) != 0) {
+			if (load(n, why, sizeof why) != 0)
+				return load_failed(n, why, err, errlen);
+			return 0;
 		}
-		struct timespec ts = {0, (long)wait_ms * 1000000L};
-		nanosleep(&ts, NULL);
+		return start_next(n, err, errlen);
+	}
+	if (!n->bl || (n->bl_ready && n->frame < 0)) {
+		if (n->qlen == 0 && !n->requested)
+			return send_simple(n, DR_MSG_REQUEST, -1, NULL, err, errlen);
+		sleep_ms(wait_ms);
 		return 0;
 	}
 	if (dr_blender_poll(n->bl, wait_ms, &ev) != 0) {
@@ -175,18 +354,17 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 	}
 	switch (ev.kind) {
 	case DR_BL_READY:
-		if (!n->ready) {
-			n->ready = true;
-			n->requested = true; /* READY doubles as the first request */
-			return send_simple(n, DR_MSG_READY, NULL, err, errlen);
-		}
-		return 0;
+		if (n->bl_ready)
+			return 0;
+		n->bl_ready = true;
+		if (n->said_ready)
+			return 0;
+		n->said_ready = true;
+		return send_simple(n, DR_MSG_READY, -1, NULL, err, errlen);
 	case DR_BL_LOAD_FAILED:
-		if (n->frame >= 0)
-			return fail_frame(n, ev.error, err, errlen);
-		dr_blender_destroy(n->bl);
-		n->bl = NULL;
-		return send_simple(n, DR_MSG_LOADFAIL, ev.error, err, errlen);
+		if (n->frame >= 0 && n->bl_ready)
+			return fail_frame(n, ev.error, err, errlen); /* a restart failed mid-job */
+		return load_failed(n, ev.error, err, errlen);
 	case DR_BL_DONE:
 		if (n->frame >= 0 && ev.frame == n->frame)
 			return finish_frame(n, ev.seconds, err, errlen);
@@ -199,7 +377,6 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 		break;
 	}
 	if (n->frame >= 0 && n->opts->timeout > 0 && dr_now() - n->started > n->opts->timeout) {
-		char why[256];
 		dr_blender_kill(n->bl);
 		snprintf(why, sizeof why, "timed out after %.0f s (--timeout); Blender was killed",
 		         n->opts->timeout);
@@ -210,7 +387,7 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 
 void dr_node_abort(dr_node *n)
 {
-	if (n->bl)
+	if (n->bl && n->frame >= 0)
 		dr_blender_kill(n->bl);
 	if (n->frame >= 0 && n->tmp[0])
 		unlink(n->tmp);

@@ -24,6 +24,15 @@ enum {
 	OPT_FRAMES,
 	OPT_VERSION,
 	OPT_NODE_TIMEOUT,
+	OPT_NO_SPECULATE,
+	OPT_SERVE,
+	OPT_LISTEN,
+	OPT_HTTP,
+	OPT_SCENE,
+	OPT_BLEND_ROOT,
+	OPT_OUTPUT_ROOT,
+	OPT_TOKEN,
+	OPT_MAX_QUEUED,
 };
 
 static const struct option long_opts[] = {
@@ -46,6 +55,15 @@ static const struct option long_opts[] = {
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
         {"node-timeout", required_argument, NULL, OPT_NODE_TIMEOUT},
+        {"no-speculate", no_argument, NULL, OPT_NO_SPECULATE},
+        {"serve", no_argument, NULL, OPT_SERVE},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"http", required_argument, NULL, OPT_HTTP},
+        {"scene", required_argument, NULL, OPT_SCENE},
+        {"blend-root", required_argument, NULL, OPT_BLEND_ROOT},
+        {"output-root", required_argument, NULL, OPT_OUTPUT_ROOT},
+        {"token", required_argument, NULL, OPT_TOKEN},
+        {"max-queued", required_argument, NULL, OPT_MAX_QUEUED},
         {NULL, 0, NULL, 0},
 };
 
@@ -119,6 +137,7 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	r.chunk = 1;
 	r.retries = 3;
 	r.node_timeout = 30;
+	r.max_queued = 100;
 	r.blender = env_blender && *env_blender ? env_blender : "blender";
 
 	optind = 0; /* glibc: full re-initialisation, so the parser can run more than once */
@@ -170,6 +189,33 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 			break;
 		case OPT_TIMEOUT:
 			if (parse_seconds(optarg, "--timeout", &r.timeout, err, errlen))
+				goto out;
+			break;
+		case OPT_NO_SPECULATE:
+			r.no_speculate = true;
+			break;
+		case OPT_SERVE:
+			r.serve = true;
+			break;
+		case OPT_LISTEN:
+		case OPT_HTTP:
+		case OPT_SCENE:
+		case OPT_BLEND_ROOT:
+		case OPT_OUTPUT_ROOT:
+		case OPT_TOKEN:
+			if (!*optarg) {
+				snprintf(err, errlen, "option '%s' needs a value, not ''", argv[optind - 1]);
+				goto out;
+			}
+			*(c == OPT_LISTEN     ? &r.listen
+			  : c == OPT_HTTP     ? &r.http
+			  : c == OPT_SCENE    ? &r.scene
+			  : c == OPT_BLEND_ROOT ? &r.blend_root
+			  : c == OPT_OUTPUT_ROOT ? &r.output_root
+			                        : &r.token) = optarg;
+			break;
+		case OPT_MAX_QUEUED:
+			if (parse_int(optarg, "--max-queued", 1, 100000, &r.max_queued, err, errlen))
 				goto out;
 			break;
 		case OPT_NODE_TIMEOUT:
@@ -233,6 +279,27 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	}
 
 	int nargs = argc - optind;
+	if (r.serve) {
+		if (nargs > 0) {
+			snprintf(err, errlen,
+			         "--serve takes no SCENE or frames (jobs come over HTTP; --scene sets "
+			         "the default scene)");
+			goto out;
+		}
+		if (spec || r.http) {
+			snprintf(err, errlen, "%s is for a batch run, not --serve",
+			         spec ? "--frames" : "--http (use --listen)");
+			goto out;
+		}
+		if (!r.listen)
+			r.listen = "127.0.0.1:4000";
+		*o = r;
+		return 0;
+	}
+	if (r.listen || r.blend_root || r.output_root || r.scene) {
+		snprintf(err, errlen, "--listen, --scene, --blend-root and --output-root need --serve");
+		goto out;
+	}
 	if (nargs < 1) {
 		snprintf(err, errlen,
 		         "missing SCENE.blend (usage: drender [OPTIONS] SCENE.blend START END)");
@@ -271,6 +338,7 @@ void dr_opts_usage(FILE *f)
 {
 	fputs("Usage: mpirun -np N drender [OPTIONS] SCENE.blend START END\n"
 	      "       mpirun -np N drender [OPTIONS] SCENE.blend --frames SPEC\n"
+	      "       mpirun -np N drender --serve [--listen ADDR:PORT] [OPTIONS]\n"
 	      "\n"
 	      "Render frames of a Blender scene in parallel. Rank 0 hands out frames; ranks "
 	      "1..N-1\n"
@@ -304,12 +372,26 @@ void dr_opts_usage(FILE *f)
 	      "      --timeout SECS        kill and retry a frame that renders longer than SECS\n"
 	      "      --one-shot            start Blender for every frame instead of keeping it "
 	      "warm\n"
+	      "      --no-speculate        hand frames out in ascending order, never copy a slow\n"
+	      "                            frame to an idle node (default: sample the range,\n"
+	      "                            expensive stretches first, copy stragglers at the end)\n"
 	      "      --node-timeout SECS   end the job when a render node is silent that long\n"
 	      "                            (stopped, hung or cut off; default 30)\n"
 	      "      --blender PATH        Blender executable (default: $DRENDER_BLENDER, then\n"
 	      "                            'blender' on PATH)\n"
 	      "      --allow-autoexec      let the scene's embedded Python scripts run (off by\n"
 	      "                            default: Blender runs with --disable-autoexec)\n"
+	      "Service (HTTP API, see README):\n"
+	      "      --serve               run as a service that renders jobs POSTed to /render\n"
+	      "      --listen ADDR:PORT    where --serve listens (default 127.0.0.1:4000)\n"
+	      "      --http ADDR:PORT      during a batch, serve its status read-only\n"
+	      "      --scene FILE          default scene for requests that name none\n"
+	      "      --blend-root DIR      scenes requests may name (\"blend\"), default .\n"
+	      "      --output-root DIR     where requested jobs write and the job journal lives\n"
+	      "                            (default output)\n"
+	      "      --token TOKEN         require 'Authorization: Bearer TOKEN' (default\n"
+	      "                            $DRENDER_TOKEN; needed to listen beyond loopback)\n"
+	      "      --max-queued N        queued jobs before new ones get 429 (default 100)\n"
 	      "Messages:\n"
 	      "  -q, --quiet               errors and the summary only\n"
 	      "  -v, --verbose             more detail, and Blender's own output\n"

@@ -82,6 +82,8 @@ static cJSON *build(const dr_report *r)
 	if (r->message)
 		cJSON_AddStringToObject(root, "message", r->message);
 	cJSON_AddNumberToObject(root, "wall_seconds", r->wall);
+	if (r->rank0_cpu >= 0)
+		cJSON_AddNumberToObject(root, "rank0_cpu_seconds", r->rank0_cpu);
 	counts = cJSON_AddObjectToObject(root, "counts");
 	if (counts) {
 		cJSON_AddNumberToObject(counts, "total", (double)c.total);
@@ -126,6 +128,10 @@ static cJSON *build(const dr_report *r)
 		}
 		cJSON_AddNumberToObject(o, "attempts", it->attempts);
 		cJSON_AddNumberToObject(o, "seconds", it->seconds);
+		if (r->dispatch && it->state == DR_F_DONE)
+			cJSON_AddNumberToObject(o, "dispatch_seconds", r->dispatch[i]);
+		if (r->finished_at && it->state == DR_F_DONE)
+			cJSON_AddNumberToObject(o, "finished_at", r->finished_at[i]);
 		if (dr_outpath_frame(r->out, it->frame, path, sizeof path) == 0)
 			cJSON_AddStringToObject(o, "output", path);
 		if (it->last_error)

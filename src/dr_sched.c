@@ -15,7 +15,15 @@ struct dr_sched {
 	dr_slot_stats *slots;
 	size_t first_pending; /* no pending frame below this index */
 	dr_sched_counts counts;
+	size_t *touched; /* indices of frames handed out at least once, ascending */
+	size_t ntouched;
+	size_t *known; /* indices of done frames (their seconds are known), ascending */
+	size_t nknown;
 };
+
+/* Above this many frames, tail control's O(frames) scan per task would cost too much: plain
+ * ascending order is used. */
+#define DR_SMART_MAX 50000
 
 dr_sched *dr_sched_create(const int *frames, size_t n, const dr_sched_cfg *cfg, char *err,
                           size_t errlen)
@@ -36,11 +44,16 @@ dr_sched *dr_sched_create(const int *frames, size_t n, const dr_sched_cfg *cfg, 
 	s->items = calloc(n, sizeof *s->items);
 	s->failed_on = calloc(n, s->row);
 	s->slots = calloc((size_t)cfg->nslots, sizeof *s->slots);
-	if (!s->items || !s->failed_on || !s->slots)
+	s->touched = calloc(n, sizeof *s->touched);
+	s->known = calloc(n, sizeof *s->known);
+	if (!s->items || !s->failed_on || !s->slots || !s->touched || !s->known)
 		goto oom;
+	if (n > DR_SMART_MAX)
+		s->cfg.tail_control = false;
 	for (size_t i = 0; i < n; i++) {
 		s->items[i].frame = frames[i];
 		s->items[i].slot = -1;
+		s->items[i].dup_slot = -1;
 	}
 	s->counts.total = s->counts.pending = n;
 	return s;
@@ -57,6 +70,8 @@ void dr_sched_destroy(dr_sched *s)
 	for (size_t i = 0; s->items && i < s->n; i++)
 		free(s->items[i].last_error);
 	free(s->items);
+	free(s->touched);
+	free(s->known);
 	free(s->failed_on);
 	free(s->slots);
 	free(s);
@@ -143,29 +158,141 @@ int dr_sched_skip(dr_sched *s, int frame)
 	return 0;
 }
 
+/* Insert I into the ascending array A of N elements (if not there yet). */
+static void insert_sorted(size_t *a, size_t *n, size_t i)
+{
+	size_t lo = 0, hi = *n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (a[mid] < i)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < *n && a[lo] == i)
+		return;
+	memmove(a + lo + 1, a + lo, (*n - lo) * sizeof *a);
+	a[lo] = i;
+	(*n)++;
+}
+
+/* Element of ascending A (N > 0) nearest to I (in index distance). */
+static size_t nearest(const size_t *a, size_t n, size_t i)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (a[mid] < i)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == n)
+		return a[n - 1];
+	if (lo == 0 || a[lo] - i < i - a[lo - 1])
+		return a[lo];
+	return a[lo - 1];
+}
+
+static size_t dist(size_t a, size_t b)
+{
+	return a > b ? a - b : b - a;
+}
+
+/* Tail control's choice among eligible pending frames: the farthest from anything started while
+ * sampling (fewer finished frames than slots), then the highest estimated cost (the seconds of
+ * the nearest finished frame; ties to the lower index). SIZE_MAX if none is eligible. */
+static size_t pick_smart(const dr_sched *s, int slot)
+{
+	size_t best = SIZE_MAX;
+	double best_score = -1;
+	bool sampling = s->nknown < (size_t)s->cfg.nslots;
+
+	for (size_t i = s->first_pending; i < s->n; i++) {
+		const dr_fitem *it = &s->items[i];
+		double score;
+		if (it->state != DR_F_PENDING || !eligible(s, i, slot))
+			continue;
+		if (sampling)
+			score = s->ntouched ? (double)dist(nearest(s->touched, s->ntouched, i), i)
+			                    : (i == 0 ? 1 : 0);
+		else
+			score = s->items[nearest(s->known, s->nknown, i)].seconds;
+		if (score > best_score) {
+			best_score = score;
+			best = i;
+		}
+	}
+	return best;
+}
+
+/* With nothing pending: the straggler SLOT should copy, or SIZE_MAX. */
+static size_t pick_straggler(const dr_sched *s, int slot, double now)
+{
+	size_t best = SIZE_MAX;
+	double best_over = 0;
+
+	if (s->nknown == 0)
+		return SIZE_MAX;
+	for (size_t i = 0; i < s->n; i++) {
+		const dr_fitem *it = &s->items[i];
+		if (it->state != DR_F_RUNNING || it->dup_slot >= 0 || it->slot == slot ||
+		    failed_on(s, i, slot))
+			continue;
+		double ran = now - it->started;
+		double expect = s->items[nearest(s->known, s->nknown, i)].seconds;
+		if (ran >= 1.0 && ran > 2 * expect && ran - 2 * expect > best_over) {
+			best_over = ran - 2 * expect;
+			best = i;
+		}
+	}
+	return best;
+}
+
+static void start(dr_sched *s, size_t i, int slot, double now)
+{
+	dr_fitem *it = &s->items[i];
+	set_state(s, it, DR_F_RUNNING);
+	it->slot = slot;
+	it->attempts++;
+	it->started = now;
+	insert_sorted(s->touched, &s->ntouched, i);
+}
+
 int dr_sched_next(dr_sched *s, int slot, double now, int *out, int max)
 {
 	int k = 0;
+	size_t i;
 
 	if (slot < 0 || slot >= s->cfg.nslots || !usable(s, slot))
 		return -1;
-	if (s->counts.pending == 0)
-		return dr_sched_finished(s) ? -1 : 0;
 	if (max > s->cfg.chunk)
 		max = s->cfg.chunk;
+	if (s->counts.pending == 0) {
+		if (dr_sched_finished(s))
+			return -1;
+		if (!s->cfg.tail_control || max < 1 ||
+		    (i = pick_straggler(s, slot, now)) == SIZE_MAX)
+			return 0;
+		s->items[i].dup_slot = slot;
+		s->items[i].attempts++;
+		out[0] = s->items[i].frame;
+		return 1;
+	}
 	while (s->first_pending < s->n && s->items[s->first_pending].state != DR_F_PENDING)
 		s->first_pending++;
-	for (size_t i = s->first_pending; i < s->n && k < max; i++) {
-		dr_fitem *it = &s->items[i];
-		if (it->state != DR_F_PENDING)
+	i = s->first_pending;
+	if (s->cfg.tail_control) {
+		i = pick_smart(s, slot);
+		if (i == SIZE_MAX)
+			return 0;
+	}
+	/* The chosen frame and the eligible pending frames after it, up to MAX. */
+	for (; i < s->n && k < max; i++) {
+		if (s->items[i].state != DR_F_PENDING || !eligible(s, i, slot))
 			continue;
-		if (!eligible(s, i, slot))
-			continue;
-		set_state(s, it, DR_F_RUNNING);
-		it->slot = slot;
-		it->attempts++;
-		it->started = now;
-		out[k++] = it->frame;
+		start(s, i, slot, now);
+		out[k++] = s->items[i].frame;
 	}
 	return k;
 }
@@ -173,9 +300,27 @@ int dr_sched_next(dr_sched *s, int slot, double now, int *out, int max)
 static dr_fitem *running_on(dr_sched *s, int slot, int frame)
 {
 	dr_fitem *it = find(s, frame);
-	if (!it || it->state != DR_F_RUNNING || it->slot != slot)
+	if (!it || it->state != DR_F_RUNNING || (it->slot != slot && it->dup_slot != slot))
 		return NULL;
 	return it;
+}
+
+int dr_sched_other(const dr_sched *s, int frame, int slot)
+{
+	const dr_fitem *it = find(s, frame);
+	if (!it || it->state != DR_F_RUNNING)
+		return -1;
+	if (it->slot == slot)
+		return it->dup_slot;
+	if (it->dup_slot == slot)
+		return it->slot;
+	return -1;
+}
+
+long dr_sched_index(const dr_sched *s, int frame)
+{
+	const dr_fitem *it = find(s, frame);
+	return it ? (long)(it - s->items) : -1;
 }
 
 int dr_sched_done(dr_sched *s, int slot, int frame, double seconds)
@@ -184,7 +329,10 @@ int dr_sched_done(dr_sched *s, int slot, int frame, double seconds)
 	if (!it)
 		return -1;
 	set_state(s, it, DR_F_DONE);
+	it->slot = slot; /* the copy that finished first wins */
+	it->dup_slot = -1;
 	it->seconds = seconds;
+	insert_sorted(s->known, &s->nknown, (size_t)(it - s->items));
 	s->slots[slot].done++;
 	s->slots[slot].busy += seconds;
 	s->slots[slot].consec_failed = 0;
@@ -207,7 +355,14 @@ int dr_sched_fail(dr_sched *s, int slot, int frame, const char *error)
 	size_t i = (size_t)(it - s->items);
 	bool again = failed_on(s, i, slot);
 	s->failed_on[i * s->row + (size_t)slot / 8] |= (uint8_t)(1u << (slot % 8));
-	set_state(s, it, it->attempts > s->cfg.retries ? DR_F_FAILED : DR_F_PENDING);
+	if (it->dup_slot >= 0) {
+		/* the other copy goes on */
+		if (it->slot == slot)
+			it->slot = it->dup_slot;
+		it->dup_slot = -1;
+	} else {
+		set_state(s, it, it->attempts > s->cfg.retries ? DR_F_FAILED : DR_F_PENDING);
+	}
 	st = &s->slots[slot];
 	st->failed++;
 	/* A frame fails again on a slot only once every usable slot has failed it: that speaks
@@ -222,11 +377,18 @@ size_t dr_sched_requeue(dr_sched *s, int slot)
 	size_t k = 0;
 	for (size_t i = 0; i < s->n; i++) {
 		dr_fitem *it = &s->items[i];
-		if (it->state == DR_F_RUNNING && it->slot == slot) {
-			it->attempts--;
+		if (it->state != DR_F_RUNNING || (it->slot != slot && it->dup_slot != slot))
+			continue;
+		it->attempts--;
+		k++;
+		if (it->dup_slot < 0) {
 			set_state(s, it, DR_F_PENDING);
-			k++;
+			continue;
 		}
+		/* the other copy goes on */
+		if (it->slot == slot)
+			it->slot = it->dup_slot;
+		it->dup_slot = -1;
 	}
 	return k;
 }

@@ -1,6 +1,8 @@
-/* drender's entry point: wires options, MPI, the orchestrator (rank 0) and render nodes together.
- */
+/* drender's entry point: wires options, MPI, the orchestrator (rank 0), render nodes and the HTTP
+ * API together. */
 #include "dr_cpus.h"
+#include "dr_http.h"
+#include "dr_jobs.h"
 #include "dr_log.h"
 #include "dr_msg.h"
 #include "dr_node.h"
@@ -11,12 +13,16 @@
 #include "dr_report.h"
 #include "dr_scene.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,8 +60,7 @@ static void sleep_ms(double ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Wait for every rank without spinning (a blocking MPI_Barrier busy-polls a core), then finalize.
- */
+/* Wait for every rank without spinning (a blocking MPI_Barrier busy-polls a core), then finalize. */
 static int finish(int code)
 {
 	MPI_Request req;
@@ -75,16 +80,13 @@ static int finish(int code)
 	return code;
 }
 
-/* Rank 0's checks before anything starts. Returns 0 or EXIT_USAGE (message printed). */
-static int validate(const dr_opts *o, const dr_outpath *out)
+static double cpu_seconds(void)
 {
-	char err[2048];
-	if (dr_scene_check(o->scene, err, sizeof err) != 0 ||
-	    dr_outdir_prepare(out, &o->frames, err, sizeof err) != 0) {
-		dr_error("%s", err);
-		return EXIT_USAGE;
-	}
-	return 0;
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return -1;
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
 }
 
 static int open_tty(const dr_opts *o)
@@ -99,49 +101,249 @@ static int open_tty(const dr_opts *o)
 	return fd;
 }
 
-static int run_rank0(const dr_opts *o, const dr_outpath *out, dr_chan *chan, int threads,
-                     const cpu_set_t *cpus)
-{
+/* Everything rank 0 runs: the orchestrator, its own render node when it is alone, and the job
+ * table and HTTP server when there is an API. */
+typedef struct rank0 {
+	const dr_opts *o;
+	dr_chan *chan;
 	dr_orch orch;
 	dr_node node;
+	bool have_node;
+	dr_jobs *table;
+	dr_http *http;
+	double last_publish;
+	char real_blend_root[PATH_MAX], real_output_root[PATH_MAX], real_scene[PATH_MAX];
+} rank0;
+
+/* The settings of the command line's job (a batch). */
+static int batch_cfg(const dr_opts *o, dr_node_job *cfg, char *err, size_t errlen)
+{
+	memset(cfg, 0, sizeof *cfg);
+	snprintf(cfg->scene, sizeof cfg->scene, "%s", o->scene);
+	snprintf(cfg->format, sizeof cfg->format, "%s", o->format);
+	snprintf(cfg->engine, sizeof cfg->engine, "%s", o->engine ? o->engine : "");
+	cfg->samples = o->samples;
+	return dr_outpath_init(&cfg->out, o->output, o->scene, o->format, err, errlen);
+}
+
+/* One round: messages, scheduling, and rendering (alone) or a short sleep. */
+static int pump(rank0 *z, double *idle_ms, char *err, size_t errlen)
+{
 	dr_msg m;
+	int src, k, got = 0;
+
+	while ((k = dr_chan_poll(z->chan, &m, &src, err, errlen)) == 1) {
+		got++;
+		if (m.type == DR_MSG_TASK || m.type == DR_MSG_STOP || m.type == DR_MSG_JOB ||
+		    m.type == DR_MSG_CANCEL) {
+			if (z->have_node && dr_node_handle(&z->node, &m, err, errlen))
+				return -1;
+		} else if (dr_orch_handle(&z->orch, &m, src, err, errlen)) {
+			return -1;
+		}
+	}
+	if (k < 0 || dr_orch_tick(&z->orch, err, errlen))
+		return -1;
+	if (z->have_node)
+		return dr_node_tick(&z->node, got ? 0 : dr_node_idle(&z->node) ? 2 : 20, err, errlen);
+	/* Back off from 0.2 ms right after a message to 2 ms when quiet: quick to answer a
+	 * request, near 0% CPU while everyone renders. */
+	*idle_ms = got ? 0.2 : (*idle_ms * 2 > 2 ? 2 : *idle_ms * 2);
+	sleep_ms(*idle_ms);
+	return 0;
+}
+
+/* Service bookkeeping: adopt new jobs, honour cancels, publish status and metrics. */
+static void serve_round(rank0 *z)
+{
+	char id[DR_JOB_ID_MAX], err[2048];
+	dr_jobspec spec;
+	double now = dr_now();
+	int got;
+
+	while (!z->o->http && (got = dr_jobs_take(z->table, id, sizeof id, &spec)) == 1) {
+		dr_node_job cfg = {0};
+		dr_ojob *j = NULL;
+		snprintf(cfg.scene, sizeof cfg.scene, "%s", spec.scene);
+		snprintf(cfg.format, sizeof cfg.format, "%s", spec.format);
+		snprintf(cfg.engine, sizeof cfg.engine, "%s", spec.engine);
+		cfg.samples = spec.samples;
+		if (dr_outpath_init(&cfg.out, spec.output, spec.scene, spec.format, err,
+		                    sizeof err) == 0)
+			j = dr_orch_add(&z->orch, id, &cfg, spec.priority, &spec.frames, err,
+			                sizeof err);
+		if (!j) {
+			char *st = NULL;
+			cJSON *o = cJSON_CreateObject();
+			if (o && cJSON_AddStringToObject(o, "error", err))
+				st = cJSON_PrintUnformatted(o);
+			cJSON_Delete(o);
+			dr_jobs_publish(z->table, id, DR_JOB_FAILED, st);
+			free(st);
+			dr_error("job %s: %s", id, err);
+		} else {
+			dr_info("job %s: %s, %zu frames", id, spec.scene, spec.frames.n);
+		}
+		dr_jobspec_free(&spec);
+	}
+	if (now - z->last_publish < 0.25)
+		return;
+	z->last_publish = now;
+	for (size_t i = 0; i < z->orch.njobs; i++) {
+		dr_ojob *j = z->orch.jobs[i];
+		if (j->published_end)
+			continue;
+		if (!j->ended && dr_jobs_cancel_requested(z->table, j->id) &&
+		    dr_orch_cancel(&z->orch, j, err, sizeof err) != 0)
+			dr_error("%s", err);
+		char *st = dr_orch_status(&z->orch, j);
+		dr_jobs_publish(z->table, j->id, dr_orch_state(j), st);
+		free(st);
+		j->published_end = j->ended;
+	}
+	dr_jobs_publish_metrics(z->table, &z->orch.metrics);
+}
+
+/* Start the job table and HTTP server (rank 0, before any render node starts). 0 or EXIT_USAGE. */
+static int start_api(rank0 *z)
+{
+	const dr_opts *o = z->o;
+	char err[2048];
+	dr_http_cfg hc = {
+	        .listen = o->serve ? o->listen : o->http,
+	        .token = o->token,
+	        .read_only = !o->serve,
+	        .rate_per_s = 50,
+	        .rate_burst = 100,
+	};
+
+	if (o->serve) {
+		const char *out = o->output_root ? o->output_root : "output";
+		dr_frames none = {0};
+		dr_outpath probe;
+		char pat[PATH_MAX + 16];
+		snprintf(pat, sizeof pat, "%s/x_#", out);
+		if (dr_outpath_init(&probe, pat, "x.blend", "PNG", err, sizeof err) != 0 ||
+		    dr_outdir_prepare(&probe, &(dr_frames){(int[]){0}, 1}, err, sizeof err) != 0 ||
+		    !realpath(out, z->real_output_root) ||
+		    !realpath(o->blend_root ? o->blend_root : ".", z->real_blend_root)) {
+			if (!err[0] || errno)
+				snprintf(err, sizeof err, "--blend-root/--output-root: %s",
+				         strerror(errno));
+			dr_error("%s", err);
+			return EXIT_USAGE;
+		}
+		(void)none;
+		if (o->scene && (dr_scene_check(o->scene, err, sizeof err) != 0 ||
+		                 !realpath(o->scene, z->real_scene))) {
+			dr_error("%s", err);
+			return EXIT_USAGE;
+		}
+		hc.limits.blend_root = z->real_blend_root;
+		hc.limits.output_root = z->real_output_root;
+		hc.limits.default_scene = o->scene ? z->real_scene : NULL;
+		hc.limits.max_frames = DR_FRAMES_COUNT_MAX;
+	}
+	z->table = dr_jobs_create(o->serve ? z->real_output_root : NULL, (size_t)o->max_queued,
+	                          err, sizeof err);
+	if (!z->table) {
+		dr_error("%s", err);
+		return EXIT_USAGE;
+	}
+	z->http = dr_http_start(&hc, z->table, err, sizeof err);
+	if (!z->http) {
+		dr_error("%s", err);
+		dr_jobs_destroy(z->table);
+		z->table = NULL;
+		return EXIT_USAGE;
+	}
+	dr_info("HTTP API on http://%s%s", hc.listen, o->serve ? " (POST /render to submit)" : "");
+	return 0;
+}
+
+static void stop_api(rank0 *z)
+{
+	dr_http_stop(z->http);
+	z->http = NULL;
+	dr_jobs_destroy(z->table);
+	z->table = NULL;
+}
+
+/* Rank 0's checks before anything starts. Returns 0 or EXIT_USAGE (message printed). */
+static int validate(rank0 *z)
+{
+	const dr_opts *o = z->o;
+	dr_node_job cfg;
+	char err[2048];
+
+	if (!o->serve && (dr_scene_check(o->scene, err, sizeof err) != 0 ||
+	                  batch_cfg(o, &cfg, err, sizeof err) != 0 ||
+	                  dr_outdir_prepare(&cfg.out, &o->frames, err, sizeof err) != 0)) {
+		dr_error("%s", err);
+		return EXIT_USAGE;
+	}
+	if (o->serve || o->http)
+		return start_api(z);
+	return 0;
+}
+
+static int run_rank0(rank0 *z, int threads, const cpu_set_t *cpus)
+{
+	const dr_opts *o = z->o;
 	dr_report rep;
-	char err[2048] = "", msg[2300] = "";
+	dr_ojob *job = NULL;
+	char err[2048] = "", msg[2300] = "", id[DR_JOB_ID_MAX] = "batch";
 	const char *status = "done";
-	int src, k, code = EXIT_ALL_DONE, tty = open_tty(o);
-	bool local = chan->size == 1, have_node = false, failed = false;
+	int code = EXIT_ALL_DONE, tty = open_tty(o);
+	bool failed = false;
 	double idle_ms = 0.2;
 
-	dr_log_set_tty(tty);
-	if (dr_orch_init(&orch, o, out, chan, tty, err, sizeof err) != 0) {
+	dr_log_set_tty(o->serve ? -1 : tty);
+	if (dr_orch_init(&z->orch, o, z->chan, tty, o->serve, err, sizeof err) != 0) {
 		dr_error("%s", err);
-		if (tty >= 0)
-			close(tty);
 		return EXIT_RUNTIME;
 	}
-	if (local) {
-		if (dr_node_start(&node, o, out, chan, threads, cpus, err, sizeof err) != 0)
-			failed = true;
-		else
-			have_node = true;
-	}
-	while (!failed && !dr_orch_finished(&orch) && !interrupted) {
-		int got = 0;
-		while ((k = dr_chan_poll(chan, &m, &src, err, sizeof err)) == 1) {
-			got++;
-			if (m.type == DR_MSG_TASK || m.type == DR_MSG_STOP) {
-				if (have_node && dr_node_handle(&node, &m, err, sizeof err))
-					failed = true;
-			} else if (dr_orch_handle(&orch, &m, src, err, sizeof err)) {
-				failed = true;
+	if (!o->serve) {
+		dr_node_job cfg;
+		if (z->table) { /* --http: the batch job is listed in the table too */
+			dr_jobspec spec = {0};
+			snprintf(spec.scene, sizeof spec.scene, "%s", o->scene);
+			snprintf(spec.format, sizeof spec.format, "%s", o->format);
+			if (batch_cfg(o, &cfg, err, sizeof err) == 0 &&
+			    dr_frames_parse("0", &spec.frames, err, sizeof err) == 0) {
+				dr_frames_free(&spec.frames);
+				spec.frames = o->frames;
+				snprintf(spec.output, sizeof spec.output, "%s", cfg.out.pattern);
+				if (dr_jobs_submit(z->table, &spec, "", id, sizeof id, err,
+				                   sizeof err) != 0 ||
+				    dr_jobs_take(z->table, id, sizeof id, &spec) != 1)
+					snprintf(id, sizeof id, "batch");
+				else
+					dr_jobspec_free(&spec);
 			}
 		}
-		if (k < 0 || failed || dr_orch_tick(&orch, err, sizeof err)) {
+		if (batch_cfg(o, &cfg, err, sizeof err) != 0 ||
+		    !(job = dr_orch_add(&z->orch, id, &cfg, 0, &o->frames, err, sizeof err))) {
+			dr_error("%s", err);
+			dr_orch_destroy(&z->orch);
+			return EXIT_RUNTIME;
+		}
+	}
+	if (z->chan->size == 1) {
+		if (dr_node_start(&z->node, o, z->chan, threads, cpus, err, sizeof err) != 0)
+			failed = true;
+		else
+			z->have_node = true;
+	}
+	while (!failed && !interrupted && (o->serve || !dr_orch_finished(&z->orch))) {
+		if (pump(z, &idle_ms, err, sizeof err) != 0) {
 			failed = true;
 			break;
 		}
-		if (orch.silent >= 0) {
-			const dr_report_node *nd = &orch.info[orch.silent];
+		if (z->table)
+			serve_round(z);
+		if (z->orch.silent >= 0) {
+			const dr_report_node *nd = &z->orch.info[z->orch.silent];
 			snprintf(err, sizeof err,
 			         "rank %d on host %s has not been heard from for %.0f s (stopped, hung "
 			         "or cut off from the network); ending the job. Frames already done "
@@ -150,24 +352,27 @@ static int run_rank0(const dr_opts *o, const dr_outpath *out, dr_chan *chan, int
 			failed = true;
 			break;
 		}
-		if (dr_sched_finished(orch.sched) && dr_orch_stop_all(&orch, err, sizeof err)) {
+		if (!o->serve && job->ended && dr_orch_stop_all(&z->orch, err, sizeof err)) {
 			failed = true;
 			break;
 		}
-		if (have_node) {
-			if (dr_node_tick(&node, got ? 0 : 20, err, sizeof err))
-				failed = true;
-		} else {
-			idle_ms = got ? 0.2 : (idle_ms * 2 > 2 ? 2 : idle_ms * 2);
-			sleep_ms(idle_ms);
-		}
 	}
-	if (have_node) {
+	if (z->have_node) {
 		if (interrupted)
-			dr_node_abort(&node);
-		dr_node_destroy(&node);
+			dr_node_abort(&z->node);
+		dr_node_destroy(&z->node);
 	}
-	dr_sched_counts c = dr_sched_count(orch.sched);
+	if (o->serve) {
+		if (failed)
+			dr_error("%s", err);
+		else
+			dr_info("stopping the service; unfinished jobs resume when it starts again");
+		if (z->table)
+			serve_round(z);
+		code = failed ? EXIT_RUNTIME : EXIT_ALL_DONE;
+		goto out;
+	}
+	dr_sched_counts c = dr_sched_count(job->sched);
 	if (interrupted) {
 		code = EXIT_INTERRUPTED;
 		status = "interrupted";
@@ -179,18 +384,19 @@ static int run_rank0(const dr_opts *o, const dr_outpath *out, dr_chan *chan, int
 		status = "error";
 		snprintf(msg, sizeof msg, "Stopped by a runtime failure: %s", err);
 		dr_error("%s", err);
-	} else if (orch.all_loadfail) {
+	} else if (job->all_loadfail) {
 		code = EXIT_USAGE;
 		status = "error";
 		snprintf(msg, sizeof msg, "No render node could start Blender on the scene: %s",
-		         orch.loaderr);
+		         job->loaderr);
 		dr_error("%s", msg);
 	} else if (c.failed > 0) {
 		code = EXIT_FRAMES_FAILED;
 		status = "failed";
 	}
 	/* The JSON report first: on an interrupt, mpirun may kill us soon after its SIGTERM. */
-	dr_orch_report(&orch, &rep, code, status, msg[0] ? msg : NULL);
+	dr_orch_report(&z->orch, job, &rep, code, status, msg[0] ? msg : NULL);
+	rep.rank0_cpu = cpu_seconds();
 	if (o->report && dr_report_write(&rep, o->report, err, sizeof err) != 0) {
 		dr_error("%s", err);
 		if (code == EXIT_ALL_DONE)
@@ -198,21 +404,29 @@ static int run_rank0(const dr_opts *o, const dr_outpath *out, dr_chan *chan, int
 	}
 	if (code != EXIT_USAGE)
 		dr_report_print(&rep, stdout);
+	if (z->table)
+		serve_round(z);
+out:
 	if (!interrupted && !failed)
-		dr_orch_stop_all(&orch, err, sizeof err);
-	if (failed && chan->size > 1) {
-		fflush(NULL);
-		MPI_Abort(MPI_COMM_WORLD, EXIT_RUNTIME); /* the nodes cannot be told to stop */
-	}
+		dr_orch_stop_all(&z->orch, err, sizeof err);
 	dr_log_set_tty(-1);
 	if (tty >= 0)
 		close(tty);
-	dr_orch_destroy(&orch);
+	if (failed && z->chan->size > 1) {
+		fflush(NULL);
+		MPI_Abort(MPI_COMM_WORLD, EXIT_RUNTIME); /* the nodes cannot be told to stop */
+	}
+	if (o->serve && !failed && !interrupted)
+		dr_orch_stop_all(&z->orch, err, sizeof err);
+	if (o->serve && interrupted && z->chan->size > 1) {
+		interrupted = 0; /* a service stops its nodes and leaves cleanly */
+		dr_orch_stop_all(&z->orch, err, sizeof err);
+	}
+	dr_orch_destroy(&z->orch);
 	return code;
 }
 
-static int run_node(const dr_opts *o, const dr_outpath *out, dr_chan *chan, int threads,
-                    const cpu_set_t *cpus)
+static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_t *cpus)
 {
 	dr_node node;
 	dr_msg m;
@@ -220,7 +434,7 @@ static int run_node(const dr_opts *o, const dr_outpath *out, dr_chan *chan, int 
 	int src, k, rc = EXIT_ALL_DONE;
 	double idle_ms = 0.1;
 
-	if (dr_node_start(&node, o, out, chan, threads, cpus, err, sizeof err) != 0) {
+	if (dr_node_start(&node, o, chan, threads, cpus, err, sizeof err) != 0) {
 		dr_error("%s", err);
 		return EXIT_RUNTIME;
 	}
@@ -231,13 +445,12 @@ static int run_node(const dr_opts *o, const dr_outpath *out, dr_chan *chan, int 
 			if (dr_node_handle(&node, &m, err, sizeof err) != 0)
 				k = -1;
 		}
-		if (k < 0 || dr_node_tick(&node, node.frame >= 0 || !node.ready ? 50 : 0, err,
-		                          sizeof err) != 0) {
+		if (k < 0 || dr_node_tick(&node, dr_node_idle(&node) ? 0 : 50, err, sizeof err)) {
 			dr_error("%s", err);
 			rc = EXIT_RUNTIME;
 			break;
 		}
-		if (node.ready && node.frame < 0 && node.qlen == 0) {
+		if (dr_node_idle(&node) && !node.stopped) {
 			idle_ms = got ? 0.1 : (idle_ms * 2 > 5 ? 5 : idle_ms * 2);
 			sleep_ms(idle_ms);
 		}
@@ -247,15 +460,18 @@ static int run_node(const dr_opts *o, const dr_outpath *out, dr_chan *chan, int 
 		rc = EXIT_INTERRUPTED;
 	}
 	dr_node_destroy(&node);
+	if (interrupted && chan->size > 1)
+		sleep_ms(300); /* mpirun SIGKILLs rank 0 once the other ranks are gone: give it time
+		                * to write its report (our Blender is already dead) */
 	return rc;
 }
 
 int main(int argc, char **argv)
 {
 	dr_opts o = {0};
-	dr_outpath out;
 	dr_chan chan;
 	cpu_set_t cpus;
+	rank0 z;
 	char err[2048] = "";
 	int provided, rank = 0, size = 1, verdict = 0, threads = 1, code;
 
@@ -282,20 +498,20 @@ int main(int argc, char **argv)
 			printf("drender %s (Open MPI, cJSON, libmicrohttpd)\n", DR_VERSION);
 		return finish(EXIT_ALL_DONE);
 	}
-	dr_log_init(rank, o.verbosity < 0   ? DR_LOG_WARN
+	if (!o.token && getenv("DRENDER_TOKEN") && *getenv("DRENDER_TOKEN"))
+		o.token = getenv("DRENDER_TOKEN");
+	dr_log_init(rank, o.verbosity < 0  ? DR_LOG_WARN
 	                  : o.verbosity > 0 ? DR_LOG_DEBUG
 	                                    : DR_LOG_INFO);
-	if (dr_outpath_init(&out, o.output, o.scene, o.format, err, sizeof err) != 0) {
-		if (rank == 0)
-			dr_error("%s", err);
-		dr_opts_free(&o);
-		return finish(EXIT_USAGE);
-	}
+	memset(&z, 0, sizeof z);
+	z.o = &o;
+	z.chan = &chan;
 	if (rank == 0)
-		verdict = validate(&o, &out);
+		verdict = validate(&z);
 	if (size > 1 && MPI_Bcast(&verdict, 1, MPI_INT, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
 		verdict = EXIT_RUNTIME;
 	if (verdict != 0) {
+		stop_api(&z);
 		dr_opts_free(&o);
 		return finish(verdict);
 	}
@@ -303,15 +519,17 @@ int main(int argc, char **argv)
 	    dr_cpus_plan(MPI_COMM_WORLD, size == 1 || rank != 0, &cpus, &threads, err,
 	                 sizeof err) != 0) {
 		dr_error("%s", err);
+		stop_api(&z);
 		dr_opts_free(&o);
 		return finish(EXIT_RUNTIME);
 	}
 	if (o.threads > 0)
 		threads = o.threads;
 	if (rank == 0)
-		code = run_rank0(&o, &out, &chan, threads, &cpus);
+		code = run_rank0(&z, threads, &cpus);
 	else
-		code = run_node(&o, &out, &chan, threads, &cpus);
+		code = run_node(&o, &chan, threads, &cpus);
+	stop_api(&z);
 	dr_chan_destroy(&chan);
 	dr_opts_free(&o);
 	if (interrupted) {

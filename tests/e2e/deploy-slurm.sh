@@ -14,7 +14,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 DRENDER=${DRENDER:-$ROOT/drender}
 FAKE=$ROOT/tests/fixtures/fake-blender
 SBATCH_SCRIPT=$ROOT/scripts/slurm/drender.sbatch
-PLAN=17
+PLAN=18
 FRAMES=12
 
 n=0
@@ -287,6 +287,18 @@ echo "# srun-launched job $JOB: JobState=$state ExitCode=$code"
 [ "$state/$code" = "COMPLETED/0:0" ] || diag <"$T/work/job-$JOB.log"
 check "DRENDER_LAUNCHER=srun (--mpi=pmix) job COMPLETED, 6 frames (got $state $code, $(frames_on_disk))" \
 	eval "[ '$state/$code' = 'COMPLETED/0:0' ] && [ $(frames_on_disk) -eq 6 ]"
+
+# --- the stall watchdog: a frame that hangs forever (no --timeout) stops the job -----------
+rm -rf "$OUT"
+t0=$SECONDS
+FAKE_BLENDER_HANG=3 DRENDER_STALL_TIMEOUT=6 DRENDER_KILL_GRACE=10 \
+	submit "$SBATCH_SCRIPT" "$T/work/tiny.blend" 1 6
+wait_job 60
+state=$(job_field JobState) code=$(job_field ExitCode)
+echo "# stalled job $JOB: JobState=$state ExitCode=$code after $((SECONDS - t0)) s, $(frames_on_disk) frames"
+grep 'drender.sbatch' "$T/work/job-$JOB.log" | diag
+check "stall watchdog: hung frame, DRENDER_STALL_TIMEOUT=6 -> job FAILED 3:0 within 40 s, the 5 other frames kept ($state $code)" \
+	eval "[ '$state/$code' = 'FAILED/3:0' ] && [ $((SECONDS - t0)) -le 40 ] && [ $(frames_on_disk) -eq 5 ]"
 
 # --- a bad scene: the job fails with drender's status 2, nothing is rendered ------------------
 rm -rf "$OUT"

@@ -43,13 +43,24 @@ common_checks "one-shot crash" out 5
 # 3. Hang with --timeout: killed and retried; the retry succeeds.
 fresh
 t0=$(date +%s)
-FAKE_BLENDER_HANG=2@1 "${MPIRUN[@]}" -np 3 "$DRENDER" s.blend 1 4 -o out/f_## --timeout 2 --report r.json >o.txt 2>e.txt
+FAKE_BLENDER_HANG=2@1 "${MPIRUN[@]}" -np 3 "$DRENDER" s.blend 1 4 -o out/f_## --timeout 2 --no-speculate --report r.json >o.txt 2>e.txt
 is $? 0 "hang + --timeout 2: exit 0"
 ok $(($(date +%s) - t0 < 20 ? 0 : 1)) "hang + --timeout 2: done within 20 s"
 is "$(frame_field r.json 2 attempts)" 2 "hang: frame 2 took 2 attempts"
 grep -q 'timed out after 2 s' <<<"$(frame_field r.json 2 error)"
 ok $? "hang: the attempt's error says it timed out"
 common_checks "hang" out 4
+
+# 3b. Hang without --timeout: tail control copies the straggler to an idle node; the copy wins
+# and the hung Blender is killed.
+fresh
+t0=$(date +%s)
+FAKE_BLENDER_HANG=3@1 FAKE_BLENDER_COST=0.2 "${MPIRUN[@]}" -np 3 "$DRENDER" s.blend 1 8 -o out/f_## --report r.json >o.txt 2>e.txt
+is $? 0 "hang, no --timeout: exit 0 (a speculative copy finished the frame)"
+ok $(($(date +%s) - t0 < 30 ? 0 : 1)) "hang, no --timeout: done within 30 s"
+is "$(frame_field r.json 3 attempts)" 2 "hang: frame 3 ran twice (original and copy)"
+is "$(renders_of 3)" 2 "hang: frame 3 was started twice"
+common_checks "speculative copy" out 8
 
 # 4. Junk output, no output, Python error once: each is a failed attempt, never a success.
 fresh
@@ -102,7 +113,7 @@ for mode in mpirun alone; do
 	t0=$(date +%s%N)
 	wait $pid
 	rc=$?
-	while [ "$(pgrep -f fake-blender | wc -l)" -gt 0 ] && [ $(($(date +%s%N) - t0)) -lt 5000000000 ]; do sleep 0.1; done
+	while [ "$(leftovers)" -gt 0 ] && [ $(($(date +%s%N) - t0)) -lt 5000000000 ]; do sleep 0.1; done
 	ms=$((($(date +%s%N) - t0) / 1000000))
 	if [ $mode = alone ]; then is $rc 130 "interrupt ($mode): exit 130"; else
 		ok $((rc != 0 ? 0 : 1)) "interrupt ($mode): non-zero exit ($rc; Open MPI's mpirun returns 1 for a job it aborts)"

@@ -96,6 +96,8 @@ import os, sys
 d = sys.argv[1]
 n = 0
 for f in sorted(os.listdir(d)):
+    if f.startswith("."):  # temporary files are not frames
+        continue
     b = open(os.path.join(d, f), "rb").read()
     if b.startswith(b"\x89PNG\r\n\x1a\n") and b[-8:-4] == b"IEND":
         n += 1

@@ -1,0 +1,89 @@
+#!/bin/bash
+# Container entry point: a render node runs sshd; the head waits for the nodes, writes the
+# hostfile and runs rank 0 as the HTTP service (mpirun ... drender --serve).
+#
+# Environment (docker-compose.yml sets these; all optional):
+#   DRENDER_ROLE        head (default) or node
+#   DRENDER_NODES       head: render-node service names (default "node1 node2 node3")
+#   DRENDER_SLOTS       head: render nodes (Blenders) per node container (default 1)
+#   DRENDER_WAIT_SECS   head: how long to wait for the nodes' sshd (default 120)
+#   DRENDER_SCENE       head: default scene (default /blend/demo.blend, else the image's demo)
+#   DRENDER_TOKEN       head: API token. Unset: drender listens on the container's loopback and
+#                       a forwarder exposes it on the container network; compose publishes it
+#                       on the host's 127.0.0.1 only. Set: drender listens on all addresses
+#                       and every request but /health needs "Authorization: Bearer TOKEN".
+#   DRENDER_HTTP_PORT   head: HTTP port (default 4000)
+#   DRENDER_MPI_IF      interface or CIDR for MPI traffic (default: Open MPI's choice)
+#   DRENDER_SSH_PORT    sshd port (default 2222)
+# Any arguments are passed to drender (head) or run instead of the default (other roles).
+set -euo pipefail
+
+BIN=$(dirname "$(readlink -f "$0")")
+role=${DRENDER_ROLE:-head}
+port=${DRENDER_SSH_PORT:-2222}
+log() { printf 'drender-%s: %s\n' "$role" "$*" >&2; }
+
+"$BIN/ssh-keys.sh" "${DRENDER_KEYS:-/keys}" "$HOME/.ssh"
+
+case $role in
+node)
+	log "sshd on port $port; waiting for the head to start a render node here"
+	exec /usr/sbin/sshd -D -e -f "$HOME/.ssh/sshd_config"
+	;;
+head) ;;
+*)
+	exec "$@"
+	;;
+esac
+
+# ---- head ------------------------------------------------------------------------------------
+read -r -a nodes <<<"${DRENDER_NODES:-node1 node2 node3}"
+log "waiting up to ${DRENDER_WAIT_SECS:-120}s for ssh on: ${nodes[*]}"
+"$BIN/wait-ssh.sh" --deadline "${DRENDER_WAIT_SECS:-120}" --port "$port" --ssh "${nodes[@]}"
+"$BIN/make-hostfile.sh" --head "$(hostname)" --slots "${DRENDER_SLOTS:-1}" "${nodes[@]}" \
+	>"$HOME/hostfile"
+np=$(awk '!/^#/ { for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { sub("slots=", "", $i); n += $i } } END { print n }' \
+	"$HOME/hostfile")
+log "hostfile: $(grep -v '^#' "$HOME/hostfile" | tr '\n' ' ')($np ranks)"
+
+scene=${DRENDER_SCENE:-/blend/demo.blend}
+if [ ! -r "$scene" ] && [ -z "${DRENDER_SCENE:-}" ]; then
+	scene=/opt/drender/blend/demo.blend
+	log "no /blend/demo.blend: the default scene is the image's demo ($scene)"
+fi
+
+http_port=${DRENDER_HTTP_PORT:-4000}
+serve=(--serve --scene "$scene" --blend-root /blend --output-root /output)
+if [ -n "${DRENDER_TOKEN:-}" ]; then
+	serve+=(--listen "0.0.0.0:$http_port" --token "$DRENDER_TOKEN")
+else
+	# drender refuses to serve a non-loopback address without a token: it listens on this
+	# container's loopback, and socat forwards the container's own addresses to it. Only the
+	# Compose network and the host's 127.0.0.1 (see docker-compose.yml) can reach it.
+	serve+=(--listen "127.0.0.1:$http_port")
+	for addr in $(hostname -I); do
+		case $addr in *:*) continue ;; esac
+		socat "TCP-LISTEN:$http_port,bind=$addr,reuseaddr,fork" "TCP:127.0.0.1:$http_port" &
+	done
+fi
+
+# MPI between containers: ssh (config written by ssh-keys.sh), no tree spawn (render nodes do
+# not ssh to each other), no shared-memory single-copy (needs ptrace rights containers lack).
+export OMPI_MCA_plm_rsh_agent=ssh
+export OMPI_MCA_plm_rsh_no_tree_spawn=1
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
+export OMPI_MCA_btl_base_warn_component_unused=0
+# Bounded failure detection, as in the batch job scripts: a node that goes silent is declared
+# lost after ~20 s (TCP keepalive 10 s + 5 x 2 s); ssh's ServerAlive (5 s x 3) backs it up.
+export OMPI_MCA_oob_tcp_keepalive_time=${OMPI_MCA_oob_tcp_keepalive_time:-10}
+export OMPI_MCA_oob_tcp_keepalive_intvl=${OMPI_MCA_oob_tcp_keepalive_intvl:-2}
+export OMPI_MCA_oob_tcp_keepalive_probes=${OMPI_MCA_oob_tcp_keepalive_probes:-5}
+if [ -n "${DRENDER_MPI_IF:-}" ]; then
+	export OMPI_MCA_btl_tcp_if_include=$DRENDER_MPI_IF OMPI_MCA_oob_tcp_if_include=$DRENDER_MPI_IF
+fi
+
+shown=("${serve[@]}")
+for i in "${!shown[@]}"; do [ "${shown[$i]}" = "${DRENDER_TOKEN:-}" ] && [ -n "${DRENDER_TOKEN:-}" ] && shown[i]='***'; done
+log "starting: mpirun -np $np drender ${shown[*]} $*"
+exec mpirun --hostfile "$HOME/hostfile" -np "$np" --bind-to none \
+	drender "${serve[@]}" "$@"

@@ -1,0 +1,34 @@
+/* HTTP API (libmicrohttpd, its own thread): job submission, status, frames, health, metrics.
+ * It touches only the job table, never MPI. */
+#ifndef DR_HTTP_H
+#define DR_HTTP_H
+
+#include "dr_jobs.h"
+#include "dr_jobspec.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct dr_http_cfg {
+	const char *listen; /* "ADDR:PORT" (IPv4 or [IPv6]), e.g. "127.0.0.1:4000" */
+	const char *token;  /* required as "Authorization: Bearer <token>" (health exempt); NULL =
+	                       none */
+	bool read_only;     /* --http during a batch: POST and DELETE answer 405 */
+	dr_jobspec_limits limits; /* for POST /render */
+	double rate_per_s;        /* requests per second per client address (token bucket) */
+	double rate_burst;
+} dr_http_cfg;
+
+typedef struct dr_http dr_http;
+
+/* Start serving. Refuses (NULL with ERR) a non-loopback address without a token, an address that
+ * does not parse, or one that cannot be bound (the message names it and the system error). */
+dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t errlen);
+
+/* Stop serving and free. NULL is fine. */
+void dr_http_stop(dr_http *h);
+
+/* Port actually bound (useful with port 0). */
+int dr_http_port(const dr_http *h);
+
+#endif

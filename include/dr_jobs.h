@@ -1,0 +1,88 @@
+/* Job table: the jobs a service knows, shared by the HTTP thread and the orchestrator (one mutex),
+ * journaled so that a restarted service lists past jobs and resumes unfinished ones. */
+#ifndef DR_JOBS_H
+#define DR_JOBS_H
+
+#include "dr_jobspec.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum dr_job_state {
+	DR_JOB_QUEUED = 0,
+	DR_JOB_RUNNING,
+	DR_JOB_DONE,
+	DR_JOB_FAILED,
+	DR_JOB_CANCELLED,
+} dr_job_state;
+
+#define DR_JOB_ID_MAX 32
+
+/* "queued", "running", "done", "failed", "cancelled" */
+const char *dr_job_state_name(dr_job_state st);
+
+typedef struct dr_jobs dr_jobs;
+
+/* Metrics the orchestrator publishes (counters since start). */
+#define DR_HIST_BUCKETS 12 /* upper bounds: 0.1 0.25 0.5 1 2.5 5 10 30 60 120 300 600 s, +Inf */
+typedef struct dr_metrics {
+	unsigned long long frames_done, frames_failed, frames_skipped, attempts_failed;
+	unsigned long long
+	        hist[DR_HIST_BUCKETS + 1]; /* render seconds of done frames, per bucket */
+	double seconds_sum;
+	int nodes_busy, nodes_idle;
+} dr_metrics;
+
+/* A table journaled in JOURNAL_DIR/jobs.journal (NULL: not journaled), refusing new jobs while
+ * MAX_QUEUED are queued. An existing journal is replayed: finished jobs are listed as they ended,
+ * queued and running ones are queued again (their frames on disk will be skipped).
+ * NULL with ERR on failure. */
+dr_jobs *dr_jobs_create(const char *journal_dir, size_t max_queued, char *err, size_t errlen);
+void dr_jobs_destroy(dr_jobs *t);
+
+/* ---- HTTP side ---- */
+
+/* Queue SPEC (the table takes it over on success and fills an empty output pattern with
+ * "<OUTPUT_ROOT>/<id>/<scene name>_####"). Writes the new id to ID.
+ * Returns 0; -2 if the queue is full (429); -1 with ERR otherwise (500). */
+int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *id, size_t idlen,
+                   char *err, size_t errlen);
+
+/* The job's status as a JSON object text (malloc'd), with *STATE set; NULL if the id is unknown.
+ * The object has "jobId", "state", "submitted" and "priority", then whatever the orchestrator
+ * last published for it (counts, progress, ETA, failed frames, nodes). */
+char *dr_jobs_status(dr_jobs *t, const char *id, dr_job_state *state);
+
+/* Every job, newest first, as a JSON object {"jobs": [...]} text (malloc'd); NULL on OOM. */
+char *dr_jobs_list(dr_jobs *t);
+
+/* Ask for a job to be cancelled. 0 done or requested; -1 unknown id; 1 already finished. */
+int dr_jobs_cancel(dr_jobs *t, const char *id);
+
+/* Path and format of frame FRAME of job ID if it has been rendered. 0; -1 unknown job; -2 frame
+ * not part of the job; -3 not rendered (yet). */
+int dr_jobs_frame(dr_jobs *t, const char *id, int frame, char *path, size_t pathlen, char *format,
+                  size_t formatlen);
+
+/* Prometheus text exposition (malloc'd): drender_jobs{state=...}, drender_frames_total{outcome=
+ * "done"|"failed"|"skipped"}, drender_frame_attempts_failed_total, drender_frame_render_seconds
+ * histogram, drender_render_nodes{state="busy"|"idle"}. NULL on OOM. */
+char *dr_jobs_metrics(dr_jobs *t);
+
+/* ---- orchestrator side ---- */
+
+/* The next queued job not yet taken (highest priority, then oldest): its id and a deep copy of
+ * its spec. Returns 1 if one was taken, 0 if none, -1 on OOM. The job stays "queued" until the
+ * orchestrator publishes another state. */
+int dr_jobs_take(dr_jobs *t, char *id, size_t idlen, dr_jobspec *spec);
+
+/* Has cancellation been asked for this job? */
+bool dr_jobs_cancel_requested(dr_jobs *t, const char *id);
+
+/* Publish a job's state and its status fields (a JSON object text whose members are merged into
+ * GET /status/<id> answers; may be NULL). Finished states are journaled with the status. */
+void dr_jobs_publish(dr_jobs *t, const char *id, dr_job_state st, const char *status_json);
+
+void dr_jobs_publish_metrics(dr_jobs *t, const dr_metrics *m);
+
+#endif

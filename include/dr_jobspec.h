@@ -1,0 +1,62 @@
+/* Job specs: what one job renders, from the command line or an HTTP request body, validated. */
+#ifndef DR_JOBSPEC_H
+#define DR_JOBSPEC_H
+
+#include "dr_frames.h"
+#include "dr_outpath.h"
+
+#include <cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct dr_jobspec {
+	char scene[DR_PATH_MAX];  /* .blend path as Blender gets it (absolute for HTTP jobs) */
+	char output[DR_PATH_MAX]; /* output pattern with '#' padding; "" = decided on submit */
+	char format[32];          /* canonical Blender format name, e.g. "PNG" */
+	char engine[32];          /* canonical engine name, "" = the scene's */
+	int samples;              /* 0 = the scene's */
+	int priority;             /* higher runs first; default 0 */
+	dr_frames frames;         /* owned */
+} dr_jobspec;
+
+typedef struct dr_jobspec_limits {
+	const char *blend_root;    /* real path; "blend" must resolve (symlinks too) under it */
+	const char *output_root;   /* real path; "output" names a directory under it */
+	const char *default_scene; /* --scene (real path), used when the body names no "blend"; or
+	                              NULL */
+	size_t max_frames;         /* most frames one job may ask for */
+} dr_jobspec_limits;
+
+/*
+ * Parse and validate a POST /render body (LEN bytes, not NUL-terminated):
+ *   {"from": 1, "to": 20}  or  {"frames": "1-20,30"}   (exactly one of the two forms)
+ *   optional: "blend" (relative path under blend_root), "output" (a name: letters, digits, '-',
+ *   '_', '.', not starting with '.'), "engine", "format", "samples" (1..2^24), "priority"
+ *   (-1000..1000).
+ * The output pattern becomes "<output_root>/<output>/<scene name>_####" when "output" is given,
+ * else it is left "" (the job table fills in "<output_root>/<job id>/<scene name>_####").
+ * Returns 0 and fills OUT; or an HTTP status with a message naming the field in ERR:
+ * 400 malformed JSON, wrong types, bad or absurd frame ranges, unknown engine/format, unknown
+ * fields; 403 a path that escapes its root (absolute, "..", or a symlink leading outside);
+ * 404 a "blend" that does not exist (or no "blend" and no default scene: 400).
+ * On failure OUT is untouched. No I/O beyond realpath/stat on the blend path. */
+int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *lim,
+                         dr_jobspec *out, char *err, size_t errlen);
+
+/* Journal form: every field, frames as a spec string. NULL on out of memory. */
+cJSON *dr_jobspec_to_json(const dr_jobspec *s);
+
+/* Back from the journal form (trusted input, still checked). 0, or -1 with ERR. */
+int dr_jobspec_from_journal(const cJSON *j, dr_jobspec *out, char *err, size_t errlen);
+
+/* Set S's output pattern to "<ROOT>/<DIR>/<scene name>_####" (the scene's basename without
+ * ".blend", '#' replaced by '_'). 0, or -1 with ERR (too long) and S untouched. */
+int dr_jobspec_set_output(dr_jobspec *s, const char *root, const char *dir, char *err,
+                          size_t errlen);
+
+/* Deep copy. 0, or -1 on out of memory. */
+int dr_jobspec_copy(dr_jobspec *dst, const dr_jobspec *src);
+
+void dr_jobspec_free(dr_jobspec *s);
+
+#endif

@@ -1,0 +1,747 @@
+/* HTTP API on libmicrohttpd's own thread: routes, auth, limits, and answers from the job table. */
+#include "dr_http.h"
+#include "dr_log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BODY_MAX          (64 * 1024)
+#define RATE_SLOTS        1024 /* client addresses remembered by the rate limiter */
+#define RATE_PROBE        8
+#define QUEUE_RETRY_AFTER "10"
+#define STATUS_RETRY      "2"
+
+/* One client address's token bucket. */
+struct bucket {
+	unsigned char addr[17]; /* family byte + up to 16 address bytes; all zero = free slot */
+	double tokens, last;
+};
+
+struct dr_http {
+	struct MHD_Daemon *d;
+	dr_jobs *jobs;
+	int port;
+	char *token, *blend_root, *output_root, *default_scene;
+	dr_jobspec_limits limits;
+	bool read_only;
+	double rate, burst;
+	pthread_mutex_t rl_mu;
+	struct bucket *buckets; /* RATE_SLOTS, or NULL when not rate limited */
+};
+
+/* One request's state across the handler's calls. */
+struct req {
+	char *body;
+	size_t len;
+	bool too_big, answered;
+};
+
+enum route {
+	R_NONE,
+	R_HEALTH,
+	R_METRICS,
+	R_RENDER,
+	R_LIST,
+	R_STATUS_ID,
+	R_JOB_ID,
+	R_FRAME,
+};
+
+/* Methods a route answers, for 405's Allow header. */
+static const char *route_allow(enum route r, bool read_only)
+{
+	switch (r) {
+	case R_RENDER:
+		return read_only ? "" : "POST";
+	case R_JOB_ID:
+		return read_only ? "GET, HEAD" : "GET, HEAD, DELETE";
+	default:
+		return "GET, HEAD";
+	}
+}
+
+/* Queue a response with BODY (LEN bytes, copied), status CODE and extra header pairs HDRS
+ * (name, value, ..., NULL). */
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *ctype,
+                             const char *body, size_t len, const char *const *hdrs)
+{
+	struct MHD_Response *resp =
+	        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result rc;
+
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	for (size_t i = 0; hdrs && hdrs[i] && hdrs[i + 1]; i += 2)
+		MHD_add_response_header(resp, hdrs[i], hdrs[i + 1]);
+	rc = MHD_queue_response(c, code, resp);
+	MHD_destroy_response(resp);
+	return rc;
+}
+
+static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned code, const char *json,
+                                  const char *const *hdrs)
+{
+	return reply(c, code, "application/json", json, strlen(json), hdrs);
+}
+
+/* {"error": MSG} with status CODE. */
+static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code, const char *const *hdrs,
+                                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned code, const char *const *hdrs,
+                                   const char *fmt, ...)
+{
+	char msg[1024];
+	cJSON *o = cJSON_CreateObject();
+	char *s = NULL;
+	enum MHD_Result rc;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap); /* a cut message is still a message */
+	va_end(ap);
+	if (o && cJSON_AddStringToObject(o, "error", msg))
+		s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	rc = reply_json(c, code, s ? s : "{\"error\":\"out of memory\"}", hdrs);
+	cJSON_free(s);
+	return rc;
+}
+
+/* {"jobId": ID, "state": STATE} (STATE may be NULL). */
+static enum MHD_Result reply_job(struct MHD_Connection *c, unsigned code, const char *id,
+                                 const char *state, const char *const *hdrs)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *s = NULL;
+	enum MHD_Result rc;
+
+	if (o && cJSON_AddStringToObject(o, "jobId", id) &&
+	    (!state || cJSON_AddStringToObject(o, "state", state)))
+		s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!s)
+		return reply_error(c, 500, NULL, "out of memory");
+	rc = reply_json(c, code, s, hdrs);
+	cJSON_free(s);
+	return rc;
+}
+
+/* Split URL into a route, a job id and a frame number text. */
+static enum route parse_route(const char *url, char *id, size_t idlen, const char **frame)
+{
+	const char *p, *slash;
+	size_t n;
+
+	*frame = NULL;
+	id[0] = '\0';
+	if (!strcmp(url, "/health") || !strcmp(url, "/healthz"))
+		return R_HEALTH;
+	if (!strcmp(url, "/metrics"))
+		return R_METRICS;
+	if (!strcmp(url, "/render"))
+		return R_RENDER;
+	if (!strcmp(url, "/status") || !strcmp(url, "/jobs"))
+		return R_LIST;
+	if (!strncmp(url, "/status/", 8))
+		p = url + 8;
+	else if (!strncmp(url, "/jobs/", 6))
+		p = url + 6;
+	else
+		return R_NONE;
+	slash = strchr(p, '/');
+	n = slash ? (size_t)(slash - p) : strlen(p);
+	if (!n)
+		return R_NONE;
+	/* An id too long to be ours is kept short and cannot match: the lookup answers 404. */
+	if (n >= idlen)
+		n = idlen - 1;
+	memcpy(id, p, n);
+	id[n] = '\0';
+	if (url[1] == 's')
+		return slash ? R_NONE : R_STATUS_ID;
+	if (!slash)
+		return R_JOB_ID;
+	if (strncmp(slash, "/frames/", 8) != 0 || !slash[8] || strchr(slash + 8, '/'))
+		return R_NONE;
+	*frame = slash + 8;
+	return R_FRAME;
+}
+
+static bool method_ok(enum route r, const char *m, bool read_only)
+{
+	bool get = !strcmp(m, MHD_HTTP_METHOD_GET) || !strcmp(m, MHD_HTTP_METHOD_HEAD);
+
+	switch (r) {
+	case R_RENDER:
+		return !read_only && !strcmp(m, MHD_HTTP_METHOD_POST);
+	case R_JOB_ID:
+		return get || (!read_only && !strcmp(m, MHD_HTTP_METHOD_DELETE));
+	default:
+		return get;
+	}
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Take one token from the client's bucket; false if it is empty. */
+static bool rate_ok(dr_http *h, struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+	unsigned char key[17] = {0};
+	unsigned hash = 2166136261u;
+	struct bucket *slot = NULL, *oldest = NULL;
+	double t;
+	bool ok;
+
+	if (!h->buckets)
+		return true;
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (!ci || !ci->client_addr)
+		return true;
+	if (ci->client_addr->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ci->client_addr;
+		key[0] = 4;
+		memcpy(key + 1, &a->sin_addr, 4);
+	} else if (ci->client_addr->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ci->client_addr;
+		key[0] = 6;
+		memcpy(key + 1, &a->sin6_addr, 16);
+	} else {
+		return true;
+	}
+	for (size_t i = 0; i < sizeof(key); i++)
+		hash = (hash ^ key[i]) * 16777619u;
+	t = now_s();
+	pthread_mutex_lock(&h->rl_mu);
+	/* Probe a few slots: the client's own, else a free one, else the least recently seen. */
+	for (unsigned i = 0; i < RATE_PROBE && !slot; i++) {
+		struct bucket *b = &h->buckets[(hash + i) % RATE_SLOTS];
+		if (!memcmp(b->addr, key, sizeof(key)))
+			slot = b;
+		else if (!oldest || (oldest->addr[0] && (!b->addr[0] || b->last < oldest->last)))
+			oldest = b;
+	}
+	if (!slot) {
+		slot = oldest;
+		memcpy(slot->addr, key, sizeof(key));
+		slot->tokens = h->burst;
+		slot->last = t;
+	}
+	slot->tokens += (t - slot->last) * h->rate;
+	if (slot->tokens > h->burst)
+		slot->tokens = h->burst;
+	slot->last = t;
+	ok = slot->tokens >= 1.0;
+	if (ok)
+		slot->tokens -= 1.0;
+	pthread_mutex_unlock(&h->rl_mu);
+	return ok;
+}
+
+/* Does the request carry "Authorization: Bearer <token>"? Compared in constant time. */
+static bool auth_ok(const dr_http *h, struct MHD_Connection *c)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	size_t tn, gn;
+	unsigned char diff;
+
+	if (!h->token)
+		return true;
+	if (!v || strncasecmp(v, "Bearer ", 7) != 0)
+		return false;
+	v += 7;
+	while (*v == ' ')
+		v++;
+	tn = strlen(h->token);
+	gn = strlen(v);
+	diff = (unsigned char)(tn != gn);
+	for (size_t i = 0; i < tn; i++)
+		diff |= (unsigned char)h->token[i] ^ (unsigned char)(i < gn ? v[i] : 0);
+	return diff == 0;
+}
+
+static const char *frame_ctype(const char *format)
+{
+	static const char *const map[][2] = {
+	        {"PNG", "image/png"},        {"JPEG", "image/jpeg"},
+	        {"OPEN_EXR", "image/x-exr"}, {"OPEN_EXR_MULTILAYER", "image/x-exr"},
+	        {"TIFF", "image/tiff"},      {"BMP", "image/bmp"},
+	        {"WEBP", "image/webp"},      {"HDR", "image/vnd.radiance"},
+	        {"TARGA", "image/x-tga"},    {"TARGA_RAW", "image/x-tga"},
+	        {"JPEG2000", "image/jp2"},
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (!strcmp(format, map[i][0]))
+			return map[i][1];
+	return "application/octet-stream";
+}
+
+static enum MHD_Result do_render(dr_http *h, struct MHD_Connection *c, const struct req *r)
+{
+	dr_jobspec spec;
+	char err[1024], id[DR_JOB_ID_MAX], loc[DR_JOB_ID_MAX + 16];
+	int rc = dr_jobspec_from_json(r->body, r->len, &h->limits, &spec, err, sizeof(err));
+
+	if (rc)
+		return reply_error(c, (unsigned)rc, NULL, "%s", err);
+	rc = dr_jobs_submit(h->jobs, &spec, h->output_root, id, sizeof(id), err, sizeof(err));
+	dr_jobspec_free(&spec);
+	if (rc == -2) {
+		const char *hdrs[] = {MHD_HTTP_HEADER_RETRY_AFTER, QUEUE_RETRY_AFTER, NULL};
+		return reply_error(c, 429, hdrs, "%s", err);
+	}
+	if (rc < 0)
+		return reply_error(c, 500, NULL, "%s", err);
+	snprintf(loc, sizeof(loc), "/status/%s", id); /* fits: id is shorter than DR_JOB_ID_MAX */
+	const char *hdrs[] = {MHD_HTTP_HEADER_LOCATION, loc, NULL};
+	dr_info("job %s submitted over HTTP", id);
+	return reply_job(c, 202, id, NULL, hdrs);
+}
+
+static enum MHD_Result do_status(dr_http *h, struct MHD_Connection *c, const char *id,
+                                 bool always_200)
+{
+	dr_job_state st;
+	char *s = dr_jobs_status(h->jobs, id, &st);
+	char loc[DR_JOB_ID_MAX + 16];
+	enum MHD_Result rc;
+
+	if (!s)
+		return reply_error(c, 404, NULL, "no job '%s'", id);
+	snprintf(loc, sizeof(loc), "/status/%s", id);
+	if (!always_200 && (st == DR_JOB_QUEUED || st == DR_JOB_RUNNING)) {
+		const char *hdrs[] = {MHD_HTTP_HEADER_LOCATION, loc, MHD_HTTP_HEADER_RETRY_AFTER,
+		                      STATUS_RETRY, NULL};
+		rc = reply_json(c, 202, s, hdrs);
+	} else {
+		rc = reply_json(c, 200, s, NULL);
+	}
+	free(s);
+	return rc;
+}
+
+static enum MHD_Result do_cancel(dr_http *h, struct MHD_Connection *c, const char *id)
+{
+	dr_job_state st = DR_JOB_QUEUED;
+	int rc = dr_jobs_cancel(h->jobs, id);
+	char *s;
+
+	if (rc < 0)
+		return reply_error(c, 404, NULL, "no job '%s'", id);
+	s = dr_jobs_status(h->jobs, id, &st);
+	free(s);
+	if (st == DR_JOB_QUEUED || st == DR_JOB_RUNNING) {
+		dr_info("job %s: cancellation requested over HTTP", id);
+		return reply_job(c, 202, id, "cancelling", NULL);
+	}
+	if (rc == 0)
+		dr_info("job %s cancelled over HTTP", id);
+	return reply_job(c, 200, id, dr_job_state_name(st), NULL);
+}
+
+static enum MHD_Result do_frame(dr_http *h, struct MHD_Connection *c, const char *id,
+                                const char *ftext)
+{
+	char path[DR_PATH_MAX], format[32], *end;
+	struct MHD_Response *resp;
+	struct stat st;
+	long n;
+	int fd, rc;
+
+	errno = 0;
+	n = strtol(ftext, &end, 10);
+	if (*ftext < '0' || *ftext > '9' || *end || errno || n > DR_FRAME_MAX)
+		return reply_error(c, 400, NULL, "'%.32s' is not a frame number", ftext);
+	rc = dr_jobs_frame(h->jobs, id, (int)n, path, sizeof(path), format, sizeof(format));
+	if (rc == -1)
+		return reply_error(c, 404, NULL, "no job '%s'", id);
+	if (rc == -2)
+		return reply_error(c, 404, NULL, "frame %ld is not part of job '%s'", n, id);
+	if (rc < 0)
+		return reply_error(c, 404, NULL,
+		                   "frame %ld of job '%s' has not been rendered (yet)", n, id);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		return reply_error(c, 404, NULL,
+		                   "frame %ld of job '%s' has not been rendered (yet)", n, id);
+	}
+	resp = MHD_create_response_from_fd((size_t)st.st_size, fd); /* owns FD from here */
+	if (!resp) {
+		close(fd);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, frame_ctype(format));
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	rc = MHD_queue_response(c, 200, resp);
+	MHD_destroy_response(resp);
+	return (enum MHD_Result)rc;
+}
+
+static enum MHD_Result answer(dr_http *h, struct MHD_Connection *c, const char *url,
+                              const char *method, const struct req *r)
+{
+	char id[DR_JOB_ID_MAX];
+	const char *frame;
+	enum route rt = parse_route(url, id, sizeof(id), &frame);
+	char *s;
+	enum MHD_Result rc;
+
+	if (rt == R_NONE)
+		return reply_error(c, 404, NULL, "no such endpoint: %.200s", url);
+	if (!method_ok(rt, method, h->read_only)) {
+		const char *hdrs[] = {MHD_HTTP_HEADER_ALLOW, route_allow(rt, h->read_only), NULL};
+		if (h->read_only && (!strcmp(method, MHD_HTTP_METHOD_POST) ||
+		                     !strcmp(method, MHD_HTTP_METHOD_DELETE)))
+			return reply_error(
+			        c, 405, hdrs,
+			        "this server is read-only (drender --http during a batch): "
+			        "submit and cancel jobs with drender --serve");
+		return reply_error(c, 405, hdrs,
+		                   "method %.16s is not allowed on %.200s (allowed: %s)", method,
+		                   url, route_allow(rt, h->read_only));
+	}
+	if (r->too_big)
+		return reply_error(c, 413, NULL, "the request body is larger than %d bytes",
+		                   BODY_MAX);
+	switch (rt) {
+	case R_HEALTH:
+		return reply_json(c, 200, "{\"status\":\"ok\"}", NULL);
+	case R_METRICS:
+		s = dr_jobs_metrics(h->jobs);
+		if (!s)
+			return reply_error(c, 500, NULL, "out of memory");
+		rc = reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", s, strlen(s), NULL);
+		free(s);
+		return rc;
+	case R_RENDER:
+		return do_render(h, c, r);
+	case R_LIST:
+		s = dr_jobs_list(h->jobs);
+		if (!s)
+			return reply_error(c, 500, NULL, "out of memory");
+		rc = reply_json(c, 200, s, NULL);
+		free(s);
+		return rc;
+	case R_STATUS_ID:
+		return do_status(h, c, id, false);
+	case R_JOB_ID:
+		if (!strcmp(method, MHD_HTTP_METHOD_DELETE))
+			return do_cancel(h, c, id);
+		return do_status(h, c, id, true);
+	case R_FRAME:
+		return do_frame(h, c, id, frame);
+	case R_NONE:
+		break;
+	}
+	return reply_error(c, 404, NULL, "no such endpoint");
+}
+
+/* First call for a request: refuse early what needs no body (rate, token, declared size). */
+static enum MHD_Result first_call(dr_http *h, struct MHD_Connection *c, const char *url,
+                                  struct req *r)
+{
+	const char *cl;
+
+	if (!strcmp(url, "/health") || !strcmp(url, "/healthz"))
+		return MHD_YES;
+	if (!rate_ok(h, c)) {
+		const char *hdrs[] = {MHD_HTTP_HEADER_RETRY_AFTER, "1", NULL};
+		r->answered = true;
+		return reply_error(c, 429, hdrs, "too many requests from this address: slow down");
+	}
+	if (!auth_ok(h, c)) {
+		const char *hdrs[] = {MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"drender\"",
+		                      NULL};
+		r->answered = true;
+		return reply_error(
+		        c, 401, hdrs,
+		        "missing or wrong token: send \"Authorization: Bearer <token>\"");
+	}
+	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl) {
+		char *end;
+		unsigned long long n;
+
+		errno = 0;
+		n = strtoull(cl, &end, 10);
+		if (end != cl && !*end && (errno == ERANGE || n > BODY_MAX)) {
+			r->answered = true;
+			return reply_error(c, 413, NULL, "the request body is larger than %d bytes",
+			                   BODY_MAX);
+		}
+	}
+	return MHD_YES;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **con_cls)
+{
+	dr_http *h = cls;
+	struct req *r = *con_cls;
+
+	(void)version;
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return MHD_NO;
+		*con_cls = r;
+		return first_call(h, c, url, r);
+	}
+	if (*upload_size) {
+		if (!r->answered && !r->too_big) {
+			if (*upload_size > BODY_MAX - r->len) {
+				r->too_big = true;
+				free(r->body);
+				r->body = NULL;
+				r->len = 0;
+			} else {
+				char *nb = realloc(r->body, r->len + *upload_size);
+				if (!nb)
+					return MHD_NO;
+				memcpy(nb + r->len, upload, *upload_size);
+				r->body = nb;
+				r->len += *upload_size;
+			}
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (r->answered)
+		return MHD_YES;
+	r->answered = true;
+	return answer(h, c, url, method, r);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+	struct req *r = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (r) {
+		free(r->body);
+		free(r);
+		*con_cls = NULL;
+	}
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	dr_warn("http: %s", msg);
+}
+
+/* Parse "ADDR:PORT" ("[V6]:PORT", "localhost:PORT", ":PORT" or "*:PORT" for every address). */
+static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *sl, bool *loopback,
+                        char *err, size_t errlen)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon, *hs = s;
+	size_t hn;
+	char *end;
+	long port;
+
+	memset(ss, 0, sizeof(*ss));
+	if (!s) {
+		snprintf(err, errlen, "no listen address");
+		return -1;
+	}
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb || rb[1] != ':')
+			goto bad;
+		hs = s + 1;
+		hn = (size_t)(rb - hs);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			goto bad;
+		hn = (size_t)(colon - s);
+	}
+	if (hn >= sizeof(host))
+		goto bad;
+	memcpy(host, hs, hn);
+	host[hn] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || port < 0 || port > 65535)
+		goto bad;
+	if (s[0] == '[') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+			goto bad;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		*sl = sizeof(*a);
+		*loopback =
+		        IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
+		        (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+		if (!strcmp(host, "localhost"))
+			memcpy(host, "127.0.0.1", sizeof("127.0.0.1"));
+		if (!host[0] || !strcmp(host, "*"))
+			a->sin_addr.s_addr = htonl(INADDR_ANY);
+		else if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			goto bad;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		*sl = sizeof(*a);
+		*loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen,
+	         "listen address '%s' is not ADDR:PORT (e.g. 127.0.0.1:4000, [::1]:4000, "
+	         "0.0.0.0:4000)",
+	         s);
+	return -1;
+}
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+	char *d = s ? strdup(s) : NULL;
+	if (s && !d)
+		*oom = true;
+	return d;
+}
+
+dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = 0;
+	bool loopback = false, oom = false;
+	dr_http *h = NULL;
+	int fd = -1, one = 1;
+	unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+
+	if (parse_listen(cfg->listen, &ss, &sl, &loopback, err, errlen) < 0)
+		return NULL;
+	if (!loopback && (!cfg->token || !cfg->token[0])) {
+		snprintf(err, errlen,
+		         "listening on %s needs --token or DRENDER_TOKEN (or listen on 127.0.0.1)",
+		         cfg->listen);
+		return NULL;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (pthread_mutex_init(&h->rl_mu, NULL) != 0) {
+		free(h);
+		snprintf(err, errlen, "cannot create a lock");
+		return NULL;
+	}
+	h->jobs = jobs;
+	h->read_only = cfg->read_only;
+	h->rate = cfg->rate_per_s;
+	h->burst = cfg->rate_burst < 1 ? 1 : cfg->rate_burst;
+	h->token = cfg->token && cfg->token[0] ? dup_or_null(cfg->token, &oom) : NULL;
+	h->blend_root = dup_or_null(cfg->limits.blend_root, &oom);
+	h->output_root = dup_or_null(cfg->limits.output_root, &oom);
+	h->default_scene = dup_or_null(cfg->limits.default_scene, &oom);
+	h->limits.blend_root = h->blend_root;
+	h->limits.output_root = h->output_root;
+	h->limits.default_scene = h->default_scene;
+	h->limits.max_frames = cfg->limits.max_frames;
+	if (h->rate > 0 && !(h->buckets = calloc(RATE_SLOTS, sizeof(*h->buckets))))
+		oom = true;
+	if (oom) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 128) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, strerror(errno));
+		goto fail;
+	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, strerror(errno));
+		goto fail;
+	}
+	h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+	                                         : ((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	h->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, h, MHD_OPTION_EXTERNAL_LOGGER,
+	                        mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+	                        MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+	                        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+	                        MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT,
+	                        30u, MHD_OPTION_END);
+	if (!h->d) {
+		/* MHD may or may not have closed FD; leaking it beats closing someone else's. */
+		fd = -1;
+		snprintf(err, errlen, "cannot start the HTTP server on %s", cfg->listen);
+		goto fail;
+	}
+	dr_info("HTTP API on http://%s (port %d)%s%s", cfg->listen, h->port,
+	        h->token ? ", token required" : "", h->read_only ? ", read-only" : "");
+	return h;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(h->token);
+	free(h->blend_root);
+	free(h->output_root);
+	free(h->default_scene);
+	free(h->buckets);
+	pthread_mutex_destroy(&h->rl_mu);
+	free(h);
+	return NULL;
+}
+
+void dr_http_stop(dr_http *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->d);
+	free(h->token);
+	free(h->blend_root);
+	free(h->output_root);
+	free(h->default_scene);
+	free(h->buckets);
+	pthread_mutex_destroy(&h->rl_mu);
+	free(h);
+}
+
+int dr_http_port(const dr_http *h)
+{
+	return h ? h->port : -1;
+}

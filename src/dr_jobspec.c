@@ -1,0 +1,666 @@
+/* Job specs: parse and validate HTTP request bodies (paths confined to their roots), journal form.
+ */
+#include "dr_jobspec.h"
+#include "dr_opts.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#define SAMPLES_MAX     (1 << 24)
+#define PRIORITY_MAX    1000
+#define OUTPUT_NAME_MAX 255
+
+/* Fields a POST /render body may carry. */
+static const char *const body_fields[] = {"from",   "to",     "frames",  "blend",   "output",
+                                          "engine", "format", "samples", "priority"};
+#define NFIELDS (sizeof(body_fields) / sizeof(body_fields[0]))
+
+/* The body's members by field, each NULL when absent (or JSON null). */
+struct members {
+	const cJSON *v[NFIELDS];
+};
+
+enum { F_FROM, F_TO, F_FRAMES, F_BLEND, F_OUTPUT, F_ENGINE, F_FORMAT, F_SAMPLES, F_PRIORITY };
+
+/* What kind of JSON value J is, for messages. */
+static const char *json_kind(const cJSON *j)
+{
+	if (cJSON_IsString(j))
+		return "a string";
+	if (cJSON_IsNumber(j))
+		return "a number";
+	if (cJSON_IsBool(j))
+		return "a boolean";
+	if (cJSON_IsArray(j))
+		return "an array";
+	if (cJSON_IsObject(j))
+		return "an object";
+	return "null";
+}
+
+/* Integer member NAME in MIN..MAX; 0, or 400 with ERR. */
+static int get_int(const cJSON *j, const char *name, long min, long max, int *out, char *err,
+                   size_t errlen)
+{
+	double d;
+
+	if (!cJSON_IsNumber(j)) {
+		snprintf(err, errlen, "\"%s\" must be an integer from %ld to %ld, not %s", name,
+		         min, max, json_kind(j));
+		return 400;
+	}
+	d = j->valuedouble;
+	if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max) {
+		snprintf(err, errlen, "\"%s\" must be an integer from %ld to %ld (got %.17g)", name,
+		         min, max, d);
+		return 400;
+	}
+	*out = (int)d;
+	return 0;
+}
+
+/* String member NAME, non-empty; 0, or 400 with ERR. */
+static int get_str(const cJSON *j, const char *name, const char **out, char *err, size_t errlen)
+{
+	if (!cJSON_IsString(j) || !j->valuestring) {
+		snprintf(err, errlen, "\"%s\" must be a string, not %s", name, json_kind(j));
+		return 400;
+	}
+	if (!*j->valuestring) {
+		snprintf(err, errlen, "\"%s\" must not be empty", name);
+		return 400;
+	}
+	*out = j->valuestring;
+	return 0;
+}
+
+/* Sort the body's members into M: 400 for a non-object, unknown or repeated fields. */
+static int collect(const cJSON *root, struct members *m, char *err, size_t errlen)
+{
+	const cJSON *c;
+
+	memset(m, 0, sizeof(*m));
+	if (!cJSON_IsObject(root)) {
+		snprintf(err, errlen,
+		         "the body must be a JSON object like {\"from\":1,\"to\":20}, not %s",
+		         json_kind(root));
+		return 400;
+	}
+	cJSON_ArrayForEach(c, root)
+	{
+		size_t i;
+		bool seen = false;
+
+		for (i = 0; i < NFIELDS; i++)
+			if (c->string && strcmp(c->string, body_fields[i]) == 0)
+				break;
+		if (i == NFIELDS) {
+			snprintf(err, errlen,
+			         "unknown field \"%.64s\" (known: from, to, frames, blend, output, "
+			         "engine, format, samples, priority)",
+			         c->string ? c->string : "");
+			return 400;
+		}
+		for (const cJSON *p = root->child; p != c; p = p->next)
+			if (p->string && strcmp(p->string, c->string) == 0)
+				seen = true;
+		if (seen) {
+			snprintf(err, errlen, "field \"%s\" is given twice", c->string);
+			return 400;
+		}
+		if (!cJSON_IsNull(c))
+			m->v[i] = c;
+	}
+	return 0;
+}
+
+/* Frames from "from"/"to" or "frames"; the count is checked against MAX before allocating. */
+static int parse_frames(const struct members *m, size_t max, dr_frames *out, char *err,
+                        size_t errlen)
+{
+	int a, b, rc;
+	char ferr[384];
+
+	if (m->v[F_FRAMES] && (m->v[F_FROM] || m->v[F_TO])) {
+		snprintf(err, errlen, "give either \"from\" and \"to\", or \"frames\", not both");
+		return 400;
+	}
+	if (m->v[F_FRAMES]) {
+		const char *spec;
+		dr_frames f = {0};
+
+		if (!cJSON_IsString(m->v[F_FRAMES])) {
+			snprintf(err, errlen,
+			         "\"frames\" must be a string like \"1-20,30\", not %s",
+			         json_kind(m->v[F_FRAMES]));
+			return 400;
+		}
+		spec = m->v[F_FRAMES]->valuestring;
+		if (dr_frames_parse(spec, &f, ferr, sizeof(ferr)) < 0) {
+			snprintf(err, errlen, "\"frames\": %s", ferr);
+			return 400;
+		}
+		if (f.n > max) {
+			snprintf(err, errlen,
+			         "\"frames\" gives %zu frames, more than the limit of %zu per job",
+			         f.n, max);
+			dr_frames_free(&f);
+			return 400;
+		}
+		*out = f;
+		return 0;
+	}
+	if (!m->v[F_FROM] && !m->v[F_TO]) {
+		snprintf(err, errlen,
+		         "no frames: give \"from\" and \"to\" (e.g. {\"from\":1,\"to\":20}) or "
+		         "\"frames\" (e.g. \"1-20,30\")");
+		return 400;
+	}
+	if (!m->v[F_FROM] || !m->v[F_TO]) {
+		snprintf(err, errlen, "\"%s\" is missing: give both \"from\" and \"to\"",
+		         m->v[F_FROM] ? "to" : "from");
+		return 400;
+	}
+	if ((rc = get_int(m->v[F_FROM], "from", 0, DR_FRAME_MAX, &a, err, errlen)))
+		return rc;
+	if (!cJSON_IsNumber(m->v[F_TO]) || m->v[F_TO]->valuedouble < (double)a) {
+		if (cJSON_IsNumber(m->v[F_TO]))
+			snprintf(err, errlen,
+			         "\"to\" must be an integer >= \"from\" (%d), got %.17g", a,
+			         m->v[F_TO]->valuedouble);
+		else
+			snprintf(err, errlen, "\"to\" must be an integer >= \"from\", not %s",
+			         json_kind(m->v[F_TO]));
+		return 400;
+	}
+	if ((rc = get_int(m->v[F_TO], "to", a, DR_FRAME_MAX, &b, err, errlen)))
+		return rc;
+	if ((size_t)b - (size_t)a + 1 > max) {
+		snprintf(err, errlen,
+		         "\"from\" %d to \"to\" %d are %zu frames, more than the limit of %zu per "
+		         "job",
+		         a, b, (size_t)b - (size_t)a + 1, max);
+		return 400;
+	}
+	out->n = (size_t)b - (size_t)a + 1;
+	out->v = malloc(out->n * sizeof(*out->v));
+	if (!out->v) {
+		snprintf(err, errlen, "out of memory for %zu frames", out->n);
+		out->n = 0;
+		return 500;
+	}
+	for (size_t i = 0; i < out->n; i++)
+		out->v[i] = a + (int)i;
+	return 0;
+}
+
+/* Is the real path P at or below the real directory ROOT (on a path-component boundary)? */
+static bool under_root(const char *p, const char *root)
+{
+	size_t n = strlen(root);
+
+	while (n > 1 && root[n - 1] == '/')
+		n--;
+	if (n == 1 && root[0] == '/')
+		return p[0] == '/';
+	return strncmp(p, root, n) == 0 && (p[n] == '/' || p[n] == '\0');
+}
+
+/* Does relative path P have a ".." component? */
+static bool has_dotdot(const char *p)
+{
+	while (*p) {
+		size_t n = strcspn(p, "/");
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return true;
+		p += n;
+		while (*p == '/')
+			p++;
+	}
+	return false;
+}
+
+/* Join ROOT and NAME with one '/' into BUF; -1 if it does not fit. */
+static int join(char *buf, size_t len, const char *root, const char *name)
+{
+	size_t n = strlen(root);
+	int w = snprintf(buf, len, "%s%s%s", root, n && root[n - 1] == '/' ? "" : "/", name);
+	return w < 0 || (size_t)w >= len ? -1 : 0;
+}
+
+/* Resolve "blend" under the blend root into SCENE (a real path to a regular file). */
+static int resolve_blend(const char *rel, const dr_jobspec_limits *lim, char *scene, char *err,
+                         size_t errlen)
+{
+	char joined[DR_PATH_MAX], real[PATH_MAX];
+	struct stat st;
+
+	if (!lim->blend_root) {
+		snprintf(err, errlen,
+		         "\"blend\" is not accepted here: the service has no --blend-root");
+		return 403;
+	}
+	if (rel[0] == '/') {
+		snprintf(err, errlen,
+		         "\"blend\" must be a path relative to --blend-root, not an "
+		         "absolute path");
+		return 403;
+	}
+	if (has_dotdot(rel)) {
+		snprintf(err, errlen, "\"blend\" must not contain '..': it escapes --blend-root");
+		return 403;
+	}
+	if (join(joined, sizeof(joined), lim->blend_root, rel) < 0) {
+		snprintf(err, errlen, "\"blend\" is too long");
+		return 400;
+	}
+	if (!realpath(joined, real)) {
+		int e = errno;
+		if (e == ENOENT || e == ENOTDIR) {
+			snprintf(err, errlen,
+			         "\"blend\" '%.200s' does not exist under --blend-root", rel);
+			return 404;
+		}
+		if (e == ENAMETOOLONG) {
+			snprintf(err, errlen, "\"blend\" is too long");
+			return 400;
+		}
+		snprintf(err, errlen, "\"blend\" '%.200s' cannot be opened: %s", rel, strerror(e));
+		return e == EACCES || e == ELOOP ? 403 : 404;
+	}
+	if (!under_root(real, lim->blend_root)) {
+		snprintf(err, errlen,
+		         "\"blend\" '%.200s' escapes --blend-root (a symlink leads "
+		         "outside)",
+		         rel);
+		return 403;
+	}
+	if (stat(real, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "\"blend\" '%.200s' is not a regular file", rel);
+		return 400;
+	}
+	if (strlen(real) >= DR_PATH_MAX) {
+		snprintf(err, errlen, "\"blend\" is too long");
+		return 400;
+	}
+	memcpy(scene, real, strlen(real) + 1);
+	return 0;
+}
+
+/* Check "output": a plain name whose directory (if it exists already) stays under the root. */
+static int check_output(const char *name, const dr_jobspec_limits *lim, char *err, size_t errlen)
+{
+	char joined[DR_PATH_MAX], real[PATH_MAX];
+	struct stat st;
+
+	if (!lim->output_root) {
+		snprintf(err, errlen,
+		         "\"output\" is not accepted here: the service has no --output-root");
+		return 403;
+	}
+	if (name[0] == '/') {
+		snprintf(err, errlen,
+		         "\"output\" must be a name under --output-root, not an "
+		         "absolute path");
+		return 403;
+	}
+	if (has_dotdot(name)) {
+		snprintf(err, errlen, "\"output\" must not contain '..': it escapes --output-root");
+		return 403;
+	}
+	if (strlen(name) > OUTPUT_NAME_MAX) {
+		snprintf(err, errlen, "\"output\" is longer than %d characters", OUTPUT_NAME_MAX);
+		return 400;
+	}
+	for (const char *p = name; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		bool okc = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		           (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+		if (!okc) {
+			if (c == '/')
+				snprintf(err, errlen,
+				         "\"output\" must be a single name, not a path "
+				         "(no '/')");
+			else if (c < 0x20 || c >= 0x7f)
+				snprintf(err, errlen,
+				         "\"output\" must be a name of ASCII letters, "
+				         "digits, '-', '_' and '.'");
+			else
+				snprintf(err, errlen,
+				         "\"output\" must be a name of letters, digits, '-', '_' "
+				         "and "
+				         "'.' (no '%c')",
+				         c);
+			return 400;
+		}
+	}
+	if (name[0] == '.') {
+		snprintf(err, errlen, "\"output\" must not start with '.'");
+		return 400;
+	}
+	if (join(joined, sizeof(joined), lim->output_root, name) < 0) {
+		snprintf(err, errlen, "\"output\" is too long");
+		return 400;
+	}
+	if (lstat(joined, &st) == 0) {
+		if (!realpath(joined, real) || !under_root(real, lim->output_root)) {
+			snprintf(err, errlen,
+			         "\"output\" '%s' escapes --output-root (a symlink "
+			         "leads outside)",
+			         name);
+			return 403;
+		}
+		if (stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen,
+			         "\"output\" '%s' exists under --output-root and is not "
+			         "a directory",
+			         name);
+			return 400;
+		}
+	}
+	return 0;
+}
+
+int dr_jobspec_set_output(dr_jobspec *s, const char *root, const char *dir, char *err,
+                          size_t errlen)
+{
+	char name[256], sub[DR_PATH_MAX], pattern[DR_PATH_MAX], oerr[256];
+	const char *base = strrchr(s->scene, '/');
+	size_t n;
+	dr_outpath o;
+	int w;
+
+	base = base ? base + 1 : s->scene;
+	n = strlen(base);
+	if (n > 6 && strcasecmp(base + n - 6, ".blend") == 0)
+		n -= 6;
+	if (n >= sizeof(name))
+		n = sizeof(name) - 1;
+	memcpy(name, base, n);
+	name[n] = '\0';
+	if (!n)
+		memcpy(name, "scene", sizeof("scene"));
+	for (char *p = name; *p; p++)
+		if (*p == '#')
+			*p = '_';
+	if (join(sub, sizeof(sub), root, dir) < 0)
+		goto too_long;
+	w = snprintf(pattern, sizeof(pattern), "%s/%s_####", sub, name);
+	if (w < 0 || (size_t)w >= sizeof(pattern))
+		goto too_long;
+	if (dr_outpath_init(&o, pattern, s->scene, s->format[0] ? s->format : "PNG", oerr,
+	                    sizeof(oerr)) < 0) {
+		snprintf(err, errlen, "output pattern: %s", oerr);
+		return -1;
+	}
+	memcpy(s->output, pattern, (size_t)w + 1);
+	return 0;
+too_long:
+	snprintf(err, errlen, "the output path under '%s' is too long", root);
+	return -1;
+}
+
+int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *lim,
+                         dr_jobspec *out, char *err, size_t errlen)
+{
+	dr_jobspec s;
+	struct members m;
+	cJSON *root = NULL;
+	char *text = NULL;
+	const char *str, *canon;
+	size_t max = lim->max_frames ? lim->max_frames : DR_FRAMES_COUNT_MAX;
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	if (!body || !len) {
+		snprintf(err, errlen, "the body is empty: send JSON like {\"from\":1,\"to\":20}");
+		return 400;
+	}
+	if (memchr(body, '\0', len)) {
+		snprintf(err, errlen, "malformed JSON: the body contains a NUL byte");
+		return 400;
+	}
+	text = malloc(len + 1);
+	if (!text) {
+		snprintf(err, errlen, "out of memory");
+		return 500;
+	}
+	memcpy(text, body, len);
+	text[len] = '\0';
+	root = cJSON_ParseWithOpts(text, NULL, true);
+	if (!root) {
+		snprintf(err, errlen, "malformed JSON: send an object like {\"from\":1,\"to\":20}");
+		rc = 400;
+		goto out;
+	}
+	if ((rc = collect(root, &m, err, errlen)))
+		goto out;
+	memcpy(s.format, "PNG", sizeof("PNG"));
+	if (m.v[F_ENGINE]) {
+		if ((rc = get_str(m.v[F_ENGINE], "engine", &str, err, errlen)))
+			goto out;
+		if (!(canon = dr_engine_canonical(str))) {
+			snprintf(err, errlen,
+			         "\"engine\" '%.64s' is unknown (use CYCLES, BLENDER_EEVEE or "
+			         "BLENDER_WORKBENCH)",
+			         str);
+			rc = 400;
+			goto out;
+		}
+		snprintf(s.engine, sizeof(s.engine), "%s", canon);
+	}
+	if (m.v[F_FORMAT]) {
+		char oerr[384];
+		dr_outpath o;
+
+		if ((rc = get_str(m.v[F_FORMAT], "format", &str, err, errlen)))
+			goto out;
+		if (dr_outpath_init(&o, "x_####", "x.blend", str, oerr, sizeof(oerr)) < 0) {
+			snprintf(err, errlen, "\"format\": %s", oerr);
+			rc = 400;
+			goto out;
+		}
+		snprintf(s.format, sizeof(s.format), "%s", dr_format_canonical(str));
+	}
+	if (m.v[F_SAMPLES] &&
+	    (rc = get_int(m.v[F_SAMPLES], "samples", 1, SAMPLES_MAX, &s.samples, err, errlen)))
+		goto out;
+	if (m.v[F_PRIORITY] && (rc = get_int(m.v[F_PRIORITY], "priority", -PRIORITY_MAX,
+	                                     PRIORITY_MAX, &s.priority, err, errlen)))
+		goto out;
+	if (m.v[F_OUTPUT]) {
+		if ((rc = get_str(m.v[F_OUTPUT], "output", &str, err, errlen)) ||
+		    (rc = check_output(str, lim, err, errlen)))
+			goto out;
+	}
+	if (m.v[F_BLEND]) {
+		if ((rc = get_str(m.v[F_BLEND], "blend", &str, err, errlen)) ||
+		    (rc = resolve_blend(str, lim, s.scene, err, errlen)))
+			goto out;
+	} else if (lim->default_scene) {
+		if (strlen(lim->default_scene) >= sizeof(s.scene)) {
+			snprintf(err, errlen, "the default scene path is too long");
+			rc = 500;
+			goto out;
+		}
+		snprintf(s.scene, sizeof(s.scene), "%s", lim->default_scene);
+	} else {
+		snprintf(err, errlen,
+		         "\"blend\" is missing and the service has no default scene (--scene)");
+		rc = 400;
+		goto out;
+	}
+	if (m.v[F_OUTPUT] && dr_jobspec_set_output(&s, lim->output_root, m.v[F_OUTPUT]->valuestring,
+	                                           err, errlen) < 0) {
+		rc = 400;
+		goto out;
+	}
+	if ((rc = parse_frames(&m, max, &s.frames, err, errlen)))
+		goto out;
+	*out = s;
+out:
+	cJSON_Delete(root);
+	free(text);
+	return rc;
+}
+
+/* Write frames F as a compact spec ("1-20,25,30-40:2") into a malloc'd string. */
+static char *frames_spec(const dr_frames *f)
+{
+	size_t cap = 64, pos = 0;
+	char *buf = malloc(cap);
+
+	if (!buf)
+		return NULL;
+	buf[0] = '\0';
+	for (size_t i = 0; i < f->n;) {
+		size_t j = i;
+		int step = i + 1 < f->n ? f->v[i + 1] - f->v[i] : 1;
+		char item[64];
+		int w;
+
+		while (j + 1 < f->n && f->v[j + 1] - f->v[j] == step)
+			j++;
+		if (j == i || (step != 1 && j == i + 1)) {
+			w = snprintf(item, sizeof(item), "%s%d", pos ? "," : "", f->v[i]);
+			j = i;
+		} else if (step == 1) {
+			w = snprintf(item, sizeof(item), "%s%d-%d", pos ? "," : "", f->v[i],
+			             f->v[j]);
+		} else {
+			w = snprintf(item, sizeof(item), "%s%d-%d:%d", pos ? "," : "", f->v[i],
+			             f->v[j], step);
+		}
+		if (w < 0 || (size_t)w >= sizeof(item))
+			goto fail;
+		if (pos + (size_t)w + 1 > cap) {
+			char *nb;
+			while (pos + (size_t)w + 1 > cap)
+				cap *= 2;
+			nb = realloc(buf, cap);
+			if (!nb)
+				goto fail;
+			buf = nb;
+		}
+		memcpy(buf + pos, item, (size_t)w + 1);
+		pos += (size_t)w;
+		i = j + 1;
+	}
+	return buf;
+fail:
+	free(buf);
+	return NULL;
+}
+
+cJSON *dr_jobspec_to_json(const dr_jobspec *s)
+{
+	cJSON *j = cJSON_CreateObject();
+	char *spec = frames_spec(&s->frames);
+
+	if (!j || !spec || !cJSON_AddStringToObject(j, "scene", s->scene) ||
+	    !cJSON_AddStringToObject(j, "output", s->output) ||
+	    !cJSON_AddStringToObject(j, "format", s->format) ||
+	    !cJSON_AddStringToObject(j, "engine", s->engine) ||
+	    !cJSON_AddNumberToObject(j, "samples", s->samples) ||
+	    !cJSON_AddNumberToObject(j, "priority", s->priority) ||
+	    !cJSON_AddStringToObject(j, "frames", spec)) {
+		cJSON_Delete(j);
+		j = NULL;
+	}
+	free(spec);
+	return j;
+}
+
+/* Copy string member NAME of J into BUF (LEN bytes); -1 with ERR if missing or too long. */
+static int journal_str(const cJSON *j, const char *name, char *buf, size_t len, char *err,
+                       size_t errlen)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
+
+	if (!cJSON_IsString(v) || !v->valuestring || strlen(v->valuestring) >= len) {
+		snprintf(err, errlen, "journal job spec: \"%s\" is missing or too long", name);
+		return -1;
+	}
+	memcpy(buf, v->valuestring, strlen(v->valuestring) + 1);
+	return 0;
+}
+
+int dr_jobspec_from_journal(const cJSON *j, dr_jobspec *out, char *err, size_t errlen)
+{
+	dr_jobspec s;
+	char ferr[256];
+	const cJSON *v;
+	const char *canon;
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	if (!cJSON_IsObject(j)) {
+		snprintf(err, errlen, "journal job spec is not an object");
+		return -1;
+	}
+	if (journal_str(j, "scene", s.scene, sizeof(s.scene), err, errlen) < 0 ||
+	    journal_str(j, "output", s.output, sizeof(s.output), err, errlen) < 0 ||
+	    journal_str(j, "format", s.format, sizeof(s.format), err, errlen) < 0 ||
+	    journal_str(j, "engine", s.engine, sizeof(s.engine), err, errlen) < 0)
+		return -1;
+	if (!s.scene[0]) {
+		snprintf(err, errlen, "journal job spec: \"scene\" is empty");
+		return -1;
+	}
+	if (!(canon = dr_format_canonical(s.format))) {
+		snprintf(err, errlen, "journal job spec: unknown \"format\" '%s'", s.format);
+		return -1;
+	}
+	snprintf(s.format, sizeof(s.format), "%s", canon);
+	if (s.engine[0]) {
+		if (!(canon = dr_engine_canonical(s.engine))) {
+			snprintf(err, errlen, "journal job spec: unknown \"engine\" '%s'",
+			         s.engine);
+			return -1;
+		}
+		snprintf(s.engine, sizeof(s.engine), "%s", canon);
+	}
+	if ((rc = get_int(cJSON_GetObjectItemCaseSensitive(j, "samples"), "samples", 0, SAMPLES_MAX,
+	                  &s.samples, err, errlen)) ||
+	    (rc = get_int(cJSON_GetObjectItemCaseSensitive(j, "priority"), "priority",
+	                  -PRIORITY_MAX, PRIORITY_MAX, &s.priority, err, errlen)))
+		return -1;
+	v = cJSON_GetObjectItemCaseSensitive(j, "frames");
+	if (!cJSON_IsString(v) || !v->valuestring) {
+		snprintf(err, errlen, "journal job spec: \"frames\" is missing");
+		return -1;
+	}
+	if (dr_frames_parse(v->valuestring, &s.frames, ferr, sizeof(ferr)) < 0) {
+		snprintf(err, errlen, "journal job spec: \"frames\": %s", ferr);
+		return -1;
+	}
+	*out = s;
+	return 0;
+}
+
+int dr_jobspec_copy(dr_jobspec *dst, const dr_jobspec *src)
+{
+	int *v = NULL;
+
+	if (src->frames.n) {
+		v = malloc(src->frames.n * sizeof(*v));
+		if (!v)
+			return -1;
+		memcpy(v, src->frames.v, src->frames.n * sizeof(*v));
+	}
+	*dst = *src;
+	dst->frames.v = v;
+	return 0;
+}
+
+void dr_jobspec_free(dr_jobspec *s)
+{
+	if (s)
+		dr_frames_free(&s->frames);
+}

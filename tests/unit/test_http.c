@@ -1,0 +1,565 @@
+/* Unit tests for dr_http: a real server on loopback over a job table (no orchestrator), spoken to
+ * over a socket: the tutorial flow, errors, limits, auth, frames and metrics. */
+#include "dr_http.h"
+#include "dr_log.h"
+#include "tap.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static char err[1024];
+static char top[PATH_MAX], blends[PATH_MAX + 16], outs[PATH_MAX + 16], scene[PATH_MAX + 32];
+
+struct resp {
+	int code;
+	char head[8192]; /* status line and headers */
+	char *body;
+	size_t blen;
+};
+
+static int connect_to(int port)
+{
+	struct sockaddr_in a;
+	struct timeval tv = {5, 0};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		return -1;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void send_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w <= 0)
+			return; /* the server may answer and close before taking it all */
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* Send RAW (a whole request) then read the answer until the server closes. */
+static int exchange(int port, const char *raw, size_t rawlen, struct resp *r)
+{
+	int fd = connect_to(port);
+	char *buf = NULL, *sep;
+	size_t len = 0, cap = 0;
+
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+	r->code = -1;
+	if (fd < 0)
+		return -1;
+	send_all(fd, raw, rawlen);
+	for (;;) {
+		ssize_t n;
+		if (cap - len < 4096) {
+			cap = cap ? cap * 2 : 65536;
+			buf = realloc(buf, cap);
+			if (!buf)
+				exit(1);
+		}
+		n = recv(fd, buf + len, cap - len - 1, 0);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (!buf)
+		return -1;
+	buf[len] = '\0';
+	sep = strstr(buf, "\r\n\r\n");
+	if (!sep || sscanf(buf, "HTTP/1.%*d %d", &r->code) != 1) {
+		free(buf);
+		return -1;
+	}
+	snprintf(r->head, sizeof(r->head), "%.*s\r\n", (int)(sep - buf), buf);
+	r->blen = len - (size_t)(sep + 4 - buf);
+	r->body = malloc(r->blen + 1);
+	memcpy(r->body, sep + 4, r->blen);
+	r->body[r->blen] = '\0';
+	free(buf);
+	return r->code;
+}
+
+/* METHOD PATH with extra header lines HDRS ("" or "Name: v\r\n...") and BODY (NULL: none). */
+static int req(int port, const char *method, const char *path, const char *hdrs, const char *body,
+               struct resp *r)
+{
+	char head[2048];
+	char *raw;
+	size_t blen = body ? strlen(body) : 0, hlen;
+	int n, rc;
+
+	n = snprintf(head, sizeof(head),
+	             "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n%s", method, path,
+	             hdrs ? hdrs : "");
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return -1;
+	hlen = (size_t)n;
+	if (body) {
+		n = snprintf(head + hlen, sizeof(head) - hlen, "Content-Length: %zu\r\n", blen);
+		hlen += (size_t)n;
+	}
+	raw = malloc(hlen + 2 + blen);
+	memcpy(raw, head, hlen);
+	memcpy(raw + hlen, "\r\n", 2);
+	if (blen)
+		memcpy(raw + hlen + 2, body, blen);
+	rc = exchange(port, raw, hlen + 2 + blen, r);
+	free(raw);
+	return rc;
+}
+
+/* Value of header NAME in R (static buffer), or "". */
+static const char *header(const struct resp *r, const char *name)
+{
+	static char v[512];
+	const char *p = r->head;
+	size_t n = strlen(name);
+
+	v[0] = '\0';
+	while ((p = strstr(p, "\r\n")) != NULL) {
+		p += 2;
+		if (!strncasecmp(p, name, n) && p[n] == ':') {
+			const char *s = p + n + 1, *e;
+			while (*s == ' ')
+				s++;
+			e = strstr(s, "\r\n");
+			snprintf(v, sizeof(v), "%.*s", (int)(e ? e - s : (long)strlen(s)), s);
+			break;
+		}
+	}
+	return v;
+}
+
+/* String member NAME of R's JSON body (static buffer), or "". */
+static const char *jstr(const struct resp *r, const char *name)
+{
+	static char v[1024];
+	cJSON *j = cJSON_Parse(r->body ? r->body : "");
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, name);
+
+	snprintf(v, sizeof(v), "%s", cJSON_IsString(s) ? s->valuestring : "");
+	cJSON_Delete(j);
+	return v;
+}
+
+static double jframes(const struct resp *r, const char *name)
+{
+	cJSON *j = cJSON_Parse(r->body ? r->body : "");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+	        cJSON_GetObjectItemCaseSensitive(j, "frames"), name);
+	double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+
+	cJSON_Delete(j);
+	return d;
+}
+
+/* An error answer: CODE, JSON content type, an "error" member containing WHAT. */
+static void is_error(const struct resp *r, int code, const char *what, const char *desc)
+{
+	is_int(r->code, code, "%s -> %d", desc, code);
+	is_str(header(r, "Content-Type"), "application/json", "%s: JSON", desc);
+	ok(strstr(jstr(r, "error"), what) != NULL, "%s: error says '%s' (%s)", desc, what,
+	   r->body ? r->body : "");
+}
+
+static void setup_dirs(void)
+{
+	char tmpl[] = "/tmp/drender-http.XXXXXX";
+	FILE *f;
+
+	if (!mkdtemp(tmpl) || !realpath(tmpl, top))
+		exit(1);
+	snprintf(blends, sizeof(blends), "%s/blends", top);
+	snprintf(outs, sizeof(outs), "%s/out", top);
+	snprintf(scene, sizeof(scene), "%s/scene.blend", blends);
+	mkdir(blends, 0755);
+	mkdir(outs, 0755);
+	f = fopen(scene, "w");
+	if (f) {
+		fputs("BLENDER", f);
+		fclose(f);
+	}
+}
+
+static dr_http_cfg base_cfg(void)
+{
+	dr_http_cfg c;
+
+	memset(&c, 0, sizeof(c));
+	c.listen = "127.0.0.1:0";
+	c.limits.blend_root = blends;
+	c.limits.output_root = outs;
+	c.limits.default_scene = scene;
+	c.limits.max_frames = 100000;
+	return c;
+}
+
+static void test_flow(void)
+{
+	dr_jobs *jobs = dr_jobs_create(outs, 3, err, sizeof(err));
+	dr_http_cfg cfg = base_cfg();
+	dr_http *h = dr_http_start(&cfg, jobs, err, sizeof(err));
+	struct resp r = {0};
+	char id[64], id2[64], id3[64], path[256], loc[128], frame[PATH_MAX + 64], big[80000];
+	const char *png = "\x89PNG\r\n\x1a\nfake";
+	int port = dr_http_port(h);
+	FILE *f;
+	dr_jobspec s;
+	char got[DR_JOB_ID_MAX];
+
+	ok(h != NULL, "server starts on 127.0.0.1:0 (%s)", err);
+	ok(port > 0, "bound port %d", port);
+
+	req(port, "GET", "/health", NULL, NULL, &r);
+	is_int(r.code, 200, "GET /health");
+	is_str(jstr(&r, "status"), "ok", "health says ok");
+	req(port, "GET", "/healthz", NULL, NULL, &r);
+	is_int(r.code, 200, "GET /healthz");
+
+	/* The tutorial client: curl -X POST .../render -d '{"from":1,"to":20}' */
+	req(port, "POST", "/render", "Content-Type: application/x-www-form-urlencoded\r\n",
+	    "{\"from\":1,\"to\":20}", &r);
+	is_int(r.code, 202, "POST /render -> 202");
+	is_str(header(&r, "Content-Type"), "application/json", "JSON answer");
+	snprintf(id, sizeof(id), "%s", jstr(&r, "jobId"));
+	is_int(strlen(id), 12, "jobId given: %s", id);
+	snprintf(loc, sizeof(loc), "/status/%s", id);
+	is_str(header(&r, "Location"), loc, "Location: /status/<id>");
+
+	req(port, "GET", loc, NULL, NULL, &r);
+	is_int(r.code, 202, "GET /status/<id> while queued -> 202");
+	is_str(header(&r, "Retry-After"), "2", "Retry-After: 2");
+	is_str(header(&r, "Location"), loc, "Location again");
+	is_str(jstr(&r, "state"), "queued", "state queued");
+	is_str(jstr(&r, "jobId"), id, "jobId in status");
+	ok(jframes(&r, "total") == 20 && jframes(&r, "pending") == 20, "frame counts from spec");
+
+	snprintf(path, sizeof(path), "/jobs/%s", id);
+	req(port, "GET", path, NULL, NULL, &r);
+	is_int(r.code, 200, "GET /jobs/<id> -> 200 even while queued");
+
+	is_int(dr_jobs_take(jobs, got, sizeof(got), &s), 1, "orchestrator takes it");
+	dr_jobspec_free(&s);
+	dr_jobs_publish(jobs, id, DR_JOB_RUNNING,
+	                "{\"frames\":{\"total\":20,\"done\":5,\"skipped\":0,\"failed\":0,"
+	                "\"running\":2,\"pending\":13},\"progress\":0.25}");
+	req(port, "GET", loc, NULL, NULL, &r);
+	is_int(r.code, 202, "running -> 202");
+	is_str(jstr(&r, "state"), "running", "state running");
+	ok(jframes(&r, "done") == 5, "published counts");
+	dr_jobs_publish(jobs, id, DR_JOB_DONE,
+	                "{\"frames\":{\"total\":20,\"done\":20,\"skipped\":0,\"failed\":0,"
+	                "\"running\":0,\"pending\":0},\"progress\":1}");
+	req(port, "GET", loc, NULL, NULL, &r);
+	is_int(r.code, 200, "done -> 200");
+	is_str(jstr(&r, "state"), "done", "state done");
+	ok(jframes(&r, "done") == 20, "all frames done");
+	ok(!header(&r, "Retry-After")[0], "no Retry-After once finished");
+
+	req(port, "GET", "/status", NULL, NULL, &r);
+	is_int(r.code, 200, "GET /status");
+	ok(strstr(r.body, "\"jobs\":[") && strstr(r.body, id), "lists the job");
+	req(port, "GET", "/jobs", NULL, NULL, &r);
+	is_int(r.code, 200, "GET /jobs");
+
+	/* A rendered frame. */
+	ok(snprintf(frame, sizeof(frame), "%s/%s", outs, id) < (int)sizeof(frame), "fits");
+	mkdir(frame, 0755);
+	ok(snprintf(frame, sizeof(frame), "%s/%s/scene_0003.png", outs, id) < (int)sizeof(frame),
+	   "fits");
+	f = fopen(frame, "wb");
+	if (f) {
+		fwrite(png, 1, 12, f);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/jobs/%s/frames/3", id);
+	req(port, "GET", path, NULL, NULL, &r);
+	is_int(r.code, 200, "GET a rendered frame");
+	is_str(header(&r, "Content-Type"), "image/png", "image/png");
+	ok(r.blen == 12 && !memcmp(r.body, png, 12), "the file's bytes");
+	snprintf(path, sizeof(path), "/jobs/%s/frames/4", id);
+	req(port, "GET", path, NULL, NULL, &r);
+	is_error(&r, 404, "not been rendered", "frame not on disk");
+	snprintf(path, sizeof(path), "/jobs/%s/frames/21", id);
+	req(port, "GET", path, NULL, NULL, &r);
+	is_error(&r, 404, "not part of job", "frame outside the job");
+	req(port, "GET", "/jobs/abcdef012345/frames/1", NULL, NULL, &r);
+	is_error(&r, 404, "no job", "frame of unknown job");
+	snprintf(path, sizeof(path), "/jobs/%s/frames/x1", id);
+	req(port, "GET", path, NULL, NULL, &r);
+	is_error(&r, 400, "not a frame number", "frame that is not a number");
+
+	/* Not found, wrong methods. */
+	req(port, "GET", "/nope", NULL, NULL, &r);
+	is_error(&r, 404, "no such endpoint", "unknown path");
+	req(port, "GET", "/status/abcdef012345", NULL, NULL, &r);
+	is_error(&r, 404, "no job 'abcdef012345'", "unknown job status");
+	req(port, "GET", "/jobs/abcdef012345", NULL, NULL, &r);
+	is_error(&r, 404, "no job", "unknown job");
+	req(port, "GET", "/render", NULL, NULL, &r);
+	is_error(&r, 405, "not allowed", "GET /render");
+	is_str(header(&r, "Allow"), "POST", "Allow: POST");
+	req(port, "PUT", loc, NULL, "{}", &r);
+	is_error(&r, 405, "not allowed", "PUT /status/<id>");
+	is_str(header(&r, "Allow"), "GET, HEAD", "Allow: GET, HEAD");
+	req(port, "DELETE", loc, NULL, NULL, &r);
+	is_int(r.code, 405, "DELETE /status/<id> -> 405 (cancel is DELETE /jobs/<id>)");
+	req(port, "POST", "/health", NULL, "{}", &r);
+	is_int(r.code, 405, "POST /health -> 405");
+
+	/* Bad bodies. */
+	req(port, "POST", "/render", NULL, "{\"from\":1,", &r);
+	is_error(&r, 400, "malformed JSON", "malformed JSON");
+	req(port, "POST", "/render", NULL, "{\"from\":9,\"to\":2}", &r);
+	is_error(&r, 400, "\"to\"", "backwards range");
+	req(port, "POST", "/render", NULL, "{\"from\":1,\"to\":2,\"blend\":\"../x.blend\"}", &r);
+	is_error(&r, 403, "\"blend\"", "blend escaping the root");
+	req(port, "POST", "/render", NULL, "{\"from\":1,\"to\":2,\"blend\":\"no.blend\"}", &r);
+	is_error(&r, 404, "does not exist", "missing blend");
+	req(port, "POST", "/render", NULL, NULL, &r);
+	is_error(&r, 400, "empty", "no body");
+
+	/* Too large: declared up front, and streamed in chunks without a length. */
+	memset(big, ' ', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	big[0] = '{';
+	big[sizeof(big) - 2] = '}';
+	req(port, "POST", "/render", NULL, big, &r);
+	is_error(&r, 413, "larger than", "80 KB body with Content-Length");
+	{
+		char head[] = "POST /render HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+		              "Transfer-Encoding: chunked\r\n\r\n";
+		size_t cl = 8192, hl = strlen(head);
+		char *raw = malloc(hl + 12 * (cl + 16) + 8), *p = raw;
+		memcpy(p, head, hl);
+		p += hl;
+		for (int i = 0; i < 12; i++) {
+			p += snprintf(p, 16, "%zx\r\n", cl);
+			memset(p, ' ', cl);
+			p += cl;
+			memcpy(p, "\r\n", 2);
+			p += 2;
+		}
+		memcpy(p, "0\r\n\r\n", 5);
+		p += 5;
+		exchange(port, raw, (size_t)(p - raw), &r);
+		free(raw);
+		is_error(&r, 413, "larger than", "96 KB chunked body");
+	}
+	req(port, "GET", "/health", NULL, NULL, &r);
+	is_int(r.code, 200, "server still fine after big bodies");
+
+	/* Queue full (3), cancel. */
+	req(port, "POST", "/render", NULL, "{\"frames\":\"1-3\",\"priority\":1}", &r);
+	snprintf(id2, sizeof(id2), "%s", jstr(&r, "jobId"));
+	req(port, "POST", "/render", NULL, "{\"frames\":\"1-3\"}", &r);
+	snprintf(id3, sizeof(id3), "%s", jstr(&r, "jobId"));
+	req(port, "POST", "/render", NULL, "{\"frames\":\"1-3\"}", &r);
+	is_int(r.code, 202, "third queued job accepted");
+	req(port, "POST", "/render", NULL, "{\"frames\":\"1-3\"}", &r);
+	is_error(&r, 429, "queue is full", "fourth queued job");
+	ok(header(&r, "Retry-After")[0] != '\0', "429 has Retry-After");
+
+	snprintf(path, sizeof(path), "/jobs/%s", id3);
+	req(port, "DELETE", path, NULL, NULL, &r);
+	is_int(r.code, 200, "DELETE a queued job -> 200");
+	is_str(jstr(&r, "state"), "cancelled", "cancelled at once");
+	is_int(dr_jobs_take(jobs, got, sizeof(got), &s), 1, "orchestrator takes the next");
+	dr_jobspec_free(&s);
+	is_str(got, id2, "(the priority-1 job)");
+	dr_jobs_publish(jobs, id2, DR_JOB_RUNNING, NULL);
+	snprintf(path, sizeof(path), "/jobs/%s", id2);
+	req(port, "DELETE", path, NULL, NULL, &r);
+	is_int(r.code, 202, "DELETE a running job -> 202");
+	is_str(jstr(&r, "state"), "cancelling", "cancelling");
+	ok(dr_jobs_cancel_requested(jobs, id2), "the orchestrator sees the request");
+	snprintf(path, sizeof(path), "/jobs/%s", id);
+	req(port, "DELETE", path, NULL, NULL, &r);
+	is_int(r.code, 200, "DELETE a finished job -> 200");
+	is_str(jstr(&r, "state"), "done", "it stays done");
+	req(port, "DELETE", "/jobs/abcdef012345", NULL, NULL, &r);
+	is_error(&r, 404, "no job", "DELETE unknown job");
+
+	req(port, "GET", "/metrics", NULL, NULL, &r);
+	is_int(r.code, 200, "GET /metrics");
+	is_str(header(&r, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8",
+	       "Prometheus content type");
+	ok(strstr(r.body, "drender_jobs{state=\"done\"} 1\n") != NULL, "metrics count jobs");
+
+	{
+		dr_http_cfg c2 = cfg;
+		char addr[64];
+		snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+		c2.listen = addr;
+		ok(dr_http_start(&c2, jobs, err, sizeof(err)) == NULL && strstr(err, addr) &&
+		           strstr(err, "in use"),
+		   "a port in use is refused: %s", err);
+	}
+	dr_http_stop(h);
+	ok(connect_to(port) < 0, "nothing listens once stopped");
+	dr_http_stop(NULL);
+	dr_jobs_destroy(jobs);
+	free(r.body);
+}
+
+static void test_token(void)
+{
+	dr_jobs *jobs = dr_jobs_create(NULL, 0, err, sizeof(err));
+	dr_http_cfg cfg = base_cfg();
+	dr_http *h;
+	struct resp r = {0};
+	int port;
+
+	cfg.token = "s3cret-token";
+	h = dr_http_start(&cfg, jobs, err, sizeof(err));
+	port = dr_http_port(h);
+	ok(h != NULL, "server with a token (%s)", err);
+	req(port, "GET", "/status", NULL, NULL, &r);
+	is_error(&r, 401, "token", "no token");
+	ok(!strncmp(header(&r, "WWW-Authenticate"), "Bearer", 6), "WWW-Authenticate: Bearer");
+	req(port, "GET", "/status", "Authorization: Bearer wrong\r\n", NULL, &r);
+	is_int(r.code, 401, "wrong token -> 401");
+	req(port, "GET", "/status", "Authorization: Bearer s3cret-tok\r\n", NULL, &r);
+	is_int(r.code, 401, "token prefix -> 401");
+	req(port, "GET", "/status", "Authorization: Bearer s3cret-token-x\r\n", NULL, &r);
+	is_int(r.code, 401, "longer token -> 401");
+	req(port, "GET", "/status", "Authorization: Basic czNjcmV0LXRva2Vu\r\n", NULL, &r);
+	is_int(r.code, 401, "another scheme -> 401");
+	req(port, "GET", "/status", "Authorization: Bearer s3cret-token\r\n", NULL, &r);
+	is_int(r.code, 200, "right token -> 200");
+	req(port, "POST", "/render", NULL, "{\"from\":1,\"to\":2}", &r);
+	is_int(r.code, 401, "POST without token -> 401");
+	req(port, "POST", "/render", "Authorization: bearer s3cret-token\r\n",
+	    "{\"from\":1,\"to\":2}", &r);
+	is_int(r.code, 202, "POST with token -> 202 (scheme in any case)");
+	req(port, "GET", "/nope", NULL, NULL, &r);
+	is_int(r.code, 401, "unknown path without token -> 401 (reveals nothing)");
+	req(port, "GET", "/health", NULL, NULL, &r);
+	is_int(r.code, 200, "health needs no token");
+	req(port, "GET", "/metrics", NULL, NULL, &r);
+	is_int(r.code, 401, "metrics need the token");
+	dr_http_stop(h);
+
+	cfg.listen = "0.0.0.0:0";
+	h = dr_http_start(&cfg, jobs, err, sizeof(err));
+	ok(h != NULL, "0.0.0.0 with a token starts (%s)", err);
+	dr_http_stop(h);
+	cfg.token = NULL;
+	h = dr_http_start(&cfg, jobs, err, sizeof(err));
+	ok(h == NULL && strstr(err, "listening on 0.0.0.0:0 needs --token or DRENDER_TOKEN"),
+	   "0.0.0.0 without a token refused: %s", err);
+	cfg.token = "";
+	ok(dr_http_start(&cfg, jobs, err, sizeof(err)) == NULL, "an empty token is no token");
+	cfg.listen = "*:0";
+	cfg.token = NULL;
+	ok(dr_http_start(&cfg, jobs, err, sizeof(err)) == NULL, "*:PORT without a token refused");
+	cfg.listen = "[::]:0";
+	ok(dr_http_start(&cfg, jobs, err, sizeof(err)) == NULL, "[::] without a token refused");
+	cfg.listen = "10.1.2.3:4000";
+	ok(dr_http_start(&cfg, jobs, err, sizeof(err)) == NULL && strstr(err, "needs --token"),
+	   "a LAN address without a token refused");
+	cfg.listen = "localhost:0";
+	h = dr_http_start(&cfg, jobs, err, sizeof(err));
+	ok(h != NULL, "localhost needs no token (%s)", err);
+	dr_http_stop(h);
+	cfg.listen = "[::1]:0";
+	h = dr_http_start(&cfg, jobs, err, sizeof(err));
+	ok(h != NULL || strstr(err, "cannot listen"), "[::1] is loopback (%s)", h ? "ok" : err);
+	dr_http_stop(h);
+	static const char *const bad[] = {"nonsense",    "127.0.0.1",    "127.0.0.1:99999",
+	                                  "127.0.0.1:x", "300.1.1.1:80", "[::1:80",
+	                                  NULL};
+	for (int i = 0; bad[i]; i++) {
+		cfg.listen = bad[i];
+		ok(dr_http_start(&cfg, jobs, err, sizeof(err)) == NULL && strstr(err, "ADDR:PORT"),
+		   "'%s' refused: %s", bad[i], err);
+	}
+	dr_jobs_destroy(jobs);
+	free(r.body);
+}
+
+static void test_rate_and_read_only(void)
+{
+	dr_jobs *jobs = dr_jobs_create(NULL, 0, err, sizeof(err));
+	dr_http_cfg cfg = base_cfg();
+	dr_http *h;
+	struct resp r = {0};
+	int port, codes[6];
+
+	cfg.rate_per_s = 1;
+	cfg.rate_burst = 3;
+	h = dr_http_start(&cfg, jobs, err, sizeof(err));
+	port = dr_http_port(h);
+	for (int i = 0; i < 6; i++)
+		codes[i] = req(port, "GET", "/status", NULL, NULL, &r);
+	ok(codes[0] == 200 && codes[1] == 200 && codes[2] == 200, "burst of 3 served");
+	ok(codes[3] == 429 && codes[5] == 429, "then 429");
+	is_error(&r, 429, "too many requests", "over the rate");
+	is_str(header(&r, "Retry-After"), "1", "Retry-After: 1");
+	req(port, "GET", "/health", NULL, NULL, &r);
+	is_int(r.code, 200, "health is not rate limited");
+	usleep(1100 * 1000);
+	req(port, "GET", "/status", NULL, NULL, &r);
+	is_int(r.code, 200, "a token back after a second");
+	dr_http_stop(h);
+
+	cfg.rate_per_s = 0;
+	cfg.read_only = true;
+	h = dr_http_start(&cfg, jobs, err, sizeof(err));
+	port = dr_http_port(h);
+	req(port, "POST", "/render", NULL, "{\"from\":1,\"to\":2}", &r);
+	is_error(&r, 405, "read-only", "read-only: POST /render");
+	req(port, "DELETE", "/jobs/abcdef012345", NULL, NULL, &r);
+	is_error(&r, 405, "read-only", "read-only: DELETE");
+	is_str(header(&r, "Allow"), "GET, HEAD", "read-only: Allow: GET, HEAD");
+	req(port, "GET", "/status", NULL, NULL, &r);
+	is_int(r.code, 200, "read-only: GET /status");
+	dr_http_stop(h);
+	dr_jobs_destroy(jobs);
+	free(r.body);
+}
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	dr_log_init(-1, DR_LOG_ERROR);
+	setup_dirs();
+	test_flow();
+	test_token();
+	test_rate_and_read_only();
+	nftw(top, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return done_testing();
+}
