@@ -11,11 +11,11 @@
 
 typedef struct dr_http_cfg {
 	const char *listen; /* "ADDR:PORT" (IPv4 or [IPv6]), e.g. "127.0.0.1:4000" */
-	const char *token;  /* required as "Authorization: Bearer <token>" (health exempt); NULL =
-	                       none */
-	bool read_only;     /* --http during a batch: POST and DELETE answer 405 */
-	dr_jobspec_limits limits; /* for POST /render */
-	double rate_per_s;        /* requests per second per client address (token bucket) */
+	/* required as "Authorization: Bearer <token>" (health exempt); NULL or "" = none */
+	const char *token;
+	bool read_only;           /* --http during a batch: POST and DELETE answer 405 */
+	dr_jobspec_limits limits; /* for POST /render (copied: need not outlive dr_http_start) */
+	double rate_per_s; /* requests per second per client address (token bucket); 0 = off */
 	double rate_burst;
 } dr_http_cfg;
 

@@ -27,16 +27,17 @@ typedef struct dr_jobs dr_jobs;
 #define DR_HIST_BUCKETS 12 /* upper bounds: 0.1 0.25 0.5 1 2.5 5 10 30 60 120 300 600 s, +Inf */
 typedef struct dr_metrics {
 	unsigned long long frames_done, frames_failed, frames_skipped, attempts_failed;
-	unsigned long long
-	        hist[DR_HIST_BUCKETS + 1]; /* render seconds of done frames, per bucket */
+	/* render seconds of done frames: count per bucket, not cumulative; [DR_HIST_BUCKETS] is
+	 * above 600 s */
+	unsigned long long hist[DR_HIST_BUCKETS + 1];
 	double seconds_sum;
 	int nodes_busy, nodes_idle;
 } dr_metrics;
 
 /* A table journaled in JOURNAL_DIR/jobs.journal (NULL: not journaled), refusing new jobs while
- * MAX_QUEUED are queued. An existing journal is replayed: finished jobs are listed as they ended,
- * queued and running ones are queued again (their frames on disk will be skipped).
- * NULL with ERR on failure. */
+ * MAX_QUEUED are queued (0: no limit). An existing journal is replayed: finished jobs are listed as
+ * they ended, queued and running ones are queued again (their frames on disk will be skipped). NULL
+ * with ERR on failure. */
 dr_jobs *dr_jobs_create(const char *journal_dir, size_t max_queued, char *err, size_t errlen);
 void dr_jobs_destroy(dr_jobs *t);
 
@@ -80,7 +81,9 @@ int dr_jobs_take(dr_jobs *t, char *id, size_t idlen, dr_jobspec *spec);
 bool dr_jobs_cancel_requested(dr_jobs *t, const char *id);
 
 /* Publish a job's state and its status fields (a JSON object text whose members are merged into
- * GET /status/<id> answers; may be NULL). Finished states are journaled with the status. */
+ * GET /status/<id> answers; may be NULL: the last one stays). Finished states are journaled with
+ * the status; a finished job ignores later publishes. DR_JOB_QUEUED hands a taken job back: it
+ * may be taken again. */
 void dr_jobs_publish(dr_jobs *t, const char *id, dr_job_state st, const char *status_json);
 
 void dr_jobs_publish_metrics(dr_jobs *t, const dr_metrics *m);

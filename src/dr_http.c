@@ -711,8 +711,8 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 		snprintf(err, errlen, "cannot start the HTTP server on %s", cfg->listen);
 		goto fail;
 	}
-	dr_info("HTTP API on http://%s (port %d)%s%s", cfg->listen, h->port,
-	        h->token ? ", token required" : "", h->read_only ? ", read-only" : "");
+	dr_debug("HTTP API on http://%s (port %d)%s%s", cfg->listen, h->port,
+	         h->token ? ", token required" : "", h->read_only ? ", read-only" : "");
 	return h;
 fail:
 	if (fd >= 0)

@@ -28,7 +28,7 @@ skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
 check() {
 	local d=$1
 	shift
-	if "$@"; then ok "$d"; else notok "$d"; fi
+	if "$@"; then ok "$d"; else notok "$d"; return 1; fi
 }
 diag() { sed 's/^/# /'; }
 

@@ -39,7 +39,7 @@ ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
 check() { # check DESCRIPTION COMMAND... : ok when the command succeeds
 	local d=$1; shift
-	if "$@"; then ok "$d"; else notok "$d"; fi
+	if "$@"; then ok "$d"; else notok "$d"; return 1; fi
 }
 diag() { sed 's/^/# /'; }
 fail_rest() { # the remaining tests cannot run: fail them, saying why

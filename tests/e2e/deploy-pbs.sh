@@ -22,7 +22,7 @@ notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
 check() {
 	local d=$1
 	shift
-	if "$@"; then ok "$d"; else notok "$d"; fi
+	if "$@"; then ok "$d"; else notok "$d"; return 1; fi
 }
 diag() { sed 's/^/# /'; }
 

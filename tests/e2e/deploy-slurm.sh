@@ -24,7 +24,7 @@ notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
 check() {
 	local d=$1
 	shift
-	if "$@"; then ok "$d"; else notok "$d"; fi
+	if "$@"; then ok "$d"; else notok "$d"; return 1; fi
 }
 diag() { sed 's/^/# /'; }
 fail_rest() {
@@ -275,8 +275,12 @@ state=$(job_field JobState) code=$(job_field ExitCode) restarts=$(job_field Rest
 counts=$(report_counts "$OUT/drender-$JOB.r1.json")
 echo "# requeued job $JOB: JobState=$state ExitCode=$code Restarts=$restarts, rerun $((SECONDS - t_requeue)) s after the requeue; second run's report: $counts"
 grep 'drender.sbatch' "$T/work/job-$JOB.log" | diag
-check "requeued job resumes: COMPLETED 0:0 after 1 restart, all frames, some skipped ($counts)" \
-	eval "[ '$state/$code/$restarts' = 'COMPLETED/0:0/1' ] && [ $(frames_on_disk) -eq $FRAMES ] && [ '${counts#*skipped=}' != '0 ranks=2' ]"
+if ! check "requeued job resumes: COMPLETED 0:0 after 1 restart, all frames, some skipped ($counts)" \
+	eval "[ '$state/$code/$restarts' = 'COMPLETED/0:0/1' ] && [ $(frames_on_disk) -eq $FRAMES ] && [ '${counts#*skipped=}' != '0 ranks=2' ]"; then
+	scontrol show job "$JOB" 2>&1 | diag
+	diag <"$T/work/job-$JOB.log"
+	ls -la "$OUT" | diag
+fi
 
 # --- srun (PMIx) launcher ------------------------------------------------------------------------
 rm -rf "$OUT"

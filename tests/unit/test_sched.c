@@ -645,6 +645,78 @@ static void test_property(void)
 	ok(total_steps > 5000, "property runs took %d steps in all", total_steps);
 }
 
+static dr_sched *mk_tail(const int *frames, size_t n, int nslots)
+{
+	dr_sched_cfg cfg = {
+	        .nslots = nslots, .chunk = 1, .retries = 3, .max_consec = 3, .tail_control = true};
+	return dr_sched_create(frames, n, &cfg, err, sizeof err);
+}
+
+/* Tail control: sample the range first, then the most expensive stretch first. */
+static void test_tail_order(void)
+{
+	int fr[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, out[4];
+	dr_sched *s = mk_tail(fr, 10, 2);
+
+	is_int(dr_sched_next(s, 0, 0, out, 4), 1, "tail: one frame per task");
+	is_int(out[0], 1, "tail: the first frame goes first");
+	dr_sched_next(s, 1, 0, out, 4);
+	is_int(out[0], 10, "tail: then the farthest from it (the last)");
+	dr_sched_done(s, 0, 1, 1.0);
+	dr_sched_next(s, 0, 1, out, 4);
+	is_int(out[0], 5, "tail: still sampling (1 known < 2 slots): the middle of the gap");
+	dr_sched_done(s, 1, 10, 10.0);
+	dr_sched_done(s, 0, 5, 1.0);
+	dr_sched_next(s, 0, 2, out, 4);
+	is_int(out[0], 8, "tail: then the stretch nearest the most expensive finished frame");
+	dr_sched_next(s, 1, 2, out, 4);
+	is_int(out[0], 9, "tail: and the next one of that stretch");
+	dr_sched_next(s, 1, 2, out, 4);
+	is_int(out[0], 2, "tail: then the cheap frames, in order");
+	dr_sched_destroy(s);
+}
+
+/* Tail control: a straggler is copied to an idle slot once nothing is pending; first result wins. */
+static void test_tail_speculate(void)
+{
+	int fr[3] = {1, 2, 3}, out[4];
+	dr_sched *s = mk_tail(fr, 3, 2);
+
+	dr_sched_next(s, 0, 0, out, 4); /* 1 on slot 0 */
+	dr_sched_next(s, 1, 0, out, 4); /* 3 on slot 1 */
+	dr_sched_done(s, 0, 1, 1.0);
+	dr_sched_next(s, 0, 1, out, 4); /* 2 on slot 0 */
+	is_int(out[0], 2, "spec: frame 2 on slot 0");
+	dr_sched_done(s, 0, 2, 1.0);
+	is_int(dr_sched_next(s, 0, 1.5, out, 4), 0, "spec: frame 3 is young: no copy yet");
+	is_int(dr_sched_next(s, 0, 5.0, out, 4), 1, "spec: frame 3 ran 5 s (> 2 x 1 s): copy it");
+	is_int(out[0], 3, "spec: the copy is frame 3");
+	is_int(dr_sched_other(s, 3, 0), 1, "spec: the other copy runs on slot 1");
+	is_int(dr_sched_next(s, 0, 9.0, out, 4), 0, "spec: never a third copy");
+	ok(counts_are(s, 0, 1, 2, 0, 0), "spec: frame 3 counted running once");
+	is_int(dr_sched_fail(s, 1, 3, "crash"), 0, "spec: the original fails");
+	ok(counts_are(s, 0, 1, 2, 0, 0), "spec: the copy goes on, frame still running");
+	is_int(dr_sched_other(s, 3, 0), -1, "spec: no other copy left");
+	is_int(dr_sched_done(s, 0, 3, 2.0), 0, "spec: the copy finishes");
+	ok(dr_sched_finished(s), "spec: job finished");
+	is_int(item_of(s, 3)->slot, 0, "spec: the winner is recorded");
+	dr_sched_destroy(s);
+
+	/* losing the original's slot promotes the copy */
+	s = mk_tail(fr, 3, 2);
+	dr_sched_next(s, 0, 0, out, 4);
+	dr_sched_next(s, 1, 0, out, 4);
+	dr_sched_done(s, 0, 1, 1.0);
+	dr_sched_next(s, 0, 1, out, 4);
+	dr_sched_done(s, 0, 2, 1.0);
+	dr_sched_next(s, 0, 5.0, out, 4);
+	is_int(dr_sched_requeue(s, 1), 1, "spec: requeue the original's slot");
+	ok(counts_are(s, 0, 1, 2, 0, 0), "spec: frame 3 still running (the copy)");
+	is_int(dr_sched_done(s, 0, 3, 2.0), 0, "spec: the copy's result counts");
+	ok(dr_sched_finished(s), "spec: finished");
+	dr_sched_destroy(s);
+}
+
 int main(void)
 {
 	test_create();
@@ -660,5 +732,7 @@ int main(void)
 	test_drop_requeue();
 	test_stranded();
 	test_property();
+	test_tail_order();
+	test_tail_speculate();
 	return done_testing();
 }
