@@ -22,7 +22,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 E2E       := $(filter-out tests/e2e/lib.sh,$(wildcard tests/e2e/*.sh))
 
-.PHONY: all deps check unit e2e demo install uninstall clean asan format format-check bench
+.PHONY: all deps check unit e2e demo install uninstall clean asan format format-check bench fuzz
 
 all: drender
 
@@ -71,12 +71,19 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/drender
 
 # AddressSanitizer + UBSan build in build-asan/, then the unit tests and the fake-Blender e2e tests.
+# Open MPI keeps allocations past MPI_Finalize: tests/lsan.supp names its libraries (full stacks and
+# no dlclose of its components, so that they can be matched); leaks in our code still fail.
 asan: deps
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" build-asan/drender unit
-	ASAN_OPTIONS=detect_leaks=1 DRENDER=$(CURDIR)/build-asan/drender DR_E2E_FAST_ONLY=1 \
+	ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0:intercept_tls_get_addr=0 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	OMPI_MCA_mca_base_component_disable_dlclose=1 DRENDER=$(CURDIR)/build-asan/drender DR_E2E_FAST_ONLY=1 \
 		prove --exec /usr/bin/env $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BINS)) $(E2E)
 
-FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c tests/unit/*.h)
+# The request-body fuzzer (libFuzzer); make check runs it for 10 s, this for FUZZ_SECONDS (60).
+fuzz: deps
+	tests/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+
+FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c)
 format:
 	clang-format -i $(FORMAT_FILES)
 

@@ -89,7 +89,7 @@ for b in ${only//,/ }; do
 	tail)
 		if [ $quick = 1 ]; then r=1; set -- --cost 0.1; else set --; fi
 		py tail "$@" ;;
-	esac 2> >(sed 's/^/  progress: /' >&2) | tee -a "$results"
+	esac 2> >(sed -u 's/^/  progress: /' >&2) | tee -a "$results"
 	[ "${PIPESTATUS[0]}" = 0 ] || status=1
 done
 

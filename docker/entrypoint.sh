@@ -13,6 +13,7 @@
 #                       on the host's 127.0.0.1 only. Set: drender listens on all addresses
 #                       and every request but /health needs "Authorization: Bearer TOKEN".
 #   DRENDER_HTTP_PORT   head: HTTP port (default 4000)
+#   DRENDER_BLEND_ROOT, DRENDER_OUTPUT_ROOT  head: scene and output roots (default /blend, /output)
 #   DRENDER_MPI_IF      interface or CIDR for MPI traffic (default: Open MPI's choice)
 #   DRENDER_SSH_PORT    sshd port (default 2222)
 # Any arguments are passed to drender (head) or run instead of the default (other roles).
@@ -46,17 +47,22 @@ np=$(awk '!/^#/ { for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { sub("slots=", 
 	"$HOME/hostfile")
 log "hostfile: $(grep -v '^#' "$HOME/hostfile" | tr '\n' ' ')($np ranks)"
 
-scene=${DRENDER_SCENE:-/blend/demo.blend}
+blend_root=${DRENDER_BLEND_ROOT:-/blend}
+output_root=${DRENDER_OUTPUT_ROOT:-/output}
+scene=${DRENDER_SCENE:-$blend_root/demo.blend}
 if [ ! -r "$scene" ] && [ -z "${DRENDER_SCENE:-}" ]; then
 	scene=/opt/drender/blend/demo.blend
-	log "no /blend/demo.blend: the default scene is the image's demo ($scene)"
+	log "no demo.blend in $blend_root: the default scene is the image's demo ($scene)"
 fi
 
 http_port=${DRENDER_HTTP_PORT:-4000}
-serve=(--serve --scene "$scene" --blend-root /blend --output-root /output)
+serve=(--serve --scene "$scene" --blend-root "$blend_root" --output-root "$output_root")
 if [ -n "${DRENDER_TOKEN:-}" ]; then
-	serve+=(--listen "0.0.0.0:$http_port" --token "$DRENDER_TOKEN")
+	# drender reads the token from DRENDER_TOKEN itself: it stays off the command line.
+	export DRENDER_TOKEN
+	serve+=(--listen "0.0.0.0:$http_port")
 else
+	unset DRENDER_TOKEN
 	# drender refuses to serve a non-loopback address without a token: it listens on this
 	# container's loopback, and socat forwards the container's own addresses to it. Only the
 	# Compose network and the host's 127.0.0.1 (see docker-compose.yml) can reach it.
@@ -82,8 +88,6 @@ if [ -n "${DRENDER_MPI_IF:-}" ]; then
 	export OMPI_MCA_btl_tcp_if_include=$DRENDER_MPI_IF OMPI_MCA_oob_tcp_if_include=$DRENDER_MPI_IF
 fi
 
-shown=("${serve[@]}")
-for i in "${!shown[@]}"; do [ "${shown[$i]}" = "${DRENDER_TOKEN:-}" ] && [ -n "${DRENDER_TOKEN:-}" ] && shown[i]='***'; done
-log "starting: mpirun -np $np drender ${shown[*]} $*"
+log "starting: mpirun -np $np drender ${serve[*]} $*${DRENDER_TOKEN:+ (token from DRENDER_TOKEN)}"
 exec mpirun --hostfile "$HOME/hostfile" -np "$np" --bind-to none \
 	drender "${serve[@]}" "$@"

@@ -82,8 +82,7 @@ bool dr_jobs_cancel_requested(dr_jobs *t, const char *id);
 
 /* Publish a job's state and its status fields (a JSON object text whose members are merged into
  * GET /status/<id> answers; may be NULL: the last one stays). Finished states are journaled with
- * the status; a finished job ignores later publishes. DR_JOB_QUEUED hands a taken job back: it
- * may be taken again. */
+ * the status; a finished job ignores later publishes. A taken job is never taken again. */
 void dr_jobs_publish(dr_jobs *t, const char *id, dr_job_state st, const char *status_json);
 
 void dr_jobs_publish_metrics(dr_jobs *t, const dr_metrics *m);

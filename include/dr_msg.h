@@ -35,7 +35,8 @@ typedef struct dr_msg {
 	double seconds;               /* RESULT: render seconds */
 	double wait;                  /* RESULT: seconds the node waited for this task */
 	char host[256];               /* HELLO */
-	char text[8192]; /* RESULT, LOADFAIL: error; JOB: settings. Last: only its used part is sent */
+	char text[8192]; /* RESULT, LOADFAIL: error; JOB: settings. Last: only its used part is sent
+	                  */
 } dr_msg;
 
 /* Where messages go: MPI_COMM_WORLD with MPI_ERRORS_RETURN, plus a local queue that carries

@@ -25,24 +25,24 @@ typedef struct dr_node {
 	dr_chan *chan;
 	const cpu_set_t *cpus;
 	dr_blender *bl;
-	dr_node_job job;        /* the job of the current task */
+	dr_node_job job;                /* the job of the current task */
 	char loaded[DR_PATH_MAX + 128]; /* Blender settings key of bl ("" = none) */
-	bool bl_ready;          /* bl has its scene loaded */
+	bool bl_ready;                  /* bl has its scene loaded */
 	char host[256];
 	char tag[300];
 	int threads;
 	int queue[DR_CHUNK_MAX]; /* frames of the current task not started yet */
 	int qhead, qlen;
-	int frame;             /* frame in flight, -1 = none */
-	double started;        /* when it started (monotonic seconds) */
-	double wait;           /* how long we waited for the current task (sent once) */
-	double asked;          /* when we last asked for work */
-	char tmp[DR_PATH_MAX]; /* its temporary file */
+	int frame;                  /* frame in flight, -1 = none */
+	double started;             /* when it started (monotonic seconds) */
+	double wait;                /* how long we waited for the current task (sent once) */
+	double asked;               /* when we last asked for work */
+	char tmp[DR_PATH_MAX];      /* its temporary file */
 	char last_dir[DR_PATH_MAX]; /* output directory last prepared */
-	bool said_ready;       /* READY (the first request) was sent */
-	bool requested;        /* a request is outstanding */
-	bool stopped;          /* STOP received */
-	double last_sent;      /* when we last said something to rank 0 */
+	bool said_ready;            /* READY (the first request) was sent */
+	bool requested;             /* a request is outstanding */
+	bool stopped;               /* STOP received */
+	double last_sent;           /* when we last said something to rank 0 */
 } dr_node;
 
 /* Say HELLO to rank 0 and, if the command line names a scene, start Blender on it. CPUS: Blender's

@@ -27,15 +27,16 @@ typedef struct dr_opts {
 	double node_timeout; /* a render node silent this long ends the job (seconds) */
 	int verbosity;       /* -1 quiet, 0 normal, 1+ verbose */
 	bool one_shot, overwrite, allow_autoexec;
-	bool no_speculate;       /* frames in ascending order, no speculative copies */
-	bool serve;              /* --serve: a long-running service */
-	const char *listen;      /* --listen ADDR:PORT for --serve (default 127.0.0.1:4000) */
-	const char *http;        /* --http ADDR:PORT: read-only API during a batch */
-	const char *blend_root;  /* --blend-root DIR: scenes a request may name (default: cwd) */
-	const char *output_root; /* --output-root DIR: where requested jobs write (default output) */
-	const char *token;       /* --token, else $DRENDER_TOKEN (the caller fills that in) */
-	int max_queued;          /* --max-queued N: more queued jobs get 429 (default 100) */
-	bool help, version; /* print and exit 0; nothing else is filled */
+	bool no_speculate;      /* frames in ascending order, no speculative copies */
+	bool serve;             /* --serve: a long-running service */
+	const char *listen;     /* --listen ADDR:PORT for --serve (default 127.0.0.1:4000) */
+	const char *http;       /* --http ADDR:PORT: read-only API during a batch */
+	const char *blend_root; /* --blend-root DIR: scenes a request may name (default: cwd) */
+	const char
+	        *output_root; /* --output-root DIR: where requested jobs write (default output) */
+	const char *token;    /* --token, else $DRENDER_TOKEN (the caller fills that in) */
+	int max_queued;       /* --max-queued N: more queued jobs get 429 (default 100) */
+	bool help, version;   /* print and exit 0; nothing else is filled */
 } dr_opts;
 
 /* Parse ARGV. ENV_BLENDER is $DRENDER_BLENDER (or NULL). Returns 0, or -1 with a one-line

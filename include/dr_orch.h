@@ -13,20 +13,19 @@
 #include <stdbool.h>
 
 typedef struct dr_ojob {
-	int num;                 /* id in messages */
-	char id[DR_JOB_ID_MAX];  /* public id */
-	dr_node_job cfg;         /* what Blender needs, where frames go (cfg.id == num) */
-	char cfg_json[8192];     /* cfg as the JOB message carries it */
+	int num;                /* id in messages */
+	char id[DR_JOB_ID_MAX]; /* public id */
+	dr_node_job cfg;        /* what Blender needs, where frames go (cfg.id == num) */
+	char cfg_json[8192];    /* cfg as the JOB message carries it */
 	int priority;
-	unsigned long seq;       /* submission order */
-	dr_frames frames;        /* owned */
+	dr_frames frames; /* owned */
 	dr_sched *sched;
-	double t0;               /* added (monotonic) */
-	double *dispatch;        /* per frame: seconds its render node waited for the task */
-	double *finished_at;     /* per frame: seconds after t0 it was done */
+	double t0;           /* added (monotonic) */
+	double *dispatch;    /* per frame: seconds its render node waited for the task */
+	double *finished_at; /* per frame: seconds after t0 it was done */
 	bool started, ended, cancelled;
-	bool published_end;      /* its final state went to the job table */
-	bool all_loadfail;       /* no render node could load its scene */
+	bool published_end; /* its final state went to the job table */
+	bool all_loadfail;  /* no render node could load its scene */
 	char loaderr[1024];
 } dr_ojob;
 
@@ -49,13 +48,13 @@ typedef struct dr_orch {
 	dr_report_node *info; /* rank, host, threads per slot, for reports */
 	dr_ojob **jobs;
 	size_t njobs, capjobs;
-	unsigned long seq;
+	unsigned long seq; /* jobs added so far: the next job's number */
 	double t0;
 	double last_draw;
-	int tty;         /* live progress line on this terminal, or -1 */
+	int tty; /* live progress line on this terminal, or -1 */
 	bool quiet;
-	bool serve;      /* a service: nodes are never stopped for lack of work */
-	int silent;      /* slot of a node silent past --node-timeout, or -1 */
+	bool serve; /* a service: nodes are never stopped for lack of work */
+	int silent; /* slot of a node silent past --node-timeout, or -1 */
 	dr_metrics metrics;
 } dr_orch;
 

@@ -21,8 +21,8 @@ typedef struct dr_report {
 	int nslots;
 	double wall; /* seconds */
 	int exit_code;
-	const char *status;  /* "done", "failed", "interrupted", "error" */
-	const char *message; /* why the run ended early, or NULL */
+	const char *status;        /* "done", "failed", "interrupted", "error" */
+	const char *message;       /* why the run ended early, or NULL */
 	const double *dispatch;    /* per frame (frame order): task wait seconds, or NULL */
 	const double *finished_at; /* per frame: seconds after the start it was done, or NULL */
 	double rank0_cpu;          /* CPU seconds rank 0 used, < 0 = unknown */

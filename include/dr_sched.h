@@ -28,10 +28,10 @@ typedef struct dr_slot_stats {
 } dr_slot_stats;
 
 typedef struct dr_sched_cfg {
-	int nslots;     /* render nodes, numbered 0..nslots-1 */
-	int chunk;      /* most frames per task, >= 1 */
-	int retries;    /* extra attempts per frame after the first */
-	int max_consec; /* failures in a row that take a slot out of rotation, >= 1 */
+	int nslots;        /* render nodes, numbered 0..nslots-1 */
+	int chunk;         /* most frames per task, >= 1 */
+	int retries;       /* extra attempts per frame after the first */
+	int max_consec;    /* failures in a row that take a slot out of rotation, >= 1 */
 	bool tail_control; /* cost-aware order and speculative copies of stragglers (see next) */
 } dr_sched_cfg;
 

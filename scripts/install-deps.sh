@@ -7,8 +7,10 @@ PKGS="build-essential pkg-config openmpi-bin libopenmpi-dev libcjson-dev libmicr
 # Tests and tools: prove (perl), curl, python3 for the fake Blender, clang-format, iproute2 for
 # network namespaces, procps for ps/pgrep.
 PKGS="$PKGS perl curl python3 clang-format iproute2 procps"
+# The request-body fuzzer (clang's libFuzzer) and the HTTP load figure (wrk).
+PKGS="$PKGS clang libclang-rt-14-dev wrk"
 # Deployment tests: a single-node Slurm cluster, and docker-compose to validate the Compose file.
-PKGS="$PKGS slurm-wlm munge docker-compose"
+PKGS="$PKGS slurm-wlm munge docker-compose openssh-server openssh-client socat"
 
 missing=""
 for p in $PKGS; do
@@ -28,7 +30,19 @@ else
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-# shellcheck disable=SC2086
-$SUDO apt-get update -q >/dev/null
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -q --no-install-recommends $missing
+# Packages such as openssh-server, munge and slurm would start their daemons on install; the tests
+# start their own. Where no policy says otherwise, forbid service starts for the install only.
+policy=/usr/sbin/policy-rc.d
+added_policy=""
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null && $SUDO chmod 755 "$policy" &&
+		added_policy=1
+fi
+status=0
+$SUDO apt-get update -q >/dev/null || status=$?
+if [ "$status" -eq 0 ]; then
+	# shellcheck disable=SC2086
+	$SUDO apt-get install -y -q --no-install-recommends $missing || status=$?
+fi
+[ -n "$added_policy" ] && $SUDO rm -f "$policy"
+exit "$status"

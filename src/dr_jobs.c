@@ -766,13 +766,11 @@ void dr_jobs_publish(dr_jobs *t, const char *id, dr_job_state st, const char *st
 		cJSON_Delete(j->status);
 		j->status = status;
 	}
-	if (st == DR_JOB_QUEUED)
-		j->taken = false; /* handed back: it may be taken again */
 	if (st == j->state)
 		goto out;
 	j->state = st;
 	if (st == DR_JOB_QUEUED) {
-		/* back in the queue: a replay queues it anyway */
+		/* taken but not started yet: it stays taken, a replay queues it anyway */
 	} else if (finished(st)) {
 		journal_end(t, j);
 	} else {

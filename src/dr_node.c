@@ -7,6 +7,7 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -123,8 +124,8 @@ static int load(dr_node *n, char *why, size_t whylen)
 		n->loaded[0] = '\0';
 		return -1;
 	}
-	dr_debug("Blender started on %s for %s with %d thread%s", n->host, n->job.scene,
-	         n->threads, n->threads == 1 ? "" : "s");
+	dr_debug("Blender started on %s for %s with %d thread%s", n->host, n->job.scene, n->threads,
+	         n->threads == 1 ? "" : "s");
 	return 0;
 }
 
@@ -151,7 +152,9 @@ int dr_node_start(dr_node *n, const dr_opts *o, dr_chan *chan, int threads, cons
 	}
 	/* Warm up on the command line's scene: it is job 0 of a batch run, or the service's
 	 * default scene. A LOADFAIL for job -1 says this failed. */
-	snprintf(n->job.scene, sizeof n->job.scene, "%s", o->scene);
+	/* A service's jobs name scenes by real path: warm up under the same name. */
+	if (!o->serve || !realpath(o->scene, n->job.scene))
+		snprintf(n->job.scene, sizeof n->job.scene, "%s", o->scene);
 	snprintf(n->job.format, sizeof n->job.format, "%s", o->format);
 	snprintf(n->job.engine, sizeof n->job.engine, "%s", o->engine ? o->engine : "");
 	n->job.samples = o->samples;
@@ -185,8 +188,8 @@ int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen)
 		if (job_decode(m->job, m->text, &j, why, sizeof why) != 0)
 			return send_simple(n, DR_MSG_LOADFAIL, m->job, why, err, errlen);
 		if (n->frame >= 0 || n->qlen > 0) { /* cannot happen: rank 0 waits for a request */
-			dr_warn("job %d arrived while job %d was in flight; dropping the latter", m->job,
-			        n->job.id);
+			dr_warn("job %d arrived while job %d was in flight; dropping the latter",
+			        m->job, n->job.id);
 			dr_node_abort(n);
 			drop_queue(n);
 		}

@@ -204,18 +204,20 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 		case OPT_OUTPUT_ROOT:
 		case OPT_TOKEN:
 			if (!*optarg) {
-				snprintf(err, errlen, "option '%s' needs a value, not ''", argv[optind - 1]);
+				snprintf(err, errlen, "option '%s' needs a value, not ''",
+				         argv[optind - 1]);
 				goto out;
 			}
-			*(c == OPT_LISTEN     ? &r.listen
-			  : c == OPT_HTTP     ? &r.http
-			  : c == OPT_SCENE    ? &r.scene
-			  : c == OPT_BLEND_ROOT ? &r.blend_root
+			*(c == OPT_LISTEN        ? &r.listen
+			  : c == OPT_HTTP        ? &r.http
+			  : c == OPT_SCENE       ? &r.scene
+			  : c == OPT_BLEND_ROOT  ? &r.blend_root
 			  : c == OPT_OUTPUT_ROOT ? &r.output_root
-			                        : &r.token) = optarg;
+			                         : &r.token) = optarg;
 			break;
 		case OPT_MAX_QUEUED:
-			if (parse_int(optarg, "--max-queued", 1, 100000, &r.max_queued, err, errlen))
+			if (parse_int(optarg, "--max-queued", 1, 100000, &r.max_queued, err,
+			              errlen))
 				goto out;
 			break;
 		case OPT_NODE_TIMEOUT:
@@ -282,7 +284,8 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	if (r.serve) {
 		if (nargs > 0) {
 			snprintf(err, errlen,
-			         "--serve takes no SCENE or frames (jobs come over HTTP; --scene sets "
+			         "--serve takes no SCENE or frames (jobs come over HTTP; --scene "
+			         "sets "
 			         "the default scene)");
 			goto out;
 		}
@@ -297,7 +300,8 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 		return 0;
 	}
 	if (r.listen || r.blend_root || r.output_root || r.scene) {
-		snprintf(err, errlen, "--listen, --scene, --blend-root and --output-root need --serve");
+		snprintf(err, errlen,
+		         "--listen, --scene, --blend-root and --output-root need --serve");
 		goto out;
 	}
 	if (nargs < 1) {

@@ -92,12 +92,11 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_node_job *cfg, int pri
 		free(j);
 		return NULL;
 	}
-	j->num = r->njobs ? r->jobs[r->njobs - 1]->num + 1 : 0;
+	j->num = (int)r->seq++; /* submission order; never reused: messages name jobs by it */
 	snprintf(j->id, sizeof j->id, "%s", id);
 	j->cfg = *cfg;
 	j->cfg.id = j->num;
 	j->priority = priority;
-	j->seq = r->seq++;
 	j->t0 = dr_now();
 	j->frames.v = malloc(frames->n * sizeof *frames->v);
 	j->dispatch = calloc(frames->n, sizeof *j->dispatch);
@@ -251,8 +250,8 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 		long idx = dr_sched_index(j->sched, m->frame);
 		if (dr_sched_done(j->sched, slot, m->frame, m->seconds) != 0)
 			return;
-		if (other >= 0 && send_type(r, other, DR_MSG_CANCEL, j->num, m->frame, err,
-		                            errlen) == 0)
+		if (other >= 0 &&
+		    send_type(r, other, DR_MSG_CANCEL, j->num, m->frame, err, errlen) == 0)
 			dr_debug("frame %d: the copy on rank %d won; rank %d drops its copy",
 			         m->frame, r->info[slot].rank, r->info[other].rank);
 		if (idx >= 0) {
@@ -261,7 +260,7 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 		}
 		r->metrics.frames_done++;
 		r->metrics.seconds_sum += m->seconds;
-		static const double bounds[DR_HIST_BUCKETS] = {0.1, 0.25, 0.5, 1,  2.5, 5,
+		static const double bounds[DR_HIST_BUCKETS] = {0.1, 0.25, 0.5, 1,   2.5, 5,
 		                                               10,  30,   60,  120, 300, 600};
 		int b = 0;
 		while (b < DR_HIST_BUCKETS && m->seconds > bounds[b])
@@ -270,9 +269,9 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 		if (!r->quiet && (r->tty < 0 || r->serve)) {
 			r->last_draw = dr_now();
 			progress_line(r, j, line, sizeof line);
-			dr_info("%s%sframe %d done by rank %d (%s) in %.2f s %s", r->serve ? j->id : "",
-			        r->serve ? ": " : "", m->frame, r->info[slot].rank,
-			        r->info[slot].host, m->seconds, line);
+			dr_info("%s%sframe %d done by rank %d (%s) in %.2f s %s",
+			        r->serve ? j->id : "", r->serve ? ": " : "", m->frame,
+			        r->info[slot].rank, r->info[slot].host, m->seconds, line);
 		}
 		job_end_check(r, j);
 		return;
@@ -284,8 +283,8 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 	const dr_fitem *it = idx >= 0 ? dr_sched_item(j->sched, (size_t)idx) : NULL;
 	if (it && it->state == DR_F_FAILED) {
 		r->metrics.frames_failed++;
-		dr_error("frame %d failed on rank %d (%s), giving up after %d attempts: %s", m->frame,
-		         r->info[slot].rank, r->info[slot].host, it->attempts, m->text);
+		dr_error("frame %d failed on rank %d (%s), giving up after %d attempts: %s",
+		         m->frame, r->info[slot].rank, r->info[slot].host, it->attempts, m->text);
 	} else if (it) {
 		dr_warn("frame %d failed on rank %d (%s), will retry (attempt %d of %d): %s",
 		        m->frame, r->info[slot].rank, r->info[slot].host, it->attempts + 1,
@@ -298,8 +297,7 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 }
 
 /* Node SLOT cannot load job J's scene (J NULL: the command line's scene at start-up). */
-static int on_loadfail(dr_orch *r, int slot, dr_ojob *j, const char *text, char *err,
-                       size_t errlen)
+static int on_loadfail(dr_orch *r, int slot, dr_ojob *j, const char *text, char *err, size_t errlen)
 {
 	dr_orch_node *nd = &r->nodes[slot];
 
@@ -321,8 +319,8 @@ static int on_loadfail(dr_orch *r, int slot, dr_ojob *j, const char *text, char 
 	dr_sched_drop(j->sched, slot);
 	if (dr_sched_usable(j->sched) > 0) /* else the job ends with this error */
 		dr_warn("rank %d (%s) cannot render %s%s: %s", r->info[slot].rank,
-		        r->info[slot].host, r->serve ? "job " : "the scene",
-		        r->serve ? j->id : "", text);
+		        r->info[slot].host, r->serve ? "job " : "the scene", r->serve ? j->id : "",
+		        text);
 	(void)err;
 	(void)errlen;
 	return 0;
@@ -413,7 +411,7 @@ static int job_order(const void *pa, const void *pb)
 	const dr_ojob *a = *(dr_ojob *const *)pa, *b = *(dr_ojob *const *)pb;
 	if (a->priority != b->priority)
 		return a->priority > b->priority ? -1 : 1;
-	return a->seq < b->seq ? -1 : a->seq > b->seq;
+	return a->num < b->num ? -1 : a->num > b->num;
 }
 
 /* Work for waiting node SLOT: the first job in order with pending frames, preferring, among
@@ -446,7 +444,8 @@ static int find_work(dr_orch *r, int slot, bool *never, char *err, size_t errlen
 			bool pending = dr_sched_count(j->sched).pending > 0;
 			if (j->ended)
 				continue;
-			if (pass == 0 && (!pending || j->priority != top || !same_settings(j, loaded)))
+			if (pass == 0 &&
+			    (!pending || j->priority != top || !same_settings(j, loaded)))
 				continue;
 			if (pass == 1 && !pending)
 				continue;
@@ -574,7 +573,8 @@ char *dr_orch_status(const dr_orch *r, const dr_ojob *j)
 	cJSON_AddNumberToObject(o, "progress", todo ? (double)fin / (double)todo : 1.0);
 	cJSON_AddNumberToObject(o, "elapsedSeconds", el);
 	if (c.done > 0 && !j->ended)
-		cJSON_AddNumberToObject(o, "etaSeconds", (double)(c.pending + c.running) * el / c.done);
+		cJSON_AddNumberToObject(o, "etaSeconds",
+		                        (double)(c.pending + c.running) * el / c.done);
 	else if (j->ended)
 		cJSON_AddNumberToObject(o, "etaSeconds", 0);
 	else
@@ -600,7 +600,8 @@ char *dr_orch_status(const dr_orch *r, const dr_ojob *j)
 		if (r->nodes[s].job == j->num && r->nodes[s].inflight > 0)
 			for (size_t i = 0; i < dr_sched_size(j->sched); i++) {
 				const dr_fitem *it = dr_sched_item(j->sched, i);
-				if (it->state == DR_F_RUNNING && (it->slot == s || it->dup_slot == s)) {
+				if (it->state == DR_F_RUNNING &&
+				    (it->slot == s || it->dup_slot == s)) {
 					cur = it->frame;
 					break;
 				}

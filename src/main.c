@@ -60,7 +60,8 @@ static void sleep_ms(double ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Wait for every rank without spinning (a blocking MPI_Barrier busy-polls a core), then finalize. */
+/* Wait for every rank without spinning (a blocking MPI_Barrier busy-polls a core), then finalize.
+ */
 static int finish(int code)
 {
 	MPI_Request req;
@@ -145,7 +146,11 @@ static int pump(rank0 *z, double *idle_ms, char *err, size_t errlen)
 	if (k < 0 || dr_orch_tick(&z->orch, err, errlen))
 		return -1;
 	if (z->have_node)
-		return dr_node_tick(&z->node, got ? 0 : dr_node_idle(&z->node) ? 2 : 20, err, errlen);
+		return dr_node_tick(&z->node,
+		                    got                      ? 0
+		                    : dr_node_idle(&z->node) ? 2
+		                                             : 20,
+		                    err, errlen);
 	/* Back off from 0.2 ms right after a message to 2 ms when quiet: quick to answer a
 	 * request, near 0% CPU while everyone renders. */
 	*idle_ms = got ? 0.2 : (*idle_ms * 2 > 2 ? 2 : *idle_ms * 2);
@@ -244,8 +249,8 @@ static int start_api(rank0 *z)
 		hc.limits.default_scene = o->scene ? z->real_scene : NULL;
 		hc.limits.max_frames = DR_FRAMES_COUNT_MAX;
 	}
-	z->table = dr_jobs_create(o->serve ? z->real_output_root : NULL, (size_t)o->max_queued,
-	                          err, sizeof err);
+	z->table = dr_jobs_create(o->serve ? z->real_output_root : NULL, (size_t)o->max_queued, err,
+	                          sizeof err);
 	if (!z->table) {
 		dr_error("%s", err);
 		return EXIT_USAGE;
@@ -257,7 +262,8 @@ static int start_api(rank0 *z)
 		z->table = NULL;
 		return EXIT_USAGE;
 	}
-	dr_info("HTTP API on http://%s%s", hc.listen, o->serve ? " (POST /render to submit)" : "");
+	dr_info("HTTP API on %s, port %d%s", hc.listen, dr_http_port(z->http),
+	        o->serve ? " (POST /render to submit)" : "");
 	return 0;
 }
 
@@ -287,6 +293,36 @@ static int validate(rank0 *z)
 	return 0;
 }
 
+/* List the batch job in the job table (for --http); its table id goes to ID ("batch" if that
+ * fails: the API then just does not know the job). */
+static void list_batch(rank0 *z, char *id, size_t idlen)
+{
+	const dr_opts *o = z->o;
+	dr_jobspec spec = {0};
+	dr_node_job cfg;
+	char err[2048];
+
+	if (batch_cfg(o, &cfg, err, sizeof err) != 0)
+		return;
+	snprintf(spec.scene, sizeof spec.scene, "%s", o->scene);
+	snprintf(spec.output, sizeof spec.output, "%s", cfg.out.pattern);
+	snprintf(spec.format, sizeof spec.format, "%s", o->format);
+	snprintf(spec.engine, sizeof spec.engine, "%s", o->engine ? o->engine : "");
+	spec.samples = o->samples;
+	spec.frames.v = malloc(o->frames.n * sizeof *o->frames.v);
+	if (!spec.frames.v)
+		return;
+	memcpy(spec.frames.v, o->frames.v, o->frames.n * sizeof *o->frames.v);
+	spec.frames.n = o->frames.n;
+	if (dr_jobs_submit(z->table, &spec, NULL, id, idlen, err, sizeof err) != 0) {
+		dr_jobspec_free(&spec);
+		dr_warn("the HTTP API will not list this run: %s", err);
+		return;
+	}
+	if (dr_jobs_take(z->table, id, idlen, &spec) == 1)
+		dr_jobspec_free(&spec);
+}
+
 static int run_rank0(rank0 *z, int threads, const cpu_set_t *cpus)
 {
 	const dr_opts *o = z->o;
@@ -305,23 +341,8 @@ static int run_rank0(rank0 *z, int threads, const cpu_set_t *cpus)
 	}
 	if (!o->serve) {
 		dr_node_job cfg;
-		if (z->table) { /* --http: the batch job is listed in the table too */
-			dr_jobspec spec = {0};
-			snprintf(spec.scene, sizeof spec.scene, "%s", o->scene);
-			snprintf(spec.format, sizeof spec.format, "%s", o->format);
-			if (batch_cfg(o, &cfg, err, sizeof err) == 0 &&
-			    dr_frames_parse("0", &spec.frames, err, sizeof err) == 0) {
-				dr_frames_free(&spec.frames);
-				spec.frames = o->frames;
-				snprintf(spec.output, sizeof spec.output, "%s", cfg.out.pattern);
-				if (dr_jobs_submit(z->table, &spec, "", id, sizeof id, err,
-				                   sizeof err) != 0 ||
-				    dr_jobs_take(z->table, id, sizeof id, &spec) != 1)
-					snprintf(id, sizeof id, "batch");
-				else
-					dr_jobspec_free(&spec);
-			}
-		}
+		if (z->table) /* --http: the batch job is listed in the table too */
+			list_batch(z, id, sizeof id);
 		if (batch_cfg(o, &cfg, err, sizeof err) != 0 ||
 		    !(job = dr_orch_add(&z->orch, id, &cfg, 0, &o->frames, err, sizeof err))) {
 			dr_error("%s", err);
@@ -344,11 +365,13 @@ static int run_rank0(rank0 *z, int threads, const cpu_set_t *cpus)
 			serve_round(z);
 		if (z->orch.silent >= 0) {
 			const dr_report_node *nd = &z->orch.info[z->orch.silent];
-			snprintf(err, sizeof err,
-			         "rank %d on host %s has not been heard from for %.0f s (stopped, hung "
-			         "or cut off from the network); ending the job. Frames already done "
-			         "are kept: run the same command again to render the rest",
-			         nd->rank, nd->host[0] ? nd->host : "(unknown)", o->node_timeout);
+			snprintf(
+			        err, sizeof err,
+			        "rank %d on host %s has not been heard from for %.0f s (stopped, "
+			        "hung "
+			        "or cut off from the network); ending the job. Frames already done "
+			        "are kept: run the same command again to render the rest",
+			        nd->rank, nd->host[0] ? nd->host : "(unknown)", o->node_timeout);
 			failed = true;
 			break;
 		}
@@ -366,7 +389,8 @@ static int run_rank0(rank0 *z, int threads, const cpu_set_t *cpus)
 		if (failed)
 			dr_error("%s", err);
 		else
-			dr_info("stopping the service; unfinished jobs resume when it starts again");
+			dr_info("stopping the service; unfinished jobs resume when it starts "
+			        "again");
 		if (z->table)
 			serve_round(z);
 		code = failed ? EXIT_RUNTIME : EXIT_ALL_DONE;
@@ -500,7 +524,7 @@ int main(int argc, char **argv)
 	}
 	if (!o.token && getenv("DRENDER_TOKEN") && *getenv("DRENDER_TOKEN"))
 		o.token = getenv("DRENDER_TOKEN");
-	dr_log_init(rank, o.verbosity < 0  ? DR_LOG_WARN
+	dr_log_init(rank, o.verbosity < 0   ? DR_LOG_WARN
 	                  : o.verbosity > 0 ? DR_LOG_DEBUG
 	                                    : DR_LOG_INFO);
 	memset(&z, 0, sizeof z);

@@ -16,7 +16,6 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 DOCKERFILE=$ROOT/docker/Dockerfile
-COMPOSE=$ROOT/docker-compose.yml
 D=$ROOT/docker
 PLAN=27
 
@@ -164,7 +163,7 @@ done <"$T/dockerfile.check"
 
 # Every package exists in Debian 12 (this machine is Debian 12: ask its apt).
 if grep -q 'VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null && command -v apt-cache >/dev/null; then
-	if [ -z "$(ls /var/lib/apt/lists/ 2>/dev/null | grep -v -e lock -e partial -e auxfiles)" ]; then
+	if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' 2>/dev/null)" ]; then
 		apt-get update -q >/dev/null 2>&1
 	fi
 	missing=""

@@ -55,9 +55,9 @@ unset SLURM_JOB_ID SLURM_JOBID SLURM_NTASKS SLURM_CPUS_PER_TASK SLURM_NODELIST
 PIDS=""
 
 stop_pid() { # TERM, then KILL after 10 s
-	local pid=$1 i
+	local pid=$1 _
 	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 1 50); do
+	for _ in $(seq 1 50); do
 		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.2
 	done
@@ -110,8 +110,8 @@ munged -F -f --key-file="$T/munge/munge.key" --socket="$T/munge/socket" \
 	--seed-file="$T/munge/seed" --origin=127.0.0.1 >"$T/log/munged.out" 2>&1 &
 PIDS="$PIDS $!"
 munge_ok() {
-	local i
-	for i in $(seq 1 50); do
+	local _
+	for _ in $(seq 1 50); do
 		munge -S "$T/munge/socket" -n 2>/dev/null | unmunge -S "$T/munge/socket" >/dev/null 2>&1 &&
 			return 0
 		sleep 0.2
@@ -161,8 +161,8 @@ PIDS="$PIDS $!"
 slurmd -D -f "$SLURM_CONF" >"$T/log/slurmd.out" 2>&1 &
 PIDS="$PIDS $!"
 node_idle() {
-	local i
-	for i in $(seq 1 100); do
+	local _
+	for _ in $(seq 1 100); do
 		sinfo -h -N -o '%T' 2>/dev/null | grep -qx idle && return 0
 		sleep 0.3
 	done

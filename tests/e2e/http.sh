@@ -26,8 +26,8 @@ start() {
 		--scene "$WORK/blends/shot.blend" --blend-root "$WORK/blends" --output-root "$WORK/out" \
 		"$@" >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
 	SERVE_PID=$!
-	local i
-	for i in $(seq 100); do
+	local _
+	for _ in $(seq 100); do
 		curl -s -o /dev/null "$URL/health" && return 0
 		kill -0 "$SERVE_PID" 2>/dev/null || return 1
 		sleep 0.2
@@ -60,8 +60,8 @@ field() { # field EXPR: evaluated on the last answer's JSON as d
 }
 # wait_state ID STATE [SECONDS [CURL ARGS...]]: poll GET /status/ID until it says STATE.
 wait_state() {
-	local i
-	for i in $(seq $((${3:-30} * 5))); do
+	local _
+	for _ in $(seq $((${3:-30} * 5))); do
 		http GET "/status/$1" '' "${@:4}"
 		[ "$(field 'd["state"]')" = "$2" ] && return 0
 		sleep 0.2
@@ -76,7 +76,8 @@ ok $? "drender --serve starts with 2 render nodes and answers /health"
 http POST /render '{"from":1,"to":20}'
 is "$CODE" 202 "POST /render -> 202"
 ID=$(field 'd["jobId"]')
-ok $([ -n "$ID" ] && echo 0 || echo 1) "jobId in the answer ($ID)"
+[ -n "$ID" ]
+ok $? "jobId in the answer ($ID)"
 LOC=$(header Location)
 is "$LOC" "/status/$ID" "Location: /status/<id>"
 http GET "$LOC"
@@ -89,7 +90,7 @@ while [ "$CODE" = 202 ] && [ $polls -lt 300 ]; do
 	http GET "$LOC"
 done
 is "$CODE" 200 "polling ends with 200"
-is "$(field 'd["state"]')" done "state done"
+is "$(field 'd["state"]')" "done" "state done"
 is "$(field 'd["frames"]["done"]')" 20 "20 frames done"
 is "$(field 'd["progress"]')" 1 "progress 1"
 is "$(valid_pngs "out/$ID")" 20 "20 complete PNGs in out/<id>/"
@@ -107,8 +108,12 @@ http POST /render '{"frames":"1-4","output":"named","priority":5}'
 B=$(field 'd["jobId"]')
 http POST /render '{"from":1,"to":3,"blend":"sub/other.blend","format":"JPEG"}'
 C=$(field 'd["jobId"]')
-wait_state "$A" done && wait_state "$B" done && wait_state "$C" done
-ok $? "three queued jobs all finish"
+if wait_state "$A" "done" 20 && wait_state "$B" "done" 20 && wait_state "$C" "done" 20; then
+	ok 0 "three queued jobs all finish"
+else
+	ok 1 "three queued jobs all finish"
+	curl -s "$URL/jobs" | sed 's/^/#   /'
+fi
 is "$(valid_pngs out/"$A")" 6 "job A: 6 frames"
 is "$(valid_pngs out/named)" 4 "job B: 4 frames under its \"output\" name"
 check "job C: other scene, JPEG frames" -- test -f "out/$C/other_0003.jpg"
@@ -130,7 +135,8 @@ ok $? "the job ends cancelled"
 n1=$(find out/cancelme -name '*.png' | wc -l)
 sleep 1
 n2=$(find out/cancelme -name '*.png' | wc -l)
-ok $([ "$n1" -gt 0 ] && [ "$n1" -lt 40 ] && echo 0 || echo 1) "some frames kept ($n1 of 40)"
+[ "$n1" -gt 0 ] && [ "$n1" -lt 40 ]
+ok $? "some frames kept ($n1 of 40)"
 is "$n2" "$n1" "no frame written after the cancel"
 is "$(tmpfiles out/cancelme)" 0 "no temporary files left"
 http DELETE "/jobs/$K"
@@ -141,23 +147,24 @@ is "$CODE" 404 "DELETE an unknown job -> 404"
 # 4. Restart and resume: the journal brings jobs back; frames on disk are not rendered again.
 http POST /render '{"from":1,"to":30,"output":"resume"}'
 R=$(field 'd["jobId"]')
-for i in $(seq 100); do
+for _ in $(seq 100); do
 	[ "$(find out/resume -name '*.png' 2>/dev/null | wc -l)" -ge 6 ] && break
 	sleep 0.1
 done
 stop
 before=$(find out/resume -name '*.png' | wc -l)
-ok $([ "$before" -gt 0 ] && [ "$before" -lt 30 ] && echo 0 || echo 1) "stopped mid-job ($before of 30 on disk)"
-find out/resume -name '*.png' | sed 's/.*_0*//; s/\.png//' | sort -n >before.txt
+[ "$before" -gt 0 ] && [ "$before" -lt 30 ]
+ok $? "stopped mid-job ($before of 30 on disk)"
+find out/resume -name '*.png' | sed 's/.*_0*//; s/\.png//' | sort >before.txt
 : >"$FAKE_BLENDER_LOG"
 FAKE_BLENDER_COST=0.05
 start
 ok $? "the service starts again"
-wait_state "$R" done 30
+wait_state "$R" "done" 30
 ok $? "the unfinished job resumes and finishes"
 is "$(valid_pngs out/resume)" 30 "30 frames on disk"
 is "$(field 'd["frames"]["skipped"]')" "$before" "frames on disk counted as skipped"
-again=$(awk '$1 == "render" {print $3}' "$FAKE_BLENDER_LOG" | sort -n | comm -12 - before.txt | wc -l)
+again=$(awk '$1 == "render" {print $3}' "$FAKE_BLENDER_LOG" | sort | comm -12 - before.txt | wc -l)
 is "$again" 0 "no frame rendered before the restart was rendered again"
 http GET "/status/$ID"
 is "$CODE:$(field 'd["state"]'):$(field 'd["frames"]["done"]')" 200:done:20 "a finished job is listed as it ended"
@@ -209,10 +216,10 @@ ok $? "metrics have the render-time histogram"
 
 # 6. The request rate per client: a burst beyond the bucket gets 429 with Retry-After.
 urls=()
-for i in $(seq 300); do urls+=("$URL/status/$ID"); done
-codes=$(curl -s -o /dev/null -w '%{http_code}\n' "${urls[@]}" | sort | uniq -c | tr -s ' ')
+for _ in $(seq 300); do urls+=(-o /dev/null "$URL/status/$ID"); done
+codes=$(curl -s -w '%{http_code}\n' "${urls[@]}" | sort | uniq -c | tr -s ' ')
 echo "$codes" | grep -q ' 429$'
-ok $? "a 300-request burst meets 429 ($(echo $codes))"
+ok $? "a 300-request burst meets 429 ($(echo "$codes" | tr '\n' ' '))"
 sleep 2
 http GET "/status/$ID"
 is "$CODE" 200 "served again after a pause"
@@ -241,7 +248,8 @@ http POST /render '{"from":1,"to":2,"output":"q2"}' -H 'Authorization: Bearer s3
 is "$CODE" 202 "one job may wait"
 http POST /render '{"from":1,"to":2,"output":"q3"}' -H 'Authorization: Bearer s3cret'
 is "$CODE" 429 "a second waiting job -> 429"
-ok $([ -n "$(header Retry-After)" ] && echo 0 || echo 1) "with Retry-After"
+[ -n "$(header Retry-After)" ]
+ok $? "with Retry-After"
 stop
 
 "$DRENDER" --serve --listen "0.0.0.0:$PORT" --output-root "$WORK/out" >out7.txt 2>err7.txt

@@ -99,9 +99,8 @@ static void test_queue(void)
 	dr_jobspec_free(&s);
 	is_int(dr_jobs_take(t, got, sizeof(got), &s), 0, "nothing left to take");
 	dr_jobs_publish(t, d, DR_JOB_QUEUED, NULL);
-	is_int(dr_jobs_take(t, got, sizeof(got), &s), 1, "a job handed back can be taken again");
-	is_str(got, d, "the handed-back job");
-	dr_jobspec_free(&s);
+	is_int(dr_jobs_take(t, got, sizeof(got), &s), 0,
+	       "a taken job published as queued (adopted, not started) is not taken again");
 	dr_jobs_destroy(t);
 	dr_jobs_destroy(NULL);
 }

@@ -676,7 +676,8 @@ static void test_tail_order(void)
 	dr_sched_destroy(s);
 }
 
-/* Tail control: a straggler is copied to an idle slot once nothing is pending; first result wins. */
+/* Tail control: a straggler is copied to an idle slot once nothing is pending; first result wins.
+ */
 static void test_tail_speculate(void)
 {
 	int fr[3] = {1, 2, 3}, out[4];
