@@ -36,6 +36,7 @@ typedef struct dr_opts {
 	        *output_root; /* --output-root DIR: where requested jobs write (default output) */
 	const char *token;    /* --token, else $DRENDER_TOKEN (the caller fills that in) */
 	int max_queued;       /* --max-queued N: more queued jobs get 429 (default 100) */
+	int rate_limit;       /* --rate-limit N: requests/s per client address, 0 = none */
 	bool help, version;   /* print and exit 0; nothing else is filled */
 } dr_opts;
 

@@ -33,6 +33,7 @@ enum {
 	OPT_OUTPUT_ROOT,
 	OPT_TOKEN,
 	OPT_MAX_QUEUED,
+	OPT_RATE_LIMIT,
 };
 
 static const struct option long_opts[] = {
@@ -64,6 +65,7 @@ static const struct option long_opts[] = {
         {"output-root", required_argument, NULL, OPT_OUTPUT_ROOT},
         {"token", required_argument, NULL, OPT_TOKEN},
         {"max-queued", required_argument, NULL, OPT_MAX_QUEUED},
+        {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
         {NULL, 0, NULL, 0},
 };
 
@@ -138,6 +140,7 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	r.retries = 3;
 	r.node_timeout = 30;
 	r.max_queued = 100;
+	r.rate_limit = 50;
 	r.blender = env_blender && *env_blender ? env_blender : "blender";
 
 	optind = 0; /* glibc: full re-initialisation, so the parser can run more than once */
@@ -214,6 +217,11 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 			  : c == OPT_BLEND_ROOT  ? &r.blend_root
 			  : c == OPT_OUTPUT_ROOT ? &r.output_root
 			                         : &r.token) = optarg;
+			break;
+		case OPT_RATE_LIMIT:
+			if (parse_int(optarg, "--rate-limit", 0, 1000000, &r.rate_limit, err,
+			              errlen))
+				goto out;
 			break;
 		case OPT_MAX_QUEUED:
 			if (parse_int(optarg, "--max-queued", 1, 100000, &r.max_queued, err,
@@ -396,6 +404,8 @@ void dr_opts_usage(FILE *f)
 	      "      --token TOKEN         require 'Authorization: Bearer TOKEN' (default\n"
 	      "                            $DRENDER_TOKEN; needed to listen beyond loopback)\n"
 	      "      --max-queued N        queued jobs before new ones get 429 (default 100)\n"
+	      "      --rate-limit N        requests per second per client before 429 (default 50,\n"
+	      "                            bursts of twice that; 0 = no limit)\n"
 	      "Messages:\n"
 	      "  -q, --quiet               errors and the summary only\n"
 	      "  -v, --verbose             more detail, and Blender's own output\n"

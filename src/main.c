@@ -218,30 +218,35 @@ static int start_api(rank0 *z)
 	        .listen = o->serve ? o->listen : o->http,
 	        .token = o->token,
 	        .read_only = !o->serve,
-	        .rate_per_s = 50,
-	        .rate_burst = 100,
+	        .rate_per_s = o->rate_limit,
+	        .rate_burst = 2.0 * o->rate_limit,
 	};
 
 	if (o->serve) {
 		const char *out = o->output_root ? o->output_root : "output";
-		dr_frames none = {0};
+		const char *blend = o->blend_root ? o->blend_root : ".";
+		int frame0 = 0;
+		dr_frames one = {&frame0, 1};
 		dr_outpath probe;
 		char pat[PATH_MAX + 16];
+
+		/* the output root must exist and be writable; both roots are used as real paths */
 		snprintf(pat, sizeof pat, "%s/x_#", out);
 		if (dr_outpath_init(&probe, pat, "x.blend", "PNG", err, sizeof err) != 0 ||
-		    dr_outdir_prepare(&probe, &(dr_frames){(int[]){0}, 1}, err, sizeof err) != 0 ||
-		    !realpath(out, z->real_output_root) ||
-		    !realpath(o->blend_root ? o->blend_root : ".", z->real_blend_root)) {
-			if (!err[0] || errno)
-				snprintf(err, sizeof err, "--blend-root/--output-root: %s",
-				         strerror(errno));
-			dr_error("%s", err);
+		    dr_outdir_prepare(&probe, &one, err, sizeof err) != 0) {
+			dr_error("--output-root: %s", err);
 			return EXIT_USAGE;
 		}
-		(void)none;
-		if (o->scene && (dr_scene_check(o->scene, err, sizeof err) != 0 ||
-		                 !realpath(o->scene, z->real_scene))) {
-			dr_error("%s", err);
+		if (!realpath(out, z->real_output_root) || !realpath(blend, z->real_blend_root)) {
+			dr_error("%s: %s", z->real_output_root[0] ? blend : out, strerror(errno));
+			return EXIT_USAGE;
+		}
+		if (o->scene && dr_scene_check(o->scene, err, sizeof err) != 0) {
+			dr_error("--scene: %s", err);
+			return EXIT_USAGE;
+		}
+		if (o->scene && !realpath(o->scene, z->real_scene)) {
+			dr_error("--scene %s: %s", o->scene, strerror(errno));
 			return EXIT_USAGE;
 		}
 		hc.limits.blend_root = z->real_blend_root;
