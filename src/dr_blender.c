@@ -1,6 +1,8 @@
 /* Blender supervision: spawn it without a shell, keep one warm over pipes or run one per frame. */
 #include "dr_blender.h"
 
+#include "dr_outpath.h"
+
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -524,6 +526,21 @@ out:
 	return rc;
 }
 
+/* The start of every Blender command line: executable, scene, auto-exec policy, threads.
+ * Returns how many of ARGV it filled. */
+static int common_argv(const dr_blender *b, const char **argv, const char *threads)
+{
+	int n = 0;
+	argv[n++] = b->exe;
+	argv[n++] = "-b";
+	argv[n++] = b->scene;
+	if (!b->allow_autoexec)
+		argv[n++] = "--disable-autoexec";
+	argv[n++] = "-t";
+	argv[n++] = threads;
+	return n;
+}
+
 /* Build the warm command line and start Blender. */
 static int spawn_warm(dr_blender *b, char *err, size_t errlen)
 {
@@ -549,14 +566,7 @@ static int spawn_warm(dr_blender *b, char *err, size_t errlen)
 		set_err(err, errlen, "internal error: Blender arguments do not fit");
 		goto out;
 	}
-	n = 0;
-	argv[n++] = b->exe;
-	argv[n++] = "-b";
-	argv[n++] = b->scene;
-	if (!b->allow_autoexec)
-		argv[n++] = "--disable-autoexec";
-	argv[n++] = "-t";
-	argv[n++] = threads;
+	n = common_argv(b, argv, threads);
 	argv[n++] = "--python-expr";
 	argv[n++] = dr_driver_py;
 	argv[n++] = "--";
@@ -601,19 +611,13 @@ static int spawn_one_shot(dr_blender *b, int frame, const char *tmp, char *err, 
 		set_err(err, errlen, "internal error: Blender arguments do not fit");
 		goto out;
 	}
-	argv[n++] = b->exe;
-	argv[n++] = "-b";
-	argv[n++] = b->scene;
-	if (!b->allow_autoexec)
-		argv[n++] = "--disable-autoexec";
-	argv[n++] = "-t";
-	argv[n++] = threads;
+	n = common_argv(b, argv, threads);
 	argv[n++] = "-o";
 	argv[n++] = pattern;
 	argv[n++] = "-x";
 	argv[n++] = "0";
 	argv[n++] = "-F";
-	argv[n++] = b->format;
+	argv[n++] = dr_format_blender_arg(b->format); /* e.g. TARGA is "TGA" on the command line */
 	if (b->engine) {
 		argv[n++] = "-E";
 		argv[n++] = b->engine;

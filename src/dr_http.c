@@ -640,6 +640,18 @@ static char *dup_or_null(const char *s, bool *oom)
 	return d;
 }
 
+/* Free what dr_http_start allocated (the daemon is stopped or was never started). */
+static void http_free(dr_http *h)
+{
+	free(h->token);
+	free(h->blend_root);
+	free(h->output_root);
+	free(h->default_scene);
+	free(h->buckets);
+	pthread_mutex_destroy(&h->rl_mu);
+	free(h);
+}
+
 dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
@@ -717,13 +729,7 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 fail:
 	if (fd >= 0)
 		close(fd);
-	free(h->token);
-	free(h->blend_root);
-	free(h->output_root);
-	free(h->default_scene);
-	free(h->buckets);
-	pthread_mutex_destroy(&h->rl_mu);
-	free(h);
+	http_free(h);
 	return NULL;
 }
 
@@ -732,13 +738,7 @@ void dr_http_stop(dr_http *h)
 	if (!h)
 		return;
 	MHD_stop_daemon(h->d);
-	free(h->token);
-	free(h->blend_root);
-	free(h->output_root);
-	free(h->default_scene);
-	free(h->buckets);
-	pthread_mutex_destroy(&h->rl_mu);
-	free(h);
+	http_free(h);
 }
 
 int dr_http_port(const dr_http *h)

@@ -158,10 +158,10 @@ int dr_sched_skip(dr_sched *s, int frame)
 	return 0;
 }
 
-/* Insert I into the ascending array A of N elements (if not there yet). */
-static void insert_sorted(size_t *a, size_t *n, size_t i)
+/* Index of the first element of ascending A (N elements) that is >= I. */
+static size_t lower_bound(const size_t *a, size_t n, size_t i)
 {
-	size_t lo = 0, hi = *n;
+	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		if (a[mid] < i)
@@ -169,6 +169,13 @@ static void insert_sorted(size_t *a, size_t *n, size_t i)
 		else
 			hi = mid;
 	}
+	return lo;
+}
+
+/* Insert I into the ascending array A of N elements (if not there yet). */
+static void insert_sorted(size_t *a, size_t *n, size_t i)
+{
+	size_t lo = lower_bound(a, *n, i);
 	if (lo < *n && a[lo] == i)
 		return;
 	memmove(a + lo + 1, a + lo, (*n - lo) * sizeof *a);
@@ -179,14 +186,7 @@ static void insert_sorted(size_t *a, size_t *n, size_t i)
 /* Element of ascending A (N > 0) nearest to I (in index distance). */
 static size_t nearest(const size_t *a, size_t n, size_t i)
 {
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (a[mid] < i)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	size_t lo = lower_bound(a, n, i);
 	if (lo == n)
 		return a[n - 1];
 	if (lo == 0 || a[lo] - i < i - a[lo - 1])
