@@ -40,22 +40,29 @@ typedef struct dr_msg {
 } dr_msg;
 
 /* Where messages go: MPI_COMM_WORLD with MPI_ERRORS_RETURN, plus a local queue that carries
- * rank 0's messages to itself when it renders alone. */
+ * rank 0's messages to itself when it renders alone. Sends never block: a blocking MPI_Send can
+ * spin until the receiver polls, so each send is an MPI_Isend of a private copy, completed by
+ * later calls. */
 typedef struct dr_chan {
 	MPI_Comm comm;
 	int rank, size;
 	dr_msg *local; /* queued messages to self */
 	size_t nlocal, caplocal;
+	MPI_Request *reqs; /* sends in flight */
+	dr_msg **bufs;     /* their buffers */
+	size_t nsend, capsend;
 } dr_chan;
 
 int dr_chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen);
-void dr_chan_destroy(dr_chan *c);
+
+/* Wait up to TIMEOUT_S for sends in flight (without spinning), then free everything. */
+void dr_chan_destroy(dr_chan *c, double timeout_s);
 
 /* Send M to rank DEST. Returns 0, or -1 with ERR. */
 int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen);
 
-/* Receive one message if any is waiting (never blocks). Returns 1 with M and *SRC filled,
- * 0 if none, -1 with ERR on an MPI error. */
+/* Receive one message if any is waiting (never blocks); also completes finished sends.
+ * Returns 1 with M and *SRC filled, 0 if none, -1 with ERR on an MPI error. */
 int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen);
 
 /* Describe an MPI error code. */

@@ -33,11 +33,11 @@ typedef struct dr_node {
 	int threads;
 	int queue[DR_CHUNK_MAX]; /* frames of the current task not started yet */
 	int qhead, qlen;
-	int frame;                  /* frame in flight, -1 = none */
-	double started;             /* when it started (monotonic seconds) */
-	double wait;                /* how long we waited for the current task (sent once) */
-	double asked;               /* when we last asked for work */
-	char tmp[DR_PATH_MAX];      /* its temporary file */
+	int frame;             /* frame in flight, -1 = none */
+	double started;        /* when it started (monotonic seconds) */
+	double wait;           /* how long the node sat idle before the frame in flight */
+	double idle_since;     /* when it last became idle (a frame ended, Blender got ready) */
+	char tmp[DR_PATH_MAX]; /* its temporary file */
 	char last_dir[DR_PATH_MAX]; /* output directory last prepared */
 	bool said_ready;            /* READY (the first request) was sent */
 	bool requested;             /* a request is outstanding */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DR_TAG 7
 
@@ -32,11 +33,50 @@ int dr_chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen)
 	return 0;
 }
 
-void dr_chan_destroy(dr_chan *c)
+/* Complete the sends in flight that have finished. Returns 0, or -1 with ERR. */
+static int reap_sends(dr_chan *c, char *err, size_t errlen)
 {
+	size_t k = 0;
+	for (size_t i = 0; i < c->nsend; i++) {
+		int done = 0, rc = MPI_Test(&c->reqs[i], &done, MPI_STATUS_IGNORE);
+		if (rc != MPI_SUCCESS) {
+			char s[256];
+			dr_mpi_strerror(rc, s, sizeof s);
+			snprintf(err, errlen, "sending a message failed: %s", s);
+			return -1;
+		}
+		if (done) {
+			free(c->bufs[i]);
+			continue;
+		}
+		c->reqs[k] = c->reqs[i];
+		c->bufs[k++] = c->bufs[i];
+	}
+	c->nsend = k;
+	return 0;
+}
+
+void dr_chan_destroy(dr_chan *c, double timeout_s)
+{
+	char err[256];
+	struct timespec ts = {0, 1000000L};
+	for (double waited = 0; c->nsend > 0 && waited < timeout_s; waited += 0.001) {
+		if (reap_sends(c, err, sizeof err) != 0)
+			break;
+		if (c->nsend > 0)
+			nanosleep(&ts, NULL);
+	}
+	for (size_t i = 0; i < c->nsend; i++) {
+		MPI_Request_free(&c->reqs[i]); /* the peer is gone or stuck: let MPI drop it */
+		free(c->bufs[i]);
+	}
+	free(c->reqs);
+	free(c->bufs);
 	free(c->local);
+	c->reqs = NULL;
+	c->bufs = NULL;
 	c->local = NULL;
-	c->nlocal = c->caplocal = 0;
+	c->nlocal = c->caplocal = c->nsend = c->capsend = 0;
 }
 
 int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen)
@@ -55,14 +95,39 @@ int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen
 		c->local[c->nlocal++] = *m;
 		return 0;
 	}
+	if (reap_sends(c, err, errlen) != 0)
+		return -1;
+	if (c->nsend == c->capsend) {
+		size_t cap = c->capsend ? 2 * c->capsend : 16;
+		MPI_Request *r = realloc(c->reqs, cap * sizeof *r);
+		if (r)
+			c->reqs = r;
+		dr_msg **b = r ? realloc(c->bufs, cap * sizeof *b) : NULL;
+		if (b)
+			c->bufs = b;
+		if (!r || !b) {
+			snprintf(err, errlen, "out of memory sending a message");
+			return -1;
+		}
+		c->capsend = cap;
+	}
 	size_t len = offsetof(dr_msg, text) + strnlen(m->text, sizeof m->text - 1) + 1;
-	int rc = MPI_Send(m, (int)len, MPI_BYTE, dest, DR_TAG, c->comm);
+	dr_msg *copy = malloc(len);
+	if (!copy) {
+		snprintf(err, errlen, "out of memory sending a message");
+		return -1;
+	}
+	memcpy(copy, m, len);
+	copy->text[len - offsetof(dr_msg, text) - 1] = '\0';
+	int rc = MPI_Isend(copy, (int)len, MPI_BYTE, dest, DR_TAG, c->comm, &c->reqs[c->nsend]);
 	if (rc != MPI_SUCCESS) {
 		char s[256];
+		free(copy);
 		dr_mpi_strerror(rc, s, sizeof s);
 		snprintf(err, errlen, "sending to rank %d failed: %s", dest, s);
 		return -1;
 	}
+	c->bufs[c->nsend++] = copy;
 	return 0;
 }
 
@@ -80,6 +145,8 @@ int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen)
 	}
 	if (c->size == 1)
 		return 0;
+	if (c->nsend > 0 && reap_sends(c, err, errlen) != 0)
+		return -1;
 	rc = MPI_Iprobe(MPI_ANY_SOURCE, DR_TAG, c->comm, &flag, &st);
 	if (rc == MPI_SUCCESS && !flag)
 		return 0;

@@ -37,10 +37,8 @@ static int send_simple(dr_node *n, int type, int job, const char *text, char *er
 	snprintf(m.host, sizeof m.host, "%s", n->host);
 	if (text)
 		snprintf(m.text, sizeof m.text, "%s", text);
-	if (type == DR_MSG_REQUEST || type == DR_MSG_READY || type == DR_MSG_LOADFAIL) {
+	if (type == DR_MSG_REQUEST || type == DR_MSG_READY || type == DR_MSG_LOADFAIL)
 		n->requested = true; /* each of these asks for work */
-		n->asked = dr_now();
-	}
 	return send_msg(n, &m, err, errlen);
 }
 
@@ -148,6 +146,7 @@ int dr_node_start(dr_node *n, const dr_opts *o, dr_chan *chan, int threads, cons
 		return -1;
 	if (!o->scene) { /* a service without a default scene: Blender starts with the first job */
 		n->said_ready = true;
+		n->idle_since = dr_now();
 		return send_simple(n, DR_MSG_READY, -1, NULL, err, errlen);
 	}
 	/* Warm up on the command line's scene: it is job 0 of a batch run, or the service's
@@ -175,6 +174,13 @@ static void drop_queue(dr_node *n)
 	n->qhead = n->qlen = 0;
 }
 
+/* Tell rank 0 that FRAME was dropped on its request (not a failure). */
+static int ack_cancel(dr_node *n, int frame, char *err, size_t errlen)
+{
+	dr_msg m = {.type = DR_MSG_RESULT, .job = n->job.id, .frame = frame, .ok = -1};
+	return send_msg(n, &m, err, errlen);
+}
+
 int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen)
 {
 	char why[1024];
@@ -197,30 +203,41 @@ int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen)
 		return 0;
 	}
 	case DR_MSG_TASK:
-		if (m->n < 1 || m->n > DR_CHUNK_MAX || m->job != n->job.id)
-			return 0;
-		memcpy(n->queue, m->frames, (size_t)m->n * sizeof m->frames[0]);
-		n->qhead = 0;
-		n->qlen = m->n;
+		/* Appended: a node asks for its next task while it renders its last frame. */
 		n->requested = false;
-		n->wait = dr_now() - n->asked;
+		if (m->n < 1 || m->job != n->job.id || n->qlen + m->n > DR_CHUNK_MAX) {
+			dr_warn("ignoring a task for job %d (%d frames) while on job %d with %d "
+			        "queued",
+			        m->job, m->n, n->job.id, n->qlen);
+			return 0;
+		}
+		memmove(n->queue, n->queue + n->qhead, (size_t)n->qlen * sizeof n->queue[0]);
+		memcpy(n->queue + n->qlen, m->frames, (size_t)m->n * sizeof m->frames[0]);
+		n->qhead = 0;
+		n->qlen += m->n;
 		return 0;
 	case DR_MSG_CANCEL:
+		/* Drop the frame(s); each dropped frame is acknowledged (ok = -1) so that rank 0
+		 * knows what this node still holds. */
 		if (m->job != n->job.id)
 			return 0;
-		if (m->frame < 0) {
-			drop_queue(n);
-		} else {
-			for (int i = n->qhead; i < n->qhead + n->qlen; i++)
-				if (n->queue[i] == m->frame) {
-					memmove(&n->queue[i], &n->queue[i + 1],
-					        (size_t)(n->qhead + n->qlen - i - 1) * sizeof(int));
-					n->qlen--;
-					break;
-				}
+		for (int i = n->qhead; i < n->qhead + n->qlen;) {
+			if (m->frame >= 0 && n->queue[i] != m->frame) {
+				i++;
+				continue;
+			}
+			if (ack_cancel(n, n->queue[i], err, errlen))
+				return -1;
+			memmove(&n->queue[i], &n->queue[i + 1],
+			        (size_t)(n->qhead + n->qlen - i - 1) * sizeof(int));
+			n->qlen--;
 		}
-		if (n->frame >= 0 && (m->frame < 0 || m->frame == n->frame))
+		if (n->frame >= 0 && (m->frame < 0 || m->frame == n->frame)) {
+			int frame = n->frame;
 			dr_node_abort(n); /* Blender restarts with the next frame */
+			n->idle_since = dr_now();
+			return ack_cancel(n, frame, err, errlen);
+		}
 		return 0;
 	default:
 		return 0;
@@ -238,7 +255,7 @@ static int report(dr_node *n, int ok, double seconds, const char *text, char *er
 	if (text)
 		snprintf(m.text, sizeof m.text, "%s", text);
 	n->frame = -1;
-	n->wait = 0; /* a task's wait is reported with its first frame */
+	n->idle_since = dr_now();
 	return send_msg(n, &m, err, errlen);
 }
 
@@ -298,7 +315,13 @@ static int start_next(dr_node *n, char *err, size_t errlen)
 	n->qlen--;
 	n->frame = frame;
 	n->started = dr_now();
+	n->wait = n->idle_since > 0 ? n->started - n->idle_since : 0;
 	n->tmp[0] = '\0';
+	/* Hold one task ahead: ask for the next one now, so that it is here when this frame is
+	 * done and the node never waits for rank 0 between frames. */
+	if (n->qlen == 0 && !n->requested && n->chan->size > 1 &&
+	    send_simple(n, DR_MSG_REQUEST, -1, NULL, err, errlen) != 0)
+		return -1;
 	if (prepare_dir(n, frame, why, sizeof why) != 0)
 		return report(n, 0, 0, why, err, errlen);
 	if (dr_outpath_temp(&n->job.out, frame, n->tag, n->tmp, sizeof n->tmp) != 0)
@@ -360,6 +383,7 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 		if (n->bl_ready)
 			return 0;
 		n->bl_ready = true;
+		n->idle_since = dr_now(); /* loading a scene is not waiting for work */
 		if (n->said_ready)
 			return 0;
 		n->said_ready = true;

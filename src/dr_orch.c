@@ -239,10 +239,10 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 	const dr_slot_stats *st;
 	bool was_excluded;
 
-	if (r->nodes[slot].inflight > 0)
-		r->nodes[slot].inflight--;
-	if (!j || j->ended)
-		return; /* cancelled meanwhile, or a speculative copy that lost */
+	if (r->nodes[slot].inflight > 0 && --r->nodes[slot].inflight == 0)
+		r->nodes[slot].job = -1;
+	if (!j || j->ended || m->ok < 0)
+		return; /* cancelled meanwhile, a copy that lost, or a dropped frame's receipt */
 	st = dr_sched_slot(j->sched, slot);
 	was_excluded = st->excluded;
 	if (m->ok) {
@@ -344,13 +344,14 @@ int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errle
 		dr_debug("rank %d on %s: %d Blender thread%s", r->info[slot].rank, m->host,
 		         m->threads, m->threads == 1 ? "" : "s");
 		break;
-	case DR_MSG_READY:
+	case DR_MSG_READY: /* the first request: the node holds nothing */
 		nd->ready = true;
-		__attribute__((fallthrough)); /* READY is the first request */
-	case DR_MSG_REQUEST:
 		nd->waiting = true;
 		nd->inflight = 0;
 		nd->job = -1;
+		break;
+	case DR_MSG_REQUEST: /* may come while it renders its last frame: one task ahead */
+		nd->waiting = true;
 		break;
 	case DR_MSG_LOADFAIL:
 		return on_loadfail(r, slot, m->job >= 0 ? job_of(r, m->job) : NULL, m->text, err,
@@ -392,7 +393,7 @@ static int assign(dr_orch *r, int slot, dr_ojob *j, const int *frames, int k, ch
 	}
 	memcpy(m.frames, frames, (size_t)k * sizeof frames[0]);
 	nd->waiting = false;
-	nd->inflight = k;
+	nd->inflight += k;
 	nd->job = j->num;
 	j->started = true;
 	return send_to(r, slot, &m, err, errlen);
@@ -444,6 +445,11 @@ static int find_work(dr_orch *r, int slot, bool *never, char *err, size_t errlen
 			bool pending = dr_sched_count(j->sched).pending > 0;
 			if (j->ended)
 				continue;
+			/* a node still rendering gets its next task from the same job only, and
+			 * never a speculative copy: those are for idle nodes */
+			if (r->nodes[slot].inflight > 0 &&
+			    (j->num != r->nodes[slot].job || pass == 2))
+				continue;
 			if (pass == 0 &&
 			    (!pending || j->priority != top || !same_settings(j, loaded)))
 				continue;
@@ -485,7 +491,7 @@ int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 		int got = find_work(r, i, &never, err, errlen);
 		if (got < 0)
 			return -1;
-		if (got == 0 && never && !r->serve) {
+		if (got == 0 && never && !r->serve && nd->inflight == 0) {
 			nd->waiting = false;
 			nd->stopped = true;
 			if (send_type(r, i, DR_MSG_STOP, -1, -1, err, errlen))

@@ -474,12 +474,14 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 			if (dr_node_handle(&node, &m, err, sizeof err) != 0)
 				k = -1;
 		}
+		int before = node.frame;
 		if (k < 0 || dr_node_tick(&node, dr_node_idle(&node) ? 0 : 50, err, sizeof err)) {
 			dr_error("%s", err);
 			rc = EXIT_RUNTIME;
 			break;
 		}
-		if (dr_node_idle(&node) && !node.stopped) {
+		/* a frame just ended: its successor may be waiting in MPI's queue, no nap */
+		if (dr_node_idle(&node) && !node.stopped && node.frame == before) {
 			idle_ms = got ? 0.1 : (idle_ms * 2 > 5 ? 5 : idle_ms * 2);
 			sleep_ms(idle_ms);
 		}
@@ -559,7 +561,7 @@ int main(int argc, char **argv)
 	else
 		code = run_node(&o, &chan, threads, &cpus);
 	stop_api(&z);
-	dr_chan_destroy(&chan);
+	dr_chan_destroy(&chan, interrupted ? 0 : 5.0);
 	dr_opts_free(&o);
 	if (interrupted) {
 		fflush(NULL);
