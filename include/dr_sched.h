@@ -54,8 +54,9 @@ int dr_sched_skip(dr_sched *s, int frame);
  * running. A retried frame goes to a slot that has not failed it, unless every usable slot has.
  * Without tail control frames go out in ascending order. With it, the first frames handed out
  * are spread over the range (each the farthest from any frame started so far) to sample the
- * cost, then the frame whose nearest finished neighbour took longest goes first, so expensive
- * stretches start early instead of ending the job; and once nothing is pending, an idle slot
+ * cost, then the frame whose nearest started neighbour took (or is taking) longest goes first,
+ * so expensive stretches start early instead of ending the job; and once nothing is pending, an
+ * idle slot
  * gets a speculative copy of a straggler (a frame running more than twice as long as its
  * nearest finished neighbour took, and at least 1 s): the first valid result wins.
  * Returns the count (> 0); 0 if nothing for this slot now (ask again after the next change);

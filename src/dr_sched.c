@@ -199,10 +199,25 @@ static size_t dist(size_t a, size_t b)
 	return a > b ? a - b : b - a;
 }
 
+/* Estimated cost of frame I at NOW: that of the nearest frame handed out so far, which is its
+ * render time when done, or how long it has been running (a lower bound that grows: a frame
+ * still running long after its neighbours finished marks an expensive stretch before it ends);
+ * otherwise that of the nearest finished frame. */
+static double estimate(const dr_sched *s, size_t i, double now)
+{
+	const dr_fitem *t = &s->items[nearest(s->touched, s->ntouched, i)];
+	if (t->state == DR_F_DONE)
+		return t->seconds;
+	double known = s->nknown ? s->items[nearest(s->known, s->nknown, i)].seconds : 0;
+	if (t->state == DR_F_RUNNING && now - t->started > known)
+		return now - t->started;
+	return known;
+}
+
 /* Tail control's choice among eligible pending frames: the farthest from anything started while
- * sampling (fewer finished frames than slots), then the highest estimated cost (the seconds of
- * the nearest finished frame; ties to the lower index). SIZE_MAX if none is eligible. */
-static size_t pick_smart(const dr_sched *s, int slot)
+ * sampling (fewer finished frames than slots), then the highest estimated cost (ties to the
+ * lower index). SIZE_MAX if none is eligible. */
+static size_t pick_smart(const dr_sched *s, int slot, double now)
 {
 	size_t best = SIZE_MAX;
 	double best_score = -1;
@@ -217,7 +232,7 @@ static size_t pick_smart(const dr_sched *s, int slot)
 			score = s->ntouched ? (double)dist(nearest(s->touched, s->ntouched, i), i)
 			                    : (i == 0 ? 1 : 0);
 		else
-			score = s->items[nearest(s->known, s->nknown, i)].seconds;
+			score = estimate(s, i, now);
 		if (score > best_score) {
 			best_score = score;
 			best = i;
@@ -283,7 +298,7 @@ int dr_sched_next(dr_sched *s, int slot, double now, int *out, int max)
 		s->first_pending++;
 	i = s->first_pending;
 	if (s->cfg.tail_control) {
-		i = pick_smart(s, slot);
+		i = pick_smart(s, slot, now);
 		if (i == SIZE_MAX)
 			return 0;
 	}

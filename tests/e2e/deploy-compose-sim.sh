@@ -15,66 +15,33 @@
 # Everything stays inside namespaces this test makes; all is removed whatever happens.
 set -u
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-DRENDER=${DRENDER:-$ROOT/drender}
-FAKE=$ROOT/tests/fixtures/fake-blender
+# shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
+. "$(dirname "$0")/deploy-lib.bash"
 D=$ROOT/docker
 PLAN=11
 NODES="node1 node2 node3"
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() {
-	local d=$1
-	shift
-	if "$@"; then ok "$d"; else notok "$d"; return 1; fi
-}
-diag() { sed 's/^/# /'; }
-skip_all() {
-	echo "1..0 # SKIP $*"
-	exit 0
-}
-
 if [ "${DR_SIM_INNER:-}" != 1 ]; then
-	[ "${DR_E2E_FAST_ONLY:-}" = 1 ] && skip_all "slow deployment test (DR_E2E_FAST_ONLY=1)"
-	[ "$(id -u)" -eq 0 ] || skip_all "network and mount namespaces need root"
-	for tool in ip unshare setpriv socat curl mpirun python3; do
-		command -v "$tool" >/dev/null 2>&1 || skip_all "$tool not installed"
-	done
+	skip_if_fast_only
+	need_root "network and mount namespaces need root"
+	need_tools ip unshare setpriv socat curl mpirun python3
 	[ -x /usr/sbin/sshd ] || skip_all "openssh-server not installed (no sshd for the render nodes)"
 	unshare -m --propagation private true 2>/dev/null || skip_all "cannot make a private mount namespace"
 	# Everything below runs in a private mount namespace: its mounts vanish with it.
 	DR_SIM_INNER=1 exec unshare -m --propagation private "$0" "$@"
 fi
 
-P=drs$$
-SW=${P}sw
-NSES=""
-MADE_ETC_NETNS=0
-[ -d /etc/netns ] || MADE_ETC_NETNS=1
+netns_init drs
 S=/opt/sim
 SETUP_LOG=""
 
 cleanup() {
-	local ns pid
-	for ns in $NSES; do
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-	done
-	for ns in $NSES; do
-		ip netns del "$ns" 2>/dev/null
-		rm -rf "/etc/netns/$ns"
-	done
-	[ "$MADE_ETC_NETNS" = 1 ] && rmdir /etc/netns 2>/dev/null
-	# DEPLOY_LOGDIR=DIR keeps the containers' logs.
-	[ -n "${DEPLOY_LOGDIR:-}" ] && mkdir -p "$DEPLOY_LOGDIR" && cp "$S"/*.log "$DEPLOY_LOGDIR"/ 2>/dev/null
+	netns_cleanup
+	keep_logs "$S"/*.log # the containers' logs
 	rm -f "$SETUP_LOG"
 	# /opt, /usr/local/bin and /etc/passwd here are this namespace's own: nothing else to undo.
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+on_exit cleanup
 
 # --- the image's file system ---------------------------------------------------------------
 setup_fs() {
@@ -99,41 +66,13 @@ setup_fs() {
 	chown "$uid:$uid" "$S"/home-* "$S/keys" "$S/output"
 }
 
-# --- the Compose network --------------------------------------------------------------------
-setup_net() {
-	local i=0 h ns
-	ip netns add "$SW" || return 1
-	NSES=$SW
-	ip -n "$SW" link add br0 type bridge && ip -n "$SW" link set br0 up || return 1
-	: >"$S/hosts"
-	for h in head $NODES; do
-		echo "10.78.0.$((10 + i)) $h" >>"$S/hosts"
-		i=$((i + 1))
-	done
-	i=0
-	for h in head $NODES; do
-		ns=${P}$h
-		ip netns add "$ns" || return 1
-		NSES="$NSES $ns"
-		ip link add "${P}v$i" type veth peer name eth0 netns "$ns" &&
-			ip link set "${P}v$i" netns "$SW" &&
-			ip -n "$SW" link set "${P}v$i" master br0 &&
-			ip -n "$SW" link set "${P}v$i" up &&
-			ip -n "$ns" link set lo up &&
-			ip -n "$ns" addr add "10.78.0.$((10 + i))/24" dev eth0 &&
-			ip -n "$ns" link set eth0 up || return 1
-		mkdir -p "/etc/netns/$ns" &&
-			{ echo "127.0.0.1 localhost"; cat "$S/hosts"; } >"/etc/netns/$ns/hosts" &&
-			echo "nameserver 127.0.0.1" >"/etc/netns/$ns/resolv.conf" || return 1
-		i=$((i + 1))
-	done
-}
-
-SETUP_LOG=$(mktemp "${TMPDIR:-/tmp}/drender-sim-setup.XXXXXX")
+SETUP_LOG=$(new_tmp sim-setup)
 if ! setup_fs >"$SETUP_LOG" 2>&1; then
 	skip_all "cannot mount the image's file system in a private mount namespace: $(tail -n 1 "$SETUP_LOG")"
 fi
-if ! setup_net >"$S/setup-net.log" 2>&1; then
+# The Compose network: head, node1..node3 on one bridge, names resolved as Compose's DNS does.
+# shellcheck disable=SC2086
+if ! netns_cluster 10.78.0 "$S" head $NODES >"$S/setup-net.log" 2>&1; then
 	skip_all "cannot create network namespaces, veth pairs or a bridge: $(tail -n 1 "$S/setup-net.log")"
 fi
 
@@ -142,17 +81,13 @@ fi
 in_container() {
 	local name=$1
 	shift
-	ip netns exec "${P}$name" unshare --uts /bin/sh -c 'hostname "$0" && exec "$@"' "$name" \
-		setpriv --reuid "$RUID" --regid "$RUID" --clear-groups \
+	as_host "$name" setpriv --reuid "$RUID" --regid "$RUID" --clear-groups \
 		env -i HOME="$S/home-$name" PATH=/opt/drender/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
 		DRENDER_KEYS="$S/keys" DRENDER_SSH_PORT=2222 "$@"
 }
 
 echo "1..$PLAN"
-if [ ! -x "$DRENDER" ]; then
-	while [ "$n" -lt "$PLAN" ]; do notok "no drender binary at $DRENDER (run make)"; done
-	exit 1
-fi
+need_drender
 
 # --- docker compose up ----------------------------------------------------------------------
 for h in $NODES; do
@@ -219,15 +154,14 @@ check "frames rendered on >= 2 render-node containers ($nh)" [ "$nh" -ge 2 ]
 
 # --- docker compose down ----------------------------------------------------------------------
 t1=$SECONDS
-for pid in $(ip netns pids "${P}head"); do kill -TERM "$pid" 2>/dev/null; done
-while [ -n "$(ip netns pids "${P}head")" ] && [ $((SECONDS - t1)) -lt 30 ]; do sleep 0.2; done
+for pid in $(ip netns pids "$(ns_of head)"); do kill -TERM "$pid" 2>/dev/null; done
+while [ -n "$(ip netns pids "$(ns_of head)")" ] && [ $((SECONDS - t1)) -lt 30 ]; do sleep 0.2; done
 down=$((SECONDS - t1))
 for h in $NODES; do
-	for pid in $(ip netns pids "${P}$h"); do kill -TERM "$pid" 2>/dev/null; done
+	for pid in $(ip netns pids "$(ns_of "$h")"); do kill -TERM "$pid" 2>/dev/null; done
 done
 sleep 1
-left=""
-for ns in $NSES; do left="$left$(ip netns pids "$ns" | tr '\n' ' ')"; done
+left=$(netns_pids | tr '\n' ' ')
 check "SIGTERM (docker compose down): head stopped in ${down}s (< 30 s grace), nothing left in any container (${left:-none})" \
 	eval "[ $down -lt 30 ] && [ -z '$left' ]"
 [ "$failed" -eq 0 ] || { echo "# head log:"; tail -n 30 "$S/head.log" | diag; }

@@ -13,25 +13,13 @@
 #   head's entry point up to the mpirun command it would run.
 set -u
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
+. "$(dirname "$0")/deploy-lib.bash"
 DOCKERFILE=$ROOT/docker/Dockerfile
 D=$ROOT/docker
 PLAN=27
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
-check() {
-	local d=$1
-	shift
-	if "$@"; then ok "$d"; else notok "$d"; return 1; fi
-}
-diag() { sed 's/^/# /'; }
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/drender-compose.XXXXXX")
+T=$(new_tmp -d compose)
 chmod 755 "$T"
 PIDS=""
 cleanup() {
@@ -40,11 +28,7 @@ cleanup() {
 	for pid in $PIDS; do wait "$pid" 2>/dev/null; done
 	rm -rf "$T"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+on_exit cleanup
 
 echo "1..$PLAN"
 

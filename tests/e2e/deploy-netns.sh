@@ -19,10 +19,8 @@
 # happens: namespaces, /etc/netns entries, processes it started, its temporary directory.
 set -u
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-DRENDER=${DRENDER:-$ROOT/drender}
-FAKE=$ROOT/tests/fixtures/fake-blender
+# shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
+. "$(dirname "$0")/deploy-lib.bash"
 PLAN=18
 FRAMES=36
 COST=0.4        # fake Blender seconds per frame
@@ -33,102 +31,28 @@ BOUND=60                         # the job must end this many seconds after the 
 # Same failure-detection bound as scripts/slurm/drender.sbatch and the Docker entrypoint.
 KA_TIME=10 KA_INTVL=2 KA_PROBES=5
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { # check DESCRIPTION COMMAND... : ok when the command succeeds
-	local d=$1; shift
-	if "$@"; then ok "$d"; else notok "$d"; return 1; fi
-}
-diag() { sed 's/^/# /'; }
-fail_rest() { # the remaining tests cannot run: fail them, saying why
-	while [ "$n" -lt "$PLAN" ]; do notok "$1"; done
-	exit 1
-}
+skip_if_fast_only
+need_root "network namespaces need root"
+need_tools ip unshare mpirun python3
 
-if [ "${DR_E2E_FAST_ONLY:-}" = 1 ]; then
-	echo "1..0 # SKIP slow deployment test (DR_E2E_FAST_ONLY=1)"
-	exit 0
-fi
-if [ "$(id -u)" -ne 0 ]; then
-	echo "1..0 # SKIP network namespaces need root"
-	exit 0
-fi
-for tool in ip unshare mpirun python3; do
-	if ! command -v "$tool" >/dev/null 2>&1; then
-		echo "1..0 # SKIP $tool not installed"
-		exit 0
-	fi
-done
-
-P=drn$$                    # prefix for namespace and interface names (<= 15 chars for links)
-SW=${P}sw
+netns_init drn             # namespace and interface names drn<PID>... (<= 15 chars for links)
 HOSTS="head node1 node2 node3"
-NSES=""
-T=$(mktemp -d "${TMPDIR:-/tmp}/drender-netns.XXXXXX")
-MADE_ETC_NETNS=0
-[ -d /etc/netns ] || MADE_ETC_NETNS=1
+T=$(new_tmp -d netns)
+OUT=$T/out
 BG=""                      # PIDs of background jobs we started
 
 cleanup() {
-	local pid ns
+	local pid
 	for pid in $BG; do kill -9 "$pid" 2>/dev/null; done
-	for ns in $NSES; do
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-	done
-	for ns in $NSES; do
-		ip netns del "$ns" 2>/dev/null
-		rm -rf "/etc/netns/$ns"
-	done
-	[ "$MADE_ETC_NETNS" = 1 ] && rmdir /etc/netns 2>/dev/null
-	# DEPLOY_LOGDIR=DIR keeps the job logs and reports for a look afterwards.
-	[ -n "${DEPLOY_LOGDIR:-}" ] && mkdir -p "$DEPLOY_LOGDIR" && cp "$T"/*.log "$T"/*.json "$DEPLOY_LOGDIR"/ 2>/dev/null
+	netns_cleanup
+	keep_logs "$T"/*.log "$T"/*.json
 	rm -rf "$T"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ns_of() { # host name -> namespace name
-	echo "${P}$1"
-}
+on_exit cleanup
 
 # --- build the "cluster" ----------------------------------------------------------------
-setup() {
-	local i=0 h ns
-	ip netns add "$SW" || return 1
-	NSES="$SW"
-	ip -n "$SW" link set lo up &&
-		ip -n "$SW" link add br0 type bridge &&
-		ip -n "$SW" link set br0 up || return 1
-	: >"$T/hosts"
-	for h in $HOSTS; do
-		echo "10.77.0.$((10 + i)) $h" >>"$T/hosts"
-		i=$((i + 1))
-	done
-	i=0
-	for h in $HOSTS; do
-		ns=$(ns_of "$h")
-		ip netns add "$ns" || return 1
-		NSES="$NSES $ns"
-		# One end in the host namespace (eth0), the other on the bridge (v<i>).
-		ip link add "${P}v$i" type veth peer name eth0 netns "$ns" || return 1
-		ip link set "${P}v$i" netns "$SW" &&
-			ip -n "$SW" link set "${P}v$i" master br0 &&
-			ip -n "$SW" link set "${P}v$i" up &&
-			ip -n "$ns" link set lo up &&
-			ip -n "$ns" addr add "10.77.0.$((10 + i))/24" dev eth0 &&
-			ip -n "$ns" link set eth0 up || return 1
-		# ip netns exec bind-mounts these over /etc/hosts and /etc/resolv.conf: names resolve
-		# locally, and a DNS query (if anything tried one) would go to the namespace's own lo.
-		mkdir -p "/etc/netns/$ns" || return 1
-		{ echo "127.0.0.1 localhost"; cat "$T/hosts"; } >"/etc/netns/$ns/hosts"
-		echo "nameserver 127.0.0.1" >"/etc/netns/$ns/resolv.conf"
-		echo "$h $ns" >>"$T/nsmap"
-		i=$((i + 1))
-	done
-}
-if ! setup >"$T/setup.log" 2>&1; then
+# shellcheck disable=SC2086
+if ! netns_cluster 10.77.0 "$T" $HOSTS >"$T/setup.log" 2>&1; then
 	echo "1..0 # SKIP cannot create network namespaces, veth pairs or a bridge here: $(tail -n 1 "$T/setup.log")"
 	exit 0
 fi
@@ -155,14 +79,14 @@ EOF
 chmod +x "$T/agent"
 printf 'head slots=1\nnode1 slots=1\nnode2 slots=1\nnode3 slots=1\n' >"$T/hostfile"
 
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpi_as_root
 MPIRUN_ARGS="--hostfile $T/hostfile --mca plm_rsh_agent $T/agent
  --mca btl self,vader,tcp --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24
  --mca oob_tcp_keepalive_time $KA_TIME --mca oob_tcp_keepalive_intvl $KA_INTVL
  --mca oob_tcp_keepalive_probes $KA_PROBES"
 
 on_head() { # run a command line in the head namespace, hostname "head"
-	ip netns exec "$(ns_of head)" unshare --uts /bin/sh -c 'hostname head && exec "$@"' sh "$@"
+	as_host head "$@"
 }
 
 echo "1..$PLAN"
@@ -176,11 +100,7 @@ check "mpirun through the rsh agent runs on head, node1, node2, node3" \
 [ "$n" -eq 1 ] && [ "$failed" -eq 0 ] || diag <"$T/hostname.out"
 
 # --- the real binary ---------------------------------------------------------------------
-if [ ! -x "$DRENDER" ]; then
-	notok "drender binary exists at $DRENDER (run make)"
-	fail_rest "cannot run without the drender binary ($DRENDER)"
-fi
-ok "drender binary exists at $DRENDER"
+check_drender
 printf 'BLENDER-v300 fake scene for drender deploy tests\n' >"$T/scene.blend"
 mkdir -p "$T/out"
 
@@ -196,19 +116,8 @@ drender_job() {
 }
 # wait_job SECONDS: wait for JOB_PID at most SECONDS; JOB_RC = its status (124 if killed)
 wait_job() {
-	local deadline=$(($(date +%s) + $1))
-	while kill -0 "$JOB_PID" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
-	if kill -0 "$JOB_PID" 2>/dev/null; then
-		kill -9 "$JOB_PID" 2>/dev/null
-		wait "$JOB_PID" 2>/dev/null
-		JOB_RC=124
-	else
-		wait "$JOB_PID"
-		JOB_RC=$?
-	fi
-}
-frames_on_disk() {
-	find "$T/out" -maxdepth 1 -name 'frame_[0-9][0-9][0-9][0-9].png' -size +0 | wc -l
+	wait_pid "$JOB_PID" "$1"
+	JOB_RC=$?
 }
 # report_summary FILE: "frames=N rendered=R skipped=S hosts=H" plus "# host: count" lines
 report_summary() {
@@ -229,17 +138,8 @@ for h, c in sorted(hosts.items(), key=lambda kv: str(kv[0])):
 EOF
 }
 leftovers() { # processes of ours still alive: in the host namespaces, or naming our scene
-	local ns
-	for ns in $NSES; do ip netns pids "$ns"; done
+	netns_pids
 	pgrep -f "$T/scene.blend"
-}
-no_leftovers_within() { # wait up to $1 s for no leftover process
-	local deadline=$(($(date +%s) + $1))
-	while [ -n "$(leftovers)" ]; do
-		[ "$(date +%s)" -ge "$deadline" ] && return 1
-		sleep 0.5
-	done
-	return 0
 }
 
 # --- part 1: render across the hosts ------------------------------------------------------
@@ -253,7 +153,7 @@ summary=$(report_summary "$T/full.json" 2>&1)
 echo "$summary" | grep '^#'
 hosts=$(echo "$summary" | sed -n 's/.*hosts=\([0-9]*\).*/\1/p')
 check "report: frames rendered on >= 2 distinct hosts (got ${hosts:-none})" [ "${hosts:-0}" -ge 2 ]
-check "no drender or Blender process left after the job" no_leftovers_within 10
+check "no drender or Blender process left after the job" gone_within 10 leftovers
 
 reachable_again() { # after the link is back up, wait until the launcher reaches node3 again
 	local t0=$SECONDS i
@@ -270,7 +170,7 @@ reachable_again() { # after the link is back up, wait until the launcher reaches
 }
 only_missing_rendered() { # HOW RENDERED SKIPPED BEFORE
 	[ "$2" = $((FRAMES - $4)) ] && [ "$3" = "$4" ] &&
-		[ -z "$(comm -23 "$T/$1.before" "$T/$1.after")" ]
+		untouched "$T/$1.before" "$T/$1.after"
 }
 
 # --- part 2: a host goes away mid-job ------------------------------------------------------
@@ -305,14 +205,14 @@ lose_host() {
 	echo "# lines naming node3:"
 	diag <"$T/$how.err"
 	check "$how: an error message names the lost host node3" [ -s "$T/$how.err" ]
-	check "$how: no drender or Blender process left (any namespace)" no_leftovers_within 15
+	check "$how: no drender or Blender process left (any namespace)" gone_within 15 leftovers
 	if [ "$how" = link ]; then
 		ip -n "$SW" link set "${P}v3" up
 		reachable_again
 	fi
 	# Re-run: only the missing frames are rendered, the others are left as they are.
 	before=$(frames_on_disk)
-	find "$T/out" -maxdepth 1 -name 'frame_*.png' -printf '%f %i %T@\n' | sort >"$T/$how.before"
+	list_frames "$T/$how.before"
 	drender_job "$how-rerun"
 	wait_job 120
 	local after
@@ -325,7 +225,7 @@ lose_host() {
 	local rendered skipped
 	rendered=$(echo "$summary" | sed -n 's/.*rendered=\([0-9]*\).*/\1/p')
 	skipped=$(echo "$summary" | sed -n 's/.*skipped=\([0-9]*\).*/\1/p')
-	find "$T/out" -maxdepth 1 -name 'frame_*.png' -printf '%f %i %T@\n' | sort >"$T/$how.after"
+	list_frames "$T/$how.after"
 	check "$how: re-run rendered only the $((FRAMES - before)) missing frames (report: rendered=${rendered:-?} skipped=${skipped:-?}; earlier files untouched)" \
 		only_missing_rendered "$how" "${rendered:-x}" "${skipped:-x}" "$before"
 }

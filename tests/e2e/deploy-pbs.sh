@@ -8,29 +8,14 @@
 # runs on 127.0.0.1 with the fake Blender.
 set -u
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-DRENDER=${DRENDER:-$ROOT/drender}
-FAKE=$ROOT/tests/fixtures/fake-blender
+# shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
+. "$(dirname "$0")/deploy-lib.bash"
 PBS_SCRIPT=$ROOT/scripts/pbs/drender.pbs
 PLAN=8
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() {
-	local d=$1
-	shift
-	if "$@"; then ok "$d"; else notok "$d"; return 1; fi
-}
-diag() { sed 's/^/# /'; }
+need_tools mpirun python3
 
-for tool in mpirun python3; do
-	command -v "$tool" >/dev/null 2>&1 || { echo "1..0 # SKIP $tool not installed"; exit 0; }
-done
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/drender-pbs.XXXXXX")
+T=$(new_tmp -d pbs)
 JOB_PID=""
 cleanup() {
 	[ -n "$JOB_PID" ] && kill -9 "$JOB_PID" 2>/dev/null
@@ -38,20 +23,15 @@ cleanup() {
 	for pid in $(pgrep -f "$T/"); do kill -9 "$pid" 2>/dev/null; done
 	rm -rf "$T"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+on_exit cleanup
 
 echo "1..$PLAN"
-if [ ! -x "$DRENDER" ]; then
-	while [ "$n" -lt "$PLAN" ]; do notok "no drender binary at $DRENDER (run make)"; done
-	exit 1
-fi
+need_drender
 
 mkdir -p "$T/work"
 printf 'BLENDER-v300 fake scene for the PBS test\n' >"$T/work/shot.blend"
 printf 'localhost\nlocalhost\nlocalhost\n' >"$T/nodefile"
 OUT=$T/work/output/shot
-frames_on_disk() { find "$OUT" -maxdepth 1 -name 'frame_[0-9][0-9][0-9][0-9].png' -size +0 2>/dev/null | wc -l; }
 rendered_skipped() {
 	python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["counts"]; print("rendered=%d skipped=%d" % (c["rendered"], c["skipped"]))' "$1" 2>/dev/null
 }
@@ -64,21 +44,12 @@ pbs_run() {
 		cd / &&
 			env PBS_NODEFILE="$T/nodefile" PBS_O_WORKDIR="$T/work" PBS_JOBID="42.pbs-test" \
 				OMP_NUM_THREADS=2 DRENDER="$DRENDER" DRENDER_BLENDER="$FAKE" FAKE_BLENDER_COST=0.1 \
-				OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
-				OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo \
-				OMPI_MCA_btl_base_warn_component_unused=0 \
+				"${MPI_ROOT_ENV[@]}" "${MPI_LOCAL_ENV[@]}" \
 				"$@" bash "$PBS_SCRIPT" ${PBS_ARGS:+$PBS_ARGS}
 	) >"$T/$name.log" 2>&1 &
 	JOB_PID=$!
-	local deadline=$((SECONDS + 90))
-	while kill -0 "$JOB_PID" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
-	if kill -0 "$JOB_PID" 2>/dev/null; then
-		kill -9 "$JOB_PID"
-		RC=124
-	else
-		wait "$JOB_PID"
-		RC=$?
-	fi
+	wait_pid "$JOB_PID" 90
+	RC=$?
 	JOB_PID=""
 }
 

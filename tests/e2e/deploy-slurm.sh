@@ -9,45 +9,17 @@
 # srun (PMIx) launcher too. Stops the daemons it started by PID, whatever happens.
 set -u
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-DRENDER=${DRENDER:-$ROOT/drender}
-FAKE=$ROOT/tests/fixtures/fake-blender
+# shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
+. "$(dirname "$0")/deploy-lib.bash"
 SBATCH_SCRIPT=$ROOT/scripts/slurm/drender.sbatch
 PLAN=18
 FRAMES=12
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() {
-	local d=$1
-	shift
-	if "$@"; then ok "$d"; else notok "$d"; return 1; fi
-}
-diag() { sed 's/^/# /'; }
-fail_rest() {
-	while [ "$n" -lt "$PLAN" ]; do notok "$1"; done
-	exit 1
-}
+skip_if_fast_only
+need_root "a private Slurm cluster needs root (slurmd runs jobs as their owner)"
+need_tools -h "(make deps installs slurm-wlm and munge)" munged munge slurmctld slurmd sbatch scontrol python3 mpirun
 
-if [ "${DR_E2E_FAST_ONLY:-}" = 1 ]; then
-	echo "1..0 # SKIP slow deployment test (DR_E2E_FAST_ONLY=1)"
-	exit 0
-fi
-if [ "$(id -u)" -ne 0 ]; then
-	echo "1..0 # SKIP a private Slurm cluster needs root (slurmd runs jobs as their owner)"
-	exit 0
-fi
-for tool in munged munge slurmctld slurmd sbatch scontrol python3 mpirun; do
-	if ! command -v "$tool" >/dev/null 2>&1; then
-		echo "1..0 # SKIP $tool not installed (make deps installs slurm-wlm and munge)"
-		exit 0
-	fi
-done
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/drender-slurm.XXXXXX")
+T=$(new_tmp -d slurm)
 chmod 755 "$T"
 # Before ANY Slurm command: the config in our directory (never DNS SRV look-ups).
 export SLURM_CONF=$T/slurm.conf
@@ -77,13 +49,6 @@ ours() {
 		fi
 	done
 }
-none_of_ours_within() { # wait up to $1 s until no job process or step daemon of ours is left
-	local deadline=$(($(date +%s) + $1))
-	while [ -n "$(ours)" ]; do
-		[ "$(date +%s)" -ge "$deadline" ] && return 1
-		sleep 0.5
-	done
-}
 cleanup() {
 	local pid
 	# Jobs and step daemons first, then the daemons we started.
@@ -91,12 +56,7 @@ cleanup() {
 	for pid in $PIDS; do stop_pid "$pid"; done
 	rm -rf "$T"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+on_exit cleanup
 
 echo "1..$PLAN"
 
@@ -176,16 +136,12 @@ fi
 check "srun --mpi=list offers pmix" eval "srun --mpi=list 2>&1 | grep -q pmix"
 
 # --- the job -------------------------------------------------------------------------------
-if [ ! -x "$DRENDER" ]; then
-	notok "drender binary exists at $DRENDER (run make)"
-	fail_rest "cannot run without the drender binary ($DRENDER)"
-fi
-ok "drender binary exists at $DRENDER"
+check_drender
 
 printf 'BLENDER-v300 fake scene for the Slurm test\n' >"$T/work/tiny.blend"
 OUT=$T/work/frames
 export DRENDER DRENDER_BLENDER=$FAKE FAKE_BLENDER_COST=0.2 DRENDER_OUTPUT=$OUT/frame_####
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpi_as_root
 # Three tasks (rank 0 + two render nodes) on a 2-CPU node need --overcommit; 2 threads each.
 SUBMIT=(sbatch --parsable --overcommit --ntasks=3 --cpus-per-task=2 --time=5
 	--output="$T/work/job-%j.log")
@@ -206,7 +162,6 @@ wait_job() { # wait until the job has finished (deadline in seconds)
 	done
 	return 1
 }
-frames_on_disk() { find "$OUT" -maxdepth 1 -name 'frame_[0-9][0-9][0-9][0-9].png' -size +0 2>/dev/null | wc -l; }
 report_counts() { # REPORT -> "rendered=R skipped=S ranks=N"
 	python3 - "$1" <<'EOF'
 import json, sys
@@ -243,7 +198,7 @@ check "report in the output directory: $FRAMES frames rendered by 2 render ranks
 
 # --- resume: resubmitting the same command renders only what is missing ---------------------
 rm -f "$OUT/frame_0003.png" "$OUT/frame_0007.png" "$OUT/frame_0011.png"
-find "$OUT" -name 'frame_*.png' -printf '%f %i %T@\n' | sort >"$T/before"
+list_frames "$T/before"
 submit "$SBATCH_SCRIPT" "$T/work/tiny.blend" 1 "$FRAMES"
 wait_job 120
 state=$(job_field JobState) code=$(job_field ExitCode)
@@ -252,9 +207,9 @@ check "resubmitted job $JOB COMPLETED with ExitCode=0:0 (got $state $code)" [ "$
 got=$(frames_on_disk)
 counts=$(report_counts "$OUT/drender-$JOB.json")
 echo "# report: $counts"
-find "$OUT" -name 'frame_*.png' -printf '%f %i %T@\n' | sort >"$T/after"
+list_frames "$T/after"
 check "resume: all $FRAMES frames again, only the 3 deleted ones rendered, the others untouched ($counts)" \
-	eval "[ $got -eq $FRAMES ] && [ '$counts' = 'rendered=3 skipped=$((FRAMES - 3)) ranks=${counts##*ranks=}' ] && [ -z \"\$(comm -23 '$T/before' '$T/after')\" ]"
+	eval "[ $got -eq $FRAMES ] && [ '$counts' = 'rendered=3 skipped=$((FRAMES - 3)) ranks=${counts##*ranks=}' ] && untouched '$T/before' '$T/after'"
 
 # --- requeue: a job requeued mid-render (as after a node failure) resumes -------------------
 rm -rf "$OUT"
@@ -312,7 +267,7 @@ state=$(job_field JobState) code=$(job_field ExitCode)
 check "missing scene: job FAILED with ExitCode=2:0 (got $state $code)" [ "$state/$code" = "FAILED/2:0" ]
 
 # --- no processes left; the daemons stop -------------------------------------------------------
-none_of_ours_within 15
+gone_within 15 ours
 left=$(ours | tr '\n' ' ')
 check "no job process (drender, Blender, mpirun) or step daemon left after the jobs (${left:-none})" [ -z "$left" ]
 all_stopped() {

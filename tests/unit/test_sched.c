@@ -718,6 +718,24 @@ static void test_tail_speculate(void)
 	dr_sched_destroy(s);
 }
 
+/* Tail control: a frame still running long after its neighbours finished marks its stretch as
+ * expensive before it ends. */
+static void test_tail_running_estimate(void)
+{
+	int fr[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, out[4];
+	dr_sched *s = mk_tail(fr, 10, 2);
+
+	dr_sched_next(s, 0, 0, out, 4); /* 1 */
+	dr_sched_next(s, 1, 0, out, 4); /* 10, still running below */
+	dr_sched_done(s, 0, 1, 1.0);
+	dr_sched_next(s, 0, 1, out, 4);
+	is_int(out[0], 5, "est: sampling picks the middle");
+	dr_sched_done(s, 0, 5, 1.0);
+	dr_sched_next(s, 0, 3, out, 4);
+	is_int(out[0], 8, "est: frame 10 running for 3 s (neighbours took 1 s): its stretch (8-9) first");
+	dr_sched_destroy(s);
+}
+
 int main(void)
 {
 	test_create();
@@ -735,5 +753,6 @@ int main(void)
 	test_property();
 	test_tail_order();
 	test_tail_speculate();
+	test_tail_running_estimate();
 	return done_testing();
 }

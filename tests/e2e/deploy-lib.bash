@@ -1,0 +1,193 @@
+# Shared helpers for the deployment tests (sourced by tests/e2e/deploy-*.sh): paths, TAP output,
+# skip conditions, temporary directories, clean-up traps, Open MPI's environment, and the
+# "cluster" of network namespaces that deploy-netns.sh and deploy-compose-sim.sh build.
+# Named .bash, not .sh: every tests/e2e/*.sh but lib.sh is run as a test.
+#
+# The TAP counters are n (tests so far) and failed; a test sets PLAN before calling fail_rest.
+# shellcheck shell=bash
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+DRENDER=${DRENDER:-$ROOT/drender}
+# shellcheck disable=SC2034 # the fake Blender, for the tests that source this
+FAKE=$ROOT/tests/fixtures/fake-blender
+
+# --- TAP -------------------------------------------------------------------------------------
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
+check() { # check DESCRIPTION COMMAND... : ok when the command succeeds
+	local d=$1
+	shift
+	if "$@"; then ok "$d"; else notok "$d"; return 1; fi
+}
+diag() { sed 's/^/# /'; }
+fail_rest() { # the remaining tests cannot run: fail them, saying why
+	while [ "$n" -lt "$PLAN" ]; do notok "$1"; done
+	exit 1
+}
+skip_all() {
+	echo "1..0 # SKIP $*"
+	exit 0
+}
+
+# --- what a test needs -----------------------------------------------------------------------
+skip_if_fast_only() { # the deployment tests are slow: DR_E2E_FAST_ONLY=1 skips them
+	if [ "${DR_E2E_FAST_ONLY:-}" = 1 ]; then skip_all "slow deployment test (DR_E2E_FAST_ONLY=1)"; fi
+}
+need_root() { # need_root WHY: skip the test (saying WHY) unless run as root
+	[ "$(id -u)" -eq 0 ] || skip_all "$1"
+}
+need_tools() { # need_tools [-h HINT] TOOL...: skip "TOOL not installed[ HINT]" unless all are on PATH
+	local hint="" tool
+	if [ "$1" = -h ]; then
+		hint=" $2"
+		shift 2
+	fi
+	for tool; do
+		command -v "$tool" >/dev/null 2>&1 || skip_all "$tool not installed$hint"
+	done
+}
+# Tests with a plan of their own: the drender binary, or every remaining test fails.
+need_drender() { # all tests fail (not ok) without it
+	[ -x "$DRENDER" ] || fail_rest "no drender binary at $DRENDER (run make)"
+}
+check_drender() { # one test: the binary exists; without it the remaining tests fail
+	if [ ! -x "$DRENDER" ]; then
+		notok "drender binary exists at $DRENDER (run make)"
+		fail_rest "cannot run without the drender binary ($DRENDER)"
+	fi
+	ok "drender binary exists at $DRENDER"
+}
+
+# --- temporary files, clean-up -----------------------------------------------------------------
+new_tmp() { # new_tmp [-d] NAME: print the path of a new temporary file (-d: directory) drender-NAME.*
+	local opt=()
+	if [ "$1" = -d ]; then
+		opt=(-d)
+		shift
+	fi
+	mktemp "${opt[@]}" "${TMPDIR:-/tmp}/drender-$1.XXXXXX"
+}
+on_exit() { # on_exit FUNCTION: run it whatever happens (exit, or Ctrl-C / SIGTERM: status 130)
+	# shellcheck disable=SC2064
+	trap "$1" EXIT
+	trap 'exit 130' INT TERM
+}
+keep_logs() { # keep_logs FILE...: DEPLOY_LOGDIR=DIR keeps the test's logs for a look afterwards
+	[ -n "${DEPLOY_LOGDIR:-}" ] && mkdir -p "$DEPLOY_LOGDIR" && cp "$@" "$DEPLOY_LOGDIR"/ 2>/dev/null
+}
+gone_within() { # gone_within SECONDS COMMAND...: wait until COMMAND prints nothing; 1 at the deadline
+	local deadline=$(($(date +%s) + $1))
+	shift
+	while [ -n "$("$@")" ]; do
+		[ "$(date +%s)" -ge "$deadline" ] && return 1
+		sleep 0.5
+	done
+	return 0
+}
+wait_pid() { # wait_pid PID SECONDS: its exit status, or 124 after SIGKILL if still running then
+	local pid=$1 deadline=$(($(date +%s) + $2))
+	while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -9 "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		return 124
+	fi
+	wait "$pid"
+}
+free_port() { # a TCP port free on 127.0.0.1 just now
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- frames ------------------------------------------------------------------------------------
+frames_on_disk() { # frames in $OUT (frame_NNNN.png, not empty)
+	find "$OUT" -maxdepth 1 -name 'frame_[0-9][0-9][0-9][0-9].png' -size +0 2>/dev/null | wc -l
+}
+list_frames() { # list_frames FILE: name, inode and mtime of each frame in $OUT, to FILE
+	find "$OUT" -name 'frame_*.png' -printf '%f %i %T@\n' | sort >"$1"
+}
+untouched() { # untouched BEFORE AFTER (list_frames files): no frame of BEFORE was replaced or removed
+	[ -z "$(comm -23 "$1" "$2")" ]
+}
+
+# --- Open MPI ----------------------------------------------------------------------------------
+MPI_ROOT_ENV=(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1)
+# A job on this machine only: traffic on loopback, no banner about unused components.
+# shellcheck disable=SC2034 # used by the tests that source this
+MPI_LOCAL_ENV=(OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
+	OMPI_MCA_btl_base_warn_component_unused=0)
+mpi_as_root() { export "${MPI_ROOT_ENV[@]}"; } # these tests run as root
+
+# --- a cluster of network namespaces -----------------------------------------------------------
+# netns_init PREFIX: names (PREFIX + this shell's PID, short enough for link names) for
+# netns_cluster; nothing is made yet. netns_cleanup removes whatever netns_cluster made.
+netns_init() {
+	P=$1$$
+	SW=${P}sw
+	NSES=""
+	MADE_ETC_NETNS=0
+	[ -d /etc/netns ] || MADE_ETC_NETNS=1
+}
+ns_of() { # host name -> namespace name
+	echo "${P}$1"
+}
+# netns_cluster NET DIR HOST...: a switch namespace ($SW) holding a bridge, and one namespace per
+# HOST joined to the bridge by a veth pair (eth0 inside, ${P}v<i> on the bridge), with address
+# NET.10, NET.11, ... (/24) that exists only inside these namespaces. DIR/hosts maps addresses to
+# host names, DIR/nsmap host names to namespaces.
+netns_cluster() {
+	local net=$1 dir=$2 i=0 h ns
+	shift 2
+	ip netns add "$SW" || return 1
+	NSES=$SW
+	ip -n "$SW" link set lo up &&
+		ip -n "$SW" link add br0 type bridge &&
+		ip -n "$SW" link set br0 up || return 1
+	: >"$dir/hosts"
+	: >"$dir/nsmap"
+	for h; do
+		echo "$net.$((10 + i)) $h" >>"$dir/hosts"
+		i=$((i + 1))
+	done
+	i=0
+	for h; do
+		ns=$(ns_of "$h")
+		ip netns add "$ns" || return 1
+		NSES="$NSES $ns"
+		ip link add "${P}v$i" type veth peer name eth0 netns "$ns" &&
+			ip link set "${P}v$i" netns "$SW" &&
+			ip -n "$SW" link set "${P}v$i" master br0 &&
+			ip -n "$SW" link set "${P}v$i" up &&
+			ip -n "$ns" link set lo up &&
+			ip -n "$ns" addr add "$net.$((10 + i))/24" dev eth0 &&
+			ip -n "$ns" link set eth0 up || return 1
+		# ip netns exec bind-mounts these over /etc/hosts and /etc/resolv.conf: names resolve
+		# locally, and a DNS query (if anything tried one) would go to the namespace's own lo.
+		mkdir -p "/etc/netns/$ns" &&
+			{ echo "127.0.0.1 localhost"; cat "$dir/hosts"; } >"/etc/netns/$ns/hosts" &&
+			echo "nameserver 127.0.0.1" >"/etc/netns/$ns/resolv.conf" || return 1
+		echo "$h $ns" >>"$dir/nsmap"
+		i=$((i + 1))
+	done
+}
+as_host() { # as_host HOST COMMAND...: run COMMAND in HOST's namespace, under HOST as UTS hostname
+	local host=$1
+	shift
+	# shellcheck disable=SC2016 # $0 and $@ are the inner shell's
+	ip netns exec "$(ns_of "$host")" unshare --uts /bin/sh -c 'hostname "$0" && exec "$@"' "$host" "$@"
+}
+netns_pids() { # the processes in our namespaces
+	local ns
+	for ns in $NSES; do ip netns pids "$ns"; done
+}
+netns_cleanup() { # kill everything in our namespaces, remove them and their /etc/netns entries
+	local pid ns
+	for pid in $(netns_pids 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+	for ns in $NSES; do
+		ip netns del "$ns" 2>/dev/null
+		rm -rf "/etc/netns/$ns"
+	done
+	if [ "$MADE_ETC_NETNS" = 1 ]; then rmdir /etc/netns 2>/dev/null; fi
+}
