@@ -732,7 +732,8 @@ static void test_tail_running_estimate(void)
 	is_int(out[0], 5, "est: sampling picks the middle");
 	dr_sched_done(s, 0, 5, 1.0);
 	dr_sched_next(s, 0, 3, out, 4);
-	is_int(out[0], 8, "est: frame 10 running for 3 s (neighbours took 1 s): its stretch (8-9) first");
+	is_int(out[0], 8,
+	       "est: frame 10 running for 3 s (neighbours took 1 s): its stretch (8-9) first");
 	dr_sched_destroy(s);
 }
 
