@@ -57,11 +57,17 @@ int dr_sched_skip(dr_sched *s, int frame);
  * cost, then the frame whose nearest started neighbour took (or is taking) longest goes first,
  * so expensive stretches start early instead of ending the job; and once nothing is pending, an
  * idle slot
- * gets a speculative copy of a straggler (a frame running more than twice as long as its
- * nearest finished neighbour took, and at least 1 s): the first valid result wins.
+ * gets a speculative copy of a straggler (a frame running more than 1.5 times as long as either
+ * neighbour handed out next to it took or has run, and at least 1 s): the first valid result
+ * wins.
  * Returns the count (> 0); 0 if nothing for this slot now (ask again after the next change);
  * -1 if this slot will never get work again (job finished, or slot excluded or gone). */
 int dr_sched_next(dr_sched *s, int slot, double now, int *out, int max);
+
+/* The same for a slot that is still rendering (its next task, to start when it is done): never
+ * a speculative copy, and with tail control, when the frame in flight is an expensive one, the
+ * frames estimated cheapest rather than dearest (nothing expensive waits behind it). */
+int dr_sched_next_ahead(dr_sched *s, int slot, double now, int *out, int max);
 
 /* FRAME rendered by SLOT in SECONDS. Returns 0, or -1 if FRAME is not running on SLOT. A copy
  * of it still running elsewhere is abandoned: see dr_sched_other. */

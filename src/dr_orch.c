@@ -445,10 +445,13 @@ static int find_work(dr_orch *r, int slot, bool *never, char *err, size_t errlen
 			bool pending = dr_sched_count(j->sched).pending > 0;
 			if (j->ended)
 				continue;
-			/* a node still rendering gets its next task from the same job only, and
-			 * never a speculative copy: those are for idle nodes */
+			/* A node still rendering gets its next task from the same job only, and
+			 * only while plenty is pending: near the end a frame held behind a long one
+			 * would wait while other nodes idle. Speculative copies are for idle nodes.
+			 */
 			if (r->nodes[slot].inflight > 0 &&
-			    (j->num != r->nodes[slot].job || pass == 2))
+			    (j->num != r->nodes[slot].job || pass == 2 ||
+			     dr_sched_count(j->sched).pending <= (size_t)r->nslots))
 				continue;
 			if (pass == 0 &&
 			    (!pending || j->priority != top || !same_settings(j, loaded)))
@@ -457,7 +460,9 @@ static int find_work(dr_orch *r, int slot, bool *never, char *err, size_t errlen
 				continue;
 			if (pass == 2 && (pending || have_top))
 				continue; /* copies of stragglers only when nothing is pending */
-			k = dr_sched_next(j->sched, slot, now, frames, DR_CHUNK_MAX);
+			k = r->nodes[slot].inflight > 0
+			            ? dr_sched_next_ahead(j->sched, slot, now, frames, DR_CHUNK_MAX)
+			            : dr_sched_next(j->sched, slot, now, frames, DR_CHUNK_MAX);
 			if (k > 0)
 				return assign(r, slot, j, frames, k, err, errlen) ? -1 : 1;
 		}

@@ -172,6 +172,8 @@ static size_t lower_bound(const size_t *a, size_t n, size_t i)
 	return lo;
 }
 
+static int next(dr_sched *s, int slot, double now, int *out, int max, bool ahead);
+
 /* Insert I into the ascending array A of N elements (if not there yet). */
 static void insert_sorted(size_t *a, size_t *n, size_t i)
 {
@@ -216,12 +218,13 @@ static double estimate(const dr_sched *s, size_t i, double now)
 
 /* Tail control's choice among eligible pending frames: the farthest from anything started while
  * sampling (fewer finished frames than slots), then the highest estimated cost (ties to the
- * lower index). SIZE_MAX if none is eligible. */
-static size_t pick_smart(const dr_sched *s, int slot, double now)
+ * lower index). CHEAP (a task held behind a long frame): the lowest estimated cost instead, so
+ * that no expensive frame waits behind another. SIZE_MAX if none is eligible. */
+static size_t pick_smart(const dr_sched *s, int slot, double now, bool cheap)
 {
 	size_t best = SIZE_MAX;
 	double best_score = -1;
-	bool sampling = s->nknown < (size_t)s->cfg.nslots;
+	bool sampling = !cheap && s->nknown < (size_t)s->cfg.nslots;
 
 	for (size_t i = s->first_pending; i < s->n; i++) {
 		const dr_fitem *it = &s->items[i];
@@ -232,13 +235,36 @@ static size_t pick_smart(const dr_sched *s, int slot, double now)
 			score = s->ntouched ? (double)dist(nearest(s->touched, s->ntouched, i), i)
 			                    : (i == 0 ? 1 : 0);
 		else
-			score = estimate(s, i, now);
-		if (score > best_score) {
+			score = estimate(s, i, now) * (cheap ? -1 : 1);
+		if (best == SIZE_MAX || score > best_score) {
 			best_score = score;
 			best = i;
 		}
 	}
 	return best;
+}
+
+/* What the frames handed out next to frame I (one each side) took, or have run so far: the
+ * larger. A frame is only slow for its place if it runs much longer than both; a stretch of
+ * expensive frames is not a straggler. Falls back to the nearest finished frame. */
+static double neighbours_cost(const dr_sched *s, size_t i, double now)
+{
+	size_t p = lower_bound(s->touched, s->ntouched, i);
+	size_t side[2] = {p > 0 ? s->touched[p - 1] : SIZE_MAX,
+	                  p + 1 < s->ntouched ? s->touched[p + 1] : SIZE_MAX};
+	double cost = -1;
+
+	for (int k = 0; k < 2; k++) {
+		if (side[k] == SIZE_MAX)
+			continue;
+		const dr_fitem *t = &s->items[side[k]];
+		double c = t->state == DR_F_DONE      ? t->seconds
+		           : t->state == DR_F_RUNNING ? now - t->started
+		                                      : -1;
+		if (c > cost)
+			cost = c;
+	}
+	return cost >= 0 ? cost : s->items[nearest(s->known, s->nknown, i)].seconds;
 }
 
 /* With nothing pending: the straggler SLOT should copy, or SIZE_MAX. */
@@ -255,13 +281,31 @@ static size_t pick_straggler(const dr_sched *s, int slot, double now)
 		    failed_on(s, i, slot))
 			continue;
 		double ran = now - it->started;
-		double expect = s->items[nearest(s->known, s->nknown, i)].seconds;
-		if (ran >= 1.0 && ran > 2 * expect && ran - 2 * expect > best_over) {
-			best_over = ran - 2 * expect;
+		double expect = neighbours_cost(s, i, now);
+		if (ran >= 1.0 && ran > 1.5 * expect && ran - 1.5 * expect > best_over) {
+			best_over = ran - 1.5 * expect;
 			best = i;
 		}
 	}
 	return best;
+}
+
+/* Is SLOT's frame in flight one of the expensive kind (its neighbours cost more than twice the
+ * mean of the finished frames)? Then a task held behind it would wait long. */
+static bool busy_long(const dr_sched *s, int slot, double now)
+{
+	double mean = 0;
+	if (s->nknown == 0)
+		return false;
+	for (size_t k = 0; k < s->nknown; k++)
+		mean += s->items[s->known[k]].seconds;
+	mean /= (double)s->nknown;
+	for (size_t i = 0; i < s->n; i++) {
+		const dr_fitem *it = &s->items[i];
+		if (it->state == DR_F_RUNNING && (it->slot == slot || it->dup_slot == slot))
+			return neighbours_cost(s, i, now) > 2 * mean;
+	}
+	return false;
 }
 
 static void start(dr_sched *s, size_t i, int slot, double now)
@@ -275,6 +319,18 @@ static void start(dr_sched *s, size_t i, int slot, double now)
 }
 
 int dr_sched_next(dr_sched *s, int slot, double now, int *out, int max)
+{
+	return next(s, slot, now, out, max, false);
+}
+
+int dr_sched_next_ahead(dr_sched *s, int slot, double now, int *out, int max)
+{
+	if (s->counts.pending == 0) /* no speculative copy for a busy slot */
+		return dr_sched_finished(s) || !usable(s, slot) ? -1 : 0;
+	return next(s, slot, now, out, max, true);
+}
+
+static int next(dr_sched *s, int slot, double now, int *out, int max, bool ahead)
 {
 	int k = 0;
 	size_t i;
@@ -298,7 +354,7 @@ int dr_sched_next(dr_sched *s, int slot, double now, int *out, int max)
 		s->first_pending++;
 	i = s->first_pending;
 	if (s->cfg.tail_control) {
-		i = pick_smart(s, slot, now);
+		i = pick_smart(s, slot, now, ahead && busy_long(s, slot, now));
 		if (i == SIZE_MAX)
 			return 0;
 	}
