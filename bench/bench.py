@@ -422,6 +422,14 @@ def cmd_real(args):
                                            for x in ok])}
         base[name] = s["wall_median"]
         data["summary"].append(s)
+    by_rep = {}
+    for x in data["runs"]:
+        if x["ok"]:
+            by_rep.setdefault(x["rep"], {})[x["contender"]] = x["wall"]
+    for s in data["summary"]:
+        pr = [r[s["contender"]] / r["blender -a"] for r in by_rep.values()
+              if s["contender"] in r and r.get("blender -a")]
+        s["paired_ratio_to_single"] = median(pr)
     single = base.get("blender -a")
     per_frame = base.get("per frame x%d" % ctx.cores)
     rows = []
@@ -430,21 +438,25 @@ def cmd_real(args):
         s["ratio_to_single"] = w / single if w and single else None
         s["ratio_to_per_frame"] = w / per_frame if w and per_frame else None
         if s["ok_runs"] == 0:
-            rows.append([s["contender"], "FAILED", "-", "-", "-", "-", "-", "-"])
+            rows.append([s["contender"], "FAILED", "-", "-", "-", "-", "-", "-", "-"])
             continue
         note = "" if not s["failed_runs"] else " (%d failed)" % s["failed_runs"]
         rows.append([s["contender"], fmt(w) + note,
                      "%s-%s" % (fmt(s["wall_min"], "%.1f"), fmt(s["wall_max"], "%.1f")),
-                     fmt(s["ratio_to_single"], "%.2fx"), fmt(s["ratio_to_per_frame"], "%.2fx"),
+                     fmt(s["ratio_to_single"], "%.2fx"), fmt(s["paired_ratio_to_single"], "%.2fx"),
+                     fmt(s["ratio_to_per_frame"], "%.2fx"),
                      fmt(s["pure_median"], "%.1f"), "%s x %s" % (s["nodes"], s["threads"]),
                      fmt(s["overhead_per_frame"], "%.3f")])
     print("Real Blender, one machine: frames %d-%d of %s, %d cores, median of %d alternating runs"
           % (args.first, args.last, os.path.basename(ctx.scene), ctx.cores, args.reps))
-    print(table(["contender", "wall s", "range", "vs -a", "vs per-frame", "render s",
+    print(table(["contender", "wall s", "range", "vs -a", "paired vs -a", "vs per-frame",
+                 "render s",
                  "procs x thr", "overhead s/frame"], rows))
     print("  overhead per frame = (wall x processes - pure render time) / frames; render s = sum"
           " of per-frame render times:\n  Blender's ' Time:' lines (drender --one-shot shows them"
-          " with -v), for warm drender the report's per-frame 'seconds' (render + save).")
+          " with -v), for warm drender the report's per-frame 'seconds' (render + save);\n  vs = ratio"
+          " of medians; paired vs -a = median over repetitions of wall / the same repetition's "
+          "blender -a wall.")
     for s in data["summary"]:
         if s["failed_runs"]:
             errs = [x["error"] for x in data["runs"] if x["contender"] == s["contender"]
@@ -677,8 +689,8 @@ def cmd_scale(args):
           "bound for the nodes' actual ready times (staggered start-up of the fake Blenders "
           "excluded too);\n  disp = report 'dispatch_seconds'%s; gap = a node's Blender idle "
           "between finishing a frame and starting the next (fake Blender timestamps);\n  rank0 "
-          "cpu = user+sys of rank 0 over the whole job (wait4 rusage), %%core = that / rank 0's "
-          "wall; ready = seconds from mpirun start to a node's first frame."
+          "cpu = user+sys of rank 0 over the whole job, wait4 rusage / the report's "
+          "'rank0_cpu_seconds'; %%core = the first / rank 0's wall;\n  ready = seconds from mpirun start to a node's first frame."
           % ("" if report_has["dispatch"] else " (not in this drender's report: '-')"))
     print()
     dat = os.path.join(os.path.dirname(os.path.abspath(args.json)), "efficiency.dat")
