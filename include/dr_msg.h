@@ -20,7 +20,8 @@ enum dr_msg_type {
 	DR_MSG_STOP,      /* 0 -> node: no more work; quit Blender and finish */
 	DR_MSG_HEARTBEAT, /* node -> 0: still alive (sent when nothing else was for a while) */
 	DR_MSG_JOB,       /* 0 -> node: settings of job (JSON in text), sent before its tasks */
-	DR_MSG_CANCEL,    /* 0 -> node: drop job's frame (or all its frames if frame < 0) */
+	DR_MSG_CANCEL,    /* 0 -> node: drop job's frame (or all its frames if frame < 0); with
+	                   * n = 1 only if it has not started yet */
 };
 
 typedef struct dr_msg {

@@ -32,12 +32,15 @@ typedef struct dr_ojob {
 typedef struct dr_orch_node {
 	int pid;
 	bool hello, ready;
-	bool waiting;     /* asked for work, not answered yet */
-	bool stopped;     /* STOP sent */
-	double last_seen; /* when it last said anything (monotonic seconds) */
-	int announced;    /* job whose settings it was last sent, -1 = none */
-	int job;          /* job of the frames it has in flight, -1 = none */
-	int inflight;     /* frames handed to it and not reported yet */
+	bool waiting;                 /* asked for work, not answered yet */
+	bool stopped;                 /* STOP sent */
+	double last_seen;             /* when it last said anything (monotonic seconds) */
+	int announced;                /* job whose settings it was last sent, -1 = none */
+	int job;                      /* job of the frames it has in flight, -1 = none */
+	int frames[2 * DR_CHUNK_MAX]; /* handed to it, not reported yet, in the order it renders
+	                               * them: frames[0] is in flight, the rest wait behind it */
+	int nframes;
+	int revoking; /* a waiting frame being taken back for an idle node, -1 = none */
 } dr_orch_node;
 
 typedef struct dr_orch {

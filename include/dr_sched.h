@@ -81,6 +81,10 @@ int dr_sched_fail(dr_sched *s, int slot, int frame, const char *error);
  * theirs (the node is stopping, or was asked to give them back). Returns how many. */
 size_t dr_sched_requeue(dr_sched *s, int slot);
 
+/* FRAME, handed to SLOT but not started there, goes back the same way (taken back for an idle
+ * slot). Returns 0, or -1 if FRAME is not running on SLOT. */
+int dr_sched_return(dr_sched *s, int slot, int frame);
+
 /* SLOT is gone for good (lost, or it cannot load the scene): its running frames go back to
  * pending, and it gets no more work. */
 void dr_sched_drop(dr_sched *s, int slot);

@@ -232,7 +232,9 @@ int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen)
 			        (size_t)(n->qhead + n->qlen - i - 1) * sizeof(int));
 			n->qlen--;
 		}
-		if (n->frame >= 0 && (m->frame < 0 || m->frame == n->frame)) {
+		/* n = 1: take it back only if it has not started (rank 0 wants it for an idle node)
+		 */
+		if (n->frame >= 0 && (m->frame < 0 || m->frame == n->frame) && m->n != 1) {
 			int frame = n->frame;
 			dr_node_abort(n); /* Blender restarts with the next frame */
 			n->idle_since = dr_now();

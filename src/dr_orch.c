@@ -39,7 +39,7 @@ int dr_orch_init(dr_orch *r, const dr_opts *o, dr_chan *chan, int tty, bool serv
 	for (int i = 0; i < r->nslots; i++) {
 		r->info[i].rank = chan->size == 1 ? 0 : i + 1;
 		r->nodes[i].last_seen = r->t0;
-		r->nodes[i].announced = r->nodes[i].job = -1;
+		r->nodes[i].announced = r->nodes[i].job = r->nodes[i].revoking = -1;
 	}
 	return 0;
 }
@@ -232,6 +232,43 @@ static void job_end_check(dr_orch *r, dr_ojob *j)
 	}
 }
 
+/* FRAME is no longer held by node ND (reported, dropped or taken back). */
+static void held_remove(dr_orch_node *nd, int frame)
+{
+	for (int i = 0; i < nd->nframes; i++)
+		if (nd->frames[i] == frame) {
+			memmove(&nd->frames[i], &nd->frames[i + 1],
+			        (size_t)(nd->nframes - i - 1) * sizeof nd->frames[0]);
+			if (--nd->nframes == 0)
+				nd->job = -1;
+			return;
+		}
+}
+
+/* Idle node SLOT found no fresh frame: take back one that waits behind another node's frame in
+ * flight (held ahead), rather than let it wait there while SLOT idles. Returns 1 if one is
+ * being taken back (SLOT gets it once the holder confirms), 0 if none, -1 on error. */
+static int take_back(dr_orch *r, int slot, char *err, size_t errlen)
+{
+	for (int h = 0; h < r->nslots; h++) {
+		dr_orch_node *nd = &r->nodes[h];
+		dr_ojob *j = job_of(r, nd->job);
+		if (h == slot || !j || j->ended)
+			continue;
+		if (nd->revoking >= 0)
+			return 1; /* one under way: wait for it */
+		const dr_slot_stats *st = dr_sched_slot(j->sched, slot);
+		if (nd->nframes < 2 || st->excluded || st->gone)
+			continue;
+		nd->revoking = nd->frames[nd->nframes - 1];
+		dr_debug("taking frame %d back from rank %d for idle rank %d", nd->revoking,
+		         r->info[h].rank, r->info[slot].rank);
+		dr_msg m = {.type = DR_MSG_CANCEL, .job = j->num, .frame = nd->revoking, .n = 1};
+		return send_to(r, h, &m, err, errlen) ? -1 : 1;
+	}
+	return 0;
+}
+
 static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t errlen)
 {
 	dr_ojob *j = job_of(r, m->job);
@@ -239,8 +276,14 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 	const dr_slot_stats *st;
 	bool was_excluded;
 
-	if (r->nodes[slot].inflight > 0 && --r->nodes[slot].inflight == 0)
-		r->nodes[slot].job = -1;
+	held_remove(&r->nodes[slot], m->frame);
+	if (r->nodes[slot].revoking == m->frame) {
+		r->nodes[slot].revoking = -1;
+		if (j && !j->ended && m->ok < 0) { /* taken back for an idle node */
+			dr_sched_return(j->sched, slot, m->frame);
+			return;
+		}
+	}
 	if (!j || j->ended || m->ok < 0)
 		return; /* cancelled meanwhile, a copy that lost, or a dropped frame's receipt */
 	st = dr_sched_slot(j->sched, slot);
@@ -302,7 +345,8 @@ static int on_loadfail(dr_orch *r, int slot, dr_ojob *j, const char *text, char 
 	dr_orch_node *nd = &r->nodes[slot];
 
 	nd->waiting = true; /* a LOADFAIL also asks for work */
-	nd->inflight = 0;
+	nd->nframes = 0;
+	nd->revoking = -1;
 	nd->job = -1;
 	nd->announced = -1;
 	if (!j && r->serve) {
@@ -347,7 +391,8 @@ int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errle
 	case DR_MSG_READY: /* the first request: the node holds nothing */
 		nd->ready = true;
 		nd->waiting = true;
-		nd->inflight = 0;
+		nd->nframes = 0;
+		nd->revoking = -1;
 		nd->job = -1;
 		break;
 	case DR_MSG_REQUEST: /* may come while it renders its last frame: one task ahead */
@@ -393,7 +438,8 @@ static int assign(dr_orch *r, int slot, dr_ojob *j, const int *frames, int k, ch
 	}
 	memcpy(m.frames, frames, (size_t)k * sizeof frames[0]);
 	nd->waiting = false;
-	nd->inflight += k;
+	for (int i = 0; i < k && nd->nframes < 2 * DR_CHUNK_MAX; i++)
+		nd->frames[nd->nframes++] = frames[i];
 	nd->job = j->num;
 	j->started = true;
 	return send_to(r, slot, &m, err, errlen);
@@ -449,7 +495,7 @@ static int find_work(dr_orch *r, int slot, bool *never, char *err, size_t errlen
 			 * only while plenty is pending: near the end a frame held behind a long one
 			 * would wait while other nodes idle. Speculative copies are for idle nodes.
 			 */
-			if (r->nodes[slot].inflight > 0 &&
+			if (r->nodes[slot].nframes > 0 &&
 			    (j->num != r->nodes[slot].job || pass == 2 ||
 			     dr_sched_count(j->sched).pending <= (size_t)r->nslots))
 				continue;
@@ -460,7 +506,7 @@ static int find_work(dr_orch *r, int slot, bool *never, char *err, size_t errlen
 				continue;
 			if (pass == 2 && (pending || have_top))
 				continue; /* copies of stragglers only when nothing is pending */
-			k = r->nodes[slot].inflight > 0
+			k = r->nodes[slot].nframes > 0
 			            ? dr_sched_next_ahead(j->sched, slot, now, frames, DR_CHUNK_MAX)
 			            : dr_sched_next(j->sched, slot, now, frames, DR_CHUNK_MAX);
 			if (k > 0)
@@ -487,16 +533,27 @@ int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 	if (r->njobs > 1)
 		qsort(r->jobs, r->njobs, sizeof *r->jobs, job_order);
 	int busy = 0;
+	bool pending = false;
+	for (size_t i = 0; i < r->njobs; i++)
+		pending |= !r->jobs[i]->ended && dr_sched_count(r->jobs[i]->sched).pending > 0;
 	for (int i = 0; i < r->nslots; i++) {
 		dr_orch_node *nd = &r->nodes[i];
 		bool never;
-		busy += nd->inflight > 0;
+		busy += nd->nframes > 0;
 		if (!nd->waiting || nd->stopped)
 			continue;
+		/* with nothing fresh left, a frame waiting behind another comes before a copy */
+		if (!pending && nd->nframes == 0) {
+			int tb = take_back(r, i, err, errlen);
+			if (tb < 0)
+				return -1;
+			if (tb > 0)
+				continue;
+		}
 		int got = find_work(r, i, &never, err, errlen);
 		if (got < 0)
 			return -1;
-		if (got == 0 && never && !r->serve && nd->inflight == 0) {
+		if (got == 0 && never && !r->serve && nd->nframes == 0) {
 			nd->waiting = false;
 			nd->stopped = true;
 			if (send_type(r, i, DR_MSG_STOP, -1, -1, err, errlen))
@@ -516,7 +573,7 @@ int dr_orch_cancel(dr_orch *r, dr_ojob *j, char *err, size_t errlen)
 	j->cancelled = j->ended = true;
 	for (int i = 0; i < r->nslots; i++) {
 		dr_sched_requeue(j->sched, i);
-		if (r->nodes[i].job == j->num && r->nodes[i].inflight > 0 &&
+		if (r->nodes[i].job == j->num && r->nodes[i].nframes > 0 &&
 		    send_type(r, i, DR_MSG_CANCEL, j->num, -1, err, errlen))
 			return -1;
 	}
@@ -608,7 +665,7 @@ char *dr_orch_status(const dr_orch *r, const dr_ojob *j)
 		int cur = -1;
 		if (!n)
 			break;
-		if (r->nodes[s].job == j->num && r->nodes[s].inflight > 0)
+		if (r->nodes[s].job == j->num && r->nodes[s].nframes > 0)
 			for (size_t i = 0; i < dr_sched_size(j->sched); i++) {
 				const dr_fitem *it = dr_sched_item(j->sched, i);
 				if (it->state == DR_F_RUNNING &&

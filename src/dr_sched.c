@@ -443,6 +443,20 @@ int dr_sched_fail(dr_sched *s, int slot, int frame, const char *error)
 	return 0;
 }
 
+/* The copy of IT on SLOT goes back without counting as an attempt: the frame is pending again,
+ * or goes on as its other copy. */
+static void give_back(dr_sched *s, dr_fitem *it, int slot)
+{
+	it->attempts--;
+	if (it->dup_slot < 0) {
+		set_state(s, it, DR_F_PENDING);
+		return;
+	}
+	if (it->slot == slot)
+		it->slot = it->dup_slot;
+	it->dup_slot = -1;
+}
+
 size_t dr_sched_requeue(dr_sched *s, int slot)
 {
 	size_t k = 0;
@@ -450,18 +464,19 @@ size_t dr_sched_requeue(dr_sched *s, int slot)
 		dr_fitem *it = &s->items[i];
 		if (it->state != DR_F_RUNNING || (it->slot != slot && it->dup_slot != slot))
 			continue;
-		it->attempts--;
+		give_back(s, it, slot);
 		k++;
-		if (it->dup_slot < 0) {
-			set_state(s, it, DR_F_PENDING);
-			continue;
-		}
-		/* the other copy goes on */
-		if (it->slot == slot)
-			it->slot = it->dup_slot;
-		it->dup_slot = -1;
 	}
 	return k;
+}
+
+int dr_sched_return(dr_sched *s, int slot, int frame)
+{
+	dr_fitem *it = running_on(s, slot, frame);
+	if (!it)
+		return -1;
+	give_back(s, it, slot);
+	return 0;
 }
 
 void dr_sched_drop(dr_sched *s, int slot)
