@@ -93,11 +93,12 @@ echo "1..$PLAN"
 
 # --- 1: the launcher reaches every namespace ----------------------------------------------
 # shellcheck disable=SC2086
-on_head timeout 60 mpirun $MPIRUN_ARGS -np 4 hostname >"$T/hostname.out" 2>&1
+# (stdout only: Open MPI's own warnings, e.g. "setpgid failed" under gVisor, go to stderr)
+on_head timeout 60 mpirun $MPIRUN_ARGS -np 4 hostname >"$T/hostname.out" 2>"$T/hostname.err"
 sort "$T/hostname.out" | tr '\n' ' ' >"$T/hostname.sorted"
 check "mpirun through the rsh agent runs on head, node1, node2, node3" \
 	grep -qx 'head node1 node2 node3 ' "$T/hostname.sorted"
-[ "$n" -eq 1 ] && [ "$failed" -eq 0 ] || diag <"$T/hostname.out"
+[ "$n" -eq 1 ] && [ "$failed" -eq 0 ] || cat "$T/hostname.out" "$T/hostname.err" | diag
 
 # --- the real binary ---------------------------------------------------------------------
 check_drender
