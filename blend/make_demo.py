@@ -7,26 +7,17 @@
 # point of a pull scheduler). 320x180, 32 samples, no denoising: about 13 s for all 20 frames on
 # two cores.
 import math
+import os
 import sys
-import traceback
 
 import bpy
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '.'))
+import scene_kit  # noqa: E402  (found through the path above)
 
 FRAME_START = 1
 FRAME_END = 20
 
-
-def principled(name, color, metallic=0.0, roughness=0.5, transmission=0.0, ior=1.45):
-    """A Principled BSDF material."""
-    mat = bpy.data.materials.new(name)
-    mat.use_nodes = True
-    bsdf = mat.node_tree.nodes["Principled BSDF"]
-    bsdf.inputs["Base Color"].default_value = color
-    bsdf.inputs["Metallic"].default_value = metallic
-    bsdf.inputs["Roughness"].default_value = roughness
-    bsdf.inputs["Transmission"].default_value = transmission
-    bsdf.inputs["IOR"].default_value = ior
-    return mat
 
 
 def checker_floor():
@@ -55,7 +46,7 @@ def hero_cube():
     bpy.ops.object.modifier_add(type="BEVEL")
     cube.modifiers["Bevel"].width = 0.08
     cube.modifiers["Bevel"].segments = 3
-    mat = principled("CubeMat", (1.0, 0.1, 0.1, 1.0), roughness=0.35)
+    mat = scene_kit.principled("CubeMat", (1.0, 0.1, 0.1, 1.0), roughness=0.35)
     cube.data.materials.append(mat)
     color = mat.node_tree.nodes["Principled BSDF"].inputs["Base Color"]
     for frame, rgba in ((FRAME_START, (1.0, 0.05, 0.05, 1.0)), (10, (0.1, 0.9, 0.1, 1.0)),
@@ -92,7 +83,7 @@ def rising_spheres():
         sphere = bpy.context.active_object
         sphere.name = "Sphere%d%s" % (i, kind)
         bpy.ops.object.shade_smooth()
-        sphere.data.materials.append(principled("%sMat%d" % (kind, i), **params))
+        sphere.data.materials.append(scene_kit.principled("%sMat%d" % (kind, i), **params))
         appear = 2 + 2 * i  # frames 2, 4, ..., 16
         sphere.hide_render = True
         sphere.keyframe_insert("hide_render", frame=FRAME_START)
@@ -135,36 +126,16 @@ def camera_and_lights(scene):
     sun.rotation_euler = (math.radians(45.0), math.radians(10.0), math.radians(30.0))
     scene.collection.objects.link(sun)
 
-    world = bpy.data.worlds.new("World")
-    world.use_nodes = True
-    world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.35, 0.45, 0.6, 1.0)
-    world.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.8
-    scene.world = world
+    scene_kit.sky(scene, (0.35, 0.45, 0.6, 1.0), 0.8)
 
 
 def render_settings(scene):
     """Cycles on the CPU, small and quick, PNG output, no denoising."""
-    scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.samples = 32
-    scene.cycles.use_adaptive_sampling = False
-    scene.cycles.use_denoising = False
-    scene.cycles.use_preview_denoising = False
-    scene.cycles.max_bounces = 8
-    scene.cycles.transmission_bounces = 8
-    scene.cycles.glossy_bounces = 4
-    scene.cycles.diffuse_bounces = 2
-    scene.cycles.caustics_reflective = False
-    scene.cycles.caustics_refractive = False
-    scene.render.resolution_x = 320
-    scene.render.resolution_y = 180
-    scene.render.resolution_percentage = 100
-    scene.render.image_settings.file_format = "PNG"
-    scene.render.image_settings.color_mode = "RGB"
+    scene_kit.cycles(scene, (320, 180), 32, (FRAME_START, FRAME_END),
+                     dict(max_bounces=8, transmission_bounces=8, glossy_bounces=4,
+                          diffuse_bounces=2, caustics_reflective=False,
+                          caustics_refractive=False))
     scene.render.filepath = "//output/demo_####"
-    scene.frame_start = FRAME_START
-    scene.frame_end = FRAME_END
-    scene.frame_current = FRAME_START
     scene.render.fps = 12
 
 
@@ -181,17 +152,4 @@ def build(out_path):
     bpy.ops.wm.save_as_mainfile(filepath=out_path, compress=True)
 
 
-def main():
-    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
-    if len(argv) != 1:
-        sys.stderr.write("usage: blender -b --factory-startup --python make_demo.py"
-                         " -- OUTPUT.blend\n")
-        sys.exit(2)
-    try:
-        build(argv[0])
-    except Exception:
-        traceback.print_exc()
-        sys.exit(1)
-
-
-main()
+scene_kit.run(build, 'blend/make_demo.py')

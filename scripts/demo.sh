@@ -4,7 +4,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 BLENDER=${DRENDER_BLENDER:-blender}
-if [ ! -s blend/demo.blend ] || [ blend/make_demo.py -nt blend/demo.blend ]; then
+if [ ! -s blend/demo.blend ] || [ blend/make_demo.py -nt blend/demo.blend ] ||
+	[ blend/scene_kit.py -nt blend/demo.blend ]; then
 	echo "demo: building blend/demo.blend from blend/make_demo.py"
 	"$BLENDER" -b --factory-startup --python-exit-code 1 --python blend/make_demo.py \
 		-- "$PWD/blend/demo.tmp.blend" >/dev/null
