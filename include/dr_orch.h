@@ -30,8 +30,6 @@ typedef struct dr_ojob {
 } dr_ojob;
 
 typedef struct dr_orch_node {
-	int pid;
-	bool hello, ready;
 	bool waiting;                 /* asked for work, not answered yet */
 	bool stopped;                 /* STOP sent */
 	double last_seen;             /* when it last said anything (monotonic seconds) */

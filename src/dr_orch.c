@@ -381,15 +381,12 @@ int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errle
 	nd->last_seen = dr_now();
 	switch (m->type) {
 	case DR_MSG_HELLO:
-		nd->hello = true;
-		nd->pid = m->pid;
 		r->info[slot].threads = m->threads;
 		snprintf(r->info[slot].host, sizeof r->info[slot].host, "%s", m->host);
-		dr_debug("rank %d on %s: %d Blender thread%s", r->info[slot].rank, m->host,
-		         m->threads, m->threads == 1 ? "" : "s");
+		dr_debug("rank %d on %s (pid %d): %d Blender thread%s", r->info[slot].rank, m->host,
+		         m->pid, m->threads, m->threads == 1 ? "" : "s");
 		break;
 	case DR_MSG_READY: /* the first request: the node holds nothing */
-		nd->ready = true;
 		nd->waiting = true;
 		nd->nframes = 0;
 		nd->revoking = -1;
