@@ -69,6 +69,15 @@ static const struct option long_opts[] = {
         {NULL, 0, NULL, 0},
 };
 
+/* The long name of option code C (for messages). */
+static const char *long_name(int c)
+{
+	for (const struct option *p = long_opts; p->name; p++)
+		if (p->val == c)
+			return p->name;
+	return "?";
+}
+
 const char *dr_engine_canonical(const char *name)
 {
 	static const char *const names[][2] = {
@@ -207,8 +216,7 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 		case OPT_OUTPUT_ROOT:
 		case OPT_TOKEN:
 			if (!*optarg) {
-				snprintf(err, errlen, "option '%s' needs a value, not ''",
-				         argv[optind - 1]);
+				snprintf(err, errlen, "--%s needs a value, not ''", long_name(c));
 				goto out;
 			}
 			*(c == OPT_LISTEN        ? &r.listen

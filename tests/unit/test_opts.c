@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 
 static char err[512];
 static char store[32][256];
@@ -337,6 +338,57 @@ static void test_usage(void)
 	free(text);
 }
 
+/* Service and fault options: --serve and its company, --node-timeout, --no-speculate. */
+static void test_service_options(void)
+{
+	dr_opts o = {0};
+	int rc = parse(&o, NULL, "--serve", NULL);
+	is_int(rc, 0, "--serve alone parses");
+	ok(o.serve && o.scene == NULL && o.frames.n == 0, "--serve: no scene, no frames");
+	is_str(o.listen, "127.0.0.1:4000", "--serve listens on 127.0.0.1:4000 by default");
+	is_int(o.max_queued, 100, "default --max-queued 100");
+	is_int(o.rate_limit, 50, "default --rate-limit 50");
+	dr_opts_free(&o);
+
+	memset(&o, 0, sizeof o);
+	rc = parse(&o, NULL, "--serve", "--listen", "0.0.0.0:8080", "--scene", "a.blend",
+	           "--blend-root", "b", "--output-root", "out", "--token", "t0k", "--max-queued",
+	           "7", "--rate-limit", "0", NULL);
+	is_int(rc, 0, "--serve with every service option parses");
+	ok(strcmp(o.listen, "0.0.0.0:8080") == 0 && strcmp(o.scene, "a.blend") == 0 &&
+	           strcmp(o.blend_root, "b") == 0 && strcmp(o.output_root, "out") == 0 &&
+	           strcmp(o.token, "t0k") == 0 && o.max_queued == 7 && o.rate_limit == 0,
+	   "service options are kept");
+	dr_opts_free(&o);
+
+	fails_with(parse(&o, NULL, "--serve", "s.blend", "1", "2", NULL), "--serve with a scene",
+	           "--serve takes no SCENE", NULL);
+	fails_with(parse(&o, NULL, "--serve", "--frames", "1-3", NULL), "--serve with --frames",
+	           "--frames", "not --serve");
+	fails_with(parse(&o, NULL, "--listen", "127.0.0.1:1", "s.blend", "1", "2", NULL),
+	           "--listen without --serve", "need --serve", NULL);
+	fails_with(parse(&o, NULL, "--serve", "--max-queued", "0", NULL), "--max-queued 0",
+	           "--max-queued", "'0'");
+	fails_with(parse(&o, NULL, "--serve", "--rate-limit", "-1", NULL), "--rate-limit -1",
+	           "--rate-limit", "'-1'");
+	fails_with(parse(&o, NULL, "--serve", "--token", "", NULL), "--token ''", "--token", NULL);
+
+	memset(&o, 0, sizeof o);
+	rc = parse(&o, NULL, "s.blend", "1", "2", "--http", "127.0.0.1:0", "--node-timeout", "2.5",
+	           "--no-speculate", NULL);
+	is_int(rc, 0, "--http, --node-timeout, --no-speculate parse");
+	ok(strcmp(o.http, "127.0.0.1:0") == 0 && o.node_timeout == 2.5 && o.no_speculate,
+	   "and are kept");
+	dr_opts_free(&o);
+	memset(&o, 0, sizeof o);
+	rc = parse(&o, NULL, "s.blend", "1", "2", NULL);
+	ok(rc == 0 && o.node_timeout == 30 && !o.no_speculate,
+	   "defaults: --node-timeout 30, tail control on");
+	dr_opts_free(&o);
+	fails_with(parse(&o, NULL, "--node-timeout", "0", "s.blend", "1", "2", NULL),
+	           "--node-timeout 0", "--node-timeout", "'0'");
+}
+
 int main(void)
 {
 	test_defaults();
@@ -349,5 +401,6 @@ int main(void)
 	test_twice();
 	test_engines();
 	test_usage();
+	test_service_options();
 	return done_testing();
 }
