@@ -3,6 +3,7 @@
 #include "dr_http.h"
 #include "dr_log.h"
 #include "tap.h"
+#include "testfs.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -544,14 +545,6 @@ static void test_rate_and_read_only(void)
 	free(r.body);
 }
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -560,6 +553,6 @@ int main(void)
 	test_flow();
 	test_token();
 	test_rate_and_read_only();
-	nftw(top, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	testfs_rm_tree(top);
 	return done_testing();
 }

@@ -3,6 +3,7 @@
 #include "dr_jobs.h"
 #include "dr_log.h"
 #include "tap.h"
+#include "testfs.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -385,14 +386,6 @@ static void test_metrics(void)
 	dr_jobs_destroy(t);
 }
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
 int main(void)
 {
 	char tmpl[] = "/tmp/drender-jobs.XXXXXX";
@@ -406,6 +399,6 @@ int main(void)
 	test_frames();
 	test_journal();
 	test_metrics();
-	nftw(top, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	testfs_rm_tree(top);
 	return done_testing();
 }

@@ -2,6 +2,7 @@
  * symlinks, good bodies, and the journal form. */
 #include "dr_jobspec.h"
 #include "tap.h"
+#include "testfs.h"
 
 #include <ftw.h>
 #include <limits.h>
@@ -90,14 +91,6 @@ static void setup(void)
 	lim.output_root = outs;
 	lim.default_scene = scene;
 	lim.max_frames = 10000;
-}
-
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
 }
 
 static int parse(const char *body, dr_jobspec *s)
@@ -337,6 +330,6 @@ int main(void)
 	test_confinement();
 	test_good();
 	test_journal();
-	nftw(top, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	testfs_rm_tree(top);
 	return done_testing();
 }
