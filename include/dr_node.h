@@ -70,6 +70,4 @@ void dr_node_destroy(dr_node *n);
 /* Settings of a job as the JOB message carries them (JSON text into BUF). 0, or -1 if too long. */
 int dr_node_job_encode(const dr_node_job *j, char *buf, size_t len);
 
-double dr_now(void); /* monotonic seconds */
-
 #endif

@@ -1,6 +1,8 @@
 /* HTTP API on libmicrohttpd's own thread: routes, auth, limits, and answers from the job table. */
 #include "dr_http.h"
+
 #include "dr_log.h"
+#include "dr_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -197,13 +199,6 @@ static bool method_ok(enum route r, const char *m, bool read_only)
 	}
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Take one token from the client's bucket; false if it is empty. */
 static bool rate_ok(dr_http *h, struct MHD_Connection *c)
 {
@@ -232,7 +227,7 @@ static bool rate_ok(dr_http *h, struct MHD_Connection *c)
 	}
 	for (size_t i = 0; i < sizeof(key); i++)
 		hash = (hash ^ key[i]) * 16777619u;
-	t = now_s();
+	t = dr_now();
 	pthread_mutex_lock(&h->rl_mu);
 	/* Probe a few slots: the client's own, else a free one, else the least recently seen. */
 	for (unsigned i = 0; i < RATE_PROBE && !slot; i++) {
@@ -632,14 +627,6 @@ bad:
 	return -1;
 }
 
-static char *dup_or_null(const char *s, bool *oom)
-{
-	char *d = s ? strdup(s) : NULL;
-	if (s && !d)
-		*oom = true;
-	return d;
-}
-
 /* Free what dr_http_start allocated (the daemon is stopped or was never started). */
 static void http_free(dr_http *h)
 {
@@ -683,10 +670,10 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 	h->read_only = cfg->read_only;
 	h->rate = cfg->rate_per_s;
 	h->burst = cfg->rate_burst < 1 ? 1 : cfg->rate_burst;
-	h->token = cfg->token && cfg->token[0] ? dup_or_null(cfg->token, &oom) : NULL;
-	h->blend_root = dup_or_null(cfg->limits.blend_root, &oom);
-	h->output_root = dup_or_null(cfg->limits.output_root, &oom);
-	h->default_scene = dup_or_null(cfg->limits.default_scene, &oom);
+	h->token = cfg->token && cfg->token[0] ? dr_strdup_or_null(cfg->token, &oom) : NULL;
+	h->blend_root = dr_strdup_or_null(cfg->limits.blend_root, &oom);
+	h->output_root = dr_strdup_or_null(cfg->limits.output_root, &oom);
+	h->default_scene = dr_strdup_or_null(cfg->limits.default_scene, &oom);
 	h->limits.blend_root = h->blend_root;
 	h->limits.output_root = h->output_root;
 	h->limits.default_scene = h->default_scene;

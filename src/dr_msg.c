@@ -1,11 +1,12 @@
 /* Messages between rank 0 and render nodes: one fixed-size record over MPI, or a local queue. */
 #include "dr_msg.h"
 
+#include "dr_util.h"
+
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define DR_TAG 7
 
@@ -58,13 +59,12 @@ static int reap_sends(dr_chan *c, char *err, size_t errlen)
 
 void dr_chan_destroy(dr_chan *c, double timeout_s)
 {
-	char err[256];
-	struct timespec ts = {0, 1000000L};
+	char err[DR_ERRLEN];
 	for (double waited = 0; c->nsend > 0 && waited < timeout_s; waited += 0.001) {
 		if (reap_sends(c, err, sizeof err) != 0)
 			break;
 		if (c->nsend > 0)
-			nanosleep(&ts, NULL);
+			dr_sleep_ms(1);
 	}
 	for (size_t i = 0; i < c->nsend; i++) {
 		MPI_Request_free(&c->reqs[i]); /* the peer is gone or stuck: let MPI drop it */
@@ -82,33 +82,19 @@ void dr_chan_destroy(dr_chan *c, double timeout_s)
 int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen)
 {
 	if (dest == c->rank) {
-		if (c->nlocal == c->caplocal) {
-			size_t cap = c->caplocal ? 2 * c->caplocal : 8;
-			dr_msg *p = realloc(c->local, cap * sizeof *p);
-			if (!p) {
-				snprintf(err, errlen, "out of memory queueing a message");
-				return -1;
-			}
-			c->local = p;
-			c->caplocal = cap;
-		}
+		if (dr_grow(&c->local, &c->caplocal, c->nlocal + 1, sizeof *c->local) != 0)
+			return dr_seterr(err, errlen, "out of memory queueing a message");
 		c->local[c->nlocal++] = *m;
 		return 0;
 	}
 	if (reap_sends(c, err, errlen) != 0)
 		return -1;
 	if (c->nsend == c->capsend) {
-		size_t cap = c->capsend ? 2 * c->capsend : 16;
-		MPI_Request *r = realloc(c->reqs, cap * sizeof *r);
-		if (r)
-			c->reqs = r;
-		dr_msg **b = r ? realloc(c->bufs, cap * sizeof *b) : NULL;
-		if (b)
-			c->bufs = b;
-		if (!r || !b) {
-			snprintf(err, errlen, "out of memory sending a message");
-			return -1;
-		}
+		/* two arrays of one length: grow the second to the first's new capacity */
+		size_t cap = c->capsend, cap2 = c->capsend;
+		if (dr_grow(&c->reqs, &cap, c->nsend + 1, sizeof *c->reqs) != 0 ||
+		    dr_grow(&c->bufs, &cap2, cap, sizeof *c->bufs) != 0)
+			return dr_seterr(err, errlen, "out of memory sending a message");
 		c->capsend = cap;
 	}
 	size_t len = offsetof(dr_msg, text) + strnlen(m->text, sizeof m->text - 1) + 1;

@@ -3,27 +3,14 @@
 
 #include "dr_imgcheck.h"
 #include "dr_log.h"
+#include "dr_util.h"
 
 #include <cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-double dr_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
 
 static int send_msg(dr_node *n, dr_msg *m, char *err, size_t errlen)
 {
@@ -357,7 +344,7 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 	    send_simple(n, DR_MSG_HEARTBEAT, -1, NULL, err, errlen) != 0)
 		return -1;
 	if (n->stopped) {
-		sleep_ms(wait_ms);
+		dr_sleep_ms(wait_ms);
 		return 0;
 	}
 	if (n->frame < 0 && n->qlen > 0 && (!n->bl || n->bl_ready)) {
@@ -372,7 +359,7 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 	if (!n->bl || (n->bl_ready && n->frame < 0)) {
 		if (n->qlen == 0 && !n->requested)
 			return send_simple(n, DR_MSG_REQUEST, -1, NULL, err, errlen);
-		sleep_ms(wait_ms);
+		dr_sleep_ms(wait_ms);
 		return 0;
 	}
 	if (dr_blender_poll(n->bl, wait_ms, &ev) != 0) {

@@ -2,6 +2,8 @@
  * shows progress and reports. */
 #include "dr_orch.h"
 
+#include "dr_util.h"
+
 #include "dr_imgcheck.h"
 #include "dr_log.h"
 

@@ -12,6 +12,7 @@
 #include "dr_outpath.h"
 #include "dr_report.h"
 #include "dr_scene.h"
+#include "dr_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,12 +55,6 @@ static void install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-static void sleep_ms(double ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000), (long)((ms - (time_t)(ms / 1000) * 1000) * 1e6)};
-	nanosleep(&ts, NULL);
-}
-
 /* Wait for every rank without spinning (a blocking MPI_Barrier busy-polls a core), then finalize.
  */
 static int finish(int code)
@@ -72,7 +67,7 @@ static int finish(int code)
 			if (MPI_Test(&req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
 				break;
 			if (!done)
-				sleep_ms(2);
+				dr_sleep_ms(2);
 		}
 		if (!done)
 			return code; /* interrupted or broken: do not hang in MPI_Finalize */
@@ -154,7 +149,7 @@ static int pump(rank0 *z, double *idle_ms, char *err, size_t errlen)
 	/* Back off from 0.2 ms right after a message to 2 ms when quiet: quick to answer a
 	 * request, near 0% CPU while everyone renders. */
 	*idle_ms = got ? 0.2 : (*idle_ms * 2 > 2 ? 2 : *idle_ms * 2);
-	sleep_ms(*idle_ms);
+	dr_sleep_ms(*idle_ms);
 	return 0;
 }
 
@@ -483,7 +478,7 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 		/* a frame just ended: its successor may be waiting in MPI's queue, no nap */
 		if (dr_node_idle(&node) && !node.stopped && node.frame == before) {
 			idle_ms = got ? 0.1 : (idle_ms * 2 > 5 ? 5 : idle_ms * 2);
-			sleep_ms(idle_ms);
+			dr_sleep_ms(idle_ms);
 		}
 	}
 	if (interrupted) {
@@ -492,8 +487,8 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 	}
 	dr_node_destroy(&node);
 	if (interrupted && chan->size > 1)
-		sleep_ms(300); /* mpirun SIGKILLs rank 0 once the other ranks are gone: give it time
-		                * to write its report (our Blender is already dead) */
+		dr_sleep_ms(300); /* mpirun SIGKILLs rank 0 once the other ranks are gone: give it
+		                   * time to write its report (our Blender is already dead) */
 	return rc;
 }
 
