@@ -6,6 +6,8 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* cpu_set_t; the Makefile passes -D_GNU_SOURCE too */
 #endif
+#include "dr_render_cfg.h"
+
 #include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -40,10 +42,8 @@
 
 typedef struct dr_blender_cfg {
 	const char *exe;       /* Blender executable: path, or a name looked up in PATH */
-	const char *scene;     /* .blend to load */
-	const char *engine;    /* canonical engine name, NULL = the scene's own */
-	const char *format;    /* canonical file format name, e.g. "PNG" */
-	int samples;           /* 0 = the scene's own */
+	dr_render_cfg render;  /* scene, format ("" = PNG), engine ("" = the scene's), samples
+	                        * (0 = the scene's); the output pattern is not used here */
 	int threads;           /* >= 1 */
 	bool one_shot;         /* start Blender per frame instead of keeping one warm */
 	bool allow_autoexec;   /* omit --disable-autoexec */

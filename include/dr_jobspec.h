@@ -4,19 +4,17 @@
 
 #include "dr_frames.h"
 #include "dr_outpath.h"
+#include "dr_render_cfg.h"
 
 #include <cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 typedef struct dr_jobspec {
-	char scene[DR_PATH_MAX];  /* .blend path as Blender gets it (absolute for HTTP jobs) */
-	char output[DR_PATH_MAX]; /* output pattern with '#' padding; "" = decided on submit */
-	char format[32];          /* canonical Blender format name, e.g. "PNG" */
-	char engine[32];          /* canonical engine name, "" = the scene's */
-	int samples;              /* 0 = the scene's */
-	int priority;             /* higher runs first; default 0 */
-	dr_frames frames;         /* owned */
+	dr_render_cfg render; /* scene (absolute for HTTP jobs), output ("" = decided on submit),
+	                       * format, engine, samples */
+	int priority;         /* higher runs first; default 0 */
+	dr_frames frames;     /* owned */
 } dr_jobspec;
 
 typedef struct dr_jobspec_limits {

@@ -7,17 +7,15 @@
 #include "dr_opts.h"
 #include "dr_outdir.h"
 #include "dr_outpath.h"
+#include "dr_render_cfg.h"
 
 #include <stdbool.h>
 
 /* What a job asks of Blender and where its frames go (from a JOB message, or the command line). */
 typedef struct dr_node_job {
-	int id; /* -1 = none */
-	char scene[DR_PATH_MAX];
-	char format[32];
-	char engine[32]; /* "" = the scene's */
-	int samples;     /* 0 = the scene's */
-	dr_outpath out;
+	int id;               /* -1 = none */
+	dr_render_cfg render; /* what Blender renders */
+	dr_outpath out;       /* render's frame naming */
 } dr_node_job;
 
 typedef struct dr_node {
@@ -25,9 +23,9 @@ typedef struct dr_node {
 	dr_chan *chan;
 	const cpu_set_t *cpus;
 	dr_blender *bl;
-	dr_node_job job;                /* the job of the current task */
-	char loaded[DR_PATH_MAX + 128]; /* Blender settings key of bl ("" = none) */
-	bool bl_ready;                  /* bl has its scene loaded */
+	dr_node_job job;      /* the job of the current task */
+	dr_render_cfg loaded; /* settings bl was started with (scene "" = none) */
+	bool bl_ready;        /* bl has its scene loaded */
 	char host[256];
 	char tag[300];
 	int threads;
@@ -66,8 +64,5 @@ void dr_node_abort(dr_node *n);
 
 /* Stop Blender and free everything. */
 void dr_node_destroy(dr_node *n);
-
-/* Settings of a job as the JOB message carries them (JSON text into BUF). 0, or -1 if too long. */
-int dr_node_job_encode(const dr_node_job *j, char *buf, size_t len);
 
 #endif

@@ -47,10 +47,6 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 
 void dr_opts_free(dr_opts *o);
 
-/* Engine name as Blender knows it (CYCLES, BLENDER_EEVEE, BLENDER_WORKBENCH) for NAME in any
- * case, or the short names cycles/eevee/workbench; NULL if unknown. */
-const char *dr_engine_canonical(const char *name);
-
 void dr_opts_usage(FILE *f);
 
 #endif

@@ -64,9 +64,9 @@ typedef struct dr_orch {
 int dr_orch_init(dr_orch *r, const dr_opts *o, dr_chan *chan, int tty, bool serve, char *err,
                  size_t errlen);
 
-/* Add a job (frames copied); frames already on disk are skipped unless --overwrite. Returns the
- * job, or NULL with ERR. */
-dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_node_job *cfg, int priority,
+/* Add a job (settings and frames copied); frames already on disk are skipped unless --overwrite.
+ * Returns the job, or NULL with ERR (e.g. an output pattern that cannot be used). */
+dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, int priority,
                      const dr_frames *frames, char *err, size_t errlen);
 
 /* Cancel a job: frames in flight are stopped, finished frames are kept. */

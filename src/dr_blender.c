@@ -37,11 +37,8 @@
 
 struct dr_blender {
 	/* configuration (owned copies) */
-	char *exe; /* resolved executable path */
-	char *scene;
-	char *engine;
-	char *format;
-	int samples;
+	char *exe;            /* resolved executable path */
+	dr_render_cfg render; /* render.engine "" = the scene's */
 	int threads;
 	bool one_shot;
 	bool allow_autoexec;
@@ -108,18 +105,6 @@ static void append(char *buf, size_t len, size_t *pos, const char *fmt, ...)
 	if (n < 0)
 		return;
 	*pos = (size_t)n >= len - *pos ? len - 1 : *pos + (size_t)n;
-}
-
-static char *dup_or_null(const char *s, bool *fail)
-{
-	char *d;
-
-	if (!s)
-		return NULL;
-	d = strdup(s);
-	if (!d)
-		*fail = true;
-	return d;
 }
 
 static long long now_ms(void)
@@ -533,7 +518,7 @@ static int common_argv(const dr_blender *b, const char **argv, const char *threa
 	int n = 0;
 	argv[n++] = b->exe;
 	argv[n++] = "-b";
-	argv[n++] = b->scene;
+	argv[n++] = b->render.scene;
 	if (!b->allow_autoexec)
 		argv[n++] = "--disable-autoexec";
 	argv[n++] = "-t";
@@ -551,10 +536,10 @@ static int spawn_warm(dr_blender *b, char *err, size_t errlen)
 	int n = 0, rc = -1;
 
 	if (!json ||
-	    !(b->engine ? cJSON_AddStringToObject(json, "engine", b->engine)
-	                : cJSON_AddNullToObject(json, "engine")) ||
-	    !cJSON_AddNumberToObject(json, "samples", b->samples) ||
-	    !cJSON_AddStringToObject(json, "format", b->format) ||
+	    !(b->render.engine[0] ? cJSON_AddStringToObject(json, "engine", b->render.engine)
+	                          : cJSON_AddNullToObject(json, "engine")) ||
+	    !cJSON_AddNumberToObject(json, "samples", b->render.samples) ||
+	    !cJSON_AddStringToObject(json, "format", b->render.format) ||
 	    !cJSON_AddNumberToObject(json, "threads", b->threads) ||
 	    !(settings = cJSON_PrintUnformatted(json))) {
 		set_err(err, errlen, "out of memory");
@@ -617,12 +602,13 @@ static int spawn_one_shot(dr_blender *b, int frame, const char *tmp, char *err, 
 	argv[n++] = "-x";
 	argv[n++] = "0";
 	argv[n++] = "-F";
-	argv[n++] = dr_format_blender_arg(b->format); /* e.g. TARGA is "TGA" on the command line */
-	if (b->engine) {
+	argv[n++] = dr_format_blender_arg(
+	        b->render.format); /* e.g. TARGA is "TGA" on the command line */
+	if (b->render.engine[0]) {
 		argv[n++] = "-E";
-		argv[n++] = b->engine;
+		argv[n++] = b->render.engine;
 	}
-	if (b->samples > 0) {
+	if (b->render.samples > 0) {
 		int w = snprintf(expr, sizeof(expr),
 		                 "import bpy\n"
 		                 "s = bpy.context.scene\n"
@@ -631,7 +617,7 @@ static int spawn_one_shot(dr_blender *b, int frame, const char *tmp, char *err, 
 		                 "    s.cycles.use_adaptive_sampling = False\n"
 		                 "elif hasattr(s, 'eevee'):\n"
 		                 "    s.eevee.taa_render_samples = %d\n",
-		                 b->samples, b->samples);
+		                 b->render.samples, b->render.samples);
 		if (w < 0 || (size_t)w >= sizeof(expr)) {
 			set_err(err, errlen, "internal error: samples expression too long");
 			goto out;
@@ -740,11 +726,11 @@ static void fail_event(dr_blender *b, dr_bl_event *ev, bool load, const char *wh
 		if (tail_error_line(b, line, sizeof(line))) {
 			/* Blender said why in one line: that is the whole story */
 			append(ev->error, sizeof(ev->error), &pos,
-			       "Blender could not load '%s': %s", b->scene, line);
+			       "Blender could not load '%s': %s", b->render.scene, line);
 			return;
 		}
 		append(ev->error, sizeof(ev->error), &pos, "Blender could not load '%s' (%s)",
-		       b->scene, why);
+		       b->render.scene, why);
 	} else {
 		ev->kind = DR_BL_FAILED;
 		append(ev->error, sizeof(ev->error), &pos, "%s", why);
@@ -926,9 +912,8 @@ static void one_shot_ended(dr_blender *b, dr_bl_event *ev)
 dr_blender *dr_blender_create(const dr_blender_cfg *cfg, char *err, size_t errlen)
 {
 	dr_blender *b = NULL;
-	bool oom = false;
 
-	if (!cfg || !cfg->scene || !*cfg->scene || cfg->threads < 1 || cfg->samples < 0) {
+	if (!cfg || !cfg->render.scene[0] || cfg->threads < 1 || cfg->render.samples < 0) {
 		set_err(err, errlen, "internal error: bad Blender configuration");
 		return NULL;
 	}
@@ -941,14 +926,9 @@ dr_blender *dr_blender_create(const dr_blender_cfg *cfg, char *err, size_t errle
 	b->exe = resolve_exe(cfg->exe, err, errlen);
 	if (!b->exe)
 		goto fail;
-	b->scene = dup_or_null(cfg->scene, &oom);
-	b->engine = cfg->engine && *cfg->engine ? dup_or_null(cfg->engine, &oom) : NULL;
-	b->format = dup_or_null(cfg->format && *cfg->format ? cfg->format : "PNG", &oom);
-	if (oom) {
-		set_err(err, errlen, "out of memory");
-		goto fail;
-	}
-	b->samples = cfg->samples;
+	b->render = cfg->render;
+	if (!b->render.format[0])
+		memcpy(b->render.format, "PNG", sizeof "PNG");
 	b->threads = cfg->threads;
 	b->one_shot = cfg->one_shot;
 	b->allow_autoexec = cfg->allow_autoexec;
@@ -1183,9 +1163,6 @@ void dr_blender_destroy(dr_blender *b)
 	}
 	finish(b);
 	free(b->exe);
-	free(b->scene);
-	free(b->engine);
-	free(b->format);
 	free(b->tmp_path);
 	free(b->rbuf);
 	free(b);

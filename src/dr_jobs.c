@@ -401,7 +401,7 @@ int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *
 		goto out;
 	}
 	j->spec = *spec;
-	if (!j->spec.output[0] && output_root &&
+	if (!j->spec.render.output[0] && output_root &&
 	    dr_jobspec_set_output(&j->spec, output_root, j->id, err, errlen) < 0)
 		goto out;
 	j->submitted = time(NULL);
@@ -483,8 +483,8 @@ static cJSON *status_object(const struct job *j)
 		if (ok && !cJSON_GetObjectItemCaseSensitive(o, "progress"))
 			ok = cJSON_AddNumberToObject(o, "progress", 0) != NULL;
 	}
-	if (ok && !cJSON_GetObjectItemCaseSensitive(o, "output") && j->spec.output[0])
-		ok = cJSON_AddStringToObject(o, "output", j->spec.output) != NULL;
+	if (ok && !cJSON_GetObjectItemCaseSensitive(o, "output") && j->spec.render.output[0])
+		ok = cJSON_AddStringToObject(o, "output", j->spec.render.output) != NULL;
 	if (!ok) {
 		cJSON_Delete(o);
 		return NULL;
@@ -589,10 +589,11 @@ int dr_jobs_frame(dr_jobs *t, const char *id, int frame, char *path, size_t path
 	} else if (!j->spec.frames.n ||
 	           !bsearch(&frame, j->spec.frames.v, j->spec.frames.n, sizeof(int), cmp_int)) {
 		rc = -2;
-	} else if (dr_outpath_init(&o, j->spec.output[0] ? j->spec.output : NULL, j->spec.scene,
-	                           j->spec.format, err, sizeof(err)) < 0 ||
+	} else if (dr_outpath_init(&o, j->spec.render.output[0] ? j->spec.render.output : NULL,
+	                           j->spec.render.scene, j->spec.render.format, err,
+	                           sizeof(err)) < 0 ||
 	           dr_outpath_frame(&o, frame, path, pathlen) < 0 ||
-	           (size_t)snprintf(format, formatlen, "%s", j->spec.format) >= formatlen) {
+	           (size_t)snprintf(format, formatlen, "%s", j->spec.render.format) >= formatlen) {
 		rc = -3;
 	} else {
 		rc = 0;

@@ -1,7 +1,8 @@
 /* Job specs: parse and validate HTTP request bodies (paths confined to their roots), journal form.
  */
 #include "dr_jobspec.h"
-#include "dr_opts.h"
+
+#include "dr_util.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -12,7 +13,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#define SAMPLES_MAX     (1 << 24)
 #define PRIORITY_MAX    1000
 #define OUTPUT_NAME_MAX 255
 
@@ -125,7 +125,7 @@ static int parse_frames(const struct members *m, size_t max, dr_frames *out, cha
                         size_t errlen)
 {
 	int a, b, rc;
-	char ferr[384];
+	char ferr[DR_ERRLEN];
 
 	if (m->v[F_FRAMES] && (m->v[F_FROM] || m->v[F_TO])) {
 		snprintf(err, errlen, "give either \"from\" and \"to\", or \"frames\", not both");
@@ -371,12 +371,12 @@ int dr_jobspec_set_output(dr_jobspec *s, const char *root, const char *dir, char
                           size_t errlen)
 {
 	char name[256], sub[DR_PATH_MAX], pattern[DR_PATH_MAX], oerr[256];
-	const char *base = strrchr(s->scene, '/');
+	const char *base = strrchr(s->render.scene, '/');
 	size_t n;
 	dr_outpath o;
 	int w;
 
-	base = base ? base + 1 : s->scene;
+	base = base ? base + 1 : s->render.scene;
 	n = strlen(base);
 	if (n > 6 && strcasecmp(base + n - 6, ".blend") == 0)
 		n -= 6;
@@ -394,12 +394,13 @@ int dr_jobspec_set_output(dr_jobspec *s, const char *root, const char *dir, char
 	w = snprintf(pattern, sizeof(pattern), "%s/%s_####", sub, name);
 	if (w < 0 || (size_t)w >= sizeof(pattern))
 		goto too_long;
-	if (dr_outpath_init(&o, pattern, s->scene, s->format[0] ? s->format : "PNG", oerr,
+	if (dr_outpath_init(&o, pattern, s->render.scene,
+	                    s->render.format[0] ? s->render.format : "PNG", oerr,
 	                    sizeof(oerr)) < 0) {
 		snprintf(err, errlen, "output pattern: %s", oerr);
 		return -1;
 	}
-	memcpy(s->output, pattern, (size_t)w + 1);
+	memcpy(s->render.output, pattern, (size_t)w + 1);
 	return 0;
 too_long:
 	snprintf(err, errlen, "the output path under '%s' is too long", root);
@@ -441,7 +442,7 @@ int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *
 	}
 	if ((rc = collect(root, &m, err, errlen)))
 		goto out;
-	memcpy(s.format, "PNG", sizeof("PNG"));
+	memcpy(s.render.format, "PNG", sizeof("PNG"));
 	if (m.v[F_ENGINE]) {
 		if ((rc = get_str(m.v[F_ENGINE], "engine", &str, err, errlen)))
 			goto out;
@@ -453,7 +454,7 @@ int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *
 			rc = 400;
 			goto out;
 		}
-		snprintf(s.engine, sizeof(s.engine), "%s", canon);
+		snprintf(s.render.engine, sizeof(s.render.engine), "%s", canon);
 	}
 	if (m.v[F_FORMAT]) {
 		char oerr[384];
@@ -466,10 +467,10 @@ int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *
 			rc = 400;
 			goto out;
 		}
-		snprintf(s.format, sizeof(s.format), "%s", dr_format_canonical(str));
+		snprintf(s.render.format, sizeof(s.render.format), "%s", dr_format_canonical(str));
 	}
-	if (m.v[F_SAMPLES] &&
-	    (rc = get_int(m.v[F_SAMPLES], "samples", 1, SAMPLES_MAX, &s.samples, err, errlen)))
+	if (m.v[F_SAMPLES] && (rc = get_int(m.v[F_SAMPLES], "samples", 1, DR_SAMPLES_MAX,
+	                                    &s.render.samples, err, errlen)))
 		goto out;
 	if (m.v[F_PRIORITY] && (rc = get_int(m.v[F_PRIORITY], "priority", -PRIORITY_MAX,
 	                                     PRIORITY_MAX, &s.priority, err, errlen)))
@@ -481,15 +482,15 @@ int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *
 	}
 	if (m.v[F_BLEND]) {
 		if ((rc = get_str(m.v[F_BLEND], "blend", &str, err, errlen)) ||
-		    (rc = resolve_blend(str, lim, s.scene, err, errlen)))
+		    (rc = resolve_blend(str, lim, s.render.scene, err, errlen)))
 			goto out;
 	} else if (lim->default_scene) {
-		if (strlen(lim->default_scene) >= sizeof(s.scene)) {
+		if (strlen(lim->default_scene) >= sizeof(s.render.scene)) {
 			snprintf(err, errlen, "the default scene path is too long");
 			rc = 500;
 			goto out;
 		}
-		snprintf(s.scene, sizeof(s.scene), "%s", lim->default_scene);
+		snprintf(s.render.scene, sizeof(s.render.scene), "%s", lim->default_scene);
 	} else {
 		snprintf(err, errlen,
 		         "\"blend\" is missing and the service has no default scene (--scene)");
@@ -563,11 +564,7 @@ cJSON *dr_jobspec_to_json(const dr_jobspec *s)
 	cJSON *j = cJSON_CreateObject();
 	char *spec = frames_spec(&s->frames);
 
-	if (!j || !spec || !cJSON_AddStringToObject(j, "scene", s->scene) ||
-	    !cJSON_AddStringToObject(j, "output", s->output) ||
-	    !cJSON_AddStringToObject(j, "format", s->format) ||
-	    !cJSON_AddStringToObject(j, "engine", s->engine) ||
-	    !cJSON_AddNumberToObject(j, "samples", s->samples) ||
+	if (!j || !spec || dr_render_cfg_add_json(&s->render, j) != 0 ||
 	    !cJSON_AddNumberToObject(j, "priority", s->priority) ||
 	    !cJSON_AddStringToObject(j, "frames", spec)) {
 		cJSON_Delete(j);
@@ -577,26 +574,11 @@ cJSON *dr_jobspec_to_json(const dr_jobspec *s)
 	return j;
 }
 
-/* Copy string member NAME of J into BUF (LEN bytes); -1 with ERR if missing or too long. */
-static int journal_str(const cJSON *j, const char *name, char *buf, size_t len, char *err,
-                       size_t errlen)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
-
-	if (!cJSON_IsString(v) || !v->valuestring || strlen(v->valuestring) >= len) {
-		snprintf(err, errlen, "journal job spec: \"%s\" is missing or too long", name);
-		return -1;
-	}
-	memcpy(buf, v->valuestring, strlen(v->valuestring) + 1);
-	return 0;
-}
-
 int dr_jobspec_from_journal(const cJSON *j, dr_jobspec *out, char *err, size_t errlen)
 {
 	dr_jobspec s;
-	char ferr[256];
+	char ferr[DR_ERRLEN];
 	const cJSON *v;
-	const char *canon;
 	int rc;
 
 	memset(&s, 0, sizeof(s));
@@ -604,31 +586,9 @@ int dr_jobspec_from_journal(const cJSON *j, dr_jobspec *out, char *err, size_t e
 		snprintf(err, errlen, "journal job spec is not an object");
 		return -1;
 	}
-	if (journal_str(j, "scene", s.scene, sizeof(s.scene), err, errlen) < 0 ||
-	    journal_str(j, "output", s.output, sizeof(s.output), err, errlen) < 0 ||
-	    journal_str(j, "format", s.format, sizeof(s.format), err, errlen) < 0 ||
-	    journal_str(j, "engine", s.engine, sizeof(s.engine), err, errlen) < 0)
-		return -1;
-	if (!s.scene[0]) {
-		snprintf(err, errlen, "journal job spec: \"scene\" is empty");
-		return -1;
-	}
-	if (!(canon = dr_format_canonical(s.format))) {
-		snprintf(err, errlen, "journal job spec: unknown \"format\" '%s'", s.format);
-		return -1;
-	}
-	snprintf(s.format, sizeof(s.format), "%s", canon);
-	if (s.engine[0]) {
-		if (!(canon = dr_engine_canonical(s.engine))) {
-			snprintf(err, errlen, "journal job spec: unknown \"engine\" '%s'",
-			         s.engine);
-			return -1;
-		}
-		snprintf(s.engine, sizeof(s.engine), "%s", canon);
-	}
-	if ((rc = get_int(cJSON_GetObjectItemCaseSensitive(j, "samples"), "samples", 0, SAMPLES_MAX,
-	                  &s.samples, err, errlen)) ||
-	    (rc = get_int(cJSON_GetObjectItemCaseSensitive(j, "priority"), "priority",
+	if (dr_render_cfg_from_json(j, &s.render, ferr, sizeof ferr) != 0)
+		return dr_seterr(err, errlen, "journal job spec: %s", ferr);
+	if ((rc = get_int(cJSON_GetObjectItemCaseSensitive(j, "priority"), "priority",
 	                  -PRIORITY_MAX, PRIORITY_MAX, &s.priority, err, errlen)))
 		return -1;
 	v = cJSON_GetObjectItemCaseSensitive(j, "frames");

@@ -29,61 +29,16 @@ static int send_simple(dr_node *n, int type, int job, const char *text, char *er
 	return send_msg(n, &m, err, errlen);
 }
 
-/* The Blender settings a job needs, as one comparable string. */
-static void job_key(const dr_node_job *j, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s|%s|%s|%d", j->scene, j->format, j->engine, j->samples);
-}
-
-int dr_node_job_encode(const dr_node_job *j, char *buf, size_t len)
-{
-	cJSON *o = cJSON_CreateObject();
-	char *text = NULL;
-	int rc = -1;
-
-	if (o && cJSON_AddStringToObject(o, "scene", j->scene) &&
-	    cJSON_AddStringToObject(o, "output", j->out.pattern) &&
-	    cJSON_AddStringToObject(o, "format", j->format) &&
-	    cJSON_AddStringToObject(o, "engine", j->engine) &&
-	    cJSON_AddNumberToObject(o, "samples", j->samples))
-		text = cJSON_PrintUnformatted(o);
-	if (text && strlen(text) < len) {
-		memcpy(buf, text, strlen(text) + 1);
-		rc = 0;
-	}
-	cJSON_free(text);
-	cJSON_Delete(o);
-	return rc;
-}
-
 /* Parse a JOB message's settings into J. 0, or -1 with ERR. */
 static int job_decode(int id, const char *text, dr_node_job *j, char *err, size_t errlen)
 {
-	cJSON *o = cJSON_Parse(text);
-	const cJSON *scene = cJSON_GetObjectItemCaseSensitive(o, "scene"),
-	            *output = cJSON_GetObjectItemCaseSensitive(o, "output"),
-	            *format = cJSON_GetObjectItemCaseSensitive(o, "format"),
-	            *engine = cJSON_GetObjectItemCaseSensitive(o, "engine"),
-	            *samples = cJSON_GetObjectItemCaseSensitive(o, "samples");
 	dr_node_job nj = {.id = id};
-	int rc = -1;
 
-	if (!cJSON_IsString(scene) || !cJSON_IsString(output) || !cJSON_IsString(format) ||
-	    !cJSON_IsString(engine) || !cJSON_IsNumber(samples)) {
-		snprintf(err, errlen, "malformed job settings from rank 0");
-		goto out;
-	}
-	snprintf(nj.scene, sizeof nj.scene, "%s", scene->valuestring);
-	snprintf(nj.format, sizeof nj.format, "%s", format->valuestring);
-	snprintf(nj.engine, sizeof nj.engine, "%s", engine->valuestring);
-	nj.samples = samples->valueint;
-	if (dr_outpath_init(&nj.out, output->valuestring, nj.scene, nj.format, err, errlen) != 0)
-		goto out;
+	if (dr_render_cfg_decode(text, &nj.render, err, errlen) != 0 ||
+	    dr_render_cfg_outpath(&nj.render, &nj.out, err, errlen) != 0)
+		return -1;
 	*j = nj;
-	rc = 0;
-out:
-	cJSON_Delete(o);
-	return rc;
+	return 0;
 }
 
 /* (Re)start Blender for the current job's settings. Returns 0; -1 with WHY if it cannot start. */
@@ -91,10 +46,7 @@ static int load(dr_node *n, char *why, size_t whylen)
 {
 	dr_blender_cfg cfg = {
 	        .exe = n->opts->blender,
-	        .scene = n->job.scene,
-	        .engine = n->job.engine[0] ? n->job.engine : NULL,
-	        .format = n->job.format,
-	        .samples = n->job.samples,
+	        .render = n->job.render,
 	        .threads = n->threads,
 	        .one_shot = n->opts->one_shot,
 	        .allow_autoexec = n->opts->allow_autoexec,
@@ -103,21 +55,21 @@ static int load(dr_node *n, char *why, size_t whylen)
 	};
 	dr_blender_destroy(n->bl);
 	n->bl_ready = false;
-	job_key(&n->job, n->loaded, sizeof n->loaded);
+	n->loaded = n->job.render;
 	n->bl = dr_blender_create(&cfg, why, whylen);
 	if (!n->bl) {
-		n->loaded[0] = '\0';
+		n->loaded.scene[0] = '\0';
 		return -1;
 	}
-	dr_debug("Blender started on %s for %s with %d thread%s", n->host, n->job.scene, n->threads,
-	         n->threads == 1 ? "" : "s");
+	dr_debug("Blender started on %s for %s with %d thread%s", n->host, n->job.render.scene,
+	         n->threads, n->threads == 1 ? "" : "s");
 	return 0;
 }
 
 int dr_node_start(dr_node *n, const dr_opts *o, dr_chan *chan, int threads, const cpu_set_t *cpus,
                   char *err, size_t errlen)
 {
-	char why[1024] = "";
+	char why[1024] = "", real[DR_PATH_MAX];
 
 	memset(n, 0, sizeof *n);
 	n->opts = o;
@@ -139,11 +91,13 @@ int dr_node_start(dr_node *n, const dr_opts *o, dr_chan *chan, int threads, cons
 	/* Warm up on the command line's scene: it is job 0 of a batch run, or the service's
 	 * default scene. A LOADFAIL for job -1 says this failed. */
 	/* A service's jobs name scenes by real path: warm up under the same name. */
-	if (!o->serve || !realpath(o->scene, n->job.scene))
-		snprintf(n->job.scene, sizeof n->job.scene, "%s", o->scene);
-	snprintf(n->job.format, sizeof n->job.format, "%s", o->format);
-	snprintf(n->job.engine, sizeof n->job.engine, "%s", o->engine ? o->engine : "");
-	n->job.samples = o->samples;
+	if (!o->serve || !realpath(o->scene, real))
+		snprintf(real, sizeof real, "%s", o->scene);
+	if (dr_render_cfg_init(&n->job.render, real, NULL, o->format, o->engine, o->samples, why,
+	                       sizeof why) != 0) {
+		n->said_ready = true;
+		return send_simple(n, DR_MSG_LOADFAIL, -1, why, err, errlen);
+	}
 	if (load(n, why, sizeof why) != 0) {
 		n->said_ready = true;
 		return send_simple(n, DR_MSG_LOADFAIL, -1, why, err, errlen);
@@ -253,7 +207,7 @@ static int finish_frame(dr_node *n, double seconds, char *err, size_t errlen)
 {
 	char final[DR_PATH_MAX], why[2 * DR_PATH_MAX + 100];
 
-	if (dr_imgcheck(n->tmp, n->job.format, why, sizeof why) != 0) {
+	if (dr_imgcheck(n->tmp, n->job.render.format, why, sizeof why) != 0) {
 		unlink(n->tmp);
 		return report(n, 0, 0, why, err, errlen);
 	}
@@ -327,7 +281,7 @@ static int load_failed(dr_node *n, const char *why, char *err, size_t errlen)
 	dr_blender_destroy(n->bl);
 	n->bl = NULL;
 	n->bl_ready = false;
-	n->loaded[0] = '\0';
+	n->loaded.scene[0] = '\0';
 	n->frame = -1;
 	drop_queue(n);
 	n->said_ready = true;
@@ -337,7 +291,7 @@ static int load_failed(dr_node *n, const char *why, char *err, size_t errlen)
 int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 {
 	dr_bl_event ev;
-	char key[sizeof n->loaded], why[1024];
+	char why[1024];
 
 	/* Rank 0 ends the job when a node is silent too long: say we are alive. */
 	if (!n->stopped && n->chan->size > 1 && dr_now() - n->last_sent >= DR_HEARTBEAT_S &&
@@ -348,8 +302,7 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 		return 0;
 	}
 	if (n->frame < 0 && n->qlen > 0 && (!n->bl || n->bl_ready)) {
-		job_key(&n->job, key, sizeof key);
-		if (!n->bl || strcmp(key, n->loaded) != 0) {
+		if (!n->bl || !dr_render_cfg_same_blender(&n->job.render, &n->loaded)) {
 			if (load(n, why, sizeof why) != 0)
 				return load_failed(n, why, err, errlen);
 			return 0;

@@ -1,6 +1,8 @@
 /* Command line: parse drender's options and arguments into a plain struct; no I/O, no MPI. */
 #include "dr_opts.h"
 
+#include "dr_render_cfg.h"
+
 #include "dr_outpath.h"
 
 #include <errno.h>
@@ -76,21 +78,6 @@ static const char *long_name(int c)
 		if (p->val == c)
 			return p->name;
 	return "?";
-}
-
-const char *dr_engine_canonical(const char *name)
-{
-	static const char *const names[][2] = {
-	        {"CYCLES", "CYCLES"},
-	        {"BLENDER_EEVEE", "BLENDER_EEVEE"},
-	        {"EEVEE", "BLENDER_EEVEE"},
-	        {"BLENDER_WORKBENCH", "BLENDER_WORKBENCH"},
-	        {"WORKBENCH", "BLENDER_WORKBENCH"},
-	};
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (strcasecmp(name, names[i][0]) == 0)
-			return names[i][1];
-	return NULL;
 }
 
 /* Is VAL one of our options' codes (what getopt_long leaves in optopt)? */

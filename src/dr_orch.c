@@ -67,7 +67,7 @@ void dr_orch_destroy(dr_orch *r)
 	memset(r, 0, sizeof *r);
 }
 
-dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_node_job *cfg, int priority,
+dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, int priority,
                      const dr_frames *frames, char *err, size_t errlen)
 {
 	dr_sched_cfg sc = {
@@ -96,8 +96,14 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_node_job *cfg, int pri
 	}
 	j->num = (int)r->seq++; /* submission order; never reused: messages name jobs by it */
 	snprintf(j->id, sizeof j->id, "%s", id);
-	j->cfg = *cfg;
+	j->cfg.render = *render;
 	j->cfg.id = j->num;
+	if (dr_render_cfg_outpath(render, &j->cfg.out, err, errlen) != 0) {
+		free(j);
+		return NULL;
+	}
+	/* nodes get the pattern as resolved here, whatever their working directory's defaults */
+	snprintf(j->cfg.render.output, sizeof j->cfg.render.output, "%s", j->cfg.out.pattern);
 	j->priority = priority;
 	j->t0 = dr_now();
 	j->frames.v = malloc(frames->n * sizeof *frames->v);
@@ -110,7 +116,7 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_node_job *cfg, int pri
 	}
 	memcpy(j->frames.v, frames->v, frames->n * sizeof *frames->v);
 	j->frames.n = frames->n;
-	if (dr_node_job_encode(&j->cfg, j->cfg_json, sizeof j->cfg_json) != 0) {
+	if (dr_render_cfg_encode(&j->cfg.render, j->cfg_json, sizeof j->cfg_json) != 0) {
 		snprintf(err, errlen, "job settings too long");
 		job_free(j);
 		return NULL;
@@ -125,7 +131,7 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_node_job *cfg, int pri
 		if (dr_outpath_frame(&j->cfg.out, f, path, sizeof path) != 0 ||
 		    access(path, F_OK) != 0)
 			continue;
-		if (dr_imgcheck(path, j->cfg.format, why, sizeof why) == 0) {
+		if (dr_imgcheck(path, j->cfg.render.format, why, sizeof why) == 0) {
 			dr_sched_skip(j->sched, f);
 			existing++;
 		} else {
@@ -446,9 +452,7 @@ static int assign(dr_orch *r, int slot, dr_ojob *j, const int *frames, int k, ch
 
 static bool same_settings(const dr_ojob *a, const dr_ojob *b)
 {
-	return a && b && strcmp(a->cfg.scene, b->cfg.scene) == 0 &&
-	       strcmp(a->cfg.format, b->cfg.format) == 0 &&
-	       strcmp(a->cfg.engine, b->cfg.engine) == 0 && a->cfg.samples == b->cfg.samples;
+	return a && b && dr_render_cfg_same_blender(&a->cfg.render, &b->cfg.render);
 }
 
 /* Jobs in the order they are served: priority, then submission. */
@@ -691,7 +695,7 @@ void dr_orch_report(const dr_orch *r, const dr_ojob *j, dr_report *rep, int exit
                     const char *status, const char *message)
 {
 	memset(rep, 0, sizeof *rep);
-	rep->scene = j->cfg.scene;
+	rep->scene = j->cfg.render.scene;
 	rep->sched = j->sched;
 	rep->out = &j->cfg.out;
 	rep->nodes = r->info;

@@ -108,18 +108,21 @@ typedef struct rank0 {
 	dr_jobs *table;
 	dr_http *http;
 	double last_publish;
+	dr_render_cfg batch; /* the command line's job (a batch), checked by validate() */
 	char real_blend_root[PATH_MAX], real_output_root[PATH_MAX], real_scene[PATH_MAX];
 } rank0;
 
-/* The settings of the command line's job (a batch). */
-static int batch_cfg(const dr_opts *o, dr_node_job *cfg, char *err, size_t errlen)
+/* The settings of the command line's job (a batch), with the output pattern resolved, and its
+ * frame naming. */
+static int batch_cfg(const dr_opts *o, dr_render_cfg *cfg, dr_outpath *out, char *err,
+                     size_t errlen)
 {
-	memset(cfg, 0, sizeof *cfg);
-	snprintf(cfg->scene, sizeof cfg->scene, "%s", o->scene);
-	snprintf(cfg->format, sizeof cfg->format, "%s", o->format);
-	snprintf(cfg->engine, sizeof cfg->engine, "%s", o->engine ? o->engine : "");
-	cfg->samples = o->samples;
-	return dr_outpath_init(&cfg->out, o->output, o->scene, o->format, err, errlen);
+	if (dr_render_cfg_init(cfg, o->scene, o->output, o->format, o->engine, o->samples, err,
+	                       errlen) != 0 ||
+	    dr_render_cfg_outpath(cfg, out, err, errlen) != 0)
+		return -1;
+	snprintf(cfg->output, sizeof cfg->output, "%s", out->pattern);
+	return 0;
 }
 
 /* One round: messages, scheduling, and rendering (alone) or a short sleep. */
@@ -162,16 +165,8 @@ static void serve_round(rank0 *z)
 	int got;
 
 	while (!z->o->http && (got = dr_jobs_take(z->table, id, sizeof id, &spec)) == 1) {
-		dr_node_job cfg = {0};
-		dr_ojob *j = NULL;
-		snprintf(cfg.scene, sizeof cfg.scene, "%s", spec.scene);
-		snprintf(cfg.format, sizeof cfg.format, "%s", spec.format);
-		snprintf(cfg.engine, sizeof cfg.engine, "%s", spec.engine);
-		cfg.samples = spec.samples;
-		if (dr_outpath_init(&cfg.out, spec.output, spec.scene, spec.format, err,
-		                    sizeof err) == 0)
-			j = dr_orch_add(&z->orch, id, &cfg, spec.priority, &spec.frames, err,
-			                sizeof err);
+		dr_ojob *j = dr_orch_add(&z->orch, id, &spec.render, spec.priority, &spec.frames,
+		                         err, sizeof err);
 		if (!j) {
 			char *st = NULL;
 			cJSON *o = cJSON_CreateObject();
@@ -182,7 +177,7 @@ static void serve_round(rank0 *z)
 			free(st);
 			dr_error("job %s: %s", id, err);
 		} else {
-			dr_info("job %s: %s, %zu frames", id, spec.scene, spec.frames.n);
+			dr_info("job %s: %s, %zu frames", id, spec.render.scene, spec.frames.n);
 		}
 		dr_jobspec_free(&spec);
 	}
@@ -279,12 +274,12 @@ static void stop_api(rank0 *z)
 static int validate(rank0 *z)
 {
 	const dr_opts *o = z->o;
-	dr_node_job cfg;
+	dr_outpath out;
 	char err[2048];
 
 	if (!o->serve && (dr_scene_check(o->scene, err, sizeof err) != 0 ||
-	                  batch_cfg(o, &cfg, err, sizeof err) != 0 ||
-	                  dr_outdir_prepare(&cfg.out, &o->frames, err, sizeof err) != 0)) {
+	                  batch_cfg(o, &z->batch, &out, err, sizeof err) != 0 ||
+	                  dr_outdir_prepare(&out, &o->frames, err, sizeof err) != 0)) {
 		dr_error("%s", err);
 		return EXIT_USAGE;
 	}
@@ -298,17 +293,9 @@ static int validate(rank0 *z)
 static void list_batch(rank0 *z, char *id, size_t idlen)
 {
 	const dr_opts *o = z->o;
-	dr_jobspec spec = {0};
-	dr_node_job cfg;
+	dr_jobspec spec = {.render = z->batch};
 	char err[2048];
 
-	if (batch_cfg(o, &cfg, err, sizeof err) != 0)
-		return;
-	snprintf(spec.scene, sizeof spec.scene, "%s", o->scene);
-	snprintf(spec.output, sizeof spec.output, "%s", cfg.out.pattern);
-	snprintf(spec.format, sizeof spec.format, "%s", o->format);
-	snprintf(spec.engine, sizeof spec.engine, "%s", o->engine ? o->engine : "");
-	spec.samples = o->samples;
 	spec.frames.v = malloc(o->frames.n * sizeof *o->frames.v);
 	if (!spec.frames.v)
 		return;
@@ -340,11 +327,9 @@ static int run_rank0(rank0 *z, int threads, const cpu_set_t *cpus)
 		return EXIT_RUNTIME;
 	}
 	if (!o->serve) {
-		dr_node_job cfg;
 		if (z->table) /* --http: the batch job is listed in the table too */
 			list_batch(z, id, sizeof id);
-		if (batch_cfg(o, &cfg, err, sizeof err) != 0 ||
-		    !(job = dr_orch_add(&z->orch, id, &cfg, 0, &o->frames, err, sizeof err))) {
+		if (!(job = dr_orch_add(&z->orch, id, &z->batch, 0, &o->frames, err, sizeof err))) {
 			dr_error("%s", err);
 			dr_orch_destroy(&z->orch);
 			return EXIT_RUNTIME;

@@ -95,9 +95,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	/* Accepted: within limits, confined, and the journal form round-trips. */
-	if (!s.frames.n || s.frames.n > lim.max_frames || strncmp(s.scene, blends, strlen(blends)))
+	if (!s.frames.n || s.frames.n > lim.max_frames ||
+	    strncmp(s.render.scene, blends, strlen(blends)))
 		abort();
-	if (s.output[0] && strncmp(s.output, outs, strlen(outs)))
+	if (s.render.output[0] && strncmp(s.render.output, outs, strlen(outs)))
 		abort();
 	j = dr_jobspec_to_json(&s);
 	if (!j)
@@ -106,9 +107,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (dr_jobspec_from_journal(j, &back, err, sizeof(err)) != 0 ||
 	    back.frames.n != s.frames.n ||
 	    memcmp(back.frames.v, s.frames.v, s.frames.n * sizeof(int)) ||
-	    strcmp(back.scene, s.scene) || strcmp(back.output, s.output) ||
-	    strcmp(back.format, s.format) || strcmp(back.engine, s.engine) ||
-	    back.samples != s.samples || back.priority != s.priority)
+	    strcmp(back.render.scene, s.render.scene) ||
+	    strcmp(back.render.output, s.render.output) ||
+	    strcmp(back.render.format, s.render.format) ||
+	    strcmp(back.render.engine, s.render.engine) ||
+	    back.render.samples != s.render.samples || back.priority != s.priority)
 		abort();
 	cJSON_Delete(j);
 	dr_jobspec_free(&back);

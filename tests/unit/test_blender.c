@@ -48,8 +48,8 @@ static dr_blender_cfg base_cfg(const struct env *e)
 
 	memset(&c, 0, sizeof(c));
 	c.exe = e->exe;
-	c.scene = e->scene;
-	c.format = "PNG";
+	snprintf(c.render.scene, sizeof c.render.scene, "%s", e->scene);
+	memcpy(c.render.format, "PNG", sizeof "PNG");
 	c.threads = 1;
 	c.verbose = getenv("DR_TEST_VERBOSE") != NULL;
 	return c;
@@ -274,7 +274,7 @@ static void test_load_failure(const struct env *e)
 	dr_bl_event ev;
 	FILE *f;
 
-	c.scene = "/nonexistent/drender-test.blend";
+	snprintf(c.render.scene, sizeof c.render.scene, "%s", "/nonexistent/drender-test.blend");
 	b = dr_blender_create(&c, err, sizeof(err));
 	ok(b != NULL, "load: create starts Blender even for a missing scene");
 	if (b) {
@@ -293,14 +293,14 @@ static void test_load_failure(const struct env *e)
 		fputs("not a blend file\n", f);
 		fclose(f);
 	}
-	c.scene = bad;
+	snprintf(c.render.scene, sizeof c.render.scene, "%s", bad);
 	b = dr_blender_create(&c, err, sizeof(err));
 	ev = b ? wait_event(b, 10) : (dr_bl_event){0};
 	ok(b && ev.kind == DR_BL_LOAD_FAILED && strstr(ev.error, "Cannot read file"),
 	   "load: a file that is not a .blend -> LOAD_FAILED");
 	dr_blender_destroy(b);
 
-	c.scene = e->scene;
+	snprintf(c.render.scene, sizeof c.render.scene, "%s", e->scene);
 	setenv("FAKE_BLENDER_LOADFAIL", "1", 1);
 	b = dr_blender_create(&c, err, sizeof(err));
 	unsetenv("FAKE_BLENDER_LOADFAIL");
@@ -343,8 +343,8 @@ static void test_one_shot(const struct env *e)
 	int renders = log_count(e, "render ");
 
 	c.one_shot = true;
-	c.engine = "CYCLES";
-	c.samples = 4;
+	memcpy(c.render.engine, "CYCLES", sizeof "CYCLES");
+	c.render.samples = 4;
 	setenv("FAKE_BLENDER_NOFILE", "22", 1);
 	setenv("FAKE_BLENDER_CRASH", "23", 1);
 	setenv("FAKE_BLENDER_EXIT", "24", 1);
@@ -378,7 +378,7 @@ static void test_one_shot(const struct env *e)
 	   "one-shot: a temporary path without 7 digits is refused");
 	dr_blender_destroy(b);
 
-	c.scene = "/nonexistent/x.blend";
+	snprintf(c.render.scene, sizeof c.render.scene, "%s", "/nonexistent/x.blend");
 	b = dr_blender_create(&c, err, sizeof(err));
 	ev = b ? render(b, e, 26) : (dr_bl_event){0};
 	ok(b && ev.kind == DR_BL_FAILED && strstr(ev.error, "Cannot read file"),

@@ -21,8 +21,8 @@ static dr_jobspec mkspec(const char *frames, int priority)
 	dr_jobspec s;
 
 	memset(&s, 0, sizeof(s));
-	snprintf(s.scene, sizeof(s.scene), "/scenes/shot.blend");
-	snprintf(s.format, sizeof(s.format), "PNG");
+	snprintf(s.render.scene, sizeof(s.render.scene), "/scenes/shot.blend");
+	snprintf(s.render.format, sizeof(s.render.format), "PNG");
 	s.priority = priority;
 	if (dr_frames_parse(frames, &s.frames, err, sizeof(err)) < 0)
 		exit(1);
@@ -84,7 +84,7 @@ static void test_queue(void)
 	is_str(got, b, "highest priority first");
 	is_int(s.frames.n, 5, "spec copied");
 	snprintf(want, sizeof(want), "%s/%s/shot_####", top, b);
-	is_str(s.output, want, "output filled with <root>/<id>/<scene>_####");
+	is_str(s.render.output, want, "output filled with <root>/<id>/<scene>_####");
 	dr_jobspec_free(&s);
 	is_int(submit(t, "1", 9, d), -2, "a taken job still counts as queued");
 	dr_jobs_publish(t, b, DR_JOB_RUNNING, NULL);
@@ -305,7 +305,7 @@ static void test_journal(void)
 	is_int(st, DR_JOB_CANCELLED, "cancelled job comes back cancelled");
 	is_int(dr_jobs_take(t, got, sizeof(got), &s), 1, "take after replay");
 	is_str(got, b, "priority kept");
-	is_str(s.scene, "/scenes/shot.blend", "spec kept");
+	is_str(s.render.scene, "/scenes/shot.blend", "spec kept");
 	dr_jobspec_free(&s);
 	is_int(dr_jobs_take(t, got, sizeof(got), &s), 1, "take after replay");
 	is_str(got, c, "submission order kept");

@@ -232,11 +232,11 @@ static void test_good(void)
 	is_int(parse("{\"from\":1,\"to\":20}", &s), 0, "tutorial body accepted (%s)", err);
 	is_int(s.frames.n, 20, "20 frames");
 	ok(s.frames.n == 20 && s.frames.v[0] == 1 && s.frames.v[19] == 20, "frames 1..20");
-	is_str(s.scene, scene, "default scene");
-	is_str(s.output, "", "output left to the job table");
-	is_str(s.format, "PNG", "format PNG by default");
-	is_str(s.engine, "", "the scene's engine");
-	ok(s.samples == 0 && s.priority == 0, "samples and priority default to 0");
+	is_str(s.render.scene, scene, "default scene");
+	is_str(s.render.output, "", "output left to the job table");
+	is_str(s.render.format, "PNG", "format PNG by default");
+	is_str(s.render.engine, "", "the scene's engine");
+	ok(s.render.samples == 0 && s.priority == 0, "samples and priority default to 0");
 	dr_jobspec_free(&s);
 
 	memset(&s, 0, sizeof(s));
@@ -245,12 +245,12 @@ static void test_good(void)
 	             &s),
 	       0, "full body accepted (%s)", err);
 	is_int(s.frames.n, 4, "4 frames");
-	is_str(s.scene, xblend, "scene resolved under the root");
+	is_str(s.render.scene, xblend, "scene resolved under the root");
 	ok(snprintf(want, sizeof(want), "%s/run-1/x_####", outs) < (int)sizeof(want), "fits");
-	is_str(s.output, want, "output under the output root");
-	is_str(s.format, "JPEG", "format canonical");
-	is_str(s.engine, "CYCLES", "engine canonical");
-	ok(s.samples == 64 && s.priority == -5, "samples and priority");
+	is_str(s.render.output, want, "output under the output root");
+	is_str(s.render.format, "JPEG", "format canonical");
+	is_str(s.render.engine, "CYCLES", "engine canonical");
+	ok(s.render.samples == 64 && s.priority == -5, "samples and priority");
 	dr_jobspec_free(&s);
 
 	memset(&s, 0, sizeof(s));
@@ -258,7 +258,7 @@ static void test_good(void)
 	             "\"engine\":null,\"priority\":1000,\"samples\":16777216}",
 	             &s),
 	       0, "symlink inside the root, existing output dir, null field (%s)", err);
-	is_str(s.scene, xblend, "symlink resolved");
+	is_str(s.render.scene, xblend, "symlink resolved");
 	is_int(s.frames.n, 1, "one frame");
 	dr_jobspec_free(&s);
 
@@ -293,11 +293,11 @@ static void test_journal(void)
 	   "frames as a compact spec: %s", txt ? txt : "");
 	cJSON_free(txt);
 	is_int(dr_jobspec_from_journal(j, &back, err, sizeof(err)), 0, "from_journal (%s)", err);
-	is_str(back.scene, s.scene, "scene round-trips");
-	is_str(back.output, s.output, "output round-trips");
-	is_str(back.format, "OPEN_EXR", "format round-trips");
-	is_str(back.engine, "BLENDER_EEVEE", "engine round-trips");
-	ok(back.samples == 8 && back.priority == 3, "numbers round-trip");
+	is_str(back.render.scene, s.render.scene, "scene round-trips");
+	is_str(back.render.output, s.render.output, "output round-trips");
+	is_str(back.render.format, "OPEN_EXR", "format round-trips");
+	is_str(back.render.engine, "BLENDER_EEVEE", "engine round-trips");
+	ok(back.render.samples == 8 && back.priority == 3, "numbers round-trip");
 	ok(back.frames.n == s.frames.n &&
 	           !memcmp(back.frames.v, s.frames.v, s.frames.n * sizeof(int)),
 	   "frames round-trip (%zu)", back.frames.n);
@@ -317,7 +317,7 @@ static void test_journal(void)
 	dr_jobspec_free(&back);
 
 	is_int(dr_jobspec_set_output(&s, "/", "abc", err, sizeof(err)), 0, "set_output at /");
-	is_str(s.output, "/abc/scene_####",
+	is_str(s.render.output, "/abc/scene_####",
 	       "no '//' at the root (Blender would read it as relative)");
 	dr_jobspec_free(&s);
 	dr_jobspec_free(&s); /* twice is harmless */

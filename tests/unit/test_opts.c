@@ -1,6 +1,7 @@
 /* Unit tests for dr_opts: arguments, every option with good and bad values, defaults and messages.
  */
 #include "dr_opts.h"
+#include "dr_render_cfg.h"
 #include "tap.h"
 
 #include <stdarg.h>

@@ -1,0 +1,60 @@
+/* Job settings: what Blender renders and where frames go, one type from request to render node. */
+#ifndef DR_RENDER_CFG_H
+#define DR_RENDER_CFG_H
+
+#include "dr_outpath.h"
+
+#include <cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Most samples a job may ask for. */
+#define DR_SAMPLES_MAX (1 << 24)
+
+/*
+ * One job's settings. A command line or a POST /render body becomes one of these once; it travels
+ * inside the job (the job table, the orchestrator, the JOB message) and is decoded once on the
+ * render node, which hands it to Blender. Its JSON form (journal and wire alike) is the object
+ *   {"scene": "...", "output": "...", "format": "PNG", "engine": "", "samples": 0}
+ * whose members other objects (a journal record) may carry alongside their own.
+ */
+typedef struct dr_render_cfg {
+	char scene[DR_PATH_MAX];  /* .blend as Blender opens it */
+	char output[DR_PATH_MAX]; /* output pattern with '#' padding; "" = the default */
+	char format[32];          /* canonical Blender format name, e.g. "PNG" */
+	char engine[32];          /* canonical engine name, "" = the scene's */
+	int samples;              /* 0 = the scene's */
+} dr_render_cfg;
+
+/* Fill C from its parts, checked and made canonical: SCENE non-empty; OUTPUT NULL or "" for the
+ * default; FORMAT NULL for PNG, else any name dr_format_canonical knows (not a movie); ENGINE NULL
+ * or "" for the scene's, else any name dr_engine_canonical knows; SAMPLES 0..DR_SAMPLES_MAX.
+ * Returns 0, or -1 with ERR naming the bad part and C untouched. */
+int dr_render_cfg_init(dr_render_cfg *c, const char *scene, const char *output, const char *format,
+                       const char *engine, int samples, char *err, size_t errlen);
+
+/* Add C's members to the JSON object O. 0, or -1 on out of memory. */
+int dr_render_cfg_add_json(const dr_render_cfg *c, cJSON *o);
+
+/* Read C's members from the JSON object O (checked as dr_render_cfg_init does). 0, or -1 with
+ * ERR naming the member; C untouched on failure. */
+int dr_render_cfg_from_json(const cJSON *o, dr_render_cfg *c, char *err, size_t errlen);
+
+/* C as JSON text into BUF (the JOB message). 0, or -1 if it does not fit or out of memory. */
+int dr_render_cfg_encode(const dr_render_cfg *c, char *buf, size_t len);
+
+/* Back from dr_render_cfg_encode's text. 0, or -1 with ERR; C untouched on failure. */
+int dr_render_cfg_decode(const char *text, dr_render_cfg *c, char *err, size_t errlen);
+
+/* True when A and B need the same loaded Blender (scene, format, engine and samples agree; the
+ * output pattern travels with each frame). */
+bool dr_render_cfg_same_blender(const dr_render_cfg *a, const dr_render_cfg *b);
+
+/* Naming of C's frames (dr_outpath_init with C's pattern, scene and format). 0, or -1 with ERR. */
+int dr_render_cfg_outpath(const dr_render_cfg *c, dr_outpath *o, char *err, size_t errlen);
+
+/* Engine name as Blender knows it (CYCLES, BLENDER_EEVEE, BLENDER_WORKBENCH) for NAME in any
+ * case, or the short names cycles/eevee/workbench; NULL if unknown. */
+const char *dr_engine_canonical(const char *name);
+
+#endif

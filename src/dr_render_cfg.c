@@ -1,0 +1,143 @@
+/* Job settings: what Blender renders and where frames go, one type from request to render node. */
+#include "dr_render_cfg.h"
+
+#include "dr_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const char *dr_engine_canonical(const char *name)
+{
+	static const char *const names[][2] = {
+	        {"CYCLES", "CYCLES"},
+	        {"BLENDER_EEVEE", "BLENDER_EEVEE"},
+	        {"EEVEE", "BLENDER_EEVEE"},
+	        {"BLENDER_WORKBENCH", "BLENDER_WORKBENCH"},
+	        {"WORKBENCH", "BLENDER_WORKBENCH"},
+	};
+	for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+		if (strcasecmp(name, names[i][0]) == 0)
+			return names[i][1];
+	return NULL;
+}
+
+int dr_render_cfg_init(dr_render_cfg *c, const char *scene, const char *output, const char *format,
+                       const char *engine, int samples, char *err, size_t errlen)
+{
+	dr_render_cfg n;
+	const char *canon;
+
+	memset(&n, 0, sizeof n);
+	if (!scene || !scene[0])
+		return dr_seterr(err, errlen, "the scene is empty");
+	if (strlen(scene) >= sizeof n.scene)
+		return dr_seterr(err, errlen, "the scene path is too long");
+	memcpy(n.scene, scene, strlen(scene) + 1);
+	if (output && strlen(output) >= sizeof n.output)
+		return dr_seterr(err, errlen, "the output pattern is too long");
+	if (output)
+		memcpy(n.output, output, strlen(output) + 1);
+	if (!(canon = dr_format_canonical(format ? format : "PNG")))
+		return dr_seterr(err, errlen, "unknown format '%.64s'", format);
+	snprintf(n.format, sizeof n.format, "%s", canon);
+	if (engine && engine[0]) {
+		if (!(canon = dr_engine_canonical(engine)))
+			return dr_seterr(err, errlen,
+			                 "unknown engine '%.64s' (use CYCLES, BLENDER_EEVEE or "
+			                 "BLENDER_WORKBENCH)",
+			                 engine);
+		snprintf(n.engine, sizeof n.engine, "%s", canon);
+	}
+	if (samples < 0 || samples > DR_SAMPLES_MAX)
+		return dr_seterr(err, errlen, "samples must be 0..%d", DR_SAMPLES_MAX);
+	n.samples = samples;
+	*c = n;
+	return 0;
+}
+
+int dr_render_cfg_add_json(const dr_render_cfg *c, cJSON *o)
+{
+	if (!cJSON_AddStringToObject(o, "scene", c->scene) ||
+	    !cJSON_AddStringToObject(o, "output", c->output) ||
+	    !cJSON_AddStringToObject(o, "format", c->format) ||
+	    !cJSON_AddStringToObject(o, "engine", c->engine) ||
+	    !cJSON_AddNumberToObject(o, "samples", c->samples))
+		return -1;
+	return 0;
+}
+
+/* String member NAME of O, or NULL with ERR. */
+static const char *member(const cJSON *o, const char *name, char *err, size_t errlen)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	if (!cJSON_IsString(v) || !v->valuestring) {
+		dr_seterr(err, errlen, "\"%s\" is missing or not a string", name);
+		return NULL;
+	}
+	return v->valuestring;
+}
+
+int dr_render_cfg_from_json(const cJSON *o, dr_render_cfg *c, char *err, size_t errlen)
+{
+	const char *scene, *output, *format, *engine;
+	const cJSON *samples = cJSON_GetObjectItemCaseSensitive(o, "samples");
+	char why[DR_ERRLEN];
+
+	if (!cJSON_IsObject(o))
+		return dr_seterr(err, errlen, "job settings are not an object");
+	if (!(scene = member(o, "scene", err, errlen)) ||
+	    !(output = member(o, "output", err, errlen)) ||
+	    !(format = member(o, "format", err, errlen)) ||
+	    !(engine = member(o, "engine", err, errlen)))
+		return -1;
+	if (!cJSON_IsNumber(samples) || samples->valuedouble != (double)samples->valueint)
+		return dr_seterr(err, errlen, "\"samples\" is missing or not an integer");
+	if (dr_render_cfg_init(c, scene, output, format, engine, samples->valueint, why,
+	                       sizeof why) != 0)
+		return dr_seterr(err, errlen, "job settings: %s", why);
+	return 0;
+}
+
+int dr_render_cfg_encode(const dr_render_cfg *c, char *buf, size_t len)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *text = NULL;
+	int rc = -1;
+
+	if (o && dr_render_cfg_add_json(c, o) == 0)
+		text = cJSON_PrintUnformatted(o);
+	if (text && strlen(text) < len) {
+		memcpy(buf, text, strlen(text) + 1);
+		rc = 0;
+	}
+	cJSON_free(text);
+	cJSON_Delete(o);
+	return rc;
+}
+
+int dr_render_cfg_decode(const char *text, dr_render_cfg *c, char *err, size_t errlen)
+{
+	cJSON *o = cJSON_Parse(text);
+	int rc;
+
+	if (!o)
+		return dr_seterr(err, errlen, "job settings are not JSON");
+	rc = dr_render_cfg_from_json(o, c, err, errlen);
+	cJSON_Delete(o);
+	return rc;
+}
+
+bool dr_render_cfg_same_blender(const dr_render_cfg *a, const dr_render_cfg *b)
+{
+	return strcmp(a->scene, b->scene) == 0 && strcmp(a->format, b->format) == 0 &&
+	       strcmp(a->engine, b->engine) == 0 && a->samples == b->samples;
+}
+
+int dr_render_cfg_outpath(const dr_render_cfg *c, dr_outpath *o, char *err, size_t errlen)
+{
+	return dr_outpath_init(o, c->output[0] ? c->output : NULL, c->scene, c->format, err,
+	                       errlen);
+}

@@ -1,0 +1,106 @@
+/* Unit tests for dr_render_cfg: checking, canonical names, the JSON form and Blender equality. */
+#include "dr_render_cfg.h"
+#include "tap.h"
+
+#include <string.h>
+
+static void test_init(void)
+{
+	dr_render_cfg c, keep;
+	char err[256];
+
+	ok(dr_render_cfg_init(&c, "/s/a.blend", NULL, NULL, NULL, 0, err, sizeof err) == 0,
+	   "init: scene alone");
+	is_str(c.format, "PNG", "init: format defaults to PNG");
+	is_str(c.engine, "", "init: engine defaults to the scene's");
+	is_str(c.output, "", "init: output defaults to \"\"");
+	ok(dr_render_cfg_init(&c, "a.blend", "out/x_##", "jpg", "eevee", 16, err, sizeof err) == 0,
+	   "init: every part");
+	is_str(c.format, "JPEG", "init: format made canonical");
+	is_str(c.engine, "BLENDER_EEVEE", "init: engine made canonical");
+	is_str(c.output, "out/x_##", "init: output kept");
+	is_int(c.samples, 16, "init: samples kept");
+
+	keep = c;
+	ok(dr_render_cfg_init(&c, "", NULL, NULL, NULL, 0, err, sizeof err) == -1 &&
+	           strstr(err, "scene"),
+	   "init: empty scene refused, named");
+	ok(dr_render_cfg_init(&c, "a.blend", NULL, "FFMPEG", NULL, 0, err, sizeof err) == -1 &&
+	           strstr(err, "format"),
+	   "init: movie format refused, named");
+	ok(dr_render_cfg_init(&c, "a.blend", NULL, NULL, "povray", 0, err, sizeof err) == -1 &&
+	           strstr(err, "engine"),
+	   "init: unknown engine refused, named");
+	ok(dr_render_cfg_init(&c, "a.blend", NULL, NULL, NULL, -1, err, sizeof err) == -1 &&
+	           strstr(err, "samples"),
+	   "init: negative samples refused");
+	ok(memcmp(&c, &keep, sizeof c) == 0, "init: nothing changes on failure");
+	is_str(dr_engine_canonical("Workbench"), "BLENDER_WORKBENCH",
+	       "engine: short name, any case");
+	ok(dr_engine_canonical(NULL) == NULL, "engine: NULL is unknown");
+}
+
+static void test_wire(void)
+{
+	dr_render_cfg a, b, keep;
+	char buf[DR_PATH_MAX * 3], err[256];
+	dr_outpath o;
+
+	dr_render_cfg_init(&a, "/s/shot \"1\".blend", "/o/f_####", "OPEN_EXR", "CYCLES", 64, err,
+	                   sizeof err);
+	ok(dr_render_cfg_encode(&a, buf, sizeof buf) == 0, "encode");
+	memset(&b, 0, sizeof b);
+	ok(dr_render_cfg_decode(buf, &b, err, sizeof err) == 0, "decode");
+	ok(memcmp(&a, &b, sizeof a) == 0, "round trip: every member equal");
+	ok(dr_render_cfg_encode(&a, buf, 20) == -1, "encode: too small a buffer is refused");
+
+	keep = b;
+	ok(dr_render_cfg_decode("{\"scene\":\"x\"}", &b, err, sizeof err) == -1 &&
+	           strstr(err, "output"),
+	   "decode: a missing member is named");
+	ok(dr_render_cfg_decode("{\"scene\":\"x\",\"output\":\"\",\"format\":\"PNG\",\"engine\":"
+	                        "\"\",\"samples\":1.5}",
+	                        &b, err, sizeof err) == -1,
+	   "decode: fractional samples refused");
+	ok(dr_render_cfg_decode("{\"scene\":\"x\",\"output\":\"\",\"format\":\"AVI_JPEG\","
+	                        "\"engine\":\"\",\"samples\":1}",
+	                        &b, err, sizeof err) == -1,
+	   "decode: a movie format refused");
+	ok(dr_render_cfg_decode("nope", &b, err, sizeof err) == -1, "decode: not JSON");
+	ok(memcmp(&b, &keep, sizeof b) == 0, "decode: nothing changes on failure");
+
+	ok(dr_render_cfg_outpath(&a, &o, err, sizeof err) == 0 &&
+	           strcmp(o.pattern, "/o/f_####") == 0 && strcmp(o.ext, ".exr") == 0,
+	   "outpath: pattern and extension");
+	dr_render_cfg_init(&b, "/s/shot.blend", NULL, NULL, NULL, 0, err, sizeof err);
+	ok(dr_render_cfg_outpath(&b, &o, err, sizeof err) == 0 &&
+	           strcmp(o.pattern, "output/shot_####") == 0,
+	   "outpath: the default pattern");
+}
+
+static void test_same(void)
+{
+	dr_render_cfg a, b;
+	char err[256];
+
+	dr_render_cfg_init(&a, "/s/a.blend", "/o/a_#", "PNG", "", 0, err, sizeof err);
+	b = a;
+	snprintf(b.output, sizeof b.output, "/o/other_#");
+	ok(dr_render_cfg_same_blender(&a, &b), "same: another output needs no reload");
+	b.samples = 2;
+	ok(!dr_render_cfg_same_blender(&a, &b), "same: other samples need a reload");
+	b = a;
+	snprintf(b.engine, sizeof b.engine, "CYCLES");
+	ok(!dr_render_cfg_same_blender(&a, &b), "same: another engine needs a reload");
+	b = a;
+	snprintf(b.scene, sizeof b.scene, "/s/b.blend");
+	ok(!dr_render_cfg_same_blender(&a, &b), "same: another scene needs a reload");
+}
+
+int main(void)
+{
+	test_init();
+	test_wire();
+	test_same();
+	return done_testing();
+}
