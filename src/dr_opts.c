@@ -449,6 +449,35 @@ void dr_opts_free(dr_opts *o)
 	dr_frames_free(&o->frames);
 }
 
+void dr_opts_node_cfg(const dr_opts *o, dr_node_cfg *c)
+{
+	*c = (dr_node_cfg){
+	        .blender = o->blender,
+	        .scene = o->scene,
+	        .format = o->format,
+	        .engine = o->engine,
+	        .samples = o->samples,
+	        .serve = o->serve,
+	        .one_shot = o->one_shot,
+	        .allow_autoexec = o->allow_autoexec,
+	        .verbose = o->verbosity > 0,
+	        .timeout = o->timeout,
+	};
+}
+
+void dr_opts_orch_cfg(const dr_opts *o, dr_orch_cfg *r)
+{
+	*r = (dr_orch_cfg){
+	        .chunk = o->chunk,
+	        .retries = o->retries,
+	        .node_timeout = o->node_timeout,
+	        .no_speculate = o->no_speculate,
+	        .overwrite = o->overwrite,
+	        .quiet = o->verbosity < 0,
+	        .serve = o->serve,
+	};
+}
+
 /* --help's left column is this wide; a longer option name puts its text on the next line. */
 #define HELP_COL 28
 

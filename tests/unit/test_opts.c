@@ -482,6 +482,46 @@ static void test_service_options(void)
 	           "--node-timeout 0", "--node-timeout", "'0'");
 }
 
+/* The node's and the orchestrator's settings carry what the options said. */
+static void test_run_cfg(void)
+{
+	dr_opts o = {0};
+	dr_node_cfg n;
+	dr_orch_cfg r;
+	int rc = parse(&o, "/opt/blender", "s.blend", "1", "2", "-F", "jpeg", "-E", "eevee",
+	               "--samples", "7", "--one-shot", "--allow-autoexec", "-v", "--timeout", "9.5",
+	               "--chunk", "4", "--retries", "0", "--node-timeout", "12", "--no-speculate",
+	               "--overwrite", NULL);
+
+	dr_opts_node_cfg(&o, &n);
+	dr_opts_orch_cfg(&o, &r);
+	ok(rc == 0 && strcmp(n.blender, "/opt/blender") == 0 && strcmp(n.scene, "s.blend") == 0 &&
+	           strcmp(n.format, "JPEG") == 0 && strcmp(n.engine, "BLENDER_EEVEE") == 0 &&
+	           n.samples == 7 && !n.serve && n.one_shot && n.allow_autoexec && n.verbose &&
+	           n.timeout == 9.5,
+	   "node settings from a batch's options");
+	ok(r.chunk == 4 && r.retries == 0 && r.node_timeout == 12 && r.no_speculate &&
+	           r.overwrite && !r.quiet && !r.serve,
+	   "orchestrator settings from a batch's options");
+	dr_opts_free(&o);
+
+	o = (dr_opts){0};
+	rc = parse(&o, NULL, "--serve", "-q", NULL);
+	dr_opts_node_cfg(&o, &n);
+	dr_opts_orch_cfg(&o, &r);
+	ok(rc == 0 && n.scene == NULL && n.serve && !n.verbose && n.engine == NULL &&
+	           strcmp(n.format, "PNG") == 0 && n.timeout == 0 && !n.one_shot,
+	   "node settings of a service without a default scene");
+	ok(r.serve && r.quiet && r.chunk == 1 && r.retries == 3 && r.node_timeout == 30 &&
+	           !r.no_speculate && !r.overwrite,
+	   "orchestrator settings of a quiet service: the defaults");
+	o = (dr_opts){0};
+	rc = parse(&o, NULL, "--serve", "--scene", "d.blend", NULL);
+	dr_opts_node_cfg(&o, &n);
+	ok(rc == 0 && n.scene && strcmp(n.scene, "d.blend") == 0 && n.serve,
+	   "a service warms up on its default scene");
+}
+
 int main(void)
 {
 	test_defaults();
@@ -497,5 +537,6 @@ int main(void)
 	test_service_options();
 	test_exact_messages();
 	test_every_option();
+	test_run_cfg();
 	return done_testing();
 }
