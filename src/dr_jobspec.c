@@ -370,7 +370,7 @@ static int check_output(const char *name, const dr_jobspec_limits *lim, char *er
 int dr_jobspec_set_output(dr_jobspec *s, const char *root, const char *dir, char *err,
                           size_t errlen)
 {
-	char name[256], sub[DR_PATH_MAX], pattern[DR_PATH_MAX], oerr[256];
+	char name[256], sub[DR_PATH_MAX], pattern[DR_PATH_MAX], oerr[DR_ERRLEN];
 	const char *base = strrchr(s->render.scene, '/');
 	size_t n;
 	dr_outpath o;
@@ -397,14 +397,12 @@ int dr_jobspec_set_output(dr_jobspec *s, const char *root, const char *dir, char
 	if (dr_outpath_init(&o, pattern, s->render.scene,
 	                    s->render.format[0] ? s->render.format : "PNG", oerr,
 	                    sizeof(oerr)) < 0) {
-		snprintf(err, errlen, "output pattern: %s", oerr);
-		return -1;
+		return dr_seterr(err, errlen, "output pattern: %s", oerr);
 	}
 	memcpy(s->render.output, pattern, (size_t)w + 1);
 	return 0;
 too_long:
-	snprintf(err, errlen, "the output path under '%s' is too long", root);
-	return -1;
+	return dr_seterr(err, errlen, "the output path under '%s' is too long", root);
 }
 
 int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *lim,
@@ -457,7 +455,7 @@ int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *
 		snprintf(s.render.engine, sizeof(s.render.engine), "%s", canon);
 	}
 	if (m.v[F_FORMAT]) {
-		char oerr[384];
+		char oerr[DR_ERRLEN];
 		dr_outpath o;
 
 		if ((rc = get_str(m.v[F_FORMAT], "format", &str, err, errlen)))
@@ -514,10 +512,10 @@ out:
 /* Write frames F as a compact spec ("1-20,25,30-40:2") into a malloc'd string. */
 static char *frames_spec(const dr_frames *f)
 {
-	size_t cap = 64, pos = 0;
-	char *buf = malloc(cap);
+	size_t cap = 0, pos = 0;
+	char *buf = NULL;
 
-	if (!buf)
+	if (dr_grow(&buf, &cap, 1, 1) != 0)
 		return NULL;
 	buf[0] = '\0';
 	for (size_t i = 0; i < f->n;) {
@@ -538,17 +536,9 @@ static char *frames_spec(const dr_frames *f)
 			w = snprintf(item, sizeof(item), "%s%d-%d:%d", pos ? "," : "", f->v[i],
 			             f->v[j], step);
 		}
-		if (w < 0 || (size_t)w >= sizeof(item))
+		if (w < 0 || (size_t)w >= sizeof(item) ||
+		    dr_grow(&buf, &cap, pos + (size_t)w + 1, 1) != 0)
 			goto fail;
-		if (pos + (size_t)w + 1 > cap) {
-			char *nb;
-			while (pos + (size_t)w + 1 > cap)
-				cap *= 2;
-			nb = realloc(buf, cap);
-			if (!nb)
-				goto fail;
-			buf = nb;
-		}
 		memcpy(buf + pos, item, (size_t)w + 1);
 		pos += (size_t)w;
 		i = j + 1;
@@ -583,8 +573,7 @@ int dr_jobspec_from_journal(const cJSON *j, dr_jobspec *out, char *err, size_t e
 
 	memset(&s, 0, sizeof(s));
 	if (!cJSON_IsObject(j)) {
-		snprintf(err, errlen, "journal job spec is not an object");
-		return -1;
+		return dr_seterr(err, errlen, "journal job spec is not an object");
 	}
 	if (dr_render_cfg_from_json(j, &s.render, ferr, sizeof ferr) != 0)
 		return dr_seterr(err, errlen, "journal job spec: %s", ferr);
@@ -593,12 +582,10 @@ int dr_jobspec_from_journal(const cJSON *j, dr_jobspec *out, char *err, size_t e
 		return -1;
 	v = cJSON_GetObjectItemCaseSensitive(j, "frames");
 	if (!cJSON_IsString(v) || !v->valuestring) {
-		snprintf(err, errlen, "journal job spec: \"frames\" is missing");
-		return -1;
+		return dr_seterr(err, errlen, "journal job spec: \"frames\" is missing");
 	}
 	if (dr_frames_parse(v->valuestring, &s.frames, ferr, sizeof(ferr)) < 0) {
-		snprintf(err, errlen, "journal job spec: \"frames\": %s", ferr);
-		return -1;
+		return dr_seterr(err, errlen, "journal job spec: \"frames\": %s", ferr);
 	}
 	*out = s;
 	return 0;
