@@ -405,6 +405,73 @@ too_long:
 	return dr_seterr(err, errlen, "the output path under '%s' is too long", root);
 }
 
+/* The settings members of a request (all but the frames) from M into S. Returns 0, or an HTTP
+ * status with ERR. */
+static int read_settings(const struct members *m, const dr_jobspec_limits *lim, dr_jobspec *s,
+                         char *err, size_t errlen)
+{
+	const char *str, *canon;
+	int rc;
+
+	memcpy(s->render.format, "PNG", sizeof("PNG"));
+	if (m->v[F_ENGINE]) {
+		if ((rc = get_str(m->v[F_ENGINE], "engine", &str, err, errlen)))
+			return rc;
+		if (!(canon = dr_engine_canonical(str))) {
+			snprintf(err, errlen,
+			         "\"engine\" '%.64s' is unknown (use CYCLES, BLENDER_EEVEE or "
+			         "BLENDER_WORKBENCH)",
+			         str);
+			return 400;
+		}
+		snprintf(s->render.engine, sizeof(s->render.engine), "%s", canon);
+	}
+	if (m->v[F_FORMAT]) {
+		char oerr[DR_ERRLEN];
+		dr_outpath o;
+
+		if ((rc = get_str(m->v[F_FORMAT], "format", &str, err, errlen)))
+			return rc;
+		if (dr_outpath_init(&o, "x_####", "x.blend", str, oerr, sizeof(oerr)) < 0) {
+			snprintf(err, errlen, "\"format\": %s", oerr);
+			return 400;
+		}
+		snprintf(s->render.format, sizeof(s->render.format), "%s",
+		         dr_format_canonical(str));
+	}
+	if (m->v[F_SAMPLES] && (rc = get_int(m->v[F_SAMPLES], "samples", 1, DR_SAMPLES_MAX,
+	                                     &s->render.samples, err, errlen)))
+		return rc;
+	if (m->v[F_PRIORITY] && (rc = get_int(m->v[F_PRIORITY], "priority", -PRIORITY_MAX,
+	                                      PRIORITY_MAX, &s->priority, err, errlen)))
+		return rc;
+	if (m->v[F_OUTPUT]) {
+		if ((rc = get_str(m->v[F_OUTPUT], "output", &str, err, errlen)) ||
+		    (rc = check_output(str, lim, err, errlen)))
+			return rc;
+	}
+	if (m->v[F_BLEND]) {
+		if ((rc = get_str(m->v[F_BLEND], "blend", &str, err, errlen)) ||
+		    (rc = resolve_blend(str, lim, s->render.scene, err, errlen)))
+			return rc;
+	} else if (lim->default_scene) {
+		if (strlen(lim->default_scene) >= sizeof(s->render.scene)) {
+			snprintf(err, errlen, "the default scene path is too long");
+			return 500;
+		}
+		snprintf(s->render.scene, sizeof(s->render.scene), "%s", lim->default_scene);
+	} else {
+		snprintf(err, errlen,
+		         "\"blend\" is missing and the service has no default scene (--scene)");
+		return 400;
+	}
+	if (m->v[F_OUTPUT] && dr_jobspec_set_output(s, lim->output_root,
+	                                            m->v[F_OUTPUT]->valuestring, err, errlen) < 0) {
+		return 400;
+	}
+	return 0;
+}
+
 int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *lim,
                          dr_jobspec *out, char *err, size_t errlen)
 {
@@ -412,7 +479,6 @@ int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *
 	struct members m;
 	cJSON *root = NULL;
 	char *text = NULL;
-	const char *str, *canon;
 	size_t max = lim->max_frames ? lim->max_frames : DR_FRAMES_COUNT_MAX;
 	int rc;
 
@@ -440,66 +506,8 @@ int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *
 	}
 	if ((rc = collect(root, &m, err, errlen)))
 		goto out;
-	memcpy(s.render.format, "PNG", sizeof("PNG"));
-	if (m.v[F_ENGINE]) {
-		if ((rc = get_str(m.v[F_ENGINE], "engine", &str, err, errlen)))
-			goto out;
-		if (!(canon = dr_engine_canonical(str))) {
-			snprintf(err, errlen,
-			         "\"engine\" '%.64s' is unknown (use CYCLES, BLENDER_EEVEE or "
-			         "BLENDER_WORKBENCH)",
-			         str);
-			rc = 400;
-			goto out;
-		}
-		snprintf(s.render.engine, sizeof(s.render.engine), "%s", canon);
-	}
-	if (m.v[F_FORMAT]) {
-		char oerr[DR_ERRLEN];
-		dr_outpath o;
-
-		if ((rc = get_str(m.v[F_FORMAT], "format", &str, err, errlen)))
-			goto out;
-		if (dr_outpath_init(&o, "x_####", "x.blend", str, oerr, sizeof(oerr)) < 0) {
-			snprintf(err, errlen, "\"format\": %s", oerr);
-			rc = 400;
-			goto out;
-		}
-		snprintf(s.render.format, sizeof(s.render.format), "%s", dr_format_canonical(str));
-	}
-	if (m.v[F_SAMPLES] && (rc = get_int(m.v[F_SAMPLES], "samples", 1, DR_SAMPLES_MAX,
-	                                    &s.render.samples, err, errlen)))
+	if ((rc = read_settings(&m, lim, &s, err, errlen)))
 		goto out;
-	if (m.v[F_PRIORITY] && (rc = get_int(m.v[F_PRIORITY], "priority", -PRIORITY_MAX,
-	                                     PRIORITY_MAX, &s.priority, err, errlen)))
-		goto out;
-	if (m.v[F_OUTPUT]) {
-		if ((rc = get_str(m.v[F_OUTPUT], "output", &str, err, errlen)) ||
-		    (rc = check_output(str, lim, err, errlen)))
-			goto out;
-	}
-	if (m.v[F_BLEND]) {
-		if ((rc = get_str(m.v[F_BLEND], "blend", &str, err, errlen)) ||
-		    (rc = resolve_blend(str, lim, s.render.scene, err, errlen)))
-			goto out;
-	} else if (lim->default_scene) {
-		if (strlen(lim->default_scene) >= sizeof(s.render.scene)) {
-			snprintf(err, errlen, "the default scene path is too long");
-			rc = 500;
-			goto out;
-		}
-		snprintf(s.render.scene, sizeof(s.render.scene), "%s", lim->default_scene);
-	} else {
-		snprintf(err, errlen,
-		         "\"blend\" is missing and the service has no default scene (--scene)");
-		rc = 400;
-		goto out;
-	}
-	if (m.v[F_OUTPUT] && dr_jobspec_set_output(&s, lim->output_root, m.v[F_OUTPUT]->valuestring,
-	                                           err, errlen) < 0) {
-		rc = 400;
-		goto out;
-	}
 	if ((rc = parse_frames(&m, max, &s.frames, err, errlen)))
 		goto out;
 	*out = s;
