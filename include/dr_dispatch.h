@@ -15,7 +15,7 @@
  * keeps what each node holds, so that it knows who may be given more and what may be taken back.
  * No MPI, no I/O, no clock reads. */
 
-#define DR_DISPATCH_FRAMES_MAX 256 /* most frames in one task (the wire's chunk limit) */
+#define DR_DISPATCH_FRAMES_MAX   256 /* most frames in one task (the wire's chunk limit) */
 #define DR_DISPATCH_HIST_BUCKETS 12
 
 typedef struct dr_dispatch_cfg {
@@ -36,10 +36,10 @@ typedef enum dr_dispatch_kind {
 
 typedef struct dr_dispatch_decision {
 	dr_dispatch_kind kind;
-	int slot;     /* the node the message goes to */
-	int job;      /* job number, -1 for STOP */
+	int slot;      /* the node the message goes to */
+	int job;       /* job number, -1 for STOP */
 	bool announce; /* TASK: the node does not have this job's settings yet */
-	int for_slot; /* CANCEL of a held frame: the idle node it is taken back for, else -1 */
+	int for_slot;  /* CANCEL of a held frame: the idle node it is taken back for, else -1 */
 	int nframes;
 	int frames[DR_DISPATCH_FRAMES_MAX];
 } dr_dispatch_decision;
@@ -60,8 +60,7 @@ typedef struct dr_dispatch_node {
 typedef struct dr_dispatch dr_dispatch;
 
 /* A dispatcher for CFG->nslots nodes, all last seen at NOW. NULL with ERR on bad config or OOM. */
-dr_dispatch *dr_dispatch_create(const dr_dispatch_cfg *cfg, double now, char *err,
-                                size_t errlen);
+dr_dispatch *dr_dispatch_create(const dr_dispatch_cfg *cfg, double now, char *err, size_t errlen);
 void dr_dispatch_destroy(dr_dispatch *d);
 
 /* Add job JOB (a number never used before) of PRIORITY (higher first; equal: lower JOB first)

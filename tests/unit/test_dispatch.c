@@ -256,8 +256,7 @@ static void test_copy_and_stop(void)
 	dr_dispatch_request(d, 0);
 	is_int(dr_dispatch_decide(d, 1.5, dec, 16), 0, "a young straggler is not copied yet");
 	int n = dr_dispatch_decide(d, 6, dec, 16);
-	ok(n == 1 && dec[0].kind == DR_DISPATCH_TASK && dec[0].slot == 0 &&
-	           dec[0].frames[0] == f1,
+	ok(n == 1 && dec[0].kind == DR_DISPATCH_TASK && dec[0].slot == 0 && dec[0].frames[0] == f1,
 	   "an idle node gets a speculative copy of the straggler");
 	is_int(dr_sched_other(s, f1, 0), 1, "the original still runs on node 1");
 	dr_dispatch_result(d, 0, 0, f1, 1);
@@ -296,8 +295,8 @@ static void test_cancel_silence_hist(void)
 	dr_dispatch_ready(d, 2);
 	dr_dispatch_decide(d, 0, dec, 16);
 	int n = dr_dispatch_cancel_job(d, 4, dec, 16);
-	ok(n == 2 && dec[0].kind == DR_DISPATCH_CANCEL && dec[0].slot == 0 &&
-	           dec[0].nframes == 0 && dec[1].slot == 2,
+	ok(n == 2 && dec[0].kind == DR_DISPATCH_CANCEL && dec[0].slot == 0 && dec[0].nframes == 0 &&
+	           dec[1].slot == 2,
 	   "cancel: every node holding its frames is told");
 	ok(dr_dispatch_job_ended(d, 4) && dr_sched_count(s).running == 0,
 	   "cancel: the job ends, its frames go back");
@@ -336,11 +335,11 @@ static unsigned rnd(unsigned n)
 }
 
 #define PMAX_SLOTS 5
-#define PMAX_JOBS 3
+#define PMAX_JOBS  3
 
 typedef struct simnode {
 	int job, q[2 * DR_DISPATCH_FRAMES_MAX], qlen;
-	double ends; /* when q[0] finishes */
+	double ends;  /* when q[0] finishes */
 	int settings; /* job whose settings it has */
 	bool asked, stopped;
 } simnode;
@@ -429,8 +428,8 @@ static void sim_apply(sim *z, const dr_dispatch_decision *x)
 		for (int k = nd->qlen - 1; k >= 0; k--) {
 			if (nd->job != x->job || (x->nframes && nd->q[k] != x->frames[0]))
 				continue;
-			CHECK(x->nframes == 0 || k > 0, "take-back of frame %d in flight on node %d",
-			      nd->q[k], x->slot);
+			CHECK(x->nframes == 0 || k > 0,
+			      "take-back of frame %d in flight on node %d", nd->q[k], x->slot);
 			if (k == 0 && x->nframes)
 				continue; /* started: the node keeps it */
 			n_takebacks += x->nframes > 0;
@@ -452,15 +451,15 @@ static void sim_apply(sim *z, const dr_dispatch_decision *x)
 		long idx = dr_sched_index(z->s[x->job], f);
 		const dr_fitem *it = idx >= 0 ? dr_sched_item(z->s[x->job], (size_t)idx) : NULL;
 		n_copies += it && it->dup_slot == x->slot;
-		CHECK(it && it->state == DR_F_RUNNING && (it->slot == x->slot ||
-		                                          it->dup_slot == x->slot),
+		CHECK(it && it->state == DR_F_RUNNING &&
+		              (it->slot == x->slot || it->dup_slot == x->slot),
 		      "frame %d handed to node %d is not running there", f, x->slot);
 		for (int o = 0; o < z->nslots; o++) {
 			if (o == x->slot || z->n[o].job != x->job)
 				continue;
 			for (int k = 0; k < z->n[o].qlen; k++)
-				CHECK(z->n[o].q[k] != f || (it && it->dup_slot == x->slot &&
-				                            it->slot == o),
+				CHECK(z->n[o].q[k] != f ||
+				              (it && it->dup_slot == x->slot && it->slot == o),
 				      "frame %d handed to nodes %d and %d, not as a copy", f, o,
 				      x->slot);
 		}
@@ -479,8 +478,8 @@ static void sim_compare(sim *z)
 {
 	for (int i = 0; i < z->nslots; i++) {
 		const dr_dispatch_node *dn = dr_dispatch_node_get(z->d, i);
-		bool same = dn->nframes == z->n[i].qlen && (dn->nframes == 0 ||
-		                                           dn->job == z->n[i].job);
+		bool same =
+		        dn->nframes == z->n[i].qlen && (dn->nframes == 0 || dn->job == z->n[i].job);
 		for (int k = 0; same && k < dn->nframes; k++)
 			same = dn->frames[k] == z->n[i].q[k];
 		CHECK(same, "node %d: dispatcher thinks %d frames, node holds %d", i, dn->nframes,
