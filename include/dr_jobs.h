@@ -85,6 +85,10 @@ bool dr_jobs_cancel_requested(dr_jobs *t, const char *id);
  * the status; a finished job ignores later publishes. A taken job is never taken again. */
 void dr_jobs_publish(dr_jobs *t, const char *id, dr_job_state st, const char *status_json);
 
+/* The same with the status as a cJSON object, which the table takes over (frees) in every case:
+ * the orchestrator builds it and hands it over without printing and parsing it again. */
+void dr_jobs_publish_json(dr_jobs *t, const char *id, dr_job_state st, struct cJSON *status);
+
 void dr_jobs_publish_metrics(dr_jobs *t, const dr_metrics *m);
 
 #endif

@@ -12,57 +12,16 @@
 
 #include <stdbool.h>
 
-typedef struct dr_ojob {
-	int num;                /* id in messages */
-	char id[DR_JOB_ID_MAX]; /* public id */
-	dr_node_job cfg;        /* what Blender needs, where frames go (cfg.id == num) */
-	char cfg_json[8192];    /* cfg as the JOB message carries it */
-	int priority;
-	dr_frames frames; /* owned */
-	dr_sched *sched;
-	double t0;           /* added (monotonic) */
-	double *dispatch;    /* per frame: seconds its render node waited for the task */
-	double *finished_at; /* per frame: seconds after t0 it was done */
-	bool started, ended, cancelled;
-	bool published_end; /* its final state went to the job table */
-	bool all_loadfail;  /* no render node could load its scene */
-	char loaderr[1024];
-} dr_ojob;
+/* A job as the orchestrator runs it, and the orchestrator itself: opaque, like dr_sched. Rank 0
+ * owns one orchestrator; the service loop (dr_service) feeds it messages and ticks, and moves jobs
+ * between it and the job table with dr_orch_adopt and dr_orch_publish. */
+typedef struct dr_ojob dr_ojob;
+typedef struct dr_orch dr_orch;
 
-typedef struct dr_orch_node {
-	bool waiting;                 /* asked for work, not answered yet */
-	bool stopped;                 /* STOP sent */
-	double last_seen;             /* when it last said anything (monotonic seconds) */
-	int announced;                /* job whose settings it was last sent, -1 = none */
-	int job;                      /* job of the frames it has in flight, -1 = none */
-	int frames[2 * DR_CHUNK_MAX]; /* handed to it, not reported yet, in the order it renders
-	                               * them: frames[0] is in flight, the rest wait behind it */
-	int nframes;
-	int revoking; /* a waiting frame being taken back for an idle node, -1 = none */
-} dr_orch_node;
-
-typedef struct dr_orch {
-	const dr_opts *opts;
-	dr_chan *chan;
-	int nslots;
-	dr_orch_node *nodes;
-	dr_report_node *info; /* rank, host, threads per slot, for reports */
-	dr_ojob **jobs;
-	size_t njobs, capjobs;
-	unsigned long seq; /* jobs added so far: the next job's number */
-	double t0;
-	double last_draw;
-	int tty; /* live progress line on this terminal, or -1 */
-	bool quiet;
-	bool serve; /* a service: nodes are never stopped for lack of work */
-	int silent; /* slot of a node silent past --node-timeout, or -1 */
-	dr_metrics metrics;
-} dr_orch;
-
-/* Set up. TTY: a terminal for the live progress line, or -1 for log lines. SERVE: a service.
- * Returns 0, or -1 with ERR. */
-int dr_orch_init(dr_orch *r, const dr_opts *o, dr_chan *chan, int tty, bool serve, char *err,
-                 size_t errlen);
+/* An orchestrator for the render nodes on CHAN. TTY: a terminal for the live progress line, or -1
+ * for log lines. SERVE: a service. NULL with ERR on failure. */
+dr_orch *dr_orch_create(const dr_opts *o, dr_chan *chan, int tty, bool serve, char *err,
+                        size_t errlen);
 
 /* Add a job (settings and frames copied); frames already on disk are skipped unless --overwrite.
  * Returns the job, or NULL with ERR (e.g. an output pattern that cannot be used). */
@@ -87,12 +46,32 @@ int dr_orch_stop_all(dr_orch *r, char *err, size_t errlen);
 /* The job's state for the job table. */
 dr_job_state dr_orch_state(const dr_ojob *j);
 
-/* The job's status fields as JSON text (malloc'd; see dr_jobs_publish), or NULL on OOM. */
-char *dr_orch_status(const dr_orch *r, const dr_ojob *j);
+/* The job's status fields as a cJSON object (see dr_jobs_publish_json), or NULL on OOM. */
+struct cJSON *dr_orch_status(const dr_orch *r, const dr_ojob *j);
 
 /* Fill a report for job J. */
 void dr_orch_report(const dr_orch *r, const dr_ojob *j, dr_report *rep, int exit_code,
                     const char *status, const char *message);
+
+/* Service side: add the jobs queued in TABLE (a job that cannot be added is published as failed
+ * with its error). */
+void dr_orch_adopt(dr_orch *r, dr_jobs *table);
+
+/* Honour cancel requests from TABLE and publish every job's state and status (once more after it
+ * ended, then no more) and the metrics. */
+void dr_orch_publish(dr_orch *r, dr_jobs *table);
+
+/* When a render node has been silent past --node-timeout: true, with a message for the user in
+ * ERR (the run cannot go on: a lost node's frames cannot be told apart from a hung one's). */
+bool dr_orch_lost_node(const dr_orch *r, char *err, size_t errlen);
+
+/* How batch job J ended, as the exit code (DR_EXIT_*), with the report's STATUS and a MESSAGE
+ * (MSGLEN bytes, "" when none). FAILED: the run stopped on the runtime error ERROR;
+ * INTERRUPTED: by a signal. */
+int dr_orch_outcome(const dr_orch *r, const dr_ojob *j, bool interrupted, bool failed,
+                    const char *error, const char **status, char *msg, size_t msglen);
+
+bool dr_ojob_ended(const dr_ojob *j);
 
 void dr_orch_destroy(dr_orch *r);
 

@@ -7,6 +7,15 @@
 
 #include <stdio.h>
 
+/* The exit code tells the truth (DESIGN.md); the report carries it too. */
+enum {
+	DR_EXIT_ALL_DONE = 0,      /* every requested frame is there */
+	DR_EXIT_FRAMES_FAILED = 1, /* some frames failed (listed) */
+	DR_EXIT_USAGE = 2,         /* bad usage or input, nothing rendered */
+	DR_EXIT_RUNTIME = 3,       /* runtime failure */
+	DR_EXIT_INTERRUPTED = 130
+};
+
 typedef struct dr_report_node {
 	int rank;
 	char host[256];

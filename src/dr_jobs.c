@@ -2,6 +2,7 @@
  */
 #include "dr_jobs.h"
 #include "dr_log.h"
+#include "dr_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -91,18 +92,7 @@ static struct job *find(const dr_jobs *t, const char *id)
 /* Make room for one more job; -1 on out of memory. */
 static int reserve(dr_jobs *t)
 {
-	struct job **nv;
-	size_t cap;
-
-	if (t->n < t->cap)
-		return 0;
-	cap = t->cap ? t->cap * 2 : 16;
-	nv = realloc(t->v, cap * sizeof(*nv));
-	if (!nv)
-		return -1;
-	t->v = nv;
-	t->cap = cap;
-	return 0;
+	return dr_grow(&t->v, &t->cap, t->n + 1, sizeof *t->v);
 }
 
 /* Append one journal record (an object, consumed) as a line; -1 with ERR on failure. */
@@ -157,7 +147,7 @@ static void journal_end(dr_jobs *t, const struct job *j)
 {
 	cJSON *r = record("end", j->id);
 	cJSON *status = j->status ? cJSON_Duplicate(j->status, true) : NULL;
-	char err[256];
+	char err[DR_ERRLEN];
 
 	if (r && (!cJSON_AddStringToObject(r, "state", dr_job_state_name(j->state)) ||
 	          (j->status && (!status || !cJSON_AddItemToObject(r, "status", status))))) {
@@ -182,7 +172,7 @@ static void replay_line(dr_jobs *t, const char *line, size_t lineno)
 	const cJSON *op = cJSON_GetObjectItemCaseSensitive(r, "op");
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "id");
 	struct job *j;
-	char err[256];
+	char err[DR_ERRLEN];
 
 	if (!cJSON_IsString(op) || !cJSON_IsString(id) || !id->valuestring[0] ||
 	    strlen(id->valuestring) >= DR_JOB_ID_MAX) {
@@ -269,8 +259,7 @@ static int replay(dr_jobs *t, int fd, const char *path, char *err, size_t errlen
 	free(line);
 	fclose(f);
 	if (pos != good && ftruncate(fd, good) < 0) {
-		snprintf(err, errlen, "cannot repair %s: %s", path, strerror(errno));
-		return -1;
+		return dr_seterr(err, errlen, "cannot repair %s: %s", path, strerror(errno));
 	}
 	return 0;
 }
@@ -546,7 +535,7 @@ out:
 int dr_jobs_cancel(dr_jobs *t, const char *id)
 {
 	struct job *j;
-	char err[256];
+	char err[DR_ERRLEN];
 	int rc = 0;
 
 	pthread_mutex_lock(&t->mu);
@@ -578,7 +567,7 @@ int dr_jobs_frame(dr_jobs *t, const char *id, int frame, char *path, size_t path
 {
 	struct job *j;
 	dr_outpath o;
-	char err[256];
+	char err[DR_ERRLEN];
 	struct stat st;
 	int rc;
 
@@ -631,16 +620,10 @@ __attribute__((format(printf, 2, 3))) static void text_add(struct text *t, const
 			t->len += (size_t)w;
 			return;
 		}
-		size_t cap = t->cap ? t->cap : 1024;
-		while (cap < t->len + (size_t)w + 1)
-			cap *= 2;
-		char *nb = realloc(t->buf, cap);
-		if (!nb) {
+		if (dr_grow(&t->buf, &t->cap, t->len + (size_t)w + 1, 1) != 0) {
 			t->oom = true;
 			return;
 		}
-		t->buf = nb;
-		t->cap = cap;
 	}
 }
 
@@ -745,17 +728,18 @@ bool dr_jobs_cancel_requested(dr_jobs *t, const char *id)
 
 void dr_jobs_publish(dr_jobs *t, const char *id, dr_job_state st, const char *status_json)
 {
-	cJSON *status = NULL;
-	struct job *j;
-	char err[256];
+	dr_jobs_publish_json(t, id, st, status_json ? cJSON_Parse(status_json) : NULL);
+}
 
-	if (status_json) {
-		status = cJSON_Parse(status_json);
-		if (!cJSON_IsObject(status)) {
-			dr_warn("job %s: published status is not a JSON object; ignored", id);
-			cJSON_Delete(status);
-			status = NULL;
-		}
+void dr_jobs_publish_json(dr_jobs *t, const char *id, dr_job_state st, cJSON *status)
+{
+	struct job *j;
+	char err[DR_ERRLEN];
+
+	if (status && !cJSON_IsObject(status)) {
+		dr_warn("job %s: published status is not a JSON object; ignored", id);
+		cJSON_Delete(status);
+		status = NULL;
 	}
 	pthread_mutex_lock(&t->mu);
 	j = find(t, id);

@@ -4,6 +4,7 @@
 
 #include "dr_util.h"
 
+#include "dr_dispatch.h"
 #include "dr_imgcheck.h"
 #include "dr_log.h"
 
@@ -13,16 +14,61 @@
 #include <string.h>
 #include <unistd.h>
 
+_Static_assert(DR_DISPATCH_FRAMES_MAX == DR_CHUNK_MAX, "a task's frames fit a decision");
+_Static_assert(DR_DISPATCH_HIST_BUCKETS == DR_HIST_BUCKETS, "one set of histogram buckets");
+
+struct dr_ojob {
+	int num;                /* id in messages */
+	char id[DR_JOB_ID_MAX]; /* public id */
+	dr_node_job cfg;        /* what Blender needs, where frames go (cfg.id == num) */
+	char cfg_json[8192];    /* cfg as the JOB message carries it */
+	int priority;
+	int settings;     /* jobs with the same value share Blender settings (no reload) */
+	dr_frames frames; /* owned */
+	dr_sched *sched;
+	double t0;           /* added (monotonic) */
+	double *dispatch;    /* per frame: seconds its render node waited for the task */
+	double *finished_at; /* per frame: seconds after t0 it was done */
+	bool started, ended, cancelled;
+	bool published_end; /* its final state went to the job table */
+	bool all_loadfail;  /* no render node could load its scene */
+	char loaderr[1024];
+};
+
+struct dr_orch {
+	const dr_opts *opts;
+	dr_chan *chan;
+	int nslots;
+	dr_dispatch *disp;         /* the dispatch policy and what each node holds */
+	dr_dispatch_decision *dec; /* room for one round of decisions (nslots) */
+	dr_report_node *info;      /* rank, host, threads per slot, for reports */
+	dr_ojob **jobs;
+	size_t njobs, capjobs;
+	unsigned long seq; /* jobs added so far: the next job's number */
+	double t0;
+	double last_draw;
+	int tty; /* live progress line on this terminal, or -1 */
+	bool quiet;
+	bool serve; /* a service: nodes are never stopped for lack of work */
+	int silent; /* slot of a node silent past --node-timeout, or -1 */
+	dr_metrics metrics;
+};
+
 static int slot_of(const dr_orch *r, int rank)
 {
 	int slot = r->chan->size == 1 ? rank : rank - 1;
 	return slot >= 0 && slot < r->nslots ? slot : -1;
 }
 
-int dr_orch_init(dr_orch *r, const dr_opts *o, dr_chan *chan, int tty, bool serve, char *err,
-                 size_t errlen)
+dr_orch *dr_orch_create(const dr_opts *o, dr_chan *chan, int tty, bool serve, char *err,
+                        size_t errlen)
 {
-	memset(r, 0, sizeof *r);
+	dr_orch *r = calloc(1, sizeof *r);
+
+	if (!r) {
+		dr_seterr(err, errlen, "out of memory");
+		return NULL;
+	}
 	r->opts = o;
 	r->chan = chan;
 	r->tty = serve ? -1 : tty;
@@ -31,19 +77,26 @@ int dr_orch_init(dr_orch *r, const dr_opts *o, dr_chan *chan, int tty, bool serv
 	r->t0 = r->last_draw = dr_now();
 	r->silent = -1;
 	r->nslots = chan->size == 1 ? 1 : chan->size - 1;
-	r->nodes = calloc((size_t)r->nslots, sizeof *r->nodes);
+	dr_dispatch_cfg dc = {
+	        .nslots = r->nslots,
+	        .serve = serve,
+	        .node_timeout = chan->size > 1 ? o->node_timeout : -1, /* alone: nobody to lose */
+	};
 	r->info = calloc((size_t)r->nslots, sizeof *r->info);
-	if (!r->nodes || !r->info) {
-		snprintf(err, errlen, "out of memory");
+	r->dec = calloc((size_t)r->nslots, sizeof *r->dec);
+	if (!r->info || !r->dec) {
+		dr_seterr(err, errlen, "out of memory");
 		dr_orch_destroy(r);
-		return -1;
+		return NULL;
 	}
-	for (int i = 0; i < r->nslots; i++) {
+	r->disp = dr_dispatch_create(&dc, r->t0, err, errlen);
+	if (!r->disp) {
+		dr_orch_destroy(r);
+		return NULL;
+	}
+	for (int i = 0; i < r->nslots; i++)
 		r->info[i].rank = chan->size == 1 ? 0 : i + 1;
-		r->nodes[i].last_seen = r->t0;
-		r->nodes[i].announced = r->nodes[i].job = r->nodes[i].revoking = -1;
-	}
-	return 0;
+	return r;
 }
 
 static void job_free(dr_ojob *j)
@@ -59,12 +112,40 @@ static void job_free(dr_ojob *j)
 
 void dr_orch_destroy(dr_orch *r)
 {
+	if (!r)
+		return;
 	for (size_t i = 0; i < r->njobs; i++)
 		job_free(r->jobs[i]);
 	free(r->jobs);
-	free(r->nodes);
+	dr_dispatch_destroy(r->disp);
+	free(r->dec);
 	free(r->info);
-	memset(r, 0, sizeof *r);
+	free(r);
+}
+
+/* Frames of J whose output already exists and is complete are skipped (resume after a crash). */
+static void skip_existing(dr_orch *r, dr_ojob *j)
+{
+	char path[DR_PATH_MAX], why[DR_PATH_MAX + 200];
+	size_t existing = 0;
+
+	for (size_t i = 0; i < j->frames.n; i++) {
+		int f = j->frames.v[i];
+		if (dr_outpath_frame(&j->cfg.out, f, path, sizeof path) != 0 ||
+		    access(path, F_OK) != 0)
+			continue;
+		if (dr_imgcheck(path, j->cfg.render.format, why, sizeof why) == 0) {
+			dr_sched_skip(j->sched, f);
+			existing++;
+		} else {
+			dr_warn("%s; frame %d will be rendered again", why, f);
+		}
+	}
+	r->metrics.frames_skipped += existing;
+	if (existing)
+		dr_info("%s%s%zu of %zu frames already exist and are skipped (--overwrite renders "
+		        "them again)",
+		        r->serve ? j->id : "", r->serve ? ": " : "", existing, j->frames.n);
 }
 
 dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, int priority,
@@ -77,20 +158,10 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
 	        .max_consec = 3,
 	        .tail_control = !r->opts->no_speculate,
 	};
-	char path[DR_PATH_MAX], why[DR_PATH_MAX + 200];
-	size_t existing = 0;
 	dr_ojob *j = calloc(1, sizeof *j);
 
-	if (j && r->njobs == r->capjobs) {
-		size_t cap = r->capjobs ? 2 * r->capjobs : 8;
-		dr_ojob **p = realloc(r->jobs, cap * sizeof *p);
-		if (p) {
-			r->jobs = p;
-			r->capjobs = cap;
-		}
-	}
-	if (!j || r->njobs == r->capjobs) {
-		snprintf(err, errlen, "out of memory");
+	if (!j || dr_grow(&r->jobs, &r->capjobs, r->njobs + 1, sizeof *r->jobs) != 0) {
+		dr_seterr(err, errlen, "out of memory");
 		free(j);
 		return NULL;
 	}
@@ -126,26 +197,24 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
 		job_free(j);
 		return NULL;
 	}
-	for (size_t i = 0; i < j->frames.n && !r->opts->overwrite; i++) {
-		int f = j->frames.v[i];
-		if (dr_outpath_frame(&j->cfg.out, f, path, sizeof path) != 0 ||
-		    access(path, F_OK) != 0)
-			continue;
-		if (dr_imgcheck(path, j->cfg.render.format, why, sizeof why) == 0) {
-			dr_sched_skip(j->sched, f);
-			existing++;
-		} else {
-			dr_warn("%s; frame %d will be rendered again", why, f);
+	/* jobs that one warm Blender can render without a reload share a settings class */
+	j->settings = j->num;
+	for (size_t i = 0; i < r->njobs; i++)
+		if (dr_render_cfg_same_blender(&r->jobs[i]->cfg.render, &j->cfg.render)) {
+			j->settings = r->jobs[i]->settings;
+			break;
 		}
+	if (dr_dispatch_add_job(r->disp, j->num, priority, j->settings, j->sched, err, errlen)) {
+		job_free(j);
+		return NULL;
 	}
-	r->metrics.frames_skipped += existing;
-	if (existing)
-		dr_info("%s%s%zu of %zu frames already exist and are skipped (--overwrite renders "
-		        "them again)",
-		        r->serve ? j->id : "", r->serve ? ": " : "", existing, j->frames.n);
+	if (!r->opts->overwrite)
+		skip_existing(r, j);
 	r->jobs[r->njobs++] = j;
-	if (dr_sched_finished(j->sched))
+	if (dr_sched_finished(j->sched)) { /* every frame already there */
 		j->ended = true;
+		dr_dispatch_end_job(r->disp, j->num);
+	}
 	return j;
 }
 
@@ -233,48 +302,12 @@ static void job_end_check(dr_orch *r, dr_ojob *j)
 	if (j->ended || !dr_sched_finished(j->sched))
 		return;
 	j->ended = true;
+	dr_dispatch_end_job(r->disp, j->num);
 	if (r->serve) {
 		dr_sched_counts c = dr_sched_count(j->sched);
 		dr_info("job %s %s: %zu rendered, %zu skipped, %zu failed", j->id,
 		        c.failed ? "failed" : "done", c.done, c.skipped, c.failed);
 	}
-}
-
-/* FRAME is no longer held by node ND (reported, dropped or taken back). */
-static void held_remove(dr_orch_node *nd, int frame)
-{
-	for (int i = 0; i < nd->nframes; i++)
-		if (nd->frames[i] == frame) {
-			memmove(&nd->frames[i], &nd->frames[i + 1],
-			        (size_t)(nd->nframes - i - 1) * sizeof nd->frames[0]);
-			if (--nd->nframes == 0)
-				nd->job = -1;
-			return;
-		}
-}
-
-/* Idle node SLOT found no fresh frame: take back one that waits behind another node's frame in
- * flight (held ahead), rather than let it wait there while SLOT idles. Returns 1 if one is
- * being taken back (SLOT gets it once the holder confirms), 0 if none, -1 on error. */
-static int take_back(dr_orch *r, int slot, char *err, size_t errlen)
-{
-	for (int h = 0; h < r->nslots; h++) {
-		dr_orch_node *nd = &r->nodes[h];
-		dr_ojob *j = job_of(r, nd->job);
-		if (h == slot || !j || j->ended)
-			continue;
-		if (nd->revoking >= 0)
-			return 1; /* one under way: wait for it */
-		const dr_slot_stats *st = dr_sched_slot(j->sched, slot);
-		if (nd->nframes < 2 || st->excluded || st->gone)
-			continue;
-		nd->revoking = nd->frames[nd->nframes - 1];
-		dr_debug("taking frame %d back from rank %d for idle rank %d", nd->revoking,
-		         r->info[h].rank, r->info[slot].rank);
-		dr_msg m = {.type = DR_MSG_CANCEL, .job = j->num, .frame = nd->revoking, .n = 1};
-		return send_to(r, h, &m, err, errlen) ? -1 : 1;
-	}
-	return 0;
 }
 
 static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t errlen)
@@ -284,14 +317,8 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 	const dr_slot_stats *st;
 	bool was_excluded;
 
-	held_remove(&r->nodes[slot], m->frame);
-	if (r->nodes[slot].revoking == m->frame) {
-		r->nodes[slot].revoking = -1;
-		if (j && !j->ended && m->ok < 0) { /* taken back for an idle node */
-			dr_sched_return(j->sched, slot, m->frame);
-			return;
-		}
-	}
+	if (dr_dispatch_result(r->disp, slot, m->job, m->frame, m->ok))
+		return; /* the receipt of a frame taken back for an idle node */
 	if (!j || j->ended || m->ok < 0)
 		return; /* cancelled meanwhile, a copy that lost, or a dropped frame's receipt */
 	st = dr_sched_slot(j->sched, slot);
@@ -311,12 +338,7 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 		}
 		r->metrics.frames_done++;
 		r->metrics.seconds_sum += m->seconds;
-		static const double bounds[DR_HIST_BUCKETS] = {0.1, 0.25, 0.5, 1,   2.5, 5,
-		                                               10,  30,   60,  120, 300, 600};
-		int b = 0;
-		while (b < DR_HIST_BUCKETS && m->seconds > bounds[b])
-			b++;
-		r->metrics.hist[b]++;
+		r->metrics.hist[dr_dispatch_hist_bucket(m->seconds)]++;
 		if (!r->quiet && (r->tty < 0 || r->serve)) {
 			r->last_draw = dr_now();
 			progress_line(r, j, line, sizeof line);
@@ -350,13 +372,7 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 /* Node SLOT cannot load job J's scene (J NULL: the command line's scene at start-up). */
 static int on_loadfail(dr_orch *r, int slot, dr_ojob *j, const char *text, char *err, size_t errlen)
 {
-	dr_orch_node *nd = &r->nodes[slot];
-
-	nd->waiting = true; /* a LOADFAIL also asks for work */
-	nd->nframes = 0;
-	nd->revoking = -1;
-	nd->job = -1;
-	nd->announced = -1;
+	dr_dispatch_loadfail(r->disp, slot); /* a LOADFAIL also asks for work */
 	if (!j && r->serve) {
 		dr_warn("rank %d (%s) cannot load the default scene: %s", r->info[slot].rank,
 		        r->info[slot].host, text);
@@ -381,12 +397,10 @@ static int on_loadfail(dr_orch *r, int slot, dr_ojob *j, const char *text, char 
 int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errlen)
 {
 	int slot = slot_of(r, src);
-	dr_orch_node *nd;
 
 	if (slot < 0)
 		return 0;
-	nd = &r->nodes[slot];
-	nd->last_seen = dr_now();
+	dr_dispatch_heard(r->disp, slot, dr_now());
 	switch (m->type) {
 	case DR_MSG_HELLO:
 		r->info[slot].threads = m->threads;
@@ -395,13 +409,10 @@ int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errle
 		         m->pid, m->threads, m->threads == 1 ? "" : "s");
 		break;
 	case DR_MSG_READY: /* the first request: the node holds nothing */
-		nd->waiting = true;
-		nd->nframes = 0;
-		nd->revoking = -1;
-		nd->job = -1;
+		dr_dispatch_ready(r->disp, slot);
 		break;
 	case DR_MSG_REQUEST: /* may come while it renders its last frame: one task ahead */
-		nd->waiting = true;
+		dr_dispatch_request(r->disp, slot);
 		break;
 	case DR_MSG_LOADFAIL:
 		return on_loadfail(r, slot, m->job >= 0 ? job_of(r, m->job) : NULL, m->text, err,
@@ -428,34 +439,54 @@ static void strand_check(dr_ojob *j)
 	                                                 : "no render node left to try this frame");
 }
 
-static int assign(dr_orch *r, int slot, dr_ojob *j, const int *frames, int k, char *err,
-                  size_t errlen)
+/* Carry out decision X (see dr_dispatch_decide). */
+static int carry_out(dr_orch *r, const dr_dispatch_decision *x, char *err, size_t errlen)
 {
-	dr_orch_node *nd = &r->nodes[slot];
-	dr_msg m = {.type = DR_MSG_TASK, .job = j->num, .n = k};
+	dr_ojob *j = job_of(r, x->job);
+	dr_msg m = {.type = DR_MSG_STOP, .job = -1, .frame = -1};
 
-	if (nd->announced != j->num) {
-		dr_msg jm = {.type = DR_MSG_JOB, .job = j->num};
-		snprintf(jm.text, sizeof jm.text, "%s", j->cfg_json);
-		if (send_to(r, slot, &jm, err, errlen))
-			return -1;
-		nd->announced = j->num;
+	switch (x->kind) {
+	case DR_DISPATCH_TASK:
+		if (!j)
+			return 0;
+		if (x->announce) {
+			dr_msg jm = {.type = DR_MSG_JOB, .job = j->num};
+			snprintf(jm.text, sizeof jm.text, "%s", j->cfg_json);
+			if (send_to(r, x->slot, &jm, err, errlen))
+				return -1;
+		}
+		m = (dr_msg){.type = DR_MSG_TASK, .job = j->num, .n = x->nframes};
+		memcpy(m.frames, x->frames, (size_t)x->nframes * sizeof x->frames[0]);
+		j->started = true;
+		break;
+	case DR_DISPATCH_CANCEL:
+		/* n = 1: give the frame back only if not started; n = 0, frame -1: drop the job */
+		m = (dr_msg){.type = DR_MSG_CANCEL,
+		             .job = x->job,
+		             .frame = x->nframes ? x->frames[0] : -1,
+		             .n = x->nframes ? 1 : 0};
+		if (x->for_slot >= 0)
+			dr_debug("taking frame %d back from rank %d for idle rank %d", m.frame,
+			         r->info[x->slot].rank, r->info[x->for_slot].rank);
+		break;
+	case DR_DISPATCH_STOP:
+		break;
+	default:
+		return 0;
 	}
-	memcpy(m.frames, frames, (size_t)k * sizeof frames[0]);
-	nd->waiting = false;
-	for (int i = 0; i < k && nd->nframes < 2 * DR_CHUNK_MAX; i++)
-		nd->frames[nd->nframes++] = frames[i];
-	nd->job = j->num;
-	j->started = true;
-	return send_to(r, slot, &m, err, errlen);
+	return send_to(r, x->slot, &m, err, errlen);
 }
 
-static bool same_settings(const dr_ojob *a, const dr_ojob *b)
+/* Carry out the first N decisions in r->dec, in order. */
+static int carry_out_all(dr_orch *r, int n, char *err, size_t errlen)
 {
-	return a && b && dr_render_cfg_same_blender(&a->cfg.render, &b->cfg.render);
+	for (int i = 0; i < n; i++)
+		if (carry_out(r, &r->dec[i], err, errlen))
+			return -1;
+	return 0;
 }
 
-/* Jobs in the order they are served: priority, then submission. */
+/* Jobs in the order they are served (and shown): priority, then submission. */
 static int job_order(const void *pa, const void *pb)
 {
 	const dr_ojob *a = *(dr_ojob *const *)pa, *b = *(dr_ojob *const *)pb;
@@ -464,105 +495,24 @@ static int job_order(const void *pa, const void *pb)
 	return a->num < b->num ? -1 : a->num > b->num;
 }
 
-/* Work for waiting node SLOT: the first job in order with pending frames, preferring, among
- * those of the top priority, one whose settings its Blender already has; then speculative
- * copies of stragglers. Returns 1 if it got work, 0 if none now, -1 on error. Sets *NEVER when
- * no job will ever have work for it. */
-static int find_work(dr_orch *r, int slot, bool *never, char *err, size_t errlen)
-{
-	int frames[DR_CHUNK_MAX], k, top = 0;
-	bool have_top = false;
-	double now = dr_now();
-	const dr_ojob *loaded = job_of(r, r->nodes[slot].announced);
-
-	*never = true;
-	for (size_t i = 0; i < r->njobs; i++) {
-		dr_ojob *j = r->jobs[i];
-		const dr_slot_stats *st = dr_sched_slot(j->sched, slot);
-		if (j->ended)
-			continue;
-		if (!st->excluded && !st->gone)
-			*never = false;
-		if (dr_sched_count(j->sched).pending > 0 && (!have_top || j->priority > top)) {
-			top = j->priority;
-			have_top = true;
-		}
-	}
-	for (int pass = 0; pass < 3; pass++) {
-		for (size_t i = 0; i < r->njobs; i++) {
-			dr_ojob *j = r->jobs[i];
-			bool pending = dr_sched_count(j->sched).pending > 0;
-			if (j->ended)
-				continue;
-			/* A node still rendering gets its next task from the same job only, and
-			 * only while plenty is pending: near the end a frame held behind a long one
-			 * would wait while other nodes idle. Speculative copies are for idle nodes.
-			 */
-			if (r->nodes[slot].nframes > 0 &&
-			    (j->num != r->nodes[slot].job || pass == 2 ||
-			     dr_sched_count(j->sched).pending <= (size_t)r->nslots))
-				continue;
-			if (pass == 0 &&
-			    (!pending || j->priority != top || !same_settings(j, loaded)))
-				continue;
-			if (pass == 1 && !pending)
-				continue;
-			if (pass == 2 && (pending || have_top))
-				continue; /* copies of stragglers only when nothing is pending */
-			k = r->nodes[slot].nframes > 0
-			            ? dr_sched_next_ahead(j->sched, slot, now, frames, DR_CHUNK_MAX)
-			            : dr_sched_next(j->sched, slot, now, frames, DR_CHUNK_MAX);
-			if (k > 0)
-				return assign(r, slot, j, frames, k, err, errlen) ? -1 : 1;
-		}
-	}
-	return 0;
-}
-
 int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 {
 	double now = dr_now();
+	int busy, n;
 
-	for (int i = 0; i < r->nslots && r->chan->size > 1; i++) {
-		if (!r->nodes[i].stopped && now - r->nodes[i].last_seen > r->opts->node_timeout) {
-			r->silent = i;
-			return 0;
-		}
-	}
+	r->silent = dr_dispatch_silent(r->disp, now);
+	if (r->silent >= 0)
+		return 0;
 	for (size_t i = 0; i < r->njobs; i++) {
 		strand_check(r->jobs[i]);
 		job_end_check(r, r->jobs[i]);
 	}
 	if (r->njobs > 1)
 		qsort(r->jobs, r->njobs, sizeof *r->jobs, job_order);
-	int busy = 0;
-	bool pending = false;
-	for (size_t i = 0; i < r->njobs; i++)
-		pending |= !r->jobs[i]->ended && dr_sched_count(r->jobs[i]->sched).pending > 0;
-	for (int i = 0; i < r->nslots; i++) {
-		dr_orch_node *nd = &r->nodes[i];
-		bool never;
-		busy += nd->nframes > 0;
-		if (!nd->waiting || nd->stopped)
-			continue;
-		/* with nothing fresh left, a frame waiting behind another comes before a copy */
-		if (!pending && nd->nframes == 0) {
-			int tb = take_back(r, i, err, errlen);
-			if (tb < 0)
-				return -1;
-			if (tb > 0)
-				continue;
-		}
-		int got = find_work(r, i, &never, err, errlen);
-		if (got < 0)
-			return -1;
-		if (got == 0 && never && !r->serve && nd->nframes == 0) {
-			nd->waiting = false;
-			nd->stopped = true;
-			if (send_type(r, i, DR_MSG_STOP, -1, -1, err, errlen))
-				return -1;
-		}
-	}
+	busy = dr_dispatch_busy(r->disp);
+	n = dr_dispatch_decide(r->disp, now, r->dec, r->nslots);
+	if (carry_out_all(r, n, err, errlen))
+		return -1;
 	r->metrics.nodes_busy = busy;
 	r->metrics.nodes_idle = r->nslots - busy;
 	draw(r, false);
@@ -574,12 +524,9 @@ int dr_orch_cancel(dr_orch *r, dr_ojob *j, char *err, size_t errlen)
 	if (j->ended)
 		return 0;
 	j->cancelled = j->ended = true;
-	for (int i = 0; i < r->nslots; i++) {
-		dr_sched_requeue(j->sched, i);
-		if (r->nodes[i].job == j->num && r->nodes[i].nframes > 0 &&
-		    send_type(r, i, DR_MSG_CANCEL, j->num, -1, err, errlen))
-			return -1;
-	}
+	if (carry_out_all(r, dr_dispatch_cancel_job(r->disp, j->num, r->dec, r->nslots), err,
+	                  errlen))
+		return -1;
 	dr_info("job %s cancelled", j->id);
 	return 0;
 }
@@ -589,23 +536,13 @@ bool dr_orch_finished(const dr_orch *r)
 	for (size_t i = 0; i < r->njobs; i++)
 		if (!r->jobs[i]->ended)
 			return false;
-	if (r->serve)
-		return true;
-	for (int i = 0; i < r->nslots; i++)
-		if (!r->nodes[i].stopped)
-			return false;
-	return true;
+	return r->serve || dr_dispatch_all_stopped(r->disp);
 }
 
 int dr_orch_stop_all(dr_orch *r, char *err, size_t errlen)
 {
-	for (int i = 0; i < r->nslots; i++) {
-		if (r->nodes[i].stopped)
-			continue;
-		r->nodes[i].stopped = true;
-		if (send_type(r, i, DR_MSG_STOP, -1, -1, err, errlen))
-			return -1;
-	}
+	if (carry_out_all(r, dr_dispatch_stop_all(r->disp, r->dec, r->nslots), err, errlen))
+		return -1;
 	if (r->tty >= 0 && !r->quiet) {
 		draw(r, true);
 		dprintf(r->tty, "\n");
@@ -622,13 +559,12 @@ dr_job_state dr_orch_state(const dr_ojob *j)
 	return j->started ? DR_JOB_RUNNING : DR_JOB_QUEUED;
 }
 
-char *dr_orch_status(const dr_orch *r, const dr_ojob *j)
+cJSON *dr_orch_status(const dr_orch *r, const dr_ojob *j)
 {
 	dr_sched_counts c = dr_sched_count(j->sched);
 	double el = dr_now() - j->t0;
 	size_t todo = c.total - c.skipped, fin = c.done + c.failed;
 	cJSON *o = cJSON_CreateObject(), *fr, *failed, *nodes;
-	char *text = NULL;
 
 	if (!o)
 		return NULL;
@@ -668,7 +604,8 @@ char *dr_orch_status(const dr_orch *r, const dr_ojob *j)
 		int cur = -1;
 		if (!n)
 			break;
-		if (r->nodes[s].job == j->num && r->nodes[s].nframes > 0)
+		const dr_dispatch_node *dn = dr_dispatch_node_get(r->disp, s);
+		if (dn->job == j->num && dn->nframes > 0)
 			for (size_t i = 0; i < dr_sched_size(j->sched); i++) {
 				const dr_fitem *it = dr_sched_item(j->sched, i);
 				if (it->state == DR_F_RUNNING &&
@@ -686,9 +623,7 @@ char *dr_orch_status(const dr_orch *r, const dr_ojob *j)
 		cJSON_AddNumberToObject(n, "framesDone", dr_sched_slot(j->sched, s)->done);
 		cJSON_AddItemToArray(nodes, n);
 	}
-	text = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	return text;
+	return o;
 }
 
 void dr_orch_report(const dr_orch *r, const dr_ojob *j, dr_report *rep, int exit_code,
@@ -707,4 +642,92 @@ void dr_orch_report(const dr_orch *r, const dr_ojob *j, dr_report *rep, int exit
 	rep->dispatch = j->dispatch;
 	rep->finished_at = j->finished_at;
 	rep->rank0_cpu = -1;
+}
+
+bool dr_ojob_ended(const dr_ojob *j)
+{
+	return j->ended;
+}
+
+void dr_orch_adopt(dr_orch *r, dr_jobs *table)
+{
+	char id[DR_JOB_ID_MAX], err[DR_ERRLEN];
+	dr_jobspec spec;
+
+	while (dr_jobs_take(table, id, sizeof id, &spec) == 1) {
+		if (!dr_orch_add(r, id, &spec.render, spec.priority, &spec.frames, err,
+		                 sizeof err)) {
+			cJSON *o = cJSON_CreateObject();
+			if (o && !cJSON_AddStringToObject(o, "error", err)) {
+				cJSON_Delete(o);
+				o = NULL;
+			}
+			dr_jobs_publish_json(table, id, DR_JOB_FAILED, o);
+			dr_error("job %s: %s", id, err);
+		} else {
+			dr_info("job %s: %s, %zu frames", id, spec.render.scene, spec.frames.n);
+		}
+		dr_jobspec_free(&spec);
+	}
+}
+
+void dr_orch_publish(dr_orch *r, dr_jobs *table)
+{
+	char err[DR_ERRLEN];
+
+	for (size_t i = 0; i < r->njobs; i++) {
+		dr_ojob *j = r->jobs[i];
+		if (j->published_end)
+			continue;
+		if (!j->ended && dr_jobs_cancel_requested(table, j->id) &&
+		    dr_orch_cancel(r, j, err, sizeof err) != 0)
+			dr_error("%s", err);
+		dr_jobs_publish_json(table, j->id, dr_orch_state(j), dr_orch_status(r, j));
+		j->published_end = j->ended;
+	}
+	dr_jobs_publish_metrics(table, &r->metrics);
+}
+
+bool dr_orch_lost_node(const dr_orch *r, char *err, size_t errlen)
+{
+	if (r->silent < 0)
+		return false;
+	const dr_report_node *nd = &r->info[r->silent];
+	snprintf(err, errlen,
+	         "rank %d on host %s has not been heard from for %.0f s (stopped, hung or cut off "
+	         "from the network); ending the job. Frames already done are kept: run the same "
+	         "command again to render the rest",
+	         nd->rank, nd->host[0] ? nd->host : "(unknown)", r->opts->node_timeout);
+	return true;
+}
+
+int dr_orch_outcome(const dr_orch *r, const dr_ojob *j, bool interrupted, bool failed,
+                    const char *error, const char **status, char *msg, size_t msglen)
+{
+	(void)r;
+	msg[0] = '\0';
+	*status = "done";
+	if (interrupted) {
+		*status = "interrupted";
+		snprintf(msg, msglen,
+		         "Interrupted: frames already done are kept; run the same command again to "
+		         "render the rest.");
+		return DR_EXIT_INTERRUPTED;
+	}
+	if (failed) {
+		*status = "error";
+		snprintf(msg, msglen, "Stopped by a runtime failure: %s", error);
+		return DR_EXIT_RUNTIME;
+	}
+	if (j->all_loadfail) {
+		*status = "error";
+		snprintf(msg, msglen, "No render node could start Blender on the scene: %s",
+		         j->loaderr);
+		return DR_EXIT_USAGE;
+	}
+	if (dr_sched_count(j->sched).failed > 0) {
+		*status = "failed";
+		return DR_EXIT_FRAMES_FAILED;
+	}
+	return DR_EXIT_ALL_DONE;
 }

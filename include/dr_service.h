@@ -1,0 +1,50 @@
+/* Rank 0's program: checks before start-up, the job table and HTTP API, the one poll loop that
+ * drives the orchestrator (and rank 0's own render node when it is alone), and how a run ends. */
+#ifndef DR_SERVICE_H
+#define DR_SERVICE_H
+
+#include "dr_frames.h"
+#include "dr_msg.h"
+#include "dr_opts.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+
+/* What rank 0 needs from the command line. OPTS is passed through, as one pointer, to
+ * dr_orch_create and dr_node_start only (their own config structs will replace it). */
+typedef struct dr_service_cfg {
+	const dr_opts *opts;
+	bool serve;              /* --serve: a service; else a batch of FRAMES */
+	const char *http;        /* --http ADDR:PORT during a batch, or NULL */
+	const char *listen;      /* --serve's ADDR:PORT */
+	const char *token;       /* API token, or NULL */
+	double rate_limit;       /* requests per second per client, 0: none */
+	size_t max_queued;       /* 0: no limit */
+	const char *scene;       /* the batch's scene, or --serve's default scene (may be NULL) */
+	const char *blend_root;  /* --serve: NULL = "." */
+	const char *output_root; /* --serve: NULL = "output" */
+	const char *output, *format, *engine; /* the batch's settings */
+	int samples;
+	const dr_frames *frames; /* the batch's frames */
+	const char *report;      /* --report FILE.json, or NULL */
+	bool quiet;              /* -q: no progress line */
+} dr_service_cfg;
+
+typedef struct dr_service dr_service;
+
+/* Rank 0's checks before any render node starts (scene, output directory, the API's roots) and
+ * the API itself when asked for. Returns 0 with *OUT set, or an exit code (DR_EXIT_USAGE,
+ * DR_EXIT_RUNTIME; the message is logged) with *OUT NULL. CFG is kept: it must outlive *OUT. */
+int dr_service_open(dr_service **out, const dr_service_cfg *cfg);
+
+/* Run until the batch ends, or until *INTERRUPTED for a service (which then clears it to stop
+ * its nodes cleanly). THREADS and CPUS are for rank 0's own render node when CHAN has one rank.
+ * Returns the exit code (DR_EXIT_*); after a runtime failure with other ranks, MPI_Abort. */
+int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *cpus,
+                   volatile sig_atomic_t *interrupted);
+
+/* Stop the API and free S (NULL is fine). */
+void dr_service_close(dr_service *s);
+
+#endif

@@ -1,0 +1,368 @@
+/* Rank 0's program: start-up checks, the job table and HTTP API, one poll loop over messages,
+ * scheduling, job adoption and status publishing, and the exit code and report at the end. */
+#include "dr_service.h"
+
+#include "dr_http.h"
+#include "dr_jobs.h"
+#include "dr_log.h"
+#include "dr_node.h"
+#include "dr_orch.h"
+#include "dr_outdir.h"
+#include "dr_outpath.h"
+#include "dr_report.h"
+#include "dr_scene.h"
+#include "dr_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+struct dr_service {
+	const dr_service_cfg *cfg;
+	dr_chan *chan;
+	dr_orch *orch;
+	dr_node node; /* rank 0's own render node when it is alone */
+	bool have_node;
+	dr_jobs *table; /* --http or --serve */
+	dr_http *http;
+	double last_publish;
+	double idle_ms;      /* current nap between quiet rounds */
+	dr_render_cfg batch; /* the command line's job (a batch) */
+	char real_blend_root[PATH_MAX], real_output_root[PATH_MAX], real_scene[PATH_MAX];
+};
+
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return -1;
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
+}
+
+static int open_tty(bool quiet)
+{
+	if (quiet)
+		return -1;
+	int fd = open("/dev/tty", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0 && !isatty(fd)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* The settings of the command line's job (a batch), with the output pattern resolved, and its
+ * frame naming. */
+static int batch_cfg(const dr_service_cfg *c, dr_render_cfg *cfg, dr_outpath *out, char *err,
+                     size_t errlen)
+{
+	if (dr_render_cfg_init(cfg, c->scene, c->output, c->format, c->engine, c->samples, err,
+	                       errlen) != 0 ||
+	    dr_render_cfg_outpath(cfg, out, err, errlen) != 0)
+		return -1;
+	snprintf(cfg->output, sizeof cfg->output, "%s", out->pattern);
+	return 0;
+}
+
+/* --serve's roots: the output root must exist and be writable; both are used as real paths, and
+ * so is the default scene. Fills HC's limits. 0, or -1 with the message logged. */
+static int check_roots(dr_service *s, dr_http_cfg *hc)
+{
+	const dr_service_cfg *c = s->cfg;
+	const char *out = c->output_root ? c->output_root : "output";
+	const char *blend = c->blend_root ? c->blend_root : ".";
+	int frame0 = 0;
+	dr_frames one = {&frame0, 1};
+	dr_outpath probe;
+	char pat[PATH_MAX + 16], err[DR_ERRLEN];
+
+	snprintf(pat, sizeof pat, "%s/x_#", out);
+	if (dr_outpath_init(&probe, pat, "x.blend", "PNG", err, sizeof err) != 0 ||
+	    dr_outdir_prepare(&probe, &one, err, sizeof err) != 0) {
+		dr_error("--output-root: %s", err);
+		return -1;
+	}
+	if (!realpath(out, s->real_output_root) || !realpath(blend, s->real_blend_root)) {
+		dr_error("%s: %s", s->real_output_root[0] ? blend : out, strerror(errno));
+		return -1;
+	}
+	if (c->scene && dr_scene_check(c->scene, err, sizeof err) != 0) {
+		dr_error("--scene: %s", err);
+		return -1;
+	}
+	if (c->scene && !realpath(c->scene, s->real_scene)) {
+		dr_error("--scene %s: %s", c->scene, strerror(errno));
+		return -1;
+	}
+	hc->limits.blend_root = s->real_blend_root;
+	hc->limits.output_root = s->real_output_root;
+	hc->limits.default_scene = c->scene ? s->real_scene : NULL;
+	hc->limits.max_frames = DR_FRAMES_COUNT_MAX;
+	return 0;
+}
+
+/* Start the job table and HTTP server (before any render node starts). 0 or DR_EXIT_USAGE. */
+static int start_api(dr_service *s)
+{
+	const dr_service_cfg *c = s->cfg;
+	char err[DR_ERRLEN];
+	dr_http_cfg hc = {
+	        .listen = c->serve ? c->listen : c->http,
+	        .token = c->token,
+	        .read_only = !c->serve,
+	        .rate_per_s = c->rate_limit,
+	        .rate_burst = 2.0 * c->rate_limit,
+	};
+
+	if (c->serve && check_roots(s, &hc) != 0)
+		return DR_EXIT_USAGE;
+	s->table = dr_jobs_create(c->serve ? s->real_output_root : NULL, c->max_queued, err,
+	                          sizeof err);
+	if (!s->table) {
+		dr_error("%s", err);
+		return DR_EXIT_USAGE;
+	}
+	s->http = dr_http_start(&hc, s->table, err, sizeof err);
+	if (!s->http) {
+		dr_error("%s", err);
+		return DR_EXIT_USAGE;
+	}
+	dr_info("HTTP API on %s, port %d%s", hc.listen, dr_http_port(s->http),
+	        c->serve ? " (POST /render to submit)" : "");
+	return 0;
+}
+
+void dr_service_close(dr_service *s)
+{
+	if (!s)
+		return;
+	dr_http_stop(s->http);
+	dr_jobs_destroy(s->table);
+	free(s);
+}
+
+int dr_service_open(dr_service **out, const dr_service_cfg *cfg)
+{
+	dr_service *s = calloc(1, sizeof *s);
+	dr_outpath op;
+	char err[DR_ERRLEN];
+	int code = 0;
+
+	*out = NULL;
+	if (!s) {
+		dr_error("out of memory");
+		return DR_EXIT_RUNTIME;
+	}
+	s->cfg = cfg;
+	s->idle_ms = 0.2;
+	if (!cfg->serve && (dr_scene_check(cfg->scene, err, sizeof err) != 0 ||
+	                    batch_cfg(cfg, &s->batch, &op, err, sizeof err) != 0 ||
+	                    dr_outdir_prepare(&op, cfg->frames, err, sizeof err) != 0)) {
+		dr_error("%s", err);
+		code = DR_EXIT_USAGE;
+	} else if (cfg->serve || cfg->http) {
+		code = start_api(s);
+	}
+	if (code != 0) {
+		dr_service_close(s);
+		return code;
+	}
+	*out = s;
+	return 0;
+}
+
+/* List the batch job in the job table (for --http); its table id goes to ID ("batch" if that
+ * fails: the API then just does not know the job). */
+static void list_batch(dr_service *s, char *id, size_t idlen)
+{
+	const dr_frames *fr = s->cfg->frames;
+	dr_jobspec spec = {.render = s->batch};
+	char err[DR_ERRLEN];
+
+	spec.frames.v = malloc(fr->n * sizeof *fr->v);
+	if (!spec.frames.v)
+		return;
+	memcpy(spec.frames.v, fr->v, fr->n * sizeof *fr->v);
+	spec.frames.n = fr->n;
+	if (dr_jobs_submit(s->table, &spec, NULL, id, idlen, err, sizeof err) != 0) {
+		dr_jobspec_free(&spec);
+		dr_warn("the HTTP API will not list this run: %s", err);
+		return;
+	}
+	if (dr_jobs_take(s->table, id, idlen, &spec) == 1)
+		dr_jobspec_free(&spec);
+}
+
+/* Job-table bookkeeping: a service adopts new jobs; every 0.25 s cancel requests are honoured
+ * and status and metrics published. */
+static void table_round(dr_service *s)
+{
+	double now = dr_now();
+
+	if (!s->table)
+		return;
+	if (s->cfg->serve)
+		dr_orch_adopt(s->orch, s->table);
+	if (now - s->last_publish < 0.25)
+		return;
+	s->last_publish = now;
+	dr_orch_publish(s->orch, s->table);
+}
+
+/* One round: messages (routed to the orchestrator, or to rank 0's own render node), scheduling,
+ * and rendering (alone) or a short nap. */
+static int pump(dr_service *s, char *err, size_t errlen)
+{
+	dr_msg m;
+	int src, k, got = 0;
+
+	while ((k = dr_chan_poll(s->chan, &m, &src, err, errlen)) == 1) {
+		got++;
+		if (m.type == DR_MSG_TASK || m.type == DR_MSG_STOP || m.type == DR_MSG_JOB ||
+		    m.type == DR_MSG_CANCEL) {
+			if (s->have_node && dr_node_handle(&s->node, &m, err, errlen))
+				return -1;
+		} else if (dr_orch_handle(s->orch, &m, src, err, errlen)) {
+			return -1;
+		}
+	}
+	if (k < 0 || dr_orch_tick(s->orch, err, errlen))
+		return -1;
+	if (s->have_node)
+		return dr_node_tick(&s->node,
+		                    got                      ? 0
+		                    : dr_node_idle(&s->node) ? 2
+		                                             : 20,
+		                    err, errlen);
+	/* Back off from 0.2 ms right after a message to 2 ms when quiet: quick to answer a
+	 * request, near 0% CPU while everyone renders. */
+	s->idle_ms = got ? 0.2 : (s->idle_ms * 2 > 2 ? 2 : s->idle_ms * 2);
+	dr_sleep_ms(s->idle_ms);
+	return 0;
+}
+
+/* The one loop: until the batch job ended and its nodes were stopped, or a service is
+ * interrupted. Returns 0, or -1 with ERR on a runtime failure. */
+static int loop(dr_service *s, dr_ojob *job, volatile sig_atomic_t *interrupted, char *err,
+                size_t errlen)
+{
+	while (!*interrupted && (s->cfg->serve || !dr_orch_finished(s->orch))) {
+		if (pump(s, err, errlen) != 0)
+			return -1;
+		table_round(s);
+		if (dr_orch_lost_node(s->orch, err, errlen))
+			return -1;
+		if (job && dr_ojob_ended(job) && dr_orch_stop_all(s->orch, err, errlen))
+			return -1;
+	}
+	return 0;
+}
+
+/* A batch's end: exit code, JSON report, summary. */
+static int batch_outcome(dr_service *s, dr_ojob *job, bool interrupted, bool failed,
+                         const char *error)
+{
+	dr_report rep;
+	const char *status;
+	char msg[DR_ERRLEN + 300], err[DR_ERRLEN];
+	int code =
+	        dr_orch_outcome(s->orch, job, interrupted, failed, error, &status, msg, sizeof msg);
+
+	if (failed)
+		dr_error("%s", error);
+	else if (code == DR_EXIT_USAGE)
+		dr_error("%s", msg);
+	/* The JSON report first: on an interrupt, mpirun may kill us soon after its SIGTERM. */
+	dr_orch_report(s->orch, job, &rep, code, status, msg[0] ? msg : NULL);
+	rep.rank0_cpu = cpu_seconds();
+	if (s->cfg->report && dr_report_write(&rep, s->cfg->report, err, sizeof err) != 0) {
+		dr_error("%s", err);
+		if (code == DR_EXIT_ALL_DONE)
+			code = DR_EXIT_RUNTIME;
+	}
+	if (code != DR_EXIT_USAGE)
+		dr_report_print(&rep, stdout);
+	return code;
+}
+
+int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *cpus,
+                   volatile sig_atomic_t *interrupted)
+{
+	const dr_service_cfg *c = s->cfg;
+	dr_ojob *job = NULL;
+	char err[DR_ERRLEN] = "", id[DR_JOB_ID_MAX] = "batch";
+	int code = DR_EXIT_ALL_DONE, tty = open_tty(c->quiet);
+	bool failed = false;
+
+	s->chan = chan;
+	dr_log_set_tty(c->serve ? -1 : tty);
+	s->orch = dr_orch_create(c->opts, chan, tty, c->serve, err, sizeof err);
+	if (!s->orch) {
+		dr_error("%s", err);
+		code = DR_EXIT_RUNTIME;
+		goto out;
+	}
+	if (!c->serve) {
+		if (s->table) /* --http: the batch job is listed in the table too */
+			list_batch(s, id, sizeof id);
+		job = dr_orch_add(s->orch, id, &s->batch, 0, c->frames, err, sizeof err);
+		if (!job) {
+			dr_error("%s", err);
+			code = DR_EXIT_RUNTIME;
+			goto out;
+		}
+	}
+	if (chan->size == 1) {
+		if (dr_node_start(&s->node, c->opts, chan, threads, cpus, err, sizeof err) != 0)
+			failed = true;
+		else
+			s->have_node = true;
+	}
+	if (!failed && loop(s, job, interrupted, err, sizeof err) != 0)
+		failed = true;
+	if (s->have_node) {
+		if (*interrupted)
+			dr_node_abort(&s->node);
+		dr_node_destroy(&s->node);
+		s->have_node = false;
+	}
+	if (c->serve) {
+		if (failed)
+			dr_error("%s", err);
+		else
+			dr_info("stopping the service; unfinished jobs resume when it starts "
+			        "again");
+		code = failed ? DR_EXIT_RUNTIME : DR_EXIT_ALL_DONE;
+	} else {
+		code = batch_outcome(s, job, *interrupted, failed, err);
+	}
+	table_round(s);
+	if (!*interrupted && !failed)
+		dr_orch_stop_all(s->orch, err, sizeof err);
+	dr_log_set_tty(-1);
+	if (tty >= 0)
+		close(tty);
+	tty = -1;
+	if (failed && chan->size > 1) {
+		fflush(NULL);
+		MPI_Abort(MPI_COMM_WORLD, DR_EXIT_RUNTIME); /* the nodes cannot be told to stop */
+	}
+	if (c->serve && *interrupted && chan->size > 1) {
+		*interrupted = 0; /* a service stops its nodes and leaves cleanly */
+		dr_orch_stop_all(s->orch, err, sizeof err);
+	}
+out:
+	dr_log_set_tty(-1);
+	if (tty >= 0)
+		close(tty);
+	dr_orch_destroy(s->orch);
+	s->orch = NULL;
+	return code;
+}
