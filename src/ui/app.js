@@ -329,6 +329,21 @@
 
   // Apply one GET /jobs/<id>/frames answer (full or changes since a version); returns the cells
   // to redraw, or null when everything must be (a full answer).
+  //
+  // The route (phase 2: the orchestrator publishes per-frame state; GET /info then lists
+  // "frames" in "features", and "thumbs" once GET /jobs/<id>/frames/<n>/thumb exists):
+  //   GET /jobs/<id>/frames?since=V&wait=S   long-poll like /updates, answers when version > V
+  //   {"jobId": "...", "version": 7, "full": true,     full when V is 0 or unknown
+  //    "frames": "1-10000" | [1, 2, ...],             full only: frame numbers in cell order
+  //    "index": [3, 17],                              delta only: the cells that changed
+  //    "state": "pprdd",                              a letter per listed cell: p pending,
+  //                                                   r running, c speculative copy running,
+  //                                                   d done, f failed, s skipped
+  //    "node": [0, 1, 2], "attempts": [0, 1, 1],      rank (0 = none) and attempts per cell
+  //    "seconds": [0, 0, 3.2],                        render seconds of the last attempt
+  //    "runningFor": [0, 1.5, 0],                     seconds the running attempt has run
+  //    "errors": {"17": "last error text"},           by cell index, only cells that have one
+  //    "hosts": {"1": "node-a"}}                      rank -> host, when it changes
   function applyFrames(u) {
     const now = performance.now();
     let idx = null;
@@ -668,7 +683,7 @@
 
   // ---- test hook (used by tests/e2e/dashboard.py; holds no data the page does not show) ----
   window.drenderTest = {
-    stats: () => ({ bytes: app.bytes, requests: app.requests, version: app.version, jobs: app.ids.length }),
+    stats: () => ({ bytes: app.bytes, requests: app.requests, version: app.version, epoch: app.epoch, jobs: app.ids.length }),
     gridInfo: () => ({ n: grid.n, approx: grid.approx, cell: grid.cell, cols: grid.cols,
       counts: ST_NAME.map((_, s) => grid.state.reduce((a, x) => a + (x === s ? 1 : 0), 0)) }),
     // Load a synthetic N-frame job into the grid; returns ms to apply and draw it.

@@ -179,6 +179,18 @@ def part_serve(d):
           "updates fit in a frame (50 cells < 16 ms, full redraw < 100 ms)")
     shot(d, "06-grid-10000")
 
+    # A dropped connection: the server restarts (dashboard.sh does it on "RESTART"); the page
+    # reconnects by itself, sees a new epoch and reloads the journaled jobs.
+    d.get(URL + "/")
+    wait(d, lambda: js(d, "document.getElementById('conn').textContent") == "live", 20)
+    epoch = js(d, "drenderTest.stats().epoch")
+    print("RESTART", flush=True)
+    check(wait(d, lambda: js(d, "drenderTest.stats().epoch") not in (epoch, "") and
+               js(d, "document.getElementById('conn').textContent") == "live", 60),
+          "the page reconnects to a restarted server by itself")
+    check(wait(d, lambda: job_row(d, jid) is not None and row_state(d, jid) == "done", 20),
+          "and lists the jobs again")
+
 
 def part_token(d):
     d.get(URL + "/")

@@ -28,6 +28,7 @@ PID=
 
 # up MODE-ARGS...: drender on $PORT with 2 render nodes; waits until /health answers.
 up() {
+	LAST=("$@")
 	"${MPIRUN[@]}" -np 3 "$DRENDER" "$@" >>serve.out 2>>serve.err &
 	PID=$!
 	local _
@@ -50,6 +51,11 @@ browse() {
 		case "$st" in
 		'#') echo "# $desc" ;;
 		0 | 1) ok "$st" "$desc" ;;
+		RESTART) # the page's server goes away and comes back on the same port
+			down
+			up "${LAST[@]}"
+			ok $? "drender restarts on the same port"
+			;;
 		*) echo "# $st $desc" ;;
 		esac
 	done < <("$PY" "$TOP/tests/e2e/dashboard.py" "$1" "$URL" "$OUTDIR" "${2-}" 2>>browser.err)
