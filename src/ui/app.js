@@ -540,7 +540,9 @@
         (f.failed || 0) + ' failed' + (el2 > 0 && made ? ', ' + (made / el2).toFixed(2) + ' frames/s' : '')]);
     }
     if (Array.isArray(j.failedFrames) && j.failedFrames.length)
-      rows.push(['failed frames', j.failedFrames.map((x) => (typeof x === 'object' ? JSON.stringify(x) : x)).join(', ')]);
+      rows.push(['failed frames', j.failedFrames.map((x) => (x && typeof x === 'object'
+        ? 'frame ' + x.frame + (x.attempts ? ' (' + x.attempts + ' attempts)' : '') + (x.error ? ': ' + x.error : '')
+        : String(x))).join('; ')]);
     if (j.error) rows.push(['error', j.error]);
     const dl = $('job-summary');
     dl.replaceChildren();

@@ -145,9 +145,13 @@ def part_serve(d):
     shot(d, "04-cancelled")
 
     # The XSS scene renders as text.
-    jid3, msg = submit(d, XSS + ".blend", "1-3")
+    # (frame 900 fails on purpose: FAKE_BLENDER_FAIL in dashboard.sh; its error text shows too)
+    jid3, msg = submit(d, XSS + ".blend", "1-3,900")
     check(jid3 is not None, "a job on the scene named like an <img> tag is submitted (%s)" % msg)
-    check(wait(d, lambda: row_state(d, jid3) == "done", 30), "it finishes")
+    check(wait(d, lambda: row_state(d, jid3) == "failed", 30), "it ends failed (frame 900)")
+    d.get(URL + "/#job=" + jid3)
+    check(wait(d, lambda: "frame 900" in js(d, "document.getElementById('job-summary').textContent"),
+               10), "its failed frame and error are shown in the job's summary")
     cell = js(d, "document.querySelector('#jobs-body tr[data-id=\"%s\"] td.scene').textContent" % jid3)
     check(cell == XSS, "its scene name shows as text (%r)" % cell)
     check(js(d, "document.querySelectorAll('main img:not(#detail-img)').length") == 0,

@@ -16,7 +16,7 @@ mkdir -p blends out
 fake_scene blends/shot.blend
 fake_scene "blends/<img src=x onerror=alert(1)>.blend"
 # 0.1 s a frame: 2 render nodes do 20 frames a second, slow enough to watch and cancel.
-export DRENDER_BLENDER=$FAKE FAKE_BLENDER_COST=0.1
+export DRENDER_BLENDER=$FAKE FAKE_BLENDER_COST=0.1 FAKE_BLENDER_FAIL=900
 unset DRENDER_TOKEN
 # Chromium's profile and temporary files under $WORK, so that the leftover check sees them.
 export TMPDIR=$WORK
@@ -29,7 +29,8 @@ PID=
 # up MODE-ARGS...: drender on $PORT with 2 render nodes; waits until /health answers.
 up() {
 	LAST=("$@")
-	"${MPIRUN[@]}" -np 3 "$DRENDER" "$@" >>serve.out 2>>serve.err &
+	# (stdin from /dev/null: mpirun forwards its stdin, and browse's loop reads the driver's)
+	"${MPIRUN[@]}" -np 3 "$DRENDER" "$@" </dev/null >>serve.out 2>>serve.err &
 	PID=$!
 	local _
 	for _ in $(seq 150); do
@@ -47,7 +48,7 @@ down() {
 # browse PART [TOKEN]: the selenium checks, as TAP.
 browse() {
 	local st desc
-	while read -r st desc; do
+	while read -r st desc <&3; do
 		case "$st" in
 		'#') echo "# $desc" ;;
 		0 | 1) ok "$st" "$desc" ;;
@@ -58,7 +59,7 @@ browse() {
 			;;
 		*) echo "# $st $desc" ;;
 		esac
-	done < <("$PY" "$TOP/tests/e2e/dashboard.py" "$1" "$URL" "$OUTDIR" "${2-}" 2>>browser.err)
+	done 3< <("$PY" "$TOP/tests/e2e/dashboard.py" "$1" "$URL" "$OUTDIR" "${2-}" 2>>browser.err)
 }
 
 SERVE=(--serve --listen "127.0.0.1:$PORT" --blend-root "$WORK/blends" --output-root "$WORK/out")
