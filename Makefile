@@ -22,7 +22,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 E2E       := $(filter-out tests/e2e/lib.sh,$(wildcard tests/e2e/*.sh))
 
-.PHONY: all deps check unit e2e demo install uninstall clean asan format format-check bench fuzz
+.PHONY: all deps check unit e2e demo install uninstall clean asan format format-check bench fuzz sim
 
 all: drender
 
@@ -60,6 +60,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB_OBJS)
 
 unit: $(UNIT_BINS)
 
+# The virtual-time farm (bench/sim/): simulated render nodes driving the real scheduler.
+SIM_SRCS = bench/sim/sim.c bench/sim/sim.h
+sim: $(BUILD)/drender-sim
+$(BUILD)/drender-sim: bench/sim/main.c $(SIM_SRCS) $(LIB_OBJS)
+	$(CC) $(CFLAGS) -Ibench/sim -o $@ bench/sim/main.c bench/sim/sim.c $(LIB_OBJS) $(LDLIBS)
+$(BUILD)/tests/test_sim: tests/unit/test_sim.c $(SIM_SRCS) $(wildcard tests/unit/*.h) $(LIB_OBJS)
+	$(CC) $(CFLAGS) -Ibench/sim -o $@ $< bench/sim/sim.c $(LIB_OBJS) $(LDLIBS)
+
 # Unit tests (C, TAP) and end-to-end tests (shell, TAP), all through prove.
 check: deps
 	$(MAKE) all unit
@@ -93,7 +101,7 @@ asan: deps
 fuzz: deps
 	tests/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
 
-FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c)
+FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c bench/sim/*.[ch])
 format:
 	clang-format -i $(FORMAT_FILES)
 

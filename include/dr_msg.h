@@ -2,7 +2,7 @@
 #ifndef DR_MSG_H
 #define DR_MSG_H
 
-#include "dr_opts.h"
+#include "dr_run_cfg.h"
 
 #include <mpi.h>
 #include <stdint.h>

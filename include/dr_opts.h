@@ -3,13 +3,11 @@
 #define DR_OPTS_H
 
 #include "dr_frames.h"
+#include "dr_run_cfg.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
-
-/* Most frames in one task (--chunk). */
-#define DR_CHUNK_MAX 256
 
 typedef struct dr_opts {
 	const char *scene;   /* SCENE.blend (points into argv) */
@@ -46,6 +44,10 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
                   size_t errlen);
 
 void dr_opts_free(dr_opts *o);
+
+/* The settings of a render node (C) and of the orchestrator (R) from parsed options O. */
+void dr_opts_node_cfg(const dr_opts *o, dr_node_cfg *c);
+void dr_opts_orch_cfg(const dr_opts *o, dr_orch_cfg *r);
 
 void dr_opts_usage(FILE *f);
 

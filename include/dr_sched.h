@@ -61,7 +61,9 @@ int dr_sched_skip(dr_sched *s, int frame);
  * neighbour handed out next to it took or has run, and at least 1 s): the first valid result
  * wins.
  * Returns the count (> 0); 0 if nothing for this slot now (ask again after the next change);
- * -1 if this slot will never get work again (job finished, or slot excluded or gone). */
+ * -1 if this slot will never get work again (job finished, or slot excluded or gone).
+ * Cost: O(log frames) per frame handed out, for any job size (tail control included); a
+ * speculative copy walks the running frames oldest first, at most once per change of state. */
 int dr_sched_next(dr_sched *s, int slot, double now, int *out, int max);
 
 /* The same for a slot that is still rendering (its next task, to start when it is done): never

@@ -370,7 +370,7 @@ static int check_output(const char *name, const dr_jobspec_limits *lim, char *er
 int dr_jobspec_set_output(dr_jobspec *s, const char *root, const char *dir, char *err,
                           size_t errlen)
 {
-	char name[256], sub[DR_PATH_MAX], pattern[DR_PATH_MAX], oerr[256];
+	char name[256], sub[DR_PATH_MAX], pattern[DR_PATH_MAX], oerr[DR_ERRLEN];
 	const char *base = strrchr(s->render.scene, '/');
 	size_t n;
 	dr_outpath o;
@@ -397,14 +397,79 @@ int dr_jobspec_set_output(dr_jobspec *s, const char *root, const char *dir, char
 	if (dr_outpath_init(&o, pattern, s->render.scene,
 	                    s->render.format[0] ? s->render.format : "PNG", oerr,
 	                    sizeof(oerr)) < 0) {
-		snprintf(err, errlen, "output pattern: %s", oerr);
-		return -1;
+		return dr_seterr(err, errlen, "output pattern: %s", oerr);
 	}
 	memcpy(s->render.output, pattern, (size_t)w + 1);
 	return 0;
 too_long:
-	snprintf(err, errlen, "the output path under '%s' is too long", root);
-	return -1;
+	return dr_seterr(err, errlen, "the output path under '%s' is too long", root);
+}
+
+/* The settings members of a request (all but the frames) from M into S. Returns 0, or an HTTP
+ * status with ERR. */
+static int read_settings(const struct members *m, const dr_jobspec_limits *lim, dr_jobspec *s,
+                         char *err, size_t errlen)
+{
+	const char *str, *canon;
+	int rc;
+
+	memcpy(s->render.format, "PNG", sizeof("PNG"));
+	if (m->v[F_ENGINE]) {
+		if ((rc = get_str(m->v[F_ENGINE], "engine", &str, err, errlen)))
+			return rc;
+		if (!(canon = dr_engine_canonical(str))) {
+			snprintf(err, errlen,
+			         "\"engine\" '%.64s' is unknown (use CYCLES, BLENDER_EEVEE or "
+			         "BLENDER_WORKBENCH)",
+			         str);
+			return 400;
+		}
+		snprintf(s->render.engine, sizeof(s->render.engine), "%s", canon);
+	}
+	if (m->v[F_FORMAT]) {
+		char oerr[DR_ERRLEN];
+		dr_outpath o;
+
+		if ((rc = get_str(m->v[F_FORMAT], "format", &str, err, errlen)))
+			return rc;
+		if (dr_outpath_init(&o, "x_####", "x.blend", str, oerr, sizeof(oerr)) < 0) {
+			snprintf(err, errlen, "\"format\": %s", oerr);
+			return 400;
+		}
+		snprintf(s->render.format, sizeof(s->render.format), "%s",
+		         dr_format_canonical(str));
+	}
+	if (m->v[F_SAMPLES] && (rc = get_int(m->v[F_SAMPLES], "samples", 1, DR_SAMPLES_MAX,
+	                                     &s->render.samples, err, errlen)))
+		return rc;
+	if (m->v[F_PRIORITY] && (rc = get_int(m->v[F_PRIORITY], "priority", -PRIORITY_MAX,
+	                                      PRIORITY_MAX, &s->priority, err, errlen)))
+		return rc;
+	if (m->v[F_OUTPUT]) {
+		if ((rc = get_str(m->v[F_OUTPUT], "output", &str, err, errlen)) ||
+		    (rc = check_output(str, lim, err, errlen)))
+			return rc;
+	}
+	if (m->v[F_BLEND]) {
+		if ((rc = get_str(m->v[F_BLEND], "blend", &str, err, errlen)) ||
+		    (rc = resolve_blend(str, lim, s->render.scene, err, errlen)))
+			return rc;
+	} else if (lim->default_scene) {
+		if (strlen(lim->default_scene) >= sizeof(s->render.scene)) {
+			snprintf(err, errlen, "the default scene path is too long");
+			return 500;
+		}
+		snprintf(s->render.scene, sizeof(s->render.scene), "%s", lim->default_scene);
+	} else {
+		snprintf(err, errlen,
+		         "\"blend\" is missing and the service has no default scene (--scene)");
+		return 400;
+	}
+	if (m->v[F_OUTPUT] && dr_jobspec_set_output(s, lim->output_root,
+	                                            m->v[F_OUTPUT]->valuestring, err, errlen) < 0) {
+		return 400;
+	}
+	return 0;
 }
 
 int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *lim,
@@ -414,7 +479,6 @@ int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *
 	struct members m;
 	cJSON *root = NULL;
 	char *text = NULL;
-	const char *str, *canon;
 	size_t max = lim->max_frames ? lim->max_frames : DR_FRAMES_COUNT_MAX;
 	int rc;
 
@@ -442,66 +506,8 @@ int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *
 	}
 	if ((rc = collect(root, &m, err, errlen)))
 		goto out;
-	memcpy(s.render.format, "PNG", sizeof("PNG"));
-	if (m.v[F_ENGINE]) {
-		if ((rc = get_str(m.v[F_ENGINE], "engine", &str, err, errlen)))
-			goto out;
-		if (!(canon = dr_engine_canonical(str))) {
-			snprintf(err, errlen,
-			         "\"engine\" '%.64s' is unknown (use CYCLES, BLENDER_EEVEE or "
-			         "BLENDER_WORKBENCH)",
-			         str);
-			rc = 400;
-			goto out;
-		}
-		snprintf(s.render.engine, sizeof(s.render.engine), "%s", canon);
-	}
-	if (m.v[F_FORMAT]) {
-		char oerr[384];
-		dr_outpath o;
-
-		if ((rc = get_str(m.v[F_FORMAT], "format", &str, err, errlen)))
-			goto out;
-		if (dr_outpath_init(&o, "x_####", "x.blend", str, oerr, sizeof(oerr)) < 0) {
-			snprintf(err, errlen, "\"format\": %s", oerr);
-			rc = 400;
-			goto out;
-		}
-		snprintf(s.render.format, sizeof(s.render.format), "%s", dr_format_canonical(str));
-	}
-	if (m.v[F_SAMPLES] && (rc = get_int(m.v[F_SAMPLES], "samples", 1, DR_SAMPLES_MAX,
-	                                    &s.render.samples, err, errlen)))
+	if ((rc = read_settings(&m, lim, &s, err, errlen)))
 		goto out;
-	if (m.v[F_PRIORITY] && (rc = get_int(m.v[F_PRIORITY], "priority", -PRIORITY_MAX,
-	                                     PRIORITY_MAX, &s.priority, err, errlen)))
-		goto out;
-	if (m.v[F_OUTPUT]) {
-		if ((rc = get_str(m.v[F_OUTPUT], "output", &str, err, errlen)) ||
-		    (rc = check_output(str, lim, err, errlen)))
-			goto out;
-	}
-	if (m.v[F_BLEND]) {
-		if ((rc = get_str(m.v[F_BLEND], "blend", &str, err, errlen)) ||
-		    (rc = resolve_blend(str, lim, s.render.scene, err, errlen)))
-			goto out;
-	} else if (lim->default_scene) {
-		if (strlen(lim->default_scene) >= sizeof(s.render.scene)) {
-			snprintf(err, errlen, "the default scene path is too long");
-			rc = 500;
-			goto out;
-		}
-		snprintf(s.render.scene, sizeof(s.render.scene), "%s", lim->default_scene);
-	} else {
-		snprintf(err, errlen,
-		         "\"blend\" is missing and the service has no default scene (--scene)");
-		rc = 400;
-		goto out;
-	}
-	if (m.v[F_OUTPUT] && dr_jobspec_set_output(&s, lim->output_root, m.v[F_OUTPUT]->valuestring,
-	                                           err, errlen) < 0) {
-		rc = 400;
-		goto out;
-	}
 	if ((rc = parse_frames(&m, max, &s.frames, err, errlen)))
 		goto out;
 	*out = s;
@@ -514,10 +520,10 @@ out:
 /* Write frames F as a compact spec ("1-20,25,30-40:2") into a malloc'd string. */
 static char *frames_spec(const dr_frames *f)
 {
-	size_t cap = 64, pos = 0;
-	char *buf = malloc(cap);
+	size_t cap = 0, pos = 0;
+	char *buf = NULL;
 
-	if (!buf)
+	if (dr_grow(&buf, &cap, 1, 1) != 0)
 		return NULL;
 	buf[0] = '\0';
 	for (size_t i = 0; i < f->n;) {
@@ -538,17 +544,9 @@ static char *frames_spec(const dr_frames *f)
 			w = snprintf(item, sizeof(item), "%s%d-%d:%d", pos ? "," : "", f->v[i],
 			             f->v[j], step);
 		}
-		if (w < 0 || (size_t)w >= sizeof(item))
+		if (w < 0 || (size_t)w >= sizeof(item) ||
+		    dr_grow(&buf, &cap, pos + (size_t)w + 1, 1) != 0)
 			goto fail;
-		if (pos + (size_t)w + 1 > cap) {
-			char *nb;
-			while (pos + (size_t)w + 1 > cap)
-				cap *= 2;
-			nb = realloc(buf, cap);
-			if (!nb)
-				goto fail;
-			buf = nb;
-		}
 		memcpy(buf + pos, item, (size_t)w + 1);
 		pos += (size_t)w;
 		i = j + 1;
@@ -583,8 +581,7 @@ int dr_jobspec_from_journal(const cJSON *j, dr_jobspec *out, char *err, size_t e
 
 	memset(&s, 0, sizeof(s));
 	if (!cJSON_IsObject(j)) {
-		snprintf(err, errlen, "journal job spec is not an object");
-		return -1;
+		return dr_seterr(err, errlen, "journal job spec is not an object");
 	}
 	if (dr_render_cfg_from_json(j, &s.render, ferr, sizeof ferr) != 0)
 		return dr_seterr(err, errlen, "journal job spec: %s", ferr);
@@ -593,12 +590,10 @@ int dr_jobspec_from_journal(const cJSON *j, dr_jobspec *out, char *err, size_t e
 		return -1;
 	v = cJSON_GetObjectItemCaseSensitive(j, "frames");
 	if (!cJSON_IsString(v) || !v->valuestring) {
-		snprintf(err, errlen, "journal job spec: \"frames\" is missing");
-		return -1;
+		return dr_seterr(err, errlen, "journal job spec: \"frames\" is missing");
 	}
 	if (dr_frames_parse(v->valuestring, &s.frames, ferr, sizeof(ferr)) < 0) {
-		snprintf(err, errlen, "journal job spec: \"frames\": %s", ferr);
-		return -1;
+		return dr_seterr(err, errlen, "journal job spec: \"frames\": %s", ferr);
 	}
 	*out = s;
 	return 0;

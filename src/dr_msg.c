@@ -26,10 +26,9 @@ int dr_chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen)
 	c->comm = comm;
 	if ((rc = MPI_Comm_rank(comm, &c->rank)) != MPI_SUCCESS ||
 	    (rc = MPI_Comm_size(comm, &c->size)) != MPI_SUCCESS) {
-		char m[256];
+		char m[MPI_MAX_ERROR_STRING];
 		dr_mpi_strerror(rc, m, sizeof m);
-		snprintf(err, errlen, "MPI: %s", m);
-		return -1;
+		return dr_seterr(err, errlen, "MPI: %s", m);
 	}
 	return 0;
 }
@@ -41,10 +40,9 @@ static int reap_sends(dr_chan *c, char *err, size_t errlen)
 	for (size_t i = 0; i < c->nsend; i++) {
 		int done = 0, rc = MPI_Test(&c->reqs[i], &done, MPI_STATUS_IGNORE);
 		if (rc != MPI_SUCCESS) {
-			char s[256];
+			char s[MPI_MAX_ERROR_STRING];
 			dr_mpi_strerror(rc, s, sizeof s);
-			snprintf(err, errlen, "sending a message failed: %s", s);
-			return -1;
+			return dr_seterr(err, errlen, "sending a message failed: %s", s);
 		}
 		if (done) {
 			free(c->bufs[i]);
@@ -99,19 +97,16 @@ int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen
 	}
 	size_t len = offsetof(dr_msg, text) + strnlen(m->text, sizeof m->text - 1) + 1;
 	dr_msg *copy = malloc(len);
-	if (!copy) {
-		snprintf(err, errlen, "out of memory sending a message");
-		return -1;
-	}
+	if (!copy)
+		return dr_seterr(err, errlen, "out of memory sending a message");
 	memcpy(copy, m, len);
 	copy->text[len - offsetof(dr_msg, text) - 1] = '\0';
 	int rc = MPI_Isend(copy, (int)len, MPI_BYTE, dest, DR_TAG, c->comm, &c->reqs[c->nsend]);
 	if (rc != MPI_SUCCESS) {
-		char s[256];
+		char s[MPI_MAX_ERROR_STRING];
 		free(copy);
 		dr_mpi_strerror(rc, s, sizeof s);
-		snprintf(err, errlen, "sending to rank %d failed: %s", dest, s);
-		return -1;
+		return dr_seterr(err, errlen, "sending to rank %d failed: %s", dest, s);
 	}
 	c->bufs[c->nsend++] = copy;
 	return 0;
@@ -142,10 +137,9 @@ int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen)
 		m->text[sizeof m->text - 1] = '\0';
 	}
 	if (rc != MPI_SUCCESS) {
-		char s[256];
+		char s[MPI_MAX_ERROR_STRING];
 		dr_mpi_strerror(rc, s, sizeof s);
-		snprintf(err, errlen, "receiving a message failed: %s", s);
-		return -1;
+		return dr_seterr(err, errlen, "receiving a message failed: %s", s);
 	}
 	*src = st.MPI_SOURCE;
 	return 1;

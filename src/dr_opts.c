@@ -2,91 +2,232 @@
 #include "dr_opts.h"
 
 #include "dr_render_cfg.h"
-
-#include "dr_outpath.h"
+#include "dr_util.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-enum {
-	OPT_SAMPLES = 256,
-	OPT_CHUNK,
-	OPT_RETRIES,
-	OPT_TIMEOUT,
-	OPT_BLENDER,
-	OPT_ONE_SHOT,
-	OPT_OVERWRITE,
-	OPT_AUTOEXEC,
-	OPT_REPORT,
-	OPT_FRAMES,
-	OPT_VERSION,
-	OPT_NODE_TIMEOUT,
-	OPT_NO_SPECULATE,
-	OPT_SERVE,
-	OPT_LISTEN,
-	OPT_HTTP,
-	OPT_SCENE,
-	OPT_BLEND_ROOT,
-	OPT_OUTPUT_ROOT,
-	OPT_TOKEN,
-	OPT_MAX_QUEUED,
-	OPT_RATE_LIMIT,
+/* What a row does with its value (or, for a flag, with being there). */
+enum arg_kind {
+	ARG_FLAG,    /* sets a bool field */
+	ARG_INT,     /* a whole number in [min, max] into an int field */
+	ARG_SECONDS, /* seconds in (0, a week] into a double field */
+	ARG_STRING,  /* a non-empty value into a const char * field (pointing into argv) */
+	ARG_CALL,    /* the row's handler does it */
 };
 
-static const struct option long_opts[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"format", required_argument, NULL, 'F'},
-        {"engine", required_argument, NULL, 'E'},
-        {"threads", required_argument, NULL, 't'},
-        {"samples", required_argument, NULL, OPT_SAMPLES},
-        {"chunk", required_argument, NULL, OPT_CHUNK},
-        {"retries", required_argument, NULL, OPT_RETRIES},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"blender", required_argument, NULL, OPT_BLENDER},
-        {"one-shot", no_argument, NULL, OPT_ONE_SHOT},
-        {"overwrite", no_argument, NULL, OPT_OVERWRITE},
-        {"allow-autoexec", no_argument, NULL, OPT_AUTOEXEC},
-        {"report", required_argument, NULL, OPT_REPORT},
-        {"frames", required_argument, NULL, OPT_FRAMES},
-        {"quiet", no_argument, NULL, 'q'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {"node-timeout", required_argument, NULL, OPT_NODE_TIMEOUT},
-        {"no-speculate", no_argument, NULL, OPT_NO_SPECULATE},
-        {"serve", no_argument, NULL, OPT_SERVE},
-        {"listen", required_argument, NULL, OPT_LISTEN},
-        {"http", required_argument, NULL, OPT_HTTP},
-        {"scene", required_argument, NULL, OPT_SCENE},
-        {"blend-root", required_argument, NULL, OPT_BLEND_ROOT},
-        {"output-root", required_argument, NULL, OPT_OUTPUT_ROOT},
-        {"token", required_argument, NULL, OPT_TOKEN},
-        {"max-queued", required_argument, NULL, OPT_MAX_QUEUED},
-        {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
-        {NULL, 0, NULL, 0},
+/* The parse in progress: the options so far and what is checked only after the loop. */
+typedef struct parse_state {
+	dr_opts r;
+	const char *spec; /* --frames SPEC */
+} parse_state;
+
+/* A handler's answer: go on, or stop parsing with success (--help, --version). */
+enum { GO_ON = 0, STOP = 1 };
+
+/* A handler: apply ARG (NULL for an option without a value) to S; GO_ON, STOP, or -1 with ERR. */
+typedef int opt_handler(parse_state *s, const char *arg, char *err, size_t errlen);
+
+/*
+ * One option: everything about it is in its row. getopt_long's tables, the dispatch of values and
+ * --help are all made from these rows, so adding an option means adding one row (and, for a value
+ * that needs more than the kinds above, one handler).
+ */
+typedef struct opt_row {
+	const char *section; /* --help: heading printed before this row, or NULL */
+	const char *name;    /* long name; NULL = a line of --help only, not an option */
+	char letter;         /* short option, or 0 */
+	const char *metavar; /* the value's name in --help; NULL = the option takes no value */
+	enum arg_kind kind;
+	size_t field;         /* offsetof(dr_opts, ...) for every kind but ARG_CALL */
+	long min, max;        /* ARG_INT's bounds */
+	const char *wants;    /* ARG_STRING: what an empty value is told it needs */
+	opt_handler *handler; /* ARG_CALL */
+	const char *help;     /* --help's text; '\n' starts an indented continuation line */
+} opt_row;
+
+/* FIELD of dr_opts, which must have type T (a wrong type does not compile). */
+#define FIELD_OF(f, T)                                                                             \
+	(offsetof(dr_opts, f) + 0 * sizeof(char[_Generic(((dr_opts *)0)->f, T : 1, default : -1)]))
+#define FLAG(f)        .kind = ARG_FLAG, .field = FIELD_OF(f, bool)
+#define INT(f, lo, hi) .kind = ARG_INT, .field = FIELD_OF(f, int), .min = (lo), .max = (hi)
+#define SECONDS(f)     .kind = ARG_SECONDS, .field = FIELD_OF(f, double)
+#define STRING(f, w)   .kind = ARG_STRING, .field = FIELD_OF(f, const char *), .wants = (w)
+#define CALL(h)        .kind = ARG_CALL, .handler = (h)
+
+static opt_handler set_format, set_engine, set_frames, set_quiet, set_verbose, set_help,
+        set_version;
+
+static const opt_row rows[] = {
+        {.section = "Frames:", .metavar = "START END", .help = "render START..END inclusive"},
+        {.name = "frames",
+         .metavar = "SPEC",
+         CALL(set_frames),
+         .help = "e.g. 1-20,25,30-40:2 (A-B:STEP every STEP-th frame);\n"
+                 "frames listed twice are rendered once"},
+        {.section = "Output:",
+         .name = "output",
+         .letter = 'o',
+         .metavar = "PATTERN",
+         STRING(output, "wants a path pattern"),
+         .help = "output path; '#' runs are the zero-padded frame number\n"
+                 "(default output/<scene>_####); the format's extension\n"
+                 "is added unless PATTERN ends with it"},
+        {.name = "format",
+         .letter = 'F',
+         .metavar = "FORMAT",
+         CALL(set_format),
+         .help = "PNG (default), JPEG, OPEN_EXR, OPEN_EXR_MULTILAYER, TIFF,\n"
+                 "BMP, TARGA, HDR, WEBP, JPEG2000, ..."},
+        {.name = "overwrite", FLAG(overwrite), .help = "render frames whose output already exists"},
+        {.name = "report",
+         .metavar = "FILE.json",
+         STRING(report, "wants a file name"),
+         .help = "write a JSON report (per frame and per rank)"},
+        {.section = "Rendering:",
+         .name = "engine",
+         .letter = 'E',
+         .metavar = "ENGINE",
+         CALL(set_engine),
+         .help = "CYCLES, BLENDER_EEVEE or BLENDER_WORKBENCH (default: the\n"
+                 "scene's)"},
+        {.name = "samples",
+         .metavar = "N",
+         INT(samples, 1, DR_SAMPLES_MAX),
+         .help = "render samples (default: the scene's)"},
+        {.name = "threads",
+         .letter = 't',
+         .metavar = "N",
+         INT(threads, 1, 1024),
+         .help = "Blender threads per render node (default: the CPUs this\n"
+                 "node's ranks may use, shared among its render nodes)"},
+        {.name = "chunk",
+         .metavar = "N",
+         INT(chunk, 1, DR_CHUNK_MAX),
+         .help = "frames handed out per task (default 1, max 256)"},
+        {.name = "retries",
+         .metavar = "N",
+         INT(retries, 0, 100),
+         .help = "retry a failed frame up to N times (default 3)"},
+        {.name = "timeout",
+         .metavar = "SECS",
+         SECONDS(timeout),
+         .help = "kill and retry a frame that renders longer than SECS"},
+        {.name = "one-shot",
+         FLAG(one_shot),
+         .help = "start Blender for every frame instead of keeping it warm"},
+        {.name = "no-speculate",
+         FLAG(no_speculate),
+         .help = "hand frames out in ascending order, never copy a slow\n"
+                 "frame to an idle node (default: sample the range,\n"
+                 "expensive stretches first, copy stragglers at the end)"},
+        {.name = "node-timeout",
+         .metavar = "SECS",
+         SECONDS(node_timeout),
+         .help = "end the job when a render node is silent that long\n"
+                 "(stopped, hung or cut off; default 30)"},
+        {.name = "blender",
+         .metavar = "PATH",
+         STRING(blender, "wants a path"),
+         .help = "Blender executable (default: $DRENDER_BLENDER, then\n"
+                 "'blender' on PATH)"},
+        {.name = "allow-autoexec",
+         FLAG(allow_autoexec),
+         .help = "let the scene's embedded Python scripts run (off by\n"
+                 "default: Blender runs with --disable-autoexec)"},
+        {.section = "Service (HTTP API, see README):",
+         .name = "serve",
+         FLAG(serve),
+         .help = "run as a service that renders jobs POSTed to /render"},
+        {.name = "listen",
+         .metavar = "ADDR:PORT",
+         STRING(listen, NULL),
+         .help = "where --serve listens (default 127.0.0.1:4000)"},
+        {.name = "http",
+         .metavar = "ADDR:PORT",
+         STRING(http, NULL),
+         .help = "during a batch, serve its status read-only"},
+        {.name = "scene",
+         .metavar = "FILE",
+         STRING(scene, NULL),
+         .help = "default scene for requests that name none"},
+        {.name = "blend-root",
+         .metavar = "DIR",
+         STRING(blend_root, NULL),
+         .help = "scenes requests may name (\"blend\"), default ."},
+        {.name = "output-root",
+         .metavar = "DIR",
+         STRING(output_root, NULL),
+         .help = "where requested jobs write and the job journal lives\n"
+                 "(default output)"},
+        {.name = "token",
+         .metavar = "TOKEN",
+         STRING(token, NULL),
+         .help = "require 'Authorization: Bearer TOKEN' (default\n"
+                 "$DRENDER_TOKEN; needed to listen beyond loopback)"},
+        {.name = "max-queued",
+         .metavar = "N",
+         INT(max_queued, 1, 100000),
+         .help = "queued jobs before new ones get 429 (default 100)"},
+        {.name = "rate-limit",
+         .metavar = "N",
+         INT(rate_limit, 0, 1000000),
+         .help = "requests per second per client before 429 (default 50,\n"
+                 "bursts of twice that; 0 = no limit)"},
+        {.section = "Messages:",
+         .name = "quiet",
+         .letter = 'q',
+         CALL(set_quiet),
+         .help = "errors and the summary only"},
+        {.name = "verbose",
+         .letter = 'v',
+         CALL(set_verbose),
+         .help = "more detail, and Blender's own output"},
+        {.name = "help", .letter = 'h', CALL(set_help), .help = "this help"},
+        {.name = "version", CALL(set_version), .help = "version"},
 };
 
-/* The long name of option code C (for messages). */
-static const char *long_name(int c)
+#define NROWS (sizeof rows / sizeof rows[0])
+
+/* The code getopt_long returns for ROW: its letter, else 256 + its index. */
+static int code_of(const opt_row *row)
 {
-	for (const struct option *p = long_opts; p->name; p++)
-		if (p->val == c)
-			return p->name;
-	return "?";
+	return row->letter ? row->letter : 256 + (int)(row - rows);
 }
 
-/* Is VAL one of our options' codes (what getopt_long leaves in optopt)? */
-static bool is_option(int val)
+/* The option whose getopt_long code is C, or NULL (':', '?', or not ours). */
+static const opt_row *row_of(int c)
 {
-	for (size_t i = 0; long_opts[i].name; i++)
-		if (long_opts[i].val == val)
-			return true;
-	return false;
+	for (size_t i = 0; i < NROWS; i++)
+		if (rows[i].name && code_of(&rows[i]) == c)
+			return &rows[i];
+	return NULL;
+}
+
+/* getopt_long's tables from the rows: LONGS (NROWS + 1 entries) and SHORTS (3 * NROWS + 2). */
+static void getopt_tables(struct option *longs, char *shorts)
+{
+	size_t n = 0, k = 0;
+
+	shorts[k++] = ':'; /* a missing value is ':', not '?' */
+	for (size_t i = 0; i < NROWS; i++) {
+		if (!rows[i].name)
+			continue;
+		longs[n++] = (struct option){rows[i].name,
+		                             rows[i].metavar ? required_argument : no_argument,
+		                             NULL, code_of(&rows[i])};
+		if (rows[i].letter) {
+			shorts[k++] = rows[i].letter;
+			if (rows[i].metavar)
+				shorts[k++] = ':';
+		}
+	}
+	longs[n] = (struct option){NULL, 0, NULL, 0};
+	shorts[k] = '\0';
 }
 
 /* Parse an integer option in [MIN, MAX]; message names the option. */
@@ -98,11 +239,9 @@ static int parse_int(const char *s, const char *opt, long min, long max, int *ou
 
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (end == s || *end != '\0' || errno != 0 || v < min || v > max) {
-		snprintf(err, errlen, "%s wants a whole number from %ld to %ld, not '%s'", opt, min,
-		         max, s);
-		return -1;
-	}
+	if (end == s || *end != '\0' || errno != 0 || v < min || v > max)
+		return dr_seterr(err, errlen, "%s wants a whole number from %ld to %ld, not '%s'",
+		                 opt, min, max, s);
 	*out = (int)v;
 	return 0;
 }
@@ -115,230 +254,260 @@ static int parse_seconds(const char *s, const char *opt, double *out, char *err,
 
 	errno = 0;
 	v = strtod(s, &end);
-	if (end == s || *end || errno || !isfinite(v) || v <= 0 || v > 7 * 24 * 3600.0) {
-		snprintf(err, errlen,
-		         "%s wants seconds greater than 0 (and at most a week), not '%s'", opt, s);
-		return -1;
-	}
+	if (end == s || *end || errno || !isfinite(v) || v <= 0 || v > 7 * 24 * 3600.0)
+		return dr_seterr(err, errlen,
+		                 "%s wants seconds greater than 0 (and at most a week), not '%s'",
+		                 opt, s);
 	*out = v;
 	return 0;
+}
+
+static int set_format(parse_state *s, const char *arg, char *err, size_t errlen)
+{
+	const char *f = dr_format_canonical(arg);
+
+	if (!f)
+		return dr_seterr(
+		        err, errlen,
+		        "unknown --format '%s' (try PNG, JPEG, OPEN_EXR, TIFF, BMP, TARGA, "
+		        "HDR, WEBP, JPEG2000)",
+		        arg);
+	s->r.format = f;
+	return GO_ON;
+}
+
+static int set_engine(parse_state *s, const char *arg, char *err, size_t errlen)
+{
+	const char *e = dr_engine_canonical(arg);
+
+	if (!e)
+		return dr_seterr(err, errlen,
+		                 "unknown --engine '%s' (try CYCLES, BLENDER_EEVEE or "
+		                 "BLENDER_WORKBENCH)",
+		                 arg);
+	s->r.engine = e;
+	return GO_ON;
+}
+
+/* --frames SPEC is parsed after the loop, once the positional arguments are known. */
+static int set_frames(parse_state *s, const char *arg, char *err, size_t errlen)
+{
+	(void)err, (void)errlen;
+	s->spec = arg;
+	return GO_ON;
+}
+
+static int set_quiet(parse_state *s, const char *arg, char *err, size_t errlen)
+{
+	(void)arg, (void)err, (void)errlen;
+	s->r.verbosity = -1;
+	return GO_ON;
+}
+
+/* Each -v adds one level; after -q, -v starts over at 1. */
+static int set_verbose(parse_state *s, const char *arg, char *err, size_t errlen)
+{
+	(void)arg, (void)err, (void)errlen;
+	s->r.verbosity = s->r.verbosity < 0 ? 1 : s->r.verbosity + 1;
+	return GO_ON;
+}
+
+static int set_help(parse_state *s, const char *arg, char *err, size_t errlen)
+{
+	(void)arg, (void)err, (void)errlen;
+	s->r.help = true;
+	return STOP;
+}
+
+static int set_version(parse_state *s, const char *arg, char *err, size_t errlen)
+{
+	(void)arg, (void)err, (void)errlen;
+	s->r.version = true;
+	return STOP;
+}
+
+/* Apply ROW's value ARG to S: GO_ON, STOP, or -1 with ERR (S may then be half changed). */
+static int apply(const opt_row *row, const char *arg, parse_state *s, char *err, size_t errlen)
+{
+	char *field = (char *)&s->r + row->field;
+	char opt[64];
+
+	snprintf(opt, sizeof opt, "--%s", row->name);
+	switch (row->kind) {
+	case ARG_FLAG:
+		*(bool *)(void *)field = true;
+		return GO_ON;
+	case ARG_INT:
+		return parse_int(arg, opt, row->min, row->max, (int *)(void *)field, err, errlen);
+	case ARG_SECONDS:
+		return parse_seconds(arg, opt, (double *)(void *)field, err, errlen);
+	case ARG_STRING:
+		if (!*arg)
+			return dr_seterr(err, errlen, "%s %s, not ''", opt,
+			                 row->wants ? row->wants : "needs a value");
+		*(const char **)(void *)field = arg;
+		return GO_ON;
+	case ARG_CALL:
+		return row->handler(s, arg, err, errlen);
+	}
+	return dr_seterr(err, errlen, "%s: internal error (unknown kind)", opt);
+}
+
+/* The message for what getopt_long refused: C is ':' (missing value) or '?'. */
+static int refused(int c, char **argv, char *err, size_t errlen)
+{
+	if (c == ':')
+		return dr_seterr(err, errlen, "option '%s' needs a value", argv[optind - 1]);
+	if (optopt && row_of(optopt)) /* glibc: a value given to a long option that takes none */
+		return dr_seterr(err, errlen, "option '%s' takes no value", argv[optind - 1]);
+	if (optopt)
+		return dr_seterr(err, errlen, "unknown option '-%c' (see drender --help)", optopt);
+	return dr_seterr(err, errlen, "unknown option '%s' (see drender --help)", argv[optind - 1]);
+}
+
+/* After the options of --serve: NARGS positional arguments. */
+static int finish_serve(parse_state *s, int nargs, char *err, size_t errlen)
+{
+	if (nargs > 0)
+		return dr_seterr(
+		        err, errlen,
+		        "--serve takes no SCENE or frames (jobs come over HTTP; --scene sets "
+		        "the default scene)");
+	if (s->spec || s->r.http)
+		return dr_seterr(err, errlen, "%s is for a batch run, not --serve",
+		                 s->spec ? "--frames" : "--http (use --listen)");
+	if (!s->r.listen)
+		s->r.listen = "127.0.0.1:4000";
+	return 0;
+}
+
+/* After the options of a batch run: the NARGS positional arguments ARGS (SCENE and frames). */
+static int finish_batch(parse_state *s, int nargs, char **args, char *err, size_t errlen)
+{
+	if (s->r.listen || s->r.blend_root || s->r.output_root || s->r.scene)
+		return dr_seterr(err, errlen,
+		                 "--listen, --scene, --blend-root and --output-root need --serve");
+	if (nargs < 1)
+		return dr_seterr(
+		        err, errlen,
+		        "missing SCENE.blend (usage: drender [OPTIONS] SCENE.blend START END)");
+	s->r.scene = args[0];
+	if (s->spec) {
+		if (nargs != 1)
+			return dr_seterr(err, errlen,
+			                 "give either START END or --frames SPEC, not both");
+		return dr_frames_parse(s->spec, &s->r.frames, err, errlen);
+	}
+	if (nargs != 3)
+		return dr_seterr(err, errlen, "%s",
+		                 nargs < 3 ? "missing frame range: give START END or --frames SPEC"
+		                           : "too many arguments after SCENE.blend START END");
+	return dr_frames_range(args[1], args[2], &s->r.frames, err, errlen);
 }
 
 int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, char *err,
                   size_t errlen)
 {
-	dr_opts r = {0};
-	const char *spec = NULL;
-	int c, rc = -1;
+	struct option longs[NROWS + 1];
+	char shorts[3 * NROWS + 2];
+	parse_state s = {.r = {.format = "PNG",
+	                       .chunk = 1,
+	                       .retries = 3,
+	                       .node_timeout = 30,
+	                       .max_queued = 100,
+	                       .rate_limit = 50,
+	                       .blender = env_blender && *env_blender ? env_blender : "blender"}};
+	const opt_row *row;
+	int c, rc;
 
-	r.format = "PNG";
-	r.chunk = 1;
-	r.retries = 3;
-	r.node_timeout = 30;
-	r.max_queued = 100;
-	r.rate_limit = 50;
-	r.blender = env_blender && *env_blender ? env_blender : "blender";
-
+	getopt_tables(longs, shorts);
 	optind = 0; /* glibc: full re-initialisation, so the parser can run more than once */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":o:F:E:t:qvh", long_opts, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			if (!*optarg) {
-				snprintf(err, errlen, "--output wants a path pattern, not ''");
-				goto out;
-			}
-			r.output = optarg;
-			break;
-		case 'F':
-			r.format = dr_format_canonical(optarg);
-			if (!r.format) {
-				snprintf(err, errlen,
-				         "unknown --format '%s' (try PNG, JPEG, OPEN_EXR, TIFF, "
-				         "BMP, TARGA, HDR, WEBP, JPEG2000)",
-				         optarg);
-				goto out;
-			}
-			break;
-		case 'E':
-			r.engine = dr_engine_canonical(optarg);
-			if (!r.engine) {
-				snprintf(err, errlen,
-				         "unknown --engine '%s' (try CYCLES, BLENDER_EEVEE or "
-				         "BLENDER_WORKBENCH)",
-				         optarg);
-				goto out;
-			}
-			break;
-		case 't':
-			if (parse_int(optarg, "--threads", 1, 1024, &r.threads, err, errlen))
-				goto out;
-			break;
-		case OPT_SAMPLES:
-			if (parse_int(optarg, "--samples", 1, 1 << 24, &r.samples, err, errlen))
-				goto out;
-			break;
-		case OPT_CHUNK:
-			if (parse_int(optarg, "--chunk", 1, DR_CHUNK_MAX, &r.chunk, err, errlen))
-				goto out;
-			break;
-		case OPT_RETRIES:
-			if (parse_int(optarg, "--retries", 0, 100, &r.retries, err, errlen))
-				goto out;
-			break;
-		case OPT_TIMEOUT:
-			if (parse_seconds(optarg, "--timeout", &r.timeout, err, errlen))
-				goto out;
-			break;
-		case OPT_NO_SPECULATE:
-			r.no_speculate = true;
-			break;
-		case OPT_SERVE:
-			r.serve = true;
-			break;
-		case OPT_LISTEN:
-		case OPT_HTTP:
-		case OPT_SCENE:
-		case OPT_BLEND_ROOT:
-		case OPT_OUTPUT_ROOT:
-		case OPT_TOKEN:
-			if (!*optarg) {
-				snprintf(err, errlen, "--%s needs a value, not ''", long_name(c));
-				goto out;
-			}
-			*(c == OPT_LISTEN        ? &r.listen
-			  : c == OPT_HTTP        ? &r.http
-			  : c == OPT_SCENE       ? &r.scene
-			  : c == OPT_BLEND_ROOT  ? &r.blend_root
-			  : c == OPT_OUTPUT_ROOT ? &r.output_root
-			                         : &r.token) = optarg;
-			break;
-		case OPT_RATE_LIMIT:
-			if (parse_int(optarg, "--rate-limit", 0, 1000000, &r.rate_limit, err,
-			              errlen))
-				goto out;
-			break;
-		case OPT_MAX_QUEUED:
-			if (parse_int(optarg, "--max-queued", 1, 100000, &r.max_queued, err,
-			              errlen))
-				goto out;
-			break;
-		case OPT_NODE_TIMEOUT:
-			if (parse_seconds(optarg, "--node-timeout", &r.node_timeout, err, errlen))
-				goto out;
-			break;
-		case OPT_BLENDER:
-			if (!*optarg) {
-				snprintf(err, errlen, "--blender wants a path, not ''");
-				goto out;
-			}
-			r.blender = optarg;
-			break;
-		case OPT_ONE_SHOT:
-			r.one_shot = true;
-			break;
-		case OPT_OVERWRITE:
-			r.overwrite = true;
-			break;
-		case OPT_AUTOEXEC:
-			r.allow_autoexec = true;
-			break;
-		case OPT_REPORT:
-			if (!*optarg) {
-				snprintf(err, errlen, "--report wants a file name, not ''");
-				goto out;
-			}
-			r.report = optarg;
-			break;
-		case OPT_FRAMES:
-			spec = optarg;
-			break;
-		case 'q':
-			r.verbosity = -1;
-			break;
-		case 'v':
-			r.verbosity = r.verbosity < 0 ? 1 : r.verbosity + 1;
-			break;
-		case 'h':
-			o->help = true;
-			return 0;
-		case OPT_VERSION:
-			o->version = true;
-			return 0;
-		case ':':
-			snprintf(err, errlen, "option '%s' needs a value", argv[optind - 1]);
-			goto out;
-		default:
-			if (optopt && is_option(optopt))
-				/* glibc: a value given to a long option that takes none */
-				snprintf(err, errlen, "option '%s' takes no value",
-				         argv[optind - 1]);
-			else if (optopt)
-				snprintf(err, errlen, "unknown option '-%c' (see drender --help)",
-				         optopt);
+	while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
+		if (!(row = row_of(c)))
+			return refused(c, argv, err, errlen);
+		rc = apply(row, optarg, &s, err, errlen);
+		if (rc < 0)
+			return -1;
+		if (rc == STOP) { /* --help or --version: print and exit; nothing else is filled */
+			if (s.r.help)
+				o->help = true;
 			else
-				snprintf(err, errlen, "unknown option '%s' (see drender --help)",
-				         argv[optind - 1]);
-			goto out;
+				o->version = true;
+			return 0;
 		}
 	}
-
-	int nargs = argc - optind;
-	if (r.serve) {
-		if (nargs > 0) {
-			snprintf(err, errlen,
-			         "--serve takes no SCENE or frames (jobs come over HTTP; --scene "
-			         "sets "
-			         "the default scene)");
-			goto out;
-		}
-		if (spec || r.http) {
-			snprintf(err, errlen, "%s is for a batch run, not --serve",
-			         spec ? "--frames" : "--http (use --listen)");
-			goto out;
-		}
-		if (!r.listen)
-			r.listen = "127.0.0.1:4000";
-		*o = r;
-		return 0;
-	}
-	if (r.listen || r.blend_root || r.output_root || r.scene) {
-		snprintf(err, errlen,
-		         "--listen, --scene, --blend-root and --output-root need --serve");
-		goto out;
-	}
-	if (nargs < 1) {
-		snprintf(err, errlen,
-		         "missing SCENE.blend (usage: drender [OPTIONS] SCENE.blend START END)");
-		goto out;
-	}
-	r.scene = argv[optind];
-	if (spec) {
-		if (nargs != 1) {
-			snprintf(err, errlen, "give either START END or --frames SPEC, not both");
-			goto out;
-		}
-		if (dr_frames_parse(spec, &r.frames, err, errlen))
-			goto out;
-	} else {
-		if (nargs != 3) {
-			snprintf(err, errlen,
-			         nargs < 3 ? "missing frame range: give START END or --frames SPEC"
-			                   : "too many arguments after SCENE.blend START END");
-			goto out;
-		}
-		if (dr_frames_range(argv[optind + 1], argv[optind + 2], &r.frames, err, errlen))
-			goto out;
-	}
-	*o = r;
-	rc = 0;
-out:
-	return rc;
+	if (s.r.serve ? finish_serve(&s, argc - optind, err, errlen)
+	              : finish_batch(&s, argc - optind, argv + optind, err, errlen))
+		return -1;
+	*o = s.r;
+	return 0;
 }
 
 void dr_opts_free(dr_opts *o)
 {
 	dr_frames_free(&o->frames);
+}
+
+void dr_opts_node_cfg(const dr_opts *o, dr_node_cfg *c)
+{
+	*c = (dr_node_cfg){
+	        .blender = o->blender,
+	        .scene = o->scene,
+	        .format = o->format,
+	        .engine = o->engine,
+	        .samples = o->samples,
+	        .serve = o->serve,
+	        .one_shot = o->one_shot,
+	        .allow_autoexec = o->allow_autoexec,
+	        .verbose = o->verbosity > 0,
+	        .timeout = o->timeout,
+	};
+}
+
+void dr_opts_orch_cfg(const dr_opts *o, dr_orch_cfg *r)
+{
+	*r = (dr_orch_cfg){
+	        .chunk = o->chunk,
+	        .retries = o->retries,
+	        .node_timeout = o->node_timeout,
+	        .no_speculate = o->no_speculate,
+	        .overwrite = o->overwrite,
+	        .quiet = o->verbosity < 0,
+	        .serve = o->serve,
+	};
+}
+
+/* --help's left column is this wide; a longer option name puts its text on the next line. */
+#define HELP_COL 28
+
+/* ROW's lines of --help. */
+static void usage_row(FILE *f, const opt_row *row)
+{
+	char left[128];
+	const char *t = row->help;
+	int w;
+
+	if (!row->name)
+		w = snprintf(left, sizeof left, "  %s", row->metavar);
+	else if (row->letter)
+		w = snprintf(left, sizeof left, "  -%c, --%s%s%s", row->letter, row->name,
+		             row->metavar ? " " : "", row->metavar ? row->metavar : "");
+	else
+		w = snprintf(left, sizeof left, "      --%s%s%s", row->name,
+		             row->metavar ? " " : "", row->metavar ? row->metavar : "");
+	if (w > HELP_COL - 2)
+		fprintf(f, "%s\n%*s", left, HELP_COL, "");
+	else
+		fprintf(f, "%-*s", HELP_COL, left);
+	for (;;) {
+		size_t n = strcspn(t, "\n");
+		fprintf(f, "%.*s\n", (int)n, t);
+		if (!t[n])
+			break;
+		t += n + 1;
+		fprintf(f, "%*s", HELP_COL, "");
+	}
 }
 
 void dr_opts_usage(FILE *f)
@@ -352,61 +521,14 @@ void dr_opts_usage(FILE *f)
 	      "each keep one Blender running with the scene loaded. Run without mpirun, drender\n"
 	      "renders by itself. Frames already on disk are skipped, so re-running the same\n"
 	      "command resumes an interrupted render.\n"
-	      "\n"
-	      "Frames:\n"
-	      "  START END                 render START..END inclusive\n"
-	      "      --frames SPEC         e.g. 1-20,25,30-40:2 (A-B:STEP every STEP-th frame);\n"
-	      "                            frames listed twice are rendered once\n"
-	      "Output:\n"
-	      "  -o, --output PATTERN      output path; '#' runs are the zero-padded frame number\n"
-	      "                            (default output/<scene>_####); the format's extension\n"
-	      "                            is added unless PATTERN ends with it\n"
-	      "  -F, --format FORMAT       PNG (default), JPEG, OPEN_EXR, OPEN_EXR_MULTILAYER, "
-	      "TIFF,\n"
-	      "                            BMP, TARGA, HDR, WEBP, JPEG2000, ...\n"
-	      "      --overwrite           render frames whose output already exists\n"
-	      "      --report FILE.json    write a JSON report (per frame and per rank)\n"
-	      "Rendering:\n"
-	      "  -E, --engine ENGINE       CYCLES, BLENDER_EEVEE or BLENDER_WORKBENCH (default: "
-	      "the\n"
-	      "                            scene's)\n"
-	      "      --samples N           render samples (default: the scene's)\n"
-	      "  -t, --threads N           Blender threads per render node (default: the CPUs "
-	      "this\n"
-	      "                            node's ranks may use, shared among its render nodes)\n"
-	      "      --chunk N             frames handed out per task (default 1, max 256)\n"
-	      "      --retries N           retry a failed frame up to N times (default 3)\n"
-	      "      --timeout SECS        kill and retry a frame that renders longer than SECS\n"
-	      "      --one-shot            start Blender for every frame instead of keeping it "
-	      "warm\n"
-	      "      --no-speculate        hand frames out in ascending order, never copy a slow\n"
-	      "                            frame to an idle node (default: sample the range,\n"
-	      "                            expensive stretches first, copy stragglers at the end)\n"
-	      "      --node-timeout SECS   end the job when a render node is silent that long\n"
-	      "                            (stopped, hung or cut off; default 30)\n"
-	      "      --blender PATH        Blender executable (default: $DRENDER_BLENDER, then\n"
-	      "                            'blender' on PATH)\n"
-	      "      --allow-autoexec      let the scene's embedded Python scripts run (off by\n"
-	      "                            default: Blender runs with --disable-autoexec)\n"
-	      "Service (HTTP API, see README):\n"
-	      "      --serve               run as a service that renders jobs POSTed to /render\n"
-	      "      --listen ADDR:PORT    where --serve listens (default 127.0.0.1:4000)\n"
-	      "      --http ADDR:PORT      during a batch, serve its status read-only\n"
-	      "      --scene FILE          default scene for requests that name none\n"
-	      "      --blend-root DIR      scenes requests may name (\"blend\"), default .\n"
-	      "      --output-root DIR     where requested jobs write and the job journal lives\n"
-	      "                            (default output)\n"
-	      "      --token TOKEN         require 'Authorization: Bearer TOKEN' (default\n"
-	      "                            $DRENDER_TOKEN; needed to listen beyond loopback)\n"
-	      "      --max-queued N        queued jobs before new ones get 429 (default 100)\n"
-	      "      --rate-limit N        requests per second per client before 429 (default 50,\n"
-	      "                            bursts of twice that; 0 = no limit)\n"
-	      "Messages:\n"
-	      "  -q, --quiet               errors and the summary only\n"
-	      "  -v, --verbose             more detail, and Blender's own output\n"
-	      "  -h, --help                this help\n"
-	      "      --version             version\n"
-	      "\n"
+	      "\n",
+	      f);
+	for (size_t i = 0; i < NROWS; i++) {
+		if (rows[i].section)
+			fprintf(f, "%s\n", rows[i].section);
+		usage_row(f, &rows[i]);
+	}
+	fputs("\n"
 	      "Exit status: 0 every requested frame is on disk; 1 some frames failed (listed);\n"
 	      "2 bad usage or input, nothing rendered; 3 runtime failure; 130 interrupted.\n",
 	      f);

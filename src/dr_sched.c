@@ -1,60 +1,351 @@
 /* Scheduler: which frames go to which render node next, and what a failure means (retry policy). */
 #include "dr_sched.h"
 
+#include "dr_util.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Every per-task decision is O(log n) in frames (or amortised O(1)), so that tail control stays on
+ * for a million-frame job:
+ * - sets of frame indices (pending, handed out, done) are 64-ary bit trees: insert, erase, next
+ *   and previous member in a few word operations per level (4 levels for a million frames);
+ * - the frames a slot failed are a short list per frame, not a frames x slots bit matrix;
+ * - each slot's frames in flight are a list, so requeue and drop cost what the slot holds;
+ * - running frames are a heap by start time (the oldest, and stragglers oldest first);
+ * - tail control's choice is a set of lazy heaps: the gaps between frames handed out (while
+ *   sampling) and, for each frame handed out, the cost estimate of the pending frames nearest to
+ *   it (its cell). A heap entry is checked when it comes to the top: stale entries (the frame
+ *   changed state since, or its cell has no pending frame left) are dropped there. */
+
+#define NONE UINT32_MAX
+
+typedef struct iset { /* a set of indices below n: a 64-ary tree of bit words */
+	size_t n;
+	int levels;
+	uint64_t *lv[8];
+	size_t nw[8];
+} iset;
+
+typedef struct hent {
+	double key;
+	uint32_t i, ver;
+} hent;
+
+typedef struct heap { /* binary heap of entries; dir > 0: largest key first, else smallest */
+	hent *v;
+	size_t n, cap;
+	int dir;
+} heap;
+
 struct dr_sched {
 	dr_sched_cfg cfg;
 	size_t n;
 	dr_fitem *items;
-	uint8_t *failed_on; /* n x nslots bits: slot failed this frame */
-	size_t row;         /* bytes per frame in failed_on */
+	uint32_t *ver;     /* per frame: bumped on every state change (heap entries name it) */
+	uint32_t *fl_head; /* per frame: first of the slots that failed it in fl (index + 1), 0 none
+	                    */
+	struct {
+		int slot;
+		uint32_t next; /* index + 1, 0 = end */
+	} * fl;
+	size_t nfl, capfl;
 	dr_slot_stats *slots;
-	size_t first_pending; /* no pending frame below this index */
+	int nusable;
+	uint32_t *lnext, *lprev; /* per copy (2 i: original, 2 i + 1: speculative): slot's list */
+	uint32_t *lhead, *ltail; /* per slot */
+	uint32_t *rheap;         /* running frames, a heap by start time (then index) */
+	uint32_t *rpos;          /* per frame: its place in rheap, NONE if not running */
+	size_t nrun;
+	uint32_t *front; /* scratch: heap positions, for walking rheap in order */
+	iset pending, touched, known;
 	dr_sched_counts counts;
-	size_t *touched; /* indices of frames handed out at least once, ascending */
-	size_t ntouched;
-	size_t *known; /* indices of done frames (their seconds are known), ascending */
-	size_t nknown;
+	double known_sum; /* seconds of the done frames */
+	heap gaps;        /* while sampling: gaps between frames handed out, by best score */
+	heap costly, cheap,
+	        since;        /* cells by cost estimate (largest, smallest), running by start */
+	uint64_t change;      /* bumped on every state change */
+	uint64_t calm_change; /* no straggler before calm_until while change == calm_change */
+	double calm_until;
+	bool calm;
 };
 
-/* Above this many frames, tail control's O(frames) scan per task would cost too much: plain
- * ascending order is used. */
-#define DR_SMART_MAX 50000
+/* ---- index sets ---- */
+
+static int iset_init(iset *s, size_t n)
+{
+	size_t bits = n;
+	s->n = n;
+	s->levels = 0;
+	do {
+		size_t w = (bits + 63) / 64;
+		if (s->levels == 8)
+			return -1;
+		s->lv[s->levels] = calloc(w, sizeof(uint64_t));
+		if (!s->lv[s->levels])
+			return -1;
+		s->nw[s->levels++] = w;
+		bits = w;
+	} while (bits > 1);
+	return 0;
+}
+
+static void iset_free(iset *s)
+{
+	for (int l = 0; l < s->levels; l++)
+		free(s->lv[l]);
+}
+
+static bool iset_has(const iset *s, size_t i)
+{
+	return s->lv[0][i >> 6] >> (i & 63) & 1;
+}
+
+static void iset_add(iset *s, size_t i)
+{
+	for (int l = 0; l < s->levels; l++, i >>= 6) {
+		uint64_t *w = &s->lv[l][i >> 6];
+		bool was = *w != 0;
+		*w |= 1ULL << (i & 63);
+		if (was)
+			return;
+	}
+}
+
+static void iset_del(iset *s, size_t i)
+{
+	for (int l = 0; l < s->levels; l++, i >>= 6) {
+		uint64_t *w = &s->lv[l][i >> 6];
+		*w &= ~(1ULL << (i & 63));
+		if (*w)
+			return;
+	}
+}
+
+/* Smallest member >= I, or -1. */
+static long iset_next(const iset *s, long i)
+{
+	int l = 0;
+	size_t pos;
+	if (i < 0)
+		i = 0;
+	if ((size_t)i >= s->n)
+		return -1;
+	pos = (size_t)i;
+	for (;;) {
+		if (l == s->levels || (pos >> 6) >= s->nw[l])
+			return -1;
+		uint64_t m = s->lv[l][pos >> 6] & (~0ULL << (pos & 63));
+		if (m) {
+			pos = (pos & ~(size_t)63) + (size_t)__builtin_ctzll(m);
+			break;
+		}
+		pos = (pos >> 6) + 1;
+		l++;
+	}
+	while (l-- > 0)
+		pos = (pos << 6) + (size_t)__builtin_ctzll(s->lv[l][pos]);
+	return (long)pos;
+}
+
+/* Largest member <= I, or -1. */
+static long iset_prev(const iset *s, long i)
+{
+	int l = 0;
+	long pos;
+	if (i < 0 || s->n == 0)
+		return -1;
+	if ((size_t)i >= s->n)
+		i = (long)s->n - 1;
+	pos = i;
+	for (;;) {
+		if (l == s->levels || pos < 0)
+			return -1;
+		uint64_t m = s->lv[l][pos >> 6] & (~0ULL >> (63 - (pos & 63)));
+		if (m) {
+			pos = (pos & ~63L) + 63 - __builtin_clzll(m);
+			break;
+		}
+		pos = (pos >> 6) - 1;
+		l++;
+	}
+	while (l-- > 0)
+		pos = (pos << 6) + 63 - __builtin_clzll(s->lv[l][pos]);
+	return pos;
+}
+
+/* ---- lazy heaps ---- */
+
+static bool before(const heap *h, const hent *a, const hent *b)
+{
+	if (a->key != b->key)
+		return h->dir > 0 ? a->key > b->key : a->key < b->key;
+	return a->i < b->i;
+}
+
+/* Out of memory loses the entry: the choice then falls back to ascending order (see pick). */
+static void heap_push(heap *h, double key, uint32_t i, uint32_t ver)
+{
+	if (dr_grow(&h->v, &h->cap, h->n + 1, sizeof *h->v) != 0)
+		return;
+	hent e = {key, i, ver};
+	size_t k = h->n++;
+	while (k > 0 && before(h, &e, &h->v[(k - 1) / 2])) {
+		h->v[k] = h->v[(k - 1) / 2];
+		k = (k - 1) / 2;
+	}
+	h->v[k] = e;
+}
+
+static void heap_pop(heap *h)
+{
+	hent e = h->v[--h->n];
+	size_t k = 0;
+	for (;;) {
+		size_t c = 2 * k + 1;
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && before(h, &h->v[c + 1], &h->v[c]))
+			c++;
+		if (!before(h, &h->v[c], &e))
+			break;
+		h->v[k] = h->v[c];
+		k = c;
+	}
+	if (h->n > 0)
+		h->v[k] = e;
+}
+
+/* ---- running frames by start time (an indexed heap) ---- */
+
+static bool run_before(const dr_sched *s, uint32_t a, uint32_t b)
+{
+	if (s->items[a].started != s->items[b].started)
+		return s->items[a].started < s->items[b].started;
+	return a < b;
+}
+
+static void run_place(dr_sched *s, size_t k, uint32_t i)
+{
+	s->rheap[k] = i;
+	s->rpos[i] = (uint32_t)k;
+}
+
+static void run_sift(dr_sched *s, size_t k)
+{
+	uint32_t i = s->rheap[k];
+	while (k > 0 && run_before(s, i, s->rheap[(k - 1) / 2])) {
+		run_place(s, k, s->rheap[(k - 1) / 2]);
+		k = (k - 1) / 2;
+	}
+	for (;;) {
+		size_t c = 2 * k + 1;
+		if (c >= s->nrun)
+			break;
+		if (c + 1 < s->nrun && run_before(s, s->rheap[c + 1], s->rheap[c]))
+			c++;
+		if (!run_before(s, s->rheap[c], i))
+			break;
+		run_place(s, k, s->rheap[c]);
+		k = c;
+	}
+	run_place(s, k, i);
+}
+
+static void run_add(dr_sched *s, uint32_t i)
+{
+	run_place(s, s->nrun++, i);
+	run_sift(s, s->nrun - 1);
+}
+
+static void run_del(dr_sched *s, uint32_t i)
+{
+	size_t k = s->rpos[i];
+	uint32_t last = s->rheap[--s->nrun];
+	s->rpos[i] = NONE;
+	if (k == s->nrun)
+		return;
+	run_place(s, k, last);
+	run_sift(s, k);
+}
+
+/* ---- each slot's copies in flight ---- */
+
+static void copy_add(dr_sched *s, int slot, uint32_t e)
+{
+	s->lnext[e] = NONE;
+	s->lprev[e] = s->ltail[slot];
+	if (s->ltail[slot] != NONE)
+		s->lnext[s->ltail[slot]] = e;
+	else
+		s->lhead[slot] = e;
+	s->ltail[slot] = e;
+}
+
+static void copy_del(dr_sched *s, int slot, uint32_t e)
+{
+	if (s->lprev[e] != NONE)
+		s->lnext[s->lprev[e]] = s->lnext[e];
+	else
+		s->lhead[slot] = s->lnext[e];
+	if (s->lnext[e] != NONE)
+		s->lprev[s->lnext[e]] = s->lprev[e];
+	else
+		s->ltail[slot] = s->lprev[e];
+}
+
+/* ---- create, destroy ---- */
 
 dr_sched *dr_sched_create(const int *frames, size_t n, const dr_sched_cfg *cfg, char *err,
                           size_t errlen)
 {
 	dr_sched *s;
+	size_t ns;
 
 	if (n == 0 || cfg->nslots < 1 || cfg->chunk < 1 || cfg->retries < 0 ||
 	    cfg->max_consec < 1) {
 		snprintf(err, errlen, "scheduler: bad configuration");
 		return NULL;
 	}
+	if (n >= NONE / 2) {
+		snprintf(err, errlen, "scheduler: too many frames (%zu)", n);
+		return NULL;
+	}
+	ns = (size_t)cfg->nslots;
 	s = calloc(1, sizeof *s);
 	if (!s)
 		goto oom;
 	s->cfg = *cfg;
 	s->n = n;
-	s->row = ((size_t)cfg->nslots + 7) / 8;
 	s->items = calloc(n, sizeof *s->items);
-	s->failed_on = calloc(n, s->row);
-	s->slots = calloc((size_t)cfg->nslots, sizeof *s->slots);
-	s->touched = calloc(n, sizeof *s->touched);
-	s->known = calloc(n, sizeof *s->known);
-	if (!s->items || !s->failed_on || !s->slots || !s->touched || !s->known)
+	s->ver = calloc(n, sizeof *s->ver);
+	s->fl_head = calloc(n, sizeof *s->fl_head);
+	s->slots = calloc(ns, sizeof *s->slots);
+	s->lnext = malloc(2 * n * sizeof *s->lnext);
+	s->lprev = malloc(2 * n * sizeof *s->lprev);
+	s->lhead = malloc(ns * sizeof *s->lhead);
+	s->ltail = malloc(ns * sizeof *s->ltail);
+	s->rheap = malloc(n * sizeof *s->rheap);
+	s->rpos = malloc(n * sizeof *s->rpos);
+	s->front = malloc(n * sizeof *s->front);
+	if (!s->items || !s->ver || !s->fl_head || !s->slots || !s->lnext || !s->lprev ||
+	    !s->lhead || !s->ltail || !s->rheap || !s->rpos || !s->front ||
+	    iset_init(&s->pending, n) || iset_init(&s->touched, n) || iset_init(&s->known, n))
 		goto oom;
-	if (n > DR_SMART_MAX)
-		s->cfg.tail_control = false;
+	memset(s->lhead, 0xff, ns * sizeof *s->lhead);
+	memset(s->ltail, 0xff, ns * sizeof *s->ltail);
+	memset(s->rpos, 0xff, n * sizeof *s->rpos);
 	for (size_t i = 0; i < n; i++) {
 		s->items[i].frame = frames[i];
 		s->items[i].slot = -1;
 		s->items[i].dup_slot = -1;
+		iset_add(&s->pending, i);
 	}
+	s->gaps.dir = s->costly.dir = 1;
+	s->cheap.dir = s->since.dir = -1;
+	s->nusable = cfg->nslots;
 	s->counts.total = s->counts.pending = n;
 	return s;
 oom:
@@ -70,10 +361,24 @@ void dr_sched_destroy(dr_sched *s)
 	for (size_t i = 0; s->items && i < s->n; i++)
 		free(s->items[i].last_error);
 	free(s->items);
-	free(s->touched);
-	free(s->known);
-	free(s->failed_on);
+	free(s->ver);
+	free(s->fl_head);
+	free(s->fl);
 	free(s->slots);
+	free(s->lnext);
+	free(s->lprev);
+	free(s->lhead);
+	free(s->ltail);
+	free(s->rheap);
+	free(s->rpos);
+	free(s->front);
+	iset_free(&s->pending);
+	iset_free(&s->touched);
+	iset_free(&s->known);
+	free(s->gaps.v);
+	free(s->costly.v);
+	free(s->cheap.v);
+	free(s->since.v);
 	free(s);
 }
 
@@ -108,16 +413,28 @@ static size_t *count_of(dr_sched *s, enum dr_fstate st)
 	}
 }
 
+static void push_cell(dr_sched *s, size_t t);
+
+/* The one place a frame changes state: counts, the pending set, the running heap, and the cost
+ * estimate of its cell. */
 static void set_state(dr_sched *s, dr_fitem *it, enum dr_fstate st)
 {
+	size_t i = (size_t)(it - s->items);
 	(*count_of(s, it->state))--;
 	(*count_of(s, st))++;
+	if (it->state == DR_F_PENDING)
+		iset_del(&s->pending, i);
+	if (it->state == DR_F_RUNNING)
+		run_del(s, (uint32_t)i);
 	it->state = st;
-	if (st == DR_F_PENDING) {
-		size_t i = (size_t)(it - s->items);
-		if (i < s->first_pending)
-			s->first_pending = i;
-	}
+	if (st == DR_F_PENDING)
+		iset_add(&s->pending, i);
+	if (st == DR_F_RUNNING)
+		run_add(s, (uint32_t)i);
+	s->ver[i]++;
+	s->change++;
+	if (s->cfg.tail_control && iset_has(&s->touched, i))
+		push_cell(s, i);
 }
 
 static bool usable(const dr_sched *s, int slot)
@@ -127,26 +444,37 @@ static bool usable(const dr_sched *s, int slot)
 
 int dr_sched_usable(const dr_sched *s)
 {
-	int k = 0;
-	for (int i = 0; i < s->cfg.nslots; i++)
-		k += usable(s, i);
-	return k;
+	return s->nusable;
+}
+
+static void unusable(dr_sched *s, int slot, bool gone)
+{
+	if (usable(s, slot))
+		s->nusable--;
+	if (gone)
+		s->slots[slot].gone = true;
+	else
+		s->slots[slot].excluded = true;
+	s->change++;
 }
 
 static bool failed_on(const dr_sched *s, size_t i, int slot)
 {
-	return s->failed_on[i * s->row + (size_t)slot / 8] & (1u << (slot % 8));
+	for (uint32_t k = s->fl_head[i]; k; k = s->fl[k - 1].next)
+		if (s->fl[k - 1].slot == slot)
+			return true;
+	return false;
 }
 
 /* May SLOT take frame I? Not if it failed it before, unless every usable slot has. */
 static bool eligible(const dr_sched *s, size_t i, int slot)
 {
-	if (!failed_on(s, i, slot))
+	int k = 0;
+	if (!s->fl_head[i] || !failed_on(s, i, slot))
 		return true;
-	for (int k = 0; k < s->cfg.nslots; k++)
-		if (usable(s, k) && !failed_on(s, i, k))
-			return false;
-	return true;
+	for (uint32_t f = s->fl_head[i]; f; f = s->fl[f - 1].next)
+		k += usable(s, s->fl[f - 1].slot);
+	return k >= s->nusable;
 }
 
 int dr_sched_skip(dr_sched *s, int frame)
@@ -158,104 +486,221 @@ int dr_sched_skip(dr_sched *s, int frame)
 	return 0;
 }
 
-/* Index of the first element of ascending A (N elements) that is >= I. */
-static size_t lower_bound(const size_t *a, size_t n, size_t i)
+/* ---- tail control: estimates ---- */
+
+/* Seconds of the done frame nearest to I (ties to the lower), 0 if none. */
+static double known_near(const dr_sched *s, size_t i)
 {
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (a[mid] < i)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	long p = iset_prev(&s->known, (long)i), q = iset_next(&s->known, (long)i);
+	if (p < 0 && q < 0)
+		return 0;
+	if (q < 0 || (p >= 0 && (size_t)q - i >= i - (size_t)p))
+		return s->items[p].seconds;
+	return s->items[q].seconds;
 }
 
-static int next(dr_sched *s, int slot, double now, int *out, int max, bool ahead);
+#define VER_MASK 0x3fffffffu
+#define SIDE(v)  ((v) >> 30)
 
-/* Insert I into the ascending array A of N elements (if not there yet). */
-static void insert_sorted(size_t *a, size_t *n, size_t i)
+/* The cost estimate of the pending frames nearest to frame T (handed out), its cell: T's render
+ * time when done; otherwise that of the done frame nearest to each of them (the cell's left part
+ * nearer the done frame before T: SIDE 1, the right part: SIDE 2). A running T also makes its
+ * whole cell cost at least how long it has been running (a lower bound that grows: a frame still
+ * running long after its neighbours finished marks an expensive stretch before it ends). */
+static void push_cell(dr_sched *s, size_t t)
 {
-	size_t lo = lower_bound(a, *n, i);
-	if (lo < *n && a[lo] == i)
+	const dr_fitem *it = &s->items[t];
+	uint32_t v = s->ver[t] & VER_MASK;
+	if (it->state == DR_F_DONE) {
+		heap_push(&s->costly, it->seconds, (uint32_t)t, v);
+		heap_push(&s->cheap, it->seconds, (uint32_t)t, v);
 		return;
-	memmove(a + lo + 1, a + lo, (*n - lo) * sizeof *a);
-	a[lo] = i;
-	(*n)++;
+	}
+	long kp = iset_prev(&s->known, (long)t), kq = iset_next(&s->known, (long)t);
+	double left = kp >= 0 ? s->items[kp].seconds : kq >= 0 ? s->items[kq].seconds : 0;
+	double right = kq >= 0 ? s->items[kq].seconds : left;
+	for (uint32_t side = 1; side <= 2; side++) {
+		double key = side == 1 ? left : right;
+		heap_push(&s->costly, key, (uint32_t)t, v | side << 30);
+		heap_push(&s->cheap, key, (uint32_t)t, v | side << 30);
+	}
+	if (it->state == DR_F_RUNNING)
+		heap_push(&s->since, it->started, (uint32_t)t, v);
 }
 
-/* Element of ascending A (N > 0) nearest to I (in index distance). */
-static size_t nearest(const size_t *a, size_t n, size_t i)
+/* A done frame D changes the estimate of the cells next to it: push them again. */
+static void push_near(dr_sched *s, size_t d)
 {
-	size_t lo = lower_bound(a, n, i);
-	if (lo == n)
-		return a[n - 1];
-	if (lo == 0 || a[lo] - i < i - a[lo - 1])
-		return a[lo];
-	return a[lo - 1];
+	long side[2] = {iset_prev(&s->touched, (long)d - 1), iset_next(&s->touched, (long)d + 1)};
+	for (int k = 0; k < 2; k++)
+		if (side[k] >= 0 && s->items[side[k]].state != DR_F_DONE)
+			push_cell(s, (size_t)side[k]);
 }
 
-static size_t dist(size_t a, size_t b)
+/* Entry E of a cell heap: the first pending frame SLOT may take in its part of the cell (the
+ * pending frames whose nearest frame handed out is E's frame, ties to the lower), or -1; *ANY
+ * says whether that part has a pending frame at all, *COST its estimate now. */
+static long cell_first(const dr_sched *s, hent e, int slot, bool *any, double *cost)
 {
-	return a > b ? a - b : b - a;
+	size_t t = e.i;
+	long p = iset_prev(&s->touched, (long)t - 1), q = iset_next(&s->touched, (long)t + 1);
+	long lo = p < 0 ? 0 : (p + (long)t) / 2 + 1;
+	long hi = q < 0 ? (long)s->n - 1 : ((long)t + q) / 2;
+	*any = false;
+	*cost = e.key;
+	if ((e.ver & VER_MASK) != (s->ver[t] & VER_MASK))
+		return -1;
+	if (SIDE(e.ver)) {
+		long kp = iset_prev(&s->known, (long)t), kq = iset_next(&s->known, (long)t);
+		long m = kp < 0 ? -1 : kq < 0 ? (long)s->n - 1 : (kp + kq) / 2;
+		long k = SIDE(e.ver) == 1 ? (kp >= 0 ? kp : kq) : (kq >= 0 ? kq : kp);
+		*cost = k >= 0 ? s->items[k].seconds : 0;
+		if (SIDE(e.ver) == 1 && m < hi)
+			hi = m;
+		if (SIDE(e.ver) == 2 && m + 1 > lo)
+			lo = m + 1;
+	}
+	for (long i = iset_next(&s->pending, lo); i >= 0 && i <= hi;
+	     i = iset_next(&s->pending, i + 1)) {
+		*any = true;
+		if (eligible(s, (size_t)i, slot))
+			return i;
+	}
+	return -1;
 }
 
-/* Estimated cost of frame I at NOW: that of the nearest frame handed out so far, which is its
- * render time when done, or how long it has been running (a lower bound that grows: a frame
- * still running long after its neighbours finished marks an expensive stretch before it ends);
- * otherwise that of the nearest finished frame. */
-static double estimate(const dr_sched *s, size_t i, double now)
+static long first_eligible(const dr_sched *s, int slot)
 {
-	const dr_fitem *t = &s->items[nearest(s->touched, s->ntouched, i)];
-	if (t->state == DR_F_DONE)
-		return t->seconds;
-	double known = s->nknown ? s->items[nearest(s->known, s->nknown, i)].seconds : 0;
-	if (t->state == DR_F_RUNNING && now - t->started > known)
-		return now - t->started;
-	return known;
+	for (long i = iset_next(&s->pending, 0); i >= 0; i = iset_next(&s->pending, i + 1))
+		if (eligible(s, (size_t)i, slot))
+			return i;
+	return -1;
 }
 
-/* Tail control's choice among eligible pending frames: the farthest from anything started while
- * sampling (fewer finished frames than slots), then the highest estimated cost (ties to the
- * lower index). CHEAP (a task held behind a long frame): the lowest estimated cost instead, so
- * that no expensive frame waits behind another. SIZE_MAX if none is eligible. */
-static size_t pick_smart(const dr_sched *s, int slot, double now, bool cheap)
+/* The top of H whose cell SLOT may take from: its candidate, or -1. Stale entries go (the frame
+ * changed state since, or its part of the cell has no pending frame left); an entry whose estimate
+ * changed goes back with the new one; those whose pending frames SLOT failed are set aside, up
+ * to MAXSET in SET (*NSET of them). */
+static long cell_top(dr_sched *s, heap *h, int slot, hent *set, size_t maxset, size_t *nset)
 {
-	size_t best = SIZE_MAX;
-	double best_score = -1;
-	bool sampling = !cheap && s->nknown < (size_t)s->cfg.nslots;
-
-	for (size_t i = s->first_pending; i < s->n; i++) {
-		const dr_fitem *it = &s->items[i];
-		double score;
-		if (it->state != DR_F_PENDING || !eligible(s, i, slot))
+	while (h->n > 0) {
+		hent e = h->v[0];
+		bool any;
+		double cost;
+		long c = cell_first(s, e, slot, &any, &cost);
+		if (any && h != &s->since && cost != e.key) {
+			heap_pop(h);
+			heap_push(h, cost, e.i, e.ver);
 			continue;
-		if (sampling)
-			score = s->ntouched ? (double)dist(nearest(s->touched, s->ntouched, i), i)
-			                    : (i == 0 ? 1 : 0);
-		else
-			score = estimate(s, i, now) * (cheap ? -1 : 1);
-		if (best == SIZE_MAX || score > best_score) {
-			best_score = score;
-			best = i;
+		}
+		if (c >= 0)
+			return c;
+		heap_pop(h);
+		if (any) {
+			if (*nset == maxset)
+				return -1;
+			set[(*nset)++] = e;
 		}
 	}
-	return best;
+	return -1;
 }
+
+/* Tail control's choice once sampled: the pending frame of the highest estimate, ties to the
+ * lower index; CHEAP (a task held behind an expensive frame): the lowest estimate instead. Falls
+ * back to the first eligible pending frame. */
+static long pick_cost(dr_sched *s, int slot, double now, bool cheap)
+{
+	hent set[2][32];
+	size_t nset[2] = {0, 0};
+	long best = cheap ? cell_top(s, &s->cheap, slot, set[0], 32, &nset[0])
+	                  : cell_top(s, &s->costly, slot, set[0], 32, &nset[0]);
+	if (!cheap) {
+		long c = cell_top(s, &s->since, slot, set[1], 32, &nset[1]);
+		if (c >= 0) {
+			double ran = now - s->since.v[0].key;
+			double est = best >= 0 ? s->costly.v[0].key : -1;
+			if (best < 0 || ran > est || (ran == est && c < best))
+				best = c;
+		}
+	}
+	for (size_t k = 0; k < nset[0]; k++)
+		heap_push(cheap ? &s->cheap : &s->costly, set[0][k].key, set[0][k].i,
+		          set[0][k].ver);
+	for (size_t k = 0; k < nset[1]; k++)
+		heap_push(&s->since, set[1][k].key, set[1][k].i, set[1][k].ver);
+	return best >= 0 ? best : first_eligible(s, slot);
+}
+
+/* ---- tail control: sampling ---- */
+
+/* The pending frame in the gap between frames handed out A and B (-1 and n: the ends) farthest
+ * from both, ties to the lower, in *C; returns its distance, 0 if the gap has none. */
+static size_t gap_best(const dr_sched *s, long a, long b, long *c)
+{
+	long n = (long)s->n, c1 = -1, c2 = -1;
+	size_t d1 = 0, d2 = 0;
+	if (a < 0) {
+		c1 = iset_next(&s->pending, 0);
+		d1 = c1 >= 0 && c1 < b ? (size_t)(b - c1) : 0;
+	} else if (b >= n) {
+		c1 = iset_prev(&s->pending, n - 1);
+		d1 = c1 > a ? (size_t)(c1 - a) : 0;
+	} else {
+		long mid = a + (b - a) / 2;
+		c1 = iset_prev(&s->pending, mid);
+		c2 = iset_next(&s->pending, mid + 1);
+		d1 = c1 > a ? (size_t)(c1 - a < b - c1 ? c1 - a : b - c1) : 0;
+		d2 = c2 >= 0 && c2 < b ? (size_t)(c2 - a < b - c2 ? c2 - a : b - c2) : 0;
+	}
+	*c = d2 > d1 ? c2 : c1;
+	return d2 > d1 ? d2 : d1;
+}
+
+static void push_gap(dr_sched *s, long a, long b)
+{
+	long c;
+	size_t d = gap_best(s, a, b, &c);
+	if (d > 0)
+		heap_push(&s->gaps, (double)d, (uint32_t)(a + 1), (uint32_t)b);
+}
+
+/* While sampling: the pending frame farthest from any frame handed out so far (ties to the
+ * lower); the first frame first. Frames never handed out never failed: any slot may take them.
+ */
+static long pick_sample(dr_sched *s, int slot)
+{
+	if (iset_next(&s->touched, 0) < 0)
+		return first_eligible(s, slot);
+	while (s->gaps.n > 0) {
+		hent e = s->gaps.v[0];
+		long a = (long)e.i - 1, b = (long)e.ver, c;
+		long after = iset_next(&s->touched, a + 1);
+		if (after != (b >= (long)s->n ? -1 : b)) {
+			heap_pop(&s->gaps); /* no longer a gap: split since */
+			continue;
+		}
+		size_t d = gap_best(s, a, b, &c);
+		if (d == (size_t)e.key)
+			return c;
+		heap_pop(&s->gaps); /* frames skipped since: fewer candidates, a smaller score */
+		if (d > 0)
+			heap_push(&s->gaps, (double)d, e.i, e.ver);
+	}
+	return first_eligible(s, slot); /* only frames handed out before are pending */
+}
+
+/* ---- tail control: stragglers ---- */
 
 /* What the frames handed out next to frame I (one each side) took, or have run so far: the
  * larger. A frame is only slow for its place if it runs much longer than both; a stretch of
  * expensive frames is not a straggler. Falls back to the nearest finished frame. */
 static double neighbours_cost(const dr_sched *s, size_t i, double now)
 {
-	size_t p = lower_bound(s->touched, s->ntouched, i);
-	size_t side[2] = {p > 0 ? s->touched[p - 1] : SIZE_MAX,
-	                  p + 1 < s->ntouched ? s->touched[p + 1] : SIZE_MAX};
+	long side[2] = {iset_prev(&s->touched, (long)i - 1), iset_next(&s->touched, (long)i + 1)};
 	double cost = -1;
 
 	for (int k = 0; k < 2; k++) {
-		if (side[k] == SIZE_MAX)
+		if (side[k] < 0)
 			continue;
 		const dr_fitem *t = &s->items[side[k]];
 		double c = t->state == DR_F_DONE      ? t->seconds
@@ -264,28 +709,91 @@ static double neighbours_cost(const dr_sched *s, size_t i, double now)
 		if (c > cost)
 			cost = c;
 	}
-	return cost >= 0 ? cost : s->items[nearest(s->known, s->nknown, i)].seconds;
+	return cost >= 0 ? cost : known_near(s, i);
 }
 
-/* With nothing pending: the straggler SLOT should copy, or SIZE_MAX. */
-static size_t pick_straggler(const dr_sched *s, int slot, double now)
+static bool front_before(const dr_sched *s, uint32_t a, uint32_t b)
 {
-	size_t best = SIZE_MAX;
-	double best_over = 0;
+	return run_before(s, s->rheap[a], s->rheap[b]);
+}
 
-	if (s->nknown == 0)
-		return SIZE_MAX;
-	for (size_t i = 0; i < s->n; i++) {
+static void front_push(dr_sched *s, size_t *n, uint32_t pos)
+{
+	size_t k = (*n)++;
+	while (k > 0 && front_before(s, pos, s->front[(k - 1) / 2])) {
+		s->front[k] = s->front[(k - 1) / 2];
+		k = (k - 1) / 2;
+	}
+	s->front[k] = pos;
+}
+
+static uint32_t front_pop(dr_sched *s, size_t *n)
+{
+	uint32_t top = s->front[0], e = s->front[--*n];
+	size_t k = 0;
+	for (;;) {
+		size_t c = 2 * k + 1;
+		if (c >= *n)
+			break;
+		if (c + 1 < *n && front_before(s, s->front[c + 1], s->front[c]))
+			c++;
+		if (!front_before(s, s->front[c], e))
+			break;
+		s->front[k] = s->front[c];
+		k = c;
+	}
+	if (*n > 0)
+		s->front[k] = e;
+	return top;
+}
+
+/* With nothing pending: the straggler SLOT should copy (a frame running more than 1.5 times as
+ * long as its neighbours cost, and at least 1 s; the most overdue), or -1. Running frames are
+ * walked oldest first, and the walk stops where no later frame could be more overdue. When no
+ * frame qualifies, the earliest time one could (were its neighbours to stand still) is kept:
+ * until then, or the next change, the answer is -1 at once. */
+static long pick_straggler(dr_sched *s, int slot, double now)
+{
+	long best = -1;
+	double best_over = 0, until = 1e300;
+	bool any = false;
+	size_t nf = 0;
+
+	if (s->counts.done == 0 || s->nrun == 0)
+		return -1;
+	if (s->calm && s->calm_change == s->change && now < s->calm_until)
+		return -1;
+	front_push(s, &nf, 0);
+	while (nf > 0) {
+		uint32_t pos = front_pop(s, &nf), i = s->rheap[pos];
 		const dr_fitem *it = &s->items[i];
-		if (it->state != DR_F_RUNNING || it->dup_slot >= 0 || it->slot == slot ||
-		    failed_on(s, i, slot))
-			continue;
 		double ran = now - it->started;
-		double expect = neighbours_cost(s, i, now);
-		if (ran >= 1.0 && ran > 1.5 * expect && ran - 1.5 * expect > best_over) {
-			best_over = ran - 1.5 * expect;
-			best = i;
+		if (ran < 1.0 || (best >= 0 && ran <= best_over)) {
+			if (it->started + 1.0 < until)
+				until = it->started + 1.0;
+			break;
 		}
+		double expect = 1.5 * neighbours_cost(s, i, now);
+		if (it->dup_slot >= 0) {
+			/* never a third copy */
+		} else if (ran > expect) {
+			any = true;
+			if (it->slot != slot && !failed_on(s, i, slot) &&
+			    ran - expect > best_over) {
+				best_over = ran - expect;
+				best = (long)i;
+			}
+		} else if (it->started + expect < until) {
+			until = it->started + expect;
+		}
+		for (size_t c = 2 * (size_t)pos + 1; c <= 2 * (size_t)pos + 2; c++)
+			if (c < s->nrun)
+				front_push(s, &nf, (uint32_t)c);
+	}
+	if (!any) {
+		s->calm = true;
+		s->calm_change = s->change;
+		s->calm_until = until;
 	}
 	return best;
 }
@@ -294,29 +802,34 @@ static size_t pick_straggler(const dr_sched *s, int slot, double now)
  * mean of the finished frames)? Then a task held behind it would wait long. */
 static bool busy_long(const dr_sched *s, int slot, double now)
 {
-	double mean = 0;
-	if (s->nknown == 0)
+	uint32_t e = s->lhead[slot];
+	if (s->counts.done == 0 || e == NONE)
 		return false;
-	for (size_t k = 0; k < s->nknown; k++)
-		mean += s->items[s->known[k]].seconds;
-	mean /= (double)s->nknown;
-	for (size_t i = 0; i < s->n; i++) {
-		const dr_fitem *it = &s->items[i];
-		if (it->state == DR_F_RUNNING && (it->slot == slot || it->dup_slot == slot))
-			return neighbours_cost(s, i, now) > 2 * mean;
-	}
-	return false;
+	return neighbours_cost(s, e / 2, now) > 2 * s->known_sum / (double)s->counts.done;
 }
+
+/* ---- handing out ---- */
 
 static void start(dr_sched *s, size_t i, int slot, double now)
 {
 	dr_fitem *it = &s->items[i];
-	set_state(s, it, DR_F_RUNNING);
 	it->slot = slot;
 	it->attempts++;
 	it->started = now;
-	insert_sorted(s->touched, &s->ntouched, i);
+	if (!iset_has(&s->touched, i)) {
+		iset_add(&s->touched, i);
+		if (s->cfg.tail_control && s->counts.done < (size_t)s->cfg.nslots) {
+			long p = iset_prev(&s->touched, (long)i - 1);
+			long q = iset_next(&s->touched, (long)i + 1);
+			push_gap(s, p, (long)i);
+			push_gap(s, (long)i, q < 0 ? (long)s->n : q);
+		}
+	}
+	set_state(s, it, DR_F_RUNNING);
+	copy_add(s, slot, 2 * (uint32_t)i);
 }
+
+static int next(dr_sched *s, int slot, double now, int *out, int max, bool ahead);
 
 int dr_sched_next(dr_sched *s, int slot, double now, int *out, int max)
 {
@@ -326,14 +839,16 @@ int dr_sched_next(dr_sched *s, int slot, double now, int *out, int max)
 int dr_sched_next_ahead(dr_sched *s, int slot, double now, int *out, int max)
 {
 	if (s->counts.pending == 0) /* no speculative copy for a busy slot */
-		return dr_sched_finished(s) || !usable(s, slot) ? -1 : 0;
+		return dr_sched_finished(s) || slot < 0 || slot >= s->cfg.nslots || !usable(s, slot)
+		               ? -1
+		               : 0;
 	return next(s, slot, now, out, max, true);
 }
 
 static int next(dr_sched *s, int slot, double now, int *out, int max, bool ahead)
 {
 	int k = 0;
-	size_t i;
+	long i;
 
 	if (slot < 0 || slot >= s->cfg.nslots || !usable(s, slot))
 		return -1;
@@ -342,31 +857,36 @@ static int next(dr_sched *s, int slot, double now, int *out, int max, bool ahead
 	if (s->counts.pending == 0) {
 		if (dr_sched_finished(s))
 			return -1;
-		if (!s->cfg.tail_control || max < 1 ||
-		    (i = pick_straggler(s, slot, now)) == SIZE_MAX)
+		if (!s->cfg.tail_control || max < 1 || (i = pick_straggler(s, slot, now)) < 0)
 			return 0;
 		s->items[i].dup_slot = slot;
 		s->items[i].attempts++;
+		copy_add(s, slot, 2 * (uint32_t)i + 1);
+		s->change++;
 		out[0] = s->items[i].frame;
 		return 1;
 	}
-	while (s->first_pending < s->n && s->items[s->first_pending].state != DR_F_PENDING)
-		s->first_pending++;
-	i = s->first_pending;
-	if (s->cfg.tail_control) {
-		i = pick_smart(s, slot, now, ahead && busy_long(s, slot, now));
-		if (i == SIZE_MAX)
-			return 0;
-	}
+	if (max < 1)
+		return 0;
+	if (!s->cfg.tail_control)
+		i = first_eligible(s, slot);
+	else if (ahead && busy_long(s, slot, now))
+		i = pick_cost(s, slot, now, true);
+	else if (s->counts.done < (size_t)s->cfg.nslots)
+		i = pick_sample(s, slot);
+	else
+		i = pick_cost(s, slot, now, false);
 	/* The chosen frame and the eligible pending frames after it, up to MAX. */
-	for (; i < s->n && k < max; i++) {
-		if (s->items[i].state != DR_F_PENDING || !eligible(s, i, slot))
+	for (; i >= 0 && k < max; i = iset_next(&s->pending, i + 1)) {
+		if (!eligible(s, (size_t)i, slot))
 			continue;
-		start(s, i, slot, now);
+		start(s, (size_t)i, slot, now);
 		out[k++] = s->items[i].frame;
 	}
 	return k;
 }
+
+/* ---- results ---- */
 
 static dr_fitem *running_on(dr_sched *s, int slot, int frame)
 {
@@ -394,16 +914,45 @@ long dr_sched_index(const dr_sched *s, int frame)
 	return it ? (long)(it - s->items) : -1;
 }
 
+/* The copy of running IT on SLOT ends; if the other copy goes on, it becomes the original.
+ * Returns whether a copy goes on. */
+static bool end_copy(dr_sched *s, dr_fitem *it, int slot)
+{
+	uint32_t e = 2 * (uint32_t)(it - s->items);
+	if (it->dup_slot < 0) {
+		copy_del(s, slot, e);
+		return false;
+	}
+	if (it->slot == slot) {
+		copy_del(s, slot, e);
+		copy_del(s, it->dup_slot, e + 1);
+		copy_add(s, it->dup_slot, e);
+		it->slot = it->dup_slot;
+	} else {
+		copy_del(s, slot, e + 1);
+	}
+	it->dup_slot = -1;
+	s->change++;
+	return true;
+}
+
 int dr_sched_done(dr_sched *s, int slot, int frame, double seconds)
 {
 	dr_fitem *it = running_on(s, slot, frame);
+	size_t i;
 	if (!it)
 		return -1;
-	set_state(s, it, DR_F_DONE);
+	i = (size_t)(it - s->items);
+	if (it->dup_slot >= 0)
+		end_copy(s, it, it->slot == slot ? it->dup_slot : it->slot);
+	end_copy(s, it, slot);
 	it->slot = slot; /* the copy that finished first wins */
-	it->dup_slot = -1;
 	it->seconds = seconds;
-	insert_sorted(s->known, &s->nknown, (size_t)(it - s->items));
+	iset_add(&s->known, i);
+	s->known_sum += seconds;
+	set_state(s, it, DR_F_DONE);
+	if (s->cfg.tail_control)
+		push_near(s, i);
 	s->slots[slot].done++;
 	s->slots[slot].busy += seconds;
 	s->slots[slot].consec_failed = 0;
@@ -425,21 +974,19 @@ int dr_sched_fail(dr_sched *s, int slot, int frame, const char *error)
 	}
 	size_t i = (size_t)(it - s->items);
 	bool again = failed_on(s, i, slot);
-	s->failed_on[i * s->row + (size_t)slot / 8] |= (uint8_t)(1u << (slot % 8));
-	if (it->dup_slot >= 0) {
-		/* the other copy goes on */
-		if (it->slot == slot)
-			it->slot = it->dup_slot;
-		it->dup_slot = -1;
-	} else {
-		set_state(s, it, it->attempts > s->cfg.retries ? DR_F_FAILED : DR_F_PENDING);
+	if (!again && dr_grow(&s->fl, &s->capfl, s->nfl + 1, sizeof *s->fl) == 0) {
+		s->fl[s->nfl].slot = slot;
+		s->fl[s->nfl].next = s->fl_head[i];
+		s->fl_head[i] = (uint32_t)++s->nfl;
 	}
+	if (!end_copy(s, it, slot)) /* else the other copy goes on */
+		set_state(s, it, it->attempts > s->cfg.retries ? DR_F_FAILED : DR_F_PENDING);
 	st = &s->slots[slot];
 	st->failed++;
 	/* A frame fails again on a slot only once every usable slot has failed it: that speaks
 	 * against the frame, not the slot (else one bad frame takes out a lone render node). */
 	if (!again && ++st->consec_failed >= s->cfg.max_consec)
-		st->excluded = true;
+		unusable(s, slot, false);
 	return 0;
 }
 
@@ -448,23 +995,17 @@ int dr_sched_fail(dr_sched *s, int slot, int frame, const char *error)
 static void give_back(dr_sched *s, dr_fitem *it, int slot)
 {
 	it->attempts--;
-	if (it->dup_slot < 0) {
+	if (!end_copy(s, it, slot))
 		set_state(s, it, DR_F_PENDING);
-		return;
-	}
-	if (it->slot == slot)
-		it->slot = it->dup_slot;
-	it->dup_slot = -1;
 }
 
 size_t dr_sched_requeue(dr_sched *s, int slot)
 {
 	size_t k = 0;
-	for (size_t i = 0; i < s->n; i++) {
-		dr_fitem *it = &s->items[i];
-		if (it->state != DR_F_RUNNING || (it->slot != slot && it->dup_slot != slot))
-			continue;
-		give_back(s, it, slot);
+	if (slot < 0 || slot >= s->cfg.nslots)
+		return 0;
+	while (s->lhead[slot] != NONE) {
+		give_back(s, &s->items[s->lhead[slot] / 2], slot);
 		k++;
 	}
 	return k;
@@ -481,19 +1022,20 @@ int dr_sched_return(dr_sched *s, int slot, int frame)
 
 void dr_sched_drop(dr_sched *s, int slot)
 {
+	if (slot < 0 || slot >= s->cfg.nslots)
+		return;
 	dr_sched_requeue(s, slot);
-	s->slots[slot].gone = true;
+	unusable(s, slot, true);
 }
 
 size_t dr_sched_fail_stranded(dr_sched *s, const char *why)
 {
 	size_t k = 0;
-	if (dr_sched_usable(s) > 0)
+	long i;
+	if (s->nusable > 0)
 		return 0;
-	for (size_t i = 0; i < s->n; i++) {
+	while ((i = iset_next(&s->pending, 0)) >= 0) {
 		dr_fitem *it = &s->items[i];
-		if (it->state != DR_F_PENDING)
-			continue;
 		if (!it->last_error)
 			it->last_error = strdup(why);
 		set_state(s, it, DR_F_FAILED);
@@ -529,13 +1071,5 @@ const dr_slot_stats *dr_sched_slot(const dr_sched *s, int slot)
 
 const dr_fitem *dr_sched_oldest(const dr_sched *s)
 {
-	const dr_fitem *best = NULL;
-	if (s->counts.running == 0)
-		return NULL;
-	for (size_t i = 0; i < s->n; i++) {
-		const dr_fitem *it = &s->items[i];
-		if (it->state == DR_F_RUNNING && (!best || it->started < best->started))
-			best = it;
-	}
-	return best;
+	return s->nrun ? &s->items[s->rheap[0]] : NULL;
 }

@@ -14,17 +14,17 @@ blender -b --factory-startup --python-exit-code 1 --python "$TOP/tests/fixtures/
 	-- "$WORK/tiny.blend" >make.log 2>&1
 ok $? "tiny scene built"
 
-# 1. Kill a real Blender mid-frame (frames made slow with --samples).
-"${MPIRUN[@]}" -np 3 "$DRENDER" tiny.blend 1 4 --samples 3000 -o out/t_# --report r.json >o.txt 2>e.txt &
+# 1. Kill a real Blender mid-frame (frames made slow with --samples). With -v each Blender's output
+# is echoed as "[blender PID] ..."; its first "Sample" line says that Blender has a frame in flight
+# (a kill during the scene load would cost no frame attempt).
+"${MPIRUN[@]}" -np 3 "$DRENDER" -v tiny.blend 1 4 --samples 3000 -o out/t_# --report r.json >o.txt 2>e.txt &
 pid=$!
 victim=""
-for _ in $(seq 1 100); do
-	victim=$(pgrep -x blender | while read -r p; do
-		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "-b tiny.blend" && echo "$p"; done | head -1)
+for _ in $(seq 1 600); do
+	victim=$(sed -n 's/^\[blender \([0-9]*\)\] Fra:.*Sample.*/\1/p' e.txt 2>/dev/null | head -1)
 	[ -n "$victim" ] && break
 	sleep 0.1
 done
-sleep 1.5 # the scene loads in about 0.6 s; then its first frame is in flight
 ok $([ -n "$victim" ] && echo 0 || echo 1) "found a rendering Blender ($victim)"
 kill -9 "$victim" 2>/dev/null
 wait $pid
@@ -57,7 +57,10 @@ if mount -t tmpfs -o size=64k tmpfs "$MNT" 2>/dev/null; then
 	fake_scene s.blend
 	DRENDER_BLENDER=$FAKE FAKE_BLENDER_COST=0.3 "${MPIRUN[@]}" -np 3 "$DRENDER" s.blend 1 20 --retries 1 -o "$MNT/f_##" --report r3.json >o3.txt 2>e3.txt &
 	pid=$!
-	sleep 2.5
+	for _ in $(seq 1 300); do # mid-job: once the first frames have their final names
+		[ "$(find "$MNT" -name 'f_*' | wc -l)" -ge 2 ] && break
+		sleep 0.1
+	done
 	mount -o remount,ro "$MNT"
 	wait $pid
 	is $? 1 "read-only mid-job: exit 1"

@@ -1,6 +1,7 @@
 /* Unit tests for dr_jobspec: every class of bad body, path confinement with real files and
  * symlinks, good bodies, and the journal form. */
 #include "dr_jobspec.h"
+#include "dr_util.h"
 #include "tap.h"
 #include "testfs.h"
 
@@ -323,6 +324,31 @@ static void test_journal(void)
 	dr_jobspec_free(&s); /* twice is harmless */
 }
 
+/* A spec too long for one small buffer (the writer grows it several times) round-trips. */
+static void test_long_spec(void)
+{
+	char body[8192], spec[4096];
+	size_t pos = 0;
+	dr_jobspec s, back;
+	cJSON *j, *f;
+
+	for (int i = 1; i <= 300; i++) /* squares: no two steps alike, so no ranges */
+		dr_append(spec, sizeof spec, &pos, "%s%d", i > 1 ? "," : "", i * i);
+	snprintf(body, sizeof body, "{\"frames\":\"%s\"}", spec);
+	memset(&s, 0, sizeof(s));
+	memset(&back, 0, sizeof(back));
+	is_int(parse(body, &s), 0, "300 single frames (%s)", err);
+	j = dr_jobspec_to_json(&s);
+	f = j ? cJSON_GetObjectItem(j, "frames") : NULL;
+	ok(f && cJSON_IsString(f) && strcmp(f->valuestring, spec) == 0,
+	   "a %zu-character spec written back whole", pos);
+	is_int(dr_jobspec_from_journal(j, &back, err, sizeof(err)), 0, "and read back (%s)", err);
+	ok(back.frames.n == 300 && back.frames.v[299] == 90000, "all 300 frames");
+	cJSON_Delete(j);
+	dr_jobspec_free(&back);
+	dr_jobspec_free(&s);
+}
+
 int main(void)
 {
 	setup();
@@ -330,6 +356,7 @@ int main(void)
 	test_confinement();
 	test_good();
 	test_journal();
+	test_long_spec();
 	testfs_rm_tree(top);
 	return done_testing();
 }

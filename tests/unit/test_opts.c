@@ -339,6 +339,98 @@ static void test_usage(void)
 	free(text);
 }
 
+/* getopt's refusals word for word (tests/e2e/badinput.sh and scripts rely on them). */
+static void test_exact_messages(void)
+{
+	static const struct {
+		const char *a, *want;
+	} t[] = {
+	        {"--bogus", "unknown option '--bogus' (see drender --help)"},
+	        {"-x", "unknown option '-x' (see drender --help)"},
+	        {"--overwrite=yes", "option '--overwrite=yes' takes no value"},
+	        {"--quiet=1", "option '--quiet=1' takes no value"},
+	        {"--help=1", "option '--help=1' takes no value"},
+	        {"--output=", "--output wants a path pattern, not ''"},
+	        {"--blender=", "--blender wants a path, not ''"},
+	        {"--report=", "--report wants a file name, not ''"},
+	        {"--token=", "--token needs a value, not ''"},
+	        {"--samples=0", "--samples wants a whole number from 1 to 16777216, not '0'"},
+	        {"--chunk=257", "--chunk wants a whole number from 1 to 256, not '257'"},
+	        {"--timeout=-1",
+	         "--timeout wants seconds greater than 0 (and at most a week), not '-1'"},
+	};
+	dr_opts o = {0};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		int rc = parse(&o, NULL, t[i].a, "s.blend", "1", "2", NULL);
+		ok(rc == -1 && strcmp(err, t[i].want) == 0, "%s: \"%s\"", t[i].a, t[i].want);
+		if (rc != -1 || strcmp(err, t[i].want) != 0)
+			printf("#   rc %d, message: %s\n", rc, err);
+	}
+	int rc = parse(&o, NULL, "s.blend", "1", "2", "--retries", NULL);
+	ok(rc == -1 && strcmp(err, "option '--retries' needs a value") == 0,
+	   "missing value: \"option '--retries' needs a value\"");
+	rc = parse(&o, NULL, "s.blend", "1", "2", "-t", NULL);
+	ok(rc == -1 && strcmp(err, "option '-t' needs a value") == 0,
+	   "missing value: \"option '-t' needs a value\"");
+	ok(o.scene == NULL && o.frames.v == NULL, "failed parses left the struct untouched");
+}
+
+/* Every option is accepted, listed in --help in its column, and the first of --help and
+ * --version decides. */
+static void test_every_option(void)
+{
+	static const struct {
+		const char *opt, *val, *help; /* help: how --help shows it */
+	} t[] = {
+	        {"--output", "x", "  -o, --output PATTERN      "},
+	        {"--format", "png", "  -F, --format FORMAT       "},
+	        {"--engine", "cycles", "  -E, --engine ENGINE       "},
+	        {"--threads", "2", "  -t, --threads N           "},
+	        {"--samples", "8", "      --samples N           "},
+	        {"--chunk", "2", "      --chunk N             "},
+	        {"--retries", "0", "      --retries N           "},
+	        {"--timeout", "5", "      --timeout SECS        "},
+	        {"--node-timeout", "5", "      --node-timeout SECS   "},
+	        {"--blender", "b", "      --blender PATH        "},
+	        {"--report", "r.json", "      --report FILE.json    "},
+	        {"--http", "127.0.0.1:0", "      --http ADDR:PORT      "},
+	        {"--token", "t", "      --token TOKEN         "},
+	        {"--max-queued", "5", "      --max-queued N        "},
+	        {"--rate-limit", "5", "      --rate-limit N        "},
+	        {"--one-shot", NULL, "      --one-shot            "},
+	        {"--overwrite", NULL, "      --overwrite           "},
+	        {"--allow-autoexec", NULL, "      --allow-autoexec      "},
+	        {"--no-speculate", NULL, "      --no-speculate        "},
+	        {"--quiet", NULL, "  -q, --quiet               "},
+	        {"--verbose", NULL, "  -v, --verbose             "},
+	};
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	dr_opts o = {0};
+
+	dr_opts_usage(f);
+	fclose(f);
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		int rc = t[i].val ? parse(&o, NULL, t[i].opt, t[i].val, "s.blend", "1", "2", NULL)
+		                  : parse(&o, NULL, t[i].opt, "s.blend", "1", "2", NULL);
+		ok(rc == 0 && text && strstr(text, t[i].help), "%s accepted and listed in --help",
+		   t[i].opt);
+		dr_opts_free(&o);
+		o = (dr_opts){0};
+	}
+	ok(text && strstr(text, "Frames:\n  START END                 render START..END") &&
+	           strstr(text, "\nMessages:\n  -q, --quiet") &&
+	           strstr(text, "\n      --version             version\n\nExit status:"),
+	   "--help's sections and its last option");
+	free(text);
+	ok(parse(&o, NULL, "--version", "--help", NULL) == 0 && o.version && !o.help,
+	   "--version before --help: version");
+	o = (dr_opts){0};
+	ok(parse(&o, NULL, "-qh", NULL) == 0 && o.help && o.verbosity == 0,
+	   "-h in a group: help, nothing else filled");
+}
+
 /* Service and fault options: --serve and its company, --node-timeout, --no-speculate. */
 static void test_service_options(void)
 {
@@ -390,6 +482,46 @@ static void test_service_options(void)
 	           "--node-timeout 0", "--node-timeout", "'0'");
 }
 
+/* The node's and the orchestrator's settings carry what the options said. */
+static void test_run_cfg(void)
+{
+	dr_opts o = {0};
+	dr_node_cfg n;
+	dr_orch_cfg r;
+	int rc = parse(&o, "/opt/blender", "s.blend", "1", "2", "-F", "jpeg", "-E", "eevee",
+	               "--samples", "7", "--one-shot", "--allow-autoexec", "-v", "--timeout", "9.5",
+	               "--chunk", "4", "--retries", "0", "--node-timeout", "12", "--no-speculate",
+	               "--overwrite", NULL);
+
+	dr_opts_node_cfg(&o, &n);
+	dr_opts_orch_cfg(&o, &r);
+	ok(rc == 0 && strcmp(n.blender, "/opt/blender") == 0 && strcmp(n.scene, "s.blend") == 0 &&
+	           strcmp(n.format, "JPEG") == 0 && strcmp(n.engine, "BLENDER_EEVEE") == 0 &&
+	           n.samples == 7 && !n.serve && n.one_shot && n.allow_autoexec && n.verbose &&
+	           n.timeout == 9.5,
+	   "node settings from a batch's options");
+	ok(r.chunk == 4 && r.retries == 0 && r.node_timeout == 12 && r.no_speculate &&
+	           r.overwrite && !r.quiet && !r.serve,
+	   "orchestrator settings from a batch's options");
+	dr_opts_free(&o);
+
+	o = (dr_opts){0};
+	rc = parse(&o, NULL, "--serve", "-q", NULL);
+	dr_opts_node_cfg(&o, &n);
+	dr_opts_orch_cfg(&o, &r);
+	ok(rc == 0 && n.scene == NULL && n.serve && !n.verbose && n.engine == NULL &&
+	           strcmp(n.format, "PNG") == 0 && n.timeout == 0 && !n.one_shot,
+	   "node settings of a service without a default scene");
+	ok(r.serve && r.quiet && r.chunk == 1 && r.retries == 3 && r.node_timeout == 30 &&
+	           !r.no_speculate && !r.overwrite,
+	   "orchestrator settings of a quiet service: the defaults");
+	o = (dr_opts){0};
+	rc = parse(&o, NULL, "--serve", "--scene", "d.blend", NULL);
+	dr_opts_node_cfg(&o, &n);
+	ok(rc == 0 && n.scene && strcmp(n.scene, "d.blend") == 0 && n.serve,
+	   "a service warms up on its default scene");
+}
+
 int main(void)
 {
 	test_defaults();
@@ -403,5 +535,8 @@ int main(void)
 	test_engines();
 	test_usage();
 	test_service_options();
+	test_exact_messages();
+	test_every_option();
+	test_run_cfg();
 	return done_testing();
 }

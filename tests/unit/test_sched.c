@@ -8,10 +8,15 @@
 
 static char err[512];
 
+static bool mk_tail_control; /* property runs with tail control */
+
 static dr_sched *mk(const int *frames, size_t n, int nslots, int chunk, int retries, int max_consec)
 {
-	dr_sched_cfg cfg = {
-	        .nslots = nslots, .chunk = chunk, .retries = retries, .max_consec = max_consec};
+	dr_sched_cfg cfg = {.nslots = nslots,
+	                    .chunk = chunk,
+	                    .retries = retries,
+	                    .max_consec = max_consec,
+	                    .tail_control = mk_tail_control};
 	err[0] = '\0';
 	dr_sched *s = dr_sched_create(frames, n, &cfg, err, sizeof err);
 	if (!s)
@@ -494,6 +499,8 @@ static int property_run(uint64_t seed, int *steps_out)
 {
 	int frames[P_FRAMES];
 	int holder[P_FRAMES]; /* model: slot running the frame, -1 none */
+	int copy[P_FRAMES];   /* model: slot running a speculative copy of it, -1 none */
+	int copies[P_FRAMES]; /* model: copies made of it (each counts as an attempt) */
 	int dones[P_FRAMES];
 	int out[8], bad = 0, steps = 0;
 	int chunk = 1 + (int)(seed % 4), retries = (int)(seed % 3),
@@ -502,8 +509,8 @@ static int property_run(uint64_t seed, int *steps_out)
 	rng_state = seed * 0x9E3779B97F4A7C15ULL + 1;
 	for (int i = 0; i < P_FRAMES; i++) {
 		frames[i] = 3 * i + 1;
-		holder[i] = -1;
-		dones[i] = 0;
+		holder[i] = copy[i] = -1;
+		dones[i] = copies[i] = 0;
 	}
 	dr_sched *s = mk(frames, P_FRAMES, P_SLOTS, chunk, retries, max_consec);
 	if (!s)
@@ -517,7 +524,7 @@ static int property_run(uint64_t seed, int *steps_out)
 		int held[P_FRAMES], nh = 0;
 		steps++;
 		for (int i = 0; i < P_FRAMES; i++)
-			if (holder[i] == slot)
+			if (holder[i] == slot || copy[i] == slot)
 				held[nh++] = i;
 		unsigned r = rnd(1000);
 		if (r < 3) {
@@ -528,12 +535,18 @@ static int property_run(uint64_t seed, int *steps_out)
 				       (unsigned long long)seed, k, nh);
 				bad++;
 			}
-			for (int j = 0; j < nh; j++)
-				holder[held[j]] = -1;
+			for (int j = 0; j < nh; j++) {
+				int i = held[j];
+				if (holder[i] == slot)
+					holder[i] = copy[i], copy[i] = -1;
+				else
+					copy[i] = -1;
+			}
 		} else if (nh > 0) {
 			int i = held[rnd((unsigned)nh)];
 			int wrong = (int)rnd(P_SLOTS);
-			if (wrong != slot && dr_sched_done(s, wrong, frames[i], 1) != -1) {
+			if (wrong != holder[i] && wrong != copy[i] &&
+			    dr_sched_done(s, wrong, frames[i], 1) != -1) {
 				printf("#   seed %llu: done from a wrong slot accepted\n",
 				       (unsigned long long)seed);
 				bad++;
@@ -542,10 +555,15 @@ static int property_run(uint64_t seed, int *steps_out)
 				if (dr_sched_done(s, slot, frames[i], 1.0) != 0)
 					bad++;
 				dones[i]++;
-			} else if (dr_sched_fail(s, slot, frames[i], "random failure") != 0) {
-				bad++;
+				holder[i] = copy[i] = -1;
+			} else {
+				if (dr_sched_fail(s, slot, frames[i], "random failure") != 0)
+					bad++;
+				if (holder[i] == slot)
+					holder[i] = copy[i], copy[i] = -1;
+				else
+					copy[i] = -1;
 			}
-			holder[i] = -1;
 		} else {
 			int k = dr_sched_next(s, slot, steps, out, 8);
 			const dr_slot_stats *st = dr_sched_slot(s, slot);
@@ -557,6 +575,12 @@ static int property_run(uint64_t seed, int *steps_out)
 			for (int j = 0; j < k; j++) {
 				const dr_fitem *it = item_of(s, out[j]);
 				int i = (out[j] - 1) / 3;
+				if (holder[i] >= 0 && k == 1 && copy[i] < 0 && holder[i] != slot &&
+				    dr_sched_count(s).pending == 0) {
+					copy[i] = slot; /* a speculative copy of a straggler */
+					copies[i]++;
+					continue;
+				}
 				if (!it || holder[i] != -1 || dones[i]) {
 					printf("#   seed %llu: frame %d handed out while held or "
 					       "done\n",
@@ -584,7 +608,8 @@ static int property_run(uint64_t seed, int *steps_out)
 			const dr_fitem *it = dr_sched_item(s, (size_t)i);
 			n[it->state]++;
 			int running = it->state == DR_F_RUNNING;
-			if (running != (holder[i] >= 0) || (running && it->slot != holder[i])) {
+			if (running != (holder[i] >= 0) || (running && it->slot != holder[i]) ||
+			    (running && it->dup_slot != copy[i])) {
 				printf("#   seed %llu step %d: frame %d running on %d, model %d\n",
 				       (unsigned long long)seed, steps, it->frame, it->slot,
 				       holder[i]);
@@ -592,7 +617,7 @@ static int property_run(uint64_t seed, int *steps_out)
 			}
 			if (dones[i] > 1 || (dones[i] == 1) != (it->state == DR_F_DONE))
 				bad++;
-			if (it->attempts > retries + 1 || it->attempts < 0)
+			if (it->attempts > retries + 1 + copies[i] || it->attempts < 0)
 				bad++;
 		}
 		if (n[DR_F_PENDING] != c.pending || n[DR_F_RUNNING] != c.running ||
@@ -634,15 +659,19 @@ static int property_run(uint64_t seed, int *steps_out)
 
 static void test_property(void)
 {
-	int total_steps = 0;
-	for (uint64_t seed = 1; seed <= 24; seed++) {
-		int steps = 0;
-		int bad = property_run(seed, &steps);
-		total_steps += steps;
-		is_int(bad, 0, "random run, seed %llu (%d steps): invariants hold",
-		       (unsigned long long)seed, steps);
+	for (int tail = 0; tail <= 1; tail++) {
+		int total_steps = 0;
+		mk_tail_control = tail;
+		for (uint64_t seed = 1; seed <= 24; seed++) {
+			int steps = 0;
+			int bad = property_run(seed, &steps);
+			total_steps += steps;
+			is_int(bad, 0, "random run%s, seed %llu (%d steps): invariants hold",
+			       tail ? " with tail control" : "", (unsigned long long)seed, steps);
+		}
+		ok(total_steps > 5000, "property runs took %d steps in all", total_steps);
 	}
-	ok(total_steps > 5000, "property runs took %d steps in all", total_steps);
+	mk_tail_control = false;
 }
 
 static dr_sched *mk_tail(const int *frames, size_t n, int nslots)
@@ -737,6 +766,96 @@ static void test_tail_running_estimate(void)
 	dr_sched_destroy(s);
 }
 
+/* A million frames, a thousand slots, tail control on: every frame once, the range sampled
+ * first, the expensive stretch (frames 400,000-499,999 cost 10 s, the rest 1 s) before the cheap
+ * frames, and a straggler at the end copied. Slots report round-robin, one frame each. */
+static void test_large(void)
+{
+	enum { N = 1000000, SLOTS = 1000 };
+	int *fr = malloc(N * sizeof *fr), *hold = malloc(SLOTS * sizeof *hold);
+	long *order = malloc(N * sizeof *order);
+	int out[4], k, copies = 0;
+	long handed = 0;
+	double now = 0, pos_hi = 0, pos_lo = 0;
+	int straggler = -1;
+	bool spread;
+	dr_sched *s;
+
+	for (int i = 0; i < N; i++)
+		fr[i] = i + 1;
+	s = mk_tail(fr, N, SLOTS);
+	ok(s != NULL, "large: a million-frame scheduler with tail control");
+	for (int sl = 0; sl < SLOTS; sl++) {
+		dr_sched_next(s, sl, now, out, 4);
+		hold[sl] = out[0];
+		order[out[0] - 1] = handed++;
+	}
+	spread = item_of(s, 1)->state == DR_F_RUNNING && item_of(s, N)->state == DR_F_RUNNING &&
+	         item_of(s, N / 2)->state == DR_F_RUNNING;
+	ok(spread, "large: tail control stays on: the first, last and middle frames go first");
+	for (long step = 0; step < 4L * N; step++) {
+		int sl = (int)(step % SLOTS), f = hold[sl];
+		now += 1e-3;
+		if (f > 0) {
+			bool hi = f > 400000 && f <= 500000;
+			if (f == N / 3 && sl == straggler) { /* never reports: the copy must win */
+				if (dr_sched_item(s, (size_t)f - 1)->state != DR_F_DONE)
+					continue;
+			} else if (dr_sched_done(s, sl, f, hi ? 10 : 1) != 0) {
+				break;
+			}
+			hold[sl] = 0;
+		}
+		k = dr_sched_next(s, sl, now, out, 4);
+		if (k < 0)
+			break;
+		if (k == 1) {
+			hold[sl] = out[0];
+			if (out[0] == N / 3 && straggler < 0)
+				straggler = sl;
+			if (dr_sched_count(s).pending == 0 && dr_sched_other(s, out[0], sl) >= 0)
+				copies++;
+			else
+				order[out[0] - 1] = handed++;
+		}
+		if (dr_sched_finished(s))
+			break;
+	}
+	for (int i = 0; i < N; i++) {
+		if (i >= 400000 && i < 500000)
+			pos_hi += (double)order[i] / 100000;
+		else
+			pos_lo += (double)order[i] / 900000;
+	}
+	ok(dr_sched_finished(s) && dr_sched_count(s).done == N, "large: every frame done");
+	is_int(handed, N, "large: each frame handed out once (copies aside)");
+	ok(pos_hi < pos_lo / 2,
+	   "large: the expensive stretch goes out first (mean place %.0f, cheap frames %.0f)",
+	   pos_hi, pos_lo);
+	ok(copies >= 1, "large: the straggler at the end was copied (%d copies)", copies);
+	dr_sched_destroy(s);
+	free(fr);
+	free(hold);
+	free(order);
+}
+
+/* Tail control is no longer switched off above 50,000 frames. */
+static void test_tail_on_above_50000(void)
+{
+	enum { N = 60000 };
+	int *fr = malloc(N * sizeof *fr), out[4];
+	for (int i = 0; i < N; i++)
+		fr[i] = i;
+	dr_sched *s = mk_tail(fr, N, 4);
+	dr_sched_next(s, 0, 0, out, 4);
+	dr_sched_next(s, 1, 0, out, 4);
+	is_int(out[0], N - 1, "60,000 frames: the second frame handed out is the last");
+	dr_sched_next(s, 2, 0, out, 4);
+	is_int(out[0], (N - 1) / 2, "and the third the middle");
+	dr_sched_destroy(s);
+	free(fr);
+}
+
 int main(void)
 {
 	test_create();
@@ -755,5 +874,7 @@ int main(void)
 	test_tail_order();
 	test_tail_speculate();
 	test_tail_running_estimate();
+	test_tail_on_above_50000();
+	test_large();
 	return done_testing();
 }

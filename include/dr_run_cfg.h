@@ -1,0 +1,42 @@
+/* Run settings: what a render node and the orchestrator take from the command line. */
+#ifndef DR_RUN_CFG_H
+#define DR_RUN_CFG_H
+
+#include <stdbool.h>
+
+/*
+ * main.c turns the parsed options into these (dr_opts_node_cfg, dr_opts_orch_cfg), so that the
+ * modules below it never see dr_opts: each takes only the settings it uses. Strings point into
+ * argv or the environment and live as long as the process.
+ */
+
+/* Most frames in one task (--chunk's bound; the TASK message carries this many). */
+#define DR_CHUNK_MAX 256
+
+/* A render node's settings. */
+typedef struct dr_node_cfg {
+	const char *blender; /* Blender executable */
+	const char *scene;   /* scene to warm up on: a batch's scene, or a service's default; NULL =
+	                      * none (Blender starts with the first job) */
+	const char *format;  /* warm-up settings: canonical format name */
+	const char *engine;  /* canonical engine name, NULL = the scene's */
+	int samples;         /* 0 = the scene's */
+	bool serve;          /* a service: warm up under the scene's real path, as jobs name it */
+	bool one_shot;       /* start Blender for every task */
+	bool allow_autoexec; /* let the scene's Python scripts run */
+	bool verbose;        /* pass Blender's own output through */
+	double timeout;      /* seconds a frame may render, 0 = no limit */
+} dr_node_cfg;
+
+/* The orchestrator's settings. */
+typedef struct dr_orch_cfg {
+	int chunk;           /* frames per task, 1..DR_CHUNK_MAX */
+	int retries;         /* extra attempts for a failed frame */
+	double node_timeout; /* a render node silent this long is lost (seconds) */
+	bool no_speculate;   /* ascending order, no speculative copies (no tail control) */
+	bool overwrite;      /* render frames whose output exists */
+	bool quiet;          /* errors and the summary only */
+	bool serve;          /* a long-running service (no terminal display) */
+} dr_orch_cfg;
+
+#endif
