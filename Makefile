@@ -42,6 +42,16 @@ $(BUILD)/%.o: src/%.c $(wildcard include/*.h) $(BUILD)/driver_py.h | $(BUILD)
 $(BUILD)/driver_py.h: src/driver.py scripts/embed.sh | $(BUILD)
 	scripts/embed.sh dr_driver_py < $< > $@.tmp && mv $@.tmp $@
 
+# So is the dashboard (src/ui/: index.html, app.js, style.css), served by dr_http at / and /ui/.
+UI_HDRS := $(BUILD)/ui_index_html.h $(BUILD)/ui_app_js.h $(BUILD)/ui_style_css.h
+$(BUILD)/dr_http.o: $(UI_HDRS)
+$(BUILD)/ui_index_html.h: src/ui/index.html scripts/embed.sh | $(BUILD)
+	scripts/embed.sh dr_ui_index_html < $< > $@.tmp && mv $@.tmp $@
+$(BUILD)/ui_app_js.h: src/ui/app.js scripts/embed.sh | $(BUILD)
+	scripts/embed.sh dr_ui_app_js < $< > $@.tmp && mv $@.tmp $@
+$(BUILD)/ui_style_css.h: src/ui/style.css scripts/embed.sh | $(BUILD)
+	scripts/embed.sh dr_ui_style_css < $< > $@.tmp && mv $@.tmp $@
+
 $(BUILD):
 	mkdir -p $(BUILD)/tests
 

@@ -1,4 +1,5 @@
-/* HTTP API (libmicrohttpd, its own thread): job submission, status, frames, health, metrics.
+/* HTTP API (libmicrohttpd, a thread per connection): job submission, status, frames, health,
+ * metrics, and the dashboard (GET /, /ui/...) with its long-poll of changes (GET /updates).
  * It touches only the job table, never MPI. */
 #ifndef DR_HTTP_H
 #define DR_HTTP_H
@@ -11,7 +12,8 @@
 
 typedef struct dr_http_cfg {
 	const char *listen; /* "ADDR:PORT" (IPv4 or [IPv6]), e.g. "127.0.0.1:4000" */
-	/* required as "Authorization: Bearer <token>" (health exempt); NULL or "" = none */
+	/* required as "Authorization: Bearer <token>" (health and the dashboard's static files
+	 * exempt); NULL or "" = none */
 	const char *token;
 	bool read_only;           /* --http during a batch: POST and DELETE answer 405 */
 	dr_jobspec_limits limits; /* for POST /render (copied: need not outlive dr_http_start) */
@@ -25,7 +27,7 @@ typedef struct dr_http dr_http;
  * does not parse, or one that cannot be bound (the message names it and the system error). */
 dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t errlen);
 
-/* Stop serving and free. NULL is fine. */
+/* Stop serving and free; long-polls waiting for a change are answered at once. NULL is fine. */
 void dr_http_stop(dr_http *h);
 
 /* Port actually bound (useful with port 0). */

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Turn standard input into a C header defining one string constant named $1 (used for driver.py).
+# Turn standard input into a C header defining one string constant named $1 (driver.py, src/ui/).
 set -eu
 name=$1
 printf 'static const char %s[] =\n' "$name"

@@ -9,6 +9,8 @@ PKGS="build-essential pkg-config openmpi-bin libopenmpi-dev libcjson-dev libmicr
 PKGS="$PKGS perl curl python3 clang-format iproute2 procps"
 # The request-body fuzzer (clang's libFuzzer) and the HTTP load figure (wrk).
 PKGS="$PKGS clang libclang-rt-14-dev wrk"
+# The dashboard's browser test: headless Chromium driven by Selenium.
+PKGS="$PKGS chromium chromium-driver python3-selenium"
 # make bench: its efficiency plot.
 PKGS="$PKGS gnuplot-nox"
 # Deployment tests: a single-node Slurm cluster, and docker-compose to validate the Compose file.

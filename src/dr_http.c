@@ -1,10 +1,16 @@
-/* HTTP API on libmicrohttpd's own thread: routes, auth, limits, and answers from the job table. */
+/* HTTP API on libmicrohttpd's threads: routes, auth, limits, answers from the job table, the
+ * dashboard's embedded assets and its long-poll of changes. */
 #include "dr_http.h"
 
 #include "dr_log.h"
 #include "dr_util.h"
 
+#include "ui_app_js.h"
+#include "ui_index_html.h"
+#include "ui_style_css.h"
+
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -25,6 +31,17 @@
 #define RATE_PROBE        8
 #define QUEUE_RETRY_AFTER "10"
 #define STATUS_RETRY      "2"
+#define POLL_WAIT_MAX     25 /* seconds a GET /updates may wait for a change */
+#define POLL_WAIT_DEFAULT 20
+#define POLL_WAITERS_MAX  64   /* long-polls waiting at once; more answer at once */
+#define POLL_REFRESH      0.25 /* seconds between two looks at the job table */
+#define SCENES_MAX        1000 /* .blend files GET /info lists */
+#define SCENES_DEPTH      4    /* folder levels under --blend-root it looks into */
+
+/* The page's policy: its own script, style and images only; no inline code, no framing. */
+#define UI_CSP                                                                                     \
+	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "          \
+	"connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 
 /* One client address's token bucket. */
 struct bucket {
@@ -32,8 +49,31 @@ struct bucket {
 	double tokens, last;
 };
 
+/* What the long-poll has seen of one job: a hash of its status text and the version it changed at.
+ */
+struct seen_job {
+	char id[DR_JOB_ID_MAX];
+	unsigned long long hash, changed;
+};
+
+/* Versions of the job table for GET /updates: each look at the table that finds a job added,
+ * changed or gone bumps VERSION; waiters sleep on CV. */
+struct tracker {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stopping;
+	int waiters;
+	unsigned long long version;
+	double looked; /* dr_now() of the last look; 0 = never */
+	cJSON *snap;   /* the last {"jobs": [...]} */
+	struct seen_job *seen;
+	size_t nseen, capseen;
+	char epoch[24]; /* this server's run: versions from another run mean nothing */
+};
+
 struct dr_http {
 	struct MHD_Daemon *d;
+	struct tracker tr;
 	dr_jobs *jobs;
 	int port;
 	char *token, *blend_root, *output_root, *default_scene;
@@ -60,7 +100,18 @@ enum route {
 	R_STATUS_ID,
 	R_JOB_ID,
 	R_FRAME,
+	R_UI_INDEX,
+	R_UI_JS,
+	R_UI_CSS,
+	R_UI_ICON,
+	R_INFO,
+	R_UPDATES,
 };
+
+static bool route_is_static(enum route r)
+{
+	return r == R_UI_INDEX || r == R_UI_JS || r == R_UI_CSS || r == R_UI_ICON;
+}
 
 /* Methods a route answers, for 405's Allow header. */
 static const char *route_allow(enum route r, bool read_only)
@@ -158,6 +209,20 @@ static enum route parse_route(const char *url, char *id, size_t idlen, const cha
 		return R_METRICS;
 	if (!strcmp(url, "/render"))
 		return R_RENDER;
+	if (!strcmp(url, "/") || !strcmp(url, "/ui") || !strcmp(url, "/ui/") ||
+	    !strcmp(url, "/ui/index.html"))
+		return R_UI_INDEX;
+	if (!strcmp(url, "/ui/app.js"))
+		return R_UI_JS;
+	if (!strcmp(url, "/ui/style.css"))
+		return R_UI_CSS;
+	if (!strcmp(url, "/favicon.ico"))
+		return R_UI_ICON; /* browsers ask for it: an empty answer keeps their consoles clean
+		                   */
+	if (!strcmp(url, "/info"))
+		return R_INFO;
+	if (!strcmp(url, "/updates"))
+		return R_UPDATES;
 	if (!strcmp(url, "/status") || !strcmp(url, "/jobs"))
 		return R_LIST;
 	if (!strncmp(url, "/status/", 8))
@@ -395,6 +460,280 @@ static enum MHD_Result do_frame(dr_http *h, struct MHD_Connection *c, const char
 	return (enum MHD_Result)rc;
 }
 
+/* One of the dashboard's embedded files, with the page's security headers. */
+static enum MHD_Result do_static(struct MHD_Connection *c, enum route rt)
+{
+	const char *hdrs[] = {"Content-Security-Policy",
+	                      UI_CSP,
+	                      "X-Frame-Options",
+	                      "DENY",
+	                      "Referrer-Policy",
+	                      "no-referrer",
+	                      NULL};
+
+	switch (rt) {
+	case R_UI_JS:
+		return reply(c, 200, "text/javascript; charset=utf-8", dr_ui_app_js,
+		             sizeof(dr_ui_app_js) - 1, hdrs);
+	case R_UI_CSS:
+		return reply(c, 200, "text/css; charset=utf-8", dr_ui_style_css,
+		             sizeof(dr_ui_style_css) - 1, hdrs);
+	case R_UI_ICON:
+		return reply(c, 204, "image/x-icon", "", 0, hdrs);
+	default:
+		return reply(c, 200, "text/html; charset=utf-8", dr_ui_index_html,
+		             sizeof(dr_ui_index_html) - 1, hdrs);
+	}
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Add the regular *.blend files under ROOT/REL (REL "" or ending in '/') to ARR, DEPTH levels
+ * down at most. Symbolic links and hidden entries are skipped: the list shows only what a job
+ * can name without leaving the root. */
+static void list_scenes(const char *root, const char *rel, int depth, cJSON *arr, size_t *n)
+{
+	char dir[DR_PATH_MAX], sub[DR_PATH_MAX];
+	char **names = NULL;
+	size_t nn = 0, cap = 0;
+	struct dirent *e;
+	DIR *d;
+
+	if (snprintf(dir, sizeof(dir), "%s/%s", root, rel) >= (int)sizeof(dir) ||
+	    !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d)) && nn < SCENES_MAX) {
+		char *copy;
+		if (e->d_name[0] == '.' || dr_grow(&names, &cap, nn + 1, sizeof(*names)) < 0 ||
+		    !(copy = strdup(e->d_name)))
+			continue;
+		names[nn++] = copy;
+	}
+	closedir(d);
+	if (nn)
+		qsort(names, nn, sizeof(*names), cmp_str);
+	for (size_t i = 0; i < nn; i++) {
+		struct stat st;
+		size_t len = strlen(names[i]);
+		if (*n < SCENES_MAX &&
+		    snprintf(sub, sizeof(sub), "%s/%s%s", root, rel, names[i]) < (int)sizeof(sub) &&
+		    lstat(sub, &st) == 0) {
+			if (S_ISREG(st.st_mode) && len > 6 &&
+			    !strcasecmp(names[i] + len - 6, ".blend") &&
+			    snprintf(sub, sizeof(sub), "%s%s", rel, names[i]) < (int)sizeof(sub) &&
+			    cJSON_AddItemToArray(arr, cJSON_CreateString(sub)))
+				(*n)++;
+			else if (S_ISDIR(st.st_mode) && depth > 1 &&
+			         snprintf(sub, sizeof(sub), "%s%s/", rel, names[i]) <
+			                 (int)sizeof(sub))
+				list_scenes(root, sub, depth - 1, arr, n);
+		}
+		free(names[i]);
+	}
+	free(names);
+}
+
+/* {"version", "readOnly", "tokenRequired", "features": [...], "scenes": [paths under
+ * --blend-root]}. "features" names the optional routes the page may use: "updates" (GET /updates)
+ * today; "frames" (GET /jobs/<id>/frames) and "thumbs" (GET /jobs/<id>/frames/<n>/thumb) once they
+ * exist. */
+static enum MHD_Result do_info(dr_http *h, struct MHD_Connection *c)
+{
+	cJSON *o = cJSON_CreateObject(), *arr = NULL;
+	size_t n = 0;
+	char *s = NULL;
+	enum MHD_Result rc;
+
+	if (o && cJSON_AddStringToObject(o, "version", DR_VERSION) &&
+	    cJSON_AddBoolToObject(o, "readOnly", h->read_only) &&
+	    cJSON_AddBoolToObject(o, "tokenRequired", h->token != NULL) &&
+	    (arr = cJSON_AddArrayToObject(o, "features")) &&
+	    cJSON_AddItemToArray(arr, cJSON_CreateString("updates")) &&
+	    (arr = cJSON_AddArrayToObject(o, "scenes"))) {
+		if (h->blend_root && !h->read_only)
+			list_scenes(h->blend_root, "", SCENES_DEPTH, arr, &n);
+		s = cJSON_PrintUnformatted(o);
+	}
+	cJSON_Delete(o);
+	if (!s)
+		return reply_error(c, 500, NULL, "out of memory");
+	rc = reply_json(c, 200, s, NULL);
+	cJSON_free(s);
+	return rc;
+}
+
+static unsigned long long hash_text(const char *s)
+{
+	unsigned long long x = 1469598103934665603ull;
+
+	for (; *s; s++)
+		x = (x ^ (unsigned char)*s) * 1099511628211ull;
+	return x;
+}
+
+/* Look at the job table (under TR->mu) unless the last look is recent, and bump the version when
+ * a job was added, changed or dropped. */
+static void tracker_look(dr_http *h)
+{
+	struct tracker *tr = &h->tr;
+	struct seen_job *seen = NULL;
+	size_t n = 0, cap = 0;
+	bool changed = false, oom = false;
+	const cJSON *a, *j;
+	cJSON *snap;
+	char *s;
+	double t = dr_now();
+
+	if (tr->snap && t - tr->looked < POLL_REFRESH)
+		return;
+	s = dr_jobs_list(h->jobs);
+	snap = s ? cJSON_Parse(s) : NULL;
+	free(s);
+	a = cJSON_GetObjectItemCaseSensitive(snap, "jobs");
+	if (!cJSON_IsArray(a)) {
+		cJSON_Delete(snap);
+		return; /* out of memory: keep the last look */
+	}
+	cJSON_ArrayForEach(j, a)
+	{
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "jobId");
+		char *txt = cJSON_PrintUnformatted(j);
+		size_t k;
+
+		if (!cJSON_IsString(id) || !txt || dr_grow(&seen, &cap, n + 1, sizeof(*seen)) < 0) {
+			cJSON_free(txt);
+			oom = true;
+			break;
+		}
+		snprintf(seen[n].id, sizeof(seen[n].id), "%s", id->valuestring);
+		seen[n].hash = hash_text(txt);
+		seen[n].changed = 0;
+		cJSON_free(txt);
+		for (k = 0; k < tr->nseen; k++)
+			if (!strcmp(tr->seen[k].id, seen[n].id))
+				break;
+		if (k < tr->nseen && tr->seen[k].hash == seen[n].hash)
+			seen[n].changed = tr->seen[k].changed;
+		else
+			changed = true;
+		n++;
+	}
+	if (oom) {
+		free(seen);
+		cJSON_Delete(snap);
+		return;
+	}
+	if (n != tr->nseen)
+		changed = true; /* one went (the table drops old jobs) */
+	if (changed || !tr->snap) {
+		tr->version++;
+		for (size_t i = 0; i < n; i++)
+			if (!seen[i].changed)
+				seen[i].changed = tr->version;
+	}
+	free(tr->seen);
+	tr->seen = seen;
+	tr->nseen = n;
+	tr->capseen = cap;
+	cJSON_Delete(tr->snap);
+	tr->snap = snap;
+	tr->looked = t;
+	if (changed)
+		pthread_cond_broadcast(&tr->cv);
+}
+
+/* Query argument NAME as a non-negative integer, or DEF when absent or not one. */
+static unsigned long long arg_ull(struct MHD_Connection *c, const char *name,
+                                  unsigned long long def)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+	unsigned long long n;
+	char *end;
+
+	if (!v || *v < '0' || *v > '9')
+		return def;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	return *end || errno ? def : n;
+}
+
+/* GET /updates?epoch=E&since=V&wait=S: waits up to S seconds (default 20, at most 25) until the
+ * job table differs from version V of run E, then answers {"epoch", "version", "full", "ids":
+ * [every job id, newest first], "jobs": [the jobs changed after V, or all of them when "full"]}. */
+static enum MHD_Result do_updates(dr_http *h, struct MHD_Connection *c)
+{
+	struct tracker *tr = &h->tr;
+	const char *ep = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "epoch");
+	unsigned long long since = arg_ull(c, "since", 0),
+	                   wait = arg_ull(c, "wait", POLL_WAIT_DEFAULT);
+	double deadline;
+	bool full, waiting = false;
+	cJSON *o = cJSON_CreateObject(), *ids = NULL, *jobs = NULL;
+	const cJSON *j;
+	char *s = NULL, num[24];
+	enum MHD_Result rc;
+
+	if (wait > POLL_WAIT_MAX)
+		wait = POLL_WAIT_MAX;
+	deadline = dr_now() + (double)wait;
+	pthread_mutex_lock(&tr->mu);
+	full = !ep || strcmp(ep, tr->epoch) != 0 || since > tr->version;
+	if (full)
+		since = 0;
+	for (;;) {
+		struct timespec ts;
+		double left;
+
+		tracker_look(h);
+		left = deadline - dr_now();
+		if (tr->version > since || tr->stopping || left <= 0)
+			break;
+		if (!waiting) {
+			if (tr->waiters >= POLL_WAITERS_MAX)
+				break;
+			tr->waiters++;
+			waiting = true;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		left = left < POLL_REFRESH ? left : POLL_REFRESH;
+		ts.tv_nsec += (long)(left * 1e9);
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&tr->cv, &tr->mu, &ts);
+	}
+	if (waiting)
+		tr->waiters--;
+	snprintf(num, sizeof(num), "%llu", tr->version);
+	if (o && cJSON_AddStringToObject(o, "epoch", tr->epoch) &&
+	    cJSON_AddRawToObject(o, "version", num) && cJSON_AddBoolToObject(o, "full", full) &&
+	    (ids = cJSON_AddArrayToObject(o, "ids")) &&
+	    (jobs = cJSON_AddArrayToObject(o, "jobs"))) {
+		size_t i = 0;
+		bool ok = true;
+		cJSON_ArrayForEach(j, cJSON_GetObjectItemCaseSensitive(tr->snap, "jobs"))
+		{
+			if (i >= tr->nseen)
+				break;
+			ok = ok && cJSON_AddItemToArray(ids, cJSON_CreateString(tr->seen[i].id));
+			if (ok && tr->seen[i].changed > since)
+				ok = cJSON_AddItemToArray(jobs, cJSON_Duplicate(j, true));
+			i++;
+		}
+		if (ok)
+			s = cJSON_PrintUnformatted(o);
+	}
+	pthread_mutex_unlock(&tr->mu);
+	cJSON_Delete(o);
+	if (!s)
+		return reply_error(c, 500, NULL, "out of memory");
+	rc = reply_json(c, 200, s, NULL);
+	cJSON_free(s);
+	return rc;
+}
+
 static enum MHD_Result answer(dr_http *h, struct MHD_Connection *c, const char *url,
                               const char *method, const struct req *r)
 {
@@ -448,6 +787,15 @@ static enum MHD_Result answer(dr_http *h, struct MHD_Connection *c, const char *
 		return do_status(h, c, id, true);
 	case R_FRAME:
 		return do_frame(h, c, id, frame);
+	case R_UI_INDEX:
+	case R_UI_JS:
+	case R_UI_CSS:
+	case R_UI_ICON:
+		return do_static(c, rt);
+	case R_INFO:
+		return do_info(h, c);
+	case R_UPDATES:
+		return do_updates(h, c);
 	case R_NONE:
 		break;
 	}
@@ -458,7 +806,10 @@ static enum MHD_Result answer(dr_http *h, struct MHD_Connection *c, const char *
 static enum MHD_Result first_call(dr_http *h, struct MHD_Connection *c, const char *url,
                                   struct req *r)
 {
-	const char *cl;
+	char id[DR_JOB_ID_MAX];
+	const char *cl, *frame;
+	/* The dashboard's files hold no data: they load without the token, then ask for it. */
+	bool open_route = route_is_static(parse_route(url, id, sizeof(id), &frame));
 
 	if (!strcmp(url, "/health") || !strcmp(url, "/healthz"))
 		return MHD_YES;
@@ -467,7 +818,7 @@ static enum MHD_Result first_call(dr_http *h, struct MHD_Connection *c, const ch
 		r->answered = true;
 		return reply_error(c, 429, hdrs, "too many requests from this address: slow down");
 	}
-	if (!auth_ok(h, c)) {
+	if (!open_route && !auth_ok(h, c)) {
 		const char *hdrs[] = {MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"drender\"",
 		                      NULL};
 		r->answered = true;
@@ -630,6 +981,10 @@ bad:
 /* Free what dr_http_start allocated (the daemon is stopped or was never started). */
 static void http_free(dr_http *h)
 {
+	cJSON_Delete(h->tr.snap);
+	free(h->tr.seen);
+	pthread_cond_destroy(&h->tr.cv);
+	pthread_mutex_destroy(&h->tr.mu);
 	free(h->token);
 	free(h->blend_root);
 	free(h->output_root);
@@ -646,7 +1001,9 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 	bool loopback = false, oom = false;
 	dr_http *h = NULL;
 	int fd = -1, one = 1;
-	unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	/* A thread per connection: a long-poll waiting for a change holds only its own thread. */
+	unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
+	                 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 
 	if (parse_listen(cfg->listen, &ss, &sl, &loopback, err, errlen) < 0)
 		return NULL;
@@ -665,6 +1022,25 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 		free(h);
 		snprintf(err, errlen, "cannot create a lock");
 		return NULL;
+	}
+	if (pthread_mutex_init(&h->tr.mu, NULL) != 0) {
+		pthread_mutex_destroy(&h->rl_mu);
+		free(h);
+		snprintf(err, errlen, "cannot create a lock");
+		return NULL;
+	}
+	if (pthread_cond_init(&h->tr.cv, NULL) != 0) {
+		pthread_mutex_destroy(&h->tr.mu);
+		pthread_mutex_destroy(&h->rl_mu);
+		free(h);
+		snprintf(err, errlen, "cannot create a condition variable");
+		return NULL;
+	}
+	{
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		snprintf(h->tr.epoch, sizeof(h->tr.epoch), "%lx%05lx", (unsigned long)now.tv_sec,
+		         (unsigned long)(now.tv_nsec / 10000) & 0xfffffUL);
 	}
 	h->jobs = jobs;
 	h->read_only = cfg->read_only;
@@ -724,6 +1100,11 @@ void dr_http_stop(dr_http *h)
 {
 	if (!h)
 		return;
+	/* Wake the long-polls, or stopping would wait for each to time out. */
+	pthread_mutex_lock(&h->tr.mu);
+	h->tr.stopping = true;
+	pthread_cond_broadcast(&h->tr.cv);
+	pthread_mutex_unlock(&h->tr.mu);
 	MHD_stop_daemon(h->d);
 	http_free(h);
 }

@@ -1,5 +1,6 @@
 /* Unit tests for dr_http: a real server on loopback over a job table (no orchestrator), spoken to
- * over a socket: the tutorial flow, errors, limits, auth, frames and metrics. */
+ * over a socket: the tutorial flow, errors, limits, auth, frames, metrics, the dashboard's files
+ * and its long-poll. */
 #include "dr_http.h"
 #include "dr_log.h"
 #include "tap.h"
@@ -10,6 +11,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -545,6 +547,206 @@ static void test_rate_and_read_only(void)
 	free(r.body);
 }
 
+/* The dashboard's files: served without the token, with a strict policy, and nothing else open. */
+static void test_ui(void)
+{
+	dr_jobs *jobs = dr_jobs_create(NULL, 0, err, sizeof(err));
+	dr_http_cfg cfg = base_cfg();
+	dr_http *h;
+	struct resp r = {0};
+	char path[PATH_MAX + 64];
+	FILE *f;
+	int port;
+
+	/* Scenes: one in a folder, one hidden, a symlink and a non-blend file are left out. */
+	snprintf(path, sizeof(path), "%s/sub", blends);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/sub/b.blend", blends);
+	if ((f = fopen(path, "w")))
+		fclose(f);
+	snprintf(path, sizeof(path), "%s/.hidden.blend", blends);
+	if ((f = fopen(path, "w")))
+		fclose(f);
+	snprintf(path, sizeof(path), "%s/notes.txt", blends);
+	if ((f = fopen(path, "w")))
+		fclose(f);
+	snprintf(path, sizeof(path), "%s/link.blend", blends);
+	ok(symlink(scene, path) == 0, "a symlinked scene");
+
+	cfg.token = "ui-token";
+	h = dr_http_start(&cfg, jobs, err, sizeof(err));
+	port = dr_http_port(h);
+	ok(h != NULL, "server with a token (%s)", err);
+	req(port, "GET", "/", NULL, NULL, &r);
+	is_int(r.code, 200, "GET / without the token -> 200");
+	is_str(header(&r, "Content-Type"), "text/html; charset=utf-8", "GET /: HTML");
+	ok(strstr(r.body, "<script src=\"/ui/app.js\"") && !strstr(r.body, "<script>"),
+	   "the page loads its script from /ui/app.js, none inline");
+	ok(!strncmp(header(&r, "Content-Security-Policy"), "default-src 'none'; script-src 'self';",
+	            38),
+	   "GET /: strict Content-Security-Policy (%s)", header(&r, "Content-Security-Policy"));
+	is_str(header(&r, "X-Frame-Options"), "DENY", "GET /: not framed");
+	req(port, "GET", "/ui/app.js", NULL, NULL, &r);
+	is_int(r.code, 200, "GET /ui/app.js -> 200");
+	is_str(header(&r, "Content-Type"), "text/javascript; charset=utf-8", "app.js: JavaScript");
+	ok(strstr(r.body, "'use strict'") != NULL, "app.js: the embedded file");
+	req(port, "GET", "/ui/style.css", NULL, NULL, &r);
+	is_int(r.code, 200, "GET /ui/style.css -> 200");
+	is_str(header(&r, "Content-Type"), "text/css; charset=utf-8", "style.css: CSS");
+	req(port, "HEAD", "/ui/", NULL, NULL, &r);
+	is_int(r.code, 200, "HEAD /ui/ -> 200");
+	req(port, "GET", "/favicon.ico", NULL, NULL, &r);
+	is_int(r.code, 204, "GET /favicon.ico -> 204 (no console error in browsers)");
+	req(port, "GET", "/ui/other.js", NULL, NULL, &r);
+	is_int(r.code, 401, "another /ui/ path is not open");
+	req(port, "POST", "/", NULL, "x", &r);
+	is_int(r.code, 405, "POST / -> 405");
+	req(port, "GET", "/info", NULL, NULL, &r);
+	is_int(r.code, 401, "GET /info needs the token");
+	req(port, "GET", "/updates?wait=0", NULL, NULL, &r);
+	is_int(r.code, 401, "GET /updates needs the token");
+	req(port, "GET", "/info", "Authorization: Bearer ui-token\r\n", NULL, &r);
+	is_int(r.code, 200, "GET /info with the token -> 200");
+	ok(strstr(r.body, "\"readOnly\":false") && strstr(r.body, "\"tokenRequired\":true") &&
+	           strstr(r.body, "\"features\":[\"updates\"]"),
+	   "info: mode, token, features (%s)", r.body);
+	ok(strstr(r.body, "\"scenes\":[\"scene.blend\",\"sub/b.blend\"]") != NULL,
+	   "info: regular .blend files under the root, sorted; no link, hidden or other file");
+	dr_http_stop(h);
+
+	cfg.read_only = true;
+	cfg.token = NULL;
+	h = dr_http_start(&cfg, jobs, err, sizeof(err));
+	port = dr_http_port(h);
+	req(port, "GET", "/info", NULL, NULL, &r);
+	ok(strstr(r.body, "\"readOnly\":true") && strstr(r.body, "\"scenes\":[]"),
+	   "read-only: info says so and lists no scenes (%s)", r.body);
+	req(port, "GET", "/", NULL, NULL, &r);
+	is_int(r.code, 200, "read-only: GET / -> 200");
+	dr_http_stop(h);
+	dr_jobs_destroy(jobs);
+	free(r.body);
+}
+
+/* Number member NAME of R's JSON body, or -1. */
+static double jnum(const struct resp *r, const char *name)
+{
+	cJSON *j = cJSON_Parse(r->body ? r->body : "");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
+	double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+
+	cJSON_Delete(j);
+	return d;
+}
+
+/* Size of array member NAME of R's JSON body, or -1. */
+static int jlen(const struct resp *r, const char *name)
+{
+	cJSON *j = cJSON_Parse(r->body ? r->body : "");
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
+	int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : -1;
+
+	cJSON_Delete(j);
+	return n;
+}
+
+struct poll_arg {
+	int port;
+	char path[256];
+	struct resp r;
+	double secs;
+};
+
+static void *poll_thread(void *p)
+{
+	struct poll_arg *a = p;
+	struct timeval t0, t1;
+
+	gettimeofday(&t0, NULL);
+	req(a->port, "GET", a->path, NULL, NULL, &a->r);
+	gettimeofday(&t1, NULL);
+	a->secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_usec - t0.tv_usec) / 1e6;
+	return NULL;
+}
+
+/* GET /updates: versions, only what changed, a long-poll that wakes on a change and on stop. */
+static void test_updates(void)
+{
+	dr_jobs *jobs = dr_jobs_create(NULL, 0, err, sizeof(err));
+	dr_http_cfg cfg = base_cfg();
+	dr_http *h = dr_http_start(&cfg, jobs, err, sizeof(err));
+	struct resp r = {0};
+	struct poll_arg a = {0};
+	pthread_t th;
+	char id1[DR_JOB_ID_MAX], id2[DR_JOB_ID_MAX], got[DR_JOB_ID_MAX], epoch[64], path[256];
+	int port = dr_http_port(h);
+	double v1, v2;
+	dr_jobspec s;
+
+	req(port, "POST", "/render", NULL, "{\"from\":1,\"to\":4}", &r);
+	snprintf(id1, sizeof(id1), "%s", jstr(&r, "jobId"));
+	req(port, "POST", "/render", NULL, "{\"from\":1,\"to\":4}", &r);
+	snprintf(id2, sizeof(id2), "%s", jstr(&r, "jobId"));
+	req(port, "GET", "/updates?wait=0", NULL, NULL, &r);
+	is_int(r.code, 200, "GET /updates -> 200");
+	snprintf(epoch, sizeof(epoch), "%s", jstr(&r, "epoch"));
+	v1 = jnum(&r, "version");
+	ok(epoch[0] && v1 >= 1, "an epoch and a version (%s)", r.body);
+	ok(strstr(r.body, "\"full\":true") != NULL, "the first answer is full");
+	is_int(jlen(&r, "jobs"), 2, "with both jobs");
+	is_int(jlen(&r, "ids"), 2, "and both ids");
+
+	snprintf(path, sizeof(path), "/updates?epoch=%s&since=%.0f&wait=0", epoch, v1);
+	req(port, "GET", path, NULL, NULL, &r);
+	is_int((long long)jnum(&r, "version"), (long long)v1, "nothing changed: same version");
+	is_int(jlen(&r, "jobs"), 0, "and no jobs");
+	is_int(jlen(&r, "ids"), 2, "but the ids");
+	ok(strstr(r.body, "\"full\":false") != NULL, "not full");
+
+	/* A long-poll that waits, then wakes when the orchestrator publishes. */
+	a.port = port;
+	snprintf(a.path, sizeof(a.path), "/updates?epoch=%s&since=%.0f&wait=10", epoch, v1);
+	ok(pthread_create(&th, NULL, poll_thread, &a) == 0, "a long-poll in a thread");
+	ok(dr_jobs_take(jobs, got, sizeof(got), &s) == 1, "the orchestrator takes a job");
+	dr_jobspec_free(&s);
+	dr_jobs_publish(jobs, got, DR_JOB_RUNNING, "{\"frames\":{\"done\":1}}");
+	pthread_join(th, NULL);
+	v2 = jnum(&a.r, "version");
+	ok(a.r.code == 200 && v2 > v1, "it answers with a newer version (%.0f > %.0f)", v2, v1);
+	ok(a.secs < 8, "on the change, not at the end of its wait (%.2f s)", a.secs);
+	is_int(jlen(&a.r, "jobs"), 1, "with only the changed job");
+	ok(strstr(a.r.body, got) != NULL, "the one published");
+	free(a.r.body);
+
+	snprintf(path, sizeof(path), "/updates?epoch=other&since=%.0f&wait=0", v2);
+	req(port, "GET", path, NULL, NULL, &r);
+	ok(strstr(r.body, "\"full\":true") && jlen(&r, "jobs") == 2,
+	   "another run's epoch gets everything");
+	snprintf(path, sizeof(path), "/updates?epoch=%s&since=%.0f&wait=0", epoch, v2 + 100);
+	req(port, "GET", path, NULL, NULL, &r);
+	ok(strstr(r.body, "\"full\":true") != NULL, "a version from the future gets everything");
+
+	/* Stopping does not wait for a long-poll to time out. */
+	memset(&a, 0, sizeof(a));
+	a.port = port;
+	snprintf(a.path, sizeof(a.path), "/updates?epoch=%s&since=%.0f&wait=25", epoch, v2);
+	ok(pthread_create(&th, NULL, poll_thread, &a) == 0, "another long-poll");
+	req(port, "GET", "/health", NULL, NULL, &r); /* the server still answers others */
+	is_int(r.code, 200, "others are answered while it waits");
+	{
+		struct timeval t0, t1;
+		gettimeofday(&t0, NULL);
+		dr_http_stop(h);
+		gettimeofday(&t1, NULL);
+		ok((double)(t1.tv_sec - t0.tv_sec) + (t1.tv_usec - t0.tv_usec) / 1e6 < 5,
+		   "stop wakes it");
+	}
+	pthread_join(th, NULL);
+	free(a.r.body);
+	dr_jobs_destroy(jobs);
+	free(r.body);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -553,6 +755,8 @@ int main(void)
 	test_flow();
 	test_token();
 	test_rate_and_read_only();
+	test_ui();
+	test_updates();
 	testfs_rm_tree(top);
 	return done_testing();
 }
