@@ -55,6 +55,7 @@ typedef struct dr_dispatch_node {
 	                   * is in flight, the rest are held ahead behind it */
 	int frames[2 * DR_DISPATCH_FRAMES_MAX];
 	int revoking; /* a held frame being taken back for an idle node, -1 = none */
+	bool lost;    /* declared lost (dr_dispatch_lose): never given anything again */
 } dr_dispatch_node;
 
 typedef struct dr_dispatch dr_dispatch;
@@ -100,9 +101,19 @@ int dr_dispatch_result(dr_dispatch *d, int slot, int job, int frame, int ok);
  * many. */
 int dr_dispatch_stop_all(dr_dispatch *d, dr_dispatch_decision *out, int max);
 
+/* SLOT is lost (its process is gone, or it was silent past cfg.node_timeout): every frame it
+ * held, in flight or ahead, goes back to its job's pending frames at once (dr_sched_drop: not an
+ * attempt of theirs), and it is never given work or told anything again; a result it sends later
+ * is the caller's to accept once or discard (dr_sched_done_late). Returns how many frames went
+ * back; 0 for a node already lost. */
+int dr_dispatch_lose(dr_dispatch *d, int slot);
+
+/* Nodes not declared lost. */
+int dr_dispatch_live(const dr_dispatch *d);
+
 /* ---- deciding ---- */
 
-/* The first node (not stopped) silent for more than cfg.node_timeout at NOW, or -1. */
+/* The first node (not stopped, not lost) silent for more than cfg.node_timeout at NOW, or -1. */
 int dr_dispatch_silent(const dr_dispatch *d, double now);
 
 /* Decide for every waiting node, in slot order, at NOW: a task (fresh frames of the first job by

@@ -31,7 +31,8 @@ typedef struct dr_metrics {
 	 * above 600 s */
 	unsigned long long hist[DR_HIST_BUCKETS + 1];
 	double seconds_sum;
-	int nodes_busy, nodes_idle;
+	int nodes_busy, nodes_idle; /* among the live render nodes */
+	int nodes_lost;             /* render nodes declared lost */
 } dr_metrics;
 
 /* A table journaled in JOURNAL_DIR/jobs.journal (NULL: not journaled), refusing new jobs while

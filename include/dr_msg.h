@@ -17,7 +17,8 @@ enum dr_msg_type {
 	DR_MSG_REQUEST,   /* node -> 0: idle, wants a task */
 	DR_MSG_RESULT,    /* node -> 0: job's frame done (ok = 1) or failed (text says why) */
 	DR_MSG_TASK,      /* 0 -> node: render job's frames[0..n) */
-	DR_MSG_STOP,      /* 0 -> node: no more work; quit Blender and finish */
+	DR_MSG_STOP,      /* 0 -> node: no more work; quit Blender and finish (n = 1: a node was
+	                   * lost, so do not wait for every rank before MPI_Finalize) */
 	DR_MSG_HEARTBEAT, /* node -> 0: still alive (sent when nothing else was for a while) */
 	DR_MSG_JOB,       /* 0 -> node: settings of job (JSON in text), sent before its tasks */
 	DR_MSG_CANCEL,    /* 0 -> node: drop job's frame (or all its frames if frame < 0); with
@@ -51,7 +52,10 @@ typedef struct dr_chan {
 	size_t nlocal, caplocal;
 	MPI_Request *reqs; /* sends in flight */
 	dr_msg **bufs;     /* their buffers */
+	int *dests;        /* their destination ranks */
 	size_t nsend, capsend;
+	dr_msg **orphans; /* buffers of sends to forgotten ranks (see dr_chan_forget) */
+	size_t norphans, caporphans;
 } dr_chan;
 
 int dr_chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen);
@@ -65,6 +69,12 @@ int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen
 /* Receive one message if any is waiting (never blocks); also completes finished sends.
  * Returns 1 with M and *SRC filled, 0 if none, -1 with ERR on an MPI error. */
 int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen);
+
+/* Rank DEST is gone (declared lost): sends to it still in flight are abandoned, never waited on
+ * again. A send to a dead peer may never complete nor fail, so each request is released with
+ * MPI_Request_free (MPI completes or drops it on its own) and its buffer is kept until
+ * dr_chan_destroy, so that MPI never reads freed memory meanwhile. */
+void dr_chan_forget(dr_chan *c, int dest);
 
 /* Describe an MPI error code. */
 void dr_mpi_strerror(int code, char *buf, size_t len);

@@ -22,7 +22,7 @@ typedef struct dr_opts {
 	int chunk;           /* frames per task, >= 1 */
 	int retries;         /* extra attempts for a failed frame */
 	double timeout;      /* seconds per frame, 0 = none */
-	double node_timeout; /* a render node silent this long ends the job (seconds) */
+	double node_timeout; /* a render node silent this long is lost (seconds) */
 	int verbosity;       /* -1 quiet, 0 normal, 1+ verbose */
 	bool one_shot, overwrite, allow_autoexec;
 	bool no_speculate;      /* frames in ascending order, no speculative copies */
@@ -35,6 +35,7 @@ typedef struct dr_opts {
 	const char *token;    /* --token, else $DRENDER_TOKEN (the caller fills that in) */
 	int max_queued;       /* --max-queued N: more queued jobs get 429 (default 100) */
 	int rate_limit;       /* --rate-limit N: requests/s per client address, 0 = none */
+	int min_nodes;        /* --min-nodes N: a service with fewer live nodes exits (75) */
 	bool help, version;   /* print and exit 0; nothing else is filled */
 } dr_opts;
 

@@ -61,9 +61,19 @@ void dr_orch_adopt(dr_orch *r, dr_jobs *table);
  * ended, then no more) and the metrics. */
 void dr_orch_publish(dr_orch *r, dr_jobs *table);
 
-/* When a render node has been silent past --node-timeout: true, with a message for the user in
- * ERR (the run cannot go on: a lost node's frames cannot be told apart from a hung one's). */
-bool dr_orch_lost_node(const dr_orch *r, char *err, size_t errlen);
+/* Whether the run can go on with the render nodes it has. 0 when it can; else the exit code, with
+ * a message for the user in ERR: DR_EXIT_RUNTIME when a node went silent and mpirun was started
+ * without --enable-recovery (a dead rank would end the world anyway), or when a batch lost every
+ * render node before its frames were done; DR_EXIT_TOO_FEW_NODES for a service with fewer live
+ * nodes than --min-nodes and nothing running. (With recovery, a lost node's frames simply go to
+ * the others.) */
+int dr_orch_check_nodes(const dr_orch *r, char *err, size_t errlen);
+
+/* True once any render node was declared lost (MPI collectives over the world would hang). */
+bool dr_orch_lost_any(const dr_orch *r);
+
+/* True when mpirun keeps the job alive past a dead rank (--enable-recovery). */
+bool dr_orch_recovery(const dr_orch *r);
 
 /* How batch job J ended, as the exit code (DR_EXIT_*), with the report's STATUS and a MESSAGE
  * (MSGLEN bytes, "" when none). FAILED: the run stopped on the runtime error ERROR;

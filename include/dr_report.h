@@ -9,17 +9,25 @@
 
 /* The exit code tells the truth (DESIGN.md); the report carries it too. */
 enum {
-	DR_EXIT_ALL_DONE = 0,      /* every requested frame is there */
-	DR_EXIT_FRAMES_FAILED = 1, /* some frames failed (listed) */
-	DR_EXIT_USAGE = 2,         /* bad usage or input, nothing rendered */
-	DR_EXIT_RUNTIME = 3,       /* runtime failure */
+	DR_EXIT_ALL_DONE = 0,       /* every requested frame is there */
+	DR_EXIT_FRAMES_FAILED = 1,  /* some frames failed (listed) */
+	DR_EXIT_USAGE = 2,          /* bad usage or input, nothing rendered */
+	DR_EXIT_RUNTIME = 3,        /* runtime failure (also: every render node was lost) */
+	DR_EXIT_TOO_FEW_NODES = 75, /* a service below --min-nodes: restart it at full size */
 	DR_EXIT_INTERRUPTED = 130
 };
+
+#define DR_LOST_FRAMES_MAX 16 /* frames of a lost node listed in the report */
 
 typedef struct dr_report_node {
 	int rank;
 	char host[256];
 	int threads;
+	bool lost;                           /* declared lost during the run */
+	double lost_at;                      /* seconds after the run started */
+	char lost_why[160];                  /* what gave it away */
+	int lost_frames[DR_LOST_FRAMES_MAX]; /* frames it held then (in flight first) */
+	int nlost_frames;                    /* how many of them (may exceed the list) */
 } dr_report_node;
 
 typedef struct dr_report {

@@ -91,6 +91,13 @@ int dr_sched_return(dr_sched *s, int slot, int frame);
  * pending, and it gets no more work. */
 void dr_sched_drop(dr_sched *s, int slot);
 
+/* A result from SLOT after it was dropped (a node declared lost that turned out alive): FRAME,
+ * rendered in SECONDS, is accepted once if it is not done yet (pending, or running elsewhere),
+ * else discarded. Slots still running a copy of it go to OTHERS (room for 2, -1 = none): their
+ * copies are abandoned, as dr_sched_done does for a losing copy. Returns 0 if accepted, -1 if
+ * discarded (already done, skipped, failed, or an unknown frame). */
+int dr_sched_done_late(dr_sched *s, int slot, int frame, double seconds, int others[2]);
+
 /* When no usable slot is left, every pending frame fails with WHY. Returns how many failed. */
 size_t dr_sched_fail_stranded(dr_sched *s, const char *why);
 

@@ -44,6 +44,10 @@ int dr_service_open(dr_service **out, const dr_service_cfg *cfg);
 int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *cpus,
                    volatile sig_atomic_t *interrupted);
 
+/* True when dr_service_run lost a render node on the way: a barrier over the world would never
+ * complete, so the caller finalizes without one. */
+bool dr_service_lost_nodes(const dr_service *s);
+
 /* Stop the API and free S (NULL is fine). */
 void dr_service_close(dr_service *s);
 

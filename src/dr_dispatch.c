@@ -82,6 +82,9 @@ int dr_dispatch_add_job(dr_dispatch *d, int job, int priority, int settings, dr_
 	                             .settings = settings,
 	                             .ended = dr_sched_finished(sched),
 	                             .sched = sched};
+	for (int i = 0; i < d->cfg.nslots; i++)
+		if (d->nodes[i].lost) /* a job added later never counts on a lost node */
+			dr_sched_drop(sched, i);
 	qsort(d->jobs, d->njobs, sizeof *d->jobs, job_order);
 	return 0;
 }
@@ -200,6 +203,35 @@ int dr_dispatch_stop_all(dr_dispatch *d, dr_dispatch_decision *out, int max)
 		out[n++] = (dr_dispatch_decision){
 		        .kind = DR_DISPATCH_STOP, .slot = i, .job = -1, .for_slot = -1};
 	}
+	return n;
+}
+
+int dr_dispatch_lose(dr_dispatch *d, int slot)
+{
+	dr_dispatch_node *nd = node(d, slot);
+	size_t before = 0, after = 0;
+
+	if (!nd || nd->lost)
+		return 0;
+	for (size_t i = 0; i < d->njobs; i++)
+		before += dr_sched_count(d->jobs[i].sched).pending;
+	for (size_t i = 0; i < d->njobs; i++)
+		dr_sched_drop(d->jobs[i].sched, slot);
+	for (size_t i = 0; i < d->njobs; i++)
+		after += dr_sched_count(d->jobs[i].sched).pending;
+	nd->lost = nd->stopped = true;
+	nd->waiting = false;
+	nd->nframes = 0;
+	nd->revoking = -1;
+	nd->job = -1;
+	return (int)(after - before);
+}
+
+int dr_dispatch_live(const dr_dispatch *d)
+{
+	int n = 0;
+	for (int i = 0; i < d->cfg.nslots; i++)
+		n += !d->nodes[i].lost;
 	return n;
 }
 

@@ -678,8 +678,9 @@ char *dr_jobs_metrics(dr_jobs *t)
 	         "# HELP drender_render_nodes Render nodes, by state.\n"
 	         "# TYPE drender_render_nodes gauge\n"
 	         "drender_render_nodes{state=\"busy\"} %d\n"
-	         "drender_render_nodes{state=\"idle\"} %d\n",
-	         m.nodes_busy, m.nodes_idle);
+	         "drender_render_nodes{state=\"idle\"} %d\n"
+	         "drender_render_nodes{state=\"lost\"} %d\n",
+	         m.nodes_busy, m.nodes_idle, m.nodes_lost);
 	if (x.oom) {
 		free(x.buf);
 		return NULL;

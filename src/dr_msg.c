@@ -49,6 +49,7 @@ static int reap_sends(dr_chan *c, char *err, size_t errlen)
 			continue;
 		}
 		c->reqs[k] = c->reqs[i];
+		c->dests[k] = c->dests[i];
 		c->bufs[k++] = c->bufs[i];
 	}
 	c->nsend = k;
@@ -68,13 +69,19 @@ void dr_chan_destroy(dr_chan *c, double timeout_s)
 		MPI_Request_free(&c->reqs[i]); /* the peer is gone or stuck: let MPI drop it */
 		free(c->bufs[i]);
 	}
+	for (size_t i = 0; i < c->norphans; i++)
+		free(c->orphans[i]);
+	free(c->orphans);
 	free(c->reqs);
 	free(c->bufs);
+	free(c->dests);
 	free(c->local);
 	c->reqs = NULL;
 	c->bufs = NULL;
+	c->dests = NULL;
+	c->orphans = NULL;
 	c->local = NULL;
-	c->nlocal = c->caplocal = c->nsend = c->capsend = 0;
+	c->nlocal = c->caplocal = c->nsend = c->capsend = c->norphans = c->caporphans = 0;
 }
 
 int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen)
@@ -88,10 +95,11 @@ int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen
 	if (reap_sends(c, err, errlen) != 0)
 		return -1;
 	if (c->nsend == c->capsend) {
-		/* two arrays of one length: grow the second to the first's new capacity */
-		size_t cap = c->capsend, cap2 = c->capsend;
+		/* three arrays of one length: grow the others to the first's new capacity */
+		size_t cap = c->capsend, cap2 = c->capsend, cap3 = c->capsend;
 		if (dr_grow(&c->reqs, &cap, c->nsend + 1, sizeof *c->reqs) != 0 ||
-		    dr_grow(&c->bufs, &cap2, cap, sizeof *c->bufs) != 0)
+		    dr_grow(&c->bufs, &cap2, cap, sizeof *c->bufs) != 0 ||
+		    dr_grow(&c->dests, &cap3, cap, sizeof *c->dests) != 0)
 			return dr_seterr(err, errlen, "out of memory sending a message");
 		c->capsend = cap;
 	}
@@ -108,8 +116,27 @@ int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen
 		dr_mpi_strerror(rc, s, sizeof s);
 		return dr_seterr(err, errlen, "sending to rank %d failed: %s", dest, s);
 	}
+	c->dests[c->nsend] = dest;
 	c->bufs[c->nsend++] = copy;
 	return 0;
+}
+
+void dr_chan_forget(dr_chan *c, int dest)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < c->nsend; i++) {
+		if (c->dests[i] == dest && dr_grow(&c->orphans, &c->caporphans, c->norphans + 1,
+		                                   sizeof *c->orphans) == 0) {
+			MPI_Request_free(&c->reqs[i]);
+			c->orphans[c->norphans++] = c->bufs[i];
+			continue;
+		}
+		c->reqs[k] = c->reqs[i];
+		c->dests[k] = c->dests[i];
+		c->bufs[k++] = c->bufs[i];
+	}
+	c->nsend = k;
 }
 
 int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen)

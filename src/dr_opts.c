@@ -128,8 +128,8 @@ static const opt_row rows[] = {
         {.name = "node-timeout",
          .metavar = "SECS",
          SECONDS(node_timeout),
-         .help = "end the job when a render node is silent that long\n"
-                 "(stopped, hung or cut off; default 30)"},
+         .help = "a render node silent that long is lost: its frames\n"
+                 "go to the others (stopped, hung or cut off; default 10)"},
         {.name = "blender",
          .metavar = "PATH",
          STRING(blender, "wants a path"),
@@ -178,6 +178,12 @@ static const opt_row rows[] = {
          INT(rate_limit, 0, 1000000),
          .help = "requests per second per client before 429 (default 50,\n"
                  "bursts of twice that; 0 = no limit)"},
+        {.name = "min-nodes",
+         .metavar = "N",
+         INT(min_nodes, 0, 1000000),
+         .help = "a service left with fewer live render nodes and nothing\n"
+                 "running exits with status 75, to be restarted at full\n"
+                 "size (default 1; 0 = never)"},
         {.section = "Messages:",
          .name = "quiet",
          .letter = 'q',
@@ -413,7 +419,8 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	parse_state s = {.r = {.format = "PNG",
 	                       .chunk = 1,
 	                       .retries = 3,
-	                       .node_timeout = 30,
+	                       .node_timeout = 10,
+	                       .min_nodes = 1,
 	                       .max_queued = 100,
 	                       .rate_limit = 50,
 	                       .blender = env_blender && *env_blender ? env_blender : "blender"}};

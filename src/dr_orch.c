@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 _Static_assert(DR_DISPATCH_FRAMES_MAX == DR_CHUNK_MAX, "a task's frames fit a decision");
@@ -49,8 +50,10 @@ struct dr_orch {
 	double last_draw;
 	int tty; /* live progress line on this terminal, or -1 */
 	bool quiet;
-	bool serve; /* a service: nodes are never stopped for lack of work */
-	int silent; /* slot of a node silent past --node-timeout, or -1 */
+	bool serve;    /* a service: nodes are never stopped for lack of work */
+	bool recovery; /* mpirun keeps the job alive when a rank dies (--enable-recovery) */
+	int silent;    /* without recovery: slot of a node silent past --node-timeout, or -1 */
+	bool *hushed;  /* per slot: a lost node that spoke again was told to stop */
 	dr_metrics metrics;
 };
 
@@ -77,6 +80,9 @@ dr_orch *dr_orch_create(const dr_opts *o, dr_chan *chan, int tty, bool serve, ch
 	r->t0 = r->last_draw = dr_now();
 	r->silent = -1;
 	r->nslots = chan->size == 1 ? 1 : chan->size - 1;
+	/* mpirun --enable-recovery hands its ranks this; without it a dead rank ends the world */
+	const char *rec = getenv("OMPI_MCA_orte_enable_recovery");
+	r->recovery = rec && (strcmp(rec, "1") == 0 || strcasecmp(rec, "true") == 0);
 	dr_dispatch_cfg dc = {
 	        .nslots = r->nslots,
 	        .serve = serve,
@@ -84,7 +90,8 @@ dr_orch *dr_orch_create(const dr_opts *o, dr_chan *chan, int tty, bool serve, ch
 	};
 	r->info = calloc((size_t)r->nslots, sizeof *r->info);
 	r->dec = calloc((size_t)r->nslots, sizeof *r->dec);
-	if (!r->info || !r->dec) {
+	r->hushed = calloc((size_t)r->nslots, sizeof *r->hushed);
+	if (!r->info || !r->dec || !r->hushed) {
 		dr_seterr(err, errlen, "out of memory");
 		dr_orch_destroy(r);
 		return NULL;
@@ -119,6 +126,7 @@ void dr_orch_destroy(dr_orch *r)
 	free(r->jobs);
 	dr_dispatch_destroy(r->disp);
 	free(r->dec);
+	free(r->hushed);
 	free(r->info);
 	free(r);
 }
@@ -310,10 +318,58 @@ static void job_end_check(dr_orch *r, dr_ojob *j)
 	}
 }
 
+/* Frame M->frame of J, done by SLOT, counts: timings, metrics, a log line, the job's end. */
+static void count_done(dr_orch *r, dr_ojob *j, int slot, const dr_msg *m, const char *note)
+{
+	char line[512];
+	long idx = dr_sched_index(j->sched, m->frame);
+
+	if (idx >= 0) {
+		j->dispatch[idx] = m->wait;
+		j->finished_at[idx] = dr_now() - j->t0;
+	}
+	r->metrics.frames_done++;
+	r->metrics.seconds_sum += m->seconds;
+	r->metrics.hist[dr_dispatch_hist_bucket(m->seconds)]++;
+	if (!r->quiet && (r->tty < 0 || r->serve)) {
+		r->last_draw = dr_now();
+		progress_line(r, j, line, sizeof line);
+		dr_info("%s%sframe %d done by rank %d (%s) in %.2f s%s %s", r->serve ? j->id : "",
+		        r->serve ? ": " : "", m->frame, r->info[slot].rank, r->info[slot].host,
+		        m->seconds, note, line);
+	}
+	job_end_check(r, j);
+}
+
+/* A result from SLOT after it was declared lost: a rendered frame that is not done yet and whose
+ * file on disk checks out is accepted once (copies still running elsewhere are dropped);
+ * anything else is discarded. */
+static void on_late_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t errlen)
+{
+	dr_ojob *j = job_of(r, m->job);
+	char path[DR_PATH_MAX], why[DR_ERRLEN];
+	int others[2];
+
+	if (!j || j->ended || m->ok <= 0)
+		return;
+	if (dr_outpath_frame(&j->cfg.out, m->frame, path, sizeof path) != 0 ||
+	    dr_imgcheck(path, j->cfg.render.format, why, sizeof why) != 0 ||
+	    dr_sched_done_late(j->sched, slot, m->frame, m->seconds, others) != 0) {
+		dr_info("frame %d from lost rank %d (%s) discarded: done already or not valid",
+		        m->frame, r->info[slot].rank, r->info[slot].host);
+		return;
+	}
+	for (int k = 0; k < 2; k++)
+		if (others[k] >= 0 && !dr_dispatch_node_get(r->disp, others[k])->lost &&
+		    send_type(r, others[k], DR_MSG_CANCEL, j->num, m->frame, err, errlen) == 0)
+			dr_debug("frame %d: the late result won; rank %d drops its copy", m->frame,
+			         r->info[others[k]].rank);
+	count_done(r, j, slot, m, " (late, from a node declared lost)");
+}
+
 static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t errlen)
 {
 	dr_ojob *j = job_of(r, m->job);
-	char line[512];
 	const dr_slot_stats *st;
 	bool was_excluded;
 
@@ -325,28 +381,13 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 	was_excluded = st->excluded;
 	if (m->ok) {
 		int other = dr_sched_other(j->sched, m->frame, slot);
-		long idx = dr_sched_index(j->sched, m->frame);
 		if (dr_sched_done(j->sched, slot, m->frame, m->seconds) != 0)
 			return;
 		if (other >= 0 &&
 		    send_type(r, other, DR_MSG_CANCEL, j->num, m->frame, err, errlen) == 0)
 			dr_debug("frame %d: the copy on rank %d won; rank %d drops its copy",
 			         m->frame, r->info[slot].rank, r->info[other].rank);
-		if (idx >= 0) {
-			j->dispatch[idx] = m->wait;
-			j->finished_at[idx] = dr_now() - j->t0;
-		}
-		r->metrics.frames_done++;
-		r->metrics.seconds_sum += m->seconds;
-		r->metrics.hist[dr_dispatch_hist_bucket(m->seconds)]++;
-		if (!r->quiet && (r->tty < 0 || r->serve)) {
-			r->last_draw = dr_now();
-			progress_line(r, j, line, sizeof line);
-			dr_info("%s%sframe %d done by rank %d (%s) in %.2f s %s",
-			        r->serve ? j->id : "", r->serve ? ": " : "", m->frame,
-			        r->info[slot].rank, r->info[slot].host, m->seconds, line);
-		}
-		job_end_check(r, j);
+		count_done(r, j, slot, m, "");
 		return;
 	}
 	if (dr_sched_fail(j->sched, slot, m->frame, m->text) != 0)
@@ -394,12 +435,64 @@ static int on_loadfail(dr_orch *r, int slot, dr_ojob *j, const char *text, char 
 	return 0;
 }
 
+/* Node SLOT is lost (WHY says how we know): the frames it held go back to the queue at once and
+ * it is never given anything again (see dr_dispatch_lose). */
+static void lose(dr_orch *r, int slot, const char *why)
+{
+	const dr_dispatch_node *dn = dr_dispatch_node_get(r->disp, slot);
+	dr_report_node *in = &r->info[slot];
+	char list[200] = "";
+	size_t pos = 0;
+	int back;
+
+	if (dn->lost)
+		return;
+	in->nlost_frames = dn->nframes;
+	for (int i = 0; i < dn->nframes; i++) {
+		if (i < DR_LOST_FRAMES_MAX)
+			in->lost_frames[i] = dn->frames[i];
+		dr_append(list, sizeof list, &pos, "%s%d", i ? ", " : ": frame ", dn->frames[i]);
+	}
+	back = dr_dispatch_lose(r->disp, slot);
+	in->lost = true;
+	in->lost_at = dr_now() - r->t0;
+	snprintf(in->lost_why, sizeof in->lost_why, "%s", why);
+	dr_chan_forget(r->chan, in->rank);
+	r->metrics.nodes_lost++;
+	/* nodes already told to stop may wait for every rank at the end: tell them not to */
+	for (int i = 0; i < r->nslots; i++) {
+		const dr_dispatch_node *o = dr_dispatch_node_get(r->disp, i);
+		dr_msg m = {.type = DR_MSG_STOP, .job = -1, .frame = -1, .n = 1};
+		char err[DR_ERRLEN];
+		if (o->stopped && !o->lost && send_to(r, i, &m, err, sizeof err) != 0)
+			dr_warn("%s", err);
+	}
+	dr_warn("rank %d (%s) is lost: %s; %d frame%s back in the queue%s (%d of %d render nodes "
+	        "left)",
+	        in->rank, in->host[0] ? in->host : "unknown host", why, back, back == 1 ? "" : "s",
+	        list, dr_dispatch_live(r->disp), r->nslots);
+}
+
 int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errlen)
 {
 	int slot = slot_of(r, src);
 
 	if (slot < 0)
 		return 0;
+	if (dr_dispatch_node_get(r->disp, slot)->lost) {
+		/* It was silent, not dead (a stopped process, a link that came back): a frame it
+		 * finished may still count once; then it is told to stop, and nothing else. */
+		if (m->type == DR_MSG_RESULT)
+			on_late_result(r, slot, m, err, errlen);
+		if (r->hushed[slot])
+			return 0;
+		r->hushed[slot] = true;
+		dr_warn("rank %d (%s), lost before, spoke again: it gets no more work and is told "
+		        "to stop",
+		        r->info[slot].rank, r->info[slot].host);
+		dr_msg stop = {.type = DR_MSG_STOP, .job = -1, .frame = -1, .n = 1};
+		return send_to(r, slot, &stop, err, errlen);
+	}
 	dr_dispatch_heard(r->disp, slot, dr_now());
 	switch (m->type) {
 	case DR_MSG_HELLO:
@@ -426,10 +519,12 @@ int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errle
 	return 0;
 }
 
-/* A job that can no longer be rendered by anyone fails its remaining frames. */
-static void strand_check(dr_ojob *j)
+/* A job that can no longer be rendered by any live node fails its remaining frames. (With no live
+ * node at all the run ends instead, and they stay unfinished for a re-run.) */
+static void strand_check(const dr_orch *r, dr_ojob *j)
 {
-	if (j->ended || dr_sched_usable(j->sched) > 0 || dr_sched_finished(j->sched))
+	if (j->ended || dr_sched_usable(j->sched) > 0 || dr_sched_finished(j->sched) ||
+	    dr_dispatch_live(r->disp) == 0)
 		return;
 	dr_sched_counts c = dr_sched_count(j->sched);
 	if (c.running > 0)
@@ -470,6 +565,7 @@ static int carry_out(dr_orch *r, const dr_dispatch_decision *x, char *err, size_
 			         r->info[x->slot].rank, r->info[x->for_slot].rank);
 		break;
 	case DR_DISPATCH_STOP:
+		m.n = dr_orch_lost_any(r); /* n = 1: do not wait for every rank at the end */
 		break;
 	default:
 		return 0;
@@ -500,11 +596,22 @@ int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 	double now = dr_now();
 	int busy, n;
 
-	r->silent = dr_dispatch_silent(r->disp, now);
-	if (r->silent >= 0)
-		return 0;
+	int s;
+
+	while ((s = dr_dispatch_silent(r->disp, now)) >= 0) {
+		char why[160];
+		if (!r->recovery) { /* mpirun would end the world anyway: say so and stop */
+			r->silent = s;
+			return 0;
+		}
+		snprintf(why, sizeof why,
+		         "not heard from for %.0f s (stopped, hung, dead or cut off from the "
+		         "network)",
+		         r->opts->node_timeout);
+		lose(r, s, why);
+	}
 	for (size_t i = 0; i < r->njobs; i++) {
-		strand_check(r->jobs[i]);
+		strand_check(r, r->jobs[i]);
 		job_end_check(r, r->jobs[i]);
 	}
 	if (r->njobs > 1)
@@ -514,7 +621,7 @@ int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 	if (carry_out_all(r, n, err, errlen))
 		return -1;
 	r->metrics.nodes_busy = busy;
-	r->metrics.nodes_idle = r->nslots - busy;
+	r->metrics.nodes_idle = dr_dispatch_live(r->disp) - busy;
 	draw(r, false);
 	return 0;
 }
@@ -688,17 +795,56 @@ void dr_orch_publish(dr_orch *r, dr_jobs *table)
 	dr_jobs_publish_metrics(table, &r->metrics);
 }
 
-bool dr_orch_lost_node(const dr_orch *r, char *err, size_t errlen)
+int dr_orch_check_nodes(const dr_orch *r, char *err, size_t errlen)
 {
-	if (r->silent < 0)
-		return false;
-	const dr_report_node *nd = &r->info[r->silent];
-	snprintf(err, errlen,
-	         "rank %d on host %s has not been heard from for %.0f s (stopped, hung or cut off "
-	         "from the network); ending the job. Frames already done are kept: run the same "
-	         "command again to render the rest",
-	         nd->rank, nd->host[0] ? nd->host : "(unknown)", r->opts->node_timeout);
-	return true;
+	int live = dr_dispatch_live(r->disp);
+	char lost[600] = "";
+	size_t pos = 0;
+	bool all_ended = true;
+
+	if (r->silent >= 0) {
+		const dr_report_node *nd = &r->info[r->silent];
+		dr_seterr(
+		        err, errlen,
+		        "rank %d on host %s has not been heard from for %.0f s (stopped, hung or "
+		        "cut off from the network); ending the job, as mpirun was started without "
+		        "--enable-recovery. Frames already done are kept: run the same command "
+		        "again to render the rest",
+		        nd->rank, nd->host[0] ? nd->host : "(unknown)", r->opts->node_timeout);
+		return DR_EXIT_RUNTIME;
+	}
+	for (size_t i = 0; i < r->njobs; i++)
+		all_ended &= r->jobs[i]->ended;
+	if (r->serve ? live >= r->opts->min_nodes || dr_dispatch_busy(r->disp) > 0
+	             : live > 0 || all_ended)
+		return 0;
+	for (int i = 0; i < r->nslots; i++)
+		if (r->info[i].lost)
+			dr_append(lost, sizeof lost, &pos, "%srank %d on %s", pos ? ", " : "",
+			          r->info[i].rank, r->info[i].host[0] ? r->info[i].host : "?");
+	if (!r->serve) {
+		dr_seterr(err, errlen,
+		          "every render node was lost (%s). Frames already done are kept: run the "
+		          "same command again to render the rest",
+		          lost);
+		return DR_EXIT_RUNTIME;
+	}
+	dr_seterr(err, errlen,
+	          "%d of %d render nodes left (lost: %s), fewer than --min-nodes %d, and nothing "
+	          "is running: exiting with status %d so that the service is restarted at full "
+	          "size; the job table resumes the queue",
+	          live, r->nslots, lost, r->opts->min_nodes, DR_EXIT_TOO_FEW_NODES);
+	return DR_EXIT_TOO_FEW_NODES;
+}
+
+bool dr_orch_lost_any(const dr_orch *r)
+{
+	return r->metrics.nodes_lost > 0;
+}
+
+bool dr_orch_recovery(const dr_orch *r)
+{
+	return r->recovery;
 }
 
 int dr_orch_outcome(const dr_orch *r, const dr_ojob *j, bool interrupted, bool failed,

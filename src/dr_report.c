@@ -48,10 +48,21 @@ void dr_report_print(const dr_report *r, FILE *f)
 			fprintf(f, "  %-5d %-24.24s %7d %7d %5.0f%% %10.2f%s\n", r->nodes[i].rank,
 			        r->nodes[i].host[0] ? r->nodes[i].host : "?", r->nodes[i].threads,
 			        st->done, busy, st->done ? st->busy / st->done : 0.0,
-			        st->excluded ? "  (taken out of rotation)"
-			        : st->gone   ? "  (lost or could not load the scene)"
-			                     : "");
+			        r->nodes[i].lost ? "  (lost)"
+			        : st->excluded   ? "  (taken out of rotation)"
+			        : st->gone       ? "  (could not load the scene)"
+			                         : "");
 		}
+	}
+	for (int i = 0; i < r->nslots; i++) {
+		const dr_report_node *n = &r->nodes[i];
+		char at[32];
+		if (!n->lost)
+			continue;
+		dr_fmt_duration(n->lost_at, at, sizeof at);
+		fprintf(f, "Lost: rank %d (%s) after %s: %s; %d frame%s went back to the queue\n",
+		        n->rank, n->host[0] ? n->host : "?", at, n->lost_why, n->nlost_frames,
+		        n->nlost_frames == 1 ? "" : "s");
 	}
 	if (c.failed > 0) {
 		fprintf(f, "Failed frames:\n");
@@ -108,7 +119,20 @@ static cJSON *build(const dr_report *r)
 		cJSON_AddNumberToObject(o, "mean_seconds_per_frame",
 		                        st->done ? st->busy / st->done : 0);
 		cJSON_AddBoolToObject(o, "excluded", st->excluded);
-		cJSON_AddBoolToObject(o, "lost", st->gone);
+		cJSON_AddBoolToObject(o, "lost", r->nodes[i].lost);
+		if (r->nodes[i].lost) {
+			cJSON *l = cJSON_AddObjectToObject(o, "lost_info"), *fr;
+			if (l) {
+				cJSON_AddNumberToObject(l, "after_seconds", r->nodes[i].lost_at);
+				cJSON_AddStringToObject(l, "why", r->nodes[i].lost_why);
+				fr = cJSON_AddArrayToObject(l, "frames");
+				for (int k = 0;
+				     fr && k < r->nodes[i].nlost_frames && k < DR_LOST_FRAMES_MAX;
+				     k++)
+					cJSON_AddItemToArray(
+					        fr, cJSON_CreateNumber(r->nodes[i].lost_frames[k]));
+			}
+		}
 		cJSON_AddItemToArray(ranks, o);
 	}
 	frames = cJSON_AddArrayToObject(root, "frames");

@@ -1028,6 +1028,38 @@ void dr_sched_drop(dr_sched *s, int slot)
 	unusable(s, slot, true);
 }
 
+int dr_sched_done_late(dr_sched *s, int slot, int frame, double seconds, int others[2])
+{
+	dr_fitem *it = find(s, frame);
+	size_t i;
+
+	others[0] = others[1] = -1;
+	if (!it || slot < 0 || slot >= s->cfg.nslots ||
+	    (it->state != DR_F_PENDING && it->state != DR_F_RUNNING))
+		return -1;
+	i = (size_t)(it - s->items);
+	if (it->state == DR_F_RUNNING) {
+		others[0] = it->slot;
+		others[1] = it->dup_slot;
+		if (it->dup_slot >= 0)
+			end_copy(s, it, it->dup_slot);
+		end_copy(s, it, it->slot);
+	}
+	if (it->attempts < 1)
+		it->attempts = 1; /* its attempt was given back when the slot was dropped */
+	it->slot = slot;
+	it->dup_slot = -1;
+	it->seconds = seconds;
+	iset_add(&s->known, i);
+	s->known_sum += seconds;
+	set_state(s, it, DR_F_DONE);
+	if (s->cfg.tail_control)
+		push_near(s, i);
+	s->slots[slot].done++;
+	s->slots[slot].busy += seconds;
+	return 0;
+}
+
 size_t dr_sched_fail_stranded(dr_sched *s, const char *why)
 {
 	size_t k = 0;

@@ -34,6 +34,7 @@ struct dr_service {
 	double last_publish;
 	double idle_ms;      /* current nap between quiet rounds */
 	dr_render_cfg batch; /* the command line's job (a batch) */
+	bool lost_nodes;     /* a render node was lost: no barrier over the world at the end */
 	char real_blend_root[PATH_MAX], real_output_root[PATH_MAX], real_scene[PATH_MAX];
 };
 
@@ -137,6 +138,11 @@ static int start_api(dr_service *s)
 	dr_info("HTTP API on %s, port %d%s", hc.listen, dr_http_port(s->http),
 	        c->serve ? " (POST /render to submit)" : "");
 	return 0;
+}
+
+bool dr_service_lost_nodes(const dr_service *s)
+{
+	return s && s->lost_nodes;
 }
 
 void dr_service_close(dr_service *s)
@@ -249,16 +255,19 @@ static int pump(dr_service *s, char *err, size_t errlen)
 }
 
 /* The one loop: until the batch job ended and its nodes were stopped, or a service is
- * interrupted. Returns 0, or -1 with ERR on a runtime failure. */
+ * interrupted. Returns 0; -1 with ERR on a runtime failure; or an exit code with ERR when the
+ * render nodes left cannot go on (see dr_orch_check_nodes). */
 static int loop(dr_service *s, dr_ojob *job, volatile sig_atomic_t *interrupted, char *err,
                 size_t errlen)
 {
+	int code;
+
 	while (!*interrupted && (s->cfg->serve || !dr_orch_finished(s->orch))) {
 		if (pump(s, err, errlen) != 0)
 			return -1;
 		table_round(s);
-		if (dr_orch_lost_node(s->orch, err, errlen))
-			return -1;
+		if ((code = dr_orch_check_nodes(s->orch, err, errlen)) != 0)
+			return code;
 		if (job && dr_ojob_ended(job) && dr_orch_stop_all(s->orch, err, errlen))
 			return -1;
 	}
@@ -298,7 +307,7 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 	const dr_service_cfg *c = s->cfg;
 	dr_ojob *job = NULL;
 	char err[DR_ERRLEN] = "", id[DR_JOB_ID_MAX] = "batch";
-	int code = DR_EXIT_ALL_DONE, tty = open_tty(c->quiet);
+	int code = DR_EXIT_ALL_DONE, tty = open_tty(c->quiet), ended = 0;
 	bool failed = false;
 
 	s->chan = chan;
@@ -309,6 +318,10 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		code = DR_EXIT_RUNTIME;
 		goto out;
 	}
+	if (chan->size > 1 && !dr_orch_recovery(s->orch))
+		dr_warn("mpirun was started without --enable-recovery: a lost render node will end "
+		        "this %s (add --enable-recovery to mpirun to go on without it)",
+		        c->serve ? "service" : "job");
 	if (!c->serve) {
 		if (s->table) /* --http: the batch job is listed in the table too */
 			list_batch(s, id, sizeof id);
@@ -325,8 +338,12 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		else
 			s->have_node = true;
 	}
-	if (!failed && loop(s, job, interrupted, err, sizeof err) != 0)
-		failed = true;
+	if (!failed && (ended = loop(s, job, interrupted, err, sizeof err)) != 0) {
+		/* Nodes lost: with recovery the survivors are stopped cleanly (an MPI_Abort would
+		 * not end them); without it, a silent node ends the world as a runtime failure. */
+		failed = ended < 0 || !dr_orch_recovery(s->orch);
+	}
+	s->lost_nodes = dr_orch_lost_any(s->orch);
 	if (s->have_node) {
 		if (*interrupted)
 			dr_node_abort(&s->node);
@@ -334,14 +351,14 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		s->have_node = false;
 	}
 	if (c->serve) {
-		if (failed)
+		if (failed || ended > 0)
 			dr_error("%s", err);
 		else
 			dr_info("stopping the service; unfinished jobs resume when it starts "
 			        "again");
-		code = failed ? DR_EXIT_RUNTIME : DR_EXIT_ALL_DONE;
+		code = failed ? DR_EXIT_RUNTIME : ended > 0 ? ended : DR_EXIT_ALL_DONE;
 	} else {
-		code = batch_outcome(s, job, *interrupted, failed, err);
+		code = batch_outcome(s, job, *interrupted, failed || ended > 0, err);
 	}
 	table_round(s);
 	if (!*interrupted && !failed)
