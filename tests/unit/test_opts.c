@@ -475,8 +475,8 @@ static void test_service_options(void)
 	dr_opts_free(&o);
 	memset(&o, 0, sizeof o);
 	rc = parse(&o, NULL, "s.blend", "1", "2", NULL);
-	ok(rc == 0 && o.node_timeout == 30 && !o.no_speculate,
-	   "defaults: --node-timeout 30, tail control on");
+	ok(rc == 0 && o.node_timeout == 10 && o.min_nodes == 1 && !o.no_speculate,
+	   "defaults: --node-timeout 10, tail control on");
 	dr_opts_free(&o);
 	fails_with(parse(&o, NULL, "--node-timeout", "0", "s.blend", "1", "2", NULL),
 	           "--node-timeout 0", "--node-timeout", "'0'");
