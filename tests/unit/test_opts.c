@@ -512,7 +512,7 @@ static void test_run_cfg(void)
 	ok(rc == 0 && n.scene == NULL && n.serve && !n.verbose && n.engine == NULL &&
 	           strcmp(n.format, "PNG") == 0 && n.timeout == 0 && !n.one_shot,
 	   "node settings of a service without a default scene");
-	ok(r.serve && r.quiet && r.chunk == 1 && r.retries == 3 && r.node_timeout == 30 &&
+	ok(r.serve && r.quiet && r.chunk == 1 && r.retries == 3 && r.node_timeout == 10 &&
 	           !r.no_speculate && !r.overwrite,
 	   "orchestrator settings of a quiet service: the defaults");
 	o = (dr_opts){0};
