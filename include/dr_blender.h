@@ -7,6 +7,7 @@
 #define _GNU_SOURCE /* cpu_set_t; the Makefile passes -D_GNU_SOURCE too */
 #endif
 #include "dr_render_cfg.h"
+#include "dr_util.h"
 
 #include <sched.h>
 #include <stdbool.h>
@@ -35,9 +36,9 @@
  *           -F FORMAT [-E ENGINE] [--python-expr <set samples>] -f FRAME
  * and the frame is done when Blender exits 0 and the temporary file exists.
  *
- * In both modes Blender runs in its own process group, with PR_SET_PDEATHSIG (SIGKILL) so that it
- * dies with its parent, stdin from /dev/null, stdout+stderr into a pipe whose last few KiB are kept
- * for error messages (and echoed to our stderr when verbose).
+ * In both modes Blender runs under dr_proc (see dr_proc.h): its own process group, killed with its
+ * parent, stdin from /dev/null, stdout+stderr into a pipe whose last few KiB are kept for error
+ * messages (and echoed to our stderr when verbose).
  */
 
 typedef struct dr_blender_cfg {
@@ -61,9 +62,9 @@ enum dr_bl_kind {
 
 typedef struct dr_bl_event {
 	enum dr_bl_kind kind;
-	int frame;        /* for DONE and FAILED */
-	double seconds;   /* render seconds for DONE */
-	char error[1024]; /* for LOAD_FAILED and FAILED */
+	int frame;             /* for DONE and FAILED */
+	double seconds;        /* render seconds for DONE */
+	char error[DR_ERRLEN]; /* for LOAD_FAILED and FAILED */
 } dr_bl_event;
 
 typedef struct dr_blender dr_blender;

@@ -18,14 +18,34 @@ typedef struct dr_node_job {
 	dr_outpath out;       /* render's frame naming */
 } dr_node_job;
 
+/*
+ * Where a render node is, changed only in dr_node.c's set_state(), which logs each change at
+ * debug level:
+ *
+ *   WARMING --Blender ready (READY sent)--> READY --new settings--> LOADING --ready--> READY
+ *   WARMING, LOADING --load failed (LOADFAIL sent)--> NO_BLENDER --a task--> LOADING
+ *   start without a scene, or a scene that cannot even be named --> NO_BLENDER
+ *   any --STOP--> STOPPED
+ *
+ * Whether a request is outstanding and which frame is in flight are not states: a node holds one
+ * task ahead, so it asks for work while it renders.
+ */
+enum dr_node_state {
+	DR_NODE_WARMING = 0, /* Blender loads the command line's scene; READY not sent yet */
+	DR_NODE_NO_BLENDER,  /* no Blender (a service without a default scene, or a load failed) */
+	DR_NODE_LOADING,     /* Blender (re)loads for a job's settings; READY was sent */
+	DR_NODE_READY,       /* Blender has its scene loaded */
+	DR_NODE_STOPPED,     /* STOP received: nothing more to do */
+};
+
 typedef struct dr_node {
+	enum dr_node_state state; /* see above; read it, do not write it */
 	const dr_opts *opts;
 	dr_chan *chan;
 	const cpu_set_t *cpus;
 	dr_blender *bl;
 	dr_node_job job;      /* the job of the current task */
 	dr_render_cfg loaded; /* settings bl was started with (scene "" = none) */
-	bool bl_ready;        /* bl has its scene loaded */
 	char host[256];
 	char tag[300];
 	int threads;
@@ -37,9 +57,9 @@ typedef struct dr_node {
 	double idle_since;     /* when it last became idle (a frame ended, Blender got ready) */
 	char tmp[DR_PATH_MAX]; /* its temporary file */
 	char last_dir[DR_PATH_MAX]; /* output directory last prepared */
-	bool said_ready;            /* READY (the first request) was sent */
 	bool requested;             /* a request is outstanding */
-	bool stopped;               /* STOP received */
+	bool stopped;               /* = state == DR_NODE_STOPPED, kept for main.c's loop (read
+	                             * dr_node_stopped() instead); set only by set_state() */
 	double last_sent;           /* when we last said something to rank 0 */
 } dr_node;
 
@@ -55,6 +75,9 @@ int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen);
 /* Move on: start the next frame, wait up to WAIT_MS for Blender, report results, enforce the
  * timeout. Returns 0, or -1 with ERR on an MPI failure. */
 int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen);
+
+/* True once rank 0 has said STOP. */
+bool dr_node_stopped(const dr_node *n);
 
 /* True when the node has nothing to do but wait for rank 0. */
 bool dr_node_idle(const dr_node *n);

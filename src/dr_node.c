@@ -12,6 +12,17 @@
 #include <string.h>
 #include <unistd.h>
 
+static const char *const state_names[] = {"WARMING", "NO_BLENDER", "LOADING", "READY", "STOPPED"};
+
+/* The one place where N's state changes (see dr_node.h). */
+static void set_state(dr_node *n, enum dr_node_state to)
+{
+	if (n->state != to)
+		dr_debug("node %s: %s -> %s", n->host, state_names[n->state], state_names[to]);
+	n->state = to;
+	n->stopped = to == DR_NODE_STOPPED;
+}
+
 static int send_msg(dr_node *n, dr_msg *m, char *err, size_t errlen)
 {
 	n->last_sent = dr_now();
@@ -54,7 +65,8 @@ static int load(dr_node *n, char *why, size_t whylen)
 	        .cpus = n->cpus,
 	};
 	dr_blender_destroy(n->bl);
-	n->bl_ready = false;
+	/* warming up stays warming up: READY is still to be said */
+	set_state(n, n->state == DR_NODE_WARMING ? DR_NODE_WARMING : DR_NODE_LOADING);
 	n->loaded = n->job.render;
 	n->bl = dr_blender_create(&cfg, why, whylen);
 	if (!n->bl) {
@@ -69,7 +81,7 @@ static int load(dr_node *n, char *why, size_t whylen)
 int dr_node_start(dr_node *n, const dr_opts *o, dr_chan *chan, int threads, const cpu_set_t *cpus,
                   char *err, size_t errlen)
 {
-	char why[1024] = "", real[DR_PATH_MAX];
+	char why[DR_ERRLEN] = "", real[DR_PATH_MAX];
 
 	memset(n, 0, sizeof *n);
 	n->opts = o;
@@ -84,7 +96,7 @@ int dr_node_start(dr_node *n, const dr_opts *o, dr_chan *chan, int threads, cons
 	if (send_simple(n, DR_MSG_HELLO, -1, NULL, err, errlen))
 		return -1;
 	if (!o->scene) { /* a service without a default scene: Blender starts with the first job */
-		n->said_ready = true;
+		set_state(n, DR_NODE_NO_BLENDER);
 		n->idle_since = dr_now();
 		return send_simple(n, DR_MSG_READY, -1, NULL, err, errlen);
 	}
@@ -95,19 +107,25 @@ int dr_node_start(dr_node *n, const dr_opts *o, dr_chan *chan, int threads, cons
 		snprintf(real, sizeof real, "%s", o->scene);
 	if (dr_render_cfg_init(&n->job.render, real, NULL, o->format, o->engine, o->samples, why,
 	                       sizeof why) != 0) {
-		n->said_ready = true;
+		set_state(n, DR_NODE_NO_BLENDER);
 		return send_simple(n, DR_MSG_LOADFAIL, -1, why, err, errlen);
 	}
 	if (load(n, why, sizeof why) != 0) {
-		n->said_ready = true;
+		set_state(n, DR_NODE_NO_BLENDER);
 		return send_simple(n, DR_MSG_LOADFAIL, -1, why, err, errlen);
 	}
 	return 0;
 }
 
+bool dr_node_stopped(const dr_node *n)
+{
+	return n->state == DR_NODE_STOPPED;
+}
+
 bool dr_node_idle(const dr_node *n)
 {
-	return n->frame < 0 && n->qlen == 0 && (n->bl_ready || !n->bl);
+	return n->frame < 0 && n->qlen == 0 &&
+	       (n->state == DR_NODE_READY || n->state == DR_NODE_STOPPED || !n->bl);
 }
 
 static void drop_queue(dr_node *n)
@@ -124,11 +142,11 @@ static int ack_cancel(dr_node *n, int frame, char *err, size_t errlen)
 
 int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen)
 {
-	char why[1024];
+	char why[DR_ERRLEN];
 
 	switch (m->type) {
 	case DR_MSG_STOP:
-		n->stopped = true;
+		set_state(n, DR_NODE_STOPPED);
 		return 0;
 	case DR_MSG_JOB: {
 		dr_node_job j;
@@ -252,7 +270,7 @@ static int prepare_dir(dr_node *n, int frame, char *why, size_t whylen)
 
 static int start_next(dr_node *n, char *err, size_t errlen)
 {
-	char why[1024] = "";
+	char why[DR_ERRLEN] = "";
 	int frame = n->queue[n->qhead++];
 
 	n->qlen--;
@@ -277,31 +295,31 @@ static int start_next(dr_node *n, char *err, size_t errlen)
 /* Blender cannot load the job's scene: tell rank 0 (which takes back the task) and ask again. */
 static int load_failed(dr_node *n, const char *why, char *err, size_t errlen)
 {
-	int job = n->said_ready ? n->job.id : -1;
+	int job = n->state == DR_NODE_WARMING ? -1 : n->job.id;
 	dr_blender_destroy(n->bl);
 	n->bl = NULL;
-	n->bl_ready = false;
 	n->loaded.scene[0] = '\0';
 	n->frame = -1;
 	drop_queue(n);
-	n->said_ready = true;
+	set_state(n, DR_NODE_NO_BLENDER);
 	return send_simple(n, DR_MSG_LOADFAIL, job, why, err, errlen);
 }
 
 int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 {
 	dr_bl_event ev;
-	char why[1024];
+	char why[DR_ERRLEN];
 
 	/* Rank 0 ends the job when a node is silent too long: say we are alive. */
-	if (!n->stopped && n->chan->size > 1 && dr_now() - n->last_sent >= DR_HEARTBEAT_S &&
+	if (n->state != DR_NODE_STOPPED && n->chan->size > 1 &&
+	    dr_now() - n->last_sent >= DR_HEARTBEAT_S &&
 	    send_simple(n, DR_MSG_HEARTBEAT, -1, NULL, err, errlen) != 0)
 		return -1;
-	if (n->stopped) {
+	if (n->state == DR_NODE_STOPPED) {
 		dr_sleep_ms(wait_ms);
 		return 0;
 	}
-	if (n->frame < 0 && n->qlen > 0 && (!n->bl || n->bl_ready)) {
+	if (n->frame < 0 && n->qlen > 0 && (!n->bl || n->state == DR_NODE_READY)) {
 		if (!n->bl || !dr_render_cfg_same_blender(&n->job.render, &n->loaded)) {
 			if (load(n, why, sizeof why) != 0)
 				return load_failed(n, why, err, errlen);
@@ -309,7 +327,7 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 		}
 		return start_next(n, err, errlen);
 	}
-	if (!n->bl || (n->bl_ready && n->frame < 0)) {
+	if (!n->bl || (n->state == DR_NODE_READY && n->frame < 0)) {
 		if (n->qlen == 0 && !n->requested)
 			return send_simple(n, DR_MSG_REQUEST, -1, NULL, err, errlen);
 		dr_sleep_ms(wait_ms);
@@ -321,17 +339,19 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 		return 0;
 	}
 	switch (ev.kind) {
-	case DR_BL_READY:
-		if (n->bl_ready)
+	case DR_BL_READY: {
+		enum dr_node_state was = n->state;
+
+		if (was == DR_NODE_READY)
 			return 0;
-		n->bl_ready = true;
+		set_state(n, DR_NODE_READY);
 		n->idle_since = dr_now(); /* loading a scene is not waiting for work */
-		if (n->said_ready)
+		if (was != DR_NODE_WARMING)
 			return 0;
-		n->said_ready = true;
 		return send_simple(n, DR_MSG_READY, -1, NULL, err, errlen);
+	}
 	case DR_BL_LOAD_FAILED:
-		if (n->frame >= 0 && n->bl_ready)
+		if (n->frame >= 0 && n->state == DR_NODE_READY)
 			return fail_frame(n, ev.error, err, errlen); /* a restart failed mid-job */
 		return load_failed(n, ev.error, err, errlen);
 	case DR_BL_DONE:
