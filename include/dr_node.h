@@ -4,10 +4,10 @@
 
 #include "dr_blender.h"
 #include "dr_msg.h"
-#include "dr_opts.h"
 #include "dr_outdir.h"
 #include "dr_outpath.h"
 #include "dr_render_cfg.h"
+#include "dr_run_cfg.h"
 
 #include <stdbool.h>
 
@@ -40,7 +40,7 @@ enum dr_node_state {
 
 typedef struct dr_node {
 	enum dr_node_state state; /* see above; read it, do not write it */
-	const dr_opts *opts;
+	dr_node_cfg cfg;
 	dr_chan *chan;
 	const cpu_set_t *cpus;
 	dr_blender *bl;
@@ -58,16 +58,14 @@ typedef struct dr_node {
 	char tmp[DR_PATH_MAX]; /* its temporary file */
 	char last_dir[DR_PATH_MAX]; /* output directory last prepared */
 	bool requested;             /* a request is outstanding */
-	bool stopped;               /* = state == DR_NODE_STOPPED, kept for main.c's loop (read
-	                             * dr_node_stopped() instead); set only by set_state() */
 	double last_sent;           /* when we last said something to rank 0 */
 } dr_node;
 
 /* Say HELLO to rank 0 and, if the command line names a scene, start Blender on it. CPUS: Blender's
  * affinity, or NULL. Returns 0, or -1 with ERR for an MPI failure (a Blender that cannot start
  * is reported to rank 0 as LOADFAIL, not as an error here). */
-int dr_node_start(dr_node *n, const dr_opts *o, dr_chan *chan, int threads, const cpu_set_t *cpus,
-                  char *err, size_t errlen);
+int dr_node_start(dr_node *n, const dr_node_cfg *o, dr_chan *chan, int threads,
+                  const cpu_set_t *cpus, char *err, size_t errlen);
 
 /* Handle a message from rank 0 (JOB, TASK, CANCEL or STOP). Returns 0, or -1 with ERR. */
 int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen);

@@ -6,8 +6,8 @@
 #include "dr_jobs.h"
 #include "dr_msg.h"
 #include "dr_node.h"
-#include "dr_opts.h"
 #include "dr_report.h"
+#include "dr_run_cfg.h"
 #include "dr_sched.h"
 
 #include <stdbool.h>
@@ -20,8 +20,7 @@ typedef struct dr_orch dr_orch;
 
 /* An orchestrator for the render nodes on CHAN. TTY: a terminal for the live progress line, or -1
  * for log lines. SERVE: a service. NULL with ERR on failure. */
-dr_orch *dr_orch_create(const dr_opts *o, dr_chan *chan, int tty, bool serve, char *err,
-                        size_t errlen);
+dr_orch *dr_orch_create(const dr_orch_cfg *o, dr_chan *chan, int tty, char *err, size_t errlen);
 
 /* Add a job (settings and frames copied); frames already on disk are skipped unless --overwrite.
  * Returns the job, or NULL with ERR (e.g. an output pattern that cannot be used). */

@@ -37,6 +37,7 @@ typedef struct dr_orch_cfg {
 	bool overwrite;      /* render frames whose output exists */
 	bool quiet;          /* errors and the summary only */
 	bool serve;          /* a long-running service (no terminal display) */
+	int min_nodes;       /* a service with fewer live render nodes and nothing running ends */
 } dr_orch_cfg;
 
 #endif

@@ -5,16 +5,16 @@
 
 #include "dr_frames.h"
 #include "dr_msg.h"
-#include "dr_opts.h"
+#include "dr_run_cfg.h"
 
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 
-/* What rank 0 needs from the command line. OPTS is passed through, as one pointer, to
- * dr_orch_create and dr_node_start only (their own config structs will replace it). */
+/* What rank 0 needs from the command line. */
 typedef struct dr_service_cfg {
-	const dr_opts *opts;
+	dr_orch_cfg orch;        /* the orchestrator's settings */
+	dr_node_cfg node;        /* rank 0's own render node's, when it renders alone */
 	bool serve;              /* --serve: a service; else a batch of FRAMES */
 	const char *http;        /* --http ADDR:PORT during a batch, or NULL */
 	const char *listen;      /* --serve's ADDR:PORT */

@@ -20,7 +20,6 @@ static void set_state(dr_node *n, enum dr_node_state to)
 	if (n->state != to)
 		dr_debug("node %s: %s -> %s", n->host, state_names[n->state], state_names[to]);
 	n->state = to;
-	n->stopped = to == DR_NODE_STOPPED;
 }
 
 static int send_msg(dr_node *n, dr_msg *m, char *err, size_t errlen)
@@ -56,12 +55,12 @@ static int job_decode(int id, const char *text, dr_node_job *j, char *err, size_
 static int load(dr_node *n, char *why, size_t whylen)
 {
 	dr_blender_cfg cfg = {
-	        .exe = n->opts->blender,
+	        .exe = n->cfg.blender,
 	        .render = n->job.render,
 	        .threads = n->threads,
-	        .one_shot = n->opts->one_shot,
-	        .allow_autoexec = n->opts->allow_autoexec,
-	        .verbose = n->opts->verbosity > 0,
+	        .one_shot = n->cfg.one_shot,
+	        .allow_autoexec = n->cfg.allow_autoexec,
+	        .verbose = n->cfg.verbose,
 	        .cpus = n->cpus,
 	};
 	dr_blender_destroy(n->bl);
@@ -78,13 +77,13 @@ static int load(dr_node *n, char *why, size_t whylen)
 	return 0;
 }
 
-int dr_node_start(dr_node *n, const dr_opts *o, dr_chan *chan, int threads, const cpu_set_t *cpus,
-                  char *err, size_t errlen)
+int dr_node_start(dr_node *n, const dr_node_cfg *o, dr_chan *chan, int threads,
+                  const cpu_set_t *cpus, char *err, size_t errlen)
 {
 	char why[DR_ERRLEN] = "", real[DR_PATH_MAX];
 
 	memset(n, 0, sizeof *n);
-	n->opts = o;
+	n->cfg = *o;
 	n->chan = chan;
 	n->cpus = cpus;
 	n->threads = threads;
@@ -365,10 +364,10 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 	case DR_BL_NONE:
 		break;
 	}
-	if (n->frame >= 0 && n->opts->timeout > 0 && dr_now() - n->started > n->opts->timeout) {
+	if (n->frame >= 0 && n->cfg.timeout > 0 && dr_now() - n->started > n->cfg.timeout) {
 		dr_blender_kill(n->bl);
 		snprintf(why, sizeof why, "timed out after %.0f s (--timeout); Blender was killed",
-		         n->opts->timeout);
+		         n->cfg.timeout);
 		return fail_frame(n, why, err, errlen);
 	}
 	return 0;

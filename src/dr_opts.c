@@ -482,6 +482,7 @@ void dr_opts_orch_cfg(const dr_opts *o, dr_orch_cfg *r)
 	        .overwrite = o->overwrite,
 	        .quiet = o->verbosity < 0,
 	        .serve = o->serve,
+	        .min_nodes = o->min_nodes,
 	};
 }
 

@@ -37,7 +37,7 @@ struct dr_ojob {
 };
 
 struct dr_orch {
-	const dr_opts *opts;
+	dr_orch_cfg opts;
 	dr_chan *chan;
 	int nslots;
 	dr_dispatch *disp;         /* the dispatch policy and what each node holds */
@@ -63,8 +63,7 @@ static int slot_of(const dr_orch *r, int rank)
 	return slot >= 0 && slot < r->nslots ? slot : -1;
 }
 
-dr_orch *dr_orch_create(const dr_opts *o, dr_chan *chan, int tty, bool serve, char *err,
-                        size_t errlen)
+dr_orch *dr_orch_create(const dr_orch_cfg *o, dr_chan *chan, int tty, char *err, size_t errlen)
 {
 	dr_orch *r = calloc(1, sizeof *r);
 
@@ -72,11 +71,12 @@ dr_orch *dr_orch_create(const dr_opts *o, dr_chan *chan, int tty, bool serve, ch
 		dr_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
-	r->opts = o;
+	r->opts = *o;
+	bool serve = o->serve;
 	r->chan = chan;
 	r->tty = serve ? -1 : tty;
 	r->serve = serve;
-	r->quiet = o->verbosity < 0;
+	r->quiet = o->quiet;
 	r->t0 = r->last_draw = dr_now();
 	r->silent = -1;
 	r->nslots = chan->size == 1 ? 1 : chan->size - 1;
@@ -161,10 +161,10 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
 {
 	dr_sched_cfg sc = {
 	        .nslots = r->nslots,
-	        .chunk = r->opts->chunk,
-	        .retries = r->opts->retries,
+	        .chunk = r->opts.chunk,
+	        .retries = r->opts.retries,
 	        .max_consec = 3,
-	        .tail_control = !r->opts->no_speculate,
+	        .tail_control = !r->opts.no_speculate,
 	};
 	dr_ojob *j = calloc(1, sizeof *j);
 
@@ -216,7 +216,7 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
 		job_free(j);
 		return NULL;
 	}
-	if (!r->opts->overwrite)
+	if (!r->opts.overwrite)
 		skip_existing(r, j);
 	r->jobs[r->njobs++] = j;
 	if (dr_sched_finished(j->sched)) { /* every frame already there */
@@ -402,7 +402,7 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 	} else if (it) {
 		dr_warn("frame %d failed on rank %d (%s), will retry (attempt %d of %d): %s",
 		        m->frame, r->info[slot].rank, r->info[slot].host, it->attempts + 1,
-		        r->opts->retries + 1, m->text);
+		        r->opts.retries + 1, m->text);
 	}
 	if (!was_excluded && st->excluded)
 		dr_warn("rank %d (%s) failed %d frames in a row and is taken out of rotation",
@@ -607,7 +607,7 @@ int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 		snprintf(why, sizeof why,
 		         "not heard from for %.0f s (stopped, hung, dead or cut off from the "
 		         "network)",
-		         r->opts->node_timeout);
+		         r->opts.node_timeout);
 		lose(r, s, why);
 	}
 	for (size_t i = 0; i < r->njobs; i++) {
@@ -810,12 +810,12 @@ int dr_orch_check_nodes(const dr_orch *r, char *err, size_t errlen)
 		        "cut off from the network); ending the job, as mpirun was started without "
 		        "--enable-recovery. Frames already done are kept: run the same command "
 		        "again to render the rest",
-		        nd->rank, nd->host[0] ? nd->host : "(unknown)", r->opts->node_timeout);
+		        nd->rank, nd->host[0] ? nd->host : "(unknown)", r->opts.node_timeout);
 		return DR_EXIT_RUNTIME;
 	}
 	for (size_t i = 0; i < r->njobs; i++)
 		all_ended &= r->jobs[i]->ended;
-	if (r->serve ? live >= r->opts->min_nodes || dr_dispatch_busy(r->disp) > 0
+	if (r->serve ? live >= r->opts.min_nodes || dr_dispatch_busy(r->disp) > 0
 	             : live > 0 || all_ended)
 		return 0;
 	for (int i = 0; i < r->nslots; i++)
@@ -833,7 +833,7 @@ int dr_orch_check_nodes(const dr_orch *r, char *err, size_t errlen)
 	          "%d of %d render nodes left (lost: %s), fewer than --min-nodes %d, and nothing "
 	          "is running: exiting with status %d so that the service is restarted at full "
 	          "size; the job table resumes the queue",
-	          live, r->nslots, lost, r->opts->min_nodes, DR_EXIT_TOO_FEW_NODES);
+	          live, r->nslots, lost, r->opts.min_nodes, DR_EXIT_TOO_FEW_NODES);
 	return DR_EXIT_TOO_FEW_NODES;
 }
 

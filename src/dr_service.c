@@ -312,7 +312,7 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 
 	s->chan = chan;
 	dr_log_set_tty(c->serve ? -1 : tty);
-	s->orch = dr_orch_create(c->opts, chan, tty, c->serve, err, sizeof err);
+	s->orch = dr_orch_create(&c->orch, chan, tty, err, sizeof err);
 	if (!s->orch) {
 		dr_error("%s", err);
 		code = DR_EXIT_RUNTIME;
@@ -333,7 +333,7 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		}
 	}
 	if (chan->size == 1) {
-		if (dr_node_start(&s->node, c->opts, chan, threads, cpus, err, sizeof err) != 0)
+		if (dr_node_start(&s->node, &c->node, chan, threads, cpus, err, sizeof err) != 0)
 			failed = true;
 		else
 			s->have_node = true;

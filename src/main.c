@@ -37,43 +37,57 @@ static void install_signals(void)
 }
 
 /* Wait for every rank without spinning (a blocking MPI_Barrier busy-polls a core), then finalize.
- */
-static int finish(int code)
+ * WAIT_ALL false: a render node was lost and a barrier over the world would never complete, so
+ * finalize at once. A render node waiting at the barrier (CHAN non-NULL) gives up on it when rank
+ * 0 says that a node was lost (a STOP with n = 1) and leaves without MPI_Finalize. */
+static int finish(int code, bool wait_all, dr_chan *chan)
 {
 	MPI_Request req;
-	int done = 0, size = 1;
+	dr_msg m;
+	char err[DR_ERRLEN];
+	int done = 0, size = 1, src;
 	if (MPI_Comm_size(MPI_COMM_WORLD, &size) != MPI_SUCCESS)
 		size = 1;
-	if (size > 1 && MPI_Ibarrier(MPI_COMM_WORLD, &req) == MPI_SUCCESS) {
+	if (size > 1 && wait_all && MPI_Ibarrier(MPI_COMM_WORLD, &req) == MPI_SUCCESS) {
 		while (!done && !interrupted) {
 			if (MPI_Test(&req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+				break;
+			if (!done && chan && dr_chan_poll(chan, &m, &src, err, sizeof err) == 1 &&
+			    m.type == DR_MSG_STOP && m.n == 1)
 				break;
 			if (!done)
 				dr_sleep_ms(2);
 		}
 		if (!done)
-			return code; /* interrupted or broken: do not hang in MPI_Finalize */
+			return code; /* interrupted, broken or a peer lost: do not hang in MPI */
 	}
 	MPI_Finalize();
 	return code;
 }
 
-static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_t *cpus)
+/* A render node's life: tasks in, results out, until rank 0 says stop. *LOST_PEERS is set when
+ * rank 0's STOP says that a node was lost (no barrier over the world at the end). */
+static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_t *cpus,
+                    bool *lost_peers)
 {
 	dr_node node;
+	dr_node_cfg cfg;
 	dr_msg m;
 	char err[DR_ERRLEN];
 	int src, k, rc = DR_EXIT_ALL_DONE;
 	double idle_ms = 0.1;
 
-	if (dr_node_start(&node, o, chan, threads, cpus, err, sizeof err) != 0) {
+	dr_opts_node_cfg(o, &cfg);
+	if (dr_node_start(&node, &cfg, chan, threads, cpus, err, sizeof err) != 0) {
 		dr_error("%s", err);
 		return DR_EXIT_RUNTIME;
 	}
-	while (!node.stopped && !interrupted) {
+	while (!dr_node_stopped(&node) && !interrupted) {
 		int got = 0;
 		while ((k = dr_chan_poll(chan, &m, &src, err, sizeof err)) == 1) {
 			got++;
+			if (m.type == DR_MSG_STOP && m.n == 1)
+				*lost_peers = true;
 			if (dr_node_handle(&node, &m, err, sizeof err) != 0)
 				k = -1;
 		}
@@ -84,7 +98,7 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 			break;
 		}
 		/* a frame just ended: its successor may be waiting in MPI's queue, no nap */
-		if (dr_node_idle(&node) && !node.stopped && node.frame == before) {
+		if (dr_node_idle(&node) && !dr_node_stopped(&node) && node.frame == before) {
 			idle_ms = got ? 0.1 : (idle_ms * 2 > 5 ? 5 : idle_ms * 2);
 			dr_sleep_ms(idle_ms);
 		}
@@ -104,7 +118,6 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 static void service_cfg(const dr_opts *o, dr_service_cfg *c)
 {
 	*c = (dr_service_cfg){
-	        .opts = o,
 	        .serve = o->serve,
 	        .http = o->http,
 	        .listen = o->listen,
@@ -122,6 +135,8 @@ static void service_cfg(const dr_opts *o, dr_service_cfg *c)
 	        .report = o->report,
 	        .quiet = o->verbosity < 0,
 	};
+	dr_opts_orch_cfg(o, &c->orch);
+	dr_opts_node_cfg(o, &c->node);
 }
 
 int main(int argc, char **argv)
@@ -133,6 +148,7 @@ int main(int argc, char **argv)
 	dr_service *svc = NULL;
 	char err[DR_ERRLEN] = "";
 	int provided, rank = 0, size = 1, verdict = 0, threads = 1, code;
+	bool lost_peers = false;
 
 	if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
 		fprintf(stderr, "drender: error: MPI could not start\n");
@@ -142,7 +158,7 @@ int main(int argc, char **argv)
 	    MPI_Comm_rank(MPI_COMM_WORLD, &rank) != MPI_SUCCESS ||
 	    MPI_Comm_size(MPI_COMM_WORLD, &size) != MPI_SUCCESS) {
 		fprintf(stderr, "drender: error: MPI could not start\n");
-		return finish(DR_EXIT_RUNTIME);
+		return finish(DR_EXIT_RUNTIME, true, NULL);
 	}
 	dr_log_init(rank, DR_LOG_INFO);
 	install_signals();
@@ -151,14 +167,14 @@ int main(int argc, char **argv)
 	if (dr_opts_parse(argc, argv, getenv("DRENDER_BLENDER"), &o, err, sizeof err) != 0) {
 		if (rank == 0)
 			dr_error("%s", err);
-		return finish(DR_EXIT_USAGE);
+		return finish(DR_EXIT_USAGE, true, NULL);
 	}
 	if (o.help || o.version) {
 		if (rank == 0 && o.help)
 			dr_opts_usage(stdout);
 		if (rank == 0 && o.version)
 			printf("drender %s (Open MPI, cJSON, libmicrohttpd)\n", DR_VERSION);
-		return finish(DR_EXIT_ALL_DONE);
+		return finish(DR_EXIT_ALL_DONE, true, NULL);
 	}
 	if (!o.token && getenv("DRENDER_TOKEN") && *getenv("DRENDER_TOKEN"))
 		o.token = getenv("DRENDER_TOKEN");
@@ -173,7 +189,7 @@ int main(int argc, char **argv)
 	if (verdict != 0) {
 		dr_service_close(svc);
 		dr_opts_free(&o);
-		return finish(verdict);
+		return finish(verdict, true, NULL);
 	}
 	if (dr_chan_init(&chan, MPI_COMM_WORLD, err, sizeof err) != 0 ||
 	    dr_cpus_plan(MPI_COMM_WORLD, size == 1 || rank != 0, &cpus, &threads, err,
@@ -181,20 +197,23 @@ int main(int argc, char **argv)
 		dr_error("%s", err);
 		dr_service_close(svc);
 		dr_opts_free(&o);
-		return finish(DR_EXIT_RUNTIME);
+		return finish(DR_EXIT_RUNTIME, true, NULL);
 	}
 	if (o.threads > 0)
 		threads = o.threads;
 	if (rank == 0)
 		code = dr_service_run(svc, &chan, threads, &cpus, &interrupted);
 	else
-		code = run_node(&o, &chan, threads, &cpus);
+		code = run_node(&o, &chan, threads, &cpus, &lost_peers);
+	if (rank == 0)
+		lost_peers = dr_service_lost_nodes(svc);
 	dr_service_close(svc);
-	dr_chan_destroy(&chan, interrupted ? 0 : 5.0);
+	/* a destroyed channel still receives: finish() listens on it for a late "node lost" */
+	dr_chan_destroy(&chan, interrupted || lost_peers ? 0 : 5.0);
 	dr_opts_free(&o);
 	if (interrupted) {
 		fflush(NULL);
 		_exit(DR_EXIT_INTERRUPTED); /* peers may be gone: do not wait for them in MPI */
 	}
-	return finish(code);
+	return finish(code, !lost_peers, rank == 0 ? NULL : &chan);
 }
