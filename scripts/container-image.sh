@@ -31,6 +31,9 @@ esac
 log() { echo "container-image: $*" >&2; }
 
 mkdir -p "$CACHE"
+# One build at a time per cache (two test runs would share the base's scratch directory).
+exec 9>"$CACHE/.lock"
+flock -w 900 9 || { log "waited 900 s for $CACHE/.lock"; exit 1; }
 if [ -z "${CONTAINERS_CONF:-}" ]; then
 	export CONTAINERS_CONF=$CACHE/containers.conf
 	if [ ! -s "$CONTAINERS_CONF" ]; then

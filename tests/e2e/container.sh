@@ -213,7 +213,8 @@ restarts=$(podman inspect --format '{{.RestartCount}}' "${P}_head_1" 2>/dev/null
 if [ "$restarts" = 0 ]; then
 	ok "the MPI world outlived node3: the head did not restart # TODO needs node-loss survival"
 else
-	notok "the MPI world outlived node3: the head did not restart (restarted $restarts time(s)) # TODO needs node-loss survival"
+	n=$((n + 1)) # a TODO test that fails does not fail the test
+	echo "not ok $n - the MPI world outlived node3: the head did not restart (restarted $restarts time(s)) # TODO needs node-loss survival"
 fi
 podman logs "${P}_head_1" >"$W/head.log" 2>&1
 keep_logs "$W/head.log"
