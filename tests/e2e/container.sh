@@ -77,6 +77,7 @@ rc=$?
 check "image $IMAGE: $built (${built:+$((SECONDS - t0))s})" [ "$rc" -eq 0 ] ||
 	{ diag <"$W/build.err"; fail_rest "no image"; }
 in_image() { podman run --rm --network none --entrypoint /bin/sh "$IMAGE" -c "$1"; }
+# shellcheck disable=SC2016 # $c expands in the container
 cc=$(in_image 'for c in cc gcc clang c++ g++ make ld as; do command -v $c; done' 2>&1)
 check "runtime stage has no compiler or linker (${cc:-none found})" [ -z "$cc" ]
 who=$(in_image 'id -un; id -u' 2>&1 | tr '\n' ' ')
