@@ -7,6 +7,10 @@
 #   DRENDER_NODES       head: render-node service names (default "node1 node2 node3")
 #   DRENDER_SLOTS       head: render nodes (Blenders) per node container (default 1)
 #   DRENDER_WAIT_SECS   head: how long to wait for the nodes' sshd (default 120)
+#   DRENDER_MIN_NODES   head: start with fewer nodes than DRENDER_NODES, at least this many
+#                       (default 1): once that many accept ssh, the others get
+#                       DRENDER_NODE_GRACE_SECS (default 10) more, then the head starts without
+#                       them and logs their names; restart the head when they are back
 #   DRENDER_SCENE       head: default scene (default /blend/demo.blend, else the image's demo)
 #   DRENDER_TOKEN       head: API token. Unset: drender listens on the container's loopback and
 #                       a forwarder exposes it on the container network; compose publishes it
@@ -39,9 +43,21 @@ esac
 
 # ---- head ------------------------------------------------------------------------------------
 read -r -a nodes <<<"${DRENDER_NODES:-node1 node2 node3}"
-log "waiting up to ${DRENDER_WAIT_SECS:-120}s for ssh on: ${nodes[*]}"
-"$BIN/wait-ssh.sh" --deadline "${DRENDER_WAIT_SECS:-120}" --port "$port" --ssh "${nodes[@]}"
-"$BIN/make-hostfile.sh" --head "$(hostname)" --slots "${DRENDER_SLOTS:-1}" "${nodes[@]}" \
+min_nodes=${DRENDER_MIN_NODES:-1}
+[ "$min_nodes" -le "${#nodes[@]}" ] 2>/dev/null || min_nodes=${#nodes[@]}
+log "waiting up to ${DRENDER_WAIT_SECS:-120}s for ssh on: ${nodes[*]} (at least $min_nodes)"
+# A node that is down must not keep the service down: start with the nodes that answer.
+ready=$("$BIN/wait-ssh.sh" --deadline "${DRENDER_WAIT_SECS:-120}" --min "$min_nodes" \
+	--grace "${DRENDER_NODE_GRACE_SECS:-10}" --port "$port" --ssh --print "${nodes[@]}")
+read -r -a up <<<"${ready//$'\n'/ }"
+missing=()
+for n in "${nodes[@]}"; do
+	case " ${up[*]} " in *" $n "*) ;; *) missing+=("$n") ;; esac
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	log "starting without ${missing[*]} (no ssh); restart the head when they are back"
+fi
+"$BIN/make-hostfile.sh" --head "$(hostname)" --slots "${DRENDER_SLOTS:-1}" "${up[@]}" \
 	>"$HOME/hostfile"
 np=$(awk '!/^#/ { for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { sub("slots=", "", $i); n += $i } } END { print n }' \
 	"$HOME/hostfile")

@@ -15,6 +15,10 @@ PKGS="$PKGS chromium chromium-driver python3-selenium"
 PKGS="$PKGS gnuplot-nox"
 # Deployment tests: a single-node Slurm cluster, and docker-compose to validate the Compose file.
 PKGS="$PKGS slurm-wlm munge docker-compose openssh-server openssh-client socat"
+# The container tests (tests/e2e/container.sh): podman with runc, netavark and aardvark-dns
+# (the Compose network and its service names), iptables (published ports), and debootstrap
+# for a base image from Debian's mirror (no image registry needed).
+PKGS="$PKGS podman runc netavark aardvark-dns iptables debootstrap"
 
 missing=""
 for p in $PKGS; do

@@ -17,7 +17,7 @@ set -u
 . "$(dirname "$0")/deploy-lib.bash"
 DOCKERFILE=$ROOT/docker/Dockerfile
 D=$ROOT/docker
-PLAN=27
+PLAN=29
 
 T=$(new_tmp -d compose)
 chmod 755 "$T"
@@ -205,6 +205,23 @@ rc=$?
 took=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
 check "wait-ssh: closed port, --deadline 2 -> exit 1 after ${took}s naming the host ($(cat "$T/wait.err"))" \
 	eval "[ $rc -eq 1 ] && python3 -c 'import sys; sys.exit(not 2 <= $took < 8)' && grep -q '127.0.0.1' '$T/wait.err'"
+
+# wait-ssh.sh --min: a host that never answers does not hold back the ones that do.
+open_port=$(free_port)
+python3 -c 'import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); time.sleep(30)' "$open_port" &
+PIDS="$PIDS $!"
+until timeout 1 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"' "$open_port" 2>/dev/null; do sleep 0.1; done
+t0=$(date +%s.%N)
+got=$("$D/wait-ssh.sh" --deadline 20 --min 1 --grace 1 --print "127.0.0.1:$closed" "127.0.0.1:$open_port" 2>"$T/wait3.err")
+rc=$?
+took=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
+check "wait-ssh --min 1 --grace 1: goes on after ${took}s with the host that answers (exit $rc, printed '$got'), naming the other ($(cat "$T/wait3.err"))" \
+	eval "[ $rc -eq 0 ] && [ '$got' = '127.0.0.1:$open_port' ] && grep -q '127.0.0.1:$closed' '$T/wait3.err' && python3 -c 'import sys; sys.exit(not $took < 8)'"
+"$D/wait-ssh.sh" --deadline 2 --min 2 "127.0.0.1:$closed" "127.0.0.1:$open_port" 2>/dev/null
+rc=$?
+check "wait-ssh --min 2 with one host answering: exit $rc (1) at the deadline" [ "$rc" -eq 1 ]
 
 # ssh-keys.sh: idempotent, private keys private, one key when several containers start at once.
 mkdir -p "$T/keys1" "$T/home1"
