@@ -17,8 +17,7 @@ enum dr_msg_type {
 	DR_MSG_REQUEST,   /* node -> 0: idle, wants a task */
 	DR_MSG_RESULT,    /* node -> 0: job's frame done (ok = 1) or failed (text says why) */
 	DR_MSG_TASK,      /* 0 -> node: render job's frames[0..n) */
-	DR_MSG_STOP,      /* 0 -> node: no more work; quit Blender and finish (n = 1: a node was
-	                   * lost, so do not wait for every rank before MPI_Finalize) */
+	DR_MSG_STOP,      /* 0 -> node: no more work; quit Blender and finish */
 	DR_MSG_HEARTBEAT, /* node -> 0: still alive (sent when nothing else was for a while) */
 	DR_MSG_JOB,       /* 0 -> node: settings of job (JSON in text), sent before its tasks */
 	DR_MSG_CANCEL,    /* 0 -> node: drop job's frame (or all its frames if frame < 0); with
@@ -75,6 +74,10 @@ int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen);
  * MPI_Request_free (MPI completes or drops it on its own) and its buffer is kept until
  * dr_chan_destroy, so that MPI never reads freed memory meanwhile. */
 void dr_chan_forget(dr_chan *c, int dest);
+
+/* True when mpirun keeps the job alive past a dead rank (mpirun --enable-recovery, which hands
+ * its ranks OMPI_MCA_orte_enable_recovery=1). Without it a dead rank ends the world. */
+bool dr_mpi_recovery(void);
 
 /* Describe an MPI error code. */
 void dr_mpi_strerror(int code, char *buf, size_t len);

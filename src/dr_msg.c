@@ -7,8 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define DR_TAG 7
+
+bool dr_mpi_recovery(void)
+{
+	const char *v = getenv("OMPI_MCA_orte_enable_recovery");
+	return v && (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0);
+}
 
 void dr_mpi_strerror(int code, char *buf, size_t len)
 {

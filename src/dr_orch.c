@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 _Static_assert(DR_DISPATCH_FRAMES_MAX == DR_CHUNK_MAX, "a task's frames fit a decision");
@@ -80,9 +79,7 @@ dr_orch *dr_orch_create(const dr_orch_cfg *o, dr_chan *chan, int tty, char *err,
 	r->t0 = r->last_draw = dr_now();
 	r->silent = -1;
 	r->nslots = chan->size == 1 ? 1 : chan->size - 1;
-	/* mpirun --enable-recovery hands its ranks this; without it a dead rank ends the world */
-	const char *rec = getenv("OMPI_MCA_orte_enable_recovery");
-	r->recovery = rec && (strcmp(rec, "1") == 0 || strcasecmp(rec, "true") == 0);
+	r->recovery = dr_mpi_recovery();
 	dr_dispatch_cfg dc = {
 	        .nslots = r->nslots,
 	        .serve = serve,
@@ -459,14 +456,6 @@ static void lose(dr_orch *r, int slot, const char *why)
 	snprintf(in->lost_why, sizeof in->lost_why, "%s", why);
 	dr_chan_forget(r->chan, in->rank);
 	r->metrics.nodes_lost++;
-	/* nodes already told to stop may wait for every rank at the end: tell them not to */
-	for (int i = 0; i < r->nslots; i++) {
-		const dr_dispatch_node *o = dr_dispatch_node_get(r->disp, i);
-		dr_msg m = {.type = DR_MSG_STOP, .job = -1, .frame = -1, .n = 1};
-		char err[DR_ERRLEN];
-		if (o->stopped && !o->lost && send_to(r, i, &m, err, sizeof err) != 0)
-			dr_warn("%s", err);
-	}
 	dr_warn("rank %d (%s) is lost: %s; %d frame%s back in the queue%s (%d of %d render nodes "
 	        "left)",
 	        in->rank, in->host[0] ? in->host : "unknown host", why, back, back == 1 ? "" : "s",
@@ -490,8 +479,7 @@ int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errle
 		dr_warn("rank %d (%s), lost before, spoke again: it gets no more work and is told "
 		        "to stop",
 		        r->info[slot].rank, r->info[slot].host);
-		dr_msg stop = {.type = DR_MSG_STOP, .job = -1, .frame = -1, .n = 1};
-		return send_to(r, slot, &stop, err, errlen);
+		return send_type(r, slot, DR_MSG_STOP, -1, -1, err, errlen);
 	}
 	dr_dispatch_heard(r->disp, slot, dr_now());
 	switch (m->type) {
@@ -565,7 +553,6 @@ static int carry_out(dr_orch *r, const dr_dispatch_decision *x, char *err, size_
 			         r->info[x->slot].rank, r->info[x->for_slot].rank);
 		break;
 	case DR_DISPATCH_STOP:
-		m.n = dr_orch_lost_any(r); /* n = 1: do not wait for every rank at the end */
 		break;
 	default:
 		return 0;

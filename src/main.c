@@ -10,6 +10,7 @@
 #include "dr_util.h"
 
 #include <mpi.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,39 +37,54 @@ static void install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* Seconds MPI_Finalize may take under --enable-recovery before the process leaves without it. */
+#define FINALIZE_GRACE_S 10
+
+static volatile int exit_code; /* for the finalize watchdog */
+
+static void *finalize_watchdog(void *arg)
+{
+	(void)arg;
+	dr_sleep_ms(FINALIZE_GRACE_S * 1000.0);
+	_exit(exit_code);
+	return NULL;
+}
+
 /* Wait for every rank without spinning (a blocking MPI_Barrier busy-polls a core), then finalize.
- * WAIT_ALL false: a render node was lost and a barrier over the world would never complete, so
- * finalize at once. A render node waiting at the barrier (CHAN non-NULL) gives up on it when rank
- * 0 says that a node was lost (a STOP with n = 1) and leaves without MPI_Finalize. */
-static int finish(int code, bool wait_all, dr_chan *chan)
+ * Under mpirun --enable-recovery a rank may be dead: a barrier over the world would never
+ * complete, and MPI_Finalize's own fence sometimes waits for the dead too (seen with Open MPI
+ * 4.1: survivors sleeping in ompi_mpi_finalize for good after a rank was killed). There the
+ * barrier is left out and a watchdog thread ends the process with CODE if MPI_Finalize has not
+ * returned after FINALIZE_GRACE_S seconds. */
+static int finish(int code)
 {
 	MPI_Request req;
-	dr_msg m;
-	char err[DR_ERRLEN];
-	int done = 0, size = 1, src;
+	pthread_t watchdog;
+	int done = 0, size = 1;
+	bool recovery = dr_mpi_recovery();
+
 	if (MPI_Comm_size(MPI_COMM_WORLD, &size) != MPI_SUCCESS)
 		size = 1;
-	if (size > 1 && wait_all && MPI_Ibarrier(MPI_COMM_WORLD, &req) == MPI_SUCCESS) {
+	if (size > 1 && !recovery && MPI_Ibarrier(MPI_COMM_WORLD, &req) == MPI_SUCCESS) {
 		while (!done && !interrupted) {
 			if (MPI_Test(&req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
-				break;
-			if (!done && chan && dr_chan_poll(chan, &m, &src, err, sizeof err) == 1 &&
-			    m.type == DR_MSG_STOP && m.n == 1)
 				break;
 			if (!done)
 				dr_sleep_ms(2);
 		}
 		if (!done)
-			return code; /* interrupted, broken or a peer lost: do not hang in MPI */
+			return code; /* interrupted or broken: do not hang in MPI_Finalize */
 	}
+	exit_code = code;
+	fflush(NULL);
+	if (size > 1 && recovery && pthread_create(&watchdog, NULL, finalize_watchdog, NULL) == 0)
+		pthread_detach(watchdog);
 	MPI_Finalize();
 	return code;
 }
 
-/* A render node's life: tasks in, results out, until rank 0 says stop. *LOST_PEERS is set when
- * rank 0's STOP says that a node was lost (no barrier over the world at the end). */
-static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_t *cpus,
-                    bool *lost_peers)
+/* A render node's life: tasks in, results out, until rank 0 says stop. */
+static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_t *cpus)
 {
 	dr_node node;
 	dr_node_cfg cfg;
@@ -86,8 +102,6 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 		int got = 0;
 		while ((k = dr_chan_poll(chan, &m, &src, err, sizeof err)) == 1) {
 			got++;
-			if (m.type == DR_MSG_STOP && m.n == 1)
-				*lost_peers = true;
 			if (dr_node_handle(&node, &m, err, sizeof err) != 0)
 				k = -1;
 		}
@@ -158,7 +172,7 @@ int main(int argc, char **argv)
 	    MPI_Comm_rank(MPI_COMM_WORLD, &rank) != MPI_SUCCESS ||
 	    MPI_Comm_size(MPI_COMM_WORLD, &size) != MPI_SUCCESS) {
 		fprintf(stderr, "drender: error: MPI could not start\n");
-		return finish(DR_EXIT_RUNTIME, true, NULL);
+		return finish(DR_EXIT_RUNTIME);
 	}
 	dr_log_init(rank, DR_LOG_INFO);
 	install_signals();
@@ -167,14 +181,14 @@ int main(int argc, char **argv)
 	if (dr_opts_parse(argc, argv, getenv("DRENDER_BLENDER"), &o, err, sizeof err) != 0) {
 		if (rank == 0)
 			dr_error("%s", err);
-		return finish(DR_EXIT_USAGE, true, NULL);
+		return finish(DR_EXIT_USAGE);
 	}
 	if (o.help || o.version) {
 		if (rank == 0 && o.help)
 			dr_opts_usage(stdout);
 		if (rank == 0 && o.version)
 			printf("drender %s (Open MPI, cJSON, libmicrohttpd)\n", DR_VERSION);
-		return finish(DR_EXIT_ALL_DONE, true, NULL);
+		return finish(DR_EXIT_ALL_DONE);
 	}
 	if (!o.token && getenv("DRENDER_TOKEN") && *getenv("DRENDER_TOKEN"))
 		o.token = getenv("DRENDER_TOKEN");
@@ -189,7 +203,7 @@ int main(int argc, char **argv)
 	if (verdict != 0) {
 		dr_service_close(svc);
 		dr_opts_free(&o);
-		return finish(verdict, true, NULL);
+		return finish(verdict);
 	}
 	if (dr_chan_init(&chan, MPI_COMM_WORLD, err, sizeof err) != 0 ||
 	    dr_cpus_plan(MPI_COMM_WORLD, size == 1 || rank != 0, &cpus, &threads, err,
@@ -197,23 +211,21 @@ int main(int argc, char **argv)
 		dr_error("%s", err);
 		dr_service_close(svc);
 		dr_opts_free(&o);
-		return finish(DR_EXIT_RUNTIME, true, NULL);
+		return finish(DR_EXIT_RUNTIME);
 	}
 	if (o.threads > 0)
 		threads = o.threads;
 	if (rank == 0)
 		code = dr_service_run(svc, &chan, threads, &cpus, &interrupted);
 	else
-		code = run_node(&o, &chan, threads, &cpus, &lost_peers);
-	if (rank == 0)
-		lost_peers = dr_service_lost_nodes(svc);
+		code = run_node(&o, &chan, threads, &cpus);
+	lost_peers = rank == 0 && dr_service_lost_nodes(svc);
 	dr_service_close(svc);
-	/* a destroyed channel still receives: finish() listens on it for a late "node lost" */
 	dr_chan_destroy(&chan, interrupted || lost_peers ? 0 : 5.0);
 	dr_opts_free(&o);
 	if (interrupted) {
 		fflush(NULL);
 		_exit(DR_EXIT_INTERRUPTED); /* peers may be gone: do not wait for them in MPI */
 	}
-	return finish(code, !lost_peers, rank == 0 ? NULL : &chan);
+	return finish(code);
 }
