@@ -1,6 +1,6 @@
 # drender: build, test, demo, install. See README.md.
 CC        = mpicc
-PKGS      = libcjson libmicrohttpd
+PKGS      = libcjson libmicrohttpd sqlite3
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 BUILD    ?= build

@@ -1,5 +1,6 @@
 /* Job table: the jobs a service knows, shared by the HTTP thread and the orchestrator (one mutex),
- * journaled so that a restarted service lists past jobs and resumes unfinished ones. */
+ * recorded in an SQLite database so that a restarted service lists past jobs and resumes
+ * unfinished ones. */
 #ifndef DR_JOBS_H
 #define DR_JOBS_H
 
@@ -35,10 +36,34 @@ typedef struct dr_metrics {
 	int nodes_lost;             /* render nodes declared lost */
 } dr_metrics;
 
-/* A table journaled in JOURNAL_DIR/jobs.journal (NULL: not journaled), refusing new jobs while
- * MAX_QUEUED are queued (0: no limit). An existing journal is replayed: finished jobs are listed as
- * they ended, queued and running ones are queued again (their frames on disk will be skipped). NULL
- * with ERR on failure. */
+/* How a table keeps its jobs. */
+typedef struct dr_jobs_cfg {
+	/* Directory of the database DIR/jobs.db (NULL: in memory only). One service per directory
+	 * (DIR/jobs.lock names the holder). A DIR/jobs.journal of an older drender is imported on
+	 * first start and renamed DIR/jobs.journal.migrated. */
+	const char *dir;
+	size_t max_queued; /* refuse new jobs while this many are queued (0: no limit) */
+	/* Finished jobs are deleted (from memory at once, from the database) beyond the KEEP_JOBS
+	 * most recently finished (0: no count limit) or KEEP_FOR seconds after they finished (0: no
+	 * age limit). Their frames stay on disk. */
+	size_t keep_jobs;
+	double keep_for;
+	long max_pages; /* tests: the database's size limit in pages, to play a full disk; 0: none
+	                 */
+} dr_jobs_cfg;
+
+#define DR_JOBS_KEEP_JOBS 10000             /* --keep-jobs default */
+#define DR_JOBS_KEEP_FOR  (7 * 24 * 3600.0) /* --keep-for default: 7 days */
+#define DR_JOBS_LIST_MAX  1000              /* most jobs one GET /jobs page may ask for */
+#define DR_JOBS_LIST_DEF  100               /* GET /jobs page size by default */
+
+/* A table as CFG says. The database is read: finished jobs are listed as they ended, queued and
+ * running ones are queued again (their frames on disk will be skipped); memory holds only the
+ * unfinished ones. NULL with ERR on failure (a second service on DIR: the message names it). */
+dr_jobs *dr_jobs_create_with(const dr_jobs_cfg *cfg, char *err, size_t errlen);
+
+/* The same with the default eviction: {JOURNAL_DIR, MAX_QUEUED, DR_JOBS_KEEP_JOBS,
+ * DR_JOBS_KEEP_FOR}. */
 dr_jobs *dr_jobs_create(const char *journal_dir, size_t max_queued, char *err, size_t errlen);
 void dr_jobs_destroy(dr_jobs *t);
 
@@ -46,7 +71,9 @@ void dr_jobs_destroy(dr_jobs *t);
 
 /* Queue SPEC (the table takes it over on success and fills an empty output pattern with
  * "<OUTPUT_ROOT>/<id>/<scene name>_####"). Writes the new id to ID.
- * Returns 0; -2 if the queue is full (429); -1 with ERR otherwise (500). */
+ * The job is accepted only once it is recorded (one SQLite transaction: whole or not at all).
+ * Returns 0; -2 if the queue is full (429); -3 if it cannot be recorded (disk full, I/O error:
+ * 503, ERR says why); -1 with ERR otherwise (500). On failure nothing changes. */
 int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *id, size_t idlen,
                    char *err, size_t errlen);
 
@@ -55,8 +82,11 @@ int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *
  * last published for it (counts, progress, ETA, failed frames, nodes). */
 char *dr_jobs_status(dr_jobs *t, const char *id, dr_job_state *state);
 
-/* Every job, newest first, as a JSON object {"jobs": [...]} text (malloc'd); NULL on OOM. */
-char *dr_jobs_list(dr_jobs *t);
+/* One page of jobs, newest first: at most LIMIT (1..DR_JOBS_LIST_MAX) submitted before the job
+ * whose cursor is AFTER (0: from the newest), as {"jobs": [...], "next": CURSOR} text (malloc'd),
+ * where CURSOR is a string to pass back as AFTER for the next page, or null on the last page.
+ * Cursors stay valid when jobs are evicted. NULL on OOM or a database error. */
+char *dr_jobs_list(dr_jobs *t, size_t limit, long long after);
 
 /* Ask for a job to be cancelled. 0 done or requested; -1 unknown id; 1 already finished. */
 int dr_jobs_cancel(dr_jobs *t, const char *id);
@@ -82,7 +112,7 @@ int dr_jobs_take(dr_jobs *t, char *id, size_t idlen, dr_jobspec *spec);
 bool dr_jobs_cancel_requested(dr_jobs *t, const char *id);
 
 /* Publish a job's state and its status fields (a JSON object text whose members are merged into
- * GET /status/<id> answers; may be NULL: the last one stays). Finished states are journaled with
+ * GET /status/<id> answers; may be NULL: the last one stays). Finished states are recorded with
  * the status; a finished job ignores later publishes. A taken job is never taken again. */
 void dr_jobs_publish(dr_jobs *t, const char *id, dr_job_state st, const char *status_json);
 
@@ -90,6 +120,8 @@ void dr_jobs_publish(dr_jobs *t, const char *id, dr_job_state st, const char *st
  * the orchestrator builds it and hands it over without printing and parsing it again. */
 void dr_jobs_publish_json(dr_jobs *t, const char *id, dr_job_state st, struct cJSON *status);
 
+/* Also the table's housekeeping (the orchestrator calls it every 0.25 s): finished states that
+ * could not be recorded are tried again, and eviction runs (at most every 10 s). */
 void dr_jobs_publish_metrics(dr_jobs *t, const dr_metrics *m);
 
 #endif

@@ -3,6 +3,7 @@
 #define DR_OPTS_H
 
 #include "dr_frames.h"
+#include "dr_jobs.h"
 #include "dr_run_cfg.h"
 
 #include <stdbool.h>
@@ -36,6 +37,8 @@ typedef struct dr_opts {
 	int max_queued;       /* --max-queued N: more queued jobs get 429 (default 100) */
 	int rate_limit;       /* --rate-limit N: requests/s per client address, 0 = none */
 	int min_nodes;        /* --min-nodes N: a service with fewer live nodes exits (75) */
+	int keep_jobs;        /* --keep-jobs N: finished jobs kept in the job table, 0 = all */
+	double keep_for;      /* --keep-for DURATION: seconds a finished job is kept, 0 = always */
 	bool help, version;   /* print and exit 0; nothing else is filled */
 } dr_opts;
 
@@ -49,6 +52,8 @@ void dr_opts_free(dr_opts *o);
 /* The settings of a render node (C) and of the orchestrator (R) from parsed options O. */
 void dr_opts_node_cfg(const dr_opts *o, dr_node_cfg *c);
 void dr_opts_orch_cfg(const dr_opts *o, dr_orch_cfg *r);
+/* The job table's settings (all but its directory) from O. */
+void dr_opts_jobs_cfg(const dr_opts *o, dr_jobs_cfg *c);
 
 void dr_opts_usage(FILE *f);
 

@@ -4,6 +4,7 @@
 #define DR_SERVICE_H
 
 #include "dr_frames.h"
+#include "dr_jobs.h"
 #include "dr_msg.h"
 #include "dr_run_cfg.h"
 
@@ -15,6 +16,7 @@
 typedef struct dr_service_cfg {
 	dr_orch_cfg orch;        /* the orchestrator's settings */
 	dr_node_cfg node;        /* rank 0's own render node's, when it renders alone */
+	dr_jobs_cfg jobs;        /* the job table's limits (its directory is filled in here) */
 	bool serve;              /* --serve: a service; else a batch of FRAMES */
 	const char *http;        /* --http ADDR:PORT during a batch, or NULL */
 	const char *listen;      /* --serve's ADDR:PORT */

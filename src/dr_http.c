@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -371,6 +372,8 @@ static enum MHD_Result do_render(dr_http *h, struct MHD_Connection *c, const str
 		const char *hdrs[] = {MHD_HTTP_HEADER_RETRY_AFTER, QUEUE_RETRY_AFTER, NULL};
 		return reply_error(c, 429, hdrs, "%s", err);
 	}
+	if (rc == -3) /* not recorded, so not accepted: the reason (a full disk...) is in ERR */
+		return reply_error(c, 503, NULL, "%s", err);
 	if (rc < 0)
 		return reply_error(c, 500, NULL, "%s", err);
 	snprintf(loc, sizeof(loc), "/status/%s", id); /* fits: id is shorter than DR_JOB_ID_MAX */
@@ -589,7 +592,8 @@ static void tracker_look(dr_http *h)
 
 	if (tr->snap && t - tr->looked < POLL_REFRESH)
 		return;
-	s = dr_jobs_list(h->jobs);
+	s = dr_jobs_list(h->jobs, DR_JOBS_LIST_MAX,
+	                 0); /* the newest page: what the dashboard shows */
 	snap = s ? cJSON_Parse(s) : NULL;
 	free(s);
 	a = cJSON_GetObjectItemCaseSensitive(snap, "jobs");
@@ -734,6 +738,47 @@ static enum MHD_Result do_updates(dr_http *h, struct MHD_Connection *c)
 	return rc;
 }
 
+/* Query parameter NAME as a whole number in [1, MAX] into *V (left alone when absent); false if it
+ * is there but not such a number. */
+static bool query_num(struct MHD_Connection *c, const char *name, long long max, long long *v)
+{
+	const char *s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+	char *end;
+	long long n;
+
+	if (!s)
+		return true;
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (*s < '0' || *s > '9' || *end || errno || n < 1 || n > max)
+		return false;
+	*v = n;
+	return true;
+}
+
+/* GET /jobs (= /status): one page, newest first; ?limit=N&after=CURSOR (the last page's "next"). */
+static enum MHD_Result do_list(dr_http *h, struct MHD_Connection *c)
+{
+	long long limit = DR_JOBS_LIST_DEF, after = 0;
+	enum MHD_Result rc;
+	char *s;
+
+	if (!query_num(c, "limit", DR_JOBS_LIST_MAX, &limit))
+		return reply_error(c, 400, NULL, "\"limit\" must be a whole number from 1 to %d",
+		                   DR_JOBS_LIST_MAX);
+	if (!query_num(c, "after", LLONG_MAX, &after))
+		return reply_error(c, 400, NULL,
+		                   "\"after\" must be the \"next\" cursor of a previous page");
+	s = dr_jobs_list(h->jobs, (size_t)limit, after);
+	if (!s)
+		return reply_error(c, 500, NULL,
+		                   "cannot list the jobs (out of memory or a "
+		                   "database error: see the service's log)");
+	rc = reply_json(c, 200, s, NULL);
+	free(s);
+	return rc;
+}
+
 static enum MHD_Result answer(dr_http *h, struct MHD_Connection *c, const char *url,
                               const char *method, const struct req *r)
 {
@@ -773,12 +818,7 @@ static enum MHD_Result answer(dr_http *h, struct MHD_Connection *c, const char *
 	case R_RENDER:
 		return do_render(h, c, r);
 	case R_LIST:
-		s = dr_jobs_list(h->jobs);
-		if (!s)
-			return reply_error(c, 500, NULL, "out of memory");
-		rc = reply_json(c, 200, s, NULL);
-		free(s);
-		return rc;
+		return do_list(h, c);
 	case R_STATUS_ID:
 		return do_status(h, c, id, false);
 	case R_JOB_ID:

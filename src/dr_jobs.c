@@ -1,13 +1,21 @@
-/* Job table: jobs, their states and published status behind one mutex, with an append-only journal.
- */
+/* Job table: jobs, their states and published status behind one mutex, recorded in SQLite.
+ *
+ * The database (DIR/jobs.db) holds every job the service knows; memory holds only the unfinished
+ * ones (with their live status), found by id in a hash table and by priority in a heap, so that
+ * no operation on one job walks the others. A finished job is written once (state, end time and
+ * final status) and then answered from the database until it is evicted. */
 #include "dr_jobs.h"
 #include "dr_log.h"
 #include "dr_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <math.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,26 +25,85 @@
 #include <time.h>
 #include <unistd.h>
 
-#define JOURNAL_NAME "jobs.journal"
-#define ID_BYTES     6 /* 12 hex characters */
+#define DB_NAME       "jobs.db"
+#define LOCK_NAME     "jobs.lock"
+#define JOURNAL_NAME  "jobs.journal"
+#define MIGRATED_NAME "jobs.journal.migrated"
+#define ID_BYTES      6    /* 12 hex characters */
+#define EVICT_EVERY   10.0 /* seconds between eviction passes */
+#define BUSY_MS       1000 /* wait this long for a reader (the sqlite3 shell) to let go */
 
 struct job {
 	char id[DR_JOB_ID_MAX];
 	dr_jobspec spec;
 	dr_job_state state;
 	time_t submitted;
-	unsigned long long seq; /* submission order */
+	long long seq; /* submission order: the row's key */
 	bool taken, cancel_req;
-	cJSON *status; /* last published status object, or NULL */
+	cJSON *status;     /* last published status object, or NULL */
+	struct job *hnext; /* next in its hash bucket */
+	size_t heap_i;     /* 1 + its index in the heap of jobs to take; 0: not there */
+	size_t vi;         /* its index in v */
 };
+
+/* The statements, prepared once. */
+enum {
+	S_INSERT,
+	S_END,
+	S_CANCEL,
+	S_GET,
+	S_PAGE,
+	S_EVICT,
+	S_COUNT,
+	S_N,
+};
+static const char *const stmt_sql[S_N] = {
+        [S_INSERT] = "INSERT INTO jobs(id, submitted, priority, nframes, output, spec, state, "
+                     "cancel_req, ended, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        [S_END] = "UPDATE jobs SET state = ?2, ended = ?3, status = ?4 WHERE seq = ?1",
+        [S_CANCEL] = "UPDATE jobs SET cancel_req = 1 WHERE seq = ?1",
+        [S_GET] = "SELECT seq, id, submitted, priority, nframes, output, state, cancel_req, "
+                  "status, spec FROM jobs WHERE id = ?1",
+        [S_PAGE] = "SELECT seq, id, submitted, priority, nframes, output, state, cancel_req, "
+                   "status FROM jobs WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+        [S_EVICT] = "DELETE FROM jobs WHERE ended IS NOT NULL AND (ended < ?1 OR seq IN (SELECT "
+                    "seq FROM jobs WHERE ended IS NOT NULL ORDER BY ended DESC, seq DESC "
+                    "LIMIT -1 OFFSET ?2))",
+        [S_COUNT] = "SELECT state, count(*) FROM jobs WHERE ended IS NOT NULL GROUP BY state",
+};
+
+static const char schema[] =
+        "CREATE TABLE IF NOT EXISTS jobs(\n"
+        "  seq INTEGER PRIMARY KEY AUTOINCREMENT, -- submission order, never reused\n"
+        "  id TEXT NOT NULL UNIQUE,\n"
+        "  submitted INTEGER NOT NULL,  -- Unix time\n"
+        "  priority INTEGER NOT NULL,\n"
+        "  nframes INTEGER NOT NULL,\n"
+        "  output TEXT NOT NULL,\n"
+        "  spec TEXT NOT NULL,          -- dr_jobspec_to_json\n"
+        "  state TEXT NOT NULL,         -- queued (also while running), done, failed, cancelled\n"
+        "  cancel_req INTEGER NOT NULL,\n"
+        "  ended REAL,                  -- Unix time it finished; NULL while unfinished\n"
+        "  status TEXT                  -- its last published status (JSON), or NULL\n"
+        ");\n"
+        "CREATE INDEX IF NOT EXISTS jobs_ended ON jobs(ended, seq) WHERE ended IS NOT NULL;\n";
 
 struct dr_jobs {
 	pthread_mutex_t mu;
-	struct job **v;
+	struct job **v; /* jobs in memory: unfinished, or finished but not recorded yet */
 	size_t n, cap;
-	size_t max_queued;
-	unsigned long long seq;
-	int jfd; /* journal, or -1 */
+	struct job **hash; /* by id; hcap is a power of two */
+	size_t hcap;
+	struct job **heap; /* queued jobs not taken yet: highest priority, then oldest, on top */
+	size_t hn, heapcap;
+	size_t count[DR_JOB_CANCELLED + 1]; /* every job known, by state */
+	size_t unrecorded;                  /* finished jobs in memory whose end is not recorded */
+	dr_jobs_cfg cfg;
+	char path[4096]; /* the database, for messages */
+	sqlite3 *db;
+	sqlite3_stmt *st[S_N];
+	int lockfd;
+	double last_evict;
 	dr_metrics metrics;
 };
 
@@ -81,91 +148,360 @@ static void job_free(struct job *j)
 	free(j);
 }
 
+/* ---- memory: hash by id, heap by priority ---- */
+
+static size_t hash_id(const char *id)
+{
+	size_t h = 2166136261u;
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h;
+}
+
 static struct job *find(const dr_jobs *t, const char *id)
 {
-	for (size_t i = 0; id && i < t->n; i++)
-		if (strcmp(t->v[i]->id, id) == 0)
-			return t->v[i];
+	if (!id || !t->hcap)
+		return NULL;
+	for (struct job *j = t->hash[hash_id(id) & (t->hcap - 1)]; j; j = j->hnext)
+		if (strcmp(j->id, id) == 0)
+			return j;
 	return NULL;
 }
 
-/* Make room for one more job; -1 on out of memory. */
-static int reserve(dr_jobs *t)
+/* Does A go before B (higher priority, then submitted earlier)? */
+static bool heap_before(const struct job *a, const struct job *b)
 {
-	return dr_grow(&t->v, &t->cap, t->n + 1, sizeof *t->v);
+	return a->spec.priority > b->spec.priority ||
+	       (a->spec.priority == b->spec.priority && a->seq < b->seq);
 }
 
-/* Append one journal record (an object, consumed) as a line; -1 with ERR on failure. */
-static int journal_write(dr_jobs *t, cJSON *rec, char *err, size_t errlen)
+static void heap_set(dr_jobs *t, size_t i, struct job *j)
 {
-	char *line = NULL;
-	size_t len, off = 0;
-	int rc = -1;
+	t->heap[i] = j;
+	j->heap_i = i + 1;
+}
 
-	if (t->jfd < 0) {
-		cJSON_Delete(rec);
-		return 0;
+static void heap_fix(dr_jobs *t, size_t i)
+{
+	struct job *j = t->heap[i];
+
+	while (i > 0 && heap_before(j, t->heap[(i - 1) / 2])) {
+		heap_set(t, i, t->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
 	}
-	if (!rec || !(line = cJSON_PrintUnformatted(rec))) {
-		snprintf(err, errlen, "out of memory writing the job journal");
-		goto out;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= t->hn)
+			break;
+		if (c + 1 < t->hn && heap_before(t->heap[c + 1], t->heap[c]))
+			c++;
+		if (!heap_before(t->heap[c], j))
+			break;
+		heap_set(t, i, t->heap[c]);
+		i = c;
 	}
-	len = strlen(line);
-	line[len] = '\n'; /* replaces the NUL: LEN + 1 bytes go out in one write */
-	while (off < len + 1) {
-		ssize_t w = write(t->jfd, line + off, len + 1 - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			snprintf(err, errlen, "cannot write the job journal: %s",
-			         w < 0 ? strerror(errno) : "short write");
-			goto out;
+	heap_set(t, i, j);
+}
+
+static void heap_remove(dr_jobs *t, struct job *j)
+{
+	size_t i;
+
+	if (!j->heap_i)
+		return;
+	i = j->heap_i - 1;
+	j->heap_i = 0;
+	if (i != --t->hn) {
+		t->heap[i] = t->heap[t->hn];
+		heap_fix(t, i);
+	}
+}
+
+/* Room for one more job in v, the hash and the heap; -1 on out of memory (nothing changed but
+ * capacity). */
+static int reserve(dr_jobs *t)
+{
+	if (dr_grow(&t->v, &t->cap, t->n + 1, sizeof *t->v) < 0 ||
+	    dr_grow(&t->heap, &t->heapcap, t->n + 1, sizeof *t->heap) < 0)
+		return -1;
+	if (t->n + 1 > t->hcap) {
+		size_t nc = t->hcap ? 2 * t->hcap : 64;
+		struct job **nh = calloc(nc, sizeof *nh);
+		if (!nh)
+			return -1;
+		for (size_t i = 0; i < t->n; i++) {
+			struct job *j = t->v[i];
+			size_t b = hash_id(j->id) & (nc - 1);
+			j->hnext = nh[b];
+			nh[b] = j;
 		}
-		off += (size_t)w;
+		free(t->hash);
+		t->hash = nh;
+		t->hcap = nc;
 	}
-	rc = 0;
-out:
-	cJSON_free(line);
-	cJSON_Delete(rec);
+	return 0;
+}
+
+/* Put J (state set) into memory; reserve() must have succeeded. */
+static void mem_add(dr_jobs *t, struct job *j)
+{
+	size_t b = hash_id(j->id) & (t->hcap - 1);
+
+	j->vi = t->n;
+	t->v[t->n++] = j;
+	j->hnext = t->hash[b];
+	t->hash[b] = j;
+	j->heap_i = 0;
+	if (j->state == DR_JOB_QUEUED && !j->taken && !j->cancel_req) {
+		t->hn++;
+		heap_set(t, t->hn - 1, j);
+		heap_fix(t, t->hn - 1);
+	}
+	t->count[j->state]++;
+}
+
+/* Take J out of memory (the caller frees it); counts are left alone. */
+static void mem_remove(dr_jobs *t, struct job *j)
+{
+	struct job **p = &t->hash[hash_id(j->id) & (t->hcap - 1)];
+
+	while (*p != j)
+		p = &(*p)->hnext;
+	*p = j->hnext;
+	heap_remove(t, j);
+	t->v[j->vi] = t->v[--t->n];
+	t->v[j->vi]->vi = j->vi;
+}
+
+static void set_state(dr_jobs *t, struct job *j, dr_job_state st)
+{
+	t->count[j->state]--;
+	t->count[st]++;
+	j->state = st;
+	if (st != DR_JOB_QUEUED)
+		heap_remove(t, j);
+}
+
+/* ---- database ---- */
+
+static double wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The database's last error, with the system's reason when there is one, for WHAT. */
+static int db_err(dr_jobs *t, char *err, size_t errlen, const char *what)
+{
+	int se = sqlite3_system_errno(t->db);
+
+	if (se && sqlite3_errcode(t->db) != SQLITE_FULL)
+		return dr_seterr(err, errlen, "%s in %s: %s (%s)", what, t->path,
+		                 sqlite3_errmsg(t->db), strerror(se));
+	return dr_seterr(err, errlen, "%s in %s: %s", what, t->path, sqlite3_errmsg(t->db));
+}
+
+/* Run statement ST to its end (bindings set); SQLITE_DONE or the error, with the message kept in
+ * the connection. The statement is reset and its bindings cleared. */
+static int run(sqlite3_stmt *st)
+{
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	return rc;
 }
 
-/* A journal record {"op":OP,"id":ID}, or NULL on out of memory. */
-static cJSON *record(const char *op, const char *id)
+/* Text of OBJ (NULL: SQL NULL) bound to parameter I of ST; -1 on out of memory. */
+static int bind_json(sqlite3_stmt *st, int i, const cJSON *obj)
 {
-	cJSON *r = cJSON_CreateObject();
+	char *s;
 
-	if (r && (!cJSON_AddStringToObject(r, "op", op) || !cJSON_AddStringToObject(r, "id", id))) {
-		cJSON_Delete(r);
-		return NULL;
-	}
-	return r;
+	if (!obj)
+		return sqlite3_bind_null(st, i) == SQLITE_OK ? 0 : -1;
+	s = cJSON_PrintUnformatted(obj);
+	if (!s)
+		return -1;
+	/* cJSON_free is free() here; SQLite takes the string over in every case */
+	return sqlite3_bind_text(st, i, s, -1, cJSON_free) == SQLITE_OK ? 0 : -1;
 }
 
-/* Journal a finished state with its status; failures are logged, not fatal. */
-static void journal_end(dr_jobs *t, const struct job *j)
+/* Record J (a new row; ENDED is its end time for a finished J) and set J->seq. 0; -1 with ERR on
+ * out of memory; -3 with ERR when the database refuses (full, I/O); -4 if the id is taken. */
+static int db_insert(dr_jobs *t, struct job *j, double ended, char *err, size_t errlen)
 {
-	cJSON *r = record("end", j->id);
-	cJSON *status = j->status ? cJSON_Duplicate(j->status, true) : NULL;
+	sqlite3_stmt *st = t->st[S_INSERT];
+	cJSON *spec = dr_jobspec_to_json(&j->spec);
+	bool fin = finished(j->state);
+	int rc;
+
+	if (!spec || bind_json(st, 6, spec) < 0 || bind_json(st, 10, fin ? j->status : NULL) < 0) {
+		cJSON_Delete(spec);
+		sqlite3_clear_bindings(st);
+		return dr_seterr(err, errlen, "out of memory");
+	}
+	cJSON_Delete(spec);
+	sqlite3_bind_text(st, 1, j->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)j->submitted);
+	sqlite3_bind_int(st, 3, j->spec.priority);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)j->spec.frames.n);
+	sqlite3_bind_text(st, 5, j->spec.render.output, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, dr_job_state_name(fin ? j->state : DR_JOB_QUEUED), -1,
+	                  SQLITE_STATIC);
+	sqlite3_bind_int(st, 8, j->cancel_req);
+	if (fin)
+		sqlite3_bind_double(st, 9, ended);
+	rc = run(st);
+	if (rc != SQLITE_DONE) {
+		db_err(t, err, errlen, "cannot record the job");
+		return -3;
+	}
+	if (sqlite3_changes(t->db) == 0)
+		return -4;
+	j->seq = (long long)sqlite3_last_insert_rowid(t->db);
+	return 0;
+}
+
+/* Record J's end (its state and last status). 0, or -1 with ERR. */
+static int db_end(dr_jobs *t, const struct job *j, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = t->st[S_END];
+
+	if (bind_json(st, 4, j->status) < 0) {
+		sqlite3_clear_bindings(st);
+		return dr_seterr(err, errlen, "out of memory");
+	}
+	sqlite3_bind_int64(st, 1, j->seq);
+	sqlite3_bind_text(st, 2, dr_job_state_name(j->state), -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 3, wall_now());
+	if (run(st) != SQLITE_DONE)
+		return db_err(t, err, errlen, "cannot record the end of the job");
+	return 0;
+}
+
+/* J has just finished (its state is set): record it and let it go from memory, or keep it there
+ * to try again later. */
+static void job_ended(dr_jobs *t, struct job *j, bool retry)
+{
 	char err[DR_ERRLEN];
 
-	if (r && (!cJSON_AddStringToObject(r, "state", dr_job_state_name(j->state)) ||
-	          (j->status && (!status || !cJSON_AddItemToObject(r, "status", status))))) {
-		cJSON_Delete(status);
-		cJSON_Delete(r);
-		r = NULL;
-	} else if (!r) {
-		cJSON_Delete(status);
-	}
-	if (!r) {
-		dr_warn("job %s: out of memory journaling its end", j->id);
+	if (db_end(t, j, err, sizeof err) < 0) {
+		if (!retry) {
+			dr_warn("job %s: %s; trying again later", j->id, err);
+			t->unrecorded++;
+		}
 		return;
 	}
-	if (journal_write(t, r, err, sizeof(err)) < 0)
-		dr_warn("job %s: %s", j->id, err);
+	if (retry)
+		t->unrecorded--;
+	mem_remove(t, j);
+	job_free(j);
 }
 
-/* Apply one journal line; unknown or malformed records are skipped with a warning. */
+/* Recount the finished jobs (the database's and the unrecorded ones in memory). */
+static int recount(dr_jobs *t, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = t->st[S_COUNT];
+	size_t c[DR_JOB_CANCELLED + 1] = {0};
+	dr_job_state s;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (state_from_name((const char *)sqlite3_column_text(st, 0), &s) && finished(s))
+			c[s] += (size_t)sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return db_err(t, err, errlen, "cannot count the jobs");
+	for (size_t i = 0; t->unrecorded && i < t->n; i++)
+		if (finished(t->v[i]->state))
+			c[t->v[i]->state]++;
+	for (int i = DR_JOB_DONE; i <= DR_JOB_CANCELLED; i++)
+		t->count[i] = c[i];
+	return 0;
+}
+
+/* Delete finished jobs beyond --keep-jobs or older than --keep-for. */
+static void evict(dr_jobs *t)
+{
+	sqlite3_stmt *st = t->st[S_EVICT];
+	char err[DR_ERRLEN];
+	int changes;
+
+	t->last_evict = dr_now();
+	if (!t->cfg.keep_jobs && !(t->cfg.keep_for > 0))
+		return;
+	sqlite3_bind_double(st, 1, t->cfg.keep_for > 0 ? wall_now() - t->cfg.keep_for : -1e300);
+	sqlite3_bind_int64(st, 2, t->cfg.keep_jobs ? (sqlite3_int64)t->cfg.keep_jobs : INT64_MAX);
+	if (run(st) != SQLITE_DONE) {
+		db_err(t, err, sizeof err, "cannot evict finished jobs");
+		dr_warn("%s", err);
+		return;
+	}
+	changes = sqlite3_changes(t->db);
+	if (changes > 0) {
+		dr_info("evicted %d finished job%s from the job table", changes,
+		        changes == 1 ? "" : "s");
+		if (recount(t, err, sizeof err) < 0)
+			dr_warn("%s", err);
+	}
+}
+
+/* Retry unrecorded ends; evict when it is time. */
+static void housekeep(dr_jobs *t)
+{
+	for (size_t i = t->n; t->unrecorded && i-- > 0;)
+		if (finished(t->v[i]->state))
+			job_ended(t, t->v[i], true);
+	if (dr_now() - t->last_evict >= EVICT_EVERY)
+		evict(t);
+}
+
+/* ---- start-up: lock, open, import a journal, read ---- */
+
+/* DIR/NAME into BUF; -1 with ERR if too long. */
+static int join(char *buf, size_t len, const char *dir, const char *name, char *err, size_t errlen)
+{
+	int w = snprintf(buf, len, "%s/%s", dir, name);
+
+	if (w < 0 || (size_t)w >= len)
+		return dr_seterr(err, errlen, "directory '%s' is too long", dir);
+	return 0;
+}
+
+/* One service per directory: hold DIR/jobs.lock (flock) and write who holds it into it. */
+static int lock_dir(dr_jobs *t, const char *dir, char *err, size_t errlen)
+{
+	char p[4096], holder[256] = "", host[128] = "?";
+	ssize_t n;
+
+	if (join(p, sizeof p, dir, LOCK_NAME, err, errlen) < 0)
+		return -1;
+	t->lockfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (t->lockfd < 0)
+		return dr_seterr(err, errlen, "cannot open the job table's lock %s: %s", p,
+		                 strerror(errno));
+	if (flock(t->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		n = pread(t->lockfd, holder, sizeof holder - 1, 0);
+		holder[n > 0 ? n : 0] = '\0';
+		holder[strcspn(holder, "\n")] = '\0';
+		return dr_seterr(err, errlen,
+		                 "job database %s/" DB_NAME " is in use by another drender (%s)",
+		                 dir, holder[0] ? holder : strerror(errno));
+	}
+	gethostname(host, sizeof host - 1);
+	n = snprintf(holder, sizeof holder, "pid %ld on host %s\n", (long)getpid(), host);
+	/* best effort: a full disk must not keep the service from starting */
+	if (ftruncate(t->lockfd, 0) == 0 && pwrite(t->lockfd, holder, (size_t)n, 0) < 0)
+		dr_debug("cannot write %s: %s", p, strerror(errno));
+	return 0;
+}
+
+/* A journal record's job, replayed into memory (the import of an older drender's journal);
+ * unknown or malformed records are skipped with a warning. */
 static void replay_line(dr_jobs *t, const char *line, size_t lineno)
 {
 	cJSON *r = cJSON_Parse(line);
@@ -197,9 +533,10 @@ static void replay_line(dr_jobs *t, const char *line, size_t lineno)
 		}
 		memcpy(nj->id, id->valuestring, strlen(id->valuestring) + 1);
 		nj->submitted = cJSON_IsNumber(sub) ? (time_t)sub->valuedouble : 0;
-		nj->seq = ++t->seq;
+		nj->seq = (long long)t->n;
 		nj->state = DR_JOB_QUEUED;
-		t->v[t->n++] = nj;
+		nj->taken = true; /* not in the heap: the import only lists them */
+		mem_add(t, nj);
 	} else if (!j) {
 		dr_warn("job journal line %zu: unknown job %s; skipped", lineno, id->valuestring);
 	} else if (strcmp(op->valuestring, "state") == 0 || strcmp(op->valuestring, "end") == 0) {
@@ -212,7 +549,7 @@ static void replay_line(dr_jobs *t, const char *line, size_t lineno)
 			cJSON_Delete(status);
 			goto out;
 		}
-		j->state = s;
+		set_state(t, j, s);
 		if (cJSON_IsObject(status)) {
 			cJSON_Delete(j->status);
 			j->status = status;
@@ -228,109 +565,256 @@ out:
 	cJSON_Delete(r);
 }
 
-/* Replay the journal open on FD (read from the start); cut a torn last line off. */
-static int replay(dr_jobs *t, int fd, const char *path, char *err, size_t errlen)
+/* Forget every job in memory. */
+static void mem_clear(dr_jobs *t)
 {
-	FILE *f;
-	char *line = NULL;
-	size_t cap = 0, lineno = 0;
-	off_t good = 0, pos = 0;
-	ssize_t n;
-	int dfd = dup(fd);
+	for (size_t i = 0; i < t->n; i++)
+		job_free(t->v[i]);
+	t->n = t->hn = 0;
+	if (t->hcap)
+		memset(t->hash, 0, t->hcap * sizeof *t->hash);
+	memset(t->count, 0, sizeof t->count);
+}
 
-	if (dfd < 0 || !(f = fdopen(dfd, "r"))) {
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-		if (dfd >= 0)
-			close(dfd);
+/* Import DIR/jobs.journal (an older drender's) in one transaction, then rename it
+ * jobs.journal.migrated. No journal: nothing to do. A torn last line is dropped. */
+static int migrate(dr_jobs *t, const char *dir, char *err, size_t errlen)
+{
+	char p[4096], q[4096], *line = NULL;
+	size_t cap = 0, lineno = 0, imported = 0;
+	ssize_t n;
+	FILE *f = NULL;
+	int fd, rc = -1;
+	double now = wall_now();
+
+	if (join(p, sizeof p, dir, JOURNAL_NAME, err, errlen) < 0 ||
+	    join(q, sizeof q, dir, MIGRATED_NAME, err, errlen) < 0)
 		return -1;
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0)
+		return dr_seterr(err, errlen, "cannot read the job journal %s: %s", p,
+		                 strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return dr_seterr(err, errlen, "job journal %s is in use by another drender (%s)", p,
+		                 strerror(errno));
+	}
+	if (!(f = fdopen(fd, "r"))) {
+		close(fd);
+		return dr_seterr(err, errlen, "cannot read %s: %s", p, strerror(errno));
 	}
 	while ((n = getline(&line, &cap, f)) > 0) {
-		pos += n;
 		lineno++;
 		if (line[n - 1] != '\n') {
-			dr_warn("%s: last line is incomplete (a crash while writing?); dropped",
-			        path);
+			dr_warn("%s: last line is incomplete (a crash while writing?); dropped", p);
 			break;
 		}
 		line[n - 1] = '\0';
-		good = pos;
 		replay_line(t, line, lineno);
 	}
 	free(line);
-	fclose(f);
-	if (pos != good && ftruncate(fd, good) < 0) {
-		return dr_seterr(err, errlen, "cannot repair %s: %s", path, strerror(errno));
+	if (sqlite3_exec(t->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		db_err(t, err, errlen, "cannot import the job journal");
+		goto out;
 	}
+	for (size_t i = 0; i < t->n; i++) {
+		struct job *j = t->v[i];
+		int r;
+		if (!finished(j->state))
+			j->state = DR_JOB_QUEUED; /* running when the old service stopped */
+		r = db_insert(t, j, now, err, errlen);
+		if (r == -1 || r == -3) {
+			sqlite3_exec(t->db, "ROLLBACK", NULL, NULL, NULL);
+			goto out;
+		}
+		imported += r == 0;
+	}
+	if (sqlite3_exec(t->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		db_err(t, err, errlen, "cannot import the job journal");
+		sqlite3_exec(t->db, "ROLLBACK", NULL, NULL, NULL);
+		goto out;
+	}
+	/* Imported: a crash before the rename imports it again, and rows already there are kept. */
+	if (rename(p, q) < 0)
+		dr_warn("cannot rename %s to %s: %s", p, q, strerror(errno));
+	dr_info("imported %zu jobs from %s into %s (the journal is kept as %s)", imported, p,
+	        t->path, q);
+	rc = 0;
+out:
+	fclose(f);
+	mem_clear(t);
+	return rc;
+}
+
+/* Read the unfinished jobs into memory (cancelled ones whose cancel was asked end now). */
+static int load(dr_jobs *t, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL, *up = NULL;
+	long long *bad = NULL;
+	size_t nbad = 0, badcap = 0;
+	int rc = -1, s;
+
+	if (sqlite3_prepare_v2(
+	            t->db,
+	            "UPDATE jobs SET state = 'cancelled', ended = ?1 WHERE ended IS NULL "
+	            "AND cancel_req",
+	            -1, &up, NULL) != SQLITE_OK ||
+	    sqlite3_bind_double(up, 1, wall_now()) != SQLITE_OK || run(up) != SQLITE_DONE) {
+		db_err(t, err, errlen, "cannot read the jobs");
+		goto out;
+	}
+	if (recount(t, err, errlen) < 0)
+		goto out;
+	if (sqlite3_prepare_v2(t->db,
+	                       "SELECT seq, id, submitted, spec FROM jobs WHERE ended IS NULL "
+	                       "ORDER BY seq",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		db_err(t, err, errlen, "cannot read the jobs");
+		goto out;
+	}
+	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(st, 1);
+		const char *spec = (const char *)sqlite3_column_text(st, 3);
+		cJSON *js = spec ? cJSON_Parse(spec) : NULL;
+		struct job *j = NULL;
+		char jerr[DR_ERRLEN] = "not JSON";
+
+		if (!id || strlen(id) >= DR_JOB_ID_MAX || reserve(t) < 0 ||
+		    !(j = calloc(1, sizeof *j)) ||
+		    (js && dr_jobspec_from_journal(js, &j->spec, jerr, sizeof jerr) < 0) || !js) {
+			dr_warn("job %s: %s; it is marked failed", id ? id : "?",
+			        j ? jerr : "out of memory");
+			free(j);
+			cJSON_Delete(js);
+			if (dr_grow(&bad, &badcap, nbad + 1, sizeof *bad) == 0)
+				bad[nbad++] = sqlite3_column_int64(st, 0);
+			continue;
+		}
+		cJSON_Delete(js);
+		memcpy(j->id, id, strlen(id) + 1);
+		j->seq = sqlite3_column_int64(st, 0);
+		j->submitted = (time_t)sqlite3_column_int64(st, 2);
+		j->state = DR_JOB_QUEUED;
+		mem_add(t, j);
+	}
+	if (s != SQLITE_DONE) {
+		db_err(t, err, errlen, "cannot read the jobs");
+		goto out;
+	}
+	for (size_t i = 0; i < nbad; i++) {
+		struct job b = {.seq = bad[i], .state = DR_JOB_FAILED};
+		if (db_end(t, &b, err, errlen) < 0)
+			goto out;
+		t->count[DR_JOB_FAILED]++;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(up);
+	free(bad);
+	return rc;
+}
+
+/* Open (or create) the database: pragmas, schema, statements. */
+static int db_open(dr_jobs *t, const char *dir, char *err, size_t errlen)
+{
+	char sql[64];
+
+	if (dir) {
+		if (join(t->path, sizeof t->path, dir, DB_NAME, err, errlen) < 0)
+			return -1;
+	} else {
+		snprintf(t->path, sizeof t->path, ":memory:");
+	}
+	if (sqlite3_open_v2(t->path, &t->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                    NULL) != SQLITE_OK) {
+		if (!t->db)
+			return dr_seterr(err, errlen, "cannot open %s: out of memory", t->path);
+		return db_err(t, err, errlen, "cannot open the job database");
+	}
+	sqlite3_extended_result_codes(t->db, 0);
+	sqlite3_busy_timeout(t->db, BUSY_MS);
+	/* WAL: a commit appends to the log, so a failed write (full disk) leaves the database as it
+	 * was, and fewer syncs than a rollback journal. FULL: the log is synced at every commit, so
+	 * a job answered 202 survives a power cut (NORMAL would only keep the database consistent).
+	 */
+	if ((dir && sqlite3_exec(t->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL,
+	                         NULL, NULL) != SQLITE_OK) ||
+	    sqlite3_exec(t->db, schema, NULL, NULL, NULL) != SQLITE_OK)
+		return db_err(t, err, errlen, "cannot set up the job database");
+	if (t->cfg.max_pages > 0) {
+		snprintf(sql, sizeof sql, "PRAGMA max_page_count=%ld", t->cfg.max_pages);
+		sqlite3_exec(t->db, sql, NULL, NULL, NULL);
+	}
+	for (int i = 0; i < S_N; i++)
+		if (sqlite3_prepare_v3(t->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &t->st[i],
+		                       NULL) != SQLITE_OK)
+			return db_err(t, err, errlen, "cannot prepare the job database");
 	return 0;
 }
 
-dr_jobs *dr_jobs_create(const char *journal_dir, size_t max_queued, char *err, size_t errlen)
+dr_jobs *dr_jobs_create_with(const dr_jobs_cfg *cfg, char *err, size_t errlen)
 {
 	dr_jobs *t = calloc(1, sizeof(*t));
-	char path[4096];
-	int w;
 
 	if (!t) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	t->jfd = -1;
-	t->max_queued = max_queued;
+	t->lockfd = -1;
+	t->cfg = *cfg;
 	if (pthread_mutex_init(&t->mu, NULL) != 0) {
 		snprintf(err, errlen, "cannot create the job table's lock");
 		free(t);
 		return NULL;
 	}
-	if (!journal_dir)
-		return t;
-	w = snprintf(path, sizeof(path), "%s/" JOURNAL_NAME, journal_dir);
-	if (w < 0 || (size_t)w >= sizeof(path)) {
-		snprintf(err, errlen, "journal directory '%s' is too long", journal_dir);
+	if ((cfg->dir && lock_dir(t, cfg->dir, err, errlen) < 0) ||
+	    db_open(t, cfg->dir, err, errlen) < 0 ||
+	    (cfg->dir && migrate(t, cfg->dir, err, errlen) < 0) || load(t, err, errlen) < 0)
 		goto fail;
-	}
-	t->jfd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (t->jfd < 0) {
-		snprintf(err, errlen, "cannot open the job journal %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (flock(t->jfd, LOCK_EX | LOCK_NB) < 0) {
-		snprintf(err, errlen, "job journal %s is in use by another drender (%s)", path,
-		         strerror(errno));
-		goto fail;
-	}
-	if (replay(t, t->jfd, path, err, errlen) < 0)
-		goto fail;
-	for (size_t i = 0; i < t->n; i++) {
-		struct job *j = t->v[i];
-		if (finished(j->state))
-			continue;
-		if (j->cancel_req) {
-			j->state = DR_JOB_CANCELLED;
-			journal_end(t, j);
-		} else {
-			j->state = DR_JOB_QUEUED;
-		}
-	}
+	t->cfg.dir = NULL; /* not kept: the caller's string */
+	evict(t);
 	return t;
 fail:
 	dr_jobs_destroy(t);
 	return NULL;
 }
 
+dr_jobs *dr_jobs_create(const char *journal_dir, size_t max_queued, char *err, size_t errlen)
+{
+	dr_jobs_cfg c = {.dir = journal_dir,
+	                 .max_queued = max_queued,
+	                 .keep_jobs = DR_JOBS_KEEP_JOBS,
+	                 .keep_for = DR_JOBS_KEEP_FOR};
+
+	return dr_jobs_create_with(&c, err, errlen);
+}
+
 void dr_jobs_destroy(dr_jobs *t)
 {
 	if (!t)
 		return;
-	for (size_t i = 0; i < t->n; i++)
-		job_free(t->v[i]);
+	mem_clear(t);
 	free(t->v);
-	if (t->jfd >= 0)
-		close(t->jfd);
+	free(t->hash);
+	free(t->heap);
+	for (int i = 0; i < S_N; i++)
+		sqlite3_finalize(t->st[i]);
+	if (t->db && sqlite3_close(t->db) != SQLITE_OK)
+		dr_warn("cannot close %s: %s", t->path, sqlite3_errmsg(t->db));
+	if (t->lockfd >= 0)
+		close(t->lockfd);
 	pthread_mutex_destroy(&t->mu);
 	free(t);
 }
 
-/* A fresh random id not in T; -1 if no randomness is to be had. */
+/* ---- HTTP side ---- */
+
+/* A fresh random id not in memory (the database refuses one it has: see dr_jobs_submit); -1 if no
+ * randomness is to be had. */
 static int new_id(const dr_jobs *t, char *id)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -355,25 +839,16 @@ static int new_id(const dr_jobs *t, char *id)
 	return 0;
 }
 
-static size_t count_state(const dr_jobs *t, dr_job_state st)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < t->n; i++)
-		n += t->v[i]->state == st;
-	return n;
-}
-
 int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *id, size_t idlen,
                    char *err, size_t errlen)
 {
 	struct job *j = NULL;
-	cJSON *rec = NULL, *js;
-	int rc = -1;
+	int rc = -1, tries = 0;
 
 	pthread_mutex_lock(&t->mu);
-	if (t->max_queued && count_state(t, DR_JOB_QUEUED) >= t->max_queued) {
+	if (t->cfg.max_queued && t->count[DR_JOB_QUEUED] >= t->cfg.max_queued) {
 		snprintf(err, errlen, "the queue is full (%zu jobs waiting): try again later",
-		         t->max_queued);
+		         t->cfg.max_queued);
 		rc = -2;
 		goto out;
 	}
@@ -381,38 +856,34 @@ int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	if (new_id(t, j->id) < 0) {
-		snprintf(err, errlen, "cannot make a job id: %s", strerror(errno));
-		goto out;
-	}
-	if (strlen(j->id) >= idlen) {
-		snprintf(err, errlen, "job id buffer too small");
-		goto out;
-	}
 	j->spec = *spec;
-	if (!j->spec.render.output[0] && output_root &&
-	    dr_jobspec_set_output(&j->spec, output_root, j->id, err, errlen) < 0)
-		goto out;
 	j->submitted = time(NULL);
 	j->state = DR_JOB_QUEUED;
-	rec = record("submit", j->id);
-	js = dr_jobspec_to_json(&j->spec);
-	if (!rec || !js || !cJSON_AddNumberToObject(rec, "submitted", (double)j->submitted) ||
-	    !cJSON_AddItemToObject(rec, "spec", js)) {
-		cJSON_Delete(js); /* not attached: AddItem failed or was never tried */
-		cJSON_Delete(rec);
-		snprintf(err, errlen, "out of memory");
+	do {
+		if (new_id(t, j->id) < 0) {
+			snprintf(err, errlen, "cannot make a job id: %s", strerror(errno));
+			goto out;
+		}
+		if (strlen(j->id) >= idlen) {
+			snprintf(err, errlen, "job id buffer too small");
+			goto out;
+		}
+		if (!spec->render.output[0] && output_root &&
+		    dr_jobspec_set_output(&j->spec, output_root, j->id, err, errlen) < 0)
+			goto out;
+		rc = db_insert(t, j, 0, err, errlen);
+	} while (rc == -4 && ++tries < 8); /* the id of a finished job: draw again */
+	if (rc == -4)
+		snprintf(err, errlen, "cannot make a job id that is not taken");
+	if (rc != 0) {
+		rc = rc == -3 ? -3 : -1;
 		goto out;
 	}
-	if (journal_write(t, rec, err, errlen) < 0)
-		goto out;
-	j->seq = ++t->seq;
-	t->v[t->n++] = j;
+	mem_add(t, j);
 	memcpy(id, j->id, strlen(j->id) + 1);
 	*spec = j->spec; /* the table owns the frames now; the caller's copy must not free them */
 	memset(&spec->frames, 0, sizeof(spec->frames));
 	j = NULL;
-	rc = 0;
 out:
 	if (j) {
 		memset(&j->spec, 0, sizeof(j->spec)); /* still the caller's */
@@ -431,8 +902,52 @@ static void iso_time(time_t t, char *buf, size_t len)
 		snprintf(buf, len, "1970-01-01T00:00:00Z");
 }
 
-/* J's status object (caller deletes), or NULL on out of memory. */
-static cJSON *status_object(const struct job *j)
+/* What a status answer is made from: a job in memory or a row of the database. */
+struct view {
+	const char *id;
+	dr_job_state state;
+	time_t submitted;
+	int priority;
+	size_t nframes;
+	const char *output;
+	bool cancel_req;
+	const cJSON *status;
+};
+
+static struct view view_of(const struct job *j)
+{
+	return (struct view){j->id,
+	                     j->state,
+	                     j->submitted,
+	                     j->spec.priority,
+	                     j->spec.frames.n,
+	                     j->spec.render.output,
+	                     j->cancel_req,
+	                     j->status};
+}
+
+/* A row of S_GET or S_PAGE as a view; its status parsed into *STATUS (the caller deletes it).
+ * False if the row is not one of ours. */
+static bool view_of_row(sqlite3_stmt *st, struct view *v, cJSON **status)
+{
+	const char *s = (const char *)sqlite3_column_text(st, 8);
+
+	*status = s ? cJSON_Parse(s) : NULL;
+	*v = (struct view){
+	        .id = (const char *)sqlite3_column_text(st, 1),
+	        .submitted = (time_t)sqlite3_column_int64(st, 2),
+	        .priority = sqlite3_column_int(st, 3),
+	        .nframes = (size_t)sqlite3_column_int64(st, 4),
+	        .output = (const char *)sqlite3_column_text(st, 5),
+	        .cancel_req = sqlite3_column_int(st, 7) != 0,
+	        .status = *status,
+	};
+	return v->id && v->output &&
+	       state_from_name((const char *)sqlite3_column_text(st, 6), &v->state);
+}
+
+/* V's status object (caller deletes), or NULL on out of memory. */
+static cJSON *status_object(const struct view *j)
 {
 	static const char *const own[] = {"jobId", "state", "submitted", "priority"};
 	cJSON *o = cJSON_CreateObject(), *c;
@@ -445,7 +960,7 @@ static cJSON *status_object(const struct job *j)
 	ok = cJSON_AddStringToObject(o, "jobId", j->id) &&
 	     cJSON_AddStringToObject(o, "state", dr_job_state_name(j->state)) &&
 	     cJSON_AddStringToObject(o, "submitted", when) &&
-	     cJSON_AddNumberToObject(o, "priority", j->spec.priority);
+	     cJSON_AddNumberToObject(o, "priority", j->priority);
 	if (ok && j->cancel_req && !finished(j->state))
 		ok = cJSON_AddTrueToObject(o, "cancelRequested") != NULL;
 	cJSON_ArrayForEach(c, j->status)
@@ -462,7 +977,7 @@ static cJSON *status_object(const struct job *j)
 	}
 	if (ok && !cJSON_GetObjectItemCaseSensitive(o, "frames")) {
 		cJSON *f = cJSON_AddObjectToObject(o, "frames");
-		double n = (double)j->spec.frames.n;
+		double n = (double)j->nframes;
 		ok = f && cJSON_AddNumberToObject(f, "total", n) &&
 		     cJSON_AddNumberToObject(f, "done", 0) &&
 		     cJSON_AddNumberToObject(f, "skipped", 0) &&
@@ -472,8 +987,8 @@ static cJSON *status_object(const struct job *j)
 		if (ok && !cJSON_GetObjectItemCaseSensitive(o, "progress"))
 			ok = cJSON_AddNumberToObject(o, "progress", 0) != NULL;
 	}
-	if (ok && !cJSON_GetObjectItemCaseSensitive(o, "output") && j->spec.render.output[0])
-		ok = cJSON_AddStringToObject(o, "output", j->spec.render.output) != NULL;
+	if (ok && !cJSON_GetObjectItemCaseSensitive(o, "output") && j->output[0])
+		ok = cJSON_AddStringToObject(o, "output", j->output) != NULL;
 	if (!ok) {
 		cJSON_Delete(o);
 		return NULL;
@@ -492,40 +1007,107 @@ static char *print_free(cJSON *o)
 	return copy;
 }
 
+/* Step S_GET for ID (bound); SQLITE_ROW with the row, else the statement is reset. */
+static int db_get(dr_jobs *t, const char *id)
+{
+	sqlite3_stmt *st = t->st[S_GET];
+	int rc;
+
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+	}
+	return rc;
+}
+
+static void db_get_done(dr_jobs *t)
+{
+	sqlite3_reset(t->st[S_GET]);
+	sqlite3_clear_bindings(t->st[S_GET]);
+}
+
 char *dr_jobs_status(dr_jobs *t, const char *id, dr_job_state *state)
 {
 	struct job *j;
+	struct view v;
+	cJSON *status;
 	char *s = NULL;
 
 	pthread_mutex_lock(&t->mu);
 	j = find(t, id);
 	if (j) {
+		v = view_of(j);
 		if (state)
 			*state = j->state;
-		s = print_free(status_object(j));
+		s = print_free(status_object(&v));
+	} else if (id && db_get(t, id) == SQLITE_ROW) {
+		if (view_of_row(t->st[S_GET], &v, &status)) {
+			if (state)
+				*state = v.state;
+			s = print_free(status_object(&v));
+		}
+		cJSON_Delete(status);
+		db_get_done(t);
 	}
 	pthread_mutex_unlock(&t->mu);
 	return s;
 }
 
-char *dr_jobs_list(dr_jobs *t)
+char *dr_jobs_list(dr_jobs *t, size_t limit, long long after)
 {
 	cJSON *o = cJSON_CreateObject(), *a = o ? cJSON_AddArrayToObject(o, "jobs") : NULL;
-	char *s = NULL;
+	sqlite3_stmt *st = t->st[S_PAGE];
+	long long last = 0;
+	size_t got = 0;
+	bool more = false;
+	char *s = NULL, cursor[32];
+	int rc;
 
+	if (limit < 1)
+		limit = 1;
+	if (limit > DR_JOBS_LIST_MAX)
+		limit = DR_JOBS_LIST_MAX;
 	pthread_mutex_lock(&t->mu);
-	if (a) {
-		size_t i = t->n;
-		while (i-- > 0) {
-			cJSON *js = status_object(t->v[i]);
-			if (!js || !cJSON_AddItemToArray(a, js)) {
-				cJSON_Delete(js);
-				goto out;
-			}
+	if (!a)
+		goto out;
+	sqlite3_bind_int64(st, 1, after > 0 ? after : INT64_MAX);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)limit + 1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const struct job *j;
+		struct view v;
+		cJSON *status = NULL, *js = NULL;
+		if (got == limit) {
+			more = true;
+			break;
 		}
-		s = print_free(o);
-		o = NULL;
+		if (!view_of_row(st, &v, &status)) {
+			cJSON_Delete(status);
+			continue;
+		}
+		j = find(t, v.id); /* in memory: its live state and status */
+		if (j)
+			v = view_of(j);
+		js = status_object(&v);
+		cJSON_Delete(status);
+		if (!js || !cJSON_AddItemToArray(a, js)) {
+			cJSON_Delete(js);
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		last = sqlite3_column_int64(st, 0);
+		got++;
 	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE && !more)
+		goto out;
+	snprintf(cursor, sizeof cursor, "%lld", last);
+	if (more ? !cJSON_AddStringToObject(o, "next", cursor) : !cJSON_AddNullToObject(o, "next"))
+		goto out;
+	s = print_free(o);
+	o = NULL;
 out:
 	pthread_mutex_unlock(&t->mu);
 	cJSON_Delete(o);
@@ -541,16 +1123,22 @@ int dr_jobs_cancel(dr_jobs *t, const char *id)
 	pthread_mutex_lock(&t->mu);
 	j = find(t, id);
 	if (!j) {
-		rc = -1;
+		rc = id && db_get(t, id) == SQLITE_ROW ? 1 : -1; /* not in memory: finished */
+		if (rc == 1)
+			db_get_done(t);
 	} else if (finished(j->state)) {
 		rc = 1;
 	} else if (j->state == DR_JOB_QUEUED && !j->taken) {
-		j->state = DR_JOB_CANCELLED;
-		journal_end(t, j);
+		set_state(t, j, DR_JOB_CANCELLED);
+		job_ended(t, j, false);
 	} else if (!j->cancel_req) {
+		sqlite3_stmt *st = t->st[S_CANCEL];
 		j->cancel_req = true;
-		if (journal_write(t, record("cancel", j->id), err, sizeof(err)) < 0)
+		sqlite3_bind_int64(st, 1, j->seq);
+		if (run(st) != SQLITE_DONE) {
+			db_err(t, err, sizeof err, "cannot record the cancel request");
 			dr_warn("job %s: %s", j->id, err);
+		}
 	}
 	pthread_mutex_unlock(&t->mu);
 	return rc;
@@ -562,30 +1150,47 @@ static int cmp_int(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Frame FRAME of SPEC: its path and format; 0, -2 not part of it, -3 no path. */
+static int frame_of(const dr_jobspec *spec, int frame, char *path, size_t pathlen, char *format,
+                    size_t formatlen)
+{
+	dr_outpath o;
+	char err[DR_ERRLEN];
+
+	if (!spec->frames.n ||
+	    !bsearch(&frame, spec->frames.v, spec->frames.n, sizeof(int), cmp_int))
+		return -2;
+	if (dr_outpath_init(&o, spec->render.output[0] ? spec->render.output : NULL,
+	                    spec->render.scene, spec->render.format, err, sizeof(err)) < 0 ||
+	    dr_outpath_frame(&o, frame, path, pathlen) < 0 ||
+	    (size_t)snprintf(format, formatlen, "%s", spec->render.format) >= formatlen)
+		return -3;
+	return 0;
+}
+
 int dr_jobs_frame(dr_jobs *t, const char *id, int frame, char *path, size_t pathlen, char *format,
                   size_t formatlen)
 {
 	struct job *j;
-	dr_outpath o;
-	char err[DR_ERRLEN];
 	struct stat st;
-	int rc;
+	int rc = -1;
 
 	pthread_mutex_lock(&t->mu);
 	j = find(t, id);
-	if (!j) {
-		rc = -1;
-	} else if (!j->spec.frames.n ||
-	           !bsearch(&frame, j->spec.frames.v, j->spec.frames.n, sizeof(int), cmp_int)) {
-		rc = -2;
-	} else if (dr_outpath_init(&o, j->spec.render.output[0] ? j->spec.render.output : NULL,
-	                           j->spec.render.scene, j->spec.render.format, err,
-	                           sizeof(err)) < 0 ||
-	           dr_outpath_frame(&o, frame, path, pathlen) < 0 ||
-	           (size_t)snprintf(format, formatlen, "%s", j->spec.render.format) >= formatlen) {
+	if (j) {
+		rc = frame_of(&j->spec, frame, path, pathlen, format, formatlen);
+	} else if (id && db_get(t, id) == SQLITE_ROW) {
+		const char *text = (const char *)sqlite3_column_text(t->st[S_GET], 9);
+		cJSON *js = text ? cJSON_Parse(text) : NULL;
+		dr_jobspec spec;
+		char err[DR_ERRLEN];
 		rc = -3;
-	} else {
-		rc = 0;
+		if (js && dr_jobspec_from_journal(js, &spec, err, sizeof err) == 0) {
+			rc = frame_of(&spec, frame, path, pathlen, format, formatlen);
+			dr_jobspec_free(&spec);
+		}
+		cJSON_Delete(js);
+		db_get_done(t);
 	}
 	pthread_mutex_unlock(&t->mu);
 	if (rc == 0 && !(stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0))
@@ -633,13 +1238,12 @@ char *dr_jobs_metrics(dr_jobs *t)
 	                                                "10",  "30",   "60",  "120", "300", "600"};
 	struct text x = {0};
 	dr_metrics m;
-	size_t by_state[DR_JOB_CANCELLED + 1] = {0};
+	size_t by_state[DR_JOB_CANCELLED + 1];
 	unsigned long long cum = 0;
 
 	pthread_mutex_lock(&t->mu);
 	m = t->metrics;
-	for (size_t i = 0; i < t->n; i++)
-		by_state[t->v[i]->state]++;
+	memcpy(by_state, t->count, sizeof by_state);
 	pthread_mutex_unlock(&t->mu);
 
 	text_add(&x, "# HELP drender_jobs Jobs known to the service, by state.\n"
@@ -690,24 +1294,18 @@ char *dr_jobs_metrics(dr_jobs *t)
 
 int dr_jobs_take(dr_jobs *t, char *id, size_t idlen, dr_jobspec *spec)
 {
-	struct job *best = NULL;
+	struct job *best;
 	int rc = 0;
 
 	pthread_mutex_lock(&t->mu);
-	for (size_t i = 0; i < t->n; i++) {
-		struct job *j = t->v[i];
-		if (j->state != DR_JOB_QUEUED || j->taken || j->cancel_req)
-			continue;
-		if (!best || j->spec.priority > best->spec.priority ||
-		    (j->spec.priority == best->spec.priority && j->seq < best->seq))
-			best = j;
-	}
+	best = t->hn ? t->heap[0] : NULL;
 	if (best) {
 		if (strlen(best->id) >= idlen || dr_jobspec_copy(spec, &best->spec) < 0) {
 			rc = -1;
 		} else {
 			memcpy(id, best->id, strlen(best->id) + 1);
 			best->taken = true;
+			heap_remove(t, best);
 			rc = 1;
 		}
 	}
@@ -735,7 +1333,6 @@ void dr_jobs_publish(dr_jobs *t, const char *id, dr_job_state st, const char *st
 void dr_jobs_publish_json(dr_jobs *t, const char *id, dr_job_state st, cJSON *status)
 {
 	struct job *j;
-	char err[DR_ERRLEN];
 
 	if (status && !cJSON_IsObject(status)) {
 		dr_warn("job %s: published status is not a JSON object; ignored", id);
@@ -754,20 +1351,10 @@ void dr_jobs_publish_json(dr_jobs *t, const char *id, dr_job_state st, cJSON *st
 	}
 	if (st == j->state)
 		goto out;
-	j->state = st;
-	if (st == DR_JOB_QUEUED) {
-		/* taken but not started yet: it stays taken, a replay queues it anyway */
-	} else if (finished(st)) {
-		journal_end(t, j);
-	} else {
-		cJSON *r = record("state", j->id);
-		if (r && !cJSON_AddStringToObject(r, "state", dr_job_state_name(st))) {
-			cJSON_Delete(r);
-			r = NULL;
-		}
-		if (journal_write(t, r, err, sizeof(err)) < 0)
-			dr_warn("job %s: %s", j->id, err);
-	}
+	/* Queued and running are not recorded: after a restart both are queued again. */
+	set_state(t, j, st);
+	if (finished(st))
+		job_ended(t, j, false);
 out:
 	pthread_mutex_unlock(&t->mu);
 }
@@ -776,5 +1363,6 @@ void dr_jobs_publish_metrics(dr_jobs *t, const dr_metrics *m)
 {
 	pthread_mutex_lock(&t->mu);
 	t->metrics = *m;
+	housekeep(t);
 	pthread_mutex_unlock(&t->mu);
 }

@@ -60,7 +60,7 @@ typedef struct opt_row {
 #define CALL(h)        .kind = ARG_CALL, .handler = (h)
 
 static opt_handler set_format, set_engine, set_frames, set_quiet, set_verbose, set_help,
-        set_version;
+        set_version, set_keep_for;
 
 static const opt_row rows[] = {
         {.section = "Frames:", .metavar = "START END", .help = "render START..END inclusive"},
@@ -162,7 +162,7 @@ static const opt_row rows[] = {
         {.name = "output-root",
          .metavar = "DIR",
          STRING(output_root, NULL),
-         .help = "where requested jobs write and the job journal lives\n"
+         .help = "where requested jobs write and the job database lives\n"
                  "(default output)"},
         {.name = "token",
          .metavar = "TOKEN",
@@ -184,6 +184,18 @@ static const opt_row rows[] = {
          .help = "a service left with fewer live render nodes and nothing\n"
                  "running exits with status 75, to be restarted at full\n"
                  "size (default 1; 0 = never)"},
+        {.name = "keep-jobs",
+         .metavar = "N",
+         INT(keep_jobs, 0, 100000000),
+         .help = "keep the N most recently finished jobs listed, delete\n"
+                 "older ones from the job table (default 10000; 0 = no\n"
+                 "limit); their frames stay on disk"},
+        {.name = "keep-for",
+         .metavar = "DURATION",
+         CALL(set_keep_for),
+         .help = "delete finished jobs from the job table this long after\n"
+                 "they ended: 90s, 30m, 12h, 7d, 2w (default 7d; 0 = no\n"
+                 "limit); their frames stay on disk"},
         {.section = "Messages:",
          .name = "quiet",
          .letter = 'q',
@@ -292,6 +304,38 @@ static int set_engine(parse_state *s, const char *arg, char *err, size_t errlen)
 		                 "BLENDER_WORKBENCH)",
 		                 arg);
 	s->r.engine = e;
+	return GO_ON;
+}
+
+/* --keep-for DURATION: a number with an optional unit s, m, h, d or w (seconds by default); 0 is
+ * no limit. */
+static int set_keep_for(parse_state *s, const char *arg, char *err, size_t errlen)
+{
+	static const struct {
+		char unit;
+		double secs;
+	} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 7 * 86400}};
+	char *end;
+	double v, mult = 1;
+	bool known = true;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (end != arg && *end) {
+		known = false;
+		for (size_t i = 0; i < sizeof units / sizeof units[0] && !end[1]; i++)
+			if (*end == units[i].unit) {
+				mult = units[i].secs;
+				known = true;
+			}
+	}
+	if (end == arg || !known || errno || !isfinite(v) || v < 0 ||
+	    v * mult > 100 * 365 * 86400.0)
+		return dr_seterr(err, errlen,
+		                 "--keep-for wants a duration such as 90s, 30m, 12h, 7d or 2w (0 = "
+		                 "no limit), not '%s'",
+		                 arg);
+	s->r.keep_for = v * mult;
 	return GO_ON;
 }
 
@@ -423,6 +467,8 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	                       .min_nodes = 1,
 	                       .max_queued = 100,
 	                       .rate_limit = 50,
+	                       .keep_jobs = DR_JOBS_KEEP_JOBS,
+	                       .keep_for = DR_JOBS_KEEP_FOR,
 	                       .blender = env_blender && *env_blender ? env_blender : "blender"}};
 	const opt_row *row;
 	int c, rc;
@@ -483,6 +529,15 @@ void dr_opts_orch_cfg(const dr_opts *o, dr_orch_cfg *r)
 	        .quiet = o->verbosity < 0,
 	        .serve = o->serve,
 	        .min_nodes = o->min_nodes,
+	};
+}
+
+void dr_opts_jobs_cfg(const dr_opts *o, dr_jobs_cfg *c)
+{
+	*c = (dr_jobs_cfg){
+	        .max_queued = (size_t)o->max_queued,
+	        .keep_jobs = (size_t)o->keep_jobs,
+	        .keep_for = o->keep_for,
 	};
 }
 

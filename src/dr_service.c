@@ -124,8 +124,10 @@ static int start_api(dr_service *s)
 
 	if (c->serve && check_roots(s, &hc) != 0)
 		return DR_EXIT_USAGE;
-	s->table = dr_jobs_create(c->serve ? s->real_output_root : NULL, c->max_queued, err,
-	                          sizeof err);
+	dr_jobs_cfg jc = c->jobs;
+	jc.dir = c->serve ? s->real_output_root : NULL;
+	jc.max_queued = c->max_queued;
+	s->table = dr_jobs_create_with(&jc, err, sizeof err);
 	if (!s->table) {
 		dr_error("%s", err);
 		return DR_EXIT_USAGE;

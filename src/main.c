@@ -151,6 +151,7 @@ static void service_cfg(const dr_opts *o, dr_service_cfg *c)
 	};
 	dr_opts_orch_cfg(o, &c->orch);
 	dr_opts_node_cfg(o, &c->node);
+	dr_opts_jobs_cfg(o, &c->jobs);
 }
 
 int main(int argc, char **argv)

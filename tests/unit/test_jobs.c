@@ -1,13 +1,16 @@
-/* Unit tests for dr_jobs: queue order, limits, cancellation, status merge, listing, frames,
- * journal replay (a torn last line included) and the metrics page. */
+/* Unit tests for dr_jobs: queue order, limits, cancellation, status merge, listing and its pages,
+ * frames, restart from the database, a full disk, import of an older journal (a torn last line
+ * included), eviction by count and age, and the metrics page. */
 #include "dr_jobs.h"
 #include "dr_log.h"
+#include "dr_util.h"
 #include "tap.h"
 #include "testfs.h"
 
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -180,7 +183,7 @@ static void test_cancel_and_status(void)
 	is_int(st, DR_JOB_CANCELLED, "a finished job stays finished");
 	is_int(dr_jobs_cancel(t, a), 1, "cancel finished: 1");
 
-	list = dr_jobs_list(t);
+	list = dr_jobs_list(t, DR_JOBS_LIST_DEF, 0);
 	j = list ? cJSON_Parse(list) : NULL;
 	free(list);
 	{
@@ -217,56 +220,40 @@ static void test_frames(void)
 	dr_jobs_destroy(t);
 }
 
-/* The journal file's size and whether it ends with a newline. */
-static long journal_size(const char *dir, int *nl)
+/* DIR/NAME into a static buffer. */
+static const char *in(const char *dir, const char *name)
 {
-	char p[PATH_MAX + 32];
+	static char p[PATH_MAX + 64];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return p;
+}
+
+static bool exists(const char *p)
+{
 	struct stat st;
-	int fd;
-	char c = 0;
-
-	snprintf(p, sizeof(p), "%s/jobs.journal", dir);
-	if (stat(p, &st) < 0)
-		return -1;
-	fd = open(p, O_RDONLY);
-	if (fd >= 0 && st.st_size > 0 && pread(fd, &c, 1, st.st_size - 1) == 1)
-		*nl = c == '\n';
-	if (fd >= 0)
-		close(fd);
-	return (long)st.st_size;
+	return stat(p, &st) == 0;
 }
 
-static void append(const char *dir, const char *text)
-{
-	char p[PATH_MAX + 32];
-	FILE *f;
-
-	snprintf(p, sizeof(p), "%s/jobs.journal", dir);
-	f = fopen(p, "a");
-	if (f) {
-		fputs(text, f);
-		fclose(f);
-	}
-}
-
-static void test_journal(void)
+/* Restart semantics (these were the journal's assertions; the database keeps the same promises):
+ * finished jobs come back as they ended, unfinished ones queued in their order. */
+static void test_restart(void)
 {
 	char jdir[PATH_MAX + 16], a[DR_JOB_ID_MAX], b[DR_JOB_ID_MAX], c[DR_JOB_ID_MAX],
-	        d[DR_JOB_ID_MAX], e[DR_JOB_ID_MAX], f[DR_JOB_ID_MAX], got[DR_JOB_ID_MAX];
+	        d[DR_JOB_ID_MAX], e[DR_JOB_ID_MAX], got[DR_JOB_ID_MAX];
 	dr_jobs *t, *t2;
 	dr_jobspec s;
 	dr_job_state st;
 	cJSON *j;
-	int nl = 0;
-	long size;
 
 	snprintf(jdir, sizeof(jdir), "%s/j", top);
 	mkdir(jdir, 0755);
 	t = dr_jobs_create(jdir, 10, err, sizeof(err));
-	ok(t != NULL, "create with a journal (%s)", err);
+	ok(t != NULL, "create with a database (%s)", err);
+	ok(exists(in(jdir, "jobs.db")), "jobs.db is there");
 	t2 = dr_jobs_create(jdir, 10, err, sizeof(err));
-	ok(t2 == NULL && strstr(err, "in use"), "a second table on the same journal is refused: %s",
-	   err);
+	ok(t2 == NULL && strstr(err, "in use") && strstr(err, "pid "),
+	   "a second table on the same directory is refused, naming the holder: %s", err);
 	dr_jobs_destroy(t2);
 	submit(t, "1-4", 0, a);
 	submit(t, "1-4", 3, b);
@@ -286,10 +273,15 @@ static void test_journal(void)
 	dr_jobs_publish(t, d, DR_JOB_RUNNING, NULL);
 	dr_jobs_cancel(t, d); /* requested, never confirmed */
 	dr_jobs_cancel(t, e); /* queued: cancelled at once */
+	j = status_of(t, a, &st);
+	is_int(st, DR_JOB_DONE, "a finished job is answered from the database");
+	is_int(num(j, "frames", "done"), 4, "with its final status");
+	cJSON_Delete(j);
+	is_int(dr_jobs_cancel(t, a), 1, "cancel a finished job (from the database): 1");
 	dr_jobs_destroy(t);
 
 	t = dr_jobs_create(jdir, 10, err, sizeof(err));
-	ok(t != NULL, "replay (%s)", err);
+	ok(t != NULL, "restart (%s)", err);
 	j = status_of(t, a, &st);
 	is_int(st, DR_JOB_DONE, "done job comes back done");
 	is_int(num(j, "frames", "done"), 4, "with its final status");
@@ -303,36 +295,271 @@ static void test_journal(void)
 	is_int(st, DR_JOB_CANCELLED, "job whose cancel was asked comes back cancelled");
 	cJSON_Delete(status_of(t, e, &st));
 	is_int(st, DR_JOB_CANCELLED, "cancelled job comes back cancelled");
-	is_int(dr_jobs_take(t, got, sizeof(got), &s), 1, "take after replay");
+	is_int(dr_jobs_take(t, got, sizeof(got), &s), 1, "take after restart");
 	is_str(got, b, "priority kept");
 	is_str(s.render.scene, "/scenes/shot.blend", "spec kept");
 	dr_jobspec_free(&s);
-	is_int(dr_jobs_take(t, got, sizeof(got), &s), 1, "take after replay");
+	is_int(dr_jobs_take(t, got, sizeof(got), &s), 1, "take after restart");
 	is_str(got, c, "submission order kept");
 	dr_jobspec_free(&s);
 	is_int(dr_jobs_take(t, got, sizeof(got), &s), 0, "nothing else to take");
 	dr_jobs_destroy(t);
 
-	size = journal_size(jdir, &nl);
-	append(jdir, "{\"op\":\"submit\",\"id\":\"torn\",\"subm");
-	t = dr_jobs_create(jdir, 10, err, sizeof(err));
-	ok(t != NULL, "replay with a torn last line (%s)", err);
-	is_int(journal_size(jdir, &nl), size, "torn line cut off");
-	ok(nl, "journal ends with a newline");
-	ok(dr_jobs_status(t, "torn", &st) == NULL, "the torn job is not there");
-	is_int(submit(t, "1", 0, f), 0, "submit after repair");
-	dr_jobs_destroy(t);
-	append(jdir, "garbage line\n{\"op\":\"state\",\"id\":\"unknown\",\"state\":\"done\"}\n");
-	t = dr_jobs_create(jdir, 10, err, sizeof(err));
-	ok(t != NULL, "replay skips bad lines (%s)", err);
-	cJSON_Delete(status_of(t, f, &st));
-	is_int(st, DR_JOB_QUEUED, "job submitted after the repair is there");
-	cJSON_Delete(status_of(t, a, &st));
-	is_int(st, DR_JOB_DONE, "and the old ones");
+	ok(dr_jobs_create("/nonexistent/dir", 10, err, sizeof(err)) == NULL,
+	   "unwritable directory refused: %s", err);
+}
+
+/* A full disk: the database refuses a write (max_page_count plays the disk). A job that cannot
+ * be recorded is refused (-3, the reason said) and leaves no trace; every accepted one is kept;
+ * the same table accepts jobs again once there is room. */
+static void test_full_disk(void)
+{
+	char jdir[PATH_MAX + 16], ids[200][DR_JOB_ID_MAX], x[DR_JOB_ID_MAX], big[4096];
+	dr_jobs_cfg cfg = {.max_pages = 8};
+	dr_jobs *t;
+	dr_job_state st;
+	size_t n = 0, pos = 0;
+	int rc = 0, kept = 0;
+	char *list;
+	cJSON *j;
+
+	for (int f = 1; pos + 16 < sizeof(big) && f < 100000; f += 3)
+		dr_append(big, sizeof(big), &pos, "%s%d", f > 1 ? "," : "", f);
+	snprintf(jdir, sizeof(jdir), "%s/full", top);
+	mkdir(jdir, 0755);
+	cfg.dir = jdir;
+	t = dr_jobs_create_with(&cfg, err, sizeof(err));
+	ok(t != NULL, "create with an 8-page database (%s)", err);
+	while (n < 200 && (rc = submit(t, big, 0, ids[n])) == 0)
+		n++;
+	ok(n > 0 && n < 200, "%zu jobs fit", n);
+	is_int(rc, -3, "the next one cannot be recorded: -3 (503)");
+	ok(strstr(err, "full") && strstr(err, "jobs.db"), "the reason says so: %s", err);
+	is_int(submit(t, "1", 0, x), -3, "a small one is refused too while the disk is full");
+	list = dr_jobs_list(t, DR_JOBS_LIST_MAX, 0);
+	j = list ? cJSON_Parse(list) : NULL;
+	is_int(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "jobs")), (int)n,
+	       "only the accepted jobs are listed");
+	cJSON_Delete(j);
+	free(list);
 	dr_jobs_destroy(t);
 
-	ok(dr_jobs_create("/nonexistent/dir", 10, err, sizeof(err)) == NULL,
-	   "unwritable journal dir refused: %s", err);
+	cfg.max_pages = 0; /* room again */
+	t = dr_jobs_create_with(&cfg, err, sizeof(err));
+	ok(t != NULL, "restart after the full disk (%s)", err);
+	for (size_t i = 0; i < n; i++) {
+		cJSON_Delete(status_of(t, ids[i], &st));
+		kept += st == DR_JOB_QUEUED;
+	}
+	is_int(kept, (int)n, "every accepted job is there, queued");
+	is_int(submit(t, "1", 0, x), 0, "with room, jobs are accepted again");
+	dr_jobs_destroy(t);
+}
+
+/* Write an older drender's journal into DIR. */
+static void write_journal(const char *dir, const char *a, const char *b, const char *c)
+{
+	dr_jobspec s = mkspec("1-4", 2);
+	cJSON *js = dr_jobspec_to_json(&s);
+	char *spec = js ? cJSON_PrintUnformatted(js) : NULL;
+	FILE *f = fopen(in(dir, "jobs.journal"), "w");
+
+	if (f && spec) {
+		fprintf(f,
+		        "{\"op\":\"submit\",\"id\":\"%s\",\"submitted\":1700000000,\"spec\":%s}\n",
+		        a, spec);
+		fprintf(f,
+		        "{\"op\":\"submit\",\"id\":\"%s\",\"submitted\":1700000001,\"spec\":%s}\n",
+		        b, spec);
+		fprintf(f,
+		        "{\"op\":\"submit\",\"id\":\"%s\",\"submitted\":1700000002,\"spec\":%s}\n",
+		        c, spec);
+		fprintf(f, "{\"op\":\"state\",\"id\":\"%s\",\"state\":\"running\"}\n", a);
+		fprintf(f,
+		        "{\"op\":\"end\",\"id\":\"%s\",\"state\":\"done\",\"status\":{\"frames\":"
+		        "{\"total\":4,\"done\":4,\"skipped\":0,\"failed\":0,\"running\":0,"
+		        "\"pending\":0},\"progress\":1}}\n",
+		        a);
+		fprintf(f, "{\"op\":\"state\",\"id\":\"%s\",\"state\":\"running\"}\n", b);
+		fprintf(f,
+		        "garbage line\n{\"op\":\"state\",\"id\":\"unknown\",\"state\":\"done\"}\n");
+		fprintf(f, "{\"op\":\"cancel\",\"id\":\"%s\"}\n", c);
+		fprintf(f, "{\"op\":\"submit\",\"id\":\"torn\",\"subm");
+	}
+	if (f)
+		fclose(f);
+	cJSON_free(spec);
+	cJSON_Delete(js);
+	dr_jobspec_free(&s);
+}
+
+static void test_migrate(void)
+{
+	char jdir[PATH_MAX + 16], got[DR_JOB_ID_MAX], n1[DR_JOB_ID_MAX];
+	dr_jobs *t;
+	dr_jobspec s;
+	dr_job_state st;
+	cJSON *j;
+
+	snprintf(jdir, sizeof(jdir), "%s/old", top);
+	mkdir(jdir, 0755);
+	write_journal(jdir, "aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc");
+	t = dr_jobs_create(jdir, 10, err, sizeof(err));
+	ok(t != NULL, "first start on an old journal (%s)", err);
+	ok(!exists(in(jdir, "jobs.journal")), "jobs.journal is gone");
+	ok(exists(in(jdir, "jobs.journal.migrated")), "kept as jobs.journal.migrated");
+	j = status_of(t, "aaaaaaaaaaaa", &st);
+	is_int(st, DR_JOB_DONE, "imported: the done job is done");
+	is_int(num(j, "frames", "done"), 4, "with its final status");
+	is_str(str(j, "submitted"), "2023-11-14T22:13:20Z", "and its submission time");
+	cJSON_Delete(j);
+	cJSON_Delete(status_of(t, "bbbbbbbbbbbb", &st));
+	is_int(st, DR_JOB_QUEUED, "imported: the running job is queued again");
+	cJSON_Delete(status_of(t, "cccccccccccc", &st));
+	is_int(st, DR_JOB_CANCELLED, "imported: the job whose cancel was asked is cancelled");
+	ok(dr_jobs_status(t, "torn", &st) == NULL, "the torn record's job is not there");
+	ok(dr_jobs_status(t, "unknown", &st) == NULL, "nor the record of an unknown job");
+	is_int(dr_jobs_take(t, got, sizeof(got), &s), 1, "the imported job can be taken");
+	is_str(got, "bbbbbbbbbbbb", "it is b");
+	is_int(s.priority, 2, "its spec came along");
+	dr_jobspec_free(&s);
+	is_int(submit(t, "1", 0, n1), 0, "submit after the import");
+	dr_jobs_destroy(t);
+	t = dr_jobs_create(jdir, 10, err, sizeof(err));
+	ok(t != NULL, "second start (%s)", err);
+	cJSON_Delete(status_of(t, n1, &st));
+	is_int(st, DR_JOB_QUEUED, "the new job is there");
+	cJSON_Delete(status_of(t, "aaaaaaaaaaaa", &st));
+	is_int(st, DR_JOB_DONE, "and the imported ones, imported once");
+	dr_jobs_destroy(t);
+}
+
+/* Set every finished job's end time back by SECS in DIR's database, as if time had passed. */
+static void age(const char *dir, double secs)
+{
+	sqlite3 *db = NULL;
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "UPDATE jobs SET ended = ended - %.0f WHERE ended IS NOT NULL",
+	         secs);
+	if (sqlite3_open(in(dir, "jobs.db"), &db) == SQLITE_OK)
+		sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+}
+
+static void finish(dr_jobs *t, const char *id)
+{
+	char got[DR_JOB_ID_MAX];
+	dr_jobspec s;
+
+	if (dr_jobs_take(t, got, sizeof(got), &s) == 1)
+		dr_jobspec_free(&s);
+	dr_jobs_publish(t, id, DR_JOB_DONE, NULL);
+}
+
+static void test_evict(void)
+{
+	char jdir[PATH_MAX + 16], ids[8][DR_JOB_ID_MAX], q[DR_JOB_ID_MAX], p[PATH_MAX + 64];
+	dr_jobs_cfg cfg = {.keep_jobs = 3};
+	dr_jobs *t;
+	dr_job_state st;
+	char *txt;
+	int gone = 0;
+
+	snprintf(jdir, sizeof(jdir), "%s/evict", top);
+	mkdir(jdir, 0755);
+	cfg.dir = jdir;
+	t = dr_jobs_create_with(&cfg, err, sizeof(err));
+	for (int i = 0; i < 5; i++) {
+		submit(t, "1", 0, ids[i]);
+		finish(t, ids[i]);
+	}
+	submit(t, "1", 0, q); /* stays queued */
+	dr_jobs_destroy(t);
+	t = dr_jobs_create_with(&cfg, err, sizeof(err));
+	ok(t != NULL, "restart with --keep-jobs 3 (%s)", err);
+	for (int i = 0; i < 2; i++)
+		gone += dr_jobs_status(t, ids[i], &st) == NULL;
+	is_int(gone, 2, "the two oldest finished jobs are evicted");
+	cJSON_Delete(status_of(t, ids[2], &st));
+	is_int(st, DR_JOB_DONE, "the three newest are kept");
+	cJSON_Delete(status_of(t, q, &st));
+	is_int(st, DR_JOB_QUEUED, "an unfinished job is never evicted");
+	txt = dr_jobs_metrics(t);
+	ok(txt && strstr(txt, "drender_jobs{state=\"done\"} 3\n"), "metrics count what is kept");
+	free(txt);
+	snprintf(p, sizeof(p), "%s", in(jdir, "jobs.db"));
+	dr_jobs_destroy(t);
+
+	cfg.keep_jobs = 0;
+	cfg.keep_for = 3600;
+	t = dr_jobs_create_with(&cfg, err, sizeof(err));
+	submit(t, "1", 0, ids[5]);
+	finish(t, ids[5]);
+	dr_jobs_destroy(t);
+	age(jdir, 7200); /* every finished job ended two hours ago */
+	t = dr_jobs_create_with(&cfg, err, sizeof(err));
+	submit(t, "1", 0, ids[6]);
+	finish(t, ids[6]); /* ended now */
+	dr_jobs_destroy(t);
+	t = dr_jobs_create_with(&cfg, err, sizeof(err));
+	ok(t != NULL, "restart with --keep-for 1h (%s)", err);
+	ok(dr_jobs_status(t, ids[5], &st) == NULL && dr_jobs_status(t, ids[2], &st) == NULL,
+	   "jobs that finished more than an hour ago are evicted");
+	cJSON_Delete(status_of(t, ids[6], &st));
+	is_int(st, DR_JOB_DONE, "one that finished just now is kept");
+	cJSON_Delete(status_of(t, q, &st));
+	is_int(st, DR_JOB_QUEUED, "the unfinished one is still there");
+	dr_jobs_destroy(t);
+	ok(exists(p), "the database stays");
+}
+
+/* Pages of GET /jobs: newest first, LIMIT at a time, a cursor that survives eviction. */
+static void test_pages(void)
+{
+	dr_jobs *t = dr_jobs_create(NULL, 0, err, sizeof(err));
+	char ids[25][DR_JOB_ID_MAX], order[25][DR_JOB_ID_MAX];
+	long long after = 0;
+	int pages = 0, seen = 0, right = 0;
+	bool last_null = false;
+
+	for (int i = 0; i < 25; i++)
+		submit(t, "1", 0, ids[i]);
+	finish(t, ids[3]); /* a finished job (answered from the database) among them */
+	do {
+		char *s = dr_jobs_list(t, 10, after);
+		cJSON *o = s ? cJSON_Parse(s) : NULL, *e;
+		const cJSON *next = cJSON_GetObjectItemCaseSensitive(o, "next");
+		free(s);
+		pages++;
+		cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, "jobs"))
+		{
+			if (seen < 25)
+				snprintf(order[seen], sizeof(order[0]), "%s", str(e, "jobId"));
+			seen++;
+		}
+		last_null = cJSON_IsNull(next);
+		after = cJSON_IsString(next) ? strtoll(next->valuestring, NULL, 10) : 0;
+		cJSON_Delete(o);
+	} while (after > 0 && pages < 10);
+	is_int(pages, 3, "25 jobs in pages of 10: 3 pages");
+	is_int(seen, 25, "every job once");
+	ok(last_null, "the last page's next is null");
+	for (int i = 0; i < 25 && seen == 25; i++)
+		right += !strcmp(order[i], ids[24 - i]);
+	is_int(right, 25, "newest first across pages");
+	{
+		char *s = dr_jobs_list(t, 1, 0);
+		cJSON *o = s ? cJSON_Parse(s) : NULL;
+		const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "jobs");
+		is_int(cJSON_GetArraySize(arr), 1, "limit 1: one job");
+		is_str(str(cJSON_GetArrayItem(arr, 0), "jobId"), ids[24], "the newest");
+		ok(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "next")),
+		   "and a next cursor");
+		cJSON_Delete(o);
+		free(s);
+	}
+	dr_jobs_destroy(t);
 }
 
 static void test_metrics(void)
@@ -397,7 +624,11 @@ int main(void)
 	test_queue();
 	test_cancel_and_status();
 	test_frames();
-	test_journal();
+	test_restart();
+	test_full_disk();
+	test_migrate();
+	test_evict();
+	test_pages();
 	test_metrics();
 	testfs_rm_tree(top);
 	return done_testing();

@@ -1,0 +1,107 @@
+#!/bin/bash
+# End-to-end: the job database under a full disk and a crash. `drender --serve` with its output
+# root on a small tmpfs: a job that cannot be recorded is answered 503 and leaves no trace, every
+# accepted job survives; after kill -9 of rank 0 the service starts again and resumes.
+. "$(dirname "$0")/lib.sh"
+command -v curl >/dev/null || skip_all "curl is not installed"
+[ "$(id -u)" -eq 0 ] || skip_all "needs root to mount a tmpfs"
+cd "$WORK" || exit 1
+mkdir -p blends out
+mount -t tmpfs -o size=2m drender-e2e "$WORK/out" 2>/dev/null || skip_all "cannot mount a tmpfs"
+trap 'umount -l "$WORK/out" 2>/dev/null; cleanup_work' EXIT
+fake_scene blends/shot.blend
+export DRENDER_BLENDER=$FAKE FAKE_BLENDER_LOG=$WORK/blender.log FAKE_BLENDER_COST=0.05
+unset DRENDER_TOKEN
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+URL=http://127.0.0.1:$PORT
+SERVE_PID=
+
+# start: the service with one render node; waits until /health answers.
+start() {
+	"${MPIRUN[@]}" -np 2 "$DRENDER" --serve --listen "127.0.0.1:$PORT" \
+		--scene "$WORK/blends/shot.blend" --blend-root "$WORK/blends" --output-root "$WORK/out" \
+		>>"$WORK/serve.out" 2>>"$WORK/serve.err" &
+	SERVE_PID=$!
+	local _
+	for _ in $(seq 100); do
+		curl -s -o /dev/null "$URL/health" && return 0
+		kill -0 "$SERVE_PID" 2>/dev/null || return 1
+		sleep 0.2
+	done
+	return 1
+}
+# http METHOD PATH [BODY]: sets CODE; the body is in $WORK/body.
+http() {
+	if [ -n "${3-}" ]; then
+		CODE=$(curl -s -X "$1" -o "$WORK/body" -w '%{http_code}' -d "$3" "$URL$2")
+	else
+		CODE=$(curl -s -X "$1" -o "$WORK/body" -w '%{http_code}' "$URL$2")
+	fi
+}
+field() { json "$WORK/body" "$1" 2>/dev/null; }
+wait_state() { # wait_state ID STATE SECONDS
+	local _
+	for _ in $(seq $(($3 * 5))); do
+		http GET "/status/$1"
+		[ "$(field 'd["state"]')" = "$2" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+list_ids() { curl -s "$URL/jobs?limit=1000" | python3 -c 'import json,sys; print(" ".join(sorted(j["jobId"] for j in json.load(sys.stdin)["jobs"])))'; }
+
+start
+ok $? "the service starts on a 2 MB tmpfs output root"
+http POST /render '{"from":1,"to":3,"output":"a"}'
+is "$CODE" 202 "a job is accepted"
+A=$(field 'd["jobId"]')
+wait_state "$A" done 30
+ok $? "and rendered"
+
+# Fill the disk: the next job cannot be recorded.
+dd if=/dev/zero of=out/filler bs=64k 2>/dev/null
+http POST /render '{"from":1,"to":3,"output":"b"}'
+is "$CODE" 503 "a job that cannot be recorded on a full disk -> 503"
+field 'd["error"]' | grep -q "full"
+ok $? "the reason is given ($(field 'd["error"]'))"
+is "$(list_ids)" "$A" "the refused job is not listed; the accepted one is"
+http GET "/status/$A"
+is "$CODE:$(field 'd["state"]')" 200:done "the finished job still answers while the disk is full"
+
+# Room again: jobs are accepted; kill -9 rank 0 in the middle of one.
+rm -f out/filler
+FAKE_BLENDER_COST=0.3
+http POST /render '{"from":1,"to":12,"output":"c"}'
+is "$CODE" 202 "with room again, jobs are accepted"
+C=$(field 'd["jobId"]')
+for _ in $(seq 100); do
+	[ "$(find out/c -name '*.png' 2>/dev/null | wc -l)" -ge 2 ] && break
+	sleep 0.1
+done
+holder=$(sed -n 's/^pid \([0-9]*\) .*/\1/p' out/jobs.lock)
+[ -n "$holder" ] && kill -0 "$holder" 2>/dev/null
+ok $? "jobs.lock names the service's process ($holder)"
+kill -9 "$holder"
+for _ in $(seq 100); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
+kill -9 "$SERVE_PID" 2>/dev/null
+wait "$SERVE_PID" 2>/dev/null
+for p in $(leftover_pids); do kill -9 "$p" 2>/dev/null; done
+before=$(find out/c -name '*.png' | wc -l)
+[ "$before" -gt 0 ] && [ "$before" -lt 12 ]
+ok $? "killed mid-job ($before of 12 on disk)"
+python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("PRAGMA integrity_check").fetchone()[0])' out/jobs.db >integrity.txt 2>&1
+is "$(cat integrity.txt)" ok "the database is intact after kill -9"
+
+FAKE_BLENDER_COST=0.05
+start
+ok $? "the service starts again after kill -9"
+wait_state "$C" done 30
+ok $? "the interrupted job resumes and finishes"
+is "$(valid_pngs out/c)" 12 "12 frames on disk"
+is "$(list_ids)" "$(printf '%s\n' "$A" "$C" | sort | tr '\n' ' ' | sed 's/ $//')" \
+	"both accepted jobs are listed, and only they"
+kill -TERM "$SERVE_PID" 2>/dev/null
+wait "$SERVE_PID" 2>/dev/null
+is "$(leftovers)" 0 "nothing left running"
+done_testing
