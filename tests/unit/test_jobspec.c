@@ -349,10 +349,27 @@ static void test_long_spec(void)
 	dr_jobspec_free(&s);
 }
 
+/* Strings must be valid UTF-8 without NUL (issue 10 item 8): cJSON takes both. */
+static void test_strings(void)
+{
+	bad("{\"blend\":\"\xff\xfe.blend\",\"from\":1,\"to\":2}", 400,
+	    "\"blend\" is not valid UTF-8");
+	bad("{\"from\":1,\"to\":2,\"engine\":\"x\\u0000y\"}", 400, "\"engine\" contains a NUL");
+	bad("{\"from\":1,\"to\":2,\"output\":\"a\xc3\"}", 400, "\"output\" is not valid UTF-8");
+	bad("{\"from\":1,\"to\":2,\"format\":\"\xed\xa0\x80\"}", 400,
+	    "\"format\" is not valid UTF-8");
+	bad("{\"from\":1,\"to\":2,\"frames\":\"\xc0\xaf\"}", 400, "\"frames\" is not valid UTF-8");
+	bad("{\"fr\\u0000om\":1,\"to\":2}", 400, "a field name contains a NUL");
+	bad("{\"\xff\":1,\"to\":2}", 400, "a field name is not valid UTF-8");
+	bad("{\"from\":1,\"to\":2,\"blend\":\"a\\\\u0000\",\"engine\":\"\\u0000\"}", 400,
+	    "\"engine\" contains a NUL");
+}
+
 int main(void)
 {
 	setup();
 	test_bad_bodies();
+	test_strings();
 	test_confinement();
 	test_good();
 	test_journal();
