@@ -164,7 +164,9 @@ int dr_service_open(dr_service **out, const dr_service_cfg *cfg)
 	s->idle_ms = 0.2;
 	if (!cfg->serve && (dr_scene_check(cfg->scene, err, sizeof err) != 0 ||
 	                    batch_cfg(cfg, &s->batch, &op, err, sizeof err) != 0 ||
-	                    dr_outdir_prepare(&op, cfg->frames, err, sizeof err) != 0)) {
+	                    dr_outdir_prepare(&op, cfg->frames, err, sizeof err) != 0 ||
+	                    (cfg->report && dr_report_check_path(cfg->report, cfg->scene, &op,
+	                                                         cfg->frames, err, sizeof err)))) {
 		dr_error("%s", err);
 		code = DR_EXIT_USAGE;
 	} else if (cfg->serve || cfg->http) {
