@@ -32,6 +32,7 @@ struct dr_ojob {
 	bool started, ended, cancelled;
 	bool published_end; /* its final state went to the job table */
 	bool all_loadfail;  /* no render node could load its scene */
+	size_t clamped;     /* frame times out of range (dr_report_clamp_seconds) */
 	char loaderr[1024];
 };
 
@@ -326,8 +327,14 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 	if (m->ok) {
 		int other = dr_sched_other(j->sched, m->frame, slot);
 		long idx = dr_sched_index(j->sched, m->frame);
-		if (dr_sched_done(j->sched, slot, m->frame, m->seconds) != 0)
+		bool clamped;
+		double sec = dr_report_clamp_seconds(m->seconds, dr_now() - j->t0, &clamped);
+		if (dr_sched_done(j->sched, slot, m->frame, sec) != 0)
 			return;
+		if (clamped && j->clamped++ == 0)
+			dr_warn("frame %d: rank %d reported an impossible render time (%g s); "
+			        "clamped to %.2f s",
+			        m->frame, r->info[slot].rank, m->seconds, sec);
 		if (other >= 0 &&
 		    send_type(r, other, DR_MSG_CANCEL, j->num, m->frame, err, errlen) == 0)
 			dr_debug("frame %d: the copy on rank %d won; rank %d drops its copy",
@@ -337,14 +344,14 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 			j->finished_at[idx] = dr_now() - j->t0;
 		}
 		r->metrics.frames_done++;
-		r->metrics.seconds_sum += m->seconds;
-		r->metrics.hist[dr_dispatch_hist_bucket(m->seconds)]++;
+		r->metrics.seconds_sum += sec;
+		r->metrics.hist[dr_dispatch_hist_bucket(sec)]++;
 		if (!r->quiet && (r->tty < 0 || r->serve)) {
 			r->last_draw = dr_now();
 			progress_line(r, j, line, sizeof line);
 			dr_info("%s%sframe %d done by rank %d (%s) in %.2f s %s",
 			        r->serve ? j->id : "", r->serve ? ": " : "", m->frame,
-			        r->info[slot].rank, r->info[slot].host, m->seconds, line);
+			        r->info[slot].rank, r->info[slot].host, sec, line);
 		}
 		job_end_check(r, j);
 		return;
@@ -642,6 +649,7 @@ void dr_orch_report(const dr_orch *r, const dr_ojob *j, dr_report *rep, int exit
 	rep->dispatch = j->dispatch;
 	rep->finished_at = j->finished_at;
 	rep->rank0_cpu = -1;
+	rep->clamped = j->clamped;
 }
 
 bool dr_ojob_ended(const dr_ojob *j)
