@@ -41,6 +41,13 @@ typedef struct dr_jobspec_limits {
 int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *lim,
                          dr_jobspec *out, char *err, size_t errlen);
 
+/* Re-check, when a job starts (or is read back from the journal), that its paths are still where
+ * they were when it was accepted: the scene's real path is itself (no symlink was put on its way)
+ * and under LIM's blend root (or is the default scene), and the output directory, if it exists,
+ * is itself and under the output root. 0, or -1 with ERR naming the path. */
+int dr_jobspec_confined(const dr_jobspec *s, const dr_jobspec_limits *lim, char *err,
+                        size_t errlen);
+
 /* Journal form: every field, frames as a spec string. NULL on out of memory. */
 cJSON *dr_jobspec_to_json(const dr_jobspec *s);
 

@@ -663,6 +663,43 @@ fail:
 	return NULL;
 }
 
+int dr_jobspec_confined(const dr_jobspec *s, const dr_jobspec_limits *lim, char *err, size_t errlen)
+{
+	char real[PATH_MAX], dir[DR_PATH_MAX];
+	const char *scene = s->render.scene, *slash;
+	bool is_default = lim->default_scene && strcmp(scene, lim->default_scene) == 0;
+
+	if (!realpath(scene, real)) {
+		snprintf(err, errlen, "scene %.300s: %s", scene, strerror(errno));
+		return -1;
+	}
+	if (strcmp(real, scene) != 0 ||
+	    (!is_default && (!lim->blend_root || !under_root(real, lim->blend_root)))) {
+		snprintf(err, errlen,
+		         "scene %.300s now leads to %.300s (a symlink was put in its way): refused",
+		         scene, real);
+		return -1;
+	}
+	slash = strrchr(s->render.output, '/');
+	if (!slash || !lim->output_root)
+		return 0;
+	snprintf(dir, sizeof dir, "%.*s", (int)(slash - s->render.output), s->render.output);
+	if (!realpath(dir, real)) {
+		if (errno == ENOENT)
+			return 0; /* made when the job starts */
+		snprintf(err, errlen, "output directory %.300s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (strcmp(real, dir) != 0 || !under_root(real, lim->output_root)) {
+		snprintf(err, errlen,
+		         "output directory %.300s now leads to %.300s (a symlink was put in its "
+		         "way): refused",
+		         dir, real);
+		return -1;
+	}
+	return 0;
+}
+
 cJSON *dr_jobspec_to_json(const dr_jobspec *s)
 {
 	cJSON *j = cJSON_CreateObject();

@@ -53,6 +53,7 @@ struct dr_orch {
 	bool serve; /* a service: nodes are never stopped for lack of work */
 	int silent; /* slot of a node silent past --node-timeout, or -1 */
 	dr_metrics metrics;
+	const dr_jobspec_limits *lim; /* a service's roots, re-checked on adoption, or NULL */
 };
 
 static int slot_of(const dr_orch *r, int rank)
@@ -657,13 +658,19 @@ bool dr_ojob_ended(const dr_ojob *j)
 	return j->ended;
 }
 
+void dr_orch_confine(dr_orch *r, const dr_jobspec_limits *lim)
+{
+	r->lim = lim;
+}
+
 void dr_orch_adopt(dr_orch *r, dr_jobs *table)
 {
 	char id[DR_JOB_ID_MAX], err[DR_ERRLEN];
 	dr_jobspec spec;
 
 	while (dr_jobs_take(table, id, sizeof id, &spec) == 1) {
-		if (!dr_orch_add(r, id, &spec.render, spec.priority, &spec.frames, err,
+		if ((r->lim && dr_jobspec_confined(&spec, r->lim, err, sizeof err) != 0) ||
+		    !dr_orch_add(r, id, &spec.render, spec.priority, &spec.frames, err,
 		                 sizeof err)) {
 			cJSON *o = cJSON_CreateObject();
 			if (o && !cJSON_AddStringToObject(o, "error", err)) {

@@ -171,3 +171,54 @@ size_t dr_outdir_clean_stale(const dr_outpath *o, const dr_frames *f, const char
 	each_dir(o, f, clean_one, &c);
 	return c.removed;
 }
+
+bool dr_outdir_under(const char *p, const char *root)
+{
+	size_t n = strlen(root);
+
+	while (n > 1 && root[n - 1] == '/')
+		n--;
+	if (n == 1 && root[0] == '/')
+		return p[0] == '/';
+	return strncmp(p, root, n) == 0 && (p[n] == '/' || p[n] == '\0');
+}
+
+int dr_outdir_open_confined(const char *path, const char *root, char *err, size_t errlen)
+{
+	char link[64], real[DR_PATH_MAX];
+	struct stat st;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), e;
+
+	if (fd < 0) {
+		e = errno;
+		snprintf(err, errlen, "%s: %s", path,
+		         e == ELOOP ? "is a symbolic link (refused)" : strerror(e));
+		errno = e == ELOOP ? EACCES : e;
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: is not a regular file (refused)", path);
+		close(fd);
+		errno = EACCES;
+		return -1;
+	}
+	if (root) {
+		snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+		n = readlink(link, real, sizeof real - 1);
+		if (n < 0 || (size_t)n >= sizeof real - 1) {
+			snprintf(err, errlen, "%s: cannot tell where it is (refused)", path);
+			close(fd);
+			errno = EACCES;
+			return -1;
+		}
+		real[n] = '\0';
+		if (!dr_outdir_under(real, root)) {
+			snprintf(err, errlen, "%s: is %s, outside %s (refused)", path, real, root);
+			close(fd);
+			errno = EACCES;
+			return -1;
+		}
+	}
+	return fd;
+}

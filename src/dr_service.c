@@ -35,6 +35,7 @@ struct dr_service {
 	double idle_ms;      /* current nap between quiet rounds */
 	dr_render_cfg batch; /* the command line's job (a batch) */
 	char real_blend_root[PATH_MAX], real_output_root[PATH_MAX], real_scene[PATH_MAX];
+	dr_jobspec_limits lim; /* --serve: the roots, re-checked when a job starts */
 };
 
 static double cpu_seconds(void)
@@ -105,6 +106,7 @@ static int check_roots(dr_service *s, dr_http_cfg *hc)
 	hc->limits.output_root = s->real_output_root;
 	hc->limits.default_scene = c->scene ? s->real_scene : NULL;
 	hc->limits.max_frames = DR_FRAMES_COUNT_MAX;
+	s->lim = hc->limits;
 	return 0;
 }
 
@@ -311,6 +313,8 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		code = DR_EXIT_RUNTIME;
 		goto out;
 	}
+	if (c->serve)
+		dr_orch_confine(s->orch, &s->lim);
 	if (!c->serve) {
 		if (s->table) /* --http: the batch job is listed in the table too */
 			list_batch(s, id, sizeof id);
