@@ -45,7 +45,8 @@ void dr_jobs_destroy(dr_jobs *t);
 
 /* Queue SPEC (the table takes it over on success and fills an empty output pattern with
  * "<OUTPUT_ROOT>/<id>/<scene name>_####"). Writes the new id to ID.
- * Returns 0; -2 if the queue is full (429); -1 with ERR otherwise (500). */
+ * Returns 0; -2 if the queue is full, in jobs or in frames (429, ERR names the limit); -1 with
+ * ERR otherwise (500). */
 int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *id, size_t idlen,
                    char *err, size_t errlen);
 
@@ -53,6 +54,10 @@ int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *
  * The object has "jobId", "state", "submitted" and "priority", then whatever the orchestrator
  * last published for it (counts, progress, ETA, failed frames, nodes). */
 char *dr_jobs_status(dr_jobs *t, const char *id, dr_job_state *state);
+
+/* Refuse (dr_jobs_submit -3) a job that would take the frames of unfinished jobs past N; 0 = no
+ * limit. */
+void dr_jobs_set_max_frames(dr_jobs *t, size_t n);
 
 /* Every job, newest first, as a JSON object {"jobs": [...]} text (malloc'd); NULL on OOM. */
 char *dr_jobs_list(dr_jobs *t);

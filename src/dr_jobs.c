@@ -35,6 +35,7 @@ struct dr_jobs {
 	struct job **v;
 	size_t n, cap;
 	size_t max_queued;
+	size_t max_frames; /* frames of unfinished jobs, 0 = no limit */
 	unsigned long long seq;
 	int jfd; /* journal, or -1 */
 	dr_metrics metrics;
@@ -363,6 +364,23 @@ static size_t count_state(const dr_jobs *t, dr_job_state st)
 	return n;
 }
 
+void dr_jobs_set_max_frames(dr_jobs *t, size_t n)
+{
+	pthread_mutex_lock(&t->mu);
+	t->max_frames = n;
+	pthread_mutex_unlock(&t->mu);
+}
+
+/* Frames of jobs that are queued or running. */
+static size_t unfinished_frames(const dr_jobs *t)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i]->state == DR_JOB_QUEUED || t->v[i]->state == DR_JOB_RUNNING)
+			n += t->v[i]->spec.frames.n;
+	return n;
+}
+
 int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *id, size_t idlen,
                    char *err, size_t errlen)
 {
@@ -376,6 +394,18 @@ int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *
 		         t->max_queued);
 		rc = -2;
 		goto out;
+	}
+	if (t->max_frames) {
+		size_t have = unfinished_frames(t);
+		if (have + spec->frames.n > t->max_frames) {
+			snprintf(
+			        err, errlen,
+			        "too many frames waiting: %zu in unfinished jobs + %zu asked > the "
+			        "limit of %zu (--max-queued-frames); try again later",
+			        have, spec->frames.n, t->max_frames);
+			rc = -2;
+			goto out;
+		}
 	}
 	if (reserve(t) < 0 || !(j = calloc(1, sizeof(*j)))) {
 		snprintf(err, errlen, "out of memory");

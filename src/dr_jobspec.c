@@ -246,10 +246,11 @@ static int parse_frames(const struct members *m, size_t max, dr_frames *out, cha
 		}
 		if (f.n > max) {
 			snprintf(err, errlen,
-			         "\"frames\" gives %zu frames, more than the limit of %zu per job",
+			         "\"frames\" gives %zu frames, more than the limit of %zu per job "
+			         "(--max-frames)",
 			         f.n, max);
 			dr_frames_free(&f);
-			return 400;
+			return 413;
 		}
 		*out = f;
 		return 0;
@@ -282,9 +283,9 @@ static int parse_frames(const struct members *m, size_t max, dr_frames *out, cha
 	if ((size_t)b - (size_t)a + 1 > max) {
 		snprintf(err, errlen,
 		         "\"from\" %d to \"to\" %d are %zu frames, more than the limit of %zu per "
-		         "job",
+		         "job (--max-frames)",
 		         a, b, (size_t)b - (size_t)a + 1, max);
-		return 400;
+		return 413;
 	}
 	out->n = (size_t)b - (size_t)a + 1;
 	out->v = malloc(out->n * sizeof(*out->v));

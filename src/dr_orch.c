@@ -33,6 +33,9 @@ struct dr_ojob {
 	bool published_end; /* its final state went to the job table */
 	bool all_loadfail;  /* no render node could load its scene */
 	size_t clamped;     /* frame times out of range (dr_report_clamp_seconds) */
+	bool scanning;      /* looking for frames already on disk; not yet dispatched */
+	size_t scan_next;   /* the next frame (index) to look for */
+	size_t scan_found;  /* frames found so far */
 	char loaderr[1024];
 };
 
@@ -125,29 +128,65 @@ void dr_orch_destroy(dr_orch *r)
 	free(r);
 }
 
-/* Frames of J whose output already exists and is complete are skipped (resume after a crash). */
-static void skip_existing(dr_orch *r, dr_ojob *j)
+/* Seconds of file checks rank 0 does in one go, so that it keeps hearing its nodes. */
+#define SCAN_SLICE_S 0.005
+
+/* The job has been looked at: it becomes dispatchable (or ends, if every frame is there). */
+static void scan_done(dr_orch *r, dr_ojob *j)
+{
+	char err[DR_ERRLEN];
+
+	j->scanning = false;
+	r->metrics.frames_skipped += j->scan_found;
+	if (j->scan_found)
+		dr_info("%s%s%zu of %zu frames already exist and are skipped (--overwrite renders "
+		        "them again)",
+		        r->serve ? j->id : "", r->serve ? ": " : "", j->scan_found, j->frames.n);
+	if (dr_dispatch_add_job(r->disp, j->num, j->priority, j->settings, j->sched, err,
+	                        sizeof err)) {
+		snprintf(j->loaderr, sizeof j->loaderr, "%.1000s", err);
+		dr_sched_fail_stranded(j->sched, err);
+		j->ended = true;
+		return;
+	}
+	if (dr_sched_finished(j->sched)) { /* every frame already there */
+		j->ended = true;
+		dr_dispatch_end_job(r->disp, j->num);
+	}
+}
+
+/* Frames of J whose output already exists and is complete are skipped (resume after a crash).
+ * Checking a million files takes seconds, so it goes in slices until DEADLINE (monotonic), and
+ * rank 0's loop runs between them; the job is dispatched once every frame was looked at. */
+static void scan_slice(dr_orch *r, dr_ojob *j, double deadline)
 {
 	char path[DR_PATH_MAX], why[DR_PATH_MAX + 200];
-	size_t existing = 0;
 
-	for (size_t i = 0; i < j->frames.n; i++) {
-		int f = j->frames.v[i];
+	for (; j->scan_next < j->frames.n; j->scan_next++) {
+		int f = j->frames.v[j->scan_next];
+		if ((j->scan_next & 255) == 255 && dr_now() > deadline)
+			return;
 		if (dr_outpath_frame(&j->cfg.out, f, path, sizeof path) != 0 ||
 		    access(path, F_OK) != 0)
 			continue;
 		if (dr_imgcheck(path, j->cfg.render.format, why, sizeof why) == 0) {
 			dr_sched_skip(j->sched, f);
-			existing++;
+			j->scan_found++;
 		} else {
 			dr_warn("%s; frame %d will be rendered again", why, f);
 		}
 	}
-	r->metrics.frames_skipped += existing;
-	if (existing)
-		dr_info("%s%s%zu of %zu frames already exist and are skipped (--overwrite renders "
-		        "them again)",
-		        r->serve ? j->id : "", r->serve ? ": " : "", existing, j->frames.n);
+	scan_done(r, j);
+}
+
+/* One slice of the frame scan of jobs still being looked at. */
+static void scan_jobs(dr_orch *r)
+{
+	double deadline = dr_now() + SCAN_SLICE_S;
+
+	for (size_t i = 0; i < r->njobs && dr_now() < deadline; i++)
+		if (r->jobs[i]->scanning && !r->jobs[i]->ended)
+			scan_slice(r, r->jobs[i], deadline);
 }
 
 dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, int priority,
@@ -206,17 +245,10 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
 			j->settings = r->jobs[i]->settings;
 			break;
 		}
-	if (dr_dispatch_add_job(r->disp, j->num, priority, j->settings, j->sched, err, errlen)) {
-		job_free(j);
-		return NULL;
-	}
-	if (!r->opts->overwrite)
-		skip_existing(r, j);
 	r->jobs[r->njobs++] = j;
-	if (dr_sched_finished(j->sched)) { /* every frame already there */
-		j->ended = true;
-		dr_dispatch_end_job(r->disp, j->num);
-	}
+	j->scanning = true;
+	j->scan_next = r->opts->overwrite ? j->frames.n : 0; /* --overwrite: nothing to look for */
+	scan_slice(r, j, dr_now() + SCAN_SLICE_S);
 	return j;
 }
 
@@ -511,6 +543,7 @@ int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 	r->silent = dr_dispatch_silent(r->disp, now);
 	if (r->silent >= 0)
 		return 0;
+	scan_jobs(r);
 	for (size_t i = 0; i < r->njobs; i++) {
 		strand_check(r->jobs[i]);
 		job_end_check(r, r->jobs[i]);
@@ -532,6 +565,7 @@ int dr_orch_cancel(dr_orch *r, dr_ojob *j, char *err, size_t errlen)
 	if (j->ended)
 		return 0;
 	j->cancelled = j->ended = true;
+	j->scanning = false; /* never dispatched: the cancel below finds nothing to take back */
 	if (carry_out_all(r, dr_dispatch_cancel_job(r->disp, j->num, r->dec, r->nslots), err,
 	                  errlen))
 		return -1;

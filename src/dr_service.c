@@ -105,7 +105,8 @@ static int check_roots(dr_service *s, dr_http_cfg *hc)
 	hc->limits.blend_root = s->real_blend_root;
 	hc->limits.output_root = s->real_output_root;
 	hc->limits.default_scene = c->scene ? s->real_scene : NULL;
-	hc->limits.max_frames = DR_FRAMES_COUNT_MAX;
+	hc->limits.max_frames = c->opts && c->opts->max_frames > 0 ? (size_t)c->opts->max_frames
+	                                                           : DR_FRAMES_COUNT_MAX;
 	s->lim = hc->limits;
 	return 0;
 }
@@ -131,6 +132,8 @@ static int start_api(dr_service *s)
 		dr_error("%s", err);
 		return DR_EXIT_USAGE;
 	}
+	if (c->opts)
+		dr_jobs_set_max_frames(s->table, (size_t)c->opts->max_queued_frames);
 	s->http = dr_http_start(&hc, s->table, err, sizeof err);
 	if (!s->http) {
 		dr_error("%s", err);

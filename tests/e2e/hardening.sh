@@ -98,6 +98,34 @@ ok $? "the journal record edited to name a scene outside the root fails"
 is "$(find outside -name '*.png' | wc -l)" 1 "nothing was written outside the output root"
 
 stop
+
+# Item 1: the resources a request may claim are explicit: frames per job (413) and frames of all
+# unfinished jobs (429), each answer naming its limit.
+start --max-frames 1000 --max-queued-frames 2500
+ok $? "the service starts with --max-frames 1000 --max-queued-frames 2500"
+http POST /render '{"from":1,"to":1001}'
+is "$CODE" 413 "1001 frames -> 413"
+grep -q -- "--max-frames" "$WORK/body"
+ok $? "naming --max-frames ($(field 'd["error"]'))"
+http POST /render '{"from":1,"to":1000,"output":"m1"}'
+is "$CODE" 202 "1000 frames -> 202"
+M1=$(field 'd["jobId"]')
+http POST /render '{"from":1,"to":1000,"output":"m2"}'
+is "$CODE" 202 "another 1000 -> 202"
+M2=$(field 'd["jobId"]')
+http POST /render '{"from":1,"to":1000,"output":"m3"}'
+is "$CODE" 429 "a third 1000 (3000 > 2500 waiting) -> 429"
+grep -q -- "--max-queued-frames" "$WORK/body"
+ok $? "naming --max-queued-frames ($(field 'd["error"]'))"
+http DELETE "/jobs/$M1"
+wait_state "$M1" cancelled 10
+http POST /render '{"from":1,"to":1000,"output":"m3"}'
+is "$CODE" 202 "once a job is cancelled there is room again"
+M3=$(field 'd["jobId"]')
+http DELETE "/jobs/$M2"
+http DELETE "/jobs/$M3"
+stop
+
 is "$(leftovers)" 0 "no process left"
 show_leftovers
 done_testing

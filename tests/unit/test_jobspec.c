@@ -136,8 +136,10 @@ static void test_bad_bodies(void)
 	bad("{\"from\":5,\"to\":2}", 400, "\"to\" must be an integer >= \"from\"");
 	bad("{\"from\":1,\"to\":\"x\"}", 400, "\"to\" must be an integer >= \"from\"");
 	bad("{\"from\":1,\"to\":2000000}", 400, "\"to\"");
-	bad("{\"from\":0,\"to\":1048574}", 400, "more than the limit of 10000");
-	bad("{\"frames\":\"1-100000\"}", 400, "more than the limit of 10000");
+	bad("{\"from\":0,\"to\":1048574}", 413,
+	    "more than the limit of 10000 per job (--max-frames)");
+	bad("{\"frames\":\"1-100000\"}", 413,
+	    "more than the limit of 10000 per job (--max-frames)");
 	bad("{\"frames\":\"0-1048574\"}", 400, "\"frames\"");
 	bad("{\"frames\":5}", 400, "\"frames\" must be a string");
 	bad("{\"frames\":\"\"}", 400, "\"frames\"");
