@@ -7,6 +7,7 @@
 #include "dr_dispatch.h"
 #include "dr_imgcheck.h"
 #include "dr_log.h"
+#include "dr_outdir.h"
 
 #include <cJSON.h>
 #include <stdio.h>
@@ -36,6 +37,7 @@ struct dr_ojob {
 	bool scanning;      /* looking for frames already on disk; not yet dispatched */
 	size_t scan_next;   /* the next frame (index) to look for */
 	size_t scan_found;  /* frames found so far */
+	int lockfd;         /* a service's job: its output directory's lock until it ends, or -1 */
 	char loaderr[1024];
 };
 
@@ -108,6 +110,8 @@ static void job_free(dr_ojob *j)
 {
 	if (!j)
 		return;
+	if (j->lockfd >= 0)
+		close(j->lockfd);
 	dr_sched_destroy(j->sched);
 	dr_frames_free(&j->frames);
 	free(j->dispatch);
@@ -201,6 +205,8 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
 	};
 	dr_ojob *j = calloc(1, sizeof *j);
 
+	if (j)
+		j->lockfd = -1;
 	if (!j || dr_grow(&r->jobs, &r->capjobs, r->njobs + 1, sizeof *r->jobs) != 0) {
 		dr_seterr(err, errlen, "out of memory");
 		free(j);
@@ -697,6 +703,30 @@ void dr_orch_confine(dr_orch *r, const dr_jobspec_limits *lim)
 	r->lim = lim;
 }
 
+/* A service's job owns its output directory until it ends: another job into it fails (409). */
+static void lock_job(dr_ojob *j, dr_jobs *table)
+{
+	char host[256] = "?", holder[400], err[DR_ERRLEN];
+
+	gethostname(host, sizeof host - 1);
+	snprintf(holder, sizeof holder, "host %s pid %ld job %s", host, (long)getpid(), j->id);
+	j->lockfd = dr_outdir_lock_frames(&j->cfg.out, &j->frames, holder, err, sizeof err);
+	if (j->lockfd >= 0)
+		return;
+	dr_error("job %s: %s", j->id, err);
+	snprintf(j->loaderr, sizeof j->loaderr, "%.1000s", err);
+	j->scanning = false;
+	dr_sched_fail_stranded(j->sched, err);
+	j->ended = true;
+	j->published_end = true;
+	cJSON *o = cJSON_CreateObject();
+	if (o && !cJSON_AddStringToObject(o, "error", err)) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	dr_jobs_publish_json(table, j->id, DR_JOB_FAILED, o);
+}
+
 void dr_orch_adopt(dr_orch *r, dr_jobs *table)
 {
 	char id[DR_JOB_ID_MAX], err[DR_ERRLEN];
@@ -715,6 +745,8 @@ void dr_orch_adopt(dr_orch *r, dr_jobs *table)
 			dr_error("job %s: %s", id, err);
 		} else {
 			dr_info("job %s: %s, %zu frames", id, spec.render.scene, spec.frames.n);
+			if (r->lim)
+				lock_job(r->jobs[r->njobs - 1], table);
 		}
 		dr_jobspec_free(&spec);
 	}
@@ -733,6 +765,10 @@ void dr_orch_publish(dr_orch *r, dr_jobs *table)
 			dr_error("%s", err);
 		dr_jobs_publish_json(table, j->id, dr_orch_state(j), dr_orch_status(r, j));
 		j->published_end = j->ended;
+		if (j->ended && j->lockfd >= 0) { /* the directory is free for the next job */
+			close(j->lockfd);
+			j->lockfd = -1;
+		}
 	}
 	dr_jobs_publish_metrics(table, &r->metrics);
 }

@@ -36,6 +36,7 @@ struct dr_service {
 	dr_render_cfg batch; /* the command line's job (a batch) */
 	char real_blend_root[PATH_MAX], real_output_root[PATH_MAX], real_scene[PATH_MAX];
 	dr_jobspec_limits lim; /* --serve: the roots, re-checked when a job starts */
+	int lockfd;            /* a batch: its output directory's lock, or -1 */
 };
 
 static double cpu_seconds(void)
@@ -150,7 +151,20 @@ void dr_service_close(dr_service *s)
 		return;
 	dr_http_stop(s->http);
 	dr_jobs_destroy(s->table);
+	if (s->lockfd >= 0)
+		close(s->lockfd);
 	free(s);
+}
+
+/* A batch owns its output directory for the run (a second run into it refuses, naming us). */
+static int lock_batch(dr_service *s, const dr_outpath *op, char *err, size_t errlen)
+{
+	char host[256] = "?", holder[400];
+
+	gethostname(host, sizeof host - 1);
+	snprintf(holder, sizeof holder, "host %s pid %ld (a drender batch)", host, (long)getpid());
+	s->lockfd = dr_outdir_lock_frames(op, s->cfg->frames, holder, err, errlen);
+	return s->lockfd < 0 ? -1 : 0;
 }
 
 int dr_service_open(dr_service **out, const dr_service_cfg *cfg)
@@ -167,11 +181,13 @@ int dr_service_open(dr_service **out, const dr_service_cfg *cfg)
 	}
 	s->cfg = cfg;
 	s->idle_ms = 0.2;
+	s->lockfd = -1;
 	if (!cfg->serve && (dr_scene_check(cfg->scene, err, sizeof err) != 0 ||
 	                    batch_cfg(cfg, &s->batch, &op, err, sizeof err) != 0 ||
 	                    dr_outdir_prepare(&op, cfg->frames, err, sizeof err) != 0 ||
 	                    (cfg->report && dr_report_check_path(cfg->report, cfg->scene, &op,
-	                                                         cfg->frames, err, sizeof err)))) {
+	                                                         cfg->frames, err, sizeof err)) ||
+	                    lock_batch(s, &op, err, sizeof err) != 0)) {
 		dr_error("%s", err);
 		code = DR_EXIT_USAGE;
 	} else if (cfg->serve || cfg->http) {

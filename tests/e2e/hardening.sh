@@ -84,7 +84,7 @@ Q1=$(field 'd["jobId"]')
 http POST /render '{"from":1,"to":2,"output":"later2","blend":"sub/other.blend"}'
 Q2=$(field 'd["jobId"]')
 stop
-ln -s ../outside out/later
+rm -rf out/later && ln -s ../outside out/later
 sed -i "s|$WORK/blends/sub/other.blend|$WORK/outside/secret.blend|" out/jobs.journal
 start
 ok $? "the service starts again"
@@ -124,6 +124,36 @@ is "$CODE" 202 "once a job is cancelled there is room again"
 M3=$(field 'd["jobId"]')
 http DELETE "/jobs/$M2"
 http DELETE "/jobs/$M3"
+stop
+
+# Item 6: one output directory, one owner. A second batch into a directory in use refuses (exit
+# 2, naming the holder) instead of rendering every frame again.
+FAKE_BLENDER_COST=0.5 "$DRENDER" -q -o "$WORK/shared/f_#" blends/shot.blend 1 6 >a.out 2>a.err &
+A=$!
+for _ in $(seq 100); do grep -qs pid shared/.drender-lock && break; sleep 0.1; done
+"$DRENDER" -q -o "$WORK/shared/f_#" blends/shot.blend 1 6 >b.out 2>b.err
+is $? 2 "a second batch into the same directory: exit 2"
+grep -q "in use by another run or job (host .* pid $A" b.err
+ok $? "naming the holder ($(head -c 300 b.err))"
+wait $A
+is $? 0 "the first batch finishes"
+is "$(valid_pngs shared)" 6 "6 frames, rendered once"
+start
+http POST /render '{"from":1,"to":500,"output":"same"}'
+S1=$(field 'd["jobId"]')
+wait_state "$S1" running 20
+http POST /render '{"from":1,"to":2,"output":"same"}'
+S2=$(field 'd["jobId"]')
+wait_state "$S2" failed 20
+ok $? "a second job into a directory in use fails"
+grep -q "job $S1" "$WORK/body"
+ok $? "naming the job that holds it ($(field 'd.get("error")'))"
+http DELETE "/jobs/$S1"
+wait_state "$S1" cancelled 20
+http POST /render '{"from":1,"to":2,"output":"same"}'
+S3=$(field 'd["jobId"]')
+wait_state "$S3" done 20
+ok $? "once the holder ended, the directory is free"
 stop
 
 is "$(leftovers)" 0 "no process left"
