@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct dr_service {
@@ -91,8 +92,17 @@ static int check_roots(dr_service *s, dr_http_cfg *hc)
 		dr_error("--output-root: %s", err);
 		return -1;
 	}
-	if (!realpath(out, s->real_output_root) || !realpath(blend, s->real_blend_root)) {
-		dr_error("%s: %s", s->real_output_root[0] ? blend : out, strerror(errno));
+	if (!realpath(out, s->real_output_root)) {
+		dr_error("--output-root %s: %s", out, strerror(errno));
+		return -1;
+	}
+	if (!realpath(blend, s->real_blend_root)) {
+		dr_error("--blend-root %s: %s", blend, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (stat(s->real_blend_root, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		dr_error("--blend-root %s: is not a directory", blend);
 		return -1;
 	}
 	if (c->scene && dr_scene_check(c->scene, err, sizeof err) != 0) {

@@ -156,6 +156,16 @@ wait_state "$S3" done 20
 ok $? "once the holder ended, the directory is free"
 stop
 
+# Item 9: a missing or non-directory --blend-root is refused, naming the option.
+"$DRENDER" --serve --listen 127.0.0.1:0 --blend-root "$WORK/nope" --output-root out >/dev/null 2>br.err
+is $? 2 "a missing --blend-root: exit 2"
+grep -q -- "--blend-root $WORK/nope: No such file" br.err
+ok $? "naming the option ($(head -c 200 br.err))"
+"$DRENDER" --serve --listen 127.0.0.1:0 --blend-root blends/shot.blend --output-root out >/dev/null 2>br.err
+is $? 2 "a regular file as --blend-root: exit 2"
+grep -q -- "--blend-root blends/shot.blend: is not a directory" br.err
+ok $? "naming the option ($(head -c 200 br.err))"
+
 is "$(leftovers)" 0 "no process left"
 show_leftovers
 done_testing
