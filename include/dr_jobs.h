@@ -48,6 +48,8 @@ typedef struct dr_jobs_cfg {
 	 * age limit). Their frames stay on disk. */
 	size_t keep_jobs;
 	double keep_for;
+	size_t max_frames; /* refuse a job that takes the frames of unfinished jobs past this (429);
+	                    * 0: no limit */
 	long max_pages; /* tests: the database's size limit in pages, to play a full disk; 0: none
 	                 */
 } dr_jobs_cfg;
@@ -72,8 +74,9 @@ void dr_jobs_destroy(dr_jobs *t);
 /* Queue SPEC (the table takes it over on success and fills an empty output pattern with
  * "<OUTPUT_ROOT>/<id>/<scene name>_####"). Writes the new id to ID.
  * The job is accepted only once it is recorded (one SQLite transaction: whole or not at all).
- * Returns 0; -2 if the queue is full (429); -3 if it cannot be recorded (disk full, I/O error:
- * 503, ERR says why); -1 with ERR otherwise (500). On failure nothing changes. */
+ * Returns 0; -2 if the queue is full, in jobs or in frames (429, ERR names the limit); -3 if it
+ * cannot be recorded (disk full, I/O error: 503, ERR says why); -1 with ERR otherwise (500). On
+ * failure nothing changes. */
 int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *id, size_t idlen,
                    char *err, size_t errlen);
 
@@ -87,6 +90,10 @@ char *dr_jobs_status(dr_jobs *t, const char *id, dr_job_state *state);
  * where CURSOR is a string to pass back as AFTER for the next page, or null on the last page.
  * Cursors stay valid when jobs are evicted. NULL on OOM or a database error. */
 char *dr_jobs_list(dr_jobs *t, size_t limit, long long after);
+
+/* Refuse (dr_jobs_submit -2, 429) a job that would take the frames of unfinished jobs past N;
+ * 0 = no limit. */
+void dr_jobs_set_max_frames(dr_jobs *t, size_t n);
 
 /* Ask for a job to be cancelled. 0 done or requested; -1 unknown id; 1 already finished. */
 int dr_jobs_cancel(dr_jobs *t, const char *id);

@@ -35,11 +35,19 @@ typedef struct dr_jobspec_limits {
  * else it is left "" (the job table fills in "<output_root>/<job id>/<scene name>_####").
  * Returns 0 and fills OUT; or an HTTP status with a message naming the field in ERR:
  * 400 malformed JSON, wrong types, bad or absurd frame ranges, unknown engine/format, unknown
- * fields; 403 a path that escapes its root (absolute, "..", or a symlink leading outside);
- * 404 a "blend" that does not exist (or no "blend" and no default scene: 400).
- * On failure OUT is untouched. No I/O beyond realpath/stat on the blend path. */
+ * fields, strings that are not UTF-8 or hold a NUL; 413 more frames than LIM's max_frames; 403 a
+ * path that escapes its root (absolute, "..", or a symlink leading outside); 404 a "blend" that
+ * does not exist (or no "blend" and no default scene: 400). On failure OUT is untouched. No I/O
+ * beyond realpath/stat on the blend path. */
 int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *lim,
                          dr_jobspec *out, char *err, size_t errlen);
+
+/* Re-check, when a job starts (or is read back from the journal), that its paths are still where
+ * they were when it was accepted: the scene's real path is itself (no symlink was put on its way)
+ * and under LIM's blend root (or is the default scene), and the output directory, if it exists,
+ * is itself and under the output root. 0, or -1 with ERR naming the path. */
+int dr_jobspec_confined(const dr_jobspec *s, const dr_jobspec_limits *lim, char *err,
+                        size_t errlen);
 
 /* Journal form: every field, frames as a spec string. NULL on out of memory. */
 cJSON *dr_jobspec_to_json(const dr_jobspec *s);

@@ -32,14 +32,16 @@ typedef struct dr_opts {
 	const char *http;       /* --http ADDR:PORT: read-only API during a batch */
 	const char *blend_root; /* --blend-root DIR: scenes a request may name (default: cwd) */
 	const char
-	        *output_root; /* --output-root DIR: where requested jobs write (default output) */
-	const char *token;    /* --token, else $DRENDER_TOKEN (the caller fills that in) */
-	int max_queued;       /* --max-queued N: more queued jobs get 429 (default 100) */
-	int rate_limit;       /* --rate-limit N: requests/s per client address, 0 = none */
-	int min_nodes;        /* --min-nodes N: a service with fewer live nodes exits (75) */
-	int keep_jobs;        /* --keep-jobs N: finished jobs kept in the job table, 0 = all */
-	double keep_for;      /* --keep-for DURATION: seconds a finished job is kept, 0 = always */
-	bool help, version;   /* print and exit 0; nothing else is filled */
+	        *output_root;  /* --output-root DIR: where requested jobs write (default output) */
+	const char *token;     /* --token, else $DRENDER_TOKEN (the caller fills that in) */
+	int max_queued;        /* --max-queued N: more queued jobs get 429 (default 100) */
+	int max_frames;        /* --max-frames N: frames one request may ask for (413 beyond) */
+	int max_queued_frames; /* --max-queued-frames N: frames of unfinished jobs (429 beyond) */
+	int rate_limit;        /* --rate-limit N: requests/s per client address, 0 = none */
+	int min_nodes;         /* --min-nodes N: a service with fewer live nodes exits (75) */
+	int keep_jobs;         /* --keep-jobs N: finished jobs kept in the job table, 0 = all */
+	double keep_for;       /* --keep-for DURATION: seconds a finished job is kept, 0 = always */
+	bool help, version;    /* print and exit 0; nothing else is filled */
 } dr_opts;
 
 /* Parse ARGV. ENV_BLENDER is $DRENDER_BLENDER (or NULL). Returns 0, or -1 with a one-line

@@ -56,6 +56,10 @@ void dr_orch_report(const dr_orch *r, const dr_ojob *j, dr_report *rep, int exit
  * with its error). */
 void dr_orch_adopt(dr_orch *r, dr_jobs *table);
 
+/* A service's roots: from now on, dr_orch_adopt refuses a job whose paths left them since it was
+ * accepted (dr_jobspec_confined). LIM must outlive R. */
+void dr_orch_confine(dr_orch *r, const dr_jobspec_limits *lim);
+
 /* Honour cancel requests from TABLE and publish every job's state and status (once more after it
  * ended, then no more) and the metrics. */
 void dr_orch_publish(dr_orch *r, dr_jobs *table);

@@ -2,9 +2,11 @@
 #ifndef DR_REPORT_H
 #define DR_REPORT_H
 
+#include "dr_frames.h"
 #include "dr_outpath.h"
 #include "dr_sched.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 
 /* The exit code tells the truth (DESIGN.md); the report carries it too. */
@@ -43,13 +45,24 @@ typedef struct dr_report {
 	const double *dispatch;    /* per frame (frame order): task wait seconds, or NULL */
 	const double *finished_at; /* per frame: seconds after the start it was done, or NULL */
 	double rank0_cpu;          /* CPU seconds rank 0 used, < 0 = unknown */
+	size_t clamped;            /* frame times from Blender that were out of range */
 } dr_report;
+
+/* A frame time S reported by a render node, made sane: not finite or negative becomes 0, more
+ * than MAX (the time that can have passed) becomes MAX; *CLAMPED says whether it changed. */
+double dr_report_clamp_seconds(double s, double max, bool *clamped);
 
 /* Human summary: totals, per-rank table, failed frames with their last error. */
 void dr_report_print(const dr_report *r, FILE *f);
 
 /* Write the JSON report to PATH (through a temporary file and rename). 0, or -1 with ERR. */
 int dr_report_write(const dr_report *r, const char *path, char *err, size_t errlen);
+
+/* Check before anything renders that the JSON report can go to PATH: its directory exists and is
+ * writable, and PATH is neither the scene SCENE (same file, whatever the name) nor the final path
+ * of one of frames F of the job written through OUT. 0, or -1 with ERR naming what is wrong. */
+int dr_report_check_path(const char *path, const char *scene, const dr_outpath *out,
+                         const dr_frames *f, char *err, size_t errlen);
 
 /* "1:02:03", "4:05", "12.3 s" */
 void dr_fmt_duration(double s, char *buf, size_t len);

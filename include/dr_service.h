@@ -23,6 +23,7 @@ typedef struct dr_service_cfg {
 	const char *token;       /* API token, or NULL */
 	double rate_limit;       /* requests per second per client, 0: none */
 	size_t max_queued;       /* 0: no limit */
+	size_t max_frames;       /* frames one request may ask for (413 beyond); 0: the default */
 	const char *scene;       /* the batch's scene, or --serve's default scene (may be NULL) */
 	const char *blend_root;  /* --serve: NULL = "." */
 	const char *output_root; /* --serve: NULL = "output" */

@@ -3,6 +3,7 @@
 #include "dr_http.h"
 
 #include "dr_log.h"
+#include "dr_outdir.h"
 #include "dr_util.h"
 
 #include "ui_app_js.h"
@@ -426,7 +427,7 @@ static enum MHD_Result do_cancel(dr_http *h, struct MHD_Connection *c, const cha
 static enum MHD_Result do_frame(dr_http *h, struct MHD_Connection *c, const char *id,
                                 const char *ftext)
 {
-	char path[DR_PATH_MAX], format[32], *end;
+	char path[DR_PATH_MAX], format[32], why[DR_PATH_MAX * 2 + 64], *end;
 	struct MHD_Response *resp;
 	struct stat st;
 	long n;
@@ -444,8 +445,17 @@ static enum MHD_Result do_frame(dr_http *h, struct MHD_Connection *c, const char
 	if (rc < 0)
 		return reply_error(c, 404, NULL,
 		                   "frame %ld of job '%s' has not been rendered (yet)", n, id);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	/* confined when opened: a frame replaced by a symlink, or a directory on its way replaced
+	 * by one leading out of the output root, is refused (issue 10 item 5) */
+	fd = dr_outdir_open_confined(path, h->limits.output_root, why, sizeof why);
+	if (fd < 0 && errno == EACCES) {
+		dr_warn("job %s frame %ld: %s", id, n, why);
+		return reply_error(c, 403, NULL,
+		                   "frame %ld of job '%s' is not a plain file in the "
+		                   "output root (refused)",
+		                   n, id);
+	}
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		if (fd >= 0)
 			close(fd);
 		return reply_error(c, 404, NULL,

@@ -104,6 +104,7 @@ struct dr_jobs {
 	sqlite3_stmt *st[S_N];
 	int lockfd;
 	double last_evict;
+	size_t max_frames; /* frames of unfinished jobs, 0 = no limit */
 	dr_metrics metrics;
 };
 
@@ -766,6 +767,7 @@ dr_jobs *dr_jobs_create_with(const dr_jobs_cfg *cfg, char *err, size_t errlen)
 	}
 	t->lockfd = -1;
 	t->cfg = *cfg;
+	t->max_frames = cfg->max_frames;
 	if (pthread_mutex_init(&t->mu, NULL) != 0) {
 		snprintf(err, errlen, "cannot create the job table's lock");
 		free(t);
@@ -839,6 +841,23 @@ static int new_id(const dr_jobs *t, char *id)
 	return 0;
 }
 
+void dr_jobs_set_max_frames(dr_jobs *t, size_t n)
+{
+	pthread_mutex_lock(&t->mu);
+	t->max_frames = n;
+	pthread_mutex_unlock(&t->mu);
+}
+
+/* Frames of jobs that are queued or running (all of them are in memory). */
+static size_t unfinished_frames(const dr_jobs *t)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i]->state == DR_JOB_QUEUED || t->v[i]->state == DR_JOB_RUNNING)
+			n += t->v[i]->spec.frames.n;
+	return n;
+}
+
 int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *id, size_t idlen,
                    char *err, size_t errlen)
 {
@@ -851,6 +870,18 @@ int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *
 		         t->cfg.max_queued);
 		rc = -2;
 		goto out;
+	}
+	if (t->max_frames) {
+		size_t have = unfinished_frames(t);
+		if (have + spec->frames.n > t->max_frames) {
+			snprintf(
+			        err, errlen,
+			        "too many frames waiting: %zu in unfinished jobs + %zu asked > the "
+			        "limit of %zu (--max-queued-frames); try again later",
+			        have, spec->frames.n, t->max_frames);
+			rc = -2;
+			goto out;
+		}
 	}
 	if (reserve(t) < 0 || !(j = calloc(1, sizeof(*j)))) {
 		snprintf(err, errlen, "out of memory");

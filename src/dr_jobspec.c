@@ -80,6 +80,104 @@ static int get_str(const cJSON *j, const char *name, const char **out, char *err
 	return 0;
 }
 
+/* Is S well-formed UTF-8 (shortest forms, no surrogates, at most U+10FFFF)? */
+static bool utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		unsigned c = *p, cp, n;
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, cp = c & 0x07;
+		else
+			return false;
+		for (unsigned i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (p[i] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		p += n + 1;
+	}
+	return true;
+}
+
+/* The ordinal (0 = first in the text) of the first string token of JSON TEXT (already parsed, so
+ * well-formed) with a \u0000 escape, or -1. cJSON decodes it into a NUL that cuts the string. */
+static long nul_string(const char *text)
+{
+	long ord = -1;
+	bool in = false;
+
+	for (const char *p = text; *p; p++) {
+		if (!in) {
+			if (*p == '"')
+				in = true, ord++;
+		} else if (*p == '"') {
+			in = false;
+		} else if (*p == '\\') {
+			if (p[1] == 'u' && strncmp(p + 2, "0000", 4) == 0)
+				return ord;
+			if (p[1])
+				p++;
+		}
+	}
+	return -1;
+}
+
+struct strwalk {
+	long ord, nul; /* strings seen so far; the one with a NUL, or -1 */
+	char *err;
+	size_t errlen;
+};
+
+/* Check J's strings (keys and values, in document order) against W; TOP is the body member they
+ * belong to (NULL for the body's own keys). 0, or 400 with the field named. */
+static int check_strings(const cJSON *j, const char *top, struct strwalk *w)
+{
+	for (const cJSON *c = j->child; c; c = c->next) {
+		const char *name = top ? top : c->string;
+		if (cJSON_IsObject(j)) {
+			bool valid = c->string && utf8_valid(c->string);
+			if (!valid || w->ord++ == w->nul) {
+				const char *what =
+				        !valid ? "is not valid UTF-8" : "contains a NUL byte";
+				if (top)
+					snprintf(w->err, w->errlen, "a field name inside \"%s\" %s",
+					         top, what);
+				else
+					snprintf(w->err, w->errlen, "a field name %s", what);
+				return 400;
+			}
+		}
+		if (cJSON_IsString(c)) {
+			bool valid = c->valuestring && utf8_valid(c->valuestring);
+			if (!valid || w->ord++ == w->nul) {
+				snprintf(w->err, w->errlen, "\"%s\" %s",
+				         name ? name : "(array item)",
+				         !valid ? "is not valid UTF-8"
+				                : "contains a NUL byte (\\u0000)");
+				return 400;
+			}
+		} else if (c->child) {
+			int rc = check_strings(c, name, w);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
 /* Sort the body's members into M: 400 for a non-object, unknown or repeated fields. */
 static int collect(const cJSON *root, struct members *m, char *err, size_t errlen)
 {
@@ -148,10 +246,11 @@ static int parse_frames(const struct members *m, size_t max, dr_frames *out, cha
 		}
 		if (f.n > max) {
 			snprintf(err, errlen,
-			         "\"frames\" gives %zu frames, more than the limit of %zu per job",
+			         "\"frames\" gives %zu frames, more than the limit of %zu per job "
+			         "(--max-frames)",
 			         f.n, max);
 			dr_frames_free(&f);
-			return 400;
+			return 413;
 		}
 		*out = f;
 		return 0;
@@ -184,9 +283,9 @@ static int parse_frames(const struct members *m, size_t max, dr_frames *out, cha
 	if ((size_t)b - (size_t)a + 1 > max) {
 		snprintf(err, errlen,
 		         "\"from\" %d to \"to\" %d are %zu frames, more than the limit of %zu per "
-		         "job",
+		         "job (--max-frames)",
 		         a, b, (size_t)b - (size_t)a + 1, max);
-		return 400;
+		return 413;
 	}
 	out->n = (size_t)b - (size_t)a + 1;
 	out->v = malloc(out->n * sizeof(*out->v));
@@ -504,6 +603,14 @@ int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *
 		rc = 400;
 		goto out;
 	}
+	if (cJSON_IsString(root) || root->child) {
+		struct strwalk w = {
+		        .ord = 0, .nul = nul_string(text), .err = err, .errlen = errlen};
+		if (cJSON_IsString(root)) /* not an object: collect says so */
+			w.nul = -1;
+		else if ((rc = check_strings(root, NULL, &w)))
+			goto out;
+	}
 	if ((rc = collect(root, &m, err, errlen)))
 		goto out;
 	if ((rc = read_settings(&m, lim, &s, err, errlen)))
@@ -555,6 +662,43 @@ static char *frames_spec(const dr_frames *f)
 fail:
 	free(buf);
 	return NULL;
+}
+
+int dr_jobspec_confined(const dr_jobspec *s, const dr_jobspec_limits *lim, char *err, size_t errlen)
+{
+	char real[PATH_MAX], dir[DR_PATH_MAX];
+	const char *scene = s->render.scene, *slash;
+	bool is_default = lim->default_scene && strcmp(scene, lim->default_scene) == 0;
+
+	if (!realpath(scene, real)) {
+		snprintf(err, errlen, "scene %.300s: %s", scene, strerror(errno));
+		return -1;
+	}
+	if (strcmp(real, scene) != 0 ||
+	    (!is_default && (!lim->blend_root || !under_root(real, lim->blend_root)))) {
+		snprintf(err, errlen,
+		         "scene %.300s now leads to %.300s (a symlink was put in its way): refused",
+		         scene, real);
+		return -1;
+	}
+	slash = strrchr(s->render.output, '/');
+	if (!slash || !lim->output_root)
+		return 0;
+	snprintf(dir, sizeof dir, "%.*s", (int)(slash - s->render.output), s->render.output);
+	if (!realpath(dir, real)) {
+		if (errno == ENOENT)
+			return 0; /* made when the job starts */
+		snprintf(err, errlen, "output directory %.300s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (strcmp(real, dir) != 0 || !under_root(real, lim->output_root)) {
+		snprintf(err, errlen,
+		         "output directory %.300s now leads to %.300s (a symlink was put in its "
+		         "way): refused",
+		         dir, real);
+		return -1;
+	}
+	return 0;
 }
 
 cJSON *dr_jobspec_to_json(const dr_jobspec *s)

@@ -173,6 +173,14 @@ static const opt_row rows[] = {
          .metavar = "N",
          INT(max_queued, 1, 100000),
          .help = "queued jobs before new ones get 429 (default 100)"},
+        {.name = "max-frames",
+         .metavar = "N",
+         INT(max_frames, 1, DR_FRAMES_COUNT_MAX),
+         .help = "frames one request may ask for before 413\n(default 100,000)"},
+        {.name = "max-queued-frames",
+         .metavar = "N",
+         INT(max_queued_frames, 1, 1000000000),
+         .help = "frames of unfinished jobs before new ones get 429\n(default 1,000,000)"},
         {.name = "rate-limit",
          .metavar = "N",
          INT(rate_limit, 0, 1000000),
@@ -466,6 +474,8 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	                       .node_timeout = 10,
 	                       .min_nodes = 1,
 	                       .max_queued = 100,
+	                       .max_frames = 100000,
+	                       .max_queued_frames = 1000000,
 	                       .rate_limit = 50,
 	                       .keep_jobs = DR_JOBS_KEEP_JOBS,
 	                       .keep_for = DR_JOBS_KEEP_FOR,
@@ -538,6 +548,7 @@ void dr_opts_jobs_cfg(const dr_opts *o, dr_jobs_cfg *c)
 	        .max_queued = (size_t)o->max_queued,
 	        .keep_jobs = (size_t)o->keep_jobs,
 	        .keep_for = o->keep_for,
+	        .max_frames = (size_t)o->max_queued_frames,
 	};
 }
 

@@ -7,6 +7,7 @@
 #include "dr_dispatch.h"
 #include "dr_imgcheck.h"
 #include "dr_log.h"
+#include "dr_outdir.h"
 
 #include <cJSON.h>
 #include <stdio.h>
@@ -32,6 +33,11 @@ struct dr_ojob {
 	bool started, ended, cancelled;
 	bool published_end; /* its final state went to the job table */
 	bool all_loadfail;  /* no render node could load its scene */
+	size_t clamped;     /* frame times out of range (dr_report_clamp_seconds) */
+	bool scanning;      /* looking for frames already on disk; not yet dispatched */
+	size_t scan_next;   /* the next frame (index) to look for */
+	size_t scan_found;  /* frames found so far */
+	int lockfd;         /* a service's job: its output directory's lock until it ends, or -1 */
 	char loaderr[1024];
 };
 
@@ -54,6 +60,7 @@ struct dr_orch {
 	int silent;    /* without recovery: slot of a node silent past --node-timeout, or -1 */
 	bool *hushed;  /* per slot: a lost node that spoke again was told to stop */
 	dr_metrics metrics;
+	const dr_jobspec_limits *lim; /* a service's roots, re-checked on adoption, or NULL */
 };
 
 static int slot_of(const dr_orch *r, int rank)
@@ -107,6 +114,8 @@ static void job_free(dr_ojob *j)
 {
 	if (!j)
 		return;
+	if (j->lockfd >= 0)
+		close(j->lockfd);
 	dr_sched_destroy(j->sched);
 	dr_frames_free(&j->frames);
 	free(j->dispatch);
@@ -128,29 +137,65 @@ void dr_orch_destroy(dr_orch *r)
 	free(r);
 }
 
-/* Frames of J whose output already exists and is complete are skipped (resume after a crash). */
-static void skip_existing(dr_orch *r, dr_ojob *j)
+/* Seconds of file checks rank 0 does in one go, so that it keeps hearing its nodes. */
+#define SCAN_SLICE_S 0.005
+
+/* The job has been looked at: it becomes dispatchable (or ends, if every frame is there). */
+static void scan_done(dr_orch *r, dr_ojob *j)
+{
+	char err[DR_ERRLEN];
+
+	j->scanning = false;
+	r->metrics.frames_skipped += j->scan_found;
+	if (j->scan_found)
+		dr_info("%s%s%zu of %zu frames already exist and are skipped (--overwrite renders "
+		        "them again)",
+		        r->serve ? j->id : "", r->serve ? ": " : "", j->scan_found, j->frames.n);
+	if (dr_dispatch_add_job(r->disp, j->num, j->priority, j->settings, j->sched, err,
+	                        sizeof err)) {
+		snprintf(j->loaderr, sizeof j->loaderr, "%.1000s", err);
+		dr_sched_fail_stranded(j->sched, err);
+		j->ended = true;
+		return;
+	}
+	if (dr_sched_finished(j->sched)) { /* every frame already there */
+		j->ended = true;
+		dr_dispatch_end_job(r->disp, j->num);
+	}
+}
+
+/* Frames of J whose output already exists and is complete are skipped (resume after a crash).
+ * Checking a million files takes seconds, so it goes in slices until DEADLINE (monotonic), and
+ * rank 0's loop runs between them; the job is dispatched once every frame was looked at. */
+static void scan_slice(dr_orch *r, dr_ojob *j, double deadline)
 {
 	char path[DR_PATH_MAX], why[DR_PATH_MAX + 200];
-	size_t existing = 0;
 
-	for (size_t i = 0; i < j->frames.n; i++) {
-		int f = j->frames.v[i];
+	for (; j->scan_next < j->frames.n; j->scan_next++) {
+		int f = j->frames.v[j->scan_next];
+		if ((j->scan_next & 255) == 255 && dr_now() > deadline)
+			return;
 		if (dr_outpath_frame(&j->cfg.out, f, path, sizeof path) != 0 ||
 		    access(path, F_OK) != 0)
 			continue;
 		if (dr_imgcheck(path, j->cfg.render.format, why, sizeof why) == 0) {
 			dr_sched_skip(j->sched, f);
-			existing++;
+			j->scan_found++;
 		} else {
 			dr_warn("%s; frame %d will be rendered again", why, f);
 		}
 	}
-	r->metrics.frames_skipped += existing;
-	if (existing)
-		dr_info("%s%s%zu of %zu frames already exist and are skipped (--overwrite renders "
-		        "them again)",
-		        r->serve ? j->id : "", r->serve ? ": " : "", existing, j->frames.n);
+	scan_done(r, j);
+}
+
+/* One slice of the frame scan of jobs still being looked at. */
+static void scan_jobs(dr_orch *r)
+{
+	double deadline = dr_now() + SCAN_SLICE_S;
+
+	for (size_t i = 0; i < r->njobs && dr_now() < deadline; i++)
+		if (r->jobs[i]->scanning && !r->jobs[i]->ended)
+			scan_slice(r, r->jobs[i], deadline);
 }
 
 dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, int priority,
@@ -165,6 +210,8 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
 	};
 	dr_ojob *j = calloc(1, sizeof *j);
 
+	if (j)
+		j->lockfd = -1;
 	if (!j || dr_grow(&r->jobs, &r->capjobs, r->njobs + 1, sizeof *r->jobs) != 0) {
 		dr_seterr(err, errlen, "out of memory");
 		free(j);
@@ -209,17 +256,10 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
 			j->settings = r->jobs[i]->settings;
 			break;
 		}
-	if (dr_dispatch_add_job(r->disp, j->num, priority, j->settings, j->sched, err, errlen)) {
-		job_free(j);
-		return NULL;
-	}
-	if (!r->opts.overwrite)
-		skip_existing(r, j);
 	r->jobs[r->njobs++] = j;
-	if (dr_sched_finished(j->sched)) { /* every frame already there */
-		j->ended = true;
-		dr_dispatch_end_job(r->disp, j->num);
-	}
+	j->scanning = true;
+	j->scan_next = r->opts.overwrite ? j->frames.n : 0; /* --overwrite: nothing to look for */
+	scan_slice(r, j, dr_now() + SCAN_SLICE_S);
 	return j;
 }
 
@@ -315,8 +355,10 @@ static void job_end_check(dr_orch *r, dr_ojob *j)
 	}
 }
 
-/* Frame M->frame of J, done by SLOT, counts: timings, metrics, a log line, the job's end. */
-static void count_done(dr_orch *r, dr_ojob *j, int slot, const dr_msg *m, const char *note)
+/* Frame M->frame of J, done by SLOT in SEC seconds (clamped), counts: timings, metrics, a log
+ * line, the job's end. */
+static void count_done(dr_orch *r, dr_ojob *j, int slot, const dr_msg *m, double sec,
+                       const char *note)
 {
 	char line[512];
 	long idx = dr_sched_index(j->sched, m->frame);
@@ -326,14 +368,14 @@ static void count_done(dr_orch *r, dr_ojob *j, int slot, const dr_msg *m, const 
 		j->finished_at[idx] = dr_now() - j->t0;
 	}
 	r->metrics.frames_done++;
-	r->metrics.seconds_sum += m->seconds;
-	r->metrics.hist[dr_dispatch_hist_bucket(m->seconds)]++;
+	r->metrics.seconds_sum += sec;
+	r->metrics.hist[dr_dispatch_hist_bucket(sec)]++;
 	if (!r->quiet && (r->tty < 0 || r->serve)) {
 		r->last_draw = dr_now();
 		progress_line(r, j, line, sizeof line);
 		dr_info("%s%sframe %d done by rank %d (%s) in %.2f s%s %s", r->serve ? j->id : "",
-		        r->serve ? ": " : "", m->frame, r->info[slot].rank, r->info[slot].host,
-		        m->seconds, note, line);
+		        r->serve ? ": " : "", m->frame, r->info[slot].rank, r->info[slot].host, sec,
+		        note, line);
 	}
 	job_end_check(r, j);
 }
@@ -346,12 +388,15 @@ static void on_late_result(dr_orch *r, int slot, const dr_msg *m, char *err, siz
 	dr_ojob *j = job_of(r, m->job);
 	char path[DR_PATH_MAX], why[DR_ERRLEN];
 	int others[2];
+	bool clamped;
+	double sec;
 
 	if (!j || j->ended || m->ok <= 0)
 		return;
+	sec = dr_report_clamp_seconds(m->seconds, dr_now() - j->t0, &clamped);
 	if (dr_outpath_frame(&j->cfg.out, m->frame, path, sizeof path) != 0 ||
 	    dr_imgcheck(path, j->cfg.render.format, why, sizeof why) != 0 ||
-	    dr_sched_done_late(j->sched, slot, m->frame, m->seconds, others) != 0) {
+	    dr_sched_done_late(j->sched, slot, m->frame, sec, others) != 0) {
 		dr_info("frame %d from lost rank %d (%s) discarded: done already or not valid",
 		        m->frame, r->info[slot].rank, r->info[slot].host);
 		return;
@@ -361,7 +406,7 @@ static void on_late_result(dr_orch *r, int slot, const dr_msg *m, char *err, siz
 		    send_type(r, others[k], DR_MSG_CANCEL, j->num, m->frame, err, errlen) == 0)
 			dr_debug("frame %d: the late result won; rank %d drops its copy", m->frame,
 			         r->info[others[k]].rank);
-	count_done(r, j, slot, m, " (late, from a node declared lost)");
+	count_done(r, j, slot, m, sec, " (late, from a node declared lost)");
 }
 
 static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t errlen)
@@ -378,13 +423,19 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 	was_excluded = st->excluded;
 	if (m->ok) {
 		int other = dr_sched_other(j->sched, m->frame, slot);
-		if (dr_sched_done(j->sched, slot, m->frame, m->seconds) != 0)
+		bool clamped;
+		double sec = dr_report_clamp_seconds(m->seconds, dr_now() - j->t0, &clamped);
+		if (dr_sched_done(j->sched, slot, m->frame, sec) != 0)
 			return;
+		if (clamped && j->clamped++ == 0)
+			dr_warn("frame %d: rank %d reported an impossible render time (%g s); "
+			        "clamped to %.2f s",
+			        m->frame, r->info[slot].rank, m->seconds, sec);
 		if (other >= 0 &&
 		    send_type(r, other, DR_MSG_CANCEL, j->num, m->frame, err, errlen) == 0)
 			dr_debug("frame %d: the copy on rank %d won; rank %d drops its copy",
 			         m->frame, r->info[slot].rank, r->info[other].rank);
-		count_done(r, j, slot, m, "");
+		count_done(r, j, slot, m, sec, "");
 		return;
 	}
 	if (dr_sched_fail(j->sched, slot, m->frame, m->text) != 0)
@@ -597,6 +648,7 @@ int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 		         r->opts.node_timeout);
 		lose(r, s, why);
 	}
+	scan_jobs(r);
 	for (size_t i = 0; i < r->njobs; i++) {
 		strand_check(r, r->jobs[i]);
 		job_end_check(r, r->jobs[i]);
@@ -618,6 +670,7 @@ int dr_orch_cancel(dr_orch *r, dr_ojob *j, char *err, size_t errlen)
 	if (j->ended)
 		return 0;
 	j->cancelled = j->ended = true;
+	j->scanning = false; /* never dispatched: the cancel below finds nothing to take back */
 	if (carry_out_all(r, dr_dispatch_cancel_job(r->disp, j->num, r->dec, r->nslots), err,
 	                  errlen))
 		return -1;
@@ -736,11 +789,41 @@ void dr_orch_report(const dr_orch *r, const dr_ojob *j, dr_report *rep, int exit
 	rep->dispatch = j->dispatch;
 	rep->finished_at = j->finished_at;
 	rep->rank0_cpu = -1;
+	rep->clamped = j->clamped;
 }
 
 bool dr_ojob_ended(const dr_ojob *j)
 {
 	return j->ended;
+}
+
+void dr_orch_confine(dr_orch *r, const dr_jobspec_limits *lim)
+{
+	r->lim = lim;
+}
+
+/* A service's job owns its output directory until it ends: another job into it fails (409). */
+static void lock_job(dr_ojob *j, dr_jobs *table)
+{
+	char host[256] = "?", holder[400], err[DR_ERRLEN];
+
+	gethostname(host, sizeof host - 1);
+	snprintf(holder, sizeof holder, "host %s pid %ld job %s", host, (long)getpid(), j->id);
+	j->lockfd = dr_outdir_lock_frames(&j->cfg.out, &j->frames, holder, err, sizeof err);
+	if (j->lockfd >= 0)
+		return;
+	dr_error("job %s: %s", j->id, err);
+	snprintf(j->loaderr, sizeof j->loaderr, "%.1000s", err);
+	j->scanning = false;
+	dr_sched_fail_stranded(j->sched, err);
+	j->ended = true;
+	j->published_end = true;
+	cJSON *o = cJSON_CreateObject();
+	if (o && !cJSON_AddStringToObject(o, "error", err)) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	dr_jobs_publish_json(table, j->id, DR_JOB_FAILED, o);
 }
 
 void dr_orch_adopt(dr_orch *r, dr_jobs *table)
@@ -749,7 +832,8 @@ void dr_orch_adopt(dr_orch *r, dr_jobs *table)
 	dr_jobspec spec;
 
 	while (dr_jobs_take(table, id, sizeof id, &spec) == 1) {
-		if (!dr_orch_add(r, id, &spec.render, spec.priority, &spec.frames, err,
+		if ((r->lim && dr_jobspec_confined(&spec, r->lim, err, sizeof err) != 0) ||
+		    !dr_orch_add(r, id, &spec.render, spec.priority, &spec.frames, err,
 		                 sizeof err)) {
 			cJSON *o = cJSON_CreateObject();
 			if (o && !cJSON_AddStringToObject(o, "error", err)) {
@@ -760,6 +844,8 @@ void dr_orch_adopt(dr_orch *r, dr_jobs *table)
 			dr_error("job %s: %s", id, err);
 		} else {
 			dr_info("job %s: %s, %zu frames", id, spec.render.scene, spec.frames.n);
+			if (r->lim)
+				lock_job(r->jobs[r->njobs - 1], table);
 		}
 		dr_jobspec_free(&spec);
 	}
@@ -778,6 +864,10 @@ void dr_orch_publish(dr_orch *r, dr_jobs *table)
 			dr_error("%s", err);
 		dr_jobs_publish_json(table, j->id, dr_orch_state(j), dr_orch_status(r, j));
 		j->published_end = j->ended;
+		if (j->ended && j->lockfd >= 0) { /* the directory is free for the next job */
+			close(j->lockfd);
+			j->lockfd = -1;
+		}
 	}
 	dr_jobs_publish_metrics(table, &r->metrics);
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -170,4 +171,114 @@ size_t dr_outdir_clean_stale(const dr_outpath *o, const dr_frames *f, const char
 	snprintf(c.host, sizeof c.host, "%s", tag);
 	each_dir(o, f, clean_one, &c);
 	return c.removed;
+}
+
+bool dr_outdir_under(const char *p, const char *root)
+{
+	size_t n = strlen(root);
+
+	while (n > 1 && root[n - 1] == '/')
+		n--;
+	if (n == 1 && root[0] == '/')
+		return p[0] == '/';
+	return strncmp(p, root, n) == 0 && (p[n] == '/' || p[n] == '\0');
+}
+
+int dr_outdir_open_confined(const char *path, const char *root, char *err, size_t errlen)
+{
+	char link[64], real[DR_PATH_MAX];
+	struct stat st;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), e;
+
+	if (fd < 0) {
+		e = errno;
+		snprintf(err, errlen, "%s: %s", path,
+		         e == ELOOP ? "is a symbolic link (refused)" : strerror(e));
+		errno = e == ELOOP ? EACCES : e;
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: is not a regular file (refused)", path);
+		close(fd);
+		errno = EACCES;
+		return -1;
+	}
+	if (root) {
+		snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+		n = readlink(link, real, sizeof real - 1);
+		if (n < 0 || (size_t)n >= sizeof real - 1) {
+			snprintf(err, errlen, "%s: cannot tell where it is (refused)", path);
+			close(fd);
+			errno = EACCES;
+			return -1;
+		}
+		real[n] = '\0';
+		if (!dr_outdir_under(real, root)) {
+			snprintf(err, errlen, "%s: is %s, outside %s (refused)", path, real, root);
+			close(fd);
+			errno = EACCES;
+			return -1;
+		}
+	}
+	return fd;
+}
+
+int dr_outdir_lock(const char *dir, const char *holder, char *err, size_t errlen)
+{
+	char path[DR_PATH_MAX], who[512];
+	ssize_t n;
+	int fd, e;
+
+	n = snprintf(path, sizeof path, "%s/%s", dir, DR_OUTDIR_LOCK);
+	if (n < 0 || (size_t)n >= sizeof path) {
+		snprintf(err, errlen, "output directory path is too long: %s", dir);
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		e = errno;
+		snprintf(err, errlen, "cannot lock output directory %s: %s", dir, strerror(e));
+		errno = e;
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		e = errno;
+		n = e == EWOULDBLOCK ? pread(fd, who, sizeof who - 1, 0) : -1;
+		who[n > 0 ? n : 0] = '\0';
+		who[strcspn(who, "\n")] = '\0';
+		if (e == EWOULDBLOCK)
+			snprintf(err, errlen,
+			         "output directory %s is in use by another run or job (%s): wait "
+			         "for "
+			         "it or choose another directory",
+			         dir, who[0] ? who : "holder unknown");
+		else
+			snprintf(err, errlen, "cannot lock output directory %s: %s", dir,
+			         strerror(e));
+		close(fd);
+		errno = e == EWOULDBLOCK ? EBUSY : e;
+		return -1;
+	}
+	n = (ssize_t)strlen(holder);
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, holder, (size_t)n, 0) != n ||
+	    pwrite(fd, "\n", 1, n) != 1)
+		dr_warn("cannot write the holder into %s: %s", path, strerror(errno));
+	return fd;
+}
+
+int dr_outdir_lock_frames(const dr_outpath *o, const dr_frames *f, const char *holder, char *err,
+                          size_t errlen)
+{
+	char dir[DR_PATH_MAX];
+
+	if (!f->n || dr_outpath_dir(o, f->v[0], dir, sizeof dir) != 0) {
+		snprintf(err, errlen, "output path pattern too long");
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (mkdir_p(dir, err, errlen) != 0)
+		return -1;
+	return dr_outdir_lock(dir, holder, err, errlen);
 }

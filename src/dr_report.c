@@ -3,8 +3,11 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void dr_fmt_duration(double s, char *buf, size_t len)
@@ -20,6 +23,20 @@ void dr_fmt_duration(double s, char *buf, size_t len)
 		snprintf(buf, len, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
 	else
 		snprintf(buf, len, "%ld:%02ld", t / 60, t % 60);
+}
+
+double dr_report_clamp_seconds(double s, double max, bool *clamped)
+{
+	double v = s;
+
+	if (!(max >= 0) || !isfinite(max))
+		max = 0;
+	if (!isfinite(v) || v < 0)
+		v = 0;
+	else if (v > max)
+		v = max;
+	*clamped = v != s;
+	return v;
 }
 
 static const char *state_name(enum dr_fstate st)
@@ -64,6 +81,11 @@ void dr_report_print(const dr_report *r, FILE *f)
 		        n->rank, n->host[0] ? n->host : "?", at, n->lost_why, n->nlost_frames,
 		        n->nlost_frames == 1 ? "" : "s");
 	}
+	if (r->clamped)
+		fprintf(f,
+		        "  (%zu frame time%s reported by Blender %s out of range and clamped: "
+		        "the busy column is approximate)\n",
+		        r->clamped, r->clamped == 1 ? "" : "s", r->clamped == 1 ? "was" : "were");
 	if (c.failed > 0) {
 		fprintf(f, "Failed frames:\n");
 		for (size_t i = 0; i < dr_sched_size(r->sched); i++) {
@@ -95,6 +117,8 @@ static cJSON *build(const dr_report *r)
 	cJSON_AddNumberToObject(root, "wall_seconds", r->wall);
 	if (r->rank0_cpu >= 0)
 		cJSON_AddNumberToObject(root, "rank0_cpu_seconds", r->rank0_cpu);
+	if (r->clamped)
+		cJSON_AddNumberToObject(root, "clamped_frame_times", (double)r->clamped);
 	counts = cJSON_AddObjectToObject(root, "counts");
 	if (counts) {
 		cJSON_AddNumberToObject(counts, "total", (double)c.total);
@@ -203,4 +227,78 @@ out:
 	free(text);
 	cJSON_Delete(root);
 	return ret;
+}
+
+/* Split PATH into its directory's real path (DIR, PATH_MAX) and its last component (BASE, a pointer
+ * into PATH). 0, or -1 with errno (the directory cannot be resolved). */
+static int real_dir(const char *path, char *dir, const char **base)
+{
+	char d[DR_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int n;
+
+	*base = slash ? slash + 1 : path;
+	n = slash == path ? snprintf(d, sizeof d, "/")
+	    : slash       ? snprintf(d, sizeof d, "%.*s", (int)(slash - path), path)
+	                  : snprintf(d, sizeof d, ".");
+	if (n < 0 || (size_t)n >= sizeof d) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return realpath(d, dir) ? 0 : -1;
+}
+
+int dr_report_check_path(const char *path, const char *scene, const dr_outpath *out,
+                         const dr_frames *f, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], fdir[PATH_MAX], fpath[DR_PATH_MAX];
+	const char *base, *fbase;
+	struct stat st, sst;
+
+	if (!*path || real_dir(path, dir, &base) != 0) {
+		snprintf(err, errlen, "--report %s: its directory %s", path,
+		         *path ? strerror(errno) : "is missing (empty path)");
+		if (*path && errno == ENOENT)
+			snprintf(err, errlen, "--report %s: its directory does not exist", path);
+		return -1;
+	}
+	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+		snprintf(err, errlen, "--report %s: names a directory, not a file", path);
+		return -1;
+	}
+	if (access(dir, W_OK) != 0) {
+		snprintf(err, errlen, "--report %s: cannot write in %s: %s", path, dir,
+		         strerror(errno));
+		return -1;
+	}
+	if (stat(path, &st) == 0) {
+		if (S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "--report %s: is a directory", path);
+			return -1;
+		}
+		if (scene && stat(scene, &sst) == 0 && st.st_dev == sst.st_dev &&
+		    st.st_ino == sst.st_ino) {
+			snprintf(err, errlen,
+			         "--report %s: is the scene %s; it would be overwritten", path,
+			         scene);
+			return -1;
+		}
+	}
+	for (size_t i = 0; out && f && i < f->n; i++) {
+		if (dr_outpath_frame(out, f->v[i], fpath, sizeof fpath) != 0)
+			continue;
+		fbase = strrchr(fpath, '/');
+		fbase = fbase ? fbase + 1 : fpath;
+		if (strcmp(fbase, base) != 0)
+			continue;
+		/* same name (rare): is it the same directory? */
+		if (real_dir(fpath, fdir, &fbase) == 0 && strcmp(fdir, dir) == 0) {
+			snprintf(err, errlen,
+			         "--report %s: is the output file of frame %d; it would be "
+			         "overwritten",
+			         path, f->v[i]);
+			return -1;
+		}
+	}
+	return 0;
 }

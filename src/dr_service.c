@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct dr_service {
@@ -36,6 +37,8 @@ struct dr_service {
 	dr_render_cfg batch; /* the command line's job (a batch) */
 	bool lost_nodes;     /* a render node was lost: no barrier over the world at the end */
 	char real_blend_root[PATH_MAX], real_output_root[PATH_MAX], real_scene[PATH_MAX];
+	dr_jobspec_limits lim; /* --serve: the roots, re-checked when a job starts */
+	int lockfd;            /* a batch: its output directory's lock, or -1 */
 };
 
 static double cpu_seconds(void)
@@ -90,8 +93,17 @@ static int check_roots(dr_service *s, dr_http_cfg *hc)
 		dr_error("--output-root: %s", err);
 		return -1;
 	}
-	if (!realpath(out, s->real_output_root) || !realpath(blend, s->real_blend_root)) {
-		dr_error("%s: %s", s->real_output_root[0] ? blend : out, strerror(errno));
+	if (!realpath(out, s->real_output_root)) {
+		dr_error("--output-root %s: %s", out, strerror(errno));
+		return -1;
+	}
+	if (!realpath(blend, s->real_blend_root)) {
+		dr_error("--blend-root %s: %s", blend, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (stat(s->real_blend_root, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		dr_error("--blend-root %s: is not a directory", blend);
 		return -1;
 	}
 	if (c->scene && dr_scene_check(c->scene, err, sizeof err) != 0) {
@@ -105,7 +117,8 @@ static int check_roots(dr_service *s, dr_http_cfg *hc)
 	hc->limits.blend_root = s->real_blend_root;
 	hc->limits.output_root = s->real_output_root;
 	hc->limits.default_scene = c->scene ? s->real_scene : NULL;
-	hc->limits.max_frames = DR_FRAMES_COUNT_MAX;
+	hc->limits.max_frames = c->max_frames > 0 ? c->max_frames : DR_FRAMES_COUNT_MAX;
+	s->lim = hc->limits;
 	return 0;
 }
 
@@ -153,7 +166,20 @@ void dr_service_close(dr_service *s)
 		return;
 	dr_http_stop(s->http);
 	dr_jobs_destroy(s->table);
+	if (s->lockfd >= 0)
+		close(s->lockfd);
 	free(s);
+}
+
+/* A batch owns its output directory for the run (a second run into it refuses, naming us). */
+static int lock_batch(dr_service *s, const dr_outpath *op, char *err, size_t errlen)
+{
+	char host[256] = "?", holder[400];
+
+	gethostname(host, sizeof host - 1);
+	snprintf(holder, sizeof holder, "host %s pid %ld (a drender batch)", host, (long)getpid());
+	s->lockfd = dr_outdir_lock_frames(op, s->cfg->frames, holder, err, errlen);
+	return s->lockfd < 0 ? -1 : 0;
 }
 
 int dr_service_open(dr_service **out, const dr_service_cfg *cfg)
@@ -170,9 +196,13 @@ int dr_service_open(dr_service **out, const dr_service_cfg *cfg)
 	}
 	s->cfg = cfg;
 	s->idle_ms = 0.2;
+	s->lockfd = -1;
 	if (!cfg->serve && (dr_scene_check(cfg->scene, err, sizeof err) != 0 ||
 	                    batch_cfg(cfg, &s->batch, &op, err, sizeof err) != 0 ||
-	                    dr_outdir_prepare(&op, cfg->frames, err, sizeof err) != 0)) {
+	                    dr_outdir_prepare(&op, cfg->frames, err, sizeof err) != 0 ||
+	                    (cfg->report && dr_report_check_path(cfg->report, cfg->scene, &op,
+	                                                         cfg->frames, err, sizeof err)) ||
+	                    lock_batch(s, &op, err, sizeof err) != 0)) {
 		dr_error("%s", err);
 		code = DR_EXIT_USAGE;
 	} else if (cfg->serve || cfg->http) {
@@ -324,6 +354,8 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		dr_warn("mpirun was started without --enable-recovery: a lost render node will end "
 		        "this %s (add --enable-recovery to mpirun to go on without it)",
 		        c->serve ? "service" : "job");
+	if (c->serve)
+		dr_orch_confine(s->orch, &s->lim);
 	if (!c->serve) {
 		if (s->table) /* --http: the batch job is listed in the table too */
 			list_batch(s, id, sizeof id);

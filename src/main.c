@@ -138,6 +138,7 @@ static void service_cfg(const dr_opts *o, dr_service_cfg *c)
 	        .token = o->token,
 	        .rate_limit = o->rate_limit,
 	        .max_queued = (size_t)o->max_queued,
+	        .max_frames = (size_t)o->max_frames,
 	        .scene = o->scene,
 	        .blend_root = o->blend_root,
 	        .output_root = o->output_root,

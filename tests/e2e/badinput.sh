@@ -48,6 +48,12 @@ expect_bad "bad --chunk" "--chunk" --chunk 0 good.blend 1 2
 expect_bad "bad --format" "unknown --format 'MOV'" -F MOV good.blend 1 2
 expect_bad "output dir cannot be created" "output path afile exists but is not a directory" -o afile/f_## good.blend 1 2
 expect_bad "output dir not writable" "cannot create output directory /proc/nope" -o /proc/nope/f_## good.blend 1 2
+cp good.blend victim.blend
+expect_bad "--report is the scene" "is the scene" --report victim.blend victim.blend 1 2
+cmp -s good.blend victim.blend
+ok $? "--report victim.blend: the scene is intact"
+expect_bad "--report is a frame" "is the output file of frame 1" -o out/x_# --report out/x_1.png good.blend 1 2
+expect_bad "--report in a missing directory" "--report nodir/r.json: its directory does not exist" --report nodir/r.json good.blend 1 2
 expect_bad "Blender not found" "not found" --blender /nonexistent/blender good.blend 1 2
 export FAKE_BLENDER_LOADFAIL=1
 expect_bad "Blender cannot load the scene" "No render node could start Blender on the scene: .*Cannot read file" good.blend 1 2

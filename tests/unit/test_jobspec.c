@@ -136,8 +136,10 @@ static void test_bad_bodies(void)
 	bad("{\"from\":5,\"to\":2}", 400, "\"to\" must be an integer >= \"from\"");
 	bad("{\"from\":1,\"to\":\"x\"}", 400, "\"to\" must be an integer >= \"from\"");
 	bad("{\"from\":1,\"to\":2000000}", 400, "\"to\"");
-	bad("{\"from\":0,\"to\":1048574}", 400, "more than the limit of 10000");
-	bad("{\"frames\":\"1-100000\"}", 400, "more than the limit of 10000");
+	bad("{\"from\":0,\"to\":1048574}", 413,
+	    "more than the limit of 10000 per job (--max-frames)");
+	bad("{\"frames\":\"1-100000\"}", 413,
+	    "more than the limit of 10000 per job (--max-frames)");
 	bad("{\"frames\":\"0-1048574\"}", 400, "\"frames\"");
 	bad("{\"frames\":5}", 400, "\"frames\" must be a string");
 	bad("{\"frames\":\"\"}", 400, "\"frames\"");
@@ -349,10 +351,27 @@ static void test_long_spec(void)
 	dr_jobspec_free(&s);
 }
 
+/* Strings must be valid UTF-8 without NUL (issue 10 item 8): cJSON takes both. */
+static void test_strings(void)
+{
+	bad("{\"blend\":\"\xff\xfe.blend\",\"from\":1,\"to\":2}", 400,
+	    "\"blend\" is not valid UTF-8");
+	bad("{\"from\":1,\"to\":2,\"engine\":\"x\\u0000y\"}", 400, "\"engine\" contains a NUL");
+	bad("{\"from\":1,\"to\":2,\"output\":\"a\xc3\"}", 400, "\"output\" is not valid UTF-8");
+	bad("{\"from\":1,\"to\":2,\"format\":\"\xed\xa0\x80\"}", 400,
+	    "\"format\" is not valid UTF-8");
+	bad("{\"from\":1,\"to\":2,\"frames\":\"\xc0\xaf\"}", 400, "\"frames\" is not valid UTF-8");
+	bad("{\"fr\\u0000om\":1,\"to\":2}", 400, "a field name contains a NUL");
+	bad("{\"\xff\":1,\"to\":2}", 400, "a field name is not valid UTF-8");
+	bad("{\"from\":1,\"to\":2,\"blend\":\"a\\\\u0000\",\"engine\":\"\\u0000\"}", 400,
+	    "\"engine\" contains a NUL");
+}
+
 int main(void)
 {
 	setup();
 	test_bad_bodies();
+	test_strings();
 	test_confinement();
 	test_good();
 	test_journal();

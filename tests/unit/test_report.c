@@ -4,7 +4,10 @@
 
 #include <cJSON.h>
 #include <dirent.h>
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char err[512];
@@ -244,9 +247,85 @@ static void test_json(void)
 	dr_sched_destroy(s);
 }
 
+/* --report is checked before anything renders (issue 10 item 7). */
+static void test_check_path(void)
+{
+	char dir[] = "/tmp/dr-report-XXXXXX", scene[600], alias[600], pat[600], p[700];
+	dr_outpath out;
+	int fv[] = {1, 2, 3};
+	dr_frames fr = {fv, 3};
+	FILE *fp;
+
+	if (!mkdtemp(dir)) {
+		ok(0, "mkdtemp");
+		return;
+	}
+	snprintf(scene, sizeof scene, "%s/victim.blend", dir);
+	snprintf(alias, sizeof alias, "%s/alias.blend", dir);
+	fp = fopen(scene, "w");
+	if (fp)
+		fclose(fp);
+	ok(link(scene, alias) == 0, "a hard link to the scene");
+	snprintf(pat, sizeof pat, "%s/out/x_#", dir);
+	ok(dr_outpath_init(&out, pat, scene, "PNG", err, sizeof err) == 0, "pattern");
+
+	snprintf(p, sizeof p, "%s/report.json", dir);
+	ok(dr_report_check_path(p, scene, &out, &fr, err, sizeof err) == 0, "a fresh file: ok (%s)",
+	   err);
+	ok(dr_report_check_path(scene, scene, &out, &fr, err, sizeof err) == -1 &&
+	           strstr(err, "is the scene"),
+	   "the scene itself is refused (%s)", err);
+	ok(dr_report_check_path(alias, scene, &out, &fr, err, sizeof err) == -1 &&
+	           strstr(err, "is the scene"),
+	   "a hard link to the scene is refused (%s)", err);
+	snprintf(p, sizeof p, "%s/out", dir);
+	mkdir(p, 0755);
+	snprintf(p, sizeof p, "%s/out/x_2.png", dir);
+	ok(dr_report_check_path(p, scene, &out, &fr, err, sizeof err) == -1 &&
+	           strstr(err, "frame 2"),
+	   "a frame of the job is refused (%s)", err);
+	snprintf(p, sizeof p, "%s/out/../out/x_3.png", dir);
+	ok(dr_report_check_path(p, scene, &out, &fr, err, sizeof err) == -1 &&
+	           strstr(err, "frame 3"),
+	   "the same frame by another name is refused (%s)", err);
+	snprintf(p, sizeof p, "%s/out/x_4.png", dir);
+	ok(dr_report_check_path(p, scene, &out, &fr, err, sizeof err) == 0,
+	   "a frame name outside the job is fine");
+	snprintf(p, sizeof p, "%s/missing/r.json", dir);
+	ok(dr_report_check_path(p, scene, &out, &fr, err, sizeof err) == -1 &&
+	           strstr(err, "does not exist"),
+	   "a missing directory is refused (%s)", err);
+	snprintf(p, sizeof p, "%s/out", dir);
+	ok(dr_report_check_path(p, scene, &out, &fr, err, sizeof err) == -1 &&
+	           strstr(err, "directory"),
+	   "a directory is refused (%s)", err);
+	snprintf(p, sizeof p, "%s/out/x_2.png", dir);
+	unlink(alias);
+	unlink(scene);
+	snprintf(p, sizeof p, "%s/out", dir);
+	rmdir(p);
+	rmdir(dir);
+}
+
+/* Render times from Blender are clamped and flagged (issue 10 item 9: "-inf%" in the summary). */
+static void test_clamp(void)
+{
+	bool c;
+
+	ok(dr_report_clamp_seconds(1.5, 10, &c) == 1.5 && !c, "a sane time is kept");
+	ok(dr_report_clamp_seconds(-3, 10, &c) == 0 && c, "negative -> 0, flagged");
+	ok(dr_report_clamp_seconds(-INFINITY, 10, &c) == 0 && c, "-inf -> 0, flagged");
+	ok(dr_report_clamp_seconds(NAN, 10, &c) == 0 && c, "NaN -> 0, flagged");
+	ok(dr_report_clamp_seconds(1e308, 10, &c) == 10 && c, "absurd -> the time that passed");
+	ok(dr_report_clamp_seconds(INFINITY, 10, &c) == 0 && c, "inf -> 0 (not a time)");
+	ok(dr_report_clamp_seconds(5, -1, &c) == 0 && c, "no time passed: 0");
+}
+
 int main(void)
 {
 	test_duration();
+	test_clamp();
+	test_check_path();
 	test_json();
 	return done_testing();
 }
