@@ -604,6 +604,7 @@ void dr_opts_usage(FILE *f)
 	}
 	fputs("\n"
 	      "Exit status: 0 every requested frame is on disk; 1 some frames failed (listed);\n"
-	      "2 bad usage or input, nothing rendered; 3 runtime failure; 130 interrupted.\n",
+	      "2 bad usage or input, nothing rendered; 3 runtime failure (also: every render\n"
+	      "node lost); 75 a service below --min-nodes; 130 interrupted.\n",
 	      f);
 }

@@ -74,8 +74,9 @@ cp out/five.real/shot_0002.png outside/shot_0002.png
 http GET "/jobs/$F/frames/2"
 is "$CODE" 403 "a frame whose directory became a symlink out of the root is refused"
 
-# Item 5: a queued job whose output directory becomes a symlink, and one whose journal record is
-# edited to name a scene outside --blend-root, are refused when the service adopts them again.
+# Item 5: a queued job whose output directory becomes a symlink, and one whose record in the job
+# database is edited to name a scene outside --blend-root, are refused when the service adopts them
+# again.
 http POST /render '{"from":1,"to":2000,"output":"long"}'
 L=$(field 'd["jobId"]')
 wait_state "$L" running 20
@@ -85,7 +86,14 @@ http POST /render '{"from":1,"to":2,"output":"later2","blend":"sub/other.blend"}
 Q2=$(field 'd["jobId"]')
 stop
 rm -rf out/later && ln -s ../outside out/later
-sed -i "s|$WORK/blends/sub/other.blend|$WORK/outside/secret.blend|" out/jobs.journal
+python3 - "$WORK" <<'PY'
+import sqlite3, sys
+w = sys.argv[1]
+db = sqlite3.connect(w + "/out/jobs.db")
+db.execute("UPDATE jobs SET spec = replace(spec, ?, ?)",
+           (w + "/blends/sub/other.blend", w + "/outside/secret.blend"))
+db.commit()
+PY
 start
 ok $? "the service starts again"
 http DELETE "/jobs/$L"
@@ -94,7 +102,7 @@ ok $? "the job whose output directory became a symlink fails"
 grep -q "symlink" "$WORK/body"
 ok $? "its status says why ($(field 'd.get("error")'))"
 wait_state "$Q2" failed 20
-ok $? "the journal record edited to name a scene outside the root fails"
+ok $? "the database record edited to name a scene outside the root fails"
 is "$(find outside -name '*.png' | wc -l)" 1 "nothing was written outside the output root"
 
 stop
