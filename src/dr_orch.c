@@ -277,10 +277,12 @@ static void progress_line(const dr_orch *r, const dr_ojob *j, char *buf, size_t 
 	double el = dr_now() - j->t0;
 	size_t left = c.pending + c.running, todo = c.total - c.skipped;
 	double fpm = el > 0 ? c.done * 60.0 / el : 0;
-	char eta[32] = "--", elapsed[32], oldest[64] = "";
+	char eta[32] = "--", elapsed[32], oldest[64] = "", nodes[48] = "";
 	const dr_fitem *old = dr_sched_oldest(j->sched);
 
-	(void)r;
+	if (r->metrics.nodes_lost > 0) /* the live count matters once a node was lost */
+		snprintf(nodes, sizeof nodes, " | %d of %d nodes live", dr_dispatch_live(r->disp),
+		         r->nslots);
 	dr_fmt_duration(el, elapsed, sizeof elapsed);
 	if (c.done > 0)
 		dr_fmt_duration(left * el / c.done, eta, sizeof eta);
@@ -291,9 +293,9 @@ static void progress_line(const dr_orch *r, const dr_ojob *j, char *buf, size_t 
 		         age);
 	}
 	snprintf(buf, len,
-	         "[%zu/%zu] %3.0f%% | %.1f frames/min | elapsed %s | ETA %s | %zu failed%s",
+	         "[%zu/%zu] %3.0f%% | %.1f frames/min | elapsed %s | ETA %s | %zu failed%s%s",
 	         c.done + c.failed, todo, todo ? 100.0 * (c.done + c.failed) / todo : 100.0, fpm,
-	         elapsed, eta, c.failed, oldest);
+	         elapsed, eta, c.failed, nodes, oldest);
 }
 
 /* The job a progress display is about: the oldest that has not ended (or the last one). */
@@ -632,9 +634,7 @@ static int job_order(const void *pa, const void *pb)
 int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 {
 	double now = dr_now();
-	int busy, n;
-
-	int s;
+	int busy, n = 0, s;
 
 	while ((s = dr_dispatch_silent(r->disp, now)) >= 0) {
 		char why[160];
@@ -656,7 +656,10 @@ int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 	if (r->njobs > 1)
 		qsort(r->jobs, r->njobs, sizeof *r->jobs, job_order);
 	busy = dr_dispatch_busy(r->disp);
-	n = dr_dispatch_decide(r->disp, now, r->dec, r->nslots);
+	/* A service below --min-nodes drains: frames in flight finish, nothing new starts, and
+	 * then it exits (dr_orch_check_nodes) to be restarted at full size. */
+	if (!(r->serve && dr_dispatch_live(r->disp) < r->opts.min_nodes))
+		n = dr_dispatch_decide(r->disp, now, r->dec, r->nslots);
 	if (carry_out_all(r, n, err, errlen))
 		return -1;
 	r->metrics.nodes_busy = busy;
