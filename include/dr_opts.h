@@ -19,6 +19,8 @@ typedef struct dr_opts {
 	const char *blender; /* --blender, else $DRENDER_BLENDER, else "blender" */
 	const char *report;  /* --report FILE.json, NULL = none */
 	int samples;         /* 0 = the scene's */
+	const char *video;   /* --video FILE (.mp4, .webm, .mov), NULL = none */
+	double fps;          /* --fps N: the video's frame rate, 0 = the scene's */
 	int threads;         /* -t, 0 = share the node's CPUs among its render nodes */
 	int chunk;           /* frames per task, >= 1 */
 	int retries;         /* extra attempts for a failed frame */

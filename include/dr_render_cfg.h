@@ -24,6 +24,10 @@ typedef struct dr_render_cfg {
 	char format[32];          /* canonical Blender format name, e.g. "PNG" */
 	char engine[32];          /* canonical engine name, "" = the scene's */
 	int samples;              /* 0 = the scene's */
+	char video[DR_PATH_MAX];  /* a video of the frames to make at the end (.mp4, .webm, .mov);
+	                           * "" = none. JSON member "video", absent when "" */
+	double fps;               /* the video's frame rate; 0 = the scene's. JSON "fps", absent
+	                           * when 0 */
 } dr_render_cfg;
 
 /* Fill C from its parts, checked and made canonical: SCENE non-empty; OUTPUT NULL or "" for the
@@ -32,6 +36,11 @@ typedef struct dr_render_cfg {
  * Returns 0, or -1 with ERR naming the bad part and C untouched. */
 int dr_render_cfg_init(dr_render_cfg *c, const char *scene, const char *output, const char *format,
                        const char *engine, int samples, char *err, size_t errlen);
+
+/* Ask C for a video at VIDEO (NULL or "" = none; see dr_video_check_path) made at FPS frames per
+ * second (0 = the scene's). 0, or -1 with ERR and C untouched. */
+int dr_render_cfg_set_video(dr_render_cfg *c, const char *video, double fps, char *err,
+                            size_t errlen);
 
 /* Add C's members to the JSON object O. 0, or -1 on out of memory. */
 int dr_render_cfg_add_json(const dr_render_cfg *c, cJSON *o);

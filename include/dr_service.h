@@ -29,6 +29,8 @@ typedef struct dr_service_cfg {
 	const char *output_root; /* --serve: NULL = "output" */
 	const char *output, *format, *engine; /* the batch's settings */
 	int samples;
+	const char *video;       /* --video FILE, or NULL */
+	double fps;              /* --fps, 0 = the scene's */
 	const dr_frames *frames; /* the batch's frames */
 	const char *report;      /* --report FILE.json, or NULL */
 	bool quiet;              /* -q: no progress line */

@@ -4,6 +4,8 @@ set -eu
 
 # Build and run.
 PKGS="build-essential pkg-config openmpi-bin libopenmpi-dev libcjson-dev libmicrohttpd-dev libsqlite3-dev blender"
+# --video: ffmpeg encodes the frames and ffprobe checks the result.
+PKGS="$PKGS ffmpeg"
 # Tests and tools: prove (perl), curl, python3 for the fake Blender, clang-format, iproute2 for
 # network namespaces, procps for ps/pgrep.
 PKGS="$PKGS perl curl python3 clang-format iproute2 procps"

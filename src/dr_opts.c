@@ -3,6 +3,7 @@
 
 #include "dr_render_cfg.h"
 #include "dr_util.h"
+#include "dr_video.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -59,8 +60,8 @@ typedef struct opt_row {
 #define STRING(f, w)   .kind = ARG_STRING, .field = FIELD_OF(f, const char *), .wants = (w)
 #define CALL(h)        .kind = ARG_CALL, .handler = (h)
 
-static opt_handler set_format, set_engine, set_frames, set_quiet, set_verbose, set_help,
-        set_version, set_keep_for;
+static opt_handler set_format, set_engine, set_video, set_fps, set_frames, set_quiet, set_verbose,
+        set_help, set_version, set_keep_for;
 
 static const opt_row rows[] = {
         {.section = "Frames:", .metavar = "START END", .help = "render START..END inclusive"},
@@ -88,6 +89,18 @@ static const opt_row rows[] = {
          .metavar = "FILE.json",
          STRING(report, "wants a file name"),
          .help = "write a JSON report (per frame and per rank)"},
+        {.name = "video",
+         .metavar = "FILE",
+         CALL(set_video),
+         .help = "when every frame is there, encode them in frame order\n"
+                 "into FILE (.mp4/.mov: H.264, .webm: VP9) with ffmpeg;\n"
+                 "a failed encode is reported, the exit code stays the\n"
+                 "frames' (a re-run with all frames there only encodes)"},
+        {.name = "fps",
+         .metavar = "N",
+         CALL(set_fps),
+         .help = "the video's frame rate (default: the scene's, asked of\n"
+                 "Blender; 24 when it cannot say)"},
         {.section = "Rendering:",
          .name = "engine",
          .letter = 'E',
@@ -302,6 +315,28 @@ static int set_format(parse_state *s, const char *arg, char *err, size_t errlen)
 	return GO_ON;
 }
 
+static int set_video(parse_state *s, const char *arg, char *err, size_t errlen)
+{
+	if (dr_video_check_path(arg, err, errlen) != 0)
+		return -1;
+	s->r.video = arg;
+	return GO_ON;
+}
+
+static int set_fps(parse_state *s, const char *arg, char *err, size_t errlen)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (errno || end == arg || *end || v <= 0 || dr_video_check_fps(v, err, errlen) != 0)
+		return dr_seterr(err, errlen, "--fps wants a frame rate above 0 and at most %g",
+		                 DR_VIDEO_FPS_MAX);
+	s->r.fps = v;
+	return GO_ON;
+}
+
 static int set_engine(parse_state *s, const char *arg, char *err, size_t errlen)
 {
 	const char *e = dr_engine_canonical(arg);
@@ -434,6 +469,10 @@ static int finish_serve(parse_state *s, int nargs, char *err, size_t errlen)
 	if (s->spec || s->r.http)
 		return dr_seterr(err, errlen, "%s is for a batch run, not --serve",
 		                 s->spec ? "--frames" : "--http (use --listen)");
+	if (s->r.video || s->r.fps > 0)
+		return dr_seterr(err, errlen,
+		                 "--video and --fps are for a batch run, not --serve (a request "
+		                 "asks with \"video\": true)");
 	if (!s->r.listen)
 		s->r.listen = "127.0.0.1:4000";
 	return 0;
@@ -445,6 +484,9 @@ static int finish_batch(parse_state *s, int nargs, char **args, char *err, size_
 	if (s->r.listen || s->r.blend_root || s->r.output_root || s->r.scene)
 		return dr_seterr(err, errlen,
 		                 "--listen, --scene, --blend-root and --output-root need --serve");
+	if (s->r.fps > 0 && !s->r.video)
+		return dr_seterr(err, errlen,
+		                 "--fps sets the video's frame rate: it needs --video");
 	if (nargs < 1)
 		return dr_seterr(
 		        err, errlen,

@@ -2,6 +2,7 @@
 #include "dr_render_cfg.h"
 
 #include "dr_util.h"
+#include "dr_video.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,24 @@ int dr_render_cfg_add_json(const dr_render_cfg *c, cJSON *o)
 	    !cJSON_AddStringToObject(o, "engine", c->engine) ||
 	    !cJSON_AddNumberToObject(o, "samples", c->samples))
 		return -1;
+	if (c->video[0] && !cJSON_AddStringToObject(o, "video", c->video))
+		return -1;
+	if (c->fps > 0 && !cJSON_AddNumberToObject(o, "fps", c->fps))
+		return -1;
+	return 0;
+}
+
+int dr_render_cfg_set_video(dr_render_cfg *c, const char *video, double fps, char *err,
+                            size_t errlen)
+{
+	if (video && video[0] && dr_video_check_path(video, err, errlen) != 0)
+		return -1;
+	if (dr_video_check_fps(fps, err, errlen) != 0)
+		return -1;
+	if (video && strlen(video) >= sizeof c->video)
+		return dr_seterr(err, errlen, "the video's name is too long");
+	snprintf(c->video, sizeof c->video, "%s", video ? video : "");
+	c->fps = fps;
 	return 0;
 }
 
@@ -84,6 +103,9 @@ int dr_render_cfg_from_json(const cJSON *o, dr_render_cfg *c, char *err, size_t 
 {
 	const char *scene, *output, *format, *engine;
 	const cJSON *samples = cJSON_GetObjectItemCaseSensitive(o, "samples");
+	const cJSON *video = cJSON_GetObjectItemCaseSensitive(o, "video");
+	const cJSON *fps = cJSON_GetObjectItemCaseSensitive(o, "fps");
+	dr_render_cfg n;
 	char why[DR_ERRLEN];
 
 	if (!cJSON_IsObject(o))
@@ -95,9 +117,14 @@ int dr_render_cfg_from_json(const cJSON *o, dr_render_cfg *c, char *err, size_t 
 		return -1;
 	if (!cJSON_IsNumber(samples) || samples->valuedouble != (double)samples->valueint)
 		return dr_seterr(err, errlen, "\"samples\" is missing or not an integer");
-	if (dr_render_cfg_init(c, scene, output, format, engine, samples->valueint, why,
-	                       sizeof why) != 0)
+	if ((video && !cJSON_IsString(video)) || (fps && !cJSON_IsNumber(fps)))
+		return dr_seterr(err, errlen, "\"video\" is not a string or \"fps\" not a number");
+	if (dr_render_cfg_init(&n, scene, output, format, engine, samples->valueint, why,
+	                       sizeof why) != 0 ||
+	    dr_render_cfg_set_video(&n, video ? video->valuestring : NULL,
+	                            fps ? fps->valuedouble : 0, why, sizeof why) != 0)
 		return dr_seterr(err, errlen, "job settings: %s", why);
+	*c = n;
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "dr_report.h"
 #include "dr_scene.h"
 #include "dr_util.h"
+#include "dr_video.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -69,6 +70,7 @@ static int batch_cfg(const dr_service_cfg *c, dr_render_cfg *cfg, dr_outpath *ou
 {
 	if (dr_render_cfg_init(cfg, c->scene, c->output, c->format, c->engine, c->samples, err,
 	                       errlen) != 0 ||
+	    dr_render_cfg_set_video(cfg, c->video, c->fps, err, errlen) != 0 ||
 	    dr_render_cfg_outpath(cfg, out, err, errlen) != 0)
 		return -1;
 	snprintf(cfg->output, sizeof cfg->output, "%s", out->pattern);
@@ -333,6 +335,56 @@ static int batch_outcome(dr_service *s, dr_ojob *job, bool interrupted, bool fai
 	return code;
 }
 
+/* The batch's video, once every frame is on disk: frames in order, the frame rate from --fps, else
+ * the scene's (asked of Blender), else DR_VIDEO_FPS_DEFAULT. A failure is logged; the frames'
+ * outcome stays as it is. */
+static void batch_video(dr_service *s, volatile sig_atomic_t *interrupted)
+{
+	const dr_service_cfg *c = s->cfg;
+	const dr_frames *fr = c->frames;
+	dr_outpath op;
+	char **paths = calloc(fr->n ? fr->n : 1, sizeof *paths), err[DR_ERRLEN];
+	dr_video_job j = {.path = s->batch.video,
+	                  .frames = (const char *const *)paths,
+	                  .n = fr->n,
+	                  .fps = s->batch.fps,
+	                  .ffmpeg = "ffmpeg",
+	                  .ffprobe = "ffprobe",
+	                  .interrupted = interrupted};
+	double t0 = dr_now();
+	size_t i;
+
+	if (!paths || dr_render_cfg_outpath(&s->batch, &op, err, sizeof err) != 0) {
+		dr_error("video %s not made: %s", j.path, paths ? err : "out of memory");
+		goto out;
+	}
+	for (i = 0; i < fr->n; i++)
+		if (!(paths[i] = malloc(DR_PATH_MAX)) ||
+		    dr_outpath_frame(&op, fr->v[i], paths[i], DR_PATH_MAX) != 0) {
+			dr_error("video %s not made: out of memory or a frame name too long",
+			         j.path);
+			goto out;
+		}
+	if (j.fps <= 0 && dr_video_scene_fps(c->node.blender, c->scene, c->node.allow_autoexec,
+	                                     &j.fps, err, sizeof err) != 0) {
+		dr_warn("the scene's frame rate is unknown (%s); the video is made at %g fps "
+		        "(--fps sets it)",
+		        err, DR_VIDEO_FPS_DEFAULT);
+		j.fps = DR_VIDEO_FPS_DEFAULT;
+	}
+	if (!c->quiet)
+		dr_info("encoding %zu frames at %g fps into %s", fr->n, j.fps, j.path);
+	if (dr_video_encode(&j, err, sizeof err) != 0)
+		dr_error("video %s not made (the frames are fine): %s", j.path, err);
+	else if (!c->quiet)
+		dr_info("video %s: %zu frames at %g fps, made in %.1f s", j.path, fr->n, j.fps,
+		        dr_now() - t0);
+out:
+	for (i = 0; paths && i < fr->n; i++)
+		free(paths[i]);
+	free(paths);
+}
+
 int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *cpus,
                    volatile sig_atomic_t *interrupted)
 {
@@ -393,6 +445,8 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		code = failed ? DR_EXIT_RUNTIME : ended > 0 ? ended : DR_EXIT_ALL_DONE;
 	} else {
 		code = batch_outcome(s, job, *interrupted, failed || ended > 0, err);
+		if (code == DR_EXIT_ALL_DONE && s->batch.video[0] && !*interrupted)
+			batch_video(s, interrupted);
 	}
 	table_round(s);
 	if (!*interrupted && !failed)

@@ -146,6 +146,8 @@ static void service_cfg(const dr_opts *o, dr_service_cfg *c)
 	        .format = o->format,
 	        .engine = o->engine,
 	        .samples = o->samples,
+	        .video = o->video,
+	        .fps = o->fps,
 	        .frames = &o->frames,
 	        .report = o->report,
 	        .quiet = o->verbosity < 0,

@@ -377,6 +377,25 @@ static void test_exact_messages(void)
 
 /* Every option is accepted, listed in --help in its column, and the first of --help and
  * --version decides. */
+static void test_video(void)
+{
+	dr_opts o = {0};
+
+	is_int(parse(&o, NULL, "--video", "o/v.webm", "--fps", "29.97", "s.blend", "1", "2", NULL),
+	       0, "--video o/v.webm --fps 29.97");
+	is_str(o.video, "o/v.webm", "  video");
+	ok(o.fps > 29.96 && o.fps < 29.98, "  fps");
+	dr_opts_free(&o);
+	fails_with(parse(&o, NULL, "--video", "v.gif", "s.blend", "1", "2", NULL), "--video v.gif",
+	           ".mp4, .webm or .mov", NULL);
+	fails_with(parse(&o, NULL, "--video", "v.mp4", "--fps", "0", "s.blend", "1", "2", NULL),
+	           "--fps 0", "frame rate", NULL);
+	fails_with(parse(&o, NULL, "--fps", "12", "s.blend", "1", "2", NULL), "--fps alone",
+	           "needs --video", NULL);
+	fails_with(parse(&o, NULL, "--serve", "--video", "v.mp4", NULL), "--serve --video",
+	           "not --serve", NULL);
+}
+
 static void test_every_option(void)
 {
 	static const struct {
@@ -397,6 +416,7 @@ static void test_every_option(void)
 	        {"--token", "t", "      --token TOKEN         "},
 	        {"--max-queued", "5", "      --max-queued N        "},
 	        {"--rate-limit", "5", "      --rate-limit N        "},
+	        {"--video", "v.mp4", "      --video FILE          "},
 	        {"--one-shot", NULL, "      --one-shot            "},
 	        {"--overwrite", NULL, "      --overwrite           "},
 	        {"--allow-autoexec", NULL, "      --allow-autoexec      "},
@@ -524,6 +544,7 @@ static void test_run_cfg(void)
 
 int main(void)
 {
+	test_video();
 	test_defaults();
 	test_frames();
 	test_args_count();

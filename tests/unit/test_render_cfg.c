@@ -97,8 +97,34 @@ static void test_same(void)
 	ok(!dr_render_cfg_same_blender(&a, &b), "same: another scene needs a reload");
 }
 
+static void test_video(void)
+{
+	dr_render_cfg a, b;
+	char buf[DR_PATH_MAX * 3], err[256];
+
+	dr_render_cfg_init(&a, "s.blend", NULL, NULL, NULL, 0, err, sizeof err);
+	dr_render_cfg_encode(&a, buf, sizeof buf);
+	ok(!strstr(buf, "video") && !strstr(buf, "fps"), "no video: no video members on the wire");
+	ok(dr_render_cfg_set_video(&a, "o/v.mp4", 12.5, err, sizeof err) == 0, "set a video");
+	ok(dr_render_cfg_encode(&a, buf, sizeof buf) == 0 &&
+	           dr_render_cfg_decode(buf, &b, err, sizeof err) == 0,
+	   "video round trip");
+	is_str(b.video, "o/v.mp4", "  video kept");
+	ok(b.fps == 12.5, "  fps kept");
+	b = a;
+	ok(dr_render_cfg_set_video(&b, "o/v.avi", 0, err, sizeof err) == -1 &&
+	           strcmp(b.video, "o/v.mp4") == 0,
+	   "set_video: .avi refused, nothing changed");
+	ok(dr_render_cfg_set_video(&b, "o/v.mp4", -3, err, sizeof err) == -1, "set_video: fps -3");
+	ok(dr_render_cfg_decode("{\"scene\":\"s\",\"output\":\"\",\"format\":\"PNG\","
+	                        "\"engine\":\"\",\"samples\":0,\"video\":7}",
+	                        &b, err, sizeof err) == -1,
+	   "decode: a video that is not a string is refused");
+}
+
 int main(void)
 {
+	test_video();
 	test_init();
 	test_wire();
 	test_same();
