@@ -104,6 +104,6 @@ if [ -n "${DRENDER_MPI_IF:-}" ]; then
 	export OMPI_MCA_btl_tcp_if_include=$DRENDER_MPI_IF OMPI_MCA_oob_tcp_if_include=$DRENDER_MPI_IF
 fi
 
-log "starting: mpirun -np $np drender ${serve[*]} $*${DRENDER_TOKEN:+ (token from DRENDER_TOKEN)}"
-exec mpirun --hostfile "$HOME/hostfile" -np "$np" --bind-to none \
+log "starting: mpirun --enable-recovery -np $np drender ${serve[*]} $*${DRENDER_TOKEN:+ (token from DRENDER_TOKEN)}"
+exec mpirun --enable-recovery --hostfile "$HOME/hostfile" -np "$np" --bind-to none \
 	drender "${serve[@]}" "$@"

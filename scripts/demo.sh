@@ -18,6 +18,7 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 # 4 ranks: rank 0 hands out frames, ranks 1-3 render. --oversubscribe lets 4 ranks share fewer
 # cores (rank 0 mostly sleeps, and the render nodes split the CPUs between their Blenders).
-echo "demo: mpirun -np 4 ./drender blend/demo.blend 1 20 -o output/demo_####"
-exec mpirun --oversubscribe -np 4 ./drender blend/demo.blend 1 20 -o output/demo_#### \
+# --enable-recovery: a render node that dies is a fault of that node; the others finish its frames.
+echo "demo: mpirun --enable-recovery -np 4 ./drender blend/demo.blend 1 20 -o output/demo_####"
+exec mpirun --enable-recovery --oversubscribe -np 4 ./drender blend/demo.blend 1 20 -o output/demo_#### \
 	--report output/demo-report.json "$@"

@@ -21,7 +21,7 @@ set -u
 
 # shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
 . "$(dirname "$0")/deploy-lib.bash"
-PLAN=18
+PLAN=24
 FRAMES=36
 COST=0.4        # fake Blender seconds per frame
 # In the link-down case the job must still have frames to hand out when the lost host is
@@ -232,5 +232,50 @@ lose_host() {
 }
 lose_host kill
 lose_host link
+
+# --- part 3: the same losses under mpirun --enable-recovery: the survivors finish the job -------
+# The job must end with exit 0 (rank 0's report) and every frame on disk, whichever way node3 goes;
+# the time from the loss to its frames going back to the queue is printed. mpirun itself may then
+# wait for the lost host's daemon: the job counts as ended when rank 0 has written its report.
+survive_host() {
+	local how=$1 t0 tl elapsed
+	rm -f "$T"/out/*
+	COST=$LINK_COST
+	# shellcheck disable=SC2086
+	FAKE_BLENDER_COST=$COST on_head mpirun --enable-recovery $MPIRUN_ARGS -np 4 \
+		-x FAKE_BLENDER_COST "$DRENDER" --blender "$FAKE" -o "$T/out/frame_####" --retries 2 \
+		--node-timeout 5 --report "$T/s$how.json" "$T/scene.blend" 1 "$FRAMES" \
+		>"$T/s$how.log" 2>&1 &
+	JOB_PID=$!
+	BG="$BG $JOB_PID"
+	local deadline=$(($(date +%s) + 60))
+	while [ "$(frames_on_disk)" -lt 6 ] && kill -0 "$JOB_PID" 2>/dev/null &&
+		[ "$(date +%s)" -lt "$deadline" ]; do sleep 0.1; done
+	t0=$(date +%s.%N)
+	if [ "$how" = kill ]; then
+		# shellcheck disable=SC2046
+		kill -9 $(ip netns pids "$(ns_of node3)") 2>/dev/null
+	else
+		ip -n "$SW" link set "${P}v3" down
+	fi
+	deadline=$(($(date +%s) + 60))
+	until grep -q "rank 3 (node3) is lost" "$T/s$how.log" || [ "$(date +%s)" -ge "$deadline" ]; do
+		sleep 0.1
+	done
+	tl=$(date +%s.%N)
+	echo "# $how (recovery): node3 declared lost, its frames requeued $(python3 -c "print(round($tl - $t0, 1))") s after it went away"
+	deadline=$(($(date +%s) + 180))
+	until [ -s "$T/s$how.json" ] || [ "$(date +%s)" -ge "$deadline" ]; do sleep 0.2; done
+	elapsed=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
+	check "$how (recovery): rank 0 reports exit 0 (${elapsed}s after the loss)" \
+		[ "$(python3 -c "import json; print(json.load(open('$T/s$how.json'))['exit_code'])" 2>/dev/null)" = 0 ]
+	check "$how (recovery): all $FRAMES frames on disk" [ "$(frames_on_disk)" -eq "$FRAMES" ]
+	wait_pid "$JOB_PID" 30
+	echo "# $how (recovery): mpirun's own exit status $? (124: still waiting 30 s after the report)"
+	[ "$how" = link ] && ip -n "$SW" link set "${P}v3" up
+	check "$how (recovery): no drender or Blender process left" gone_within 15 leftovers
+}
+survive_host kill
+survive_host link
 
 [ "$failed" -eq 0 ]

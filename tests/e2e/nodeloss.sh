@@ -106,16 +106,16 @@ cp s.blend blends/s.blend
 http() { CODE=$(curl -s -X "$1" -o "$WORK/body" -w '%{http_code}' ${3:+--data-binary "$3"} "$URL$2"); }
 field() { json "$WORK/body" "$1" 2>/dev/null; }
 state_is() { http GET "/status/$1" && [ "$(field 'd["state"]')" = "$2" ]; }
-start_service() { # start_service LOG ARGS...
-	local log=$1
-	shift
-	FAKE_BLENDER_COST=0.2 "${RMPI[@]}" "$@" "$DRENDER" --serve --listen "127.0.0.1:$PORT" \
+start_service() { # start_service LOG NP [DRENDER-ARGS...]
+	local log=$1 np=$2
+	shift 2
+	FAKE_BLENDER_COST=0.2 "${RMPI[@]}" -np "$np" "$DRENDER" --serve --listen "127.0.0.1:$PORT" \
 		--scene "$WORK/blends/s.blend" --blend-root "$WORK/blends" --output-root "$WORK/srv" \
-		--node-timeout 3 >>"$log.out" 2>>"$log.err" &
+		--node-timeout 3 "$@" >>"$log.out" 2>>"$log.err" &
 	SERVE_PID=$!
 	wait_for 60 curl -sf "$URL/health"
 }
-start_service s4 -np 4
+start_service s4 4
 ok $? "service up (3 render nodes)"
 http POST /render '{"from":1,"to":20}'
 A=$(field 'd["jobId"]')
@@ -151,7 +151,7 @@ wait_for 30 none_left
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
 rm -rf srv && mkdir srv
-start_service s5 -np 3 --min-nodes 2
+start_service s5 3 --min-nodes 2
 http POST /render '{"from":1,"to":30}'
 D=$(field 'd["jobId"]')
 wait_for 60 sleep_until_frames
@@ -159,7 +159,7 @@ kill -9 "$(rank_pid 2)"
 wait "$SERVE_PID"
 grep -q "fewer than --min-nodes 2, and nothing is running: exiting with status 75" s5.err
 ok $? "min-nodes: the service says it exits with status 75"
-start_service s5b -np 3 --min-nodes 2
+start_service s5b 3 --min-nodes 2
 ok $? "min-nodes: the restarted service is up"
 wait_for 90 state_is "$D" done
 ok $? "min-nodes: the job finishes after the restart"
