@@ -23,6 +23,33 @@ const char *dr_engine_canonical(const char *name)
 	return NULL;
 }
 
+const char *dr_device_canonical(const char *name)
+{
+	static const char *const names[] = {"CPU", "CUDA", "OPTIX", "HIP", "ONEAPI", "AUTO"};
+
+	for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+		if (strcasecmp(name, names[i]) == 0)
+			return names[i];
+	return NULL;
+}
+
+bool dr_device_is_gpu(const char *canon)
+{
+	return canon && canon[0] && strcmp(canon, "CPU") != 0 && strcmp(canon, "AUTO") != 0;
+}
+
+int dr_render_cfg_set_device(dr_render_cfg *c, const char *name, char *err, size_t errlen)
+{
+	const char *canon = "";
+
+	if (name && name[0] && !(canon = dr_device_canonical(name)))
+		return dr_seterr(
+		        err, errlen,
+		        "unknown device '%.64s' (use cpu, cuda, optix, hip, oneapi or auto)", name);
+	snprintf(c->device, sizeof c->device, "%s", canon);
+	return 0;
+}
+
 int dr_render_cfg_init(dr_render_cfg *c, const char *scene, const char *output, const char *format,
                        const char *engine, int samples, char *err, size_t errlen)
 {
@@ -63,7 +90,8 @@ int dr_render_cfg_add_json(const dr_render_cfg *c, cJSON *o)
 	    !cJSON_AddStringToObject(o, "output", c->output) ||
 	    !cJSON_AddStringToObject(o, "format", c->format) ||
 	    !cJSON_AddStringToObject(o, "engine", c->engine) ||
-	    !cJSON_AddNumberToObject(o, "samples", c->samples))
+	    !cJSON_AddNumberToObject(o, "samples", c->samples) ||
+	    !cJSON_AddStringToObject(o, "device", c->device))
 		return -1;
 	return 0;
 }
@@ -84,6 +112,8 @@ int dr_render_cfg_from_json(const cJSON *o, dr_render_cfg *c, char *err, size_t 
 {
 	const char *scene, *output, *format, *engine;
 	const cJSON *samples = cJSON_GetObjectItemCaseSensitive(o, "samples");
+	const cJSON *device = cJSON_GetObjectItemCaseSensitive(o, "device");
+	dr_render_cfg n;
 	char why[DR_ERRLEN];
 
 	if (!cJSON_IsObject(o))
@@ -95,9 +125,13 @@ int dr_render_cfg_from_json(const cJSON *o, dr_render_cfg *c, char *err, size_t 
 		return -1;
 	if (!cJSON_IsNumber(samples) || samples->valuedouble != (double)samples->valueint)
 		return dr_seterr(err, errlen, "\"samples\" is missing or not an integer");
-	if (dr_render_cfg_init(c, scene, output, format, engine, samples->valueint, why,
-	                       sizeof why) != 0)
+	if (device && !cJSON_IsString(device))
+		return dr_seterr(err, errlen, "\"device\" is not a string");
+	if (dr_render_cfg_init(&n, scene, output, format, engine, samples->valueint, why,
+	                       sizeof why) != 0 ||
+	    dr_render_cfg_set_device(&n, device ? device->valuestring : NULL, why, sizeof why) != 0)
 		return dr_seterr(err, errlen, "job settings: %s", why);
+	*c = n;
 	return 0;
 }
 
@@ -133,7 +167,8 @@ int dr_render_cfg_decode(const char *text, dr_render_cfg *c, char *err, size_t e
 bool dr_render_cfg_same_blender(const dr_render_cfg *a, const dr_render_cfg *b)
 {
 	return strcmp(a->scene, b->scene) == 0 && strcmp(a->format, b->format) == 0 &&
-	       strcmp(a->engine, b->engine) == 0 && a->samples == b->samples;
+	       strcmp(a->engine, b->engine) == 0 && a->samples == b->samples &&
+	       strcmp(a->device, b->device) == 0;
 }
 
 int dr_render_cfg_outpath(const dr_render_cfg *c, dr_outpath *o, char *err, size_t errlen)
