@@ -20,13 +20,18 @@
  *   blender -b SCENE [--disable-autoexec] -t THREADS --python-expr <driver.py> --
  *           --drender-fds CMD_FD,REPLY_FD --drender-settings '<json>'
  *
- * settings json: {"engine": "CYCLES"|null, "samples": N|0, "format": "PNG", "threads": N}
+ * settings json: {"engine": "CYCLES"|null, "samples": N|0, "format": "PNG", "threads": N,
+ *                 "device": "CUDA"|...|"", "gpu": N|-1, "gpu_why": "..."|null,
+ *                 "gpu_threads": N|0, "persistent_data": true|false}
  * Commands (one JSON object per line on CMD_FD):
  *   {"cmd": "render", "frame": 12, "path": "/abs/dir/.drender-tmp-host-1-0000012"}
  *   {"cmd": "quit"}
  * Replies (one JSON object per line on REPLY_FD):
- *   {"event": "ready", "scene": "Scene", "engine": "CYCLES", "frame_start": 1, "frame_end": 250}
- *   {"event": "done", "frame": 12, "seconds": 1.25}
+ *   {"event": "ready", "scene": "Scene", "engine": "CYCLES", "frame_start": 1, "frame_end": 250,
+ *    "device": "CUDA:0 NVIDIA A100"}          (the devices Cycles will use, or "CPU")
+ *   {"event": "fatal", "error": "..."}        (the settings cannot be honoured, e.g. a GPU type
+ *                                              Blender does not see; Blender then exits)
+ *   {"event": "done", "frame": 12, "seconds": 1.25, "peak_mb": 321.5}
  *   {"event": "error", "frame": 12, "error": "Python traceback or message"}
  * If Blender cannot load SCENE it exits (status 0) without running the driver: EOF before "ready"
  * is a load failure, and the tail of Blender's output says why.
@@ -50,6 +55,10 @@ typedef struct dr_blender_cfg {
 	bool allow_autoexec;   /* omit --disable-autoexec */
 	bool verbose;          /* echo Blender's output to our stderr */
 	const cpu_set_t *cpus; /* affinity for Blender, NULL = inherit ours */
+	int gpu;               /* the GPU among those Blender sees for a GPU device, -1 = none */
+	const char *gpu_why;   /* why there is none, or NULL */
+	int gpu_threads;       /* threads for a node that renders on a GPU, 0 = THREADS */
+	bool persistent_data;  /* warm: keep Cycles' render data between frames */
 } dr_blender_cfg;
 
 enum dr_bl_kind {
@@ -65,6 +74,8 @@ typedef struct dr_bl_event {
 	int frame;             /* for DONE and FAILED */
 	double seconds;        /* render seconds for DONE */
 	char error[DR_ERRLEN]; /* for LOAD_FAILED and FAILED */
+	char device[128];      /* READY: the devices Cycles uses ("" = not said) */
+	double peak_mb;        /* DONE: Blender's peak memory so far (MiB), 0 = unknown */
 } dr_bl_event;
 
 typedef struct dr_blender dr_blender;

@@ -59,6 +59,8 @@ typedef struct dr_node {
 	char last_dir[DR_PATH_MAX]; /* output directory last prepared */
 	bool requested;             /* a request is outstanding */
 	double last_sent;           /* when we last said something to rank 0 */
+	char device[128];           /* the devices the loaded Blender renders on ("" = not said) */
+	double peak_mb;             /* its Blender's peak memory (MiB), 0 = unknown */
 } dr_node;
 
 /* Say HELLO to rank 0 and, if the command line names a scene, start Blender on it. CPUS: Blender's

@@ -11,22 +11,25 @@
 #include <stdio.h>
 
 typedef struct dr_opts {
-	const char *scene;   /* SCENE.blend (points into argv) */
-	dr_frames frames;    /* requested frames, owned */
-	const char *output;  /* -o PATTERN, NULL = default */
-	const char *format;  /* canonical Blender format name, default "PNG" */
-	const char *engine;  /* canonical engine name, NULL = the scene's */
-	const char *blender; /* --blender, else $DRENDER_BLENDER, else "blender" */
-	const char *report;  /* --report FILE.json, NULL = none */
-	int samples;         /* 0 = the scene's */
-	const char *video;   /* --video FILE (.mp4, .webm, .mov), NULL = none */
-	double fps;          /* --fps N: the video's frame rate, 0 = the scene's */
-	int threads;         /* -t, 0 = share the node's CPUs among its render nodes */
-	int chunk;           /* frames per task, >= 1 */
-	int retries;         /* extra attempts for a failed frame */
-	double timeout;      /* seconds per frame, 0 = none */
-	double node_timeout; /* a render node silent this long is lost (seconds) */
-	int verbosity;       /* -1 quiet, 0 normal, 1+ verbose */
+	const char *scene;       /* SCENE.blend (points into argv) */
+	dr_frames frames;        /* requested frames, owned */
+	const char *output;      /* -o PATTERN, NULL = default */
+	const char *format;      /* canonical Blender format name, default "PNG" */
+	const char *engine;      /* canonical engine name, NULL = the scene's */
+	const char *device;      /* --device: canonical device name, NULL = the scene's */
+	int gpus_per_node;       /* --gpus-per-node N, 0 = one GPU per render node */
+	bool no_persistent_data; /* --no-persistent-data */
+	const char *blender;     /* --blender, else $DRENDER_BLENDER, else "blender" */
+	const char *report;      /* --report FILE.json, NULL = none */
+	int samples;             /* 0 = the scene's */
+	const char *video;       /* --video FILE (.mp4, .webm, .mov), NULL = none */
+	double fps;              /* --fps N: the video's frame rate, 0 = the scene's */
+	int threads;             /* -t, 0 = share the node's CPUs among its render nodes */
+	int chunk;               /* frames per task, >= 1 */
+	int retries;             /* extra attempts for a failed frame */
+	double timeout;          /* seconds per frame, 0 = none */
+	double node_timeout;     /* a render node silent this long is lost (seconds) */
+	int verbosity;           /* -1 quiet, 0 normal, 1+ verbose */
 	bool one_shot, overwrite, allow_autoexec;
 	bool no_speculate;      /* frames in ascending order, no speculative copies */
 	bool serve;             /* --serve: a long-running service */

@@ -15,8 +15,9 @@
  * One job's settings. A command line or a POST /render body becomes one of these once; it travels
  * inside the job (the job table, the orchestrator, the JOB message) and is decoded once on the
  * render node, which hands it to Blender. Its JSON form (journal and wire alike) is the object
- *   {"scene": "...", "output": "...", "format": "PNG", "engine": "", "samples": 0}
- * whose members other objects (a journal record) may carry alongside their own.
+ *   {"scene": "...", "output": "...", "format": "PNG", "engine": "", "samples": 0, "device": ""}
+ * whose members other objects (a journal record) may carry alongside their own ("device" may be
+ * missing: text written before it existed means the scene's device).
  */
 typedef struct dr_render_cfg {
 	char scene[DR_PATH_MAX];  /* .blend as Blender opens it */
@@ -28,6 +29,7 @@ typedef struct dr_render_cfg {
 	                           * "" = none. JSON member "video", absent when "" */
 	double fps;               /* the video's frame rate; 0 = the scene's. JSON "fps", absent
 	                           * when 0 */
+	char device[16];          /* CPU, CUDA, OPTIX, HIP, ONEAPI or AUTO; "" = the scene's */
 } dr_render_cfg;
 
 /* Fill C from its parts, checked and made canonical: SCENE non-empty; OUTPUT NULL or "" for the
@@ -41,6 +43,16 @@ int dr_render_cfg_init(dr_render_cfg *c, const char *scene, const char *output, 
  * second (0 = the scene's). 0, or -1 with ERR and C untouched. */
 int dr_render_cfg_set_video(dr_render_cfg *c, const char *video, double fps, char *err,
                             size_t errlen);
+/* Set C's device from NAME (any case; NULL or "" = the scene's): cpu, cuda, optix, hip, oneapi or
+ * auto. 0, or -1 with ERR listing the choices and C untouched. */
+int dr_render_cfg_set_device(dr_render_cfg *c, const char *name, char *err, size_t errlen);
+
+/* Device name as drender passes it to Blender (CPU, CUDA, OPTIX, HIP, ONEAPI, AUTO) for NAME in
+ * any case; NULL if unknown. */
+const char *dr_device_canonical(const char *name);
+
+/* True for a device that is a GPU backend (CUDA, OPTIX, HIP, ONEAPI), not CPU, AUTO or "". */
+bool dr_device_is_gpu(const char *canon);
 
 /* Add C's members to the JSON object O. 0, or -1 on out of memory. */
 int dr_render_cfg_add_json(const dr_render_cfg *c, cJSON *o);
@@ -55,8 +67,8 @@ int dr_render_cfg_encode(const dr_render_cfg *c, char *buf, size_t len);
 /* Back from dr_render_cfg_encode's text. 0, or -1 with ERR; C untouched on failure. */
 int dr_render_cfg_decode(const char *text, dr_render_cfg *c, char *err, size_t errlen);
 
-/* True when A and B need the same loaded Blender (scene, format, engine and samples agree; the
- * output pattern travels with each frame). */
+/* True when A and B need the same loaded Blender (scene, format, engine, samples and device agree;
+ * the output pattern travels with each frame). */
 bool dr_render_cfg_same_blender(const dr_render_cfg *a, const dr_render_cfg *b);
 
 /* Naming of C's frames (dr_outpath_init with C's pattern, scene and format). 0, or -1 with ERR. */

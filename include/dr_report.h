@@ -25,9 +25,11 @@ typedef struct dr_report_node {
 	int rank;
 	char host[256];
 	int threads;
-	bool lost;                           /* declared lost during the run */
-	double lost_at;                      /* seconds after the run started */
-	char lost_why[160];                  /* what gave it away */
+	char device[128];   /* the devices its Blender renders on, as it said ("" = not said) */
+	double peak_mb;     /* its Blender's peak memory (MiB), 0 = unknown */
+	bool lost;          /* declared lost during the run */
+	double lost_at;     /* seconds after the run started */
+	char lost_why[160]; /* what gave it away */
 	int lost_frames[DR_LOST_FRAMES_MAX]; /* frames it held then (in flight first) */
 	int nlost_frames;                    /* how many of them (may exceed the list) */
 } dr_report_node;

@@ -26,6 +26,12 @@ typedef struct dr_node_cfg {
 	bool allow_autoexec; /* let the scene's Python scripts run */
 	bool verbose;        /* pass Blender's own output through */
 	double timeout;      /* seconds a frame may render, 0 = no limit */
+	const char *device;  /* canonical device (dr_device_canonical) for jobs that name none,
+	                      * NULL = the scene's */
+	int gpu;             /* this node's GPU among those Blender sees (dr_gpu_plan), -1 = none */
+	const char *gpu_why; /* why it has none (an assignment that failed), or NULL */
+	bool persistent_data; /* a warm Blender keeps Cycles' render data between frames */
+	bool threads_set;     /* -t was given: a GPU node keeps it instead of a few threads */
 } dr_node_cfg;
 
 /* The orchestrator's settings. */

@@ -54,6 +54,10 @@ struct dr_blender {
 	bool one_shot;
 	bool allow_autoexec;
 	bool verbose;
+	int gpu;
+	char *gpu_why;
+	int gpu_threads;
+	bool persistent_data;
 
 	dr_proc *proc;       /* the Blender process (one at a time) */
 	enum bl_state state; /* see set_state() */
@@ -268,6 +272,12 @@ static int spawn_warm(dr_blender *b, char *err, size_t errlen)
 	    !cJSON_AddNumberToObject(json, "samples", b->render.samples) ||
 	    !cJSON_AddStringToObject(json, "format", b->render.format) ||
 	    !cJSON_AddNumberToObject(json, "threads", b->threads) ||
+	    !cJSON_AddStringToObject(json, "device", b->render.device) ||
+	    !cJSON_AddNumberToObject(json, "gpu", b->gpu) ||
+	    !(b->gpu_why ? cJSON_AddStringToObject(json, "gpu_why", b->gpu_why)
+	                 : cJSON_AddNullToObject(json, "gpu_why")) ||
+	    !cJSON_AddNumberToObject(json, "gpu_threads", b->gpu_threads) ||
+	    !cJSON_AddBoolToObject(json, "persistent_data", b->persistent_data) ||
 	    !(settings = cJSON_PrintUnformatted(json))) {
 		dr_seterr(err, errlen, "out of memory");
 		goto out;
@@ -429,7 +439,7 @@ static void warm_died(dr_blender *b, dr_bl_event *ev, const char *protocol_error
 static bool handle_reply(dr_blender *b, const char *line, dr_bl_event *ev)
 {
 	cJSON *json = cJSON_Parse(line);
-	const cJSON *event, *frame, *seconds, *error;
+	const cJSON *event, *frame, *seconds, *error, *peak;
 	bool got = false;
 
 	if (!json || !cJSON_IsObject(json) ||
@@ -441,10 +451,29 @@ static bool handle_reply(dr_blender *b, const char *line, dr_bl_event *ev)
 	frame = cJSON_GetObjectItemCaseSensitive(json, "frame");
 	if (strcmp(event->valuestring, "ready") == 0) {
 		if (!reported_ready(b)) {
+			const cJSON *dev = cJSON_GetObjectItemCaseSensitive(json, "device");
+
 			set_state(b, b->state == BL_LOADING_FRAME ? BL_RENDERING : BL_READY);
 			ev->kind = DR_BL_READY;
+			if (cJSON_IsString(dev))
+				snprintf(ev->device, sizeof ev->device, "%s", dev->valuestring);
 			got = true;
 		}
+	} else if (strcmp(event->valuestring, "fatal") == 0 && !reported_ready(b)) {
+		/* the driver cannot honour the settings (a device Blender does not see): it says
+		 * why by itself and exits; a frame asked for meanwhile fails with the load */
+		error = cJSON_GetObjectItemCaseSensitive(json, "error");
+		ev->kind = DR_BL_LOAD_FAILED;
+		ev->frame = busy(b) ? b->frame : 0;
+		dr_seterr(ev->error, sizeof(ev->error), "Blender cannot render '%s' as asked: %s",
+		          b->render.scene,
+		          cJSON_IsString(error) ? error->valuestring : "(no message)");
+		cJSON_Delete(json);
+		dr_proc_wait_exit(b->proc, EOF_GRACE_MS);
+		set_state(b, BL_DOWN);
+		dr_proc_kill(b->proc);
+		b->rlen = 0;
+		return true;
 	} else if (strcmp(event->valuestring, "done") == 0) {
 		if (!busy(b) || !cJSON_IsNumber(frame) || (int)frame->valuedouble != b->frame) {
 			cJSON_Delete(json);
@@ -452,6 +481,9 @@ static bool handle_reply(dr_blender *b, const char *line, dr_bl_event *ev)
 			return ev->kind != DR_BL_NONE;
 		}
 		seconds = cJSON_GetObjectItemCaseSensitive(json, "seconds");
+		peak = cJSON_GetObjectItemCaseSensitive(json, "peak_mb");
+		if (cJSON_IsNumber(peak) && peak->valuedouble > 0)
+			ev->peak_mb = peak->valuedouble;
 		ev->kind = DR_BL_DONE;
 		ev->frame = b->frame;
 		ev->seconds =
@@ -571,6 +603,12 @@ dr_blender *dr_blender_create(const dr_blender_cfg *cfg, char *err, size_t errle
 		return NULL;
 	}
 	b->state = BL_DOWN;
+	if (cfg->one_shot && cfg->render.device[0]) {
+		dr_seterr(err, errlen,
+		          "--device %s needs a warm Blender: --one-shot does not choose devices",
+		          cfg->render.device);
+		goto fail;
+	}
 	b->exe = resolve_exe(cfg->exe, err, errlen);
 	if (!b->exe)
 		goto fail;
@@ -581,6 +619,13 @@ dr_blender *dr_blender_create(const dr_blender_cfg *cfg, char *err, size_t errle
 	b->one_shot = cfg->one_shot;
 	b->allow_autoexec = cfg->allow_autoexec;
 	b->verbose = cfg->verbose;
+	b->gpu = cfg->gpu;
+	b->gpu_threads = cfg->gpu_threads;
+	b->persistent_data = cfg->persistent_data;
+	if (cfg->gpu_why && !(b->gpu_why = strdup(cfg->gpu_why))) {
+		dr_seterr(err, errlen, "out of memory");
+		goto fail;
+	}
 	pc = (dr_proc_cfg){
 	        .what = "Blender",
 	        .echo_tag = cfg->verbose ? "blender" : NULL,
@@ -765,6 +810,7 @@ void dr_blender_destroy(dr_blender *b)
 	}
 	dr_proc_destroy(b->proc);
 	free(b->exe);
+	free(b->gpu_why);
 	free(b->tmp_path);
 	free(b->rbuf);
 	free(b);

@@ -17,8 +17,8 @@
 #define OUTPUT_NAME_MAX 255
 
 /* Fields a POST /render body may carry. */
-static const char *const body_fields[] = {"from",   "to",     "frames",  "blend",   "output",
-                                          "engine", "format", "samples", "priority"};
+static const char *const body_fields[] = {"from",   "to",     "frames",  "blend",    "output",
+                                          "engine", "format", "samples", "priority", "device"};
 #define NFIELDS (sizeof(body_fields) / sizeof(body_fields[0]))
 
 /* The body's members by field, each NULL when absent (or JSON null). */
@@ -26,7 +26,18 @@ struct members {
 	const cJSON *v[NFIELDS];
 };
 
-enum { F_FROM, F_TO, F_FRAMES, F_BLEND, F_OUTPUT, F_ENGINE, F_FORMAT, F_SAMPLES, F_PRIORITY };
+enum {
+	F_FROM,
+	F_TO,
+	F_FRAMES,
+	F_BLEND,
+	F_OUTPUT,
+	F_ENGINE,
+	F_FORMAT,
+	F_SAMPLES,
+	F_PRIORITY,
+	F_DEVICE
+};
 
 /* What kind of JSON value J is, for messages. */
 static const char *json_kind(const cJSON *j)
@@ -201,7 +212,7 @@ static int collect(const cJSON *root, struct members *m, char *err, size_t errle
 		if (i == NFIELDS) {
 			snprintf(err, errlen,
 			         "unknown field \"%.64s\" (known: from, to, frames, blend, output, "
-			         "engine, format, samples, priority)",
+			         "engine, format, samples, priority, device)",
 			         c->string ? c->string : "");
 			return 400;
 		}
@@ -537,6 +548,19 @@ static int read_settings(const struct members *m, const dr_jobspec_limits *lim, 
 		}
 		snprintf(s->render.format, sizeof(s->render.format), "%s",
 		         dr_format_canonical(str));
+	}
+	if (m->v[F_DEVICE]) {
+		if ((rc = get_str(m->v[F_DEVICE], "device", &str, err, errlen)))
+			return rc;
+		if (!(canon = dr_device_canonical(str))) {
+			snprintf(err, errlen,
+			         "\"device\" '%.64s' is unknown (use cpu, cuda, optix, hip, oneapi "
+			         "or "
+			         "auto)",
+			         str);
+			return 400;
+		}
+		snprintf(s->render.device, sizeof(s->render.device), "%s", canon);
 	}
 	if (m->v[F_SAMPLES] && (rc = get_int(m->v[F_SAMPLES], "samples", 1, DR_SAMPLES_MAX,
 	                                     &s->render.samples, err, errlen)))

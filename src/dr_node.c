@@ -62,7 +62,16 @@ static int load(dr_node *n, char *why, size_t whylen)
 	        .allow_autoexec = n->cfg.allow_autoexec,
 	        .verbose = n->cfg.verbose,
 	        .cpus = n->cpus,
+	        .gpu = n->cfg.gpu,
+	        .gpu_why = n->cfg.gpu_why,
+	        .gpu_threads = n->cfg.threads_set ? 0 : (n->threads < 2 ? n->threads : 2),
+	        .persistent_data = n->cfg.persistent_data,
 	};
+	/* a job that names no device renders on the command line's */
+	if (!cfg.render.device[0] && n->cfg.device)
+		snprintf(cfg.render.device, sizeof cfg.render.device, "%s", n->cfg.device);
+	n->device[0] = '\0';
+	n->peak_mb = 0;
 	dr_blender_destroy(n->bl);
 	/* warming up stays warming up: READY is still to be said */
 	set_state(n, n->state == DR_NODE_WARMING ? DR_NODE_WARMING : DR_NODE_LOADING);
@@ -204,6 +213,26 @@ int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen)
 	}
 }
 
+/* What a READY or a rendered frame's RESULT says of N's Blender, as JSON into BUF:
+ * {"device": "CUDA:0 NVIDIA A100", "peak_mb": 321.5}; NULL when nothing is known. */
+static const char *device_text(const dr_node *n, char *buf, size_t len)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *text = NULL;
+	const char *ret = NULL;
+
+	if (o && (n->device[0] || n->peak_mb > 0) &&
+	    cJSON_AddStringToObject(o, "device", n->device) &&
+	    cJSON_AddNumberToObject(o, "peak_mb", n->peak_mb) &&
+	    (text = cJSON_PrintUnformatted(o)) && strlen(text) < len) {
+		memcpy(buf, text, strlen(text) + 1);
+		ret = buf;
+	}
+	cJSON_free(text);
+	cJSON_Delete(o);
+	return ret;
+}
+
 static int report(dr_node *n, int ok, double seconds, const char *text, char *err, size_t errlen)
 {
 	dr_msg m = {.type = DR_MSG_RESULT,
@@ -238,7 +267,7 @@ static int finish_frame(dr_node *n, double seconds, char *err, size_t errlen)
 		unlink(n->tmp);
 		return report(n, 0, 0, why, err, errlen);
 	}
-	return report(n, 1, seconds, NULL, err, errlen);
+	return report(n, 1, seconds, device_text(n, why, sizeof why), err, errlen);
 }
 
 static int fail_frame(dr_node *n, const char *why, char *err, size_t errlen)
@@ -343,17 +372,21 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 
 		if (was == DR_NODE_READY)
 			return 0;
+		snprintf(n->device, sizeof n->device, "%s", ev.device);
 		set_state(n, DR_NODE_READY);
 		n->idle_since = dr_now(); /* loading a scene is not waiting for work */
 		if (was != DR_NODE_WARMING)
 			return 0;
-		return send_simple(n, DR_MSG_READY, -1, NULL, err, errlen);
+		return send_simple(n, DR_MSG_READY, -1, device_text(n, why, sizeof why), err,
+		                   errlen);
 	}
 	case DR_BL_LOAD_FAILED:
 		if (n->frame >= 0 && n->state == DR_NODE_READY)
 			return fail_frame(n, ev.error, err, errlen); /* a restart failed mid-job */
 		return load_failed(n, ev.error, err, errlen);
 	case DR_BL_DONE:
+		if (ev.peak_mb > n->peak_mb)
+			n->peak_mb = ev.peak_mb;
 		if (n->frame >= 0 && ev.frame == n->frame)
 			return finish_frame(n, ev.seconds, err, errlen);
 		return 0;

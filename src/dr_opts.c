@@ -60,8 +60,8 @@ typedef struct opt_row {
 #define STRING(f, w)   .kind = ARG_STRING, .field = FIELD_OF(f, const char *), .wants = (w)
 #define CALL(h)        .kind = ARG_CALL, .handler = (h)
 
-static opt_handler set_format, set_engine, set_video, set_fps, set_frames, set_quiet, set_verbose,
-        set_help, set_version, set_keep_for;
+static opt_handler set_format, set_engine, set_device, set_video, set_fps, set_frames, set_quiet,
+        set_verbose, set_help, set_version, set_keep_for;
 
 static const opt_row rows[] = {
         {.section = "Frames:", .metavar = "START END", .help = "render START..END inclusive"},
@@ -118,6 +118,22 @@ static const opt_row rows[] = {
          INT(threads, 1, 1024),
          .help = "Blender threads per render node (default: the CPUs this\n"
                  "node's ranks may use, shared among its render nodes)"},
+        {.name = "device",
+         .metavar = "DEVICE",
+         CALL(set_device),
+         .help = "cpu, cuda, optix, hip, oneapi or auto (default: the\n"
+                 "scene's); a GPU type Blender cannot see is an error,\n"
+                 "never a quiet fall-back to CPU; auto: GPUs where\n"
+                 "Blender sees them, CPU elsewhere"},
+        {.name = "gpus-per-node",
+         .metavar = "N",
+         INT(gpus_per_node, 1, 1024),
+         .help = "GPUs per host shared round-robin by its render nodes\n"
+                 "(default: one GPU per render node, by local rank)"},
+        {.name = "no-persistent-data",
+         FLAG(no_persistent_data),
+         .help = "rebuild Cycles' render data for every frame (default:\n"
+                 "a warm Blender keeps it between frames)"},
         {.name = "chunk",
          .metavar = "N",
          INT(chunk, 1, DR_CHUNK_MAX),
@@ -350,6 +366,18 @@ static int set_engine(parse_state *s, const char *arg, char *err, size_t errlen)
 	return GO_ON;
 }
 
+static int set_device(parse_state *s, const char *arg, char *err, size_t errlen)
+{
+	const char *d = dr_device_canonical(arg);
+
+	if (!d)
+		return dr_seterr(
+		        err, errlen,
+		        "unknown --device '%s' (use cpu, cuda, optix, hip, oneapi or auto)", arg);
+	s->r.device = d;
+	return GO_ON;
+}
+
 /* --keep-for DURATION: a number with an optional unit s, m, h, d or w (seconds by default); 0 is
  * no limit. */
 static int set_keep_for(parse_state *s, const char *arg, char *err, size_t errlen)
@@ -567,6 +595,10 @@ void dr_opts_node_cfg(const dr_opts *o, dr_node_cfg *c)
 	        .allow_autoexec = o->allow_autoexec,
 	        .verbose = o->verbosity > 0,
 	        .timeout = o->timeout,
+	        .device = o->device,
+	        .gpu = -1,
+	        .persistent_data = !o->no_persistent_data,
+	        .threads_set = o->threads > 0,
 	};
 }
 

@@ -411,6 +411,21 @@ static void on_late_result(dr_orch *r, int slot, const dr_msg *m, char *err, siz
 	count_done(r, j, slot, m, sec, " (late, from a node declared lost)");
 }
 
+/* What a render node says of its Blender (READY, a rendered frame's RESULT): its device and peak
+ * memory, as JSON in TEXT; anything else is left as it was. */
+static void note_device(dr_orch *r, int slot, const char *text)
+{
+	cJSON *o = text[0] == '{' ? cJSON_Parse(text) : NULL;
+	const cJSON *dev = cJSON_GetObjectItemCaseSensitive(o, "device");
+	const cJSON *peak = cJSON_GetObjectItemCaseSensitive(o, "peak_mb");
+
+	if (cJSON_IsString(dev) && dev->valuestring[0])
+		snprintf(r->info[slot].device, sizeof r->info[slot].device, "%s", dev->valuestring);
+	if (cJSON_IsNumber(peak) && peak->valuedouble > r->info[slot].peak_mb)
+		r->info[slot].peak_mb = peak->valuedouble;
+	cJSON_Delete(o);
+}
+
 static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t errlen)
 {
 	dr_ojob *j = job_of(r, m->job);
@@ -425,6 +440,7 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 	was_excluded = st->excluded;
 	if (m->ok) {
 		int other = dr_sched_other(j->sched, m->frame, slot);
+		note_device(r, slot, m->text);
 		bool clamped;
 		double sec = dr_report_clamp_seconds(m->seconds, dr_now() - j->t0, &clamped);
 		if (dr_sched_done(j->sched, slot, m->frame, sec) != 0)
@@ -543,6 +559,10 @@ int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errle
 		         m->pid, m->threads, m->threads == 1 ? "" : "s");
 		break;
 	case DR_MSG_READY: /* the first request: the node holds nothing */
+		note_device(r, slot, m->text);
+		if (r->info[slot].device[0])
+			dr_debug("rank %d (%s) renders on %s", r->info[slot].rank,
+			         r->info[slot].host, r->info[slot].device);
 		dr_dispatch_ready(r->disp, slot);
 		break;
 	case DR_MSG_REQUEST: /* may come while it renders its last frame: one task ahead */

@@ -24,6 +24,33 @@ const char *dr_engine_canonical(const char *name)
 	return NULL;
 }
 
+const char *dr_device_canonical(const char *name)
+{
+	static const char *const names[] = {"CPU", "CUDA", "OPTIX", "HIP", "ONEAPI", "AUTO"};
+
+	for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+		if (strcasecmp(name, names[i]) == 0)
+			return names[i];
+	return NULL;
+}
+
+bool dr_device_is_gpu(const char *canon)
+{
+	return canon && canon[0] && strcmp(canon, "CPU") != 0 && strcmp(canon, "AUTO") != 0;
+}
+
+int dr_render_cfg_set_device(dr_render_cfg *c, const char *name, char *err, size_t errlen)
+{
+	const char *canon = "";
+
+	if (name && name[0] && !(canon = dr_device_canonical(name)))
+		return dr_seterr(
+		        err, errlen,
+		        "unknown device '%.64s' (use cpu, cuda, optix, hip, oneapi or auto)", name);
+	snprintf(c->device, sizeof c->device, "%s", canon);
+	return 0;
+}
+
 int dr_render_cfg_init(dr_render_cfg *c, const char *scene, const char *output, const char *format,
                        const char *engine, int samples, char *err, size_t errlen)
 {
@@ -64,7 +91,8 @@ int dr_render_cfg_add_json(const dr_render_cfg *c, cJSON *o)
 	    !cJSON_AddStringToObject(o, "output", c->output) ||
 	    !cJSON_AddStringToObject(o, "format", c->format) ||
 	    !cJSON_AddStringToObject(o, "engine", c->engine) ||
-	    !cJSON_AddNumberToObject(o, "samples", c->samples))
+	    !cJSON_AddNumberToObject(o, "samples", c->samples) ||
+	    !cJSON_AddStringToObject(o, "device", c->device))
 		return -1;
 	if (c->video[0] && !cJSON_AddStringToObject(o, "video", c->video))
 		return -1;
@@ -105,6 +133,7 @@ int dr_render_cfg_from_json(const cJSON *o, dr_render_cfg *c, char *err, size_t 
 	const cJSON *samples = cJSON_GetObjectItemCaseSensitive(o, "samples");
 	const cJSON *video = cJSON_GetObjectItemCaseSensitive(o, "video");
 	const cJSON *fps = cJSON_GetObjectItemCaseSensitive(o, "fps");
+	const cJSON *device = cJSON_GetObjectItemCaseSensitive(o, "device");
 	dr_render_cfg n;
 	char why[DR_ERRLEN];
 
@@ -119,10 +148,13 @@ int dr_render_cfg_from_json(const cJSON *o, dr_render_cfg *c, char *err, size_t 
 		return dr_seterr(err, errlen, "\"samples\" is missing or not an integer");
 	if ((video && !cJSON_IsString(video)) || (fps && !cJSON_IsNumber(fps)))
 		return dr_seterr(err, errlen, "\"video\" is not a string or \"fps\" not a number");
+	if (device && !cJSON_IsString(device))
+		return dr_seterr(err, errlen, "\"device\" is not a string");
 	if (dr_render_cfg_init(&n, scene, output, format, engine, samples->valueint, why,
 	                       sizeof why) != 0 ||
 	    dr_render_cfg_set_video(&n, video ? video->valuestring : NULL,
-	                            fps ? fps->valuedouble : 0, why, sizeof why) != 0)
+	                            fps ? fps->valuedouble : 0, why, sizeof why) != 0 ||
+	    dr_render_cfg_set_device(&n, device ? device->valuestring : NULL, why, sizeof why) != 0)
 		return dr_seterr(err, errlen, "job settings: %s", why);
 	*c = n;
 	return 0;
@@ -160,7 +192,8 @@ int dr_render_cfg_decode(const char *text, dr_render_cfg *c, char *err, size_t e
 bool dr_render_cfg_same_blender(const dr_render_cfg *a, const dr_render_cfg *b)
 {
 	return strcmp(a->scene, b->scene) == 0 && strcmp(a->format, b->format) == 0 &&
-	       strcmp(a->engine, b->engine) == 0 && a->samples == b->samples;
+	       strcmp(a->engine, b->engine) == 0 && a->samples == b->samples &&
+	       strcmp(a->device, b->device) == 0;
 }
 
 int dr_render_cfg_outpath(const dr_render_cfg *c, dr_outpath *o, char *err, size_t errlen)

@@ -57,14 +57,16 @@ void dr_report_print(const dr_report *r, FILE *f)
 		fprintf(f, ", %zu not finished", c.pending + c.running);
 	fprintf(f, "\n");
 	if (c.done > 0) {
-		fprintf(f, "  %-5s %-24s %7s %7s %6s %10s\n", "rank", "host", "threads", "frames",
-		        "busy", "s/frame");
+		fprintf(f, "  %-5s %-24s %-20s %7s %7s %6s %10s\n", "rank", "host", "device",
+		        "threads", "frames", "busy", "s/frame");
 		for (int i = 0; i < r->nslots; i++) {
 			const dr_slot_stats *st = dr_sched_slot(r->sched, i);
 			double busy = r->wall > 0 ? 100.0 * st->busy / r->wall : 0;
-			fprintf(f, "  %-5d %-24.24s %7d %7d %5.0f%% %10.2f%s\n", r->nodes[i].rank,
-			        r->nodes[i].host[0] ? r->nodes[i].host : "?", r->nodes[i].threads,
-			        st->done, busy, st->done ? st->busy / st->done : 0.0,
+			fprintf(f, "  %-5d %-24.24s %-20.20s %7d %7d %5.0f%% %10.2f%s\n",
+			        r->nodes[i].rank, r->nodes[i].host[0] ? r->nodes[i].host : "?",
+			        r->nodes[i].device[0] ? r->nodes[i].device : "?",
+			        r->nodes[i].threads, st->done, busy,
+			        st->done ? st->busy / st->done : 0.0,
 			        r->nodes[i].lost ? "  (lost)"
 			        : st->excluded   ? "  (taken out of rotation)"
 			        : st->gone       ? "  (could not load the scene)"
@@ -136,6 +138,14 @@ static cJSON *build(const dr_report *r)
 		cJSON_AddNumberToObject(o, "rank", r->nodes[i].rank);
 		cJSON_AddStringToObject(o, "host", r->nodes[i].host);
 		cJSON_AddNumberToObject(o, "threads", r->nodes[i].threads);
+		if (r->nodes[i].device[0])
+			cJSON_AddStringToObject(o, "device", r->nodes[i].device);
+		else
+			cJSON_AddNullToObject(o, "device");
+		if (r->nodes[i].peak_mb > 0)
+			cJSON_AddNumberToObject(o, "peak_memory_mb", r->nodes[i].peak_mb);
+		else
+			cJSON_AddNullToObject(o, "peak_memory_mb");
 		cJSON_AddNumberToObject(o, "frames", st->done);
 		cJSON_AddNumberToObject(o, "failed_attempts", st->failed);
 		cJSON_AddNumberToObject(o, "busy_seconds", st->busy);
@@ -174,6 +184,12 @@ static cJSON *build(const dr_report *r)
 			cJSON_AddNullToObject(o, "rank");
 			cJSON_AddNullToObject(o, "host");
 		}
+		/* the device of the node that rendered it (a node keeps its device for a job) */
+		if (it->state == DR_F_DONE && it->slot >= 0 && it->slot < r->nslots &&
+		    r->nodes[it->slot].device[0])
+			cJSON_AddStringToObject(o, "device", r->nodes[it->slot].device);
+		else
+			cJSON_AddNullToObject(o, "device");
 		cJSON_AddNumberToObject(o, "attempts", it->attempts);
 		cJSON_AddNumberToObject(o, "seconds", it->seconds);
 		if (r->dispatch && it->state == DR_F_DONE)

@@ -3,8 +3,9 @@
 # Protocol (see include/dr_blender.h): arguments after '--' are
 #   --drender-fds CMD_FD,REPLY_FD --drender-settings JSON
 # Commands arrive one JSON object per line on CMD_FD ("render" or "quit"); replies go one JSON
-# object per line on REPLY_FD ("ready", then "done" or "error" per render). EOF on CMD_FD means
-# quit. An "error" reply carries the exception message first, then the traceback; its "frame" is
+# object per line on REPLY_FD ("ready", then "done" or "error" per render; "fatal" instead of
+# "ready" when the device asked for cannot be had, e.g. a GPU type Blender does not see). EOF on
+# CMD_FD means quit. An "error" reply carries the exception message first, then the traceback; its "frame" is
 # -1 when the command had none. A failure while applying the settings is printed to stderr and
 # Blender exits with status 1 before "ready". This text is embedded in the drender binary and run
 # as an expression string, so it must not rely on __file__ or on being imported as a module.
@@ -111,6 +112,112 @@ def apply_settings(scene, settings):
             scene.cycles.use_denoising = False
             notes.append("denoising turned off: this Blender has no OpenImageDenoise")
     return notes
+
+
+GPU_TYPES = ("OPTIX", "CUDA", "HIP", "ONEAPI")  # --device auto tries them in this order
+
+
+def devices_seen():
+    """What Blender sees, per GPU type: {"CUDA": [(name, id), ...], ...}, CPU left out."""
+    try:
+        import _cycles
+    except ImportError:
+        return {}
+    seen = {}
+    for kind in GPU_TYPES:
+        try:
+            found = _cycles.available_devices(kind)
+        except Exception:  # a build without that backend
+            found = ()
+        seen[kind] = [(d[0], d[2]) for d in found if len(d) > 2 and d[1] == kind]
+    return seen
+
+
+def describe_seen(seen):
+    """'CUDA: none; OPTIX: none; ...' or 'CUDA: NVIDIA A100, NVIDIA A100; ...'"""
+    return "; ".join("%s: %s" % (kind, ", ".join(n for n, _ in seen.get(kind, [])) or "none")
+                     for kind in GPU_TYPES)
+
+
+def apply_device(scene, settings, notes):
+    """Make Cycles render on the device asked for (settings "device", "gpu"); return what it will
+    use, e.g. "CUDA:0 NVIDIA A100" or "CPU". A GPU type Blender does not see is a SetupError:
+    never a quiet fall-back to CPU."""
+    render = scene.render
+    if settings.get("persistent_data") is not None:
+        render.use_persistent_data = bool(settings["persistent_data"])
+    wanted = (settings.get("device") or "").upper()
+    if render.engine != "CYCLES":
+        if wanted and wanted != "CPU" and wanted != "AUTO":
+            notes.append("device %s ignored: engine %s does not use Cycles' devices"
+                         % (wanted, render.engine))
+        return "OpenGL (%s)" % render.engine
+    if not wanted:  # the scene's setting
+        if scene.cycles.device != "GPU":
+            return "CPU"
+        prefs = bpy.context.preferences.addons["cycles"].preferences
+        used = [d.name for d in prefs.devices if d.use and d.type != "CPU"]
+        return "GPU %s: %s" % (prefs.compute_device_type, ", ".join(used) or "none enabled")
+    if wanted == "CPU":
+        scene.cycles.device = "CPU"
+        return "CPU"
+    seen = devices_seen()
+    index = settings.get("gpu")
+    index = index if isinstance(index, int) else -1
+    why = settings.get("gpu_why")
+    if wanted == "AUTO":
+        kinds = [k for k in GPU_TYPES if seen.get(k)]
+        if not kinds or index < 0 or index >= len(seen[kinds[0]]):
+            scene.cycles.device = "CPU"
+            notes.append("device auto: CPU (%s)" % (
+                why or ("Blender sees no GPU" if not kinds else
+                        "GPU %d of %d %s is beyond the last" % (index, len(seen[kinds[0]]),
+                                                                kinds[0]))))
+            return "CPU"
+        wanted = kinds[0]
+    gpus = seen.get(wanted, [])
+    if not gpus:
+        raise SetupError("--device %s: Blender sees no %s device (what it sees: %s; CPU always)"
+                         % (wanted.lower(), wanted, describe_seen(seen)))
+    if index < 0:
+        raise SetupError("--device %s: %s" % (wanted.lower(), why or "no GPU assigned"))
+    if index >= len(gpus):
+        raise SetupError(
+            "--device %s: this render node is given %s GPU %d but Blender sees %d (%s): use "
+            "--gpus-per-node %d to share, or fewer ranks"
+            % (wanted.lower(), wanted, index, len(gpus), ", ".join(n for n, _ in gpus),
+               len(gpus)))
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    try:
+        prefs.compute_device_type = wanted
+    except TypeError as exc:
+        raise SetupError("--device %s: this Blender cannot use %s: %s"
+                         % (wanted.lower(), wanted, exc))
+    prefs.get_devices_for_type(wanted)
+    chosen_id = gpus[index][1]
+    chosen = None
+    for d in prefs.devices:
+        d.use = d.type == wanted and d.id == chosen_id and chosen is None
+        if d.use:
+            chosen = d
+    if chosen is None:
+        raise SetupError("--device %s: Blender lists %s but cannot enable it"
+                         % (wanted.lower(), gpus[index][0]))
+    scene.cycles.device = "GPU"
+    gpu_threads = settings.get("gpu_threads") or 0
+    if gpu_threads > 0:  # the GPU renders; the CPU only feeds it
+        render.threads_mode = "FIXED"
+        render.threads = gpu_threads
+    return "%s:%d %s" % (wanted, index, chosen.name)
+
+
+def peak_mb():
+    """This process's peak resident memory in MiB (host memory; a GPU's own is not counted)."""
+    try:
+        import resource
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    except Exception:
+        return 0
 
 
 def render_result_image():
@@ -224,16 +331,25 @@ def serve(channel, scene):
             channel.send({"event": "error", "frame": frame,
                           "error": message + "\n" + traceback.format_exc()})
             continue
-        channel.send({"event": "done", "frame": frame, "seconds": round(seconds, 3)})
+        channel.send({"event": "done", "frame": frame, "seconds": round(seconds, 3),
+                      "peak_mb": peak_mb()})
 
 
 def main():
+    channel = None
     try:
         cmd_fd, reply_fd, settings = parse_args(sys.argv)
         scene = bpy.context.scene
         notes = apply_settings(scene, settings)
         channel = Channel(cmd_fd, reply_fd)
+        device = apply_device(scene, settings, notes)
     except Exception as exc:
+        if channel is not None and isinstance(exc, SetupError):
+            # drender reads this as a load failure that says why, not a crash
+            try:
+                channel.send({"event": "fatal", "error": str(exc)})
+            except OSError:
+                pass
         if isinstance(exc, SetupError):
             sys.stderr.write("drender driver: %s\n" % exc)
         else:
@@ -247,6 +363,7 @@ def main():
         "engine": scene.render.engine,
         "frame_start": scene.frame_start,
         "frame_end": scene.frame_end,
+        "device": device,
     }
     if notes:
         ready["notes"] = notes

@@ -1,6 +1,7 @@
 /* drender's entry point: wires MPI, options and signals to rank 0's service (dr_service) and the
  * render nodes (dr_node). */
 #include "dr_cpus.h"
+#include "dr_gpu.h"
 #include "dr_log.h"
 #include "dr_msg.h"
 #include "dr_node.h"
@@ -84,7 +85,8 @@ static int finish(int code)
 }
 
 /* A render node's life: tasks in, results out, until rank 0 says stop. */
-static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_t *cpus)
+static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_t *cpus, int gpu,
+                    const char *gpu_why)
 {
 	dr_node node;
 	dr_node_cfg cfg;
@@ -94,6 +96,8 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 	double idle_ms = 0.1;
 
 	dr_opts_node_cfg(o, &cfg);
+	cfg.gpu = gpu;
+	cfg.gpu_why = gpu_why[0] ? gpu_why : NULL;
 	if (dr_node_start(&node, &cfg, chan, threads, cpus, err, sizeof err) != 0) {
 		dr_error("%s", err);
 		return DR_EXIT_RUNTIME;
@@ -164,8 +168,8 @@ int main(int argc, char **argv)
 	cpu_set_t cpus;
 	dr_service_cfg scfg;
 	dr_service *svc = NULL;
-	char err[DR_ERRLEN] = "";
-	int provided, rank = 0, size = 1, verdict = 0, threads = 1, code;
+	char err[DR_ERRLEN] = "", gpu_why[256] = "";
+	int provided, rank = 0, size = 1, verdict = 0, threads = 1, code, gpu = -1;
 	bool lost_peers = false;
 
 	if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
@@ -217,12 +221,25 @@ int main(int argc, char **argv)
 		dr_opts_free(&o);
 		return finish(DR_EXIT_RUNTIME);
 	}
+	/* GPUs by local rank; a GPU asked for on the command line that some node cannot have is
+	 * bad input (exit 2), found before anything renders */
+	if (dr_gpu_plan(MPI_COMM_WORLD, size == 1 || rank != 0, o.gpus_per_node,
+	                dr_device_is_gpu(o.device), &gpu, gpu_why, sizeof gpu_why, err,
+	                sizeof err) != 0) {
+		if (rank == 0)
+			dr_error("%s", err);
+		dr_service_close(svc);
+		dr_opts_free(&o);
+		return finish(DR_EXIT_USAGE);
+	}
+	scfg.node.gpu = gpu;
+	scfg.node.gpu_why = gpu_why[0] ? gpu_why : NULL;
 	if (o.threads > 0)
 		threads = o.threads;
 	if (rank == 0)
 		code = dr_service_run(svc, &chan, threads, &cpus, &interrupted);
 	else
-		code = run_node(&o, &chan, threads, &cpus);
+		code = run_node(&o, &chan, threads, &cpus, gpu, gpu_why);
 	lost_peers = rank == 0 && dr_service_lost_nodes(svc);
 	dr_service_close(svc);
 	dr_chan_destroy(&chan, interrupted || lost_peers ? 0 : 5.0);

@@ -159,6 +159,8 @@ static void test_bad_bodies(void)
 	bad("{\"from\":1,\"to\":2,\"samples\":\"64\"}", 400, "\"samples\"");
 	bad("{\"from\":1,\"to\":2,\"priority\":1001}", 400, "\"priority\"");
 	bad("{\"from\":1,\"to\":2,\"priority\":true}", 400, "\"priority\"");
+	bad("{\"from\":1,\"to\":2,\"device\":\"tpu\"}", 400, "\"device\" 'tpu' is unknown");
+	bad("{\"from\":1,\"to\":2,\"device\":1}", 400, "\"device\" must be a string");
 	bad("{\"from\":1,\"to\":2,\"output\":\"a/b\"}", 400, "\"output\"");
 	bad("{\"from\":1,\"to\":2,\"output\":\".hidden\"}", 400, "\"output\" must not start");
 	bad("{\"from\":1,\"to\":2,\"output\":\"sp ace\"}", 400, "\"output\"");
@@ -239,12 +241,14 @@ static void test_good(void)
 	is_str(s.render.output, "", "output left to the job table");
 	is_str(s.render.format, "PNG", "format PNG by default");
 	is_str(s.render.engine, "", "the scene's engine");
+	is_str(s.render.device, "", "the scene's device");
 	ok(s.render.samples == 0 && s.priority == 0, "samples and priority default to 0");
 	dr_jobspec_free(&s);
 
 	memset(&s, 0, sizeof(s));
 	is_int(parse("{\"frames\":\" 1-3,7 \",\"blend\":\"sub/dir/x.blend\",\"output\":\"run-1\","
-	             "\"engine\":\"cycles\",\"format\":\"jpg\",\"samples\":64,\"priority\":-5}",
+	             "\"engine\":\"cycles\",\"format\":\"jpg\",\"samples\":64,\"priority\":-5,"
+	             "\"device\":\"Optix\"}",
 	             &s),
 	       0, "full body accepted (%s)", err);
 	is_int(s.frames.n, 4, "4 frames");
@@ -254,6 +258,7 @@ static void test_good(void)
 	is_str(s.render.format, "JPEG", "format canonical");
 	is_str(s.render.engine, "CYCLES", "engine canonical");
 	ok(s.render.samples == 64 && s.priority == -5, "samples and priority");
+	is_str(s.render.device, "OPTIX", "device canonical");
 	dr_jobspec_free(&s);
 
 	memset(&s, 0, sizeof(s));

@@ -95,6 +95,40 @@ static void test_same(void)
 	b = a;
 	snprintf(b.scene, sizeof b.scene, "/s/b.blend");
 	ok(!dr_render_cfg_same_blender(&a, &b), "same: another scene needs a reload");
+	b = a;
+	snprintf(b.device, sizeof b.device, "CUDA");
+	ok(!dr_render_cfg_same_blender(&a, &b), "same: another device needs a reload");
+}
+
+static void test_device(void)
+{
+	dr_render_cfg c, d;
+	char err[256], buf[8192];
+
+	dr_render_cfg_init(&c, "/s/a.blend", NULL, NULL, NULL, 0, err, sizeof err);
+	is_str(c.device, "", "device: the scene's by default");
+	ok(dr_render_cfg_set_device(&c, "optix", err, sizeof err) == 0, "device: optix accepted");
+	is_str(c.device, "OPTIX", "device: made canonical");
+	ok(dr_render_cfg_set_device(&c, "tpu", err, sizeof err) == -1 && strstr(err, "cuda"),
+	   "device: unknown refused, choices listed");
+	is_str(c.device, "OPTIX", "device: untouched on failure");
+	ok(dr_device_is_gpu("CUDA") && dr_device_is_gpu("ONEAPI") && !dr_device_is_gpu("CPU") &&
+	           !dr_device_is_gpu("AUTO") && !dr_device_is_gpu(""),
+	   "device: GPU backends told from cpu/auto/scene's");
+	ok(dr_render_cfg_encode(&c, buf, sizeof buf) == 0 &&
+	           dr_render_cfg_decode(buf, &d, err, sizeof err) == 0,
+	   "device: travels on the wire");
+	is_str(d.device, "OPTIX", "device: decoded");
+	ok(dr_render_cfg_decode("{\"scene\":\"x\",\"output\":\"\",\"format\":\"PNG\",\"engine\":"
+	                        "\"\",\"samples\":0}",
+	                        &d, err, sizeof err) == 0 &&
+	           d.device[0] == '\0',
+	   "device: missing in older text means the scene's");
+	ok(dr_render_cfg_decode("{\"scene\":\"x\",\"output\":\"\",\"format\":\"PNG\",\"engine\":"
+	                        "\"\",\"samples\":0,\"device\":\"npu\"}",
+	                        &d, err, sizeof err) == -1 &&
+	           strstr(err, "npu"),
+	   "device: unknown in text refused");
 }
 
 static void test_video(void)
@@ -128,5 +162,6 @@ int main(void)
 	test_init();
 	test_wire();
 	test_same();
+	test_device();
 	return done_testing();
 }
