@@ -134,9 +134,11 @@ done
 fresh
 FAKE_BLENDER_COST=0.5 "${MPIRUN[@]}" -np 3 "$DRENDER" s.blend 1 30 -o out/f_## >o.txt 2>e.txt &
 pid=$!
-sleep 3
-victim=$(pgrep -f "drender s.blend" | while read -r p; do
-	grep -qz '^OMPI_COMM_WORLD_RANK=2$' "/proc/$p/environ" 2>/dev/null && echo "$p"; done | head -1)
+for _ in $(seq 1 300); do # mid-job: once frames have landed
+	[ "$(find out -name 'f_*' 2>/dev/null | wc -l)" -ge 2 ] && break
+	sleep 0.1
+done
+victim=$(rank_pid 2)
 ok $([ -n "$victim" ] && echo 0 || echo 1) "found rank 2's process"
 kill -9 "$victim"
 t0=$(date +%s)
@@ -158,9 +160,11 @@ is "$(tmpfiles out)" 0 "killed node: temporary files cleaned up by the re-run"
 fresh
 FAKE_BLENDER_COST=0.5 "${MPIRUN[@]}" -np 3 "$DRENDER" s.blend 1 40 -o out/f_## --node-timeout 5 --report r.json >o.txt 2>e.txt &
 pid=$!
-sleep 3
-victim=$(pgrep -f "drender s.blend" | while read -r p; do
-	grep -qz '^OMPI_COMM_WORLD_RANK=1$' "/proc/$p/environ" 2>/dev/null && echo "$p"; done | head -1)
+for _ in $(seq 1 300); do # mid-job: once frames have landed
+	[ "$(find out -name 'f_*' 2>/dev/null | wc -l)" -ge 2 ] && break
+	sleep 0.1
+done
+victim=$(rank_pid 1)
 kill -STOP "$victim"
 t0=$(date +%s)
 wait $pid

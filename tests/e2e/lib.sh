@@ -84,6 +84,18 @@ leftovers() {
 	leftover_pids | wc -l
 }
 
+# rank_pid N: the PID of this test's drender rank N (a drender process whose working directory is
+# the scratch directory, found by its environment), or nothing.
+rank_pid() {
+	local p
+	for p in /proc/[0-9]*; do
+		[ "$(cat "$p/comm" 2>/dev/null)" = drender ] || continue
+		[ "$(readlink "$p/cwd" 2>/dev/null)" = "$WORK" ] || continue
+		tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" &&
+			echo "${p#/proc/}" && return
+	done
+}
+
 # Temporary files left in a directory.
 tmpfiles() {
 	find "$1" -name '.drender-tmp-*' 2>/dev/null | wc -l

@@ -10,16 +10,6 @@ fake_scene s.blend
 export DRENDER_BLENDER=$FAKE FAKE_BLENDER_LOG=$WORK/fb.log
 RMPI=("${MPIRUN[@]}" --enable-recovery)
 
-# rank_pid N: the PID of this test's drender rank N (by its environment), or nothing.
-rank_pid() {
-	local p
-	for p in /proc/[0-9]*; do
-		[ "$(cat "$p/comm" 2>/dev/null)" = drender ] || continue
-		[ "$(readlink "$p/cwd" 2>/dev/null)" = "$WORK" ] || continue
-		tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" &&
-			echo "${p#/proc/}" && return
-	done
-}
 # wait_for SECONDS COMMAND...: until COMMAND succeeds; 1 at the deadline.
 wait_for() {
 	local deadline=$(($(date +%s) + $1))
