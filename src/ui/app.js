@@ -641,6 +641,10 @@
         const r = await api('GET', '/jobs/' + encodeURIComponent(id) + '/frames?since=' + grid.version + '&wait=20');
         if (gen !== framesGen) return;
         if (r.status === 404) return;
+        if (r.status === 204) { // queued: no per-frame state yet
+          await sleep(1000);
+          continue;
+        }
         if (r.status !== 200) throw new Error('HTTP ' + r.status);
         redraw(applyFrames(r.data));
         backoff = 500;
