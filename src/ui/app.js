@@ -631,6 +631,7 @@
 
   // Phase 2: GET /jobs/<id>/frames?since=V long-poll for the selected job (when the server has it).
   let framesGen = 0;
+  const framesTimes = [];
   async function framesLoop(gen) {
     let backoff = 500;
     while (gen === framesGen) {
@@ -646,7 +647,12 @@
           continue;
         }
         if (r.status !== 200) throw new Error('HTTP ' + r.status);
+        const ta = performance.now();
         redraw(applyFrames(r.data));
+        // what applying a real answer cost, for the test hook (the last 200)
+        framesTimes.push({ ms: performance.now() - ta, full: !!r.data.full,
+          cells: r.data.full ? grid.n : (r.data.index || []).length });
+        if (framesTimes.length > 200) framesTimes.shift();
         backoff = 500;
       } catch (e) {
         if (e instanceof AuthError) continue;
@@ -692,6 +698,8 @@
     stats: () => ({ bytes: app.bytes, requests: app.requests, version: app.version, epoch: app.epoch, jobs: app.ids.length }),
     gridInfo: () => ({ n: grid.n, approx: grid.approx, cell: grid.cell, cols: grid.cols,
       counts: ST_NAME.map((_, s) => grid.state.reduce((a, x) => a + (x === s ? 1 : 0), 0)) }),
+    // Applied answers of GET /jobs/<id>/frames: [{ms, full, cells}], oldest first.
+    framesTimes: () => framesTimes.slice(),
     // Load a synthetic N-frame job into the grid; returns ms to apply and draw it.
     synthetic(n) {
       $('job').hidden = false;
