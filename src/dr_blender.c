@@ -601,8 +601,8 @@ fail:
 	return NULL;
 }
 
-static int send_render(dr_blender *b, int frame, const char *tmp_path, const char *thumb,
-                       char *err, size_t errlen)
+static int send_render(dr_blender *b, int frame, const char *tmp_path, const char *thumb, char *err,
+                       size_t errlen)
 {
 	cJSON *json = cJSON_CreateObject();
 	char *text = NULL, why[256];

@@ -80,7 +80,9 @@ struct dr_orch {
 };
 
 /* Seconds between two looks at every cell of a job (a safety net: changes are marked). */
+#ifndef FRAMES_WALK_S
 #define FRAMES_WALK_S 30.0
+#endif
 /* Seconds between two rebuilds of a job's "failedFrames" while frames keep failing. */
 #define FAILED_REBUILD_S 5.0
 

@@ -98,9 +98,10 @@
     if (m) return m + 'm' + String(x).padStart(2, '0') + 's';
     return x + 's';
   }
-  // The scene of a job: "blend"/"scene" when the server gives it, else the output pattern's stem.
+  // The scene of a job: the file name of "blend" (the server's path) without ".blend", else
+  // "scene", else the output pattern's stem.
   function sceneOf(j) {
-    if (typeof j.blend === 'string') return j.blend;
+    if (typeof j.blend === 'string') return j.blend.split('/').pop().replace(/\.blend$/i, '');
     if (typeof j.scene === 'string') return j.scene;
     if (typeof j.output === 'string') {
       const base = j.output.split('/').pop();
@@ -702,6 +703,7 @@
     framesTimes: () => framesTimes.slice(),
     // Load a synthetic N-frame job into the grid; returns ms to apply and draw it.
     synthetic(n) {
+      framesGen++; // the selected job's own updates would replace it
       $('job').hidden = false;
       const t0 = performance.now();
       redraw(applyFrames({ full: true, version: 1, frames: '1-' + n, state: 'p'.repeat(n) }));

@@ -286,7 +286,7 @@ def part_big(d):
 
 
 def part_demo(d):
-    d.set_window_size(1280, 900)
+    d.set_window_size(1280, 1150)
     d.get(URL + "/")
     wait(d, lambda: js(d, "document.getElementById('conn').textContent") == "live", 20)
     jid, msg = submit(d, "demo.blend", "1-20")
