@@ -23,7 +23,7 @@
  * settings json: {"engine": "CYCLES"|null, "samples": N|0, "format": "PNG", "threads": N}
  * Commands (one JSON object per line on CMD_FD):
  *   {"cmd": "render", "frame": 12, "path": "/abs/dir/.drender-tmp-host-1-0000012"
- *    [, "thumb": "/abs/dir/.thumbs/.drender-tmp-host-1-0000012.png"]}
+ *    [, "thumb": "/abs/dir/.thumbs/.drender-tmp-host-1-0000012.thumb"]}
  *     With "thumb", the driver also writes a small PNG preview of the frame there (160 px wide,
  *     tone-mapped by Blender's colour management) once the frame is written; a preview that
  *     cannot be made is skipped, never an error. Drivers that do not know "thumb" ignore it.

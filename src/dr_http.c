@@ -431,7 +431,8 @@ static enum MHD_Result do_cancel(dr_http *h, struct MHD_Connection *c, const cha
 	return reply_job(c, 200, id, dr_job_state_name(st), NULL);
 }
 
-/* The thumbnail of the frame at PATH (see src/driver.py): "<dir>/.thumbs/<name>.png". */
+/* The thumbnail of the frame at PATH (see src/dr_node.c): "<dir>/.thumbs/<name>.thumb", PNG data
+ * (no .png suffix, so that a glob for frames does not count thumbnails). */
 static int thumb_path(char *path, size_t len)
 {
 	char frame[DR_PATH_MAX];
@@ -443,7 +444,7 @@ static int thumb_path(char *path, size_t len)
 	if (!slash)
 		return -1;
 	*slash = '\0';
-	w = snprintf(path, len, "%s/.thumbs/%s.png", frame, slash + 1);
+	w = snprintf(path, len, "%s/.thumbs/%s.thumb", frame, slash + 1);
 	return w < 0 || (size_t)w >= len ? -1 : 0;
 }
 

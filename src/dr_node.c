@@ -220,8 +220,9 @@ static int report(dr_node *n, int ok, double seconds, const char *text, char *er
 	return send_msg(n, &m, err, errlen);
 }
 
-/* The thumbnail of the file at PATH: "<dir>/.thumbs/<name>.png" (GET /jobs/<id>/frames/<n>/thumb
- * reads it). -1 if it does not fit. */
+/* The thumbnail of the file at PATH: "<dir>/.thumbs/<name>.thumb", PNG data without a .png suffix
+ * so that globs for frames do not count it (GET /jobs/<id>/frames/<n>/thumb reads it). -1 if it
+ * does not fit. */
 static int thumb_of(const char *path, char *out, size_t len)
 {
 	const char *slash = strrchr(path, '/');
@@ -229,7 +230,7 @@ static int thumb_of(const char *path, char *out, size_t len)
 
 	if (!slash)
 		return -1;
-	w = snprintf(out, len, "%.*s/.thumbs/%s.png", (int)(slash - path), path, slash + 1);
+	w = snprintf(out, len, "%.*s/.thumbs/%s.thumb", (int)(slash - path), path, slash + 1);
 	return w < 0 || (size_t)w >= len ? -1 : 0;
 }
 

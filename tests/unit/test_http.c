@@ -837,7 +837,7 @@ static void test_frames(void)
 	ok(r.code == 200 && strstr(r.body, "\"state\":\"dpdp\""),
 	   "a finished job's frames are still there");
 
-	/* Thumbnails: <dir>/.thumbs/<frame file>.png, confined like frames. */
+	/* Thumbnails: <dir>/.thumbs/<frame file>.thumb, confined like frames. */
 	snprintf(path, sizeof(path), "/jobs/%s/frames/1/thumb", id);
 	snprintf(file, sizeof(file), "%s/%s", outs, id);
 	mkdir(file, 0755);
@@ -851,7 +851,7 @@ static void test_frames(void)
 	is_error(&r, 404, "no thumbnail", "a frame without a thumbnail: 404");
 	snprintf(file, sizeof(file), "%s/%s/.thumbs", outs, id);
 	mkdir(file, 0755);
-	snprintf(file, sizeof(file), "%s/%s/.thumbs/scene_0001.png.png", outs, id);
+	snprintf(file, sizeof(file), "%s/%s/.thumbs/scene_0001.png.thumb", outs, id);
 	f = fopen(file, "wb");
 	if (f) {
 		fwrite(png, 1, 13, f);
