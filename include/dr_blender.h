@@ -24,7 +24,11 @@
  *                 "device": "CUDA"|...|"", "gpu": N|-1, "gpu_why": "..."|null,
  *                 "gpu_threads": N|0, "persistent_data": true|false}
  * Commands (one JSON object per line on CMD_FD):
- *   {"cmd": "render", "frame": 12, "path": "/abs/dir/.drender-tmp-host-1-0000012"}
+ *   {"cmd": "render", "frame": 12, "path": "/abs/dir/.drender-tmp-host-1-0000012"
+ *    [, "thumb": "/abs/dir/.thumbs/.drender-tmp-host-1-0000012.thumb"]}
+ *     With "thumb", the driver also writes a small PNG preview of the frame there (160 px wide,
+ *     tone-mapped by Blender's colour management) once the frame is written; a preview that
+ *     cannot be made is skipped, never an error. Drivers that do not know "thumb" ignore it.
  *   {"cmd": "quit"}
  * Replies (one JSON object per line on REPLY_FD):
  *   {"event": "ready", "scene": "Scene", "engine": "CYCLES", "frame_start": 1, "frame_end": 250,
@@ -87,6 +91,11 @@ dr_blender *dr_blender_create(const dr_blender_cfg *cfg, char *err, size_t errle
 /* Ask for FRAME to be rendered to TMP_PATH (see dr_outpath_temp). Only one frame at a time.
  * If the warm Blender has died since, it is restarted first. Returns 0 or -1 with ERR. */
 int dr_blender_render(dr_blender *b, int frame, const char *tmp_path, char *err, size_t errlen);
+
+/* The same, asking a warm Blender for a thumbnail at THUMB too (NULL: none; one-shot mode makes
+ * none). */
+int dr_blender_render_thumb(dr_blender *b, int frame, const char *tmp_path, const char *thumb,
+                            char *err, size_t errlen);
 
 /* Wait up to TIMEOUT_MS for the next event and fill EV (DR_BL_NONE on timeout). A warm Blender
  * that dies turns the frame in flight into DR_BL_FAILED (or the load into DR_BL_LOAD_FAILED).

@@ -127,6 +127,39 @@ void dr_jobs_publish(dr_jobs *t, const char *id, dr_job_state st, const char *st
  * the orchestrator builds it and hands it over without printing and parsing it again. */
 void dr_jobs_publish_json(dr_jobs *t, const char *id, dr_job_state st, struct cJSON *status);
 
+/* ---- per-frame state (GET /jobs/<id>/frames) ---- */
+
+/* One frame cell as the orchestrator publishes it. */
+typedef struct dr_jobs_cell {
+	size_t index;   /* the cell: the frame's place in the job's frame order */
+	char state;     /* 'p' pending, 'r' running, 'c' running with a speculative copy, 'd' done,
+	                 * 'f' failed, 's' skipped */
+	int node;       /* rank of the current or last attempt, 0 = none */
+	int attempts;   /* attempts started */
+	double seconds; /* render seconds of the successful attempt, else 0 */
+	double started; /* dr_now() when the running attempt started; 0 = not running */
+	const char *error; /* the last error (copied), or NULL */
+} dr_jobs_cell;
+
+#define DR_JOBS_FRAMES_KEEP 16 /* finished jobs whose per-frame state stays in memory */
+
+/* Publish the per-frame state of job ID: FRAMES (N frame numbers in cell order) on the first call
+ * for the job (later calls pass NULL and the same N), then the NCELLS cells that changed, and
+ * HOSTS ({"rank": "host"}, taken over and freed; NULL keeps the last). One version per call that
+ * changes something. FINAL: the job has ended (its state stays in memory for the
+ * DR_JOBS_FRAMES_KEEP most recently finished jobs, then goes). Out of memory loses the update
+ * and the next call with FRAMES starts over; returns 0, or -1 when the table needs FRAMES again
+ * (the caller publishes every cell once more). */
+int dr_jobs_publish_frames(dr_jobs *t, const char *id, const int *frames, size_t n,
+                           const dr_jobs_cell *cells, size_t ncells, struct cJSON *hosts,
+                           bool final);
+
+/* GET /jobs/<id>/frames?since=SINCE as JSON text (malloc'd): {"jobId", "version", "full",
+ * "frames" (full only), "index" (changes only), "state", "node", "attempts", "seconds",
+ * "runningFor", "errors", "hosts"}; full when SINCE is 0 or from another run. *RC: 1 text;
+ * 0 nothing changed after SINCE (NULL); -1 no per-frame state for ID (NULL); -2 out of memory. */
+char *dr_jobs_frames(dr_jobs *t, const char *id, unsigned long long since, int *rc);
+
 /* Also the table's housekeeping (the orchestrator calls it every 0.25 s): finished states that
  * could not be recorded are tried again, and eviction runs (at most every 10 s). */
 void dr_jobs_publish_metrics(dr_jobs *t, const dr_metrics *m);

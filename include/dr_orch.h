@@ -46,7 +46,7 @@ int dr_orch_stop_all(dr_orch *r, char *err, size_t errlen);
 dr_job_state dr_orch_state(const dr_ojob *j);
 
 /* The job's status fields as a cJSON object (see dr_jobs_publish_json), or NULL on OOM. */
-struct cJSON *dr_orch_status(const dr_orch *r, const dr_ojob *j);
+struct cJSON *dr_orch_status(const dr_orch *r, dr_ojob *j);
 
 /* Fill a report for job J. */
 void dr_orch_report(const dr_orch *r, const dr_ojob *j, dr_report *rep, int exit_code,

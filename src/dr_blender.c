@@ -646,7 +646,8 @@ fail:
 	return NULL;
 }
 
-static int send_render(dr_blender *b, int frame, const char *tmp_path, char *err, size_t errlen)
+static int send_render(dr_blender *b, int frame, const char *tmp_path, const char *thumb, char *err,
+                       size_t errlen)
 {
 	cJSON *json = cJSON_CreateObject();
 	char *text = NULL, why[256];
@@ -656,6 +657,7 @@ static int send_render(dr_blender *b, int frame, const char *tmp_path, char *err
 	if (!json || !cJSON_AddStringToObject(json, "cmd", "render") ||
 	    !cJSON_AddNumberToObject(json, "frame", frame) ||
 	    !cJSON_AddStringToObject(json, "path", tmp_path) ||
+	    (thumb && !cJSON_AddStringToObject(json, "thumb", thumb)) ||
 	    !(text = cJSON_PrintUnformatted(json))) {
 		dr_seterr(err, errlen, "out of memory");
 		goto out;
@@ -683,6 +685,12 @@ static void warm_replace(dr_blender *b)
 
 int dr_blender_render(dr_blender *b, int frame, const char *tmp_path, char *err, size_t errlen)
 {
+	return dr_blender_render_thumb(b, frame, tmp_path, NULL, err, errlen);
+}
+
+int dr_blender_render_thumb(dr_blender *b, int frame, const char *tmp_path, const char *thumb,
+                            char *err, size_t errlen)
+{
 	if (!b || !tmp_path || !*tmp_path)
 		return dr_seterr(err, errlen, "internal error: bad render request");
 	if (busy(b))
@@ -705,11 +713,11 @@ int dr_blender_render(dr_blender *b, int frame, const char *tmp_path, char *err,
 			warm_replace(b);
 		if (dr_proc_pid(b->proc) <= 0 && spawn_warm(b, err, errlen) < 0)
 			return -1;
-		if (send_render(b, frame, tmp_path, err, errlen) < 0) {
+		if (send_render(b, frame, tmp_path, thumb, err, errlen) < 0) {
 			/* it died just now: one fresh start, then give up */
 			warm_replace(b);
 			if (spawn_warm(b, err, errlen) < 0 ||
-			    send_render(b, frame, tmp_path, err, errlen) < 0)
+			    send_render(b, frame, tmp_path, thumb, err, errlen) < 0)
 				return -1;
 		}
 	}

@@ -108,6 +108,8 @@ enum route {
 	R_UI_ICON,
 	R_INFO,
 	R_UPDATES,
+	R_FRAMES, /* GET /jobs/<id>/frames: per-frame state, long-polled */
+	R_THUMB,  /* GET /jobs/<id>/frames/<n>/thumb */
 };
 
 static bool route_is_static(enum route r)
@@ -246,10 +248,15 @@ static enum route parse_route(const char *url, char *id, size_t idlen, const cha
 		return slash ? R_NONE : R_STATUS_ID;
 	if (!slash)
 		return R_JOB_ID;
-	if (strncmp(slash, "/frames/", 8) != 0 || !slash[8] || strchr(slash + 8, '/'))
+	if (!strcmp(slash, "/frames"))
+		return R_FRAMES;
+	if (strncmp(slash, "/frames/", 8) != 0 || !slash[8])
 		return R_NONE;
 	*frame = slash + 8;
-	return R_FRAME;
+	p = strchr(*frame, '/');
+	if (!p)
+		return R_FRAME;
+	return strcmp(p, "/thumb") ? R_NONE : R_THUMB;
 }
 
 static bool method_ok(enum route r, const char *m, bool read_only)
@@ -424,8 +431,26 @@ static enum MHD_Result do_cancel(dr_http *h, struct MHD_Connection *c, const cha
 	return reply_job(c, 200, id, dr_job_state_name(st), NULL);
 }
 
+/* The thumbnail of the frame at PATH (see src/dr_node.c): "<dir>/.thumbs/<name>.thumb", PNG data
+ * (no .png suffix, so that a glob for frames does not count thumbnails). */
+static int thumb_path(char *path, size_t len)
+{
+	char frame[DR_PATH_MAX];
+	char *slash;
+	int w;
+
+	snprintf(frame, sizeof(frame), "%s", path);
+	slash = strrchr(frame, '/');
+	if (!slash)
+		return -1;
+	*slash = '\0';
+	w = snprintf(path, len, "%s/.thumbs/%s.thumb", frame, slash + 1);
+	return w < 0 || (size_t)w >= len ? -1 : 0;
+}
+
+/* GET /jobs/<id>/frames/<n> (THUMB: /thumb, its small PNG preview). */
 static enum MHD_Result do_frame(dr_http *h, struct MHD_Connection *c, const char *id,
-                                const char *ftext)
+                                const char *ftext, bool thumb)
 {
 	char path[DR_PATH_MAX], format[32], why[DR_PATH_MAX * 2 + 64], *end;
 	struct MHD_Response *resp;
@@ -435,6 +460,8 @@ static enum MHD_Result do_frame(dr_http *h, struct MHD_Connection *c, const char
 
 	errno = 0;
 	n = strtol(ftext, &end, 10);
+	if (thumb && !strcmp(end, "/thumb"))
+		end += 6;
 	if (*ftext < '0' || *ftext > '9' || *end || errno || n > DR_FRAME_MAX)
 		return reply_error(c, 400, NULL, "'%.32s' is not a frame number", ftext);
 	rc = dr_jobs_frame(h->jobs, id, (int)n, path, sizeof(path), format, sizeof(format));
@@ -445,6 +472,8 @@ static enum MHD_Result do_frame(dr_http *h, struct MHD_Connection *c, const char
 	if (rc < 0)
 		return reply_error(c, 404, NULL,
 		                   "frame %ld of job '%s' has not been rendered (yet)", n, id);
+	if (thumb && thumb_path(path, sizeof(path)) != 0)
+		return reply_error(c, 404, NULL, "frame %ld of job '%s' has no thumbnail", n, id);
 	/* confined when opened: a frame replaced by a symlink, or a directory on its way replaced
 	 * by one leading out of the output root, is refused (issue 10 item 5) */
 	fd = dr_outdir_open_confined(path, h->limits.output_root, why, sizeof why);
@@ -458,15 +487,16 @@ static enum MHD_Result do_frame(dr_http *h, struct MHD_Connection *c, const char
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		if (fd >= 0)
 			close(fd);
-		return reply_error(c, 404, NULL,
-		                   "frame %ld of job '%s' has not been rendered (yet)", n, id);
+		return reply_error(c, 404, NULL, "frame %ld of job '%s' has %s", n, id,
+		                   thumb ? "no thumbnail (yet)" : "not been rendered (yet)");
 	}
 	resp = MHD_create_response_from_fd((size_t)st.st_size, fd); /* owns FD from here */
 	if (!resp) {
 		close(fd);
 		return MHD_NO;
 	}
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, frame_ctype(format));
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+	                        thumb ? "image/png" : frame_ctype(format));
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	rc = MHD_queue_response(c, 200, resp);
 	MHD_destroy_response(resp);
@@ -551,8 +581,7 @@ static void list_scenes(const char *root, const char *rel, int depth, cJSON *arr
 
 /* {"version", "readOnly", "tokenRequired", "features": [...], "scenes": [paths under
  * --blend-root]}. "features" names the optional routes the page may use: "updates" (GET /updates)
- * today; "frames" (GET /jobs/<id>/frames) and "thumbs" (GET /jobs/<id>/frames/<n>/thumb) once they
- * exist. */
+ * "frames" (GET /jobs/<id>/frames) and "thumbs" (GET /jobs/<id>/frames/<n>/thumb). */
 static enum MHD_Result do_info(dr_http *h, struct MHD_Connection *c)
 {
 	cJSON *o = cJSON_CreateObject(), *arr = NULL;
@@ -565,6 +594,8 @@ static enum MHD_Result do_info(dr_http *h, struct MHD_Connection *c)
 	    cJSON_AddBoolToObject(o, "tokenRequired", h->token != NULL) &&
 	    (arr = cJSON_AddArrayToObject(o, "features")) &&
 	    cJSON_AddItemToArray(arr, cJSON_CreateString("updates")) &&
+	    cJSON_AddItemToArray(arr, cJSON_CreateString("frames")) &&
+	    cJSON_AddItemToArray(arr, cJSON_CreateString("thumbs")) &&
 	    (arr = cJSON_AddArrayToObject(o, "scenes"))) {
 		if (h->blend_root && !h->read_only)
 			list_scenes(h->blend_root, "", SCENES_DEPTH, arr, &n);
@@ -748,6 +779,76 @@ static enum MHD_Result do_updates(dr_http *h, struct MHD_Connection *c)
 	return rc;
 }
 
+/* GET /jobs/<id>/frames?since=V&wait=S: the job's per-frame state (see dr_jobs_frames), at once
+ * when V is 0, from another run or older than the last change, else when something changes or
+ * after S seconds (default 20, at most 25: then the answer lists no cell). 204 while a known job
+ * has no per-frame state yet (queued: ask again); 404 for an unknown job, or a finished one whose
+ * per-frame state is no longer kept (the page falls back to its counts). */
+static enum MHD_Result do_frames(dr_http *h, struct MHD_Connection *c, const char *id)
+{
+	struct tracker *tr = &h->tr;
+	unsigned long long since = arg_ull(c, "since", 0),
+	                   wait = arg_ull(c, "wait", POLL_WAIT_DEFAULT);
+	double deadline;
+	bool waiting = false;
+	char *s = NULL;
+	int rc;
+	enum MHD_Result mr;
+
+	if (wait > POLL_WAIT_MAX)
+		wait = POLL_WAIT_MAX;
+	deadline = dr_now() + (double)wait;
+	pthread_mutex_lock(&tr->mu);
+	for (;;) {
+		struct timespec ts;
+		double left;
+
+		s = dr_jobs_frames(h->jobs, id, since, &rc);
+		left = deadline - dr_now();
+		if (rc != 0 || tr->stopping || left <= 0)
+			break;
+		if (!waiting) {
+			if (tr->waiters >= POLL_WAITERS_MAX)
+				break;
+			tr->waiters++;
+			waiting = true;
+		}
+		/* the orchestrator publishes every 0.25 s: look again as often */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		left = left < POLL_REFRESH ? left : POLL_REFRESH;
+		ts.tv_nsec += (long)(left * 1e9);
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&tr->cv, &tr->mu, &ts);
+	}
+	if (waiting)
+		tr->waiters--;
+	pthread_mutex_unlock(&tr->mu);
+	if (rc == 1) {
+		mr = reply(c, 200, "application/json", s, strlen(s), NULL);
+		free(s);
+		return mr;
+	}
+	if (rc == -2)
+		return reply_error(c, 500, NULL, "out of memory");
+	if (rc == 0) { /* nothing changed within the wait */
+		char body[160];
+		int w = snprintf(body, sizeof(body),
+		                 "{\"jobId\":\"%s\",\"version\":%llu,\"full\":false,"
+		                 "\"index\":[],\"state\":\"\"}",
+		                 id, since);
+		return reply(c, 200, "application/json", body, (size_t)w, NULL);
+	}
+	{
+		dr_job_state st;
+		char *js = dr_jobs_status(h->jobs, id, &st);
+		free(js);
+		if (js && (st == DR_JOB_QUEUED || st == DR_JOB_RUNNING))
+			return reply(c, 204, "application/json", "", 0, NULL);
+	}
+	return reply_error(c, 404, NULL, "no per-frame state for job '%s'", id);
+}
+
 /* Query parameter NAME as a whole number in [1, MAX] into *V (left alone when absent); false if it
  * is there but not such a number. */
 static bool query_num(struct MHD_Connection *c, const char *name, long long max, long long *v)
@@ -836,7 +937,11 @@ static enum MHD_Result answer(dr_http *h, struct MHD_Connection *c, const char *
 			return do_cancel(h, c, id);
 		return do_status(h, c, id, true);
 	case R_FRAME:
-		return do_frame(h, c, id, frame);
+		return do_frame(h, c, id, frame, false);
+	case R_THUMB:
+		return do_frame(h, c, id, frame, true);
+	case R_FRAMES:
+		return do_frames(h, c, id);
 	case R_UI_INDEX:
 	case R_UI_JS:
 	case R_UI_CSS:

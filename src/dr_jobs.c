@@ -88,8 +88,29 @@ static const char schema[] =
         ");\n"
         "CREATE INDEX IF NOT EXISTS jobs_ended ON jobs(ended, seq) WHERE ended IS NOT NULL;\n";
 
+/* One job's per-frame state for GET /jobs/<id>/frames, kept apart from struct job so that it
+ * outlives a finished job's trip to the database (the DR_JOBS_FRAMES_KEEP last ones). */
+struct fstate {
+	char id[DR_JOB_ID_MAX];
+	size_t n;
+	int *frame, *node, *attempts;
+	char *state;
+	double *seconds, *started;
+	unsigned long long *ver; /* per cell: the version it last changed at */
+	char **err;
+	unsigned long long base, version; /* its first and its last version */
+	cJSON *hosts;
+	bool final;
+	double ended; /* dr_now() when it became final */
+};
+
 struct dr_jobs {
 	pthread_mutex_t mu;
+	struct fstate **fs; /* per-frame states: unfinished jobs' and the last finished ones' */
+	size_t nfs, capfs;
+	/* the last frames version given; starts at the wall clock in ms, so that a version from an
+	 * earlier run of the service is below every version of this one */
+	unsigned long long fver;
 	struct job **v; /* jobs in memory: unfinished, or finished but not recorded yet */
 	size_t n, cap;
 	struct job **hash; /* by id; hcap is a power of two */
@@ -757,6 +778,24 @@ static int db_open(dr_jobs *t, const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
+static void fstate_free(struct fstate *f)
+{
+	if (!f)
+		return;
+	for (size_t i = 0; f->err && i < f->n; i++)
+		free(f->err[i]);
+	free(f->err);
+	free(f->frame);
+	free(f->node);
+	free(f->attempts);
+	free(f->state);
+	free(f->seconds);
+	free(f->started);
+	free(f->ver);
+	cJSON_Delete(f->hosts);
+	free(f);
+}
+
 dr_jobs *dr_jobs_create_with(const dr_jobs_cfg *cfg, char *err, size_t errlen)
 {
 	dr_jobs *t = calloc(1, sizeof(*t));
@@ -767,6 +806,7 @@ dr_jobs *dr_jobs_create_with(const dr_jobs_cfg *cfg, char *err, size_t errlen)
 	}
 	t->lockfd = -1;
 	t->cfg = *cfg;
+	t->fver = (unsigned long long)(wall_now() * 1000.0);
 	t->max_frames = cfg->max_frames;
 	if (pthread_mutex_init(&t->mu, NULL) != 0) {
 		snprintf(err, errlen, "cannot create the job table's lock");
@@ -800,6 +840,9 @@ void dr_jobs_destroy(dr_jobs *t)
 	if (!t)
 		return;
 	mem_clear(t);
+	for (size_t i = 0; i < t->nfs; i++)
+		fstate_free(t->fs[i]);
+	free(t->fs);
 	free(t->v);
 	free(t->hash);
 	free(t->heap);
@@ -1396,4 +1439,282 @@ void dr_jobs_publish_metrics(dr_jobs *t, const dr_metrics *m)
 	t->metrics = *m;
 	housekeep(t);
 	pthread_mutex_unlock(&t->mu);
+}
+
+/* ---- per-frame state ---- */
+
+static struct fstate *fstate_find(const dr_jobs *t, const char *id, size_t *at)
+{
+	for (size_t i = 0; i < t->nfs; i++)
+		if (!strcmp(t->fs[i]->id, id)) {
+			if (at)
+				*at = i;
+			return t->fs[i];
+		}
+	return NULL;
+}
+
+static void fstate_drop(dr_jobs *t, size_t i)
+{
+	fstate_free(t->fs[i]);
+	t->fs[i] = t->fs[--t->nfs];
+}
+
+/* A new state for ID with N cells of FRAMES, all pending; NULL on out of memory. */
+static struct fstate *fstate_new(const char *id, const int *frames, size_t n)
+{
+	struct fstate *f = calloc(1, sizeof(*f));
+	size_t m = n ? n : 1;
+
+	if (!f)
+		return NULL;
+	snprintf(f->id, sizeof(f->id), "%s", id);
+	f->n = n;
+	f->frame = malloc(m * sizeof(*f->frame));
+	f->node = calloc(m, sizeof(*f->node));
+	f->attempts = calloc(m, sizeof(*f->attempts));
+	f->state = malloc(m);
+	f->seconds = calloc(m, sizeof(*f->seconds));
+	f->started = calloc(m, sizeof(*f->started));
+	f->ver = calloc(m, sizeof(*f->ver));
+	f->err = calloc(m, sizeof(*f->err));
+	if (!f->frame || !f->node || !f->attempts || !f->state || !f->seconds || !f->started ||
+	    !f->ver || !f->err) {
+		fstate_free(f);
+		return NULL;
+	}
+	if (n)
+		memcpy(f->frame, frames, n * sizeof(*frames));
+	memset(f->state, 'p', m);
+	return f;
+}
+
+/* Keep the DR_JOBS_FRAMES_KEEP most recently finished states. */
+static void fstate_evict(dr_jobs *t)
+{
+	for (;;) {
+		size_t nfin = 0, old = SIZE_MAX;
+		for (size_t i = 0; i < t->nfs; i++) {
+			if (!t->fs[i]->final)
+				continue;
+			nfin++;
+			if (old == SIZE_MAX || t->fs[i]->ended < t->fs[old]->ended)
+				old = i;
+		}
+		if (nfin <= DR_JOBS_FRAMES_KEEP)
+			return;
+		fstate_drop(t, old);
+	}
+}
+
+int dr_jobs_publish_frames(dr_jobs *t, const char *id, const int *frames, size_t n,
+                           const dr_jobs_cell *cells, size_t ncells, cJSON *hosts, bool final)
+{
+	struct fstate *f;
+	size_t at;
+	int rc = 0;
+
+	pthread_mutex_lock(&t->mu);
+	f = fstate_find(t, id, &at);
+	if (f && frames) { /* starting over */
+		fstate_drop(t, at);
+		f = NULL;
+	}
+	if (!f) {
+		if (!frames || dr_grow(&t->fs, &t->capfs, t->nfs + 1, sizeof(*t->fs)) < 0 ||
+		    !(f = fstate_new(id, frames, n))) {
+			rc = -1;
+			goto out;
+		}
+		t->fs[t->nfs++] = f;
+		f->base = f->version = ++t->fver;
+		for (size_t i = 0; i < n; i++)
+			f->ver[i] = f->version;
+	}
+	if (f->final)
+		goto out;
+	if (ncells || final)
+		f->version = ++t->fver;
+	for (size_t k = 0; k < ncells; k++) {
+		const dr_jobs_cell *c = &cells[k];
+		size_t i = c->index;
+		if (i >= f->n)
+			continue;
+		f->state[i] = c->state;
+		f->node[i] = c->node;
+		f->attempts[i] = c->attempts;
+		f->seconds[i] = c->seconds;
+		f->started[i] = c->started;
+		f->ver[i] = f->version;
+		if (c->error && (!f->err[i] || strcmp(f->err[i], c->error))) {
+			char *e = strdup(c->error);
+			if (e) {
+				free(f->err[i]);
+				f->err[i] = e;
+			}
+		}
+	}
+	if (hosts) {
+		cJSON_Delete(f->hosts);
+		f->hosts = hosts;
+		hosts = NULL;
+	}
+	if (final) {
+		f->final = true;
+		f->ended = dr_now();
+		fstate_evict(t);
+	}
+out:
+	pthread_mutex_unlock(&t->mu);
+	cJSON_Delete(hosts);
+	return rc;
+}
+
+/* A growing text buffer; on out of memory it stops growing and OOM is set. */
+struct sbuf {
+	char *s;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int w;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		w = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (w < 0) {
+			b->oom = true;
+			return;
+		}
+		if (b->s && b->len + (size_t)w < b->cap) {
+			b->len += (size_t)w;
+			return;
+		}
+		size_t need = b->len + (size_t)w + 1;
+		if (need < 2 * b->cap)
+			need = 2 * b->cap;
+		if (need < 4096)
+			need = 4096;
+		if (dr_grow(&b->s, &b->cap, need, 1) < 0) {
+			b->oom = true;
+			return;
+		}
+	}
+}
+
+/* A number without needless digits: 0, 3.25. */
+static void sb_num(struct sbuf *b, const char *sep, double v, int prec)
+{
+	if (v == 0)
+		sb_add(b, "%s0", sep);
+	else
+		sb_add(b, "%s%.*f", sep, prec, v);
+}
+
+char *dr_jobs_frames(dr_jobs *t, const char *id, unsigned long long since, int *rc)
+{
+	struct sbuf b = {0};
+	struct fstate *f;
+	size_t *idx = NULL, m = 0;
+	bool full;
+	double now = dr_now();
+
+	*rc = -1;
+	pthread_mutex_lock(&t->mu);
+	f = fstate_find(t, id, NULL);
+	if (!f)
+		goto out;
+	full = since < f->base || since > f->version;
+	if (!full && since == f->version) {
+		*rc = 0;
+		goto out;
+	}
+	if (!full) {
+		idx = malloc((f->n ? f->n : 1) * sizeof(*idx));
+		if (!idx) {
+			*rc = -2;
+			goto out;
+		}
+		for (size_t i = 0; i < f->n; i++)
+			if (f->ver[i] > since)
+				idx[m++] = i;
+	} else {
+		m = f->n;
+	}
+#define CELL(k) (full ? (k) : idx[k])
+	sb_add(&b, "{\"jobId\":\"%s\",\"version\":%llu,\"full\":%s", f->id, f->version,
+	       full ? "true" : "false");
+	if (full) {
+		sb_add(&b, ",\"frames\":[");
+		for (size_t i = 0; i < f->n; i++)
+			sb_add(&b, "%s%d", i ? "," : "", f->frame[i]);
+		sb_add(&b, "]");
+	} else {
+		sb_add(&b, ",\"index\":[");
+		for (size_t k = 0; k < m; k++)
+			sb_add(&b, "%s%zu", k ? "," : "", idx[k]);
+		sb_add(&b, "]");
+	}
+	sb_add(&b, ",\"state\":\"");
+	for (size_t k = 0; k < m; k++)
+		sb_add(&b, "%c", f->state[CELL(k)]);
+	sb_add(&b, "\",\"node\":[");
+	for (size_t k = 0; k < m; k++)
+		sb_add(&b, "%s%d", k ? "," : "", f->node[CELL(k)]);
+	sb_add(&b, "],\"attempts\":[");
+	for (size_t k = 0; k < m; k++)
+		sb_add(&b, "%s%d", k ? "," : "", f->attempts[CELL(k)]);
+	sb_add(&b, "],\"seconds\":[");
+	for (size_t k = 0; k < m; k++)
+		sb_num(&b, k ? "," : "", f->seconds[CELL(k)], 2);
+	sb_add(&b, "],\"runningFor\":[");
+	for (size_t k = 0; k < m; k++) {
+		size_t i = CELL(k);
+		bool run = f->state[i] == 'r' || f->state[i] == 'c';
+		sb_num(&b, k ? "," : "", run && f->started[i] > 0 ? now - f->started[i] : 0, 1);
+	}
+	sb_add(&b, "],\"errors\":{");
+	for (size_t k = 0, first = 1; k < m; k++) {
+		size_t i = CELL(k);
+		char *e;
+		if (!f->err[i])
+			continue;
+		cJSON *js = cJSON_CreateString(f->err[i]);
+		e = js ? cJSON_PrintUnformatted(js) : NULL;
+		cJSON_Delete(js);
+		if (!e) {
+			b.oom = true;
+			break;
+		}
+		sb_add(&b, "%s\"%zu\":%s", first ? "" : ",", i, e);
+		cJSON_free(e);
+		first = 0;
+	}
+#undef CELL
+	sb_add(&b, "}");
+	if (f->hosts) {
+		char *h = cJSON_PrintUnformatted(f->hosts);
+		if (!h)
+			b.oom = true;
+		else
+			sb_add(&b, ",\"hosts\":%s", h);
+		cJSON_free(h);
+	}
+	sb_add(&b, "}");
+	*rc = b.oom ? -2 : 1;
+out:
+	pthread_mutex_unlock(&t->mu);
+	free(idx);
+	if (*rc != 1) {
+		free(b.s);
+		return NULL;
+	}
+	return b.s;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *const state_names[] = {"WARMING", "NO_BLENDER", "LOADING", "READY", "STOPPED"};
@@ -248,30 +249,72 @@ static int report(dr_node *n, int ok, double seconds, const char *text, char *er
 	return send_msg(n, &m, err, errlen);
 }
 
+/* The thumbnail of the file at PATH: "<dir>/.thumbs/<name>.thumb", PNG data without a .png suffix
+ * so that globs for frames do not count it (GET /jobs/<id>/frames/<n>/thumb reads it). -1 if it
+ * does not fit. */
+static int thumb_of(const char *path, char *out, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+	int w;
+
+	if (!slash)
+		return -1;
+	w = snprintf(out, len, "%.*s/.thumbs/%s.thumb", (int)(slash - path), path, slash + 1);
+	return w < 0 || (size_t)w >= len ? -1 : 0;
+}
+
+/* The frame is in place at FINAL: its thumbnail (if the driver made one) goes in place after it,
+ * so that a thumbnail never shows a frame that is not there. A thumbnail is a nicety: failures
+ * are dropped quietly. */
+static void place_thumb(const dr_node *n, const char *final)
+{
+	char tmp[DR_PATH_MAX], dst[DR_PATH_MAX];
+
+	if (thumb_of(n->tmp, tmp, sizeof tmp) != 0 || access(tmp, F_OK) != 0)
+		return;
+	if (thumb_of(final, dst, sizeof dst) != 0 || rename(tmp, dst) != 0) {
+		dr_debug("frame %d: thumbnail not kept: %s", n->frame, strerror(errno));
+		unlink(tmp);
+	}
+}
+
+static void drop_thumb(const dr_node *n)
+{
+	char tmp[DR_PATH_MAX];
+
+	if (n->tmp[0] && thumb_of(n->tmp, tmp, sizeof tmp) == 0)
+		unlink(tmp);
+}
+
 /* Blender says FRAME is rendered: check the file, move it into place, report. */
 static int finish_frame(dr_node *n, double seconds, char *err, size_t errlen)
 {
 	char final[DR_PATH_MAX], why[2 * DR_PATH_MAX + 100];
 
 	if (dr_imgcheck(n->tmp, n->job.render.format, why, sizeof why) != 0) {
+		drop_thumb(n);
 		unlink(n->tmp);
 		return report(n, 0, 0, why, err, errlen);
 	}
 	if (dr_outpath_frame(&n->job.out, n->frame, final, sizeof final) != 0) {
+		drop_thumb(n);
 		unlink(n->tmp);
 		return report(n, 0, 0, "output path too long", err, errlen);
 	}
 	if (rename(n->tmp, final) != 0) {
 		snprintf(why, sizeof why, "cannot move %s to %s: %s", n->tmp, final,
 		         strerror(errno));
+		drop_thumb(n);
 		unlink(n->tmp);
 		return report(n, 0, 0, why, err, errlen);
 	}
+	place_thumb(n, final);
 	return report(n, 1, seconds, device_text(n, why, sizeof why), err, errlen);
 }
 
 static int fail_frame(dr_node *n, const char *why, char *err, size_t errlen)
 {
+	drop_thumb(n);
 	unlink(n->tmp);
 	return report(n, 0, 0, why, err, errlen);
 }
@@ -292,6 +335,13 @@ static int prepare_dir(dr_node *n, int frame, char *why, size_t whylen)
 	if (dr_outdir_prepare(&n->job.out, &one, why, whylen) != 0)
 		return -1;
 	dr_outdir_clean_stale(&n->job.out, &one, n->host);
+	/* the hidden folder of thumbnails (see place_thumb); without it, there are none */
+	if (strlen(dir) + 9 < sizeof n->last_dir) {
+		char th[DR_PATH_MAX + 16];
+		snprintf(th, sizeof th, "%s/.thumbs", dir);
+		if (mkdir(th, 0777) != 0 && errno != EEXIST)
+			dr_debug("cannot make %s: %s", th, strerror(errno));
+	}
 	snprintf(n->last_dir, sizeof n->last_dir, "%s", dir);
 	return 0;
 }
@@ -315,7 +365,10 @@ static int start_next(dr_node *n, char *err, size_t errlen)
 		return report(n, 0, 0, why, err, errlen);
 	if (dr_outpath_temp(&n->job.out, frame, n->tag, n->tmp, sizeof n->tmp) != 0)
 		return report(n, 0, 0, "temporary path too long", err, errlen);
-	if (dr_blender_render(n->bl, frame, n->tmp, why, sizeof why) != 0)
+	char thumb[DR_PATH_MAX];
+	if (dr_blender_render_thumb(n->bl, frame, n->tmp,
+	                            thumb_of(n->tmp, thumb, sizeof thumb) == 0 ? thumb : NULL, why,
+	                            sizeof why) != 0)
 		return fail_frame(n, why, err, errlen);
 	return 0;
 }
@@ -410,8 +463,10 @@ void dr_node_abort(dr_node *n)
 {
 	if (n->bl && n->frame >= 0)
 		dr_blender_kill(n->bl);
-	if (n->frame >= 0 && n->tmp[0])
+	if (n->frame >= 0 && n->tmp[0]) {
+		drop_thumb(n);
 		unlink(n->tmp);
+	}
 	n->frame = -1;
 }
 

@@ -39,6 +39,20 @@ struct dr_ojob {
 	size_t scan_found;  /* frames found so far */
 	int lockfd;         /* a service's job: its output directory's lock until it ends, or -1 */
 	char loaderr[1024];
+	/* Per-frame state for the job table (GET /jobs/<id>/frames), published by changes: the
+	 * events that move a frame (a task, a result, a lost node) mark its cell, and a publish
+	 * looks only at marked cells; every cell is looked at only when FRAMES_ALL is set (start,
+	 * stranded frames, cancel, end) and every FRAMES_WALK_S as a safety net. */
+	unsigned char *pub_state; /* per cell: the letter last published, 0 = never */
+	int *pub_attempts;        /* per cell: the attempts last published */
+	unsigned char *is_dirty;  /* per cell: in DIRTY */
+	size_t *dirty, ndirty, capdirty;
+	bool frames_all;    /* look at every cell at the next publish */
+	bool frames_sent;   /* the table has the job's frame list */
+	double frames_walk; /* dr_now() of the last look at every cell */
+	cJSON *failed_json; /* the last "failedFrames" built, for FAILED_COUNT failed frames */
+	size_t failed_count;
+	double failed_at; /* dr_now() when it was built */
 };
 
 struct dr_orch {
@@ -61,7 +75,31 @@ struct dr_orch {
 	bool *hushed;  /* per slot: a lost node that spoke again was told to stop */
 	dr_metrics metrics;
 	const dr_jobspec_limits *lim; /* a service's roots, re-checked on adoption, or NULL */
+	dr_jobs_cell *cells;          /* room for one publish's changed cells */
+	size_t capcells;
 };
+
+/* Seconds between two looks at every cell of a job (a safety net: changes are marked). */
+#ifndef FRAMES_WALK_S
+#define FRAMES_WALK_S 30.0
+#endif
+/* Seconds between two rebuilds of a job's "failedFrames" while frames keep failing. */
+#define FAILED_REBUILD_S 5.0
+
+/* Cell of FRAME in J may have changed: looked at by the next publish. */
+static void mark(dr_ojob *j, int frame)
+{
+	long i = j->is_dirty ? dr_sched_index(j->sched, frame) : -1;
+
+	if (i < 0 || j->is_dirty[i])
+		return;
+	if (dr_grow(&j->dirty, &j->capdirty, j->ndirty + 1, sizeof *j->dirty) != 0) {
+		j->frames_all = true; /* out of memory: look at them all next time */
+		return;
+	}
+	j->is_dirty[i] = 1;
+	j->dirty[j->ndirty++] = (size_t)i;
+}
 
 static int slot_of(const dr_orch *r, int rank)
 {
@@ -120,6 +158,11 @@ static void job_free(dr_ojob *j)
 	dr_frames_free(&j->frames);
 	free(j->dispatch);
 	free(j->finished_at);
+	free(j->pub_state);
+	free(j->pub_attempts);
+	free(j->is_dirty);
+	free(j->dirty);
+	cJSON_Delete(j->failed_json);
 	free(j);
 }
 
@@ -134,6 +177,7 @@ void dr_orch_destroy(dr_orch *r)
 	free(r->dec);
 	free(r->hushed);
 	free(r->info);
+	free(r->cells);
 	free(r);
 }
 
@@ -180,6 +224,7 @@ static void scan_slice(dr_orch *r, dr_ojob *j, double deadline)
 			continue;
 		if (dr_imgcheck(path, j->cfg.render.format, why, sizeof why) == 0) {
 			dr_sched_skip(j->sched, f);
+			mark(j, f);
 			j->scan_found++;
 		} else {
 			dr_warn("%s; frame %d will be rendered again", why, f);
@@ -232,7 +277,12 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
 	j->frames.v = malloc(frames->n * sizeof *frames->v);
 	j->dispatch = calloc(frames->n, sizeof *j->dispatch);
 	j->finished_at = calloc(frames->n, sizeof *j->finished_at);
-	if (!j->frames.v || !j->dispatch || !j->finished_at) {
+	j->pub_state = calloc(frames->n ? frames->n : 1, 1);
+	j->pub_attempts = calloc(frames->n ? frames->n : 1, sizeof *j->pub_attempts);
+	j->is_dirty = calloc(frames->n ? frames->n : 1, 1);
+	j->frames_all = true;
+	if (!j->frames.v || !j->dispatch || !j->finished_at || !j->pub_state || !j->pub_attempts ||
+	    !j->is_dirty) {
 		snprintf(err, errlen, "out of memory for %zu frames", frames->n);
 		job_free(j);
 		return NULL;
@@ -349,6 +399,7 @@ static void job_end_check(dr_orch *r, dr_ojob *j)
 	if (j->ended || !dr_sched_finished(j->sched))
 		return;
 	j->ended = true;
+	j->frames_all = true;
 	dr_dispatch_end_job(r->disp, j->num);
 	if (r->serve) {
 		dr_sched_counts c = dr_sched_count(j->sched);
@@ -393,6 +444,8 @@ static void on_late_result(dr_orch *r, int slot, const dr_msg *m, char *err, siz
 	bool clamped;
 	double sec;
 
+	if (j)
+		mark(j, m->frame);
 	if (!j || j->ended || m->ok <= 0)
 		return;
 	sec = dr_report_clamp_seconds(m->seconds, dr_now() - j->t0, &clamped);
@@ -432,6 +485,8 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 	const dr_slot_stats *st;
 	bool was_excluded;
 
+	if (j)
+		mark(j, m->frame); /* whatever it was: a result, a copy's end, a frame given back */
 	if (dr_dispatch_result(r->disp, slot, m->job, m->frame, m->ok))
 		return; /* the receipt of a frame taken back for an idle node */
 	if (!j || j->ended || m->ok < 0)
@@ -492,6 +547,7 @@ static int on_loadfail(dr_orch *r, int slot, dr_ojob *j, const char *text, char 
 	if (!j->loaderr[0])
 		snprintf(j->loaderr, sizeof j->loaderr, "%.1000s", text);
 	dr_sched_drop(j->sched, slot);
+	j->frames_all = true;              /* its frames went back to the queue */
 	if (dr_sched_usable(j->sched) > 0) /* else the job ends with this error */
 		dr_warn("rank %d (%s) cannot render %s%s: %s", r->info[slot].rank,
 		        r->info[slot].host, r->serve ? "job " : "the scene", r->serve ? j->id : "",
@@ -514,6 +570,11 @@ static void lose(dr_orch *r, int slot, const char *why)
 	if (dn->lost)
 		return;
 	in->nlost_frames = dn->nframes;
+	if (dn->job >= 0) {
+		dr_ojob *lj = job_of(r, dn->job);
+		for (int i = 0; lj && i < dn->nframes; i++)
+			mark(lj, dn->frames[i]);
+	}
 	for (int i = 0; i < dn->nframes; i++) {
 		if (i < DR_LOST_FRAMES_MAX)
 			in->lost_frames[i] = dn->frames[i];
@@ -591,6 +652,7 @@ static void strand_check(const dr_orch *r, dr_ojob *j)
 	if (c.running > 0)
 		return;
 	j->all_loadfail = j->loaderr[0] && c.done == 0;
+	j->frames_all = true;
 	dr_sched_fail_stranded(j->sched, j->all_loadfail ? "no render node could load the scene"
 	                                                 : "no render node left to try this frame");
 }
@@ -613,9 +675,13 @@ static int carry_out(dr_orch *r, const dr_dispatch_decision *x, char *err, size_
 		}
 		m = (dr_msg){.type = DR_MSG_TASK, .job = j->num, .n = x->nframes};
 		memcpy(m.frames, x->frames, (size_t)x->nframes * sizeof x->frames[0]);
+		for (int i = 0; i < x->nframes; i++)
+			mark(j, x->frames[i]);
 		j->started = true;
 		break;
 	case DR_DISPATCH_CANCEL:
+		for (int i = 0; j && i < x->nframes; i++)
+			mark(j, x->frames[i]);
 		/* n = 1: give the frame back only if not started; n = 0, frame -1: drop the job */
 		m = (dr_msg){.type = DR_MSG_CANCEL,
 		             .job = x->job,
@@ -693,6 +759,7 @@ int dr_orch_cancel(dr_orch *r, dr_ojob *j, char *err, size_t errlen)
 	if (j->ended)
 		return 0;
 	j->cancelled = j->ended = true;
+	j->frames_all = true;
 	j->scanning = false; /* never dispatched: the cancel below finds nothing to take back */
 	if (carry_out_all(r, dr_dispatch_cancel_job(r->disp, j->num, r->dec, r->nslots), err,
 	                  errlen))
@@ -729,12 +796,41 @@ dr_job_state dr_orch_state(const dr_ojob *j)
 	return j->started ? DR_JOB_RUNNING : DR_JOB_QUEUED;
 }
 
-cJSON *dr_orch_status(const dr_orch *r, const dr_ojob *j)
+/* J's "failedFrames": rebuilt when the count changed, at most every FAILED_REBUILD_S while frames
+ * keep failing (and once at the end), so that many failures do not cost a walk each. */
+static cJSON *failed_frames(dr_ojob *j, size_t nfailed)
+{
+	double now = dr_now();
+
+	if (!j->failed_json ||
+	    (nfailed != j->failed_count && (j->ended || now - j->failed_at >= FAILED_REBUILD_S))) {
+		cJSON *a = cJSON_CreateArray();
+		for (size_t i = 0; a && nfailed && i < dr_sched_size(j->sched); i++) {
+			const dr_fitem *it = dr_sched_item(j->sched, i);
+			cJSON *f;
+			if (it->state != DR_F_FAILED || !(f = cJSON_CreateObject()))
+				continue;
+			cJSON_AddNumberToObject(f, "frame", it->frame);
+			cJSON_AddNumberToObject(f, "attempts", it->attempts);
+			cJSON_AddStringToObject(f, "error", it->last_error ? it->last_error : "");
+			cJSON_AddItemToArray(a, f);
+		}
+		if (a) {
+			cJSON_Delete(j->failed_json);
+			j->failed_json = a;
+			j->failed_count = nfailed;
+			j->failed_at = now;
+		}
+	}
+	return j->failed_json ? cJSON_Duplicate(j->failed_json, true) : cJSON_CreateArray();
+}
+
+cJSON *dr_orch_status(const dr_orch *r, dr_ojob *j)
 {
 	dr_sched_counts c = dr_sched_count(j->sched);
 	double el = dr_now() - j->t0;
 	size_t todo = c.total - c.skipped, fin = c.done + c.failed;
-	cJSON *o = cJSON_CreateObject(), *fr, *failed, *nodes;
+	cJSON *o = cJSON_CreateObject(), *fr, *nodes;
 
 	if (!o)
 		return NULL;
@@ -756,41 +852,28 @@ cJSON *dr_orch_status(const dr_orch *r, const dr_ojob *j)
 		cJSON_AddNumberToObject(o, "etaSeconds", 0);
 	else
 		cJSON_AddNullToObject(o, "etaSeconds");
+	cJSON_AddStringToObject(o, "blend", j->cfg.render.scene);
 	cJSON_AddStringToObject(o, "output", j->cfg.out.pattern);
-	failed = cJSON_AddArrayToObject(o, "failedFrames");
-	for (size_t i = 0; failed && c.failed && i < dr_sched_size(j->sched); i++) {
-		const dr_fitem *it = dr_sched_item(j->sched, i);
-		cJSON *f;
-		if (it->state != DR_F_FAILED || !(f = cJSON_CreateObject()))
-			continue;
-		cJSON_AddNumberToObject(f, "frame", it->frame);
-		cJSON_AddNumberToObject(f, "attempts", it->attempts);
-		cJSON_AddStringToObject(f, "error", it->last_error ? it->last_error : "");
-		cJSON_AddItemToArray(failed, f);
-	}
+	cJSON_AddItemToObject(o, "failedFrames", failed_frames(j, c.failed));
 	nodes = cJSON_AddArrayToObject(o, "nodes");
 	for (int s = 0; nodes && s < r->nslots; s++) {
 		cJSON *n = cJSON_CreateObject();
-		int cur = -1;
+		const dr_dispatch_node *dn = dr_dispatch_node_get(r->disp, s);
+		const dr_slot_stats *st = dr_sched_slot(j->sched, s);
 		if (!n)
 			break;
-		const dr_dispatch_node *dn = dr_dispatch_node_get(r->disp, s);
-		if (dn->job == j->num && dn->nframes > 0)
-			for (size_t i = 0; i < dr_sched_size(j->sched); i++) {
-				const dr_fitem *it = dr_sched_item(j->sched, i);
-				if (it->state == DR_F_RUNNING &&
-				    (it->slot == s || it->dup_slot == s)) {
-					cur = it->frame;
-					break;
-				}
-			}
 		cJSON_AddNumberToObject(n, "rank", r->info[s].rank);
 		cJSON_AddStringToObject(n, "host", r->info[s].host);
-		if (cur >= 0)
-			cJSON_AddNumberToObject(n, "currentFrame", cur);
+		/* frames[0] is the one in flight; the rest are held ahead */
+		if (dn->job == j->num && dn->nframes > 0 && !dn->lost)
+			cJSON_AddNumberToObject(n, "currentFrame", dn->frames[0]);
 		else
 			cJSON_AddNullToObject(n, "currentFrame");
-		cJSON_AddNumberToObject(n, "framesDone", dr_sched_slot(j->sched, s)->done);
+		cJSON_AddNumberToObject(n, "framesDone", st->done);
+		/* the share of the job's time it spent on frames that were done */
+		cJSON_AddNumberToObject(n, "busyShare",
+		                        el > 0 ? (st->busy < el ? st->busy / el : 1.0) : 0.0);
+		cJSON_AddBoolToObject(n, "lost", dn->lost);
 		cJSON_AddItemToArray(nodes, n);
 	}
 	return o;
@@ -874,6 +957,100 @@ void dr_orch_adopt(dr_orch *r, dr_jobs *table)
 	}
 }
 
+/* Cell I of J as the job table shows it. */
+static dr_jobs_cell cell_of(const dr_orch *r, const dr_ojob *j, size_t i)
+{
+	const dr_fitem *it = dr_sched_item(j->sched, i);
+	static const char letter[] = {[DR_F_PENDING] = 'p',
+	                              [DR_F_RUNNING] = 'r',
+	                              [DR_F_DONE] = 'd',
+	                              [DR_F_SKIPPED] = 's',
+	                              [DR_F_FAILED] = 'f'};
+	dr_jobs_cell c = {.index = i, .state = letter[it->state], .attempts = it->attempts};
+
+	if (it->state == DR_F_RUNNING && it->dup_slot >= 0)
+		c.state = 'c';
+	if (it->slot >= 0 && it->slot < r->nslots)
+		c.node = r->info[it->slot].rank;
+	if (it->state == DR_F_RUNNING)
+		c.started = it->started;
+	if (it->state == DR_F_DONE)
+		c.seconds = it->seconds;
+	c.error = it->last_error;
+	return c;
+}
+
+/* Cell I of J into r->cells[*K] if it differs from what was published. */
+static void cell_changed(dr_orch *r, dr_ojob *j, size_t i, size_t *k)
+{
+	dr_jobs_cell c = cell_of(r, j, i);
+
+	if (j->pub_state[i] == (unsigned char)c.state && j->pub_attempts[i] == c.attempts)
+		return;
+	j->pub_state[i] = (unsigned char)c.state;
+	j->pub_attempts[i] = c.attempts;
+	r->cells[(*k)++] = c;
+}
+
+/* {"rank": "host"} of the render nodes that said hello. */
+static cJSON *hosts_json(const dr_orch *r)
+{
+	cJSON *h = cJSON_CreateObject();
+	char num[16];
+
+	for (int s = 0; h && s < r->nslots; s++) {
+		if (!r->info[s].host[0])
+			continue;
+		snprintf(num, sizeof num, "%d", r->info[s].rank);
+		cJSON_AddStringToObject(h, num, r->info[s].host);
+	}
+	return h;
+}
+
+/* Publish the cells of J that changed since the last publish (all of them the first time). */
+static void publish_frames(dr_orch *r, dr_ojob *j, dr_jobs *table)
+{
+	size_t n = dr_sched_size(j->sched), k = 0;
+	double now = dr_now();
+	bool all = j->frames_all || !j->frames_sent || now - j->frames_walk >= FRAMES_WALK_S;
+	int *frames = NULL;
+
+	if (!j->pub_state ||
+	    dr_grow(&r->cells, &r->capcells, all ? n + 1 : j->ndirty + 1, sizeof *r->cells) != 0)
+		return; /* out of memory: the marks stay for the next try */
+	if (!j->frames_sent) {
+		frames = malloc((n ? n : 1) * sizeof *frames);
+		if (!frames)
+			return;
+		for (size_t i = 0; i < n; i++)
+			frames[i] = dr_sched_item(j->sched, i)->frame;
+		memset(j->pub_state, 'p', n); /* the table starts with every cell pending */
+		memset(j->pub_attempts, 0, n * sizeof *j->pub_attempts);
+	}
+	if (all) {
+		for (size_t i = 0; i < n; i++)
+			cell_changed(r, j, i, &k);
+		j->frames_walk = now;
+		j->frames_all = false;
+	} else {
+		for (size_t d = 0; d < j->ndirty; d++)
+			cell_changed(r, j, j->dirty[d], &k);
+	}
+	for (size_t d = 0; d < j->ndirty; d++)
+		j->is_dirty[j->dirty[d]] = 0;
+	j->ndirty = 0;
+	if (k || frames || j->ended) {
+		if (dr_jobs_publish_frames(table, j->id, frames, n, r->cells, k,
+		                           k || frames ? hosts_json(r) : NULL, j->ended) == 0) {
+			j->frames_sent = true;
+		} else { /* the table lost it: everything again next time */
+			j->frames_sent = false;
+			j->frames_all = true;
+		}
+	}
+	free(frames);
+}
+
 void dr_orch_publish(dr_orch *r, dr_jobs *table)
 {
 	char err[DR_ERRLEN];
@@ -885,6 +1062,8 @@ void dr_orch_publish(dr_orch *r, dr_jobs *table)
 		if (!j->ended && dr_jobs_cancel_requested(table, j->id) &&
 		    dr_orch_cancel(r, j, err, sizeof err) != 0)
 			dr_error("%s", err);
+		if (!j->scanning || j->ended)
+			publish_frames(r, j, table);
 		dr_jobs_publish_json(table, j->id, dr_orch_state(j), dr_orch_status(r, j));
 		j->published_end = j->ended;
 		if (j->ended && j->lockfd >= 0) { /* the directory is free for the next job */

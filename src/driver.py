@@ -250,6 +250,39 @@ def render_frame(scene, frame, path):
     return seconds
 
 
+THUMB_WIDTH = 160
+
+
+def make_thumb(scene, path, thumb):
+    """Write a THUMB_WIDTH px wide PNG preview of the frame at PATH to THUMB, with Blender's own
+    image API: float images (EXR, HDR) are tone-mapped by the scene's colour management on
+    save_render. Best effort: a preview that cannot be made is skipped, never an error."""
+    img = None
+    settings = scene.render.image_settings
+    saved = (settings.file_format, settings.color_mode, settings.color_depth)
+    try:
+        if os.path.lexists(thumb):
+            os.unlink(thumb)
+        img = bpy.data.images.load(path, check_existing=False)
+        width, height = img.size
+        if width > THUMB_WIDTH and height > 0:
+            img.scale(THUMB_WIDTH, max(1, round(height * THUMB_WIDTH / width)))
+        settings.file_format = "PNG"
+        settings.color_mode = "RGB"
+        settings.color_depth = "8"
+        img.save_render(filepath=thumb, scene=scene)
+    except Exception as exc:  # pylint: disable=broad-except
+        sys.stderr.write("drender driver: no thumbnail for %s: %s\n" % (path, exc))
+        try:
+            os.unlink(thumb)
+        except OSError:
+            pass
+    finally:
+        settings.file_format, settings.color_mode, settings.color_depth = saved
+        if img is not None:
+            bpy.data.images.remove(img)
+
+
 def why_unwritten(path):
     """Blender's image writer fails silently: name the likely system error, if one shows."""
     folder = os.path.dirname(path) or "."
@@ -325,6 +358,9 @@ def serve(channel, scene):
             if not isinstance(cmd.get("frame"), int):
                 raise ValueError("render command without an integer frame")
             seconds = render_frame(scene, frame, path)
+            thumb = cmd.get("thumb")  # optional: older drenders do not ask for one
+            if isinstance(thumb, str) and thumb:
+                make_thumb(scene, path, thumb)
         except Exception as exc:
             # The message first, then the traceback: readers that truncate keep what matters.
             message = "".join(traceback.format_exception_only(type(exc), exc)).strip()

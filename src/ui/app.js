@@ -98,9 +98,10 @@
     if (m) return m + 'm' + String(x).padStart(2, '0') + 's';
     return x + 's';
   }
-  // The scene of a job: "blend"/"scene" when the server gives it, else the output pattern's stem.
+  // The scene of a job: the file name of "blend" (the server's path) without ".blend", else
+  // "scene", else the output pattern's stem.
   function sceneOf(j) {
-    if (typeof j.blend === 'string') return j.blend;
+    if (typeof j.blend === 'string') return j.blend.split('/').pop().replace(/\.blend$/i, '');
     if (typeof j.scene === 'string') return j.scene;
     if (typeof j.output === 'string') {
       const base = j.output.split('/').pop();
@@ -631,6 +632,7 @@
 
   // Phase 2: GET /jobs/<id>/frames?since=V long-poll for the selected job (when the server has it).
   let framesGen = 0;
+  const framesTimes = [];
   async function framesLoop(gen) {
     let backoff = 500;
     while (gen === framesGen) {
@@ -641,8 +643,17 @@
         const r = await api('GET', '/jobs/' + encodeURIComponent(id) + '/frames?since=' + grid.version + '&wait=20');
         if (gen !== framesGen) return;
         if (r.status === 404) return;
+        if (r.status === 204) { // queued: no per-frame state yet
+          await sleep(1000);
+          continue;
+        }
         if (r.status !== 200) throw new Error('HTTP ' + r.status);
+        const ta = performance.now();
         redraw(applyFrames(r.data));
+        // what applying a real answer cost, for the test hook (the last 200)
+        framesTimes.push({ ms: performance.now() - ta, full: !!r.data.full,
+          cells: r.data.full ? grid.n : (r.data.index || []).length });
+        if (framesTimes.length > 200) framesTimes.shift();
         backoff = 500;
       } catch (e) {
         if (e instanceof AuthError) continue;
@@ -688,8 +699,11 @@
     stats: () => ({ bytes: app.bytes, requests: app.requests, version: app.version, epoch: app.epoch, jobs: app.ids.length }),
     gridInfo: () => ({ n: grid.n, approx: grid.approx, cell: grid.cell, cols: grid.cols,
       counts: ST_NAME.map((_, s) => grid.state.reduce((a, x) => a + (x === s ? 1 : 0), 0)) }),
+    // Applied answers of GET /jobs/<id>/frames: [{ms, full, cells}], oldest first.
+    framesTimes: () => framesTimes.slice(),
     // Load a synthetic N-frame job into the grid; returns ms to apply and draw it.
     synthetic(n) {
+      framesGen++; // the selected job's own updates would replace it
       $('job').hidden = false;
       const t0 = performance.now();
       redraw(applyFrames({ full: true, version: 1, frames: '1-' + n, state: 'p'.repeat(n) }));

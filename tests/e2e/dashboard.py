@@ -5,6 +5,8 @@ Usage: dashboard.py PART URL OUTDIR [TOKEN]
   PART serve : page, submit, finish, cancel, XSS scene, 10,000-frame grid timing
   PART token : the page with --token (unusable without it, works with it)
   PART http  : the read-only page of --http during a batch
+  PART big   : a real 10,000-frame job (fake Blender at a tiny cost): time to apply an update
+  PART demo  : the demo scene rendered by real Blender: the README's screenshot (OUTDIR/demo.png)
 
 Prints one line per check, "STATUS DESCRIPTION" (0 = pass), and "# ..." notes; dashboard.sh turns
 them into TAP. Waits on page state (WebDriverWait), never on fixed sleeps.
@@ -120,6 +122,9 @@ def part_serve(d):
          ((b1 - b0) / max(t1 - t0, 1e-3), b1 - b0, t1 - t0))
     check(wait(d, lambda: js(d, "drenderTest.gridInfo().counts[2]") == 40, 10),
           "the job's grid shows 40 done cells")
+    check(not js(d, "drenderTest.gridInfo().approx") and
+          any(t["full"] for t in js(d, "drenderTest.framesTimes()")),
+          "from per-frame state (GET /jobs/<id>/frames), not from counts")
     check(js(d, "document.getElementById('job-summary').textContent").find("summary") >= 0,
           "the job's summary is shown when it ends")
     nodes = js(d, "document.querySelectorAll('#nodes-body tr').length")
@@ -130,6 +135,9 @@ def part_serve(d):
                      "c.dispatchEvent(new MouseEvent('click',{clientX:r.left+2,clientY:r.top+2}));")
     check(wait(d, lambda: js(d, "!document.getElementById('tip').hidden") and
                js(d, "!document.getElementById('detail').hidden"), 5), "hover and click show a cell")
+    check(wait(d, lambda: js(d, "(function(){var i=document.getElementById('detail-img');"
+                                "return !i.hidden && i.complete && i.naturalWidth})()") == 16, 10),
+          "its thumbnail loads (the fake Blender's 16 px preview)")
     shot(d, "03-done")
 
     # Cancel from the list.
@@ -238,10 +246,75 @@ def part_http(d):
     shot(d, "09-http-read-only")
 
 
+def open_job(d, jid):
+    d.get(URL + "/#job=" + jid)
+    return wait(d, lambda: js(d, "!document.getElementById('job').hidden"), 10)
+
+
+def part_big(d):
+    d.get(URL + "/")
+    wait(d, lambda: js(d, "document.getElementById('conn').textContent") == "live", 20)
+    jid, msg = submit(d, "shot.blend", "1-10000")
+    check(jid is not None, "a 10,000-frame job is submitted (%s)" % msg)
+    open_job(d, jid)
+    check(wait(d, lambda: js(d, "drenderTest.gridInfo().n") == 10000 and
+               not js(d, "drenderTest.gridInfo().approx"), 60),
+          "its grid gets 10,000 cells from the server's per-frame state")
+    b0, t0 = js(d, "drenderTest.stats().bytes"), time.monotonic()
+    check(wait(d, lambda: len([t for t in js(d, "drenderTest.framesTimes()") if not t["full"]
+                               and t["cells"] > 0]) >= 10, 120),
+          "10 updates of changed cells arrive while it renders")
+    b1, t1 = js(d, "drenderTest.stats().bytes"), time.monotonic()
+    times = js(d, "drenderTest.framesTimes()")
+    full = [t["ms"] for t in times if t["full"]]
+    ups = [t for t in times if not t["full"] and t["cells"] > 0]
+    ms = [t["ms"] for t in ups]
+    note("10,000 frames on real data: full answer applied in %.1f ms; an update (median %d "
+         "cells) applied and drawn in median %.2f ms, max %.2f ms (%d updates); the page pulled "
+         "%.0f bytes/s" % (full[0] if full else -1, statistics.median([t["cells"] for t in ups]),
+                           statistics.median(ms), max(ms), len(ms),
+                           (b1 - b0) / max(t1 - t0, 1e-3)))
+    check(statistics.median(ms) < 16, "an update fits in a frame (median < 16 ms)")
+    shot(d, "10-big-real")
+    d.get(URL + "/")
+    btn = []
+    wait(d, lambda: len(d.find_elements(By.CSS_SELECTOR, 'button[data-cancel="%s"]' % jid)) == 1, 10)
+    btn = d.find_elements(By.CSS_SELECTOR, 'button[data-cancel="%s"]' % jid)
+    if btn:
+        btn[0].click()
+    check(wait(d, lambda: row_state(d, jid) == "cancelled", 30), "and it is cancelled")
+
+
+def part_demo(d):
+    d.set_window_size(1280, 1150)
+    d.get(URL + "/")
+    wait(d, lambda: js(d, "document.getElementById('conn').textContent") == "live", 20)
+    jid, msg = submit(d, "demo.blend", "1-20")
+    check(jid is not None, "the demo scene is submitted (%s)" % msg)
+    open_job(d, jid)
+    check(wait(d, lambda: js(d, "drenderTest.gridInfo().counts[2]") >= 4, 600),
+          "real Blender renders frames of it")
+    # a finished frame's thumbnail in the detail panel
+    d.execute_script("var c=document.getElementById('grid'),r=c.getBoundingClientRect();"
+                     "c.dispatchEvent(new MouseEvent('click',{clientX:r.left+2,clientY:r.top+2}));")
+    check(wait(d, lambda: js(d, "(function(){var i=document.getElementById('detail-img');"
+                                "return !i.hidden && i.complete && i.naturalWidth})()") == 160, 20),
+          "the thumbnail Blender made is 160 px wide")
+    d.execute_script("window.scrollTo(0,0)")
+    d.save_screenshot(os.path.join(OUT, "demo.png"))
+    note("screenshot of the demo render: %s" % os.path.join(OUT, "demo.png"))
+    d.get(URL + "/")
+    wait(d, lambda: len(d.find_elements(By.CSS_SELECTOR, 'button[data-cancel="%s"]' % jid)) == 1, 10)
+    for b in d.find_elements(By.CSS_SELECTOR, 'button[data-cancel="%s"]' % jid):
+        b.click()
+    wait(d, lambda: row_state(d, jid) in ("cancelled", "done"), 60)
+
+
 def main():
     d = browser()
     try:
-        {"serve": part_serve, "token": part_token, "http": part_http}[PART](d)
+        {"serve": part_serve, "token": part_token, "http": part_http, "big": part_big,
+         "demo": part_demo}[PART](d)
     except Exception as e:  # a crash in the driver is a failure, with a screenshot
         check(False, "the %s checks ran to the end (%s: %s)" % (PART, type(e).__name__, str(e)[:200]))
         try:

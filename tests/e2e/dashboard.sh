@@ -83,6 +83,27 @@ is "$CODE" 401 "its data does not"
 browse token s3cret-dash
 down
 
+# 10,000 frames on real data: the fake Blender at a tiny cost, the page timed applying updates.
+export FAKE_BLENDER_COST=0.002
+up "${SERVE[@]}"
+ok $? "drender --serve starts for the 10,000-frame job"
+browse big
+down
+export FAKE_BLENDER_COST=0.1
+
+# The demo scene rendered by real Blender (when installed and built: make demo): the README's
+# screenshot, docs/dashboard.png, is $OUTDIR/demo.png from this part.
+if command -v blender >/dev/null && [ -s "$TOP/blend/demo.blend" ]; then
+	mkdir -p out-demo
+	DRENDER_BLENDER=$(command -v blender) up --serve --listen "127.0.0.1:$PORT" \
+		--blend-root "$TOP/blend" --output-root "$WORK/out-demo"
+	ok $? "drender --serve starts with real Blender"
+	browse demo
+	down
+else
+	echo "# no real Blender or no blend/demo.blend (make demo): demo screenshot skipped"
+fi
+
 up --http "127.0.0.1:$PORT" "$WORK/blends/shot.blend" 1 2000 -o "$WORK/out/batch/f_####"
 ok $? "drender --http during a batch starts"
 CODE=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"from":1,"to":2}' "$URL/render")

@@ -3,6 +3,7 @@
  * and its long-poll. */
 #include "dr_http.h"
 #include "dr_log.h"
+#include "dr_util.h"
 #include "tap.h"
 #include "testfs.h"
 
@@ -608,7 +609,7 @@ static void test_ui(void)
 	req(port, "GET", "/info", "Authorization: Bearer ui-token\r\n", NULL, &r);
 	is_int(r.code, 200, "GET /info with the token -> 200");
 	ok(strstr(r.body, "\"readOnly\":false") && strstr(r.body, "\"tokenRequired\":true") &&
-	           strstr(r.body, "\"features\":[\"updates\"]"),
+	           strstr(r.body, "\"features\":[\"updates\",\"frames\",\"thumbs\"]"),
 	   "info: mode, token, features (%s)", r.body);
 	ok(strstr(r.body, "\"scenes\":[\"scene.blend\",\"sub/b.blend\"]") != NULL,
 	   "info: regular .blend files under the root, sorted; no link, hidden or other file");
@@ -747,6 +748,133 @@ static void test_updates(void)
 	free(r.body);
 }
 
+/* GET /jobs/<id>/frames (per-frame state, full then changes, long-polled) and .../thumb. */
+static void test_frames(void)
+{
+	dr_jobs *jobs = dr_jobs_create(NULL, 0, err, sizeof(err));
+	dr_http_cfg cfg = base_cfg();
+	dr_http *h = dr_http_start(&cfg, jobs, err, sizeof(err));
+	struct resp r = {0};
+	struct poll_arg a = {0};
+	pthread_t th;
+	char id[DR_JOB_ID_MAX], got[DR_JOB_ID_MAX], path[256], file[2 * PATH_MAX];
+	const char *png = "\x89PNG\r\n\x1a\nthumb";
+	int port = dr_http_port(h), frames[4] = {1, 2, 3, 4};
+	double v1, v2;
+	dr_jobspec s;
+	FILE *f;
+
+	req(port, "POST", "/render", NULL, "{\"from\":1,\"to\":4}", &r);
+	snprintf(id, sizeof(id), "%s", jstr(&r, "jobId"));
+	snprintf(path, sizeof(path), "/jobs/%s/frames?wait=0", id);
+	req(port, "GET", path, NULL, NULL, &r);
+	is_int(r.code, 204, "frames of a queued job: 204, ask again");
+	req(port, "GET", "/jobs/abcdef012345/frames?wait=0", NULL, NULL, &r);
+	is_error(&r, 404, "no per-frame state", "frames of an unknown job: 404");
+
+	ok(dr_jobs_take(jobs, got, sizeof(got), &s) == 1, "the orchestrator takes it");
+	dr_jobspec_free(&s);
+	dr_jobs_cell c[2] = {{.index = 0, .state = 'd', .node = 1, .attempts = 1, .seconds = 2.5},
+	                     {.index = 2,
+	                      .state = 'r',
+	                      .node = 2,
+	                      .attempts = 2,
+	                      .started = dr_now() - 3,
+	                      .error = "<img src=x onerror=alert(1)> \"quoted\""}};
+	is_int(dr_jobs_publish_frames(jobs, id, frames, 4, c, 2, cJSON_Parse("{\"1\":\"a\"}"),
+	                              false),
+	       0, "the orchestrator publishes frames");
+	req(port, "GET", path, NULL, NULL, &r);
+	is_int(r.code, 200, "GET /jobs/<id>/frames -> 200");
+	ok(strstr(r.body, "\"full\":true") && strstr(r.body, "\"frames\":[1,2,3,4]") &&
+	           strstr(r.body, "\"state\":\"dprp\"") && strstr(r.body, "\"node\":[1,0,2,0]") &&
+	           strstr(r.body, "\"attempts\":[1,0,2,0]") &&
+	           strstr(r.body, "\"seconds\":[2.50,0,0,0]") &&
+	           strstr(r.body, "\"hosts\":{\"1\":\"a\"}"),
+	   "a full answer: frames, a letter per cell, nodes, attempts, seconds, hosts (%s)",
+	   r.body);
+	ok(strstr(r.body, "\"errors\":{\"2\":\"<img src=x onerror=alert(1)> \\\"quoted\\\"\"}") !=
+	           NULL,
+	   "errors by cell, JSON-escaped");
+	{
+		cJSON *j = cJSON_Parse(r.body);
+		const cJSON *rf = cJSON_GetObjectItemCaseSensitive(j, "runningFor");
+		double run = cJSON_GetArrayItem(rf, 2) ? cJSON_GetArrayItem(rf, 2)->valuedouble : 0;
+		ok(j && run >= 2.9 && run < 10, "runningFor of the running cell (%.1f s)", run);
+		cJSON_Delete(j);
+	}
+	v1 = jnum(&r, "version");
+	snprintf(path, sizeof(path), "/jobs/%s/frames?since=%.0f&wait=0", id, v1);
+	req(port, "GET", path, NULL, NULL, &r);
+	ok(r.code == 200 && strstr(r.body, "\"full\":false") && jlen(&r, "index") == 0 &&
+	           jnum(&r, "version") == v1,
+	   "no change: an empty answer at the same version (%s)", r.body);
+
+	a.port = port;
+	snprintf(a.path, sizeof(a.path), "/jobs/%s/frames?since=%.0f&wait=10", id, v1);
+	ok(pthread_create(&th, NULL, poll_thread, &a) == 0, "a frames long-poll in a thread");
+	c[1] = (dr_jobs_cell){.index = 2, .state = 'd', .node = 2, .attempts = 2, .seconds = 1};
+	dr_jobs_publish_frames(jobs, id, NULL, 4, &c[1], 1, NULL, false);
+	pthread_join(th, NULL);
+	v2 = jnum(&a.r, "version");
+	ok(a.r.code == 200 && v2 > v1 && a.secs < 8,
+	   "it wakes on the change with a newer version (%.2f s)", a.secs);
+	ok(strstr(a.r.body, "\"full\":false") && strstr(a.r.body, "\"index\":[2]") &&
+	           strstr(a.r.body, "\"state\":\"d\"") && !strstr(a.r.body, "\"frames\""),
+	   "only the changed cell (%s)", a.r.body);
+	free(a.r.body);
+	snprintf(path, sizeof(path), "/jobs/%s/frames?since=%.0f&wait=0", id, v2 + 1000);
+	req(port, "GET", path, NULL, NULL, &r);
+	ok(strstr(r.body, "\"full\":true") != NULL, "a version from elsewhere gets everything");
+	snprintf(path, sizeof(path), "/jobs/%s/frames?since=5&wait=0", id);
+	req(port, "GET", path, NULL, NULL, &r);
+	ok(strstr(r.body, "\"full\":true") != NULL, "so does one from an earlier run");
+
+	dr_jobs_publish_frames(jobs, id, NULL, 4, NULL, 0, NULL, true);
+	dr_jobs_publish(jobs, id, DR_JOB_DONE, "{\"progress\":1}");
+	snprintf(path, sizeof(path), "/jobs/%s/frames?wait=0", id);
+	req(port, "GET", path, NULL, NULL, &r);
+	ok(r.code == 200 && strstr(r.body, "\"state\":\"dpdp\""),
+	   "a finished job's frames are still there");
+
+	/* Thumbnails: <dir>/.thumbs/<frame file>.thumb, confined like frames. */
+	snprintf(path, sizeof(path), "/jobs/%s/frames/1/thumb", id);
+	snprintf(file, sizeof(file), "%s/%s", outs, id);
+	mkdir(file, 0755);
+	snprintf(file, sizeof(file), "%s/%s/scene_0001.png", outs, id);
+	f = fopen(file, "wb");
+	if (f) {
+		fwrite(png, 1, 8, f);
+		fclose(f);
+	}
+	req(port, "GET", path, NULL, NULL, &r);
+	is_error(&r, 404, "no thumbnail", "a frame without a thumbnail: 404");
+	snprintf(file, sizeof(file), "%s/%s/.thumbs", outs, id);
+	mkdir(file, 0755);
+	snprintf(file, sizeof(file), "%s/%s/.thumbs/scene_0001.png.thumb", outs, id);
+	f = fopen(file, "wb");
+	if (f) {
+		fwrite(png, 1, 13, f);
+		fclose(f);
+	}
+	req(port, "GET", path, NULL, NULL, &r);
+	ok(r.code == 200 && r.blen == 13 && !memcmp(r.body, png, 13),
+	   "GET /jobs/<id>/frames/<n>/thumb -> the thumbnail (%d %s)", r.code,
+	   r.code != 200 ? r.body : "");
+	is_str(header(&r, "Content-Type"), "image/png", "as image/png");
+	unlink(file);
+	ok(symlink("/etc/passwd", file) == 0, "a thumbnail replaced by a symlink");
+	req(port, "GET", path, NULL, NULL, &r);
+	is_int(r.code, 403, "is refused (403)");
+	unlink(file);
+	snprintf(path, sizeof(path), "/jobs/%s/frames/1/other", id);
+	req(port, "GET", path, NULL, NULL, &r);
+	is_int(r.code, 404, "another path under a frame: 404");
+	dr_http_stop(h);
+	dr_jobs_destroy(jobs);
+	free(r.body);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -757,6 +885,7 @@ int main(void)
 	test_rate_and_read_only();
 	test_ui();
 	test_updates();
+	test_frames();
 	testfs_rm_tree(top);
 	return done_testing();
 }
