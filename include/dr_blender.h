@@ -50,6 +50,8 @@ typedef struct dr_blender_cfg {
 	bool allow_autoexec;   /* omit --disable-autoexec */
 	bool verbose;          /* echo Blender's output to our stderr */
 	const cpu_set_t *cpus; /* affinity for Blender, NULL = inherit ours */
+	double load_timeout;   /* warm: seconds a Blender may take to load the scene and say
+	                        * "ready" before it is killed (DR_BL_LOAD_FAILED); 0 = no limit */
 } dr_blender_cfg;
 
 enum dr_bl_kind {

@@ -24,6 +24,7 @@ typedef struct dr_opts {
 	int retries;         /* extra attempts for a failed frame */
 	double timeout;      /* seconds per frame, 0 = none */
 	double node_timeout; /* a render node silent this long is lost (seconds) */
+	double load_timeout; /* seconds a warm Blender may take to load a scene */
 	int verbosity;       /* -1 quiet, 0 normal, 1+ verbose */
 	bool one_shot, overwrite, allow_autoexec;
 	bool no_speculate;      /* frames in ascending order, no speculative copies */

@@ -26,6 +26,7 @@ typedef struct dr_node_cfg {
 	bool allow_autoexec; /* let the scene's Python scripts run */
 	bool verbose;        /* pass Blender's own output through */
 	double timeout;      /* seconds a frame may render, 0 = no limit */
+	double load_timeout; /* seconds a warm Blender may take to load a scene, 0 = no limit */
 } dr_node_cfg;
 
 /* The orchestrator's settings. */

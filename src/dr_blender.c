@@ -54,10 +54,12 @@ struct dr_blender {
 	bool one_shot;
 	bool allow_autoexec;
 	bool verbose;
+	double load_timeout; /* 0 = none */
 
 	dr_proc *proc;       /* the Blender process (one at a time) */
 	enum bl_state state; /* see set_state() */
 	double started;      /* when the process or the frame in flight started (dr_now) */
+	double load_started; /* warm: when the process now loading was started (dr_now) */
 	int frame;           /* the frame in flight (LOADING_FRAME, RENDERING) */
 	char *tmp_path;      /* one-shot: where Blender writes */
 
@@ -288,8 +290,10 @@ static int spawn_warm(dr_blender *b, char *err, size_t errlen)
 	argv[n++] = settings;
 	argv[n] = NULL;
 	rc = spawn(b, (char *const *)argv, err, errlen);
-	if (rc == 0)
+	if (rc == 0) {
+		b->load_started = b->started;
 		set_state(b, BL_LOADING);
+	}
 out:
 	cJSON_free(settings);
 	cJSON_Delete(json);
@@ -554,6 +558,34 @@ static void one_shot_ended(dr_blender *b, dr_bl_event *ev)
 	fail_event(b, ev, false, b->frame, why);
 }
 
+/* ---- the load bound ---- */
+
+/* When a warm Blender that is still loading must have said "ready" (dr_now), or 0 for no bound. */
+static double load_deadline(const dr_blender *b)
+{
+	if (b->one_shot || b->load_timeout <= 0 || reported_ready(b) || b->state == BL_DOWN ||
+	    dr_proc_pid(b->proc) <= 0)
+		return 0;
+	return b->load_started + b->load_timeout;
+}
+
+/* The warm Blender took longer than --load-timeout to load: kill its process group and fill EV
+ * as a load failure (with the frame asked for, if any). */
+static void load_timed_out(dr_blender *b, dr_bl_event *ev)
+{
+	char why[256];
+	bool was_busy = busy(b);
+	int frame = b->frame;
+
+	snprintf(why, sizeof(why),
+	         "it did not finish loading within %g s (--load-timeout) and was killed",
+	         b->load_timeout);
+	set_state(b, BL_DOWN);
+	dr_proc_kill(b->proc);
+	b->rlen = 0;
+	fail_event(b, ev, true, was_busy ? frame : 0, why);
+}
+
 /* ---- public API ---- */
 
 dr_blender *dr_blender_create(const dr_blender_cfg *cfg, char *err, size_t errlen)
@@ -581,6 +613,7 @@ dr_blender *dr_blender_create(const dr_blender_cfg *cfg, char *err, size_t errle
 	b->one_shot = cfg->one_shot;
 	b->allow_autoexec = cfg->allow_autoexec;
 	b->verbose = cfg->verbose;
+	b->load_timeout = cfg->load_timeout > 0 ? cfg->load_timeout : 0;
 	pc = (dr_proc_cfg){
 	        .what = "Blender",
 	        .echo_tag = cfg->verbose ? "blender" : NULL,
@@ -695,7 +728,7 @@ int dr_blender_poll(dr_blender *b, int timeout_ms, dr_bl_event *ev)
 		timeout_ms = INT_MAX / 2;
 	deadline = dr_now() + timeout_ms / 1000.0;
 	for (;;) {
-		double left;
+		double left, ldl;
 
 		if (!b->one_shot && dr_proc_pid(b->proc) > 0) {
 			if (process_lines(b, ev))
@@ -719,9 +752,17 @@ int dr_blender_poll(dr_blender *b, int timeout_ms, dr_bl_event *ev)
 				return 0;
 			}
 		}
+		ldl = load_deadline(b);
+		if (ldl > 0 && dr_now() >= ldl) {
+			load_timed_out(b, ev);
+			return 0;
+		}
 		left = (deadline - dr_now()) * 1000.0;
 		if (left <= 0)
 			return 0;
+		if (ldl > 0 && (ldl - dr_now()) * 1000.0 < left)
+			left = (ldl - dr_now()) *
+			       1000.0; /* wake up when the load runs out of time */
 		if (dr_proc_poll(b->proc, left < 1         ? 1
 		                          : left > INT_MAX ? INT_MAX
 		                                           : (int)left) < 0) {

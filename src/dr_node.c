@@ -62,6 +62,7 @@ static int load(dr_node *n, char *why, size_t whylen)
 	        .allow_autoexec = n->cfg.allow_autoexec,
 	        .verbose = n->cfg.verbose,
 	        .cpus = n->cpus,
+	        .load_timeout = n->cfg.load_timeout,
 	};
 	dr_blender_destroy(n->bl);
 	/* warming up stays warming up: READY is still to be said */
@@ -189,6 +190,18 @@ int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen)
 			memmove(&n->queue[i], &n->queue[i + 1],
 			        (size_t)(n->qhead + n->qlen - i - 1) * sizeof(int));
 			n->qlen--;
+		}
+		/* The whole job is cancelled while Blender still loads its scene for it: kill the
+		 * load too (it may never end), so that the node is free for the next job. */
+		if (m->frame < 0 && n->bl && n->state == DR_NODE_LOADING && n->qlen == 0 &&
+		    n->frame < 0) {
+			dr_blender_kill(n->bl);
+			dr_blender_destroy(n->bl);
+			n->bl = NULL;
+			n->loaded.scene[0] = '\0';
+			set_state(n, DR_NODE_NO_BLENDER);
+			n->idle_since = dr_now();
+			return 0;
 		}
 		/* n = 1: take it back only if it has not started (rank 0 wants it for an idle node)
 		 */

@@ -117,6 +117,11 @@ static const opt_row rows[] = {
          .metavar = "SECS",
          SECONDS(timeout),
          .help = "kill and retry a frame that renders longer than SECS"},
+        {.name = "load-timeout",
+         .metavar = "SECS",
+         SECONDS(load_timeout),
+         .help = "kill a Blender that has not loaded the scene after SECS;\n"
+                 "its frames go to other nodes (default 300)"},
         {.name = "one-shot",
          FLAG(one_shot),
          .help = "start Blender for every frame instead of keeping it warm"},
@@ -472,6 +477,7 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	                       .chunk = 1,
 	                       .retries = 3,
 	                       .node_timeout = 10,
+	                       .load_timeout = 300,
 	                       .min_nodes = 1,
 	                       .max_queued = 100,
 	                       .max_frames = 100000,
@@ -525,6 +531,7 @@ void dr_opts_node_cfg(const dr_opts *o, dr_node_cfg *c)
 	        .allow_autoexec = o->allow_autoexec,
 	        .verbose = o->verbosity > 0,
 	        .timeout = o->timeout,
+	        .load_timeout = o->load_timeout,
 	};
 }
 
