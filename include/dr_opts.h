@@ -35,6 +35,8 @@ typedef struct dr_opts {
 	const char
 	        *output_root;  /* --output-root DIR: where requested jobs write (default output) */
 	const char *token;     /* --token, else $DRENDER_TOKEN (the caller fills that in) */
+	const char *tls_cert;  /* --tls-cert FILE: serve HTTPS with this PEM certificate */
+	const char *tls_key;   /* --tls-key FILE: ... and this PEM private key */
 	int max_queued;        /* --max-queued N: more queued jobs get 429 (default 100) */
 	int max_frames;        /* --max-frames N: frames one request may ask for (413 beyond) */
 	int max_queued_frames; /* --max-queued-frames N: frames of unfinished jobs (429 beyond) */

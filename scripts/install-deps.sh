@@ -5,8 +5,8 @@ set -eu
 # Build and run.
 PKGS="build-essential pkg-config openmpi-bin libopenmpi-dev libcjson-dev libmicrohttpd-dev libsqlite3-dev blender"
 # Tests and tools: prove (perl), curl, python3 for the fake Blender, clang-format, iproute2 for
-# network namespaces, procps for ps/pgrep.
-PKGS="$PKGS perl curl python3 clang-format iproute2 procps"
+# network namespaces, procps for ps/pgrep, openssl for the HTTPS test's certificate.
+PKGS="$PKGS perl curl python3 clang-format iproute2 procps openssl"
 # The request-body fuzzer (clang's libFuzzer) and the HTTP load figure (wrk).
 PKGS="$PKGS clang libclang-rt-14-dev wrk"
 # The dashboard's browser test: headless Chromium driven by Selenium.

@@ -133,6 +133,8 @@ static int start_api(dr_service *s)
 	        .read_only = !c->serve,
 	        .rate_per_s = c->rate_limit,
 	        .rate_burst = 2.0 * c->rate_limit,
+	        .tls_cert = c->tls_cert,
+	        .tls_key = c->tls_key,
 	};
 
 	if (c->serve && check_roots(s, &hc) != 0)
@@ -150,8 +152,8 @@ static int start_api(dr_service *s)
 		dr_error("%s", err);
 		return DR_EXIT_USAGE;
 	}
-	dr_info("HTTP API on %s, port %d%s", hc.listen, dr_http_port(s->http),
-	        c->serve ? " (POST /render to submit)" : "");
+	dr_info("HTTP API on %s, port %d%s%s", hc.listen, dr_http_port(s->http),
+	        hc.tls_cert ? ", HTTPS" : "", c->serve ? " (POST /render to submit)" : "");
 	return 0;
 }
 

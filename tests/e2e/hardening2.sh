@@ -49,7 +49,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 URL=http://127.0.0.1:$PORT
 SERVE_PID=
 start() { # start [OPTIONS...]: the service with 2 render nodes; waits until /health answers
-	"${MPIRUN[@]}" -np 3 "$DRENDER" --serve --listen "127.0.0.1:$PORT" \
+	"${MPIRUN[@]}" -np 3 "$DRENDER" --serve --listen "${LISTEN:-127.0.0.1:$PORT}" \
 		--blend-root "$WORK/blends" --output-root "$WORK/out" "$@" \
 		>>"$WORK/serve.out" 2>>"$WORK/serve.err" &
 	SERVE_PID=$!
@@ -106,8 +106,42 @@ for _ in $(seq 50); do [ "$(hung)" = 0 ] && break; sleep 0.2; done
 is "$(hung)" 0 "cancel killed the loading Blenders"
 http POST /render '{"blend":"shot.blend","from":1,"to":3,"output":"next"}'
 N=$(field 'd["jobId"]')
-wait_state "$N" done 30
+wait_state "$N" "done" 30
 ok $? "the next job runs and finishes" || sed 's/^/# /' serve.err | tail -20
 stop
+
+# Item 10: HTTPS with a certificate the test makes; plain HTTP is refused on that port; a
+# non-loopback address without TLS says loudly that the token travels in clear text.
+if command -v openssl >/dev/null; then
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 1 \
+		-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1
+	ok $? "a self-signed certificate is made"
+	URL=https://127.0.0.1:$PORT
+	start --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem"
+	ok $? "drender --serve --tls-cert --tls-key starts"
+	code=$(curl -s -o body --cacert cert.pem -w '%{http_code}' "$URL/health")
+	is "$code" 200 "GET /health over HTTPS, checked against the certificate: 200"
+	code=$(curl -s -o body --cacert cert.pem -w '%{http_code}' --data-binary \
+		'{"blend":"shot.blend","from":1,"to":1,"output":"tls"}' "$URL/render")
+	is "$code" 202 "POST /render over HTTPS: 202"
+	code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health")
+	ok $((code == 200)) "plain HTTP on the HTTPS port gets no answer ($code)"
+	code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/health")
+	ok $((code == 200)) "an unchecked certificate is refused by curl ($code)"
+	stop
+	grep -q "clear text" serve.err
+	ok $((! $?)) "no clear-text warning with TLS"
+	URL=http://127.0.0.1:$PORT
+	LISTEN=0.0.0.0:$PORT start --token sekrit
+	ok $? "drender --serve --listen 0.0.0.0 --token without TLS starts"
+	stop
+	grep -q "WARNING: 0.0.0.0:$PORT is served over plain HTTP.*clear text" serve.err
+	ok $? "and warns that the token travels in clear text"
+	"${MPIRUN[@]}" -np 2 "$DRENDER" --serve --listen "127.0.0.1:$PORT" --tls-cert cert.pem \
+		--blend-root blends --output-root out >/dev/null 2>tls.err
+	is $? 2 "--tls-cert without --tls-key: exit 2"
+	grep -q "both --tls-cert FILE and --tls-key FILE" tls.err
+	ok $? "naming both options"
+fi
 
 done_testing
