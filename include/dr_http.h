@@ -23,6 +23,7 @@ typedef struct dr_http_cfg {
 	 * Without them a non-loopback address is served in clear text, with a warning. */
 	const char *tls_cert;
 	const char *tls_key;
+	bool overwrite; /* --overwrite: a job into a directory made from other settings is fine */
 } dr_http_cfg;
 
 typedef struct dr_http dr_http;
