@@ -17,7 +17,7 @@
 /*
  * Warm mode protocol (src/driver.py runs inside Blender, embedded in the binary):
  *
- *   blender -b SCENE [--disable-autoexec] -t THREADS --python-expr <driver.py> --
+ *   blender -b SCENE [--disable-autoexec] -t THREADS --python $TMPDIR/drender-UID/driver-HASH.py --
  *           --drender-fds CMD_FD,REPLY_FD --drender-settings '<json>'
  *
  * settings json: {"engine": "CYCLES"|null, "samples": N|0, "format": "PNG", "threads": N}

@@ -4,6 +4,7 @@
 
 #include "dr_log.h"
 #include "dr_outdir.h"
+#include "dr_scene.h"
 #include "dr_util.h"
 
 #include "ui_app_js.h"
@@ -82,9 +83,13 @@ struct dr_http {
 	char *tls_cert, *tls_key; /* PEM text (NULL: plain HTTP) */
 	size_t tls_key_len;
 	dr_jobspec_limits limits;
-	bool read_only;
+	bool read_only, overwrite;
 	double rate, burst;
 	pthread_mutex_t rl_mu;
+	/* libmicrohttpd's messages (one per broken connection): at most LOG_BURST per LOG_WINDOW_S,
+	 * then how many were left out (a slow-client attack must not flood the log); under rl_mu */
+	double log_window;
+	unsigned log_lines, log_dropped;
 	struct bucket *buckets; /* RATE_SLOTS, or NULL when not rate limited */
 };
 
@@ -369,6 +374,23 @@ static enum MHD_Result do_render(dr_http *h, struct MHD_Connection *c, const str
 
 	if (rc)
 		return reply_error(c, (unsigned)rc, NULL, "%s", err);
+	/* A file that is not a .blend fails now, with the reason, not later in a node's log. */
+	if (dr_scene_check(spec.render.scene, err, sizeof err) != 0) {
+		dr_jobspec_free(&spec);
+		return reply_error(c, 400, NULL, "blend: %s", err);
+	}
+	/* A named output directory that holds frames made from another scene or settings: those
+	 * frames would be skipped as this job's (the job's own directory is new: nothing to check).
+	 */
+	if (spec.render.output[0]) {
+		dr_outpath op;
+		if (dr_render_cfg_outpath(&spec.render, &op, err, sizeof err) != 0 ||
+		    dr_outdir_manifest_check_frames(&op, &spec.frames, &spec.render, false,
+		                                    h->overwrite, err, sizeof err) != 0) {
+			dr_jobspec_free(&spec);
+			return reply_error(c, errno == EEXIST ? 409 : 500, NULL, "%s", err);
+		}
+	}
 	rc = dr_jobs_submit(h->jobs, &spec, h->output_root, id, sizeof(id), err, sizeof(err));
 	dr_jobspec_free(&spec);
 	if (rc == -2) {
@@ -949,12 +971,39 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	}
 }
 
+#define LOG_BURST    5
+#define LOG_WINDOW_S 10.0
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	dr_http *h = cls;
 	char msg[512];
+	unsigned dropped = 0;
+	bool say = true;
 	size_t n;
 
-	(void)cls;
+	if (h) {
+		double t = dr_now();
+
+		pthread_mutex_lock(&h->rl_mu);
+		if (t - h->log_window >= LOG_WINDOW_S) {
+			dropped = h->log_dropped;
+			h->log_window = t;
+			h->log_lines = h->log_dropped = 0;
+		}
+		if (h->log_lines < LOG_BURST)
+			h->log_lines++;
+		else {
+			h->log_dropped++;
+			say = false;
+		}
+		pthread_mutex_unlock(&h->rl_mu);
+	}
+	if (dropped)
+		dr_warn("http: %u more messages like these were left out in %.0f s", dropped,
+		        LOG_WINDOW_S);
+	if (!say)
+		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	n = strlen(msg);
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
@@ -1163,6 +1212,7 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 	}
 	h->jobs = jobs;
 	h->read_only = cfg->read_only;
+	h->overwrite = cfg->overwrite;
 	h->rate = cfg->rate_per_s;
 	h->burst = cfg->rate_burst < 1 ? 1 : cfg->rate_burst;
 	h->token = cfg->token && cfg->token[0] ? dr_strdup_or_null(cfg->token, &oom) : NULL;
@@ -1204,7 +1254,7 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	h->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, h, MHD_OPTION_EXTERNAL_LOGGER,
-	                        mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+	                        mhd_log, h, MHD_OPTION_LISTEN_SOCKET, fd,
 	                        MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 	                        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
 	                        MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT,

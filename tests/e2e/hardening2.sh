@@ -7,6 +7,7 @@ cd "$WORK" || exit 1
 mkdir -p blends out
 fake_scene blends/shot.blend
 fake_scene blends/hang.blend
+fake_scene blends/other.blend
 export FAKE_BLENDER_COST=0.1
 unset DRENDER_TOKEN
 
@@ -42,6 +43,27 @@ is "$rc" 0 "one node whose Blender never loads: the others render the frames" ||
 	sed 's/^/# /' batch.err
 is "$(valid_pngs out/b)" 4 "all 4 frames are there"
 is "$(hung)" 0 "no hung Blender is left"
+
+# Item 6, batch: frames are skipped only when they were made from the same scene and settings.
+run() { "${MPIRUN[@]}" -np 2 "$DRENDER" -o "$WORK/out/m/f_####" "$@" >m.out 2>m.err; }
+export DRENDER_BLENDER=$FAKE
+run blends/shot.blend 1 2
+is $? 0 "a run renders into a new directory"
+test -f out/m/.drender-manifest.json
+ok $? "and leaves a manifest there"
+run --samples 8 blends/shot.blend 1 2
+is $? 2 "a run with other settings into it: exit 2"
+grep -q "samples 0, not 8" m.err
+ok $? "naming the difference" || sed 's/^/# /' m.err
+run blends/other.blend 1 2
+is $? 2 "a run of another scene into it: exit 2"
+run --overwrite --samples 8 blends/shot.blend 1 2
+is $? 0 "--overwrite renders them again"
+run --samples 8 blends/shot.blend 1 3
+is $? 0 "and then the same settings resume"
+grep -q "2 of 3 frames already exist" m.err
+ok $? "skipping the frames already there" || sed 's/^/# /' m.err
+unset DRENDER_BLENDER
 
 # Item 2, service: a job whose scene never loads is cancelled: that kills the loading Blenders and
 # the next job runs (the load timeout, 300 s by default, is not what frees the nodes).
@@ -108,7 +130,59 @@ http POST /render '{"blend":"shot.blend","from":1,"to":3,"output":"next"}'
 N=$(field 'd["jobId"]')
 wait_state "$N" "done" 30
 ok $? "the next job runs and finishes" || sed 's/^/# /' serve.err | tail -20
+
+# Item 6, service: a job into a directory whose frames come from another scene is refused (409).
+http POST /render '{"blend":"other.blend","from":1,"to":3,"output":"next"}'
+is "$CODE" 409 "another scene into a job's output directory: 409"
+grep -q "other.blend" body && grep -q "shot.blend" body
+ok $? "naming both scenes: $(cat body)"
+http POST /render '{"blend":"shot.blend","from":1,"to":3,"output":"next"}'
+is "$CODE" 202 "the same scene and settings again: 202"
 stop
+
+# Item 9: a .blend that is not one is refused at submission; held-ahead frames are not "running";
+# broken connections do not flood the log; Blender's command line names the driver's file.
+printf 'not a blend file\n' >blends/junk.blend
+mkdir -p tmp && chmod 700 tmp
+URL=http://127.0.0.1:$PORT
+: >serve.err
+TMPDIR=$WORK/tmp FAKE_BLENDER_LOG=$WORK/fake.log FAKE_BLENDER_COST=0.5 start --blender "$FAKE"
+ok $? "drender --serve starts again"
+http POST /render '{"blend":"junk.blend","from":1,"to":2}'
+is "$CODE" 400 "a .blend that is not a Blender file: 400 at submission"
+grep -q "blend" body && grep -qi "not a Blender scene" body
+ok $? "saying why: $(cat body)"
+http POST /render '{"blend":"shot.blend","from":1,"to":12,"output":"held"}'
+R=$(field 'd["jobId"]')
+maxrun=0
+for _ in $(seq 20); do
+	http GET "/status/$R"
+	n=$(field 'd["frames"]["running"]')
+	[ "${n:-0}" -gt "$maxrun" ] && maxrun=$n
+	sleep 0.2
+done
+ok $((maxrun < 1 || maxrun > 2)) "frames.running counts only frames the 2 nodes have started (max $maxrun)"
+pid=$(awk '$1 == "start" { p = $2 } END { print p }' fake.log)
+len=$(tr -d '\0' <"/proc/$pid/cmdline" 2>/dev/null | wc -c)
+ok $((len == 0 || len > 2000)) "Blender's command line is short ($len bytes), not the 10 KB driver"
+drv=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -A1 -x -- --python | tail -1)
+case $drv in "$WORK"/tmp/drender-*/driver-*.py) r=0 ;; *) r=1 ;; esac
+ok $r "it runs the driver from a private file ($drv)"
+is "$(stat -c %a "$(dirname "$drv")") $(stat -c %a "$drv")" "700 600" "in a 0700 directory, mode 0600"
+wait_state "$R" "done" 30
+ok $? "that job finishes"
+python3 - "$PORT" <<'PY'
+import socket, sys
+for _ in range(200):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(b"POST /render HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    s.close()
+PY
+http GET /health
+is "$CODE" 200 "200 half-open connections closed: the service answers"
+stop
+lines=$(grep -c "http:" serve.err)
+ok $((lines > 12)) "and logs a few lines about them, not one each ($lines)"
 
 # Item 10: HTTPS with a certificate the test makes; plain HTTP is refused on that port; a
 # non-loopback address without TLS says loudly that the token travels in clear text.
