@@ -17,6 +17,9 @@
 #                       on the host's 127.0.0.1 only. Set: drender listens on all addresses
 #                       and every request but /health needs "Authorization: Bearer TOKEN".
 #   DRENDER_HTTP_PORT   head: HTTP port (default 4000)
+#   DRENDER_TLS_CERT, DRENDER_TLS_KEY  head: PEM certificate and private key (files mounted into
+#                       the container): the API is served over HTTPS only. Without them a
+#                       token-protected API travels in clear text (drender warns at start).
 #   DRENDER_BLEND_ROOT, DRENDER_OUTPUT_ROOT  head: scene and output roots (default /blend, /output)
 #   DRENDER_MPI_IF      interface or CIDR for MPI traffic (default: Open MPI's choice)
 #   DRENDER_SSH_PORT    sshd port (default 2222)
@@ -73,6 +76,9 @@ fi
 
 http_port=${DRENDER_HTTP_PORT:-4000}
 serve=(--serve --scene "$scene" --blend-root "$blend_root" --output-root "$output_root")
+if [ -n "${DRENDER_TLS_CERT:-}${DRENDER_TLS_KEY:-}" ]; then
+	serve+=(--tls-cert "${DRENDER_TLS_CERT:-}" --tls-key "${DRENDER_TLS_KEY:-}")
+fi
 if [ -n "${DRENDER_TOKEN:-}" ]; then
 	# drender reads the token from DRENDER_TOKEN itself: it stays off the command line.
 	export DRENDER_TOKEN

@@ -17,7 +17,7 @@
 /*
  * Warm mode protocol (src/driver.py runs inside Blender, embedded in the binary):
  *
- *   blender -b SCENE [--disable-autoexec] -t THREADS --python-expr <driver.py> --
+ *   blender -b SCENE [--disable-autoexec] -t THREADS --python $TMPDIR/drender-UID/driver-HASH.py --
  *           --drender-fds CMD_FD,REPLY_FD --drender-settings '<json>'
  *
  * settings json: {"engine": "CYCLES"|null, "samples": N|0, "format": "PNG", "threads": N,
@@ -63,6 +63,8 @@ typedef struct dr_blender_cfg {
 	const char *gpu_why;   /* why there is none, or NULL */
 	int gpu_threads;       /* threads for a node that renders on a GPU, 0 = THREADS */
 	bool persistent_data;  /* warm: keep Cycles' render data between frames */
+	double load_timeout;   /* warm: seconds a Blender may take to load the scene and say
+	                        * "ready" before it is killed (DR_BL_LOAD_FAILED); 0 = no limit */
 } dr_blender_cfg;
 
 enum dr_bl_kind {

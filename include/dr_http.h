@@ -19,12 +19,18 @@ typedef struct dr_http_cfg {
 	dr_jobspec_limits limits; /* for POST /render (copied: need not outlive dr_http_start) */
 	double rate_per_s; /* requests per second per client address (token bucket); 0 = off */
 	double rate_burst;
+	/* HTTPS: PEM files of the server's certificate (chain) and private key; both or neither.
+	 * Without them a non-loopback address is served in clear text, with a warning. */
+	const char *tls_cert;
+	const char *tls_key;
+	bool overwrite; /* --overwrite: a job into a directory made from other settings is fine */
 } dr_http_cfg;
 
 typedef struct dr_http dr_http;
 
 /* Start serving. Refuses (NULL with ERR) a non-loopback address without a token, an address that
- * does not parse, or one that cannot be bound (the message names it and the system error). */
+ * does not parse, or one that cannot be bound (the message names it and the system error), and
+ * TLS files that cannot be read or a libmicrohttpd built without TLS. */
 dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t errlen);
 
 /* Stop serving and free; long-polls waiting for a change are answered at once. NULL is fine. */

@@ -29,6 +29,7 @@ typedef struct dr_opts {
 	int retries;             /* extra attempts for a failed frame */
 	double timeout;          /* seconds per frame, 0 = none */
 	double node_timeout;     /* a render node silent this long is lost (seconds) */
+	double load_timeout;     /* seconds a warm Blender may take to load a scene */
 	int verbosity;           /* -1 quiet, 0 normal, 1+ verbose */
 	bool one_shot, overwrite, allow_autoexec;
 	bool no_speculate;      /* frames in ascending order, no speculative copies */
@@ -39,6 +40,8 @@ typedef struct dr_opts {
 	const char
 	        *output_root;  /* --output-root DIR: where requested jobs write (default output) */
 	const char *token;     /* --token, else $DRENDER_TOKEN (the caller fills that in) */
+	const char *tls_cert;  /* --tls-cert FILE: serve HTTPS with this PEM certificate */
+	const char *tls_key;   /* --tls-key FILE: ... and this PEM private key */
 	int max_queued;        /* --max-queued N: more queued jobs get 429 (default 100) */
 	int max_frames;        /* --max-frames N: frames one request may ask for (413 beyond) */
 	int max_queued_frames; /* --max-queued-frames N: frames of unfinished jobs (429 beyond) */

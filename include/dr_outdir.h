@@ -4,6 +4,7 @@
 
 #include "dr_frames.h"
 #include "dr_outpath.h"
+#include "dr_render_cfg.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,5 +43,51 @@ bool dr_outdir_under(const char *p, const char *root);
  * rename) is not under ROOT. Returns the descriptor; or -1 with ERR, and errno ENOENT when there
  * is no such file, EACCES when it is refused. */
 int dr_outdir_open_confined(const char *path, const char *root, char *err, size_t errlen);
+
+/* Name of the manifest in an output directory: what its frames were made from. */
+#define DR_OUTDIR_MANIFEST ".drender-manifest.json"
+
+/*
+ * What a directory's frames were made from. A skip (a frame whose file exists is not rendered
+ * again) is right only when these agree, so a run or job into a directory whose manifest says
+ * otherwise is refused unless it overwrites. Its JSON form:
+ *   {"scene": "/real/path.blend", "size": 123, "mtime_ns": 1700000000123456789,
+ *    "format": "PNG", "engine": "", "samples": 0}
+ */
+typedef struct dr_outdir_manifest {
+	char scene[DR_PATH_MAX]; /* real path of the .blend */
+	long long size;          /* its size in bytes */
+	long long mtime_ns;      /* its modification time, nanoseconds since the epoch */
+	char format[32];         /* canonical format name */
+	char engine[32];         /* canonical engine name, "" = the scene's */
+	int samples;             /* 0 = the scene's */
+} dr_outdir_manifest;
+
+/* The manifest of job settings C (its scene is looked at: real path, size, mtime). 0, or -1
+ * with ERR naming the scene. */
+int dr_outdir_manifest_of(const dr_render_cfg *c, dr_outdir_manifest *m, char *err, size_t errlen);
+
+/* M as one line of JSON (with a newline) into BUF. 0, or -1 if it does not fit. */
+int dr_outdir_manifest_encode(const dr_outdir_manifest *m, char *buf, size_t len);
+
+/* Back from dr_outdir_manifest_encode's text. 0, or -1 with ERR; M untouched on failure. */
+int dr_outdir_manifest_decode(const char *text, dr_outdir_manifest *m, char *err, size_t errlen);
+
+/* True when HAVE (a directory's) and WANT (a new run's) differ; WHY then names every difference,
+ * e.g. "scene /a.blend, not /b.blend; samples 64, not 128". */
+bool dr_outdir_manifest_differs(const dr_outdir_manifest *have, const dr_outdir_manifest *want,
+                                char *why, size_t whylen);
+
+/* Check output directory DIR against WANT: no manifest or the same one is fine; another one is
+ * refused (-1, errno EEXIST, ERR naming DIR and the differences) unless OVERWRITE. With WRITE,
+ * a missing (or, with OVERWRITE, a different) manifest is then written (atomically). A manifest
+ * that cannot be read counts as a different one. Returns 0, or -1 with ERR. */
+int dr_outdir_manifest_check(const char *dir, const dr_outdir_manifest *want, bool write,
+                             bool overwrite, char *err, size_t errlen);
+
+/* dr_outdir_manifest_check for the directory of the frames' first final path, with the manifest
+ * of C. */
+int dr_outdir_manifest_check_frames(const dr_outpath *o, const dr_frames *f, const dr_render_cfg *c,
+                                    bool write, bool overwrite, char *err, size_t errlen);
 
 #endif

@@ -32,6 +32,7 @@ typedef struct dr_node_cfg {
 	const char *gpu_why; /* why it has none (an assignment that failed), or NULL */
 	bool persistent_data; /* a warm Blender keeps Cycles' render data between frames */
 	bool threads_set;     /* -t was given: a GPU node keeps it instead of a few threads */
+	double load_timeout;  /* seconds a warm Blender may take to load a scene, 0 = no limit */
 } dr_node_cfg;
 
 /* The orchestrator's settings. */

@@ -21,6 +21,8 @@ typedef struct dr_service_cfg {
 	const char *http;        /* --http ADDR:PORT during a batch, or NULL */
 	const char *listen;      /* --serve's ADDR:PORT */
 	const char *token;       /* API token, or NULL */
+	const char *tls_cert;    /* --tls-cert PEM file, or NULL (plain HTTP) */
+	const char *tls_key;     /* --tls-key PEM file, or NULL */
 	double rate_limit;       /* requests per second per client, 0: none */
 	size_t max_queued;       /* 0: no limit */
 	size_t max_frames;       /* frames one request may ask for (413 beyond); 0: the default */

@@ -7,8 +7,8 @@ PKGS="build-essential pkg-config openmpi-bin libopenmpi-dev libcjson-dev libmicr
 # --video: ffmpeg encodes the frames and ffprobe checks the result.
 PKGS="$PKGS ffmpeg"
 # Tests and tools: prove (perl), curl, python3 for the fake Blender, clang-format, iproute2 for
-# network namespaces, procps for ps/pgrep.
-PKGS="$PKGS perl curl python3 clang-format iproute2 procps"
+# network namespaces, procps for ps/pgrep, openssl for the HTTPS test's certificate.
+PKGS="$PKGS perl curl python3 clang-format iproute2 procps openssl"
 # The request-body fuzzer (clang's libFuzzer) and the HTTP load figure (wrk).
 PKGS="$PKGS clang libclang-rt-14-dev wrk"
 # The dashboard's browser test: headless Chromium driven by Selenium.

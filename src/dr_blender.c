@@ -8,6 +8,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,12 +59,15 @@ struct dr_blender {
 	char *gpu_why;
 	int gpu_threads;
 	bool persistent_data;
+	double load_timeout; /* 0 = none */
 
-	dr_proc *proc;       /* the Blender process (one at a time) */
-	enum bl_state state; /* see set_state() */
-	double started;      /* when the process or the frame in flight started (dr_now) */
-	int frame;           /* the frame in flight (LOADING_FRAME, RENDERING) */
-	char *tmp_path;      /* one-shot: where Blender writes */
+	dr_proc *proc;         /* the Blender process (one at a time) */
+	enum bl_state state;   /* see set_state() */
+	double started;        /* when the process or the frame in flight started (dr_now) */
+	double load_started;   /* warm: when the process now loading was started (dr_now) */
+	int frame;             /* the frame in flight (LOADING_FRAME, RENDERING) */
+	char *tmp_path;        /* one-shot: where Blender writes */
+	char driver[PATH_MAX]; /* warm: the driver's file (see driver_file), "" = not written yet */
 
 	/* reply line buffer */
 	char *rbuf;
@@ -230,6 +234,97 @@ static bool format_int(char *buf, size_t len, int v)
 	return n > 0 && (size_t)n < len;
 }
 
+/* ---- the driver, shipped as a file ---- */
+
+/* FNV-1a of S: names the driver's file, so that binaries with different drivers never share one. */
+static unsigned long long fnv1a(const char *s)
+{
+	unsigned long long h = 14695981039346656037ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/* True when PATH is a regular file of ours (not a link), private, holding exactly TEXT. */
+static bool driver_file_ok(const char *path, const char *text)
+{
+	size_t len = strlen(text), got = 0;
+	struct stat st;
+	bool same = false;
+	char *buf;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+	    !(st.st_mode & 077) && (size_t)st.st_size == len && (buf = malloc(len + 1))) {
+		while (got < len) {
+			ssize_t n = read(fd, buf + got, len - got);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		same = got == len && memcmp(buf, text, len) == 0;
+		free(buf);
+	}
+	close(fd);
+	return same;
+}
+
+/* Write the embedded driver once to $TMPDIR/drender-UID/driver-HASH.py (a 0700 directory of ours,
+ * the file 0600, created with O_EXCL under a temporary name and renamed into place) and put its
+ * path in PATH: Blender runs it with --python, so that the process list shows a short command
+ * line instead of 10 KB of Python. Returns 0, or -1 with ERR. */
+static int driver_file(char *path, size_t len, char *err, size_t errlen)
+{
+	const char *tmpdir = getenv("TMPDIR");
+	char dir[PATH_MAX], tmp[PATH_MAX];
+	size_t n = strlen(dr_driver_py), done = 0;
+	struct stat st;
+	int fd, w;
+
+	if (!tmpdir || tmpdir[0] != '/')
+		tmpdir = "/tmp";
+	w = snprintf(dir, sizeof dir, "%s/drender-%ld", tmpdir, (long)geteuid());
+	if (w < 0 || (size_t)w >= sizeof dir)
+		return dr_seterr(err, errlen, "TMPDIR is too long");
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return dr_seterr(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 077))
+		return dr_seterr(err, errlen,
+		                 "%s is not a private directory of this user (a link, another "
+		                 "owner or open to others): refusing to put Blender's driver there",
+		                 dir);
+	w = snprintf(path, len, "%s/driver-%016llx.py", dir, fnv1a(dr_driver_py));
+	if (w < 0 || (size_t)w >= len)
+		return dr_seterr(err, errlen, "TMPDIR is too long");
+	if (driver_file_ok(path, dr_driver_py))
+		return 0;
+	w = snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+	if (w < 0 || (size_t)w >= sizeof tmp)
+		return dr_seterr(err, errlen, "TMPDIR is too long");
+	unlink(tmp); /* ours: a leftover of this pid */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return dr_seterr(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+	while (done < n) {
+		ssize_t k = write(fd, dr_driver_py + done, n - done);
+		if (k <= 0)
+			break;
+		done += (size_t)k;
+	}
+	errno = 0;
+	if (close(fd) != 0 || done < n || rename(tmp, path) != 0) {
+		int e = errno ? errno : ENOSPC;
+		unlink(tmp);
+		return dr_seterr(err, errlen, "cannot write Blender's driver to %s: %s", path,
+		                 strerror(e));
+	}
+	return 0;
+}
+
 /* ---- command lines ---- */
 
 /* Start Blender with ARGV (warm or one-shot, as the dr_proc was made). 0, or -1 with ERR. */
@@ -288,9 +383,11 @@ static int spawn_warm(dr_blender *b, char *err, size_t errlen)
 		dr_seterr(err, errlen, "internal error: Blender arguments do not fit");
 		goto out;
 	}
+	if (!b->driver[0] && driver_file(b->driver, sizeof b->driver, err, errlen) != 0)
+		goto out;
 	n = common_argv(b, argv, threads);
-	argv[n++] = "--python-expr";
-	argv[n++] = dr_driver_py;
+	argv[n++] = "--python";
+	argv[n++] = b->driver;
 	argv[n++] = "--";
 	argv[n++] = "--drender-fds";
 	argv[n++] = fds;
@@ -298,8 +395,10 @@ static int spawn_warm(dr_blender *b, char *err, size_t errlen)
 	argv[n++] = settings;
 	argv[n] = NULL;
 	rc = spawn(b, (char *const *)argv, err, errlen);
-	if (rc == 0)
+	if (rc == 0) {
+		b->load_started = b->started;
 		set_state(b, BL_LOADING);
+	}
 out:
 	cJSON_free(settings);
 	cJSON_Delete(json);
@@ -586,6 +685,34 @@ static void one_shot_ended(dr_blender *b, dr_bl_event *ev)
 	fail_event(b, ev, false, b->frame, why);
 }
 
+/* ---- the load bound ---- */
+
+/* When a warm Blender that is still loading must have said "ready" (dr_now), or 0 for no bound. */
+static double load_deadline(const dr_blender *b)
+{
+	if (b->one_shot || b->load_timeout <= 0 || reported_ready(b) || b->state == BL_DOWN ||
+	    dr_proc_pid(b->proc) <= 0)
+		return 0;
+	return b->load_started + b->load_timeout;
+}
+
+/* The warm Blender took longer than --load-timeout to load: kill its process group and fill EV
+ * as a load failure (with the frame asked for, if any). */
+static void load_timed_out(dr_blender *b, dr_bl_event *ev)
+{
+	char why[256];
+	bool was_busy = busy(b);
+	int frame = b->frame;
+
+	snprintf(why, sizeof(why),
+	         "it did not finish loading within %g s (--load-timeout) and was killed",
+	         b->load_timeout);
+	set_state(b, BL_DOWN);
+	dr_proc_kill(b->proc);
+	b->rlen = 0;
+	fail_event(b, ev, true, was_busy ? frame : 0, why);
+}
+
 /* ---- public API ---- */
 
 dr_blender *dr_blender_create(const dr_blender_cfg *cfg, char *err, size_t errlen)
@@ -626,6 +753,7 @@ dr_blender *dr_blender_create(const dr_blender_cfg *cfg, char *err, size_t errle
 		dr_seterr(err, errlen, "out of memory");
 		goto fail;
 	}
+	b->load_timeout = cfg->load_timeout > 0 ? cfg->load_timeout : 0;
 	pc = (dr_proc_cfg){
 	        .what = "Blender",
 	        .echo_tag = cfg->verbose ? "blender" : NULL,
@@ -748,7 +876,7 @@ int dr_blender_poll(dr_blender *b, int timeout_ms, dr_bl_event *ev)
 		timeout_ms = INT_MAX / 2;
 	deadline = dr_now() + timeout_ms / 1000.0;
 	for (;;) {
-		double left;
+		double left, ldl;
 
 		if (!b->one_shot && dr_proc_pid(b->proc) > 0) {
 			if (process_lines(b, ev))
@@ -772,9 +900,17 @@ int dr_blender_poll(dr_blender *b, int timeout_ms, dr_bl_event *ev)
 				return 0;
 			}
 		}
+		ldl = load_deadline(b);
+		if (ldl > 0 && dr_now() >= ldl) {
+			load_timed_out(b, ev);
+			return 0;
+		}
 		left = (deadline - dr_now()) * 1000.0;
 		if (left <= 0)
 			return 0;
+		if (ldl > 0 && (ldl - dr_now()) * 1000.0 < left)
+			left = (ldl - dr_now()) *
+			       1000.0; /* wake up when the load runs out of time */
 		if (dr_proc_poll(b->proc, left < 1         ? 1
 		                          : left > INT_MAX ? INT_MAX
 		                                           : (int)left) < 0) {

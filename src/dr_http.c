@@ -4,6 +4,7 @@
 
 #include "dr_log.h"
 #include "dr_outdir.h"
+#include "dr_scene.h"
 #include "dr_util.h"
 
 #include "ui_app_js.h"
@@ -79,10 +80,16 @@ struct dr_http {
 	dr_jobs *jobs;
 	int port;
 	char *token, *blend_root, *output_root, *default_scene;
+	char *tls_cert, *tls_key; /* PEM text (NULL: plain HTTP) */
+	size_t tls_key_len;
 	dr_jobspec_limits limits;
-	bool read_only;
+	bool read_only, overwrite;
 	double rate, burst;
 	pthread_mutex_t rl_mu;
+	/* libmicrohttpd's messages (one per broken connection): at most LOG_BURST per LOG_WINDOW_S,
+	 * then how many were left out (a slow-client attack must not flood the log); under rl_mu */
+	double log_window;
+	unsigned log_lines, log_dropped;
 	struct bucket *buckets; /* RATE_SLOTS, or NULL when not rate limited */
 };
 
@@ -374,6 +381,23 @@ static enum MHD_Result do_render(dr_http *h, struct MHD_Connection *c, const str
 
 	if (rc)
 		return reply_error(c, (unsigned)rc, NULL, "%s", err);
+	/* A file that is not a .blend fails now, with the reason, not later in a node's log. */
+	if (dr_scene_check(spec.render.scene, err, sizeof err) != 0) {
+		dr_jobspec_free(&spec);
+		return reply_error(c, 400, NULL, "blend: %s", err);
+	}
+	/* A named output directory that holds frames made from another scene or settings: those
+	 * frames would be skipped as this job's (the job's own directory is new: nothing to check).
+	 */
+	if (spec.render.output[0]) {
+		dr_outpath op;
+		if (dr_render_cfg_outpath(&spec.render, &op, err, sizeof err) != 0 ||
+		    dr_outdir_manifest_check_frames(&op, &spec.frames, &spec.render, false,
+		                                    h->overwrite, err, sizeof err) != 0) {
+			dr_jobspec_free(&spec);
+			return reply_error(c, errno == EEXIST ? 409 : 500, NULL, "%s", err);
+		}
+	}
 	rc = dr_jobs_submit(h->jobs, &spec, h->output_root, id, sizeof(id), err, sizeof(err));
 	dr_jobspec_free(&spec);
 	if (rc == -2) {
@@ -1052,12 +1076,39 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	}
 }
 
+#define LOG_BURST    5
+#define LOG_WINDOW_S 10.0
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	dr_http *h = cls;
 	char msg[512];
+	unsigned dropped = 0;
+	bool say = true;
 	size_t n;
 
-	(void)cls;
+	if (h) {
+		double t = dr_now();
+
+		pthread_mutex_lock(&h->rl_mu);
+		if (t - h->log_window >= LOG_WINDOW_S) {
+			dropped = h->log_dropped;
+			h->log_window = t;
+			h->log_lines = h->log_dropped = 0;
+		}
+		if (h->log_lines < LOG_BURST)
+			h->log_lines++;
+		else {
+			h->log_dropped++;
+			say = false;
+		}
+		pthread_mutex_unlock(&h->rl_mu);
+	}
+	if (dropped)
+		dr_warn("http: %u more messages like these were left out in %.0f s", dropped,
+		        LOG_WINDOW_S);
+	if (!say)
+		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	n = strlen(msg);
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
@@ -1133,6 +1184,56 @@ bad:
 	return -1;
 }
 
+/* Read the PEM file PATH (what: "--tls-cert") into a NUL-terminated malloc'ed string *OUT.
+ * 0, or -1 with ERR. */
+static int read_pem(const char *path, const char *what, char **out, size_t *outlen, char *err,
+                    size_t errlen)
+{
+	enum { PEM_MAX = 1 << 20 };
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc = -1;
+
+	if (fd < 0)
+		return dr_seterr(err, errlen, "%s %s: %s", what, path, strerror(errno));
+	for (;;) {
+		ssize_t n;
+
+		if (cap - len < 4096 &&
+		    (len + 4096 > PEM_MAX || dr_grow(&buf, &cap, len + 4096, 1))) {
+			dr_seterr(err, errlen, "%s %s: larger than 1 MiB or out of memory", what,
+			          path);
+			goto out;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			dr_seterr(err, errlen, "%s %s: %s", what, path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (!buf || !strstr(buf, "-----BEGIN ")) {
+		dr_seterr(err, errlen, "%s %s: not a PEM file", what, path);
+		goto out;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	*outlen = len;
+	buf = NULL;
+	rc = 0;
+out:
+	if (buf) {
+		memset(buf, 0, cap);
+		free(buf);
+	}
+	close(fd);
+	return rc;
+}
+
 /* Free what dr_http_start allocated (the daemon is stopped or was never started). */
 static void http_free(dr_http *h)
 {
@@ -1141,6 +1242,10 @@ static void http_free(dr_http *h)
 	pthread_cond_destroy(&h->tr.cv);
 	pthread_mutex_destroy(&h->tr.mu);
 	free(h->token);
+	free(h->tls_cert);
+	if (h->tls_key)
+		memset(h->tls_key, 0, h->tls_key_len); /* the private key does not linger */
+	free(h->tls_key);
 	free(h->blend_root);
 	free(h->output_root);
 	free(h->default_scene);
@@ -1160,12 +1265,25 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 	unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
 	                 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
 
+	struct MHD_OptionItem tls_opts[3] = {{MHD_OPTION_END, 0, NULL}};
+	bool tls = (cfg->tls_cert && cfg->tls_cert[0]) || (cfg->tls_key && cfg->tls_key[0]);
+
 	if (parse_listen(cfg->listen, &ss, &sl, &loopback, err, errlen) < 0)
 		return NULL;
 	if (!loopback && (!cfg->token || !cfg->token[0])) {
 		snprintf(err, errlen,
 		         "listening on %s needs --token or DRENDER_TOKEN (or listen on 127.0.0.1)",
 		         cfg->listen);
+		return NULL;
+	}
+	if (tls && (!cfg->tls_cert || !cfg->tls_cert[0] || !cfg->tls_key || !cfg->tls_key[0])) {
+		snprintf(err, errlen, "HTTPS needs both --tls-cert FILE and --tls-key FILE");
+		return NULL;
+	}
+	if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		snprintf(err, errlen,
+		         "--tls-cert: this libmicrohttpd was built without TLS support (GnuTLS); "
+		         "HTTPS is not available");
 		return NULL;
 	}
 	h = calloc(1, sizeof(*h));
@@ -1199,6 +1317,7 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 	}
 	h->jobs = jobs;
 	h->read_only = cfg->read_only;
+	h->overwrite = cfg->overwrite;
 	h->rate = cfg->rate_per_s;
 	h->burst = cfg->rate_burst < 1 ? 1 : cfg->rate_burst;
 	h->token = cfg->token && cfg->token[0] ? dr_strdup_or_null(cfg->token, &oom) : NULL;
@@ -1215,6 +1334,16 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (tls) {
+		size_t cert_len;
+
+		if (read_pem(cfg->tls_cert, "--tls-cert", &h->tls_cert, &cert_len, err, errlen) ||
+		    read_pem(cfg->tls_key, "--tls-key", &h->tls_key, &h->tls_key_len, err, errlen))
+			goto fail;
+		tls_opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
+		tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
+		flags |= MHD_USE_TLS;
+	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 128) < 0) {
@@ -1230,18 +1359,24 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	h->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, h, MHD_OPTION_EXTERNAL_LOGGER,
-	                        mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+	                        mhd_log, h, MHD_OPTION_LISTEN_SOCKET, fd,
 	                        MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 	                        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
 	                        MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT,
-	                        30u, MHD_OPTION_END);
+	                        30u, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
 	if (!h->d) {
 		/* MHD may or may not have closed FD; leaking it beats closing someone else's. */
 		fd = -1;
-		snprintf(err, errlen, "cannot start the HTTP server on %s", cfg->listen);
+		snprintf(err, errlen, "cannot start the HTTP server on %s%s", cfg->listen,
+		         tls ? " (is --tls-key the key of --tls-cert?)" : "");
 		goto fail;
 	}
-	dr_debug("HTTP API on http://%s (port %d)%s%s", cfg->listen, h->port,
+	if (!loopback && !tls)
+		dr_warn("WARNING: %s is served over plain HTTP: the API token and every job travel "
+		        "in clear text to anyone on the network; use --tls-cert FILE --tls-key "
+		        "FILE",
+		        cfg->listen);
+	dr_debug("HTTP API on %s://%s (port %d)%s%s", tls ? "https" : "http", cfg->listen, h->port,
 	         h->token ? ", token required" : "", h->read_only ? ", read-only" : "");
 	return h;
 fail:

@@ -67,6 +67,7 @@ static int load(dr_node *n, char *why, size_t whylen)
 	        .gpu_why = n->cfg.gpu_why,
 	        .gpu_threads = n->cfg.threads_set ? 0 : (n->threads < 2 ? n->threads : 2),
 	        .persistent_data = n->cfg.persistent_data,
+	        .load_timeout = n->cfg.load_timeout,
 	};
 	/* a job that names no device renders on the command line's */
 	if (!cfg.render.device[0] && n->cfg.device)
@@ -199,6 +200,18 @@ int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen)
 			memmove(&n->queue[i], &n->queue[i + 1],
 			        (size_t)(n->qhead + n->qlen - i - 1) * sizeof(int));
 			n->qlen--;
+		}
+		/* The whole job is cancelled while Blender still loads its scene for it: kill the
+		 * load too (it may never end), so that the node is free for the next job. */
+		if (m->frame < 0 && n->bl && n->state == DR_NODE_LOADING && n->qlen == 0 &&
+		    n->frame < 0) {
+			dr_blender_kill(n->bl);
+			dr_blender_destroy(n->bl);
+			n->bl = NULL;
+			n->loaded.scene[0] = '\0';
+			set_state(n, DR_NODE_NO_BLENDER);
+			n->idle_since = dr_now();
+			return 0;
 		}
 		/* n = 1: take it back only if it has not started (rank 0 wants it for an idle node)
 		 */

@@ -146,6 +146,11 @@ static const opt_row rows[] = {
          .metavar = "SECS",
          SECONDS(timeout),
          .help = "kill and retry a frame that renders longer than SECS"},
+        {.name = "load-timeout",
+         .metavar = "SECS",
+         SECONDS(load_timeout),
+         .help = "kill a Blender that has not loaded the scene after SECS;\n"
+                 "its frames go to other nodes (default 300)"},
         {.name = "one-shot",
          FLAG(one_shot),
          .help = "start Blender for every frame instead of keeping it warm"},
@@ -198,6 +203,14 @@ static const opt_row rows[] = {
          STRING(token, NULL),
          .help = "require 'Authorization: Bearer TOKEN' (default\n"
                  "$DRENDER_TOKEN; needed to listen beyond loopback)"},
+        {.name = "tls-cert",
+         .metavar = "FILE",
+         STRING(tls_cert, "wants a PEM file"),
+         .help = "serve HTTPS with this PEM certificate (with --tls-key)"},
+        {.name = "tls-key",
+         .metavar = "FILE",
+         STRING(tls_key, "wants a PEM file"),
+         .help = "the certificate's PEM private key"},
         {.name = "max-queued",
          .metavar = "N",
          INT(max_queued, 1, 100000),
@@ -542,6 +555,7 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	                       .chunk = 1,
 	                       .retries = 3,
 	                       .node_timeout = 10,
+	                       .load_timeout = 300,
 	                       .min_nodes = 1,
 	                       .max_queued = 100,
 	                       .max_frames = 100000,
@@ -599,6 +613,7 @@ void dr_opts_node_cfg(const dr_opts *o, dr_node_cfg *c)
 	        .gpu = -1,
 	        .persistent_data = !o->no_persistent_data,
 	        .threads_set = o->threads > 0,
+	        .load_timeout = o->load_timeout,
 	};
 }
 

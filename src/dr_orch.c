@@ -840,8 +840,19 @@ cJSON *dr_orch_status(const dr_orch *r, dr_ojob *j)
 		cJSON_AddNumberToObject(fr, "done", (double)c.done);
 		cJSON_AddNumberToObject(fr, "skipped", (double)c.skipped);
 		cJSON_AddNumberToObject(fr, "failed", (double)c.failed);
-		cJSON_AddNumberToObject(fr, "running", (double)c.running);
-		cJSON_AddNumberToObject(fr, "pending", (double)c.pending);
+		/* Running: frames a node has started (the first it holds); the frames held ahead
+		 * behind them wait, as pending ones do, so they count as pending (and "held"). */
+		size_t inflight = 0;
+		for (int k = 0; k < r->nslots; k++) {
+			const dr_dispatch_node *dn = dr_dispatch_node_get(r->disp, k);
+			if (dn && !dn->lost && dn->job == j->num && dn->nframes > 0)
+				inflight++;
+		}
+		if (inflight > c.running)
+			inflight = c.running;
+		cJSON_AddNumberToObject(fr, "running", (double)inflight);
+		cJSON_AddNumberToObject(fr, "pending", (double)(c.pending + c.running - inflight));
+		cJSON_AddNumberToObject(fr, "held", (double)(c.running - inflight));
 	}
 	cJSON_AddNumberToObject(o, "progress", todo ? (double)fin / (double)todo : 1.0);
 	cJSON_AddNumberToObject(o, "elapsedSeconds", el);
@@ -909,13 +920,20 @@ void dr_orch_confine(dr_orch *r, const dr_jobspec_limits *lim)
 }
 
 /* A service's job owns its output directory until it ends: another job into it fails (409). */
-static void lock_job(dr_ojob *j, dr_jobs *table)
+static void lock_job(dr_ojob *j, dr_jobs *table, bool overwrite)
 {
 	char host[256] = "?", holder[400], err[DR_ERRLEN];
 
 	gethostname(host, sizeof host - 1);
 	snprintf(holder, sizeof holder, "host %s pid %ld job %s", host, (long)getpid(), j->id);
 	j->lockfd = dr_outdir_lock_frames(&j->cfg.out, &j->frames, holder, err, sizeof err);
+	/* Owned now: its frames must have been made from this job's scene and settings. */
+	if (j->lockfd >= 0 &&
+	    dr_outdir_manifest_check_frames(&j->cfg.out, &j->frames, &j->cfg.render, true,
+	                                    overwrite, err, sizeof err) != 0) {
+		close(j->lockfd);
+		j->lockfd = -1;
+	}
 	if (j->lockfd >= 0)
 		return;
 	dr_error("job %s: %s", j->id, err);
@@ -951,7 +969,7 @@ void dr_orch_adopt(dr_orch *r, dr_jobs *table)
 		} else {
 			dr_info("job %s: %s, %zu frames", id, spec.render.scene, spec.frames.n);
 			if (r->lim)
-				lock_job(r->jobs[r->njobs - 1], table);
+				lock_job(r->jobs[r->njobs - 1], table, r->opts.overwrite);
 		}
 		dr_jobspec_free(&spec);
 	}

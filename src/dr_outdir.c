@@ -2,10 +2,13 @@
 #include "dr_outdir.h"
 
 #include "dr_log.h"
+#include "dr_util.h"
 
+#include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,4 +284,202 @@ int dr_outdir_lock_frames(const dr_outpath *o, const dr_frames *f, const char *h
 	if (mkdir_p(dir, err, errlen) != 0)
 		return -1;
 	return dr_outdir_lock(dir, holder, err, errlen);
+}
+
+/* ---- the manifest ---- */
+
+int dr_outdir_manifest_of(const dr_render_cfg *c, dr_outdir_manifest *m, char *err, size_t errlen)
+{
+	dr_outdir_manifest n = {0};
+	char real[PATH_MAX];
+	struct stat st;
+
+	if (!realpath(c->scene, real) || stat(real, &st) != 0)
+		return dr_seterr(err, errlen, "scene %s: %s", c->scene, strerror(errno));
+	if (strlen(real) >= sizeof n.scene)
+		return dr_seterr(err, errlen, "scene %s: path too long", c->scene);
+	memcpy(n.scene, real, strlen(real) + 1);
+	n.size = (long long)st.st_size;
+	n.mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	snprintf(n.format, sizeof n.format, "%s", c->format[0] ? c->format : "PNG");
+	snprintf(n.engine, sizeof n.engine, "%s", c->engine);
+	n.samples = c->samples;
+	*m = n;
+	return 0;
+}
+
+int dr_outdir_manifest_encode(const dr_outdir_manifest *m, char *buf, size_t len)
+{
+	cJSON *o = cJSON_CreateObject();
+	char size[32], mtime[32];
+	int rc = -1;
+
+	/* 64-bit integers as JSON numbers lose nothing below 2^53; nanoseconds need more: as text
+	 */
+	snprintf(size, sizeof size, "%lld", m->size);
+	snprintf(mtime, sizeof mtime, "%lld", m->mtime_ns);
+	if (o && cJSON_AddStringToObject(o, "scene", m->scene) &&
+	    cJSON_AddStringToObject(o, "size", size) &&
+	    cJSON_AddStringToObject(o, "mtime_ns", mtime) &&
+	    cJSON_AddStringToObject(o, "format", m->format) &&
+	    cJSON_AddStringToObject(o, "engine", m->engine) &&
+	    cJSON_AddNumberToObject(o, "samples", m->samples) &&
+	    cJSON_PrintPreallocated(o, buf, (int)(len > 2 ? len - 2 : 0), false)) {
+		size_t n = strlen(buf);
+		buf[n] = '\n';
+		buf[n + 1] = '\0';
+		rc = 0;
+	}
+	cJSON_Delete(o);
+	return rc;
+}
+
+/* The string member NAME of O into BUF (LEN bytes); false if missing, not a string or too long. */
+static bool get_str(const cJSON *o, const char *name, char *buf, size_t len)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	if (!cJSON_IsString(v) || strlen(v->valuestring) >= len)
+		return false;
+	memcpy(buf, v->valuestring, strlen(v->valuestring) + 1);
+	return true;
+}
+
+static bool get_ll(const cJSON *o, const char *name, long long *out)
+{
+	char buf[32], *end;
+
+	if (!get_str(o, name, buf, sizeof buf) || !buf[0])
+		return false;
+	errno = 0;
+	*out = strtoll(buf, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
+int dr_outdir_manifest_decode(const char *text, dr_outdir_manifest *m, char *err, size_t errlen)
+{
+	cJSON *o = cJSON_Parse(text);
+	const cJSON *samples = cJSON_GetObjectItemCaseSensitive(o, "samples");
+	dr_outdir_manifest n = {0};
+	bool good = o && cJSON_IsObject(o) && get_str(o, "scene", n.scene, sizeof n.scene) &&
+	            get_ll(o, "size", &n.size) && get_ll(o, "mtime_ns", &n.mtime_ns) &&
+	            get_str(o, "format", n.format, sizeof n.format) &&
+	            get_str(o, "engine", n.engine, sizeof n.engine) && cJSON_IsNumber(samples) &&
+	            samples->valuedouble >= 0 && samples->valuedouble <= DR_SAMPLES_MAX;
+
+	if (good)
+		n.samples = (int)samples->valuedouble;
+	cJSON_Delete(o);
+	if (!good)
+		return dr_seterr(err, errlen, "not a drender manifest");
+	*m = n;
+	return 0;
+}
+
+bool dr_outdir_manifest_differs(const dr_outdir_manifest *have, const dr_outdir_manifest *want,
+                                char *why, size_t whylen)
+{
+	size_t pos = 0;
+
+	why[0] = '\0';
+	if (strcmp(have->scene, want->scene) != 0)
+		dr_append(why, whylen, &pos, "; scene %s, not %s", have->scene, want->scene);
+	else if (have->size != want->size || have->mtime_ns != want->mtime_ns)
+		dr_append(why, whylen, &pos, "; scene %s has changed since (size or time)",
+		          want->scene);
+	if (strcmp(have->format, want->format) != 0)
+		dr_append(why, whylen, &pos, "; format %s, not %s", have->format, want->format);
+	if (strcmp(have->engine, want->engine) != 0)
+		dr_append(why, whylen, &pos, "; engine %s, not %s",
+		          have->engine[0] ? have->engine : "the scene's",
+		          want->engine[0] ? want->engine : "the scene's");
+	if (have->samples != want->samples)
+		dr_append(why, whylen, &pos, "; samples %d, not %d", have->samples, want->samples);
+	if (pos > 2)
+		memmove(why, why + 2, strlen(why + 2) + 1); /* drop the first "; " */
+	return pos > 0;
+}
+
+/* Write M as DIR's manifest: a temporary file renamed into place. 0, or -1 with ERR. */
+static int manifest_write(const char *dir, const dr_outdir_manifest *m, char *err, size_t errlen)
+{
+	char text[DR_PATH_MAX + 512], tmp[DR_PATH_MAX], path[DR_PATH_MAX];
+	size_t len;
+	int fd, n1, n2, e;
+
+	n1 = snprintf(path, sizeof path, "%s/%s", dir, DR_OUTDIR_MANIFEST);
+	n2 = snprintf(tmp, sizeof tmp, "%s/%s.%ld", dir, DR_OUTDIR_MANIFEST, (long)getpid());
+	if (n1 < 0 || (size_t)n1 >= sizeof path || n2 < 0 || (size_t)n2 >= sizeof tmp ||
+	    dr_outdir_manifest_encode(m, text, sizeof text) != 0)
+		return dr_seterr(err, errlen, "output directory path is too long: %s", dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return dr_seterr(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+	len = strlen(text);
+	if (write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
+		e = errno ? errno : ENOSPC;
+		close(fd);
+		unlink(tmp);
+		return dr_seterr(err, errlen, "cannot write %s: %s", tmp, strerror(e));
+	}
+	close(fd);
+	if (rename(tmp, path) != 0) {
+		e = errno;
+		unlink(tmp);
+		return dr_seterr(err, errlen, "cannot write %s: %s", path, strerror(e));
+	}
+	return 0;
+}
+
+int dr_outdir_manifest_check(const char *dir, const dr_outdir_manifest *want, bool write,
+                             bool overwrite, char *err, size_t errlen)
+{
+	char path[DR_PATH_MAX], text[DR_PATH_MAX + 512], why[2 * DR_PATH_MAX + 200] = "";
+	dr_outdir_manifest have;
+	bool differs = true;
+	ssize_t n;
+	int fd, w = snprintf(path, sizeof path, "%s/%s", dir, DR_OUTDIR_MANIFEST);
+
+	if (w < 0 || (size_t)w >= sizeof path)
+		return dr_seterr(err, errlen, "output directory path is too long: %s", dir);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT)
+		snprintf(why, sizeof why, "its %s cannot be read: %s", DR_OUTDIR_MANIFEST,
+		         strerror(errno));
+	else if (fd < 0)
+		differs = false; /* a directory nobody has rendered into yet */
+	else {
+		n = read(fd, text, sizeof text - 1);
+		close(fd);
+		text[n > 0 ? n : 0] = '\0';
+		if (dr_outdir_manifest_decode(text, &have, why, sizeof why) != 0)
+			snprintf(why, sizeof why, "its %s is not a drender manifest",
+			         DR_OUTDIR_MANIFEST);
+		else if (!dr_outdir_manifest_differs(&have, want, why, sizeof why)) {
+			differs = false;
+			write = false; /* the same: nothing to write */
+		}
+	}
+	if (differs && !overwrite) {
+		dr_seterr(err, errlen,
+		          "output directory %s holds frames made from other settings (%s): choose "
+		          "another directory, or --overwrite to render them again",
+		          dir, why);
+		errno = EEXIST;
+		return -1;
+	}
+	return write ? manifest_write(dir, want, err, errlen) : 0;
+}
+
+int dr_outdir_manifest_check_frames(const dr_outpath *o, const dr_frames *f, const dr_render_cfg *c,
+                                    bool write, bool overwrite, char *err, size_t errlen)
+{
+	char dir[DR_PATH_MAX];
+	dr_outdir_manifest m;
+
+	if (!f->n || dr_outpath_dir(o, f->v[0], dir, sizeof dir) != 0)
+		return dr_seterr(err, errlen, "output path pattern too long");
+	if (dr_outdir_manifest_of(c, &m, err, errlen) != 0)
+		return -1;
+	return dr_outdir_manifest_check(dir, &m, write, overwrite, err, errlen);
 }

@@ -135,6 +135,9 @@ static int start_api(dr_service *s)
 	        .read_only = !c->serve,
 	        .rate_per_s = c->rate_limit,
 	        .rate_burst = 2.0 * c->rate_limit,
+	        .tls_cert = c->tls_cert,
+	        .tls_key = c->tls_key,
+	        .overwrite = c->orch.overwrite,
 	};
 
 	if (c->serve && check_roots(s, &hc) != 0)
@@ -152,8 +155,8 @@ static int start_api(dr_service *s)
 		dr_error("%s", err);
 		return DR_EXIT_USAGE;
 	}
-	dr_info("HTTP API on %s, port %d%s", hc.listen, dr_http_port(s->http),
-	        c->serve ? " (POST /render to submit)" : "");
+	dr_info("HTTP API on %s, port %d%s%s", hc.listen, dr_http_port(s->http),
+	        hc.tls_cert ? ", HTTPS" : "", c->serve ? " (POST /render to submit)" : "");
 	return 0;
 }
 
@@ -199,12 +202,15 @@ int dr_service_open(dr_service **out, const dr_service_cfg *cfg)
 	s->cfg = cfg;
 	s->idle_ms = 0.2;
 	s->lockfd = -1;
-	if (!cfg->serve && (dr_scene_check(cfg->scene, err, sizeof err) != 0 ||
-	                    batch_cfg(cfg, &s->batch, &op, err, sizeof err) != 0 ||
-	                    dr_outdir_prepare(&op, cfg->frames, err, sizeof err) != 0 ||
-	                    (cfg->report && dr_report_check_path(cfg->report, cfg->scene, &op,
-	                                                         cfg->frames, err, sizeof err)) ||
-	                    lock_batch(s, &op, err, sizeof err) != 0)) {
+	if (!cfg->serve &&
+	    (dr_scene_check(cfg->scene, err, sizeof err) != 0 ||
+	     batch_cfg(cfg, &s->batch, &op, err, sizeof err) != 0 ||
+	     dr_outdir_prepare(&op, cfg->frames, err, sizeof err) != 0 ||
+	     (cfg->report &&
+	      dr_report_check_path(cfg->report, cfg->scene, &op, cfg->frames, err, sizeof err)) ||
+	     lock_batch(s, &op, err, sizeof err) != 0 ||
+	     dr_outdir_manifest_check_frames(&op, cfg->frames, &s->batch, true, cfg->orch.overwrite,
+	                                     err, sizeof err) != 0)) {
 		dr_error("%s", err);
 		code = DR_EXIT_USAGE;
 	} else if (cfg->serve || cfg->http) {

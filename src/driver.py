@@ -1,4 +1,4 @@
-# Warm-mode driver run inside Blender (--python-expr): renders frames on command over two pipes.
+# Warm-mode driver run inside Blender (--python FILE): renders frames on command over two pipes.
 #
 # Protocol (see include/dr_blender.h): arguments after '--' are
 #   --drender-fds CMD_FD,REPLY_FD --drender-settings JSON
@@ -7,8 +7,9 @@
 # "ready" when the device asked for cannot be had, e.g. a GPU type Blender does not see). EOF on
 # CMD_FD means quit. An "error" reply carries the exception message first, then the traceback; its "frame" is
 # -1 when the command had none. A failure while applying the settings is printed to stderr and
-# Blender exits with status 1 before "ready". This text is embedded in the drender binary and run
-# as an expression string, so it must not rely on __file__ or on being imported as a module.
+# Blender exits with status 1 before "ready". This text is embedded in the drender binary, which
+# writes it once to a private file ($TMPDIR/drender-UID/driver-HASH.py) and runs that, so it must
+# not rely on where that file is or on being imported as a module.
 
 import json
 import os

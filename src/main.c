@@ -140,6 +140,8 @@ static void service_cfg(const dr_opts *o, dr_service_cfg *c)
 	        .http = o->http,
 	        .listen = o->listen,
 	        .token = o->token,
+	        .tls_cert = o->tls_cert,
+	        .tls_key = o->tls_key,
 	        .rate_limit = o->rate_limit,
 	        .max_queued = (size_t)o->max_queued,
 	        .max_frames = (size_t)o->max_frames,

@@ -309,6 +309,44 @@ static void test_load_failure(const struct env *e)
 	dr_blender_destroy(b);
 }
 
+/* A Blender that never finishes loading is killed after load_timeout and reported as a load
+ * failure (issue 10, item 2). The stand-in answers nothing and sleeps, in its own group. */
+static void test_load_timeout(const struct env *e)
+{
+	dr_blender_cfg c = base_cfg(e);
+	char err[512], hang[256];
+	struct timespec t0, t;
+	dr_blender *b;
+	dr_bl_event ev;
+	double took;
+	pid_t pid;
+	FILE *f;
+
+	make_path(hang, sizeof(hang), e->dir, "hang-blender");
+	f = fopen(hang, "w");
+	if (f) {
+		fputs("#!/bin/sh\nexec sleep 100000\n", f);
+		fclose(f);
+	}
+	chmod(hang, 0700);
+	c.exe = hang;
+	c.load_timeout = 0.5;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	b = dr_blender_create(&c, err, sizeof(err));
+	ok(b != NULL, "load timeout: a Blender that hangs starts");
+	pid = b ? dr_blender_pid(b) : 0;
+	ev = b ? wait_event(b, 10) : (dr_bl_event){0};
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	took = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+	is_int(ev.kind, DR_BL_LOAD_FAILED, "load timeout: LOAD_FAILED when the load runs out");
+	ok(strstr(ev.error, "--load-timeout") != NULL, "load timeout: the error names the option");
+	diag(ev.error);
+	ok(took < 3, "load timeout: within the bound (%.2f s)", took);
+	ok(b && dr_blender_pid(b) == 0 && pid > 0 && gone(pid), "load timeout: Blender is killed");
+	dr_blender_destroy(b);
+	unlink(hang);
+}
+
 static void test_not_found(const struct env *e)
 {
 	dr_blender_cfg c = base_cfg(e);
@@ -571,6 +609,7 @@ int main(void)
 	test_python_error(&e);
 	test_crash(&e);
 	test_load_failure(&e);
+	test_load_timeout(&e);
 	test_not_found(&e);
 	test_one_shot(&e);
 	test_kill(&e);

@@ -75,6 +75,74 @@ static void test_open(const char *dir)
 	   "under: on component boundaries");
 }
 
+/* The manifest: what a directory's frames were made from (issue 10, item 6). */
+static void test_manifest(const char *dir)
+{
+	char scene[256], other[256], text[8192], why[4096];
+	dr_render_cfg c = {.format = "PNG"}, d;
+	dr_outdir_manifest a, b, back;
+	FILE *f;
+
+	snprintf(scene, sizeof scene, "%s/shot.blend", dir);
+	snprintf(other, sizeof other, "%s/other.blend", dir);
+	f = fopen(scene, "w");
+	fputs("BLENDER-v304\n", f);
+	fclose(f);
+	f = fopen(other, "w");
+	fputs("BLENDER-v304 other\n", f);
+	fclose(f);
+	snprintf(c.scene, sizeof c.scene, "%s", scene);
+	ok(dr_outdir_manifest_of(&c, &a, err, sizeof err) == 0, "a manifest of settings (%s)", err);
+	ok(dr_outdir_manifest_encode(&a, text, sizeof text) == 0 &&
+	           dr_outdir_manifest_decode(text, &back, err, sizeof err) == 0 &&
+	           !dr_outdir_manifest_differs(&a, &back, why, sizeof why),
+	   "encode and decode give the same manifest");
+	ok(dr_outdir_manifest_decode("{\"scene\":1}", &back, err, sizeof err) == -1,
+	   "a file that is not a manifest is refused");
+	d = c;
+	d.samples = 64;
+	snprintf(d.engine, sizeof d.engine, "CYCLES");
+	dr_outdir_manifest_of(&d, &b, err, sizeof err);
+	ok(dr_outdir_manifest_differs(&a, &b, why, sizeof why) &&
+	           strstr(why, "samples 0, not 64") &&
+	           strstr(why, "engine the scene's, not CYCLES"),
+	   "differences are named: %s", why);
+	snprintf(d.scene, sizeof d.scene, "%s", other);
+	d.samples = 0;
+	d.engine[0] = '\0';
+	dr_outdir_manifest_of(&d, &b, err, sizeof err);
+	ok(dr_outdir_manifest_differs(&a, &b, why, sizeof why) && strstr(why, "other.blend"),
+	   "another scene is named: %s", why);
+
+	ok(dr_outdir_manifest_check(dir, &a, true, false, err, sizeof err) == 0,
+	   "a directory without a manifest is fine, and gets one");
+	ok(dr_outdir_manifest_check(dir, &a, true, false, err, sizeof err) == 0,
+	   "the same settings again are fine");
+	errno = 0;
+	ok(dr_outdir_manifest_check(dir, &b, true, false, err, sizeof err) == -1 &&
+	           errno == EEXIST && strstr(err, "other.blend") && strstr(err, "--overwrite"),
+	   "other settings are refused, naming the difference: %s", err);
+	ok(dr_outdir_manifest_check(dir, &b, true, true, err, sizeof err) == 0,
+	   "with overwrite they are accepted");
+	ok(dr_outdir_manifest_check(dir, &b, false, false, err, sizeof err) == 0 &&
+	           dr_outdir_manifest_check(dir, &a, false, false, err, sizeof err) == -1,
+	   "and overwrite rewrote the manifest");
+	f = fopen(scene, "a");
+	fputs("edited\n", f);
+	fclose(f);
+	dr_outdir_manifest_of(&c, &a, err, sizeof err);
+	dr_outdir_manifest_check(dir, &a, true, true, err, sizeof err);
+	f = fopen(scene, "a");
+	fputs("edited again\n", f);
+	fclose(f);
+	dr_outdir_manifest_of(&c, &b, err, sizeof err);
+	ok(dr_outdir_manifest_check(dir, &b, false, false, err, sizeof err) == -1 &&
+	           strstr(err, "changed"),
+	   "an edited scene is a difference: %s", err);
+	unlink(scene);
+	unlink(other);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/dr-outdir-XXXXXX";
@@ -83,6 +151,7 @@ int main(void)
 		return 1;
 	test_lock(dir);
 	test_open(dir);
+	test_manifest(dir);
 	testfs_rm_tree(dir);
 	return done_testing();
 }
