@@ -111,6 +111,11 @@ size_t dr_sched_size(const dr_sched *s);
 const dr_fitem *dr_sched_item(const dr_sched *s, size_t i); /* in frame order */
 const dr_slot_stats *dr_sched_slot(const dr_sched *s, int slot);
 
+/* True when dr_sched_next would give no slot anything at NOW: nothing pending, and no frame to
+ * copy (tail control off, or the last search for stragglers found none that could qualify
+ * before a later time or change). False when unsure. O(1). */
+bool dr_sched_quiet(const dr_sched *s, double now);
+
 /* The running frame that started earliest, or NULL. */
 const dr_fitem *dr_sched_oldest(const dr_sched *s);
 

@@ -1069,6 +1069,14 @@ const dr_slot_stats *dr_sched_slot(const dr_sched *s, int slot)
 	return slot >= 0 && slot < s->cfg.nslots ? &s->slots[slot] : NULL;
 }
 
+bool dr_sched_quiet(const dr_sched *s, double now)
+{
+	if (s->counts.pending > 0)
+		return false;
+	return !s->cfg.tail_control || s->nrun == 0 || s->counts.done == 0 ||
+	       (s->calm && s->calm_change == s->change && now < s->calm_until);
+}
+
 const dr_fitem *dr_sched_oldest(const dr_sched *s)
 {
 	return s->nrun ? &s->items[s->rheap[0]] : NULL;
