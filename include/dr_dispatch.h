@@ -117,11 +117,11 @@ int dr_dispatch_silent(const dr_dispatch *d, double now);
  * (fresh frames of the first job by
  * priority then submission, preferring among the top priority a job whose settings the node
  * already has; for a node still rendering, only more of its own job and only while that job has
- * more pending frames than there are nodes); with nothing fresh left, a held frame taken back
- * from another node (one at a time) before a speculative copy of a straggler; STOP in a batch
- * when no job will ever have work for an empty node; else nothing. Decisions other than WAIT go
- * to OUT (room for MAX >= nslots), state is updated as if they were carried out. Returns how
- * many. Nodes that can get nothing are skipped without a look where the reason holds for all of
+ * more pending frames than there are nodes and dr_sched_ahead_ok); with nothing fresh left, a held
+ * frame taken back from another node (one at a time) before a speculative copy of a straggler; STOP
+ * in a batch when no job will ever have work for an empty node; else nothing. Decisions other than
+ * WAIT go to OUT (room for MAX >= nslots), state is updated as if they were carried out. Returns
+ * how many. Nodes that can get nothing are skipped without a look where the reason holds for all of
  * them: amortised O(jobs) per decision and per call, whatever the number of nodes. */
 int dr_dispatch_decide(dr_dispatch *d, double now, dr_dispatch_decision *out, int max);
 

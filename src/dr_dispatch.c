@@ -520,10 +520,11 @@ int dr_dispatch_decide(dr_dispatch *d, double now, dr_dispatch_decision *out, in
 			break; /* what this node could not get, no other empty node can */
 		}
 	}
-	/* Nodes still rendering: more of their own job, while it has more pending than nodes. */
+	/* Nodes still rendering: more of their own job, while it has more pending than nodes and
+	 * its frames are short enough to be worth holding ahead (dr_sched_ahead_ok). */
 	for (size_t j = 0; j < d->njobs && n < max; j++) {
 		const djob *jb = &d->jobs[j];
-		if (jb->ended)
+		if (jb->ended || !dr_sched_ahead_ok(jb->sched))
 			continue;
 		for (int i = jb->holders.head, next; i >= 0 && n < max; i = next) {
 			bool never;

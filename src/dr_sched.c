@@ -836,8 +836,17 @@ int dr_sched_next(dr_sched *s, int slot, double now, int *out, int max)
 	return next(s, slot, now, out, max, false);
 }
 
+bool dr_sched_ahead_ok(const dr_sched *s)
+{
+	if (!s->cfg.tail_control || s->counts.pending == 0)
+		return true;
+	return s->counts.done > 0 && s->known_sum < DR_SCHED_AHEAD_MAX_S * (double)s->counts.done;
+}
+
 int dr_sched_next_ahead(dr_sched *s, int slot, double now, int *out, int max)
 {
+	if (!dr_sched_ahead_ok(s))
+		return 0;
 	if (s->counts.pending == 0) /* no speculative copy for a busy slot */
 		return dr_sched_finished(s) || slot < 0 || slot >= s->cfg.nslots || !usable(s, slot)
 		               ? -1

@@ -89,6 +89,9 @@ int main(int argc, char **argv)
 	       sim_dist_name(c.dist), c.nodes, c.frames, c.tail_control ? "on" : "off", c.slow,
 	       c.loss, r.makespan, r.bound_speed, r.efficiency, r.tail, r.tail / r.largest,
 	       r.copies, r.wasted, r.lost, r.wall > 0 ? (double)r.decisions / r.wall : 0, r.wall);
+	if (getenv("SIM_DEBUG"))
+		fprintf(stderr, "largest %.1f started %.1f drained %.1f first idle %.1f\n",
+		        r.largest, r.largest_start, r.drained, r.makespan - r.tail);
 	if (r.done_twice || r.given_to_lost || r.copy_of_done || r.below_bound ||
 	    r.done + r.failed != c.frames) {
 		fprintf(stderr,

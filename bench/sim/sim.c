@@ -217,6 +217,8 @@ static int node_start(sim *m, int k)
 		d *= urand(m);
 	nd->cur = f;
 	nd->cur_start = m->now;
+	if (m->cost[f] == m->res->largest && m->res->largest_start == 0)
+		m->res->largest_start = m->now;
 	ev e = {.t = m->now + d, .type = EV_FRAME_END, .node = k, .frame = f, .ok = ok};
 	nd->cur_seq = m->seq;
 	if (push(m, e))
@@ -335,6 +337,8 @@ static int tick(sim *m)
 	for (int i = 0; i < n; i++)
 		if (carry_out(m, &m->dec[i]))
 			return -1;
+	if (m->res->drained == 0 && dr_sched_count(m->s).pending == 0)
+		m->res->drained = m->now;
 	if (m->t_first_idle < 0 && dr_dispatch_busy(m->d) < m->cfg->nodes - m->res->lost &&
 	    dr_sched_count(m->s).pending == 0 && !dr_sched_finished(m->s))
 		m->t_first_idle = m->now;
