@@ -906,6 +906,51 @@ static void test_ahead_and_quiet(void)
 	dr_sched_destroy(s);
 }
 
+/* A slot measured slow leaves the last frames to the others, and its frame in flight is copied
+ * by an idle fast slot before any guess at a straggler. */
+static void test_slow_slot(void)
+{
+	enum { NS = 4, NF = 60 };
+	int fr[NF], out[1], cur[NS];
+	double ends[NS], t = 0;
+	bool late = false, copied = false;
+	dr_sched_cfg cfg = {
+	        .nslots = NS, .chunk = 1, .retries = 1, .max_consec = 3, .tail_control = true};
+	for (int i = 0; i < NF; i++)
+		fr[i] = i;
+	dr_sched *s = dr_sched_create(fr, NF, &cfg, err, sizeof err);
+	for (int k = 0; k < NS; k++)
+		cur[k] = -1;
+	for (int step = 0; step < 10000 && !dr_sched_finished(s); step++, t += 0.25) {
+		for (int k = 0; k < NS; k++) {
+			if (cur[k] >= 0 && t >= ends[k]) {
+				dr_sched_done(s, k, cur[k], k == 3 ? 3.0 : 1.0);
+				cur[k] = -1;
+			}
+			if (cur[k] >= 0 && dr_sched_item(s, (size_t)cur[k])->state == DR_F_DONE)
+				cur[k] = -1; /* its copy won */
+			if (cur[k] >= 0)
+				continue;
+			size_t before = dr_sched_count(s).pending;
+			int n = dr_sched_next(s, k, t, out, 1);
+			if (n == 1 && k == 3 && t > 8 && before > 0 && before < 4)
+				late = true; /* a fresh frame 3 s long where the others do 3 a
+				                second */
+			if (n == 1) {
+				copied |= k != 3 && dr_sched_other(s, out[0], k) == 3;
+				cur[k] = out[0];
+				ends[k] = t + (k == 3 ? 3.0 : 1.0);
+			}
+		}
+	}
+	ok(dr_sched_finished(s) && dr_sched_count(s).done == NF, "all %d frames done", NF);
+	ok(!late, "once measured, the slow slot gets none of the last fresh frames");
+	ok(copied, "a fast slot copied the slow slot's frame in flight");
+	ok(t <= 18.5, "makespan %.2f s (60 frames on 3 fast slots and a 3x slower one: >= 16.4)",
+	   t);
+	dr_sched_destroy(s);
+}
+
 int main(void)
 {
 	test_create();
@@ -927,5 +972,6 @@ int main(void)
 	test_tail_on_above_50000();
 	test_large();
 	test_ahead_and_quiet();
+	test_slow_slot();
 	return done_testing();
 }
