@@ -3,6 +3,7 @@
 
 #include "dr_util.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,12 +74,17 @@ struct dr_sched {
 	int *slow;    /* slots measured slow (see slot_factor), nslow of them */
 	int *slowpos; /* per slot: its place in slow, -1 if not there */
 	int nslow;
+	double *lr_sum; /* per slot: sum of log(seconds / nearest done frame's seconds) */
+	int *lr_n;      /* per slot: how many */
+	double lr_all;  /* the same over all slots */
+	size_t lr_nall;
 };
 
-/* A slot is slow when its frames took this many times the mean of all done frames (from
- * SLOW_MIN_DONE of its own on, and once every slot could have finished one). */
+/* A slot is slow when its frames took this many times what the nearest frame done before each
+ * took, against the same ratio over all slots (geometric means: the cost of the frames a slot
+ * happened to get cancels out), from SLOW_MIN_DONE of its own on. */
 #define SLOW_FACTOR   1.6
-#define SLOW_MIN_DONE 3
+#define SLOW_MIN_DONE 5
 
 /* ---- index sets ---- */
 
@@ -333,6 +339,8 @@ dr_sched *dr_sched_create(const int *frames, size_t n, const dr_sched_cfg *cfg, 
 	s->slots = calloc(ns, sizeof *s->slots);
 	s->slow = malloc(ns * sizeof *s->slow);
 	s->slowpos = malloc(ns * sizeof *s->slowpos);
+	s->lr_sum = calloc(ns, sizeof *s->lr_sum);
+	s->lr_n = calloc(ns, sizeof *s->lr_n);
 	s->lnext = malloc(2 * n * sizeof *s->lnext);
 	s->lprev = malloc(2 * n * sizeof *s->lprev);
 	s->lhead = malloc(ns * sizeof *s->lhead);
@@ -341,9 +349,9 @@ dr_sched *dr_sched_create(const int *frames, size_t n, const dr_sched_cfg *cfg, 
 	s->rpos = malloc(n * sizeof *s->rpos);
 	s->front = malloc(n * sizeof *s->front);
 	if (!s->items || !s->ver || !s->fl_head || !s->slots || !s->slow || !s->slowpos ||
-	    !s->lnext || !s->lprev || !s->lhead || !s->ltail || !s->rheap || !s->rpos ||
-	    !s->front || iset_init(&s->pending, n) || iset_init(&s->touched, n) ||
-	    iset_init(&s->known, n))
+	    !s->lr_sum || !s->lr_n || !s->lnext || !s->lprev || !s->lhead || !s->ltail ||
+	    !s->rheap || !s->rpos || !s->front || iset_init(&s->pending, n) ||
+	    iset_init(&s->touched, n) || iset_init(&s->known, n))
 		goto oom;
 	memset(s->slowpos, 0xff, ns * sizeof *s->slowpos);
 	memset(s->lhead, 0xff, ns * sizeof *s->lhead);
@@ -379,6 +387,8 @@ void dr_sched_destroy(dr_sched *s)
 	free(s->slots);
 	free(s->slow);
 	free(s->slowpos);
+	free(s->lr_sum);
+	free(s->lr_n);
 	free(s->lnext);
 	free(s->lprev);
 	free(s->lhead);
@@ -459,10 +469,9 @@ static bool usable(const dr_sched *s, int slot)
 /* How many times longer than the mean done frame SLOT's frames took (1 until known). */
 static double slot_factor(const dr_sched *s, int slot)
 {
-	const dr_slot_stats *st = &s->slots[slot];
-	if (st->done < SLOW_MIN_DONE || s->counts.done < (size_t)s->cfg.nslots || s->known_sum <= 0)
+	if (s->lr_n[slot] < SLOW_MIN_DONE || s->lr_nall == 0)
 		return 1;
-	return (st->busy / st->done) / (s->known_sum / (double)s->counts.done);
+	return exp(s->lr_sum[slot] / s->lr_n[slot] - s->lr_all / (double)s->lr_nall);
 }
 
 /* SLOT's frames took SLOW_FACTOR times the mean or more: it goes on the list of slow slots. */
@@ -1030,6 +1039,16 @@ int dr_sched_done(dr_sched *s, int slot, int frame, double seconds)
 	end_copy(s, it, slot);
 	it->slot = slot; /* the copy that finished first wins */
 	it->seconds = seconds;
+	if (s->cfg.tail_control) {
+		double near = known_near(s, i); /* before I is known: a neighbour's */
+		if (near > 0 && seconds > 0) {
+			double lr = log(seconds / near);
+			s->lr_sum[slot] += lr;
+			s->lr_n[slot]++;
+			s->lr_all += lr;
+			s->lr_nall++;
+		}
+	}
 	iset_add(&s->known, i);
 	s->known_sum += seconds;
 	set_state(s, it, DR_F_DONE);
