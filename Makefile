@@ -69,6 +69,11 @@ $(BUILD)/drender-sim: bench/sim/main.c $(SIM_SRCS) $(LIB_OBJS)
 $(BUILD)/tests/test_sim: tests/unit/test_sim.c $(SIM_SRCS) $(wildcard tests/unit/*.h) $(LIB_OBJS)
 	$(CC) $(CFLAGS) -Ibench/sim -o $@ $< bench/sim/sim.c $(LIB_OBJS) $(LDLIBS)
 
+# Rank 0's dispatch ceiling (bench/dispatch-ceiling.sh): the real rank-0 objects and instant
+# render nodes over MPI.
+$(BUILD)/dr-ceiling: bench/ceiling/ceiling.c $(LIB_OBJS)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
 # Unit tests (C, TAP) and end-to-end tests (shell, TAP), all through prove.
 check: deps
 	$(MAKE) all unit
@@ -107,7 +112,7 @@ asan: deps
 fuzz: deps
 	tests/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
 
-FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c bench/sim/*.[ch])
+FORMAT_FILES = $(wildcard src/*.c include/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c bench/sim/*.[ch] bench/ceiling/*.c)
 format:
 	clang-format -i $(FORMAT_FILES)
 

@@ -55,7 +55,7 @@ typedef struct dr_dispatch_node {
 	                   * is in flight, the rest are held ahead behind it */
 	int frames[2 * DR_DISPATCH_FRAMES_MAX];
 	int revoking; /* a held frame being taken back for an idle node, -1 = none */
-	bool lost;    /* declared lost (dr_dispatch_lose): never given anything again */
+	bool lost;    /* declared lost (dr_dispatch_lost): never given anything again */
 } dr_dispatch_node;
 
 typedef struct dr_dispatch dr_dispatch;
@@ -97,39 +97,43 @@ void dr_dispatch_loadfail(dr_dispatch *d, int slot);
  * must not process it further; 0 otherwise (the caller updates the schedule: done, failed...). */
 int dr_dispatch_result(dr_dispatch *d, int slot, int job, int frame, int ok);
 
+/* SLOT is lost (silent past the timeout, or its process died): what it held, in flight or ahead,
+ * goes back to the pending frames of every job not ended at once (dr_sched_drop: not an attempt of
+ * theirs, and it gets no more of their work; a job added later leaves it out too), it gets no more
+ * decisions and counts as stopped (no STOP is sent). Its later messages must not be passed in: a
+ * late result is the caller's to accept once or discard (dr_sched_done_late). Returns how many
+ * frames went back; 0 for a node already lost. */
+int dr_dispatch_lost(dr_dispatch *d, int slot);
+
 /* Tell every node not yet stopped to stop: STOP decisions to OUT (room for nslots). Returns how
  * many. */
 int dr_dispatch_stop_all(dr_dispatch *d, dr_dispatch_decision *out, int max);
-
-/* SLOT is lost (its process is gone, or it was silent past cfg.node_timeout): every frame it
- * held, in flight or ahead, goes back to its job's pending frames at once (dr_sched_drop: not an
- * attempt of theirs), and it is never given work or told anything again; a result it sends later
- * is the caller's to accept once or discard (dr_sched_done_late). Returns how many frames went
- * back; 0 for a node already lost. */
-int dr_dispatch_lose(dr_dispatch *d, int slot);
 
 /* Nodes not declared lost. */
 int dr_dispatch_live(const dr_dispatch *d);
 
 /* ---- deciding ---- */
 
-/* The first node (not stopped, not lost) silent for more than cfg.node_timeout at NOW, or -1. */
+/* A node (not stopped, not lost) silent for more than cfg.node_timeout at NOW (the least recently
+ * heard), or -1. O(1). */
 int dr_dispatch_silent(const dr_dispatch *d, double now);
 
-/* Decide for every waiting node, in slot order, at NOW: a task (fresh frames of the first job by
+/* Decide for the waiting nodes at NOW, the empty ones first, each in the order they asked: a task
+ * (fresh frames of the first job by
  * priority then submission, preferring among the top priority a job whose settings the node
  * already has; for a node still rendering, only more of its own job and only while that job has
- * more pending frames than there are nodes); with nothing fresh left, a held frame taken back
- * from another node (one at a time) before a speculative copy of a straggler; STOP in a batch
- * when no job will ever have work for an empty node; else nothing. Decisions other than WAIT go
- * to OUT (room for MAX >= nslots), state is updated as if they were carried out. Returns how
- * many. */
+ * more pending frames than there are nodes and dr_sched_ahead_ok); with nothing fresh left, a held
+ * frame taken back from another node (one at a time) before a speculative copy of a straggler; STOP
+ * in a batch when no job will ever have work for an empty node; else nothing. Decisions other than
+ * WAIT go to OUT (room for MAX >= nslots), state is updated as if they were carried out. Returns
+ * how many. Nodes that can get nothing are skipped without a look where the reason holds for all of
+ * them: amortised O(jobs) per decision and per call, whatever the number of nodes. */
 int dr_dispatch_decide(dr_dispatch *d, double now, dr_dispatch_decision *out, int max);
 
 /* ---- reading ---- */
 
 const dr_dispatch_node *dr_dispatch_node_get(const dr_dispatch *d, int slot);
-/* Nodes holding frames. */
+/* Nodes holding frames. O(1). */
 int dr_dispatch_busy(const dr_dispatch *d);
 /* True when every node has been told to stop. */
 bool dr_dispatch_all_stopped(const dr_dispatch *d);

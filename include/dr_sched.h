@@ -66,10 +66,19 @@ int dr_sched_skip(dr_sched *s, int frame);
  * speculative copy walks the running frames oldest first, at most once per change of state. */
 int dr_sched_next(dr_sched *s, int slot, double now, int *out, int max);
 
-/* The same for a slot that is still rendering (its next task, to start when it is done): never
- * a speculative copy, and with tail control, when the frame in flight is an expensive one, the
- * frames estimated cheapest rather than dearest (nothing expensive waits behind it). */
+/* The same for a slot that is still rendering (its next task, to start when it is done): nothing
+ * unless dr_sched_ahead_ok, never a speculative copy, and with tail control, when the frame in
+ * flight is an expensive one, the frames estimated cheapest rather than dearest (nothing expensive
+ * waits behind it). */
 int dr_sched_next_ahead(dr_sched *s, int slot, double now, int *out, int max);
+
+/* Whether a slot still rendering may be given its next task now (dr_sched_next_ahead gives none
+ * otherwise). Always without tail control. With it, only once frames are known to be short (the
+ * done ones took under DR_SCHED_AHEAD_MAX_S on average): a task held ahead saves a round trip to
+ * rank 0 per frame, which matters for short frames only, and it commits a frame before the slot
+ * is free, when less is known about which frame should go next. O(1). */
+#define DR_SCHED_AHEAD_MAX_S 2.0
+bool dr_sched_ahead_ok(const dr_sched *s);
 
 /* FRAME rendered by SLOT in SECONDS. Returns 0, or -1 if FRAME is not running on SLOT. A copy
  * of it still running elsewhere is abandoned: see dr_sched_other. */
@@ -117,6 +126,11 @@ dr_sched_counts dr_sched_count(const dr_sched *s);
 size_t dr_sched_size(const dr_sched *s);
 const dr_fitem *dr_sched_item(const dr_sched *s, size_t i); /* in frame order */
 const dr_slot_stats *dr_sched_slot(const dr_sched *s, int slot);
+
+/* True when dr_sched_next would give no slot anything at NOW: nothing pending, and no frame to
+ * copy (tail control off, or the last search for stragglers found none that could qualify
+ * before a later time or change). False when unsure. O(1). */
+bool dr_sched_quiet(const dr_sched *s, double now);
 
 /* The running frame that started earliest, or NULL. */
 const dr_fitem *dr_sched_oldest(const dr_sched *s);

@@ -558,7 +558,7 @@ static int on_loadfail(dr_orch *r, int slot, dr_ojob *j, const char *text, char 
 }
 
 /* Node SLOT is lost (WHY says how we know): the frames it held go back to the queue at once and
- * it is never given anything again (see dr_dispatch_lose). */
+ * it is never given anything again (see dr_dispatch_lost). */
 static void lose(dr_orch *r, int slot, const char *why)
 {
 	const dr_dispatch_node *dn = dr_dispatch_node_get(r->disp, slot);
@@ -580,7 +580,7 @@ static void lose(dr_orch *r, int slot, const char *why)
 			in->lost_frames[i] = dn->frames[i];
 		dr_append(list, sizeof list, &pos, "%s%d", i ? ", " : ": frame ", dn->frames[i]);
 	}
-	back = dr_dispatch_lose(r->disp, slot);
+	back = dr_dispatch_lost(r->disp, slot);
 	in->lost = true;
 	in->lost_at = dr_now() - r->t0;
 	snprintf(in->lost_why, sizeof in->lost_why, "%s", why);

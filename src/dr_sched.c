@@ -3,6 +3,7 @@
 
 #include "dr_util.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +71,20 @@ struct dr_sched {
 	uint64_t calm_change; /* no straggler before calm_until while change == calm_change */
 	double calm_until;
 	bool calm;
+	int *slow;    /* slots measured slow (see slot_factor), nslow of them */
+	int *slowpos; /* per slot: its place in slow, -1 if not there */
+	int nslow;
+	double *lr_sum; /* per slot: sum of log(seconds / nearest done frame's seconds) */
+	int *lr_n;      /* per slot: how many */
+	double lr_all;  /* the same over all slots */
+	size_t lr_nall;
 };
+
+/* A slot is slow when its frames took this many times what the nearest frame done before each
+ * took, against the same ratio over all slots (geometric means: the cost of the frames a slot
+ * happened to get cancels out), from SLOW_MIN_DONE of its own on. */
+#define SLOW_FACTOR   1.6
+#define SLOW_MIN_DONE 5
 
 /* ---- index sets ---- */
 
@@ -323,6 +337,10 @@ dr_sched *dr_sched_create(const int *frames, size_t n, const dr_sched_cfg *cfg, 
 	s->ver = calloc(n, sizeof *s->ver);
 	s->fl_head = calloc(n, sizeof *s->fl_head);
 	s->slots = calloc(ns, sizeof *s->slots);
+	s->slow = malloc(ns * sizeof *s->slow);
+	s->slowpos = malloc(ns * sizeof *s->slowpos);
+	s->lr_sum = calloc(ns, sizeof *s->lr_sum);
+	s->lr_n = calloc(ns, sizeof *s->lr_n);
 	s->lnext = malloc(2 * n * sizeof *s->lnext);
 	s->lprev = malloc(2 * n * sizeof *s->lprev);
 	s->lhead = malloc(ns * sizeof *s->lhead);
@@ -330,10 +348,12 @@ dr_sched *dr_sched_create(const int *frames, size_t n, const dr_sched_cfg *cfg, 
 	s->rheap = malloc(n * sizeof *s->rheap);
 	s->rpos = malloc(n * sizeof *s->rpos);
 	s->front = malloc(n * sizeof *s->front);
-	if (!s->items || !s->ver || !s->fl_head || !s->slots || !s->lnext || !s->lprev ||
-	    !s->lhead || !s->ltail || !s->rheap || !s->rpos || !s->front ||
-	    iset_init(&s->pending, n) || iset_init(&s->touched, n) || iset_init(&s->known, n))
+	if (!s->items || !s->ver || !s->fl_head || !s->slots || !s->slow || !s->slowpos ||
+	    !s->lr_sum || !s->lr_n || !s->lnext || !s->lprev || !s->lhead || !s->ltail ||
+	    !s->rheap || !s->rpos || !s->front || iset_init(&s->pending, n) ||
+	    iset_init(&s->touched, n) || iset_init(&s->known, n))
 		goto oom;
+	memset(s->slowpos, 0xff, ns * sizeof *s->slowpos);
 	memset(s->lhead, 0xff, ns * sizeof *s->lhead);
 	memset(s->ltail, 0xff, ns * sizeof *s->ltail);
 	memset(s->rpos, 0xff, n * sizeof *s->rpos);
@@ -365,6 +385,10 @@ void dr_sched_destroy(dr_sched *s)
 	free(s->fl_head);
 	free(s->fl);
 	free(s->slots);
+	free(s->slow);
+	free(s->slowpos);
+	free(s->lr_sum);
+	free(s->lr_n);
 	free(s->lnext);
 	free(s->lprev);
 	free(s->lhead);
@@ -440,6 +464,31 @@ static void set_state(dr_sched *s, dr_fitem *it, enum dr_fstate st)
 static bool usable(const dr_sched *s, int slot)
 {
 	return !s->slots[slot].excluded && !s->slots[slot].gone;
+}
+
+/* How many times longer than the mean done frame SLOT's frames took (1 until known). */
+static double slot_factor(const dr_sched *s, int slot)
+{
+	if (s->lr_n[slot] < SLOW_MIN_DONE || s->lr_nall == 0)
+		return 1;
+	return exp(s->lr_sum[slot] / s->lr_n[slot] - s->lr_all / (double)s->lr_nall);
+}
+
+/* SLOT's frames took SLOW_FACTOR times the mean or more: it goes on the list of slow slots. */
+static void slow_update(dr_sched *s, int slot)
+{
+	bool slow = slot_factor(s, slot) >= SLOW_FACTOR;
+	if (slow == (s->slowpos[slot] >= 0))
+		return;
+	if (slow) {
+		s->slowpos[slot] = s->nslow;
+		s->slow[s->nslow++] = slot;
+	} else {
+		int last = s->slow[--s->nslow];
+		s->slow[s->slowpos[slot]] = last;
+		s->slowpos[last] = s->slowpos[slot];
+		s->slowpos[slot] = -1;
+	}
 }
 
 int dr_sched_usable(const dr_sched *s)
@@ -790,7 +839,33 @@ static long pick_straggler(dr_sched *s, int slot, double now)
 			if (c < s->nrun)
 				front_push(s, &nf, (uint32_t)c);
 	}
-	if (!any) {
+	/* Before any straggler: a fast slot copies the frame of a slow slot that would end the
+	 * latest beyond the copy's own estimate (its slot's factor times its estimate, less what it
+	 * ran, against 1.2 times the estimate). A slow slot copies nothing of this kind and does
+	 * not say calm. O(frames held by slow slots). */
+	double best_gain = 0;
+	long best_slow = -1;
+	bool slow_asks = s->slowpos[slot] >= 0;
+	for (int k = 0; !slow_asks && k < s->nslow; k++) {
+		int w = s->slow[k];
+		double f = slot_factor(s, w);
+		for (uint32_t e = s->lhead[w]; e != NONE; e = s->lnext[e]) {
+			size_t i = e / 2;
+			const dr_fitem *it = &s->items[i];
+			double est = known_near(s, i), ran = now - it->started;
+			double gain = f * est - ran - 1.2 * est;
+			if (e & 1 || it->dup_slot >= 0 || ran < 0 || gain < 1.0)
+				continue;
+			any = true;
+			if (it->slot != slot && !failed_on(s, i, slot) && gain > best_gain) {
+				best_gain = gain;
+				best_slow = (long)i;
+			}
+		}
+	}
+	if (best_slow >= 0)
+		best = best_slow; /* a sure gain comes before a guess */
+	if (!any && !(slow_asks && s->nslow > 0)) {
 		s->calm = true;
 		s->calm_change = s->change;
 		s->calm_until = until;
@@ -836,8 +911,17 @@ int dr_sched_next(dr_sched *s, int slot, double now, int *out, int max)
 	return next(s, slot, now, out, max, false);
 }
 
+bool dr_sched_ahead_ok(const dr_sched *s)
+{
+	if (!s->cfg.tail_control || s->counts.pending == 0)
+		return true;
+	return s->counts.done > 0 && s->known_sum < DR_SCHED_AHEAD_MAX_S * (double)s->counts.done;
+}
+
 int dr_sched_next_ahead(dr_sched *s, int slot, double now, int *out, int max)
 {
+	if (!dr_sched_ahead_ok(s))
+		return 0;
 	if (s->counts.pending == 0) /* no speculative copy for a busy slot */
 		return dr_sched_finished(s) || slot < 0 || slot >= s->cfg.nslots || !usable(s, slot)
 		               ? -1
@@ -867,6 +951,13 @@ static int next(dr_sched *s, int slot, double now, int *out, int max, bool ahead
 		return 1;
 	}
 	if (max < 1)
+		return 0;
+	/* A slow slot leaves the last frames to the others: frame k from the end starts on a
+	 * fast slot after about k / (fast slots) frames' time, and ends sooner than on this one
+	 * while k < (factor - 1) x (fast slots). */
+	if (s->cfg.tail_control && s->slowpos[slot] >= 0 &&
+	    (double)s->counts.pending <
+	            (slot_factor(s, slot) - 1) * (double)(s->nusable - s->nslow))
 		return 0;
 	if (!s->cfg.tail_control)
 		i = first_eligible(s, slot);
@@ -948,6 +1039,16 @@ int dr_sched_done(dr_sched *s, int slot, int frame, double seconds)
 	end_copy(s, it, slot);
 	it->slot = slot; /* the copy that finished first wins */
 	it->seconds = seconds;
+	if (s->cfg.tail_control) {
+		double near = known_near(s, i); /* before I is known: a neighbour's */
+		if (near > 0 && seconds > 0) {
+			double lr = log(seconds / near);
+			s->lr_sum[slot] += lr;
+			s->lr_n[slot]++;
+			s->lr_all += lr;
+			s->lr_nall++;
+		}
+	}
 	iset_add(&s->known, i);
 	s->known_sum += seconds;
 	set_state(s, it, DR_F_DONE);
@@ -956,6 +1057,8 @@ int dr_sched_done(dr_sched *s, int slot, int frame, double seconds)
 	s->slots[slot].done++;
 	s->slots[slot].busy += seconds;
 	s->slots[slot].consec_failed = 0;
+	if (s->cfg.tail_control)
+		slow_update(s, slot);
 	return 0;
 }
 
@@ -1099,6 +1202,14 @@ const dr_fitem *dr_sched_item(const dr_sched *s, size_t i)
 const dr_slot_stats *dr_sched_slot(const dr_sched *s, int slot)
 {
 	return slot >= 0 && slot < s->cfg.nslots ? &s->slots[slot] : NULL;
+}
+
+bool dr_sched_quiet(const dr_sched *s, double now)
+{
+	if (s->counts.pending > 0)
+		return false;
+	return !s->cfg.tail_control || s->nrun == 0 || s->counts.done == 0 ||
+	       (s->calm && s->calm_change == s->change && now < s->calm_until);
 }
 
 const dr_fitem *dr_sched_oldest(const dr_sched *s)

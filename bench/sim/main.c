@@ -81,14 +81,19 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (header)
-		printf("%-9s %6s %8s %4s %5s %5s %10s %10s %6s %8s %7s %6s %6s %5s %9s %6s\n",
+		printf("%-9s %6s %8s %4s %5s %5s %10s %10s %6s %8s %7s %6s %6s %5s %9s %6s %4s\n",
 		       "dist", "nodes", "frames", "tail", "slow", "loss", "makespan", "bound",
-		       "eff", "tail_s", "tail/mx", "copies", "wasted", "lost", "dec/s", "wall");
+		       "eff", "tail_s", "tail/mx", "copies", "wasted", "lost", "dec/s", "wall",
+		       "seed");
 	printf("%-9s %6d %8zu %4s %5.2f %5.2f %10.1f %10.1f %6.4f %8.1f %7.2f %6zu %6zu %5d %9.0f "
-	       "%6.2f\n",
+	       "%6.2f %4llu\n",
 	       sim_dist_name(c.dist), c.nodes, c.frames, c.tail_control ? "on" : "off", c.slow,
 	       c.loss, r.makespan, r.bound_speed, r.efficiency, r.tail, r.tail / r.largest,
-	       r.copies, r.wasted, r.lost, r.wall > 0 ? (double)r.decisions / r.wall : 0, r.wall);
+	       r.copies, r.wasted, r.lost, r.wall > 0 ? (double)r.decisions / r.wall : 0, r.wall,
+	       (unsigned long long)c.seed);
+	if (getenv("SIM_DEBUG"))
+		fprintf(stderr, "largest %.1f started %.1f drained %.1f first idle %.1f\n",
+		        r.largest, r.largest_start, r.drained, r.makespan - r.tail);
 	if (r.done_twice || r.given_to_lost || r.copy_of_done || r.below_bound ||
 	    r.done + r.failed != c.frames) {
 		fprintf(stderr,

@@ -1,8 +1,9 @@
 /* Virtual-time render farm: an event queue of simulated render nodes that ask for work, render for
- * a drawn cost, fail, straggle, get lost and come back, through the scheduler calls rank 0 makes
- * (src/dr_orch.c: dispatch with one task held ahead, take-back, speculative copies). */
+ * a drawn cost, fail, straggle, get lost and come back, driving rank 0's real dispatch policy
+ * (dr_dispatch) and scheduler (dr_sched) through the calls src/dr_orch.c makes. */
 #include "sim.h"
 
+#include "dr_dispatch.h"
 #include "dr_sched.h"
 #include "dr_util.h"
 
@@ -13,8 +14,18 @@
 
 #define HOLD_MAX 8
 
-enum ev_type { EV_AT_RANK0, EV_AT_NODE, EV_FRAME_END, EV_NODE_LOST, EV_DETECT, EV_COMEBACK };
-enum msg_type { M_REQUEST, M_RESULT, M_TASK, M_CANCEL };
+enum ev_type {
+	EV_AT_RANK0,
+	EV_AT_NODE,
+	EV_FRAME_END,
+	EV_NODE_LOST,
+	EV_DETECT,
+	EV_COMEBACK,
+	EV_TICK
+};
+enum msg_type { M_READY, M_REQUEST, M_RESULT, M_TASK, M_CANCEL };
+
+#define TICK_S 0.5 /* rank 0 decides at least this often (its poll loop), in virtual time */
 
 typedef struct ev {
 	double t;
@@ -31,16 +42,15 @@ typedef struct node {
 	double cur_start;
 	bool dead;    /* lost: renders nothing more, sends nothing until it comes back */
 	double speed; /* 1 = nominal; 2-3 for a slow node (time multiplier) */
-	/* rank 0's side (as dr_orch_node) */
-	int held[HOLD_MAX], nheld;
-	int revoking;
-	bool waiting, stopped, lost;
+	bool lost;    /* rank 0 declared it lost */
 } node;
 
 typedef struct sim {
 	const sim_cfg *cfg;
 	sim_result *res;
 	dr_sched *s;
+	dr_dispatch *d;
+	dr_dispatch_decision *dec; /* room for one round (nodes) */
 	node *nodes;
 	double *cost;
 	int *frames;
@@ -49,10 +59,6 @@ typedef struct sim {
 	size_t nq, capq;
 	uint64_t seq, rng;
 	double now, t_first_idle;
-	int *wait, nwait; /* waiting nodes (rank 0's view), unordered */
-	int *wpos;
-	bool revoke_inflight;
-	int nheld2; /* nodes holding two frames or more (take-back candidates) */
 } sim;
 
 /* ---- random numbers (xorshift64*: the same on every libc) ---- */
@@ -211,6 +217,8 @@ static int node_start(sim *m, int k)
 		d *= urand(m);
 	nd->cur = f;
 	nd->cur_start = m->now;
+	if (m->cost[f] == m->res->largest && m->res->largest_start == 0)
+		m->res->largest_start = m->now;
 	ev e = {.t = m->now + d, .type = EV_FRAME_END, .node = k, .frame = f, .ok = ok};
 	nd->cur_seq = m->seq;
 	if (push(m, e))
@@ -263,56 +271,20 @@ static int node_frame_end(sim *m, const ev *e)
 	return node_start(m, e->node);
 }
 
-/* ---- rank 0 (as dr_orch) ---- */
-
-static void wait_set(sim *m, int k, bool on)
-{
-	node *nd = &m->nodes[k];
-	if (on == nd->waiting)
-		return;
-	nd->waiting = on;
-	if (on) {
-		m->wpos[k] = m->nwait;
-		m->wait[m->nwait++] = k;
-	} else {
-		int last = m->wait[--m->nwait];
-		m->wait[m->wpos[k]] = last;
-		m->wpos[last] = m->wpos[k];
-	}
-}
-
-static void held_remove(sim *m, node *nd, int frame)
-{
-	for (int i = 0; i < nd->nheld; i++)
-		if (nd->held[i] == frame) {
-			memmove(&nd->held[i], &nd->held[i + 1],
-			        (size_t)(nd->nheld - i - 1) * sizeof nd->held[0]);
-			m->nheld2 -= nd->nheld-- == 2;
-			return;
-		}
-}
+/* ---- rank 0 (as dr_orch: on_result, carry_out, tick) ---- */
 
 static int on_result(sim *m, int k, const ev *e)
 {
-	node *nd = &m->nodes[k];
 	int f = e->frame;
-	held_remove(m, nd, f);
-	if (nd->revoking == f) {
-		nd->revoking = -1;
-		m->revoke_inflight = false;
-		if (e->ok < 0) {
-			m->res->decisions++;
-			dr_sched_return(m->s, k, m->frames[f]);
-			return 0;
-		}
-	}
+	if (dr_dispatch_result(m->d, k, 0, f, e->ok))
+		return 0; /* the receipt of a frame taken back for an idle node */
 	if (e->ok < 0)
-		return 0;
+		return 0; /* a copy that lost, or a dropped frame's receipt */
 	m->res->decisions++;
 	if (e->ok) {
-		int other = dr_sched_other(m->s, m->frames[f], k);
+		int other = dr_sched_other(m->s, f, k);
 		bool copy_lost = other >= 0 && dr_sched_item(m->s, (size_t)f)->slot == k;
-		if (dr_sched_done(m->s, k, m->frames[f], e->seconds) != 0)
+		if (dr_sched_done(m->s, k, f, e->seconds) != 0)
 			return 0;
 		if (m->done_n[f]++)
 			m->res->done_twice++;
@@ -323,112 +295,77 @@ static int on_result(sim *m, int k, const ev *e)
 			return send_node(m, other, M_CANCEL, f, 0);
 		return 0;
 	}
-	dr_sched_fail(m->s, k, m->frames[f], "simulated failure");
+	dr_sched_fail(m->s, k, f, "simulated failure");
 	return 0;
 }
 
-static int assign(sim *m, int k, const int *out, int n)
+/* Carry out decision X as dr_orch's carry_out does, checking the invariants. */
+static int carry_out(sim *m, const dr_dispatch_decision *x)
 {
-	node *nd = &m->nodes[k];
+	node *nd = &m->nodes[x->slot];
 	if (nd->lost)
 		m->res->given_to_lost++;
-	for (int i = 0; i < n; i++) {
-		long f = dr_sched_index(m->s, out[i]);
-		const dr_fitem *it = dr_sched_item(m->s, (size_t)f);
-		if (m->done_n[f] || it->state != DR_F_RUNNING)
-			m->res->copy_of_done++;
-		if (it->dup_slot == k)
-			m->res->copies++;
-		if (nd->nheld < HOLD_MAX) {
-			nd->held[nd->nheld++] = (int)f;
-			m->nheld2 += nd->nheld == 2;
+	switch (x->kind) {
+	case DR_DISPATCH_TASK:
+		for (int i = 0; i < x->nframes; i++) {
+			long f = dr_sched_index(m->s, x->frames[i]);
+			const dr_fitem *it = dr_sched_item(m->s, (size_t)f);
+			if (m->done_n[f] || it->state != DR_F_RUNNING)
+				m->res->copy_of_done++;
+			if (it->dup_slot == x->slot)
+				m->res->copies++;
+			if (send_node(m, x->slot, M_TASK, (int)f, 0))
+				return -1;
 		}
-		if (send_node(m, k, M_TASK, (int)f, 0))
-			return -1;
-	}
-	wait_set(m, k, false);
-	return 0;
-}
-
-/* Work for waiting node K: take-back first when nothing is pending and it holds nothing, then
- * the next task (held ahead only while plenty is pending), then a speculative copy. Returns
- * 1 if it got work, 0 if not, -1 on error. */
-static int dispatch(sim *m, int k)
-{
-	node *nd = &m->nodes[k];
-	int out[8], n;
-	dr_sched_counts c = dr_sched_count(m->s);
-
-	if (c.pending == 0 && nd->nheld == 0 && (m->revoke_inflight || m->nheld2 > 0)) {
-		if (m->revoke_inflight)
-			return 0;
-		for (int h = 0; h < m->cfg->nodes && !dr_sched_slot(m->s, k)->excluded; h++) {
-			node *hd = &m->nodes[h];
-			if (h == k || hd->lost || hd->nheld < 2)
-				continue;
-			hd->revoking = hd->held[hd->nheld - 1];
-			m->revoke_inflight = true;
-			m->res->takebacks++;
-			return send_node(m, h, M_CANCEL, hd->revoking, 1) ? -1 : 0;
-		}
-	}
-	if (nd->nheld > 0 && c.pending <= (size_t)m->cfg->nodes)
 		return 0;
-	m->res->decisions++;
-	n = nd->nheld > 0 ? dr_sched_next_ahead(m->s, k, m->now, out, 8)
-	                  : dr_sched_next(m->s, k, m->now, out, 8);
-	if (n > 0)
-		return assign(m, k, out, n) ? -1 : 1;
-	if (nd->nheld == 0 && m->t_first_idle < 0 && !dr_sched_finished(m->s))
-		m->t_first_idle = m->now;
-	if (n < 0 && nd->nheld == 0) {
-		wait_set(m, k, false);
-		nd->stopped = true;
+	case DR_DISPATCH_CANCEL:
+		m->res->takebacks += x->for_slot >= 0;
+		return send_node(m, x->slot, M_CANCEL, x->nframes ? x->frames[0] : -1,
+		                 x->nframes ? 1 : 0);
+	default: /* STOP: the node quits when it gets it; nothing to simulate */
+		return 0;
 	}
-	return 0;
 }
 
-static int dispatch_all(sim *m)
+/* Rank 0's tick: decide for the waiting nodes and carry the decisions out. */
+static int tick(sim *m)
 {
-	/* the waiting set changes while it is walked: walk a snapshot from the end */
-	for (int i = m->nwait - 1; i >= 0; i--) {
-		if (i >= m->nwait)
-			continue;
-		if (dispatch(m, m->wait[i]) < 0)
+	if (dr_sched_usable(m->s) == 0 && dr_sched_count(m->s).running == 0)
+		dr_sched_fail_stranded(m->s, "no render node left");
+	m->res->decisions++;
+	int n = dr_dispatch_decide(m->d, m->now, m->dec, m->cfg->nodes);
+	for (int i = 0; i < n; i++)
+		if (carry_out(m, &m->dec[i]))
 			return -1;
-	}
+	if (m->res->drained == 0 && dr_sched_count(m->s).pending == 0)
+		m->res->drained = m->now;
+	if (m->t_first_idle < 0 && dr_dispatch_busy(m->d) < m->cfg->nodes - m->res->lost &&
+	    dr_sched_count(m->s).pending == 0 && !dr_sched_finished(m->s))
+		m->t_first_idle = m->now;
 	return 0;
 }
 
 static int at_rank0(sim *m, const ev *e)
 {
-	node *nd = &m->nodes[e->node];
-	if (nd->lost)
+	if (m->nodes[e->node].lost)
 		return 0; /* a late message from a node declared lost: discarded */
-	if (e->msg == M_REQUEST)
-		wait_set(m, e->node, true);
-	else if (on_result(m, e->node, e))
-		return -1;
+	dr_dispatch_heard(m->d, e->node, m->now);
+	if (e->msg == M_READY)
+		dr_dispatch_ready(m->d, e->node);
+	else if (e->msg == M_REQUEST)
+		dr_dispatch_request(m->d, e->node);
+	else
+		return on_result(m, e->node, e);
 	return 0;
 }
 
-static int on_lost(sim *m, int k)
+static void on_lost(sim *m, int k)
 {
-	node *nd = &m->nodes[k];
-	if (nd->lost)
-		return 0;
-	nd->lost = true;
-	m->nheld2 -= nd->nheld >= 2;
-	nd->nheld = 0;
-	if (nd->revoking >= 0)
-		m->revoke_inflight = false;
-	nd->revoking = -1;
-	wait_set(m, k, false);
-	dr_sched_drop(m->s, k);
+	if (m->nodes[k].lost)
+		return;
+	m->nodes[k].lost = true;
+	dr_dispatch_lost(m->d, k);
 	m->res->lost++;
-	if (dr_sched_usable(m->s) == 0 && dr_sched_count(m->s).running == 0)
-		dr_sched_fail_stranded(m->s, "no render node left");
-	return 0;
 }
 
 /* ---- the run ---- */
@@ -449,12 +386,11 @@ int sim_run(const sim_cfg *cfg, sim_result *res, char *err, size_t errlen)
 		return dr_seterr(err, errlen, "sim: need at least one node and one frame");
 	m.rng = cfg->seed * 0x9E3779B97F4A7C15ULL + 1;
 	m.nodes = calloc((size_t)cfg->nodes, sizeof *m.nodes);
-	m.wait = calloc((size_t)cfg->nodes, sizeof *m.wait);
-	m.wpos = calloc((size_t)cfg->nodes, sizeof *m.wpos);
+	m.dec = calloc((size_t)cfg->nodes, sizeof *m.dec);
 	m.cost = calloc(cfg->frames, sizeof *m.cost);
 	m.frames = calloc(cfg->frames, sizeof *m.frames);
 	m.done_n = calloc(cfg->frames, 1);
-	if (!m.nodes || !m.wait || !m.wpos || !m.cost || !m.frames || !m.done_n) {
+	if (!m.nodes || !m.dec || !m.cost || !m.frames || !m.done_n) {
 		dr_seterr(err, errlen, "sim: out of memory");
 		goto out;
 	}
@@ -464,6 +400,10 @@ int sim_run(const sim_cfg *cfg, sim_result *res, char *err, size_t errlen)
 	m.s = dr_sched_create(m.frames, cfg->frames, &sc, err, errlen);
 	if (!m.s)
 		goto out;
+	dr_dispatch_cfg dc = {.nslots = cfg->nodes, .node_timeout = -1}; /* loss: EV_DETECT */
+	m.d = dr_dispatch_create(&dc, 0, err, errlen);
+	if (!m.d || dr_dispatch_add_job(m.d, 0, 0, 0, m.s, err, errlen))
+		goto out;
 	for (size_t i = 0; i < cfg->frames; i++) {
 		total += m.cost[i];
 		if (m.cost[i] > res->largest)
@@ -471,7 +411,7 @@ int sim_run(const sim_cfg *cfg, sim_result *res, char *err, size_t errlen)
 	}
 	for (int k = 0; k < cfg->nodes; k++) {
 		node *nd = &m.nodes[k];
-		nd->cur = nd->revoking = -1;
+		nd->cur = -1;
 		nd->speed = urand(&m) < cfg->slow ? 2 + urand(&m) : 1;
 		speed_sum += 1 / nd->speed;
 		if (push(&m, (ev){.t = 0, .type = EV_AT_NODE, .node = k, .msg = -1}))
@@ -483,6 +423,8 @@ int sim_run(const sim_cfg *cfg, sim_result *res, char *err, size_t errlen)
 				goto oom;
 		}
 	}
+	if (push(&m, (ev){.t = TICK_S, .type = EV_TICK}))
+		goto oom;
 	res->bound = fmax(total / cfg->nodes, res->largest);
 	res->bound_speed = fmax(total / speed_sum, res->largest);
 	while (m.nq > 0 && !dr_sched_finished(m.s)) {
@@ -490,8 +432,8 @@ int sim_run(const sim_cfg *cfg, sim_result *res, char *err, size_t errlen)
 		m.now = e.t;
 		switch (e.type) {
 		case EV_AT_NODE:
-			if (e.msg < 0) /* start-up: the node's first request (READY) */
-				rc = send0(&m, e.node, M_REQUEST, -1, 0, 0);
+			if (e.msg < 0) /* start-up: the node's first request */
+				rc = send0(&m, e.node, M_READY, -1, 0, 0);
 			else
 				rc = node_recv(&m, &e);
 			break;
@@ -512,7 +454,10 @@ int sim_run(const sim_cfg *cfg, sim_result *res, char *err, size_t errlen)
 				                   .node = e.node});
 			break;
 		case EV_DETECT:
-			rc = on_lost(&m, e.node);
+			on_lost(&m, e.node);
+			break;
+		case EV_TICK:
+			rc = push(&m, (ev){.t = m.now + TICK_S, .type = EV_TICK});
 			break;
 		case EV_COMEBACK: { /* it sends the result it had when it stalled, and asks */
 			node *nd = &m.nodes[e.node];
@@ -529,12 +474,8 @@ int sim_run(const sim_cfg *cfg, sim_result *res, char *err, size_t errlen)
 		}
 		if (rc)
 			goto oom;
-		if (e.type == EV_AT_RANK0 || e.type == EV_DETECT) {
-			if (dr_sched_usable(m.s) == 0 && dr_sched_count(m.s).running == 0)
-				dr_sched_fail_stranded(m.s, "no render node left");
-			if (dispatch_all(&m))
-				goto oom;
-		}
+		if ((e.type == EV_AT_RANK0 || e.type == EV_DETECT || e.type == EV_TICK) && tick(&m))
+			goto oom;
 	}
 	dr_sched_counts c = dr_sched_count(m.s);
 	res->done = c.done;
@@ -549,10 +490,10 @@ int sim_run(const sim_cfg *cfg, sim_result *res, char *err, size_t errlen)
 oom:
 	rc = dr_seterr(err, errlen, "sim: out of memory");
 out:
+	dr_dispatch_destroy(m.d);
 	dr_sched_destroy(m.s);
 	free(m.nodes);
-	free(m.wait);
-	free(m.wpos);
+	free(m.dec);
 	free(m.cost);
 	free(m.frames);
 	free(m.done_n);

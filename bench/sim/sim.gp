@@ -9,7 +9,7 @@ set xlabel "render nodes"
 set ylabel "efficiency = lower bound / makespan"
 set logscale x 10
 set xrange [7:14000]
-set yrange [0.8:1.01]
+set yrange [0.6:1.01]
 set grid
 set key bottom left
 set arrow from 7,0.98 to 14000,0.98 nohead dashtype 2 lc rgb "#888888"

@@ -38,6 +38,9 @@ typedef struct sim_result {
 	size_t decisions; /* scheduler calls */
 	double wall;      /* real seconds the run took */
 	int lost;
+	double largest_start; /* when the most expensive frame first started (a bound: it ends no
+	                       * sooner than this plus its cost) */
+	double drained;       /* when the last fresh frame was handed out */
 	/* invariants broken (0 when all hold) */
 	size_t done_twice, given_to_lost, copy_of_done, below_bound;
 } sim_result;

@@ -322,6 +322,91 @@ static void test_cancel_silence_hist(void)
 	is_int(dr_dispatch_hist_bucket(601), DR_DISPATCH_HIST_BUCKETS, "bucket: above 600 s");
 }
 
+/* A lost node: its frames go back, it counts as stopped, it gets nothing more. */
+static void test_lost(void)
+{
+	dr_dispatch *d = mk(3, false);
+	dr_sched *s = mksched(1, 12, 3, 1, false);
+	dr_dispatch_add_job(d, 0, 0, 0, s, err, sizeof err);
+	for (int i = 0; i < 3; i++)
+		dr_dispatch_ready(d, i);
+	is_int(dr_dispatch_decide(d, 0, dec, 16), 3, "three tasks");
+	dr_dispatch_request(d, 1);
+	is_int(dr_dispatch_decide(d, 0, dec, 16), 1, "node 1 holds one ahead");
+	is_int(dr_dispatch_busy(d), 3, "three busy");
+	dr_dispatch_lost(d, 1);
+	const dr_dispatch_node *nd = dr_dispatch_node_get(d, 1);
+	ok(nd->lost && nd->stopped && nd->nframes == 0 && !nd->waiting, "lost: holds nothing");
+	is_int(dr_sched_count(s).running, 2, "its two frames went back");
+	ok(dr_sched_slot(s, 1)->gone, "and the scheduler gives it no more");
+	is_int(dr_dispatch_busy(d), 2, "two busy");
+	dr_dispatch_lost(d, 1);
+	is_int(dr_sched_count(s).pending, 10, "lost twice: harmless");
+	dr_dispatch_request(d, 1); /* a caller that forgot: still nothing for it */
+	dr_dispatch_request(d, 0);
+	dr_dispatch_request(d, 2);
+	int n = dr_dispatch_decide(d, 1, dec, 16);
+	ok(n == 2 && !for_slot(n, 1), "decisions for the others only");
+	is_int(dr_dispatch_silent(d, 100), 0, "silence: the lost node is not watched");
+	is_int(dr_dispatch_stop_all(d, dec, 16), 2, "stop_all: no STOP to the lost node");
+	ok(dr_dispatch_all_stopped(d), "all count as stopped");
+	dr_dispatch_destroy(d);
+	dr_sched_destroy(s);
+}
+
+/* Many idle nodes: rounds with nothing to give stay cheap and right; the longest waiting node
+ * gets what comes free; the least recently heard node is the silent one. */
+static void test_many_idle(void)
+{
+	enum { N = 3000 };
+	static dr_dispatch_decision big[N];
+	dr_dispatch_cfg cfg = {.nslots = N, .node_timeout = 10};
+	dr_dispatch *d = dr_dispatch_create(&cfg, 0, err, sizeof err);
+	dr_sched *s = mksched(1, 4, N, 1, true);
+	dr_dispatch_add_job(d, 0, 0, 0, s, err, sizeof err);
+	for (int i = N - 1; i >= 0; i--) /* they ask from the last to the first */
+		dr_dispatch_ready(d, i);
+	int n = dr_dispatch_decide(d, 0, big, N), fr[4];
+	ok(n == 4 && big[0].slot == N - 1 && big[3].slot == N - 4,
+	   "four frames for the first four to ask");
+	for (int i = 0; i < 4 && i < n; i++)
+		fr[i] = big[i].frames[0];
+	int rounds = 0;
+	for (; rounds < 20000; rounds++)
+		if (dr_dispatch_decide(d, rounds * 0.01, big, N) != 0)
+			break;
+	is_int(rounds, 20000, "20,000 rounds over %d idle nodes: nothing to give", N - 4);
+	dr_dispatch_result(d, N - 1, 0, fr[0], 0);
+	dr_sched_fail(s, N - 1, fr[0], "boom");
+	dr_dispatch_request(d, N - 1);
+	n = dr_dispatch_decide(d, 200, big, N);
+	ok(n == 1 && big[0].slot == N - 5 && big[0].frames[0] == fr[0],
+	   "a failed frame goes to the longest waiting node, not back to the one that failed");
+	for (int i = 0; i < 4; i++) {
+		int slot = i == 0 ? N - 5 : N - 1 - i;
+		dr_dispatch_result(d, slot, 0, fr[i], 1);
+		dr_sched_done(s, slot, fr[i], 1);
+		dr_dispatch_request(d, slot);
+	}
+	dr_dispatch_end_job(d, 0);
+	n = dr_dispatch_decide(d, 201, big, N);
+	is_int(n, N, "the job ended: every node is told to stop in one round");
+	ok(dr_dispatch_all_stopped(d) && dr_dispatch_busy(d) == 0, "all stopped, none busy");
+	dr_dispatch_destroy(d);
+	dr_sched_destroy(s);
+
+	cfg.nslots = 3;
+	d = dr_dispatch_create(&cfg, 0, err, sizeof err);
+	dr_dispatch_heard(d, 1, 1);
+	dr_dispatch_heard(d, 0, 2);
+	dr_dispatch_heard(d, 2, 3);
+	is_int(dr_dispatch_silent(d, 11.5), 1, "silence: the least recently heard node");
+	dr_dispatch_heard(d, 1, 4);
+	is_int(dr_dispatch_silent(d, 11.5), -1, "heard again: nobody silent");
+	is_int(dr_dispatch_silent(d, 12.5), 0, "then the next least recent");
+	dr_dispatch_destroy(d);
+}
+
 /* ---- randomized property test: the dispatcher drives simulated render nodes ---- */
 
 static uint64_t rng;
@@ -576,6 +661,8 @@ int main(void)
 	test_take_back();
 	test_copy_and_stop();
 	test_cancel_silence_hist();
+	test_lost();
+	test_many_idle();
 	test_property();
 	return done_testing();
 }

@@ -1,4 +1,4 @@
-/* Unit tests for losing render nodes: dr_dispatch_lose (frames back at once, the node never chosen
+/* Unit tests for losing render nodes: dr_dispatch_lost (frames back at once, the node never chosen
  * again, jobs added later do not count on it) and dr_sched_done_late (a late result accepted once
  * or discarded, never counted twice). */
 #include "dr_dispatch.h"
@@ -47,11 +47,11 @@ static void test_lose(void)
 	int held = n1->nframes;
 	size_t pending = dr_sched_count(s).pending;
 	ok(held == 2, "node 1 holds a frame in flight and one ahead (%d)", held);
-	is_int(dr_dispatch_lose(d, 1), held, "losing node 1 returns its frames");
+	is_int(dr_dispatch_lost(d, 1), held, "losing node 1 returns its frames");
 	is_int((int)dr_sched_count(s).pending, (int)pending + held, "they are pending again");
 	ok(n1->lost && n1->stopped && n1->nframes == 0, "node 1 is lost and holds nothing");
 	is_int(dr_dispatch_live(d), 2, "two nodes live");
-	is_int(dr_dispatch_lose(d, 1), 0, "losing it again changes nothing");
+	is_int(dr_dispatch_lost(d, 1), 0, "losing it again changes nothing");
 	for (int i = 0; i < 12; i++) {
 		dr_dispatch_request(d, 1);
 		ok(decide_for(d, 1, 1 + i) == 0, "round %d: nothing for the lost node", i);
@@ -64,8 +64,8 @@ static void test_lose(void)
 	dr_dispatch_add_job(d, 1, 5, 1, s2, err, sizeof err);
 	ok(dr_sched_slot(s2, 1)->gone && dr_sched_usable(s2) == 2,
 	   "a later job's schedule leaves the lost node out");
-	dr_dispatch_lose(d, 0);
-	dr_dispatch_lose(d, 2);
+	dr_dispatch_lost(d, 0);
+	dr_dispatch_lost(d, 2);
 	is_int(dr_dispatch_live(d), 0, "all lost: none live");
 	is_int(dr_sched_usable(s), 0, "and no slot is usable");
 	dr_dispatch_destroy(d);

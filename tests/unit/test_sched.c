@@ -856,6 +856,101 @@ static void test_tail_on_above_50000(void)
 	free(fr);
 }
 
+/* Holding a task ahead only for short frames; quiet when nothing could be handed out. */
+static void test_ahead_and_quiet(void)
+{
+	int fr[16], out[4], a, b;
+	for (int i = 0; i < 16; i++)
+		fr[i] = i + 1;
+	dr_sched_cfg cfg = {.nslots = 2, .chunk = 1, .retries = 1, .max_consec = 3};
+	dr_sched *s = dr_sched_create(fr, 8, &cfg, err, sizeof err);
+	ok(dr_sched_ahead_ok(s), "no tail control: always ahead");
+	dr_sched_destroy(s);
+	cfg.tail_control = true;
+	s = dr_sched_create(fr, 16, &cfg, err, sizeof err);
+	dr_sched_next(s, 0, 0, out, 4);
+	a = out[0];
+	ok(!dr_sched_ahead_ok(s) && dr_sched_next_ahead(s, 0, 0, out, 4) == 0,
+	   "tail control, nothing known yet: no task ahead");
+	dr_sched_done(s, 0, a, 10);
+	dr_sched_next(s, 0, 10, out, 4);
+	ok(!dr_sched_ahead_ok(s) && dr_sched_next_ahead(s, 0, 10, out, 4) == 0,
+	   "frames of 10 s: no task ahead (the round trip saved is nothing)");
+	b = out[0];
+	dr_sched_done(s, 0, b, 0.1);
+	dr_sched_next(s, 0, 10, out, 4);
+	ok(dr_sched_ahead_ok(s) == (10.1 / 2 < DR_SCHED_AHEAD_MAX_S), "mean 5.05 s: still none");
+	for (int i = 0; i < 5; i++) {
+		dr_sched_done(s, 0, out[0], 0.1);
+		if (dr_sched_next(s, 0, 10, out, 4) < 1)
+			break;
+	}
+	ok(dr_sched_ahead_ok(s) && dr_sched_next_ahead(s, 0, 10, out + 1, 3) == 1,
+	   "short frames (mean %.2f s): a task ahead", 10.6 / 7);
+	ok(!dr_sched_quiet(s, 10), "frames pending: not quiet");
+	dr_sched_destroy(s);
+
+	s = dr_sched_create(fr, 2, &cfg, err, sizeof err);
+	dr_sched_next(s, 0, 0, out, 1);
+	a = out[0];
+	dr_sched_next(s, 1, 0, out, 1);
+	b = out[0];
+	ok(dr_sched_quiet(s, 0), "nothing pending, nothing done: quiet (no straggler can be told)");
+	dr_sched_done(s, 0, a, 1);
+	ok(!dr_sched_quiet(s, 1), "a change since the last search: not sure, not quiet");
+	is_int(dr_sched_next(s, 0, 1, out, 1), 0, "no straggler yet");
+	ok(dr_sched_quiet(s, 1.2), "after a search that found none: quiet until it could be one");
+	ok(!dr_sched_quiet(s, 100), "but not past that time");
+	is_int(dr_sched_next(s, 0, 100, out, 1), 1, "then the straggler is copied");
+	is_int(out[0], b, "frame %d", b);
+	dr_sched_destroy(s);
+}
+
+/* A slot measured slow leaves the last frames to the others, and its frame in flight is copied
+ * by an idle fast slot before any guess at a straggler. */
+static void test_slow_slot(void)
+{
+	enum { NS = 4, NF = 60 };
+	int fr[NF], out[1], cur[NS];
+	double ends[NS], t = 0;
+	bool late = false, copied = false;
+	dr_sched_cfg cfg = {
+	        .nslots = NS, .chunk = 1, .retries = 1, .max_consec = 3, .tail_control = true};
+	for (int i = 0; i < NF; i++)
+		fr[i] = i;
+	dr_sched *s = dr_sched_create(fr, NF, &cfg, err, sizeof err);
+	for (int k = 0; k < NS; k++)
+		cur[k] = -1;
+	for (int step = 0; step < 10000 && !dr_sched_finished(s); step++, t += 0.25) {
+		for (int k = 0; k < NS; k++) {
+			if (cur[k] >= 0 && t >= ends[k]) {
+				dr_sched_done(s, k, cur[k], k == 3 ? 3.0 : 1.0);
+				cur[k] = -1;
+			}
+			if (cur[k] >= 0 && dr_sched_item(s, (size_t)cur[k])->state == DR_F_DONE)
+				cur[k] = -1; /* its copy won */
+			if (cur[k] >= 0)
+				continue;
+			size_t before = dr_sched_count(s).pending;
+			int n = dr_sched_next(s, k, t, out, 1);
+			if (n == 1 && k == 3 && t > 8 && before > 0 && before < 4)
+				late = true; /* a fresh frame 3 s long where the others do 3 a
+				                second */
+			if (n == 1) {
+				copied |= k != 3 && dr_sched_other(s, out[0], k) == 3;
+				cur[k] = out[0];
+				ends[k] = t + (k == 3 ? 3.0 : 1.0);
+			}
+		}
+	}
+	ok(dr_sched_finished(s) && dr_sched_count(s).done == NF, "all %d frames done", NF);
+	ok(!late, "once measured, the slow slot gets none of the last fresh frames");
+	ok(copied, "a fast slot copied the slow slot's frame in flight");
+	ok(t <= 18.5, "makespan %.2f s (60 frames on 3 fast slots and a 3x slower one: >= 16.4)",
+	   t);
+	dr_sched_destroy(s);
+}
+
 int main(void)
 {
 	test_create();
@@ -876,5 +971,7 @@ int main(void)
 	test_tail_running_estimate();
 	test_tail_on_above_50000();
 	test_large();
+	test_ahead_and_quiet();
+	test_slow_slot();
 	return done_testing();
 }

@@ -17,7 +17,7 @@ static void check(const char *what, sim_cfg *c)
 	}
 	is_int(r.done + r.failed, c->frames, "%s: every frame ends", what);
 	is_int(r.done_twice, 0, "%s: no frame done twice", what);
-	is_int(r.given_to_lost, 0, "%s: no work for a node after it is lost", what);
+	is_int(r.given_to_lost, 0, "%s: no decision for a node after it is lost", what);
 	is_int(r.copy_of_done, 0, "%s: no copy of a frame already done", what);
 	ok(r.makespan >= r.bound_speed, "%s: makespan %.1f >= lower bound %.1f", what, r.makespan,
 	   r.bound_speed);
