@@ -53,6 +53,9 @@ typedef struct dr_node {
 	int qhead, qlen;
 	int frame;             /* frame in flight, -1 = none */
 	double started;        /* when it started (monotonic seconds) */
+	double cpu_seen;       /* Blender's CPU seconds at the last look (--stall), -1 = none */
+	double cpu_since;      /* when that CPU time last went up */
+	double cpu_looked;     /* when we last looked */
 	double wait;           /* how long the node sat idle before the frame in flight */
 	double idle_since;     /* when it last became idle (a frame ended, Blender got ready) */
 	char tmp[DR_PATH_MAX]; /* its temporary file */

@@ -30,6 +30,7 @@ typedef struct dr_opts {
 	double timeout;          /* seconds per frame, 0 = none */
 	double node_timeout;     /* a render node silent this long is lost (seconds) */
 	double load_timeout;     /* seconds a warm Blender may take to load a scene */
+	double stall;            /* --stall: seconds without Blender CPU time before a retry */
 	int verbosity;           /* -1 quiet, 0 normal, 1+ verbose */
 	bool one_shot, overwrite, allow_autoexec;
 	bool no_speculate;      /* frames in ascending order, no speculative copies */

@@ -52,6 +52,9 @@ int dr_proc_spawn(dr_proc *p, const char *exe, char *const argv[], char *err, si
 /* Pid of the child, 0 when there is none (never started, or reaped by dr_proc_kill). */
 pid_t dr_proc_pid(const dr_proc *p);
 
+/* CPU time (user + system, seconds) process PID has used so far, from /proc; -1 if unknown. */
+double dr_proc_cpu_seconds(pid_t pid);
+
 /* True once the child has exited (it stays a zombie until dr_proc_kill reaps it). */
 bool dr_proc_exited(const dr_proc *p);
 

@@ -33,6 +33,7 @@ typedef struct dr_node_cfg {
 	bool persistent_data; /* a warm Blender keeps Cycles' render data between frames */
 	bool threads_set;     /* -t was given: a GPU node keeps it instead of a few threads */
 	double load_timeout;  /* seconds a warm Blender may take to load a scene, 0 = no limit */
+	double stall;         /* seconds a frame's Blender may use no CPU time, 0 = no limit */
 } dr_node_cfg;
 
 /* The orchestrator's settings. */

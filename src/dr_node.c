@@ -3,6 +3,7 @@
 
 #include "dr_imgcheck.h"
 #include "dr_log.h"
+#include "dr_proc.h"
 #include "dr_util.h"
 
 #include <cJSON.h>
@@ -366,7 +367,8 @@ static int start_next(dr_node *n, char *err, size_t errlen)
 
 	n->qlen--;
 	n->frame = frame;
-	n->started = dr_now();
+	n->started = n->cpu_since = n->cpu_looked = dr_now();
+	n->cpu_seen = -1;
 	n->wait = n->idle_since > 0 ? n->started - n->idle_since : 0;
 	n->tmp[0] = '\0';
 	/* Hold one task ahead: ask for the next one now, so that it is here when this frame is
@@ -397,6 +399,24 @@ static int load_failed(dr_node *n, const char *why, char *err, size_t errlen)
 	drop_queue(n);
 	set_state(n, DR_NODE_NO_BLENDER);
 	return send_simple(n, DR_MSG_LOADFAIL, job, why, err, errlen);
+}
+
+/* True when the frame in flight's Blender has used no CPU time for --stall seconds (looked at
+ * once a second): stuck, not slow. A Blender whose CPU time cannot be read never counts. */
+static bool stalled(dr_node *n)
+{
+	double now = dr_now(), cpu;
+
+	if (now - n->cpu_looked < 1)
+		return false;
+	n->cpu_looked = now;
+	cpu = dr_proc_cpu_seconds(dr_blender_pid(n->bl));
+	if (cpu < 0 || cpu > n->cpu_seen) {
+		n->cpu_seen = cpu;
+		n->cpu_since = now;
+		return false;
+	}
+	return now - n->cpu_since > n->cfg.stall;
 }
 
 int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
@@ -462,6 +482,14 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 		return 0;
 	case DR_BL_NONE:
 		break;
+	}
+	if (n->frame >= 0 && n->cfg.stall > 0 && stalled(n)) {
+		dr_blender_kill(n->bl);
+		snprintf(why, sizeof why,
+		         "made no progress for %.0f s (Blender used no CPU time: stuck, --stall); "
+		         "Blender was killed",
+		         n->cfg.stall);
+		return fail_frame(n, why, err, errlen);
 	}
 	if (n->frame >= 0 && n->cfg.timeout > 0 && dr_now() - n->started > n->cfg.timeout) {
 		dr_blender_kill(n->bl);

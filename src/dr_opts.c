@@ -151,6 +151,11 @@ static const opt_row rows[] = {
          SECONDS(load_timeout),
          .help = "kill a Blender that has not loaded the scene after SECS;\n"
                  "its frames go to other nodes (default 300)"},
+        {.name = "stall",
+         .metavar = "SECS",
+         SECONDS(stall),
+         .help = "kill and retry a frame whose Blender used no CPU time\n"
+                 "for SECS: stuck, not slow (default 600)"},
         {.name = "one-shot",
          FLAG(one_shot),
          .help = "start Blender for every frame instead of keeping it warm"},
@@ -556,6 +561,7 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	                       .retries = 3,
 	                       .node_timeout = 10,
 	                       .load_timeout = 300,
+	                       .stall = 600,
 	                       .min_nodes = 1,
 	                       .max_queued = 100,
 	                       .max_frames = 100000,
@@ -614,6 +620,7 @@ void dr_opts_node_cfg(const dr_opts *o, dr_node_cfg *c)
 	        .persistent_data = !o->no_persistent_data,
 	        .threads_set = o->threads > 0,
 	        .load_timeout = o->load_timeout,
+	        .stall = o->stall,
 	};
 }
 

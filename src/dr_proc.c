@@ -330,6 +330,41 @@ pid_t dr_proc_pid(const dr_proc *p)
 	return p ? p->pid : 0;
 }
 
+double dr_proc_cpu_seconds(pid_t pid)
+{
+	char path[64], buf[1024], *p, *tok, *save = NULL, *end;
+	unsigned long long ticks = 0;
+	long hz = sysconf(_SC_CLK_TCK);
+	int field = 2; /* fields after "(comm)": 3 state ... 14 utime, 15 stime */
+	ssize_t n;
+	int fd;
+
+	if (pid <= 0 || hz <= 0)
+		return -1;
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* "pid (comm) state ..." : comm may hold spaces and ')', so start after the last ')' */
+	if (!(p = strrchr(buf, ')')))
+		return -1;
+	for (tok = strtok_r(p + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		if (++field < 14)
+			continue;
+		errno = 0;
+		ticks += strtoull(tok, &end, 10);
+		if (errno || end == tok || *end)
+			return -1;
+		if (field == 15)
+			return (double)ticks / (double)hz;
+	}
+	return -1;
+}
+
 bool dr_proc_exited(const dr_proc *p)
 {
 	siginfo_t si;

@@ -158,6 +158,20 @@ is "$(saved_twice)" 0 "min-nodes: no frame saved twice across the restart"
 kill -TERM "$SERVE_PID"
 wait "$SERVE_PID"
 wait_for 30 none_left
+
+# 6. Stuck, not dead: a Blender that uses no CPU time for --stall seconds has its frame killed
+# and retried, without a per-frame --timeout.
+mkdir -p state6
+FAKE_BLENDER_STATE=$WORK/state6 FAKE_BLENDER_HANG=3@1 FAKE_BLENDER_COST=0.1 \
+	"${RMPI[@]}" -np 2 "$DRENDER" s.blend 1 6 -o out6/f_### --stall 2 --no-speculate \
+	--report r6.json >o6.txt 2>e6.txt
+is $? 0 "stall: exit 0"
+is "$(json r6.json '[f["attempts"] for f in d["frames"] if f["frame"] == 3][0]')" 2 \
+	"stall: the stuck frame took a second attempt"
+grep -q "frame 3 .*made no progress for 2 s" e6.txt
+ok $? "stall: the message says why"
+is "$(valid_pngs out6)" 6 "stall: all 6 frames valid"
+wait_for 30 none_left
 is "$(leftovers)" 0 "nothing left running"
 show_leftovers
 done_testing
