@@ -36,11 +36,16 @@ typedef struct dr_node_cfg {
 	double stall;         /* seconds a frame's Blender may use no CPU time, 0 = no limit */
 } dr_node_cfg;
 
+#define DR_NODE_TIMEOUT_RECOVERY 10.0 /* --node-timeout's default when lost nodes are survived */
+#define DR_NODE_TIMEOUT          30.0 /* ... and when a lost node ends the job anyway */
+
 /* The orchestrator's settings. */
 typedef struct dr_orch_cfg {
 	int chunk;           /* frames per task, 1..DR_CHUNK_MAX */
 	int retries;         /* extra attempts for a failed frame */
-	double node_timeout; /* a render node silent this long is lost (seconds) */
+	double node_timeout; /* a render node silent this long is lost (seconds); 0 = the default:
+	                      * DR_NODE_TIMEOUT_RECOVERY under mpirun --enable-recovery, else
+	                      * DR_NODE_TIMEOUT */
 	bool no_speculate;   /* ascending order, no speculative copies (no tail control) */
 	bool overwrite;      /* render frames whose output exists */
 	bool quiet;          /* errors and the summary only */

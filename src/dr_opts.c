@@ -168,7 +168,8 @@ static const opt_row rows[] = {
          .metavar = "SECS",
          SECONDS(node_timeout),
          .help = "a render node silent that long is lost: its frames\n"
-                 "go to the others (stopped, hung or cut off; default 10)"},
+                 "go to the others (stopped, hung or cut off; default 10,\n"
+                 "30 without mpirun --enable-recovery)"},
         {.name = "blender",
          .metavar = "PATH",
          STRING(blender, "wants a path"),
@@ -559,7 +560,7 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	parse_state s = {.r = {.format = "PNG",
 	                       .chunk = 1,
 	                       .retries = 3,
-	                       .node_timeout = 10,
+	                       .node_timeout = 0, /* the orchestrator's default (dr_run_cfg.h) */
 	                       .load_timeout = 300,
 	                       .stall = 600,
 	                       .min_nodes = 1,

@@ -117,6 +117,13 @@ dr_orch *dr_orch_create(const dr_orch_cfg *o, dr_chan *chan, int tty, char *err,
 	}
 	r->opts = *o;
 	bool serve = o->serve;
+	r->recovery = dr_mpi_recovery();
+	/* No --node-timeout: 10 s under --enable-recovery (heartbeats come every 2 s, and a lost
+	 * node's frames should move on soon); without it 30 s, so that Open MPI's own detection of
+	 * a lost host (about 20 s with the launch scripts' keepalive) ends the job first: an
+	 * MPI_Abort while mpirun still waits for a cut-off daemon can hang. */
+	if (r->opts.node_timeout <= 0)
+		r->opts.node_timeout = r->recovery ? DR_NODE_TIMEOUT_RECOVERY : DR_NODE_TIMEOUT;
 	r->chan = chan;
 	r->tty = serve ? -1 : tty;
 	r->serve = serve;
@@ -124,11 +131,10 @@ dr_orch *dr_orch_create(const dr_orch_cfg *o, dr_chan *chan, int tty, char *err,
 	r->t0 = r->last_draw = dr_now();
 	r->silent = -1;
 	r->nslots = chan->size == 1 ? 1 : chan->size - 1;
-	r->recovery = dr_mpi_recovery();
 	dr_dispatch_cfg dc = {
 	        .nslots = r->nslots,
 	        .serve = serve,
-	        .node_timeout = chan->size > 1 ? o->node_timeout : -1, /* alone: nobody to lose */
+	        .node_timeout = chan->size > 1 ? r->opts.node_timeout : -1, /* alone: nobody */
 	};
 	r->info = calloc((size_t)r->nslots, sizeof *r->info);
 	r->dec = calloc((size_t)r->nslots, sizeof *r->dec);

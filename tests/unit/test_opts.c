@@ -495,8 +495,8 @@ static void test_service_options(void)
 	dr_opts_free(&o);
 	memset(&o, 0, sizeof o);
 	rc = parse(&o, NULL, "s.blend", "1", "2", NULL);
-	ok(rc == 0 && o.node_timeout == 10 && o.min_nodes == 1 && !o.no_speculate,
-	   "defaults: --node-timeout 10, tail control on");
+	ok(rc == 0 && o.node_timeout == 0 && o.min_nodes == 1 && !o.no_speculate,
+	   "defaults: --node-timeout left to the orchestrator (0), tail control on");
 	dr_opts_free(&o);
 	fails_with(parse(&o, NULL, "--node-timeout", "0", "s.blend", "1", "2", NULL),
 	           "--node-timeout 0", "--node-timeout", "'0'");
@@ -532,7 +532,7 @@ static void test_run_cfg(void)
 	ok(rc == 0 && n.scene == NULL && n.serve && !n.verbose && n.engine == NULL &&
 	           strcmp(n.format, "PNG") == 0 && n.timeout == 0 && !n.one_shot,
 	   "node settings of a service without a default scene");
-	ok(r.serve && r.quiet && r.chunk == 1 && r.retries == 3 && r.node_timeout == 10 &&
+	ok(r.serve && r.quiet && r.chunk == 1 && r.retries == 3 && r.node_timeout == 0 &&
 	           !r.no_speculate && !r.overwrite,
 	   "orchestrator settings of a quiet service: the defaults");
 	o = (dr_opts){0};
