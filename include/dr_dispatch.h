@@ -75,6 +75,11 @@ int dr_dispatch_add_job(dr_dispatch *d, int job, int priority, int settings, dr_
 void dr_dispatch_end_job(dr_dispatch *d, int job);
 bool dr_dispatch_job_ended(const dr_dispatch *d, int job);
 
+/* Forget ended job JOB for good (a long-running service must not keep every job it ever ran):
+ * its schedule is no longer borrowed. Refused (-1) while the job has not ended or a node still
+ * holds a frame of it (try again after the receipts); 0 when forgotten or unknown. */
+int dr_dispatch_forget_job(dr_dispatch *d, int job);
+
 /* Cancel job JOB: it ends, frames handed out go back to its pending count, and CANCEL decisions
  * (nframes 0) for every node holding some of its frames go to OUT (room for nslots). Returns
  * how many. */

@@ -171,6 +171,24 @@ void dr_dispatch_end_job(dr_dispatch *d, int job)
 		j->ended = true;
 }
 
+int dr_dispatch_forget_job(dr_dispatch *d, int job)
+{
+	djob *j = job_of(d, job);
+	size_t k;
+
+	if (!j)
+		return 0;
+	if (!j->ended || j->holders.head >= 0)
+		return -1;
+	for (int i = 0; i < d->cfg.nslots; i++)
+		if (d->nodes[i].job == job && d->nodes[i].nframes > 0)
+			return -1; /* a frame of it is still out: its receipt will come */
+	k = (size_t)(j - d->jobs);
+	memmove(&d->jobs[k], &d->jobs[k + 1], (d->njobs - k - 1) * sizeof *d->jobs);
+	d->njobs--;
+	return 0;
+}
+
 bool dr_dispatch_job_ended(const dr_dispatch *d, int job)
 {
 	const djob *j = job_of(d, job);

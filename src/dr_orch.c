@@ -1079,21 +1079,32 @@ void dr_orch_publish(dr_orch *r, dr_jobs *table)
 {
 	char err[DR_ERRLEN];
 
-	for (size_t i = 0; i < r->njobs; i++) {
+	for (size_t i = 0; i < r->njobs;) {
 		dr_ojob *j = r->jobs[i];
-		if (j->published_end)
-			continue;
-		if (!j->ended && dr_jobs_cancel_requested(table, j->id) &&
-		    dr_orch_cancel(r, j, err, sizeof err) != 0)
-			dr_error("%s", err);
-		if (!j->scanning || j->ended)
-			publish_frames(r, j, table);
-		dr_jobs_publish_json(table, j->id, dr_orch_state(j), dr_orch_status(r, j));
-		j->published_end = j->ended;
-		if (j->ended && j->lockfd >= 0) { /* the directory is free for the next job */
-			close(j->lockfd);
-			j->lockfd = -1;
+		if (!j->published_end) {
+			if (!j->ended && dr_jobs_cancel_requested(table, j->id) &&
+			    dr_orch_cancel(r, j, err, sizeof err) != 0)
+				dr_error("%s", err);
+			if (!j->scanning || j->ended)
+				publish_frames(r, j, table);
+			dr_jobs_publish_json(table, j->id, dr_orch_state(j), dr_orch_status(r, j));
+			j->published_end = j->ended;
+			if (j->ended &&
+			    j->lockfd >= 0) { /* the directory is free for the next job */
+				close(j->lockfd);
+				j->lockfd = -1;
+			}
 		}
+		/* A service forgets a job once its end is in the job table and no node holds a
+		 * frame of it: rank 0's memory and per-tick work stay bounded by the jobs alive. */
+		if (r->serve && j->published_end && dr_dispatch_forget_job(r->disp, j->num) == 0) {
+			memmove(&r->jobs[i], &r->jobs[i + 1],
+			        (r->njobs - i - 1) * sizeof r->jobs[0]);
+			r->njobs--;
+			job_free(j);
+			continue;
+		}
+		i++;
 	}
 	dr_jobs_publish_metrics(table, &r->metrics);
 }
