@@ -10,6 +10,7 @@
 #include "dr_util.h"
 
 #include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -116,5 +117,22 @@ void dr_blender_destroy(dr_blender *b);
 
 /* Pid of the current Blender process, or 0 when none runs (for tests and logs). */
 pid_t dr_blender_pid(const dr_blender *b);
+
+/* The merge of a still split: run Blender once on the scene to merge the range EXRs of RENDER
+ * (a still, dr_render_cfg_set_still) with Cycles' merge_images, weighted by each range's samples,
+ * then denoise where the build can and write the still in its own format, to a temporary name
+ * renamed when it validates. After a good merge the ranges are removed; after a failed one they
+ * are kept and ERR names them. */
+typedef struct dr_blender_merge_cfg {
+	const char *exe; /* Blender ("blender" = looked up in PATH) */
+	bool allow_autoexec;
+	const dr_render_cfg *render;        /* the still's settings */
+	int threads;                        /* Blender threads */
+	volatile sig_atomic_t *interrupted; /* set: stop waiting, kill Blender; NULL = never */
+	char path[DR_PATH_MAX];             /* out: the still's path */
+} dr_blender_merge_cfg;
+
+/* Merge as M says. 0, or -1 with ERR. Blocks until Blender exits (seconds). */
+int dr_blender_merge(dr_blender_merge_cfg *m, char *err, size_t errlen);
 
 #endif

@@ -24,6 +24,9 @@ typedef struct dr_opts {
 	int samples;             /* 0 = the scene's */
 	const char *video;       /* --video FILE (.mp4, .webm, .mov), NULL = none */
 	double fps;              /* --fps N: the video's frame rate, 0 = the scene's */
+	int still;               /* --still FRAME (with has_still) */
+	bool has_still;          /* --still given: one frame split by samples */
+	int split;               /* --split N: sample ranges; -1 = auto (2 per render node) */
 	int threads;             /* -t, 0 = share the node's CPUs among its render nodes */
 	int chunk;               /* frames per task, >= 1 */
 	int retries;             /* extra attempts for a failed frame */
@@ -67,5 +70,9 @@ void dr_opts_orch_cfg(const dr_opts *o, dr_orch_cfg *r);
 void dr_opts_jobs_cfg(const dr_opts *o, dr_jobs_cfg *c);
 
 void dr_opts_usage(FILE *f);
+
+/* For --still: settle --split auto for NODES render nodes (2 ranges each, at least 2) and make
+ * O's frames the range indices 0..split-1. 0, or -1 with ERR. Nothing to do without --still. */
+int dr_opts_still_frames(dr_opts *o, int nodes, char *err, size_t errlen);
 
 #endif

@@ -30,6 +30,14 @@ typedef struct dr_render_cfg {
 	double fps;               /* the video's frame rate; 0 = the scene's. JSON "fps", absent
 	                           * when 0 */
 	char device[16];          /* CPU, CUDA, OPTIX, HIP, ONEAPI or AUTO; "" = the scene's */
+	/* A still split by samples (dr_render_cfg_set_still): the job's "frames" are range indices
+	 * 0..ranges-1, each rendered to a multilayer EXR named by OUTPUT/FORMAT above; the merged
+	 * image goes to still_output (FORMAT still_format). JSON "still", "ranges", "stillOutput",
+	 * "stillFormat", absent when ranges is 0. */
+	int still;                      /* the frame */
+	int ranges;                     /* sample ranges; 0 = not a still split */
+	char still_output[DR_PATH_MAX]; /* the merged image's pattern ("" = the default) */
+	char still_format[32];          /* the merged image's format */
 } dr_render_cfg;
 
 /* Fill C from its parts, checked and made canonical: SCENE non-empty; OUTPUT NULL or "" for the
@@ -43,6 +51,19 @@ int dr_render_cfg_init(dr_render_cfg *c, const char *scene, const char *output, 
  * second (0 = the scene's). 0, or -1 with ERR and C untouched. */
 int dr_render_cfg_set_video(dr_render_cfg *c, const char *video, double fps, char *err,
                             size_t errlen);
+/* Most sample ranges one still may be cut into. */
+#define DR_RANGES_MAX 1024
+
+/* Make C a still split: frame FRAME (>= 0) cut into RANGES (2..DR_RANGES_MAX) sample ranges.
+ * C's output pattern and format become the merged image's; the ranges are written as
+ * OPEN_EXR_MULTILAYER next to it, "<merged image's path>.range-####.exr". No video. 0, or -1
+ * with ERR and C untouched. */
+int dr_render_cfg_set_still(dr_render_cfg *c, int frame, int ranges, char *err, size_t errlen);
+
+/* The merged image's path of a still split C. 0, or -1 with ERR. */
+int dr_render_cfg_still_path(const dr_render_cfg *c, char *buf, size_t len, char *err,
+                             size_t errlen);
+
 /* Set C's device from NAME (any case; NULL or "" = the scene's): cpu, cuda, optix, hip, oneapi or
  * auto. 0, or -1 with ERR listing the choices and C untouched. */
 int dr_render_cfg_set_device(dr_render_cfg *c, const char *name, char *err, size_t errlen);

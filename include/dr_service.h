@@ -33,6 +33,8 @@ typedef struct dr_service_cfg {
 	int samples;
 	const char *video;       /* --video FILE, or NULL */
 	double fps;              /* --fps, 0 = the scene's */
+	int still;               /* --still FRAME, when split > 0 */
+	int split;               /* sample ranges of the still; 0 = not a still */
 	const dr_frames *frames; /* the batch's frames */
 	const char *report;      /* --report FILE.json, or NULL */
 	bool quiet;              /* -q: no progress line */

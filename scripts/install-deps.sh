@@ -6,6 +6,8 @@ set -eu
 PKGS="build-essential pkg-config openmpi-bin libopenmpi-dev libcjson-dev libmicrohttpd-dev libsqlite3-dev blender"
 # --video: ffmpeg encodes the frames and ffprobe checks the result.
 PKGS="$PKGS ffmpeg"
+# --still tests: oiiotool compares the merged still with a single render, in float.
+PKGS="$PKGS openimageio-tools"
 # Tests and tools: prove (perl), curl, python3 for the fake Blender, clang-format, iproute2 for
 # network namespaces, procps for ps/pgrep, openssl for the HTTPS test's certificate.
 PKGS="$PKGS perl curl python3 clang-format iproute2 procps openssl"

@@ -1,6 +1,7 @@
 /* Blender supervision: Blender's command lines and the warm line protocol, on top of dr_proc. */
 #include "dr_blender.h"
 
+#include "dr_imgcheck.h"
 #include "dr_log.h"
 #include "dr_outpath.h"
 #include "dr_proc.h"
@@ -373,6 +374,9 @@ static int spawn_warm(dr_blender *b, char *err, size_t errlen)
 	                 : cJSON_AddNullToObject(json, "gpu_why")) ||
 	    !cJSON_AddNumberToObject(json, "gpu_threads", b->gpu_threads) ||
 	    !cJSON_AddBoolToObject(json, "persistent_data", b->persistent_data) ||
+	    (b->render.ranges > 0 &&
+	     (!cJSON_AddNumberToObject(json, "still", b->render.still) ||
+	      !cJSON_AddNumberToObject(json, "ranges", b->render.ranges))) ||
 	    !(settings = cJSON_PrintUnformatted(json))) {
 		dr_seterr(err, errlen, "out of memory");
 		goto out;
@@ -963,4 +967,120 @@ void dr_blender_destroy(dr_blender *b)
 pid_t dr_blender_pid(const dr_blender *b)
 {
 	return b ? dr_proc_pid(b->proc) : 0;
+}
+
+/* Remove the range files PATHS[0..N-1] (after a good merge). */
+static void unlink_all(char **paths, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (paths[i] && unlink(paths[i]) != 0 && errno != ENOENT)
+			dr_warn("cannot remove %s: %s", paths[i], strerror(errno));
+}
+
+int dr_blender_merge(dr_blender_merge_cfg *m, char *err, size_t errlen)
+{
+	const dr_render_cfg *r = m->render;
+	char final[DR_PATH_MAX], tmp[DR_PATH_MAX + 64], driver[PATH_MAX], threads[16], why[256];
+	char tail[2048], **paths = NULL, *text = NULL, *exe = NULL;
+	cJSON *job = cJSON_CreateObject(), *inputs;
+	dr_outpath op;
+	dr_proc_cfg pc = {.what = "Blender (merge)", .cmd_fd = -1, .reply_fd = -1};
+	dr_proc *p = NULL;
+	const char *argv[16];
+	int n = 0, status = -1, rc = -1, w;
+
+	if (!job || !(paths = calloc((size_t)r->ranges, sizeof *paths)) ||
+	    !(inputs = cJSON_AddArrayToObject(job, "inputs"))) {
+		dr_seterr(err, errlen, "out of memory");
+		goto out;
+	}
+	if (dr_render_cfg_still_path(r, final, sizeof final, err, errlen) != 0 ||
+	    dr_render_cfg_outpath(r, &op, err, errlen) != 0)
+		goto out;
+	for (int k = 0; k < r->ranges; k++) {
+		if (!(paths[k] = malloc(DR_PATH_MAX)) ||
+		    dr_outpath_frame(&op, k, paths[k], DR_PATH_MAX) != 0 ||
+		    !cJSON_AddItemToArray(inputs, cJSON_CreateString(paths[k]))) {
+			dr_seterr(err, errlen, "out of memory or a range's name too long");
+			goto out;
+		}
+	}
+	w = snprintf(tmp, sizeof tmp, "%s.drender-tmp-%ld", final, (long)getpid());
+	if (w < 0 || (size_t)w >= sizeof tmp || !format_int(threads, sizeof threads, m->threads) ||
+	    !cJSON_AddStringToObject(job, "output", tmp) ||
+	    !cJSON_AddStringToObject(job, "format", r->still_format) ||
+	    !(r->engine[0] ? cJSON_AddStringToObject(job, "engine", r->engine)
+	                   : cJSON_AddNullToObject(job, "engine")) ||
+	    !cJSON_AddNumberToObject(job, "frame", r->still) ||
+	    !cJSON_AddNumberToObject(job, "threads", m->threads) ||
+	    !(text = cJSON_PrintUnformatted(job))) {
+		dr_seterr(err, errlen, "out of memory or the still's name too long");
+		goto out;
+	}
+	if (!(exe = resolve_exe(m->exe, err, errlen)) ||
+	    driver_file(driver, sizeof driver, err, errlen) != 0 ||
+	    !(p = dr_proc_create(&pc, err, errlen)))
+		goto out;
+	argv[n++] = exe;
+	argv[n++] = "-b";
+	argv[n++] = r->scene;
+	if (!m->allow_autoexec)
+		argv[n++] = "--disable-autoexec";
+	argv[n++] = "-t";
+	argv[n++] = threads;
+	argv[n++] = "--python";
+	argv[n++] = driver;
+	argv[n++] = "--";
+	argv[n++] = "--drender-merge";
+	argv[n++] = text;
+	argv[n] = NULL;
+	if (dr_proc_spawn(p, exe, (char *const *)argv, err, errlen) != 0)
+		goto out;
+	while (!dr_proc_wait_exit(p, 200))
+		if (m->interrupted && *m->interrupted) {
+			dr_seterr(err, errlen,
+			          "the merge was interrupted; the ranges are kept (%s ...)",
+			          paths[0]);
+			goto out;
+		}
+	status = dr_proc_kill(p);
+	dr_proc_tail(p, tail, sizeof tail);
+	if (status != 0) {
+		char *last = tail + strlen(tail);
+
+		while (last > tail && (last[-1] == '\n' || last[-1] == ' '))
+			*--last = '\0';
+		while (last > tail && last[-1] != '\n')
+			last--;
+		dr_proc_describe(status, why, sizeof why);
+		dr_seterr(err, errlen,
+		          "merging %d ranges failed (Blender %s: %s); the ranges are kept: %s ...",
+		          r->ranges, why, last, paths[0]);
+		goto out;
+	}
+	if (dr_imgcheck(tmp, r->still_format, why, sizeof why) != 0) {
+		dr_seterr(err, errlen,
+		          "the merged image is not valid (%s); the ranges are kept: %s ...", why,
+		          paths[0]);
+		goto out;
+	}
+	if (rename(tmp, final) != 0) {
+		dr_seterr(err, errlen, "cannot rename the merged image into %s: %s", final,
+		          strerror(errno));
+		goto out;
+	}
+	unlink_all(paths, r->ranges);
+	snprintf(m->path, sizeof m->path, "%s", final);
+	rc = 0;
+out:
+	if (rc != 0)
+		unlink(tmp);
+	dr_proc_destroy(p);
+	for (int k = 0; paths && k < r->ranges; k++)
+		free(paths[k]);
+	free(paths);
+	free(exe);
+	cJSON_free(text);
+	cJSON_Delete(job);
+	return rc;
 }

@@ -60,6 +60,7 @@ typedef struct opt_row {
 #define STRING(f, w)   .kind = ARG_STRING, .field = FIELD_OF(f, const char *), .wants = (w)
 #define CALL(h)        .kind = ARG_CALL, .handler = (h)
 
+static opt_handler set_still, set_split;
 static opt_handler set_format, set_engine, set_device, set_video, set_fps, set_frames, set_quiet,
         set_verbose, set_help, set_version, set_keep_for;
 
@@ -70,6 +71,17 @@ static const opt_row rows[] = {
          CALL(set_frames),
          .help = "e.g. 1-20,25,30-40:2 (A-B:STEP every STEP-th frame);\n"
                  "frames listed twice are rendered once"},
+        {.name = "still",
+         .metavar = "FRAME",
+         CALL(set_still),
+         .help = "render the one frame FRAME on every node: its samples are\n"
+                 "cut into ranges (Cycles' sample offset), rendered as\n"
+                 "multilayer EXRs and merged into one image (-o, -F)"},
+        {.name = "split",
+         .metavar = "N|auto",
+         CALL(set_split),
+         .help = "with --still: N sample ranges (2..1024), larger first;\n"
+                 "auto (default): two per render node"},
         {.section = "Output:",
          .name = "output",
          .letter = 'o',
@@ -350,6 +362,38 @@ static int set_format(parse_state *s, const char *arg, char *err, size_t errlen)
 	return GO_ON;
 }
 
+static int set_still(parse_state *s, const char *arg, char *err, size_t errlen)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < 0 || v > 9999999)
+		return dr_seterr(err, errlen, "--still wants a frame number 0..9999999");
+	s->r.still = (int)v;
+	s->r.has_still = true;
+	return GO_ON;
+}
+
+static int set_split(parse_state *s, const char *arg, char *err, size_t errlen)
+{
+	char *end;
+	long v;
+
+	if (strcmp(arg, "auto") == 0) {
+		s->r.split = -1;
+		return GO_ON;
+	}
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < 2 || v > DR_RANGES_MAX)
+		return dr_seterr(err, errlen, "--split wants auto or a number of ranges 2..%d",
+		                 DR_RANGES_MAX);
+	s->r.split = (int)v;
+	return GO_ON;
+}
+
 static int set_video(parse_state *s, const char *arg, char *err, size_t errlen)
 {
 	if (dr_video_check_path(arg, err, errlen) != 0)
@@ -539,6 +583,20 @@ static int finish_batch(parse_state *s, int nargs, char **args, char *err, size_
 		        err, errlen,
 		        "missing SCENE.blend (usage: drender [OPTIONS] SCENE.blend START END)");
 	s->r.scene = args[0];
+	if (s->r.split && !s->r.has_still)
+		return dr_seterr(err, errlen, "--split cuts a still: it needs --still FRAME");
+	if (s->r.has_still) {
+		if (nargs != 1 || s->spec)
+			return dr_seterr(
+			        err, errlen,
+			        "--still FRAME names the frame: give no START END or --frames");
+		if (s->r.video || s->r.one_shot || s->r.chunk > 1)
+			return dr_seterr(err, errlen,
+			                 "--still does not go with --video, --one-shot or --chunk");
+		if (!s->r.split)
+			s->r.split = -1;
+		return 0;
+	}
 	if (s->spec) {
 		if (nargs != 1)
 			return dr_seterr(err, errlen,
@@ -596,6 +654,18 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 		return -1;
 	*o = s.r;
 	return 0;
+}
+
+int dr_opts_still_frames(dr_opts *o, int nodes, char *err, size_t errlen)
+{
+	char spec[32];
+
+	if (!o->has_still)
+		return 0;
+	if (o->split < 0)
+		o->split = nodes < 1 ? 2 : nodes * 2 > DR_RANGES_MAX ? DR_RANGES_MAX : nodes * 2;
+	snprintf(spec, sizeof spec, "0-%d", o->split - 1);
+	return dr_frames_parse(spec, &o->frames, err, errlen);
 }
 
 void dr_opts_free(dr_opts *o)

@@ -96,6 +96,11 @@ int dr_render_cfg_add_json(const dr_render_cfg *c, cJSON *o)
 		return -1;
 	if (c->video[0] && !cJSON_AddStringToObject(o, "video", c->video))
 		return -1;
+	if (c->ranges > 0 && (!cJSON_AddNumberToObject(o, "still", c->still) ||
+	                      !cJSON_AddNumberToObject(o, "ranges", c->ranges) ||
+	                      !cJSON_AddStringToObject(o, "stillOutput", c->still_output) ||
+	                      !cJSON_AddStringToObject(o, "stillFormat", c->still_format)))
+		return -1;
 	if (c->fps > 0 && !cJSON_AddNumberToObject(o, "fps", c->fps))
 		return -1;
 	return 0;
@@ -134,6 +139,7 @@ int dr_render_cfg_from_json(const cJSON *o, dr_render_cfg *c, char *err, size_t 
 	const cJSON *video = cJSON_GetObjectItemCaseSensitive(o, "video");
 	const cJSON *fps = cJSON_GetObjectItemCaseSensitive(o, "fps");
 	const cJSON *device = cJSON_GetObjectItemCaseSensitive(o, "device");
+	const cJSON *ranges = cJSON_GetObjectItemCaseSensitive(o, "ranges");
 	dr_render_cfg n;
 	char why[DR_ERRLEN];
 
@@ -150,11 +156,30 @@ int dr_render_cfg_from_json(const cJSON *o, dr_render_cfg *c, char *err, size_t 
 		return dr_seterr(err, errlen, "\"video\" is not a string or \"fps\" not a number");
 	if (device && !cJSON_IsString(device))
 		return dr_seterr(err, errlen, "\"device\" is not a string");
+	if (ranges) {
+		const cJSON *still = cJSON_GetObjectItemCaseSensitive(o, "still");
+		const char *so, *sf;
+
+		if (!cJSON_IsNumber(ranges) || !cJSON_IsNumber(still) ||
+		    ranges->valuedouble != (double)ranges->valueint ||
+		    still->valuedouble != (double)still->valueint)
+			return dr_seterr(err, errlen, "\"still\" or \"ranges\" is not an integer");
+		if (!(so = member(o, "stillOutput", err, errlen)) ||
+		    !(sf = member(o, "stillFormat", err, errlen)))
+			return -1;
+		/* rebuilt from the merged image's settings: the ranges' names follow from them */
+		output = so;
+		format = sf;
+	}
 	if (dr_render_cfg_init(&n, scene, output, format, engine, samples->valueint, why,
 	                       sizeof why) != 0 ||
 	    dr_render_cfg_set_video(&n, video ? video->valuestring : NULL,
 	                            fps ? fps->valuedouble : 0, why, sizeof why) != 0 ||
-	    dr_render_cfg_set_device(&n, device ? device->valuestring : NULL, why, sizeof why) != 0)
+	    dr_render_cfg_set_device(&n, device ? device->valuestring : NULL, why, sizeof why) !=
+	            0 ||
+	    (ranges &&
+	     dr_render_cfg_set_still(&n, cJSON_GetObjectItemCaseSensitive(o, "still")->valueint,
+	                             ranges->valueint, why, sizeof why) != 0))
 		return dr_seterr(err, errlen, "job settings: %s", why);
 	*c = n;
 	return 0;
@@ -193,7 +218,50 @@ bool dr_render_cfg_same_blender(const dr_render_cfg *a, const dr_render_cfg *b)
 {
 	return strcmp(a->scene, b->scene) == 0 && strcmp(a->format, b->format) == 0 &&
 	       strcmp(a->engine, b->engine) == 0 && a->samples == b->samples &&
-	       strcmp(a->device, b->device) == 0;
+	       strcmp(a->device, b->device) == 0 && a->ranges == b->ranges &&
+	       (a->ranges == 0 || a->still == b->still);
+}
+
+int dr_render_cfg_still_path(const dr_render_cfg *c, char *buf, size_t len, char *err,
+                             size_t errlen)
+{
+	dr_outpath o;
+
+	if (c->ranges <= 0)
+		return dr_seterr(err, errlen, "not a still split");
+	if (dr_outpath_init(&o, c->still_output[0] ? c->still_output : NULL, c->scene,
+	                    c->still_format, err, errlen) != 0)
+		return -1;
+	if (dr_outpath_frame(&o, c->still, buf, len) != 0)
+		return dr_seterr(err, errlen, "the still's path is too long");
+	return 0;
+}
+
+int dr_render_cfg_set_still(dr_render_cfg *c, int frame, int ranges, char *err, size_t errlen)
+{
+	dr_render_cfg n = *c;
+	char path[DR_PATH_MAX];
+	int w;
+
+	if (frame < 0 || frame > 9999999)
+		return dr_seterr(err, errlen, "the still's frame must be 0..9999999");
+	if (ranges < 2 || ranges > DR_RANGES_MAX)
+		return dr_seterr(err, errlen, "a still is split into 2..%d sample ranges",
+		                 DR_RANGES_MAX);
+	if (c->video[0])
+		return dr_seterr(err, errlen, "a still makes no video");
+	n.still = frame;
+	n.ranges = ranges;
+	snprintf(n.still_output, sizeof n.still_output, "%s", c->output);
+	snprintf(n.still_format, sizeof n.still_format, "%s", c->format);
+	if (dr_render_cfg_still_path(&n, path, sizeof path, err, errlen) != 0)
+		return -1;
+	w = snprintf(n.output, sizeof n.output, "%s.range-####.exr", path);
+	if (w < 0 || (size_t)w >= sizeof n.output)
+		return dr_seterr(err, errlen, "the still's path is too long");
+	snprintf(n.format, sizeof n.format, "OPEN_EXR_MULTILAYER");
+	*c = n;
+	return 0;
 }
 
 int dr_render_cfg_outpath(const dr_render_cfg *c, dr_outpath *o, char *err, size_t errlen)

@@ -115,6 +115,114 @@ def apply_settings(scene, settings):
     return notes
 
 
+def range_of(samples, ranges, k):
+    """(sample_offset, count) of range K of RANGES over SAMPLES samples: sizes decrease linearly
+    (weights 2R, 2R-1, ..., R+1), so the long ranges start first and the short ones fill the end."""
+    total = sum(2 * ranges - i for i in range(ranges))
+    before = sum(2 * ranges - i for i in range(k))
+    start = samples * before // total
+    end = samples * (before + 2 * ranges - k) // total
+    return start, end - start
+
+
+def compositor_extra(scene):
+    """Names of compositor nodes beyond Render Layers -> Composite/Viewer, when it is used."""
+    if not scene.use_nodes or not scene.node_tree or not scene.render.use_compositing:
+        return []
+    plain = ("R_LAYERS", "COMPOSITE", "VIEWER")
+    return [n.name for n in scene.node_tree.nodes if n.type not in plain]
+
+
+def apply_still(scene, settings, notes):
+    """Check that SCENE's frame can be split by sample ranges and set it up for range renders;
+    SetupError (exit 2 on rank 0) says why it cannot. Returns the facts for "ready"."""
+    ranges = settings.get("ranges") or 0
+    if scene.render.engine != "CYCLES":
+        raise SetupError("a still is split by sample ranges, which only Cycles has; this scene "
+                         "renders with %s (use --engine cycles, or render it without --split)"
+                         % scene.render.engine)
+    extra = compositor_extra(scene)
+    if extra:
+        raise SetupError("the scene's compositor uses nodes (%s) that would need per-range "
+                         "passes; turn compositing off or render it without --split"
+                         % ", ".join(extra[:5]))
+    facts = {"engine": scene.render.engine, "samples": scene.cycles.samples,
+             "adaptive": bool(scene.cycles.use_adaptive_sampling),
+             "denoise": bool(scene.cycles.use_denoising), "compositor": False,
+             "ranges": ranges}
+    if scene.cycles.samples < ranges:
+        raise SetupError("%d samples cannot be cut into %d ranges; give --samples or fewer "
+                         "ranges (--split)" % (scene.cycles.samples, ranges))
+    if scene.cycles.use_adaptive_sampling:
+        # Adaptive sampling stops pixels early, per range: merged ranges would not be one render.
+        scene.cycles.use_adaptive_sampling = False
+        notes.append("adaptive sampling turned off: sample ranges must be equal everywhere")
+    scene.cycles.use_animated_seed = False  # the same seed in every range: one sample sequence
+    scene.render.image_settings.file_format = "OPEN_EXR_MULTILAYER"
+    scene.render.image_settings.color_depth = "32"
+    scene.render.use_compositing = False
+    scene.render.use_sequencer = False
+    if scene.cycles.use_denoising:
+        # denoised once, after the merge, from the passes every range keeps
+        scene.cycles.use_denoising = False
+        for layer in scene.view_layers:
+            layer.cycles.denoising_store_passes = True
+    return facts
+
+
+def merge_ranges(scene, job):
+    """Merge the range EXRs of JOB ("inputs", "output", "denoise") pairwise with Cycles' own
+    merge (each range weighted by the samples recorded in its header), then denoise where this
+    Blender can and save OUTPUT with the scene's image settings."""
+    inputs = job["inputs"]
+    out = job["output"]
+    merged = inputs[0]
+    made = []
+    try:
+        for i, path in enumerate(inputs[1:]):
+            step = "%s.merge-%d.exr" % (out, i)
+            made.append(step)
+            result = bpy.ops.cycles.merge_images(input_filepath1=merged, input_filepath2=path,
+                                                 output_filepath=step)
+            if "FINISHED" not in result or not os.path.exists(step):
+                raise RuntimeError("Cycles could not merge %s and %s" % (merged, path))
+            merged = step
+        image = bpy.data.images.load(merged)
+        if job.get("denoise") and oidn_available():
+            denoise_and_save(scene, image, out)
+        else:
+            image.save_render(filepath=out, scene=scene)
+    finally:
+        for path in made:
+            if os.path.exists(path):
+                os.unlink(path)
+    if not os.path.exists(out) or os.path.getsize(out) == 0:
+        raise RuntimeError("the merged image %s was not written" % out)
+
+
+def denoise_and_save(scene, image, out):
+    """Denoise IMAGE (a merged multilayer EXR with denoising passes) in the compositor and
+    write OUTPUT: a node tree with no Render Layers node composites without rendering."""
+    scene.use_nodes = True
+    scene.render.use_compositing = True
+    tree = scene.node_tree
+    tree.nodes.clear()
+    src = tree.nodes.new("CompositorNodeImage")
+    src.image = image
+    den = tree.nodes.new("CompositorNodeDenoise")
+    comp = tree.nodes.new("CompositorNodeComposite")
+    out_of = {s.name: s for s in src.outputs}
+    tree.links.new(out_of.get("Noisy Image", out_of.get("Combined", src.outputs[0])),
+                   den.inputs["Image"])
+    for name, pas in (("Normal", "Denoising Normal"), ("Albedo", "Denoising Albedo")):
+        if pas in out_of:
+            tree.links.new(out_of[pas], den.inputs[name])
+    tree.links.new(den.outputs[0], comp.inputs["Image"])
+    scene.render.filepath = out
+    scene.render.use_file_extension = False
+    bpy.ops.render.render(write_still=True)
+
+
 GPU_TYPES = ("OPTIX", "CUDA", "HIP", "ONEAPI")  # --device auto tries them in this order
 
 
@@ -358,7 +466,14 @@ def serve(channel, scene):
                 raise ValueError("render command without a path")
             if not isinstance(cmd.get("frame"), int):
                 raise ValueError("render command without an integer frame")
-            seconds = render_frame(scene, frame, path)
+            if "ranges" in STILL:
+                # a still split by samples: "frame" is the range's index
+                offset, count = range_of(STILL["samples"], STILL["ranges"], frame)
+                scene.cycles.sample_offset = offset
+                scene.cycles.samples = count
+                seconds = render_frame(scene, STILL["frame"], path)
+            else:
+                seconds = render_frame(scene, frame, path)
             thumb = cmd.get("thumb")  # optional: older drenders do not ask for one
             if isinstance(thumb, str) and thumb:
                 make_thumb(scene, path, thumb)
@@ -372,13 +487,39 @@ def serve(channel, scene):
                       "peak_mb": peak_mb()})
 
 
+STILL = {}  # a still split by samples: frame, ranges, samples (the scene's, before ranges)
+
+
+def merge_main():
+    """--drender-merge JSON: merge the ranges, write the output, exit 0 (or 1 with the reason)."""
+    argv = sys.argv[sys.argv.index("--") + 1:]
+    try:
+        job = json.loads(argv[argv.index("--drender-merge") + 1])
+        scene = bpy.context.scene
+        apply_settings(scene, {"format": job.get("format"), "threads": job.get("threads")})
+        scene.frame_set(job["frame"])
+        merge_ranges(scene, job)
+    except Exception:
+        traceback.print_exc()
+        sys.stderr.flush()
+        sys.exit(1)
+    sys.exit(0)
+
+
 def main():
     channel = None
+    if "--drender-merge" in sys.argv:
+        merge_main()
     try:
         cmd_fd, reply_fd, settings = parse_args(sys.argv)
         scene = bpy.context.scene
         notes = apply_settings(scene, settings)
-        channel = Channel(cmd_fd, reply_fd)
+        if settings.get("ranges"):
+            channel = Channel(cmd_fd, reply_fd)
+            facts = apply_still(scene, settings, notes)
+            STILL.update(facts, frame=settings.get("still", scene.frame_current))
+        if channel is None:
+            channel = Channel(cmd_fd, reply_fd)
         device = apply_device(scene, settings, notes)
     except Exception as exc:
         if channel is not None and isinstance(exc, SetupError):
@@ -404,6 +545,8 @@ def main():
     }
     if notes:
         ready["notes"] = notes
+    if STILL:
+        ready["still"] = STILL
     try:
         channel.send(ready)
         serve(channel, scene)

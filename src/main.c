@@ -154,6 +154,8 @@ static void service_cfg(const dr_opts *o, dr_service_cfg *c)
 	        .samples = o->samples,
 	        .video = o->video,
 	        .fps = o->fps,
+	        .still = o->still,
+	        .split = o->has_still ? o->split : 0,
 	        .frames = &o->frames,
 	        .report = o->report,
 	        .quiet = o->verbosity < 0,
@@ -205,6 +207,12 @@ int main(int argc, char **argv)
 	dr_log_init(rank, o.verbosity < 0   ? DR_LOG_WARN
 	                  : o.verbosity > 0 ? DR_LOG_DEBUG
 	                                    : DR_LOG_INFO);
+	if (dr_opts_still_frames(&o, size - 1, err, sizeof err) != 0) {
+		if (rank == 0)
+			dr_error("%s", err);
+		dr_opts_free(&o);
+		return finish(DR_EXIT_USAGE);
+	}
 	service_cfg(&o, &scfg);
 	if (rank == 0)
 		verdict = dr_service_open(&svc, &scfg);

@@ -156,8 +156,35 @@ static void test_video(void)
 	   "decode: a video that is not a string is refused");
 }
 
+static void test_still(void)
+{
+	dr_render_cfg a, b, c;
+	char err[256], buf[8192], path[DR_PATH_MAX];
+
+	dr_render_cfg_init(&a, "s.blend", "out/img_####", "PNG", NULL, 64, err, sizeof err);
+	b = a;
+	ok(dr_render_cfg_set_still(&b, 3, 1, err, sizeof err) == -1 && b.ranges == 0,
+	   "set_still: 1 range refused, nothing changed");
+	ok(dr_render_cfg_set_still(&b, 3, 4, err, sizeof err) == 0, "set_still: frame 3, 4 ranges");
+	is_str(b.format, "OPEN_EXR_MULTILAYER", "  ranges are multilayer EXRs");
+	is_str(b.output, "out/img_0003.png.range-####.exr", "  named after the still");
+	ok(dr_render_cfg_still_path(&b, path, sizeof path, err, sizeof err) == 0 &&
+	           strcmp(path, "out/img_0003.png") == 0,
+	   "  the still's own path");
+	ok(!dr_render_cfg_same_blender(&a, &b), "  not the same Blender as the plain job");
+	ok(dr_render_cfg_encode(&b, buf, sizeof buf) == 0 &&
+	           dr_render_cfg_decode(buf, &c, err, sizeof err) == 0,
+	   "still round trip");
+	ok(c.still == 3 && c.ranges == 4 && strcmp(c.output, b.output) == 0 &&
+	           strcmp(c.still_format, "PNG") == 0 && dr_render_cfg_same_blender(&b, &c),
+	   "  everything kept");
+	dr_render_cfg_encode(&a, buf, sizeof buf);
+	ok(!strstr(buf, "ranges"), "no still: no still members on the wire");
+}
+
 int main(void)
 {
+	test_still();
 	test_video();
 	test_init();
 	test_wire();
