@@ -732,6 +732,28 @@ static unsigned long long arg_ull(struct MHD_Connection *c, const char *name,
 /* GET /updates?epoch=E&since=V&wait=S: waits up to S seconds (default 20, at most 25) until the
  * job table differs from version V of run E, then answers {"epoch", "version", "full", "ids":
  * [every job id, newest first], "jobs": [the jobs changed after V, or all of them when "full"]}. */
+/* Wait on TR's condition (TR->mu held) for LEFT seconds at most, and POLL_REFRESH at most: a
+ * long-poll looks again that often. A poller counts as waiting from its first nap; false when
+ * POLL_WAITERS_MAX already wait (the poll then answers at once). */
+static bool poll_nap(struct tracker *tr, double left, bool *waiting)
+{
+	struct timespec ts;
+
+	if (!*waiting) {
+		if (tr->waiters >= POLL_WAITERS_MAX)
+			return false;
+		tr->waiters++;
+		*waiting = true;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	left = left < POLL_REFRESH ? left : POLL_REFRESH;
+	ts.tv_nsec += (long)(left * 1e9);
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	pthread_cond_timedwait(&tr->cv, &tr->mu, &ts);
+	return true;
+}
+
 static enum MHD_Result do_updates(dr_http *h, struct MHD_Connection *c)
 {
 	struct tracker *tr = &h->tr;
@@ -753,25 +775,13 @@ static enum MHD_Result do_updates(dr_http *h, struct MHD_Connection *c)
 	if (full)
 		since = 0;
 	for (;;) {
-		struct timespec ts;
 		double left;
 
 		tracker_look(h);
 		left = deadline - dr_now();
-		if (tr->version > since || tr->stopping || left <= 0)
+		if (tr->version > since || tr->stopping || left <= 0 ||
+		    !poll_nap(tr, left, &waiting))
 			break;
-		if (!waiting) {
-			if (tr->waiters >= POLL_WAITERS_MAX)
-				break;
-			tr->waiters++;
-			waiting = true;
-		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		left = left < POLL_REFRESH ? left : POLL_REFRESH;
-		ts.tv_nsec += (long)(left * 1e9);
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&tr->cv, &tr->mu, &ts);
 	}
 	if (waiting)
 		tr->waiters--;
@@ -824,26 +834,13 @@ static enum MHD_Result do_frames(dr_http *h, struct MHD_Connection *c, const cha
 	deadline = dr_now() + (double)wait;
 	pthread_mutex_lock(&tr->mu);
 	for (;;) {
-		struct timespec ts;
 		double left;
 
+		/* the orchestrator publishes every 0.25 s: poll_nap looks again as often */
 		s = dr_jobs_frames(h->jobs, id, since, &rc);
 		left = deadline - dr_now();
-		if (rc != 0 || tr->stopping || left <= 0)
+		if (rc != 0 || tr->stopping || left <= 0 || !poll_nap(tr, left, &waiting))
 			break;
-		if (!waiting) {
-			if (tr->waiters >= POLL_WAITERS_MAX)
-				break;
-			tr->waiters++;
-			waiting = true;
-		}
-		/* the orchestrator publishes every 0.25 s: look again as often */
-		clock_gettime(CLOCK_REALTIME, &ts);
-		left = left < POLL_REFRESH ? left : POLL_REFRESH;
-		ts.tv_nsec += (long)(left * 1e9);
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&tr->cv, &tr->mu, &ts);
 	}
 	if (waiting)
 		tr->waiters--;

@@ -22,7 +22,7 @@ unset DRENDER_TOKEN
 export TMPDIR=$WORK
 T0=$(date +%s.%N)
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 PID=
 

@@ -12,7 +12,7 @@ fake_scene outside/secret.blend
 export DRENDER_BLENDER=$FAKE FAKE_BLENDER_LOG=$WORK/blender.log FAKE_BLENDER_COST=0.2
 unset DRENDER_TOKEN
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 SERVE_PID=
 
@@ -34,25 +34,6 @@ stop() {
 	kill -TERM "$SERVE_PID" 2>/dev/null
 	wait "$SERVE_PID" 2>/dev/null
 	SERVE_PID=
-}
-# http METHOD PATH [BODY]: sets CODE; the body is in $WORK/body.
-http() {
-	local m=$1 p=$2 b=${3-}
-	if [ -n "$b" ]; then
-		CODE=$(curl -s -X "$m" -o "$WORK/body" -w '%{http_code}' --data-binary "$b" "$URL$p")
-	else
-		CODE=$(curl -s -X "$m" -o "$WORK/body" -w '%{http_code}' "$URL$p")
-	fi
-}
-field() { json "$WORK/body" "$1" 2>/dev/null; }
-wait_state() { # wait_state ID STATE [SECONDS]
-	local _
-	for _ in $(seq $((${3:-30} * 5))); do
-		http GET "/status/$1"
-		[ "$(field 'd["state"]')" = "$2" ] && return 0
-		sleep 0.2
-	done
-	return 1
 }
 
 start

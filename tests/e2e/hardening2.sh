@@ -67,7 +67,7 @@ unset DRENDER_BLENDER
 
 # Item 2, service: a job whose scene never loads is cancelled: that kills the loading Blenders and
 # the next job runs (the load timeout, 300 s by default, is not what frees the nodes).
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 SERVE_PID=
 start() { # start [OPTIONS...]: the service with 2 render nodes; waits until /health answers
@@ -87,24 +87,6 @@ stop() {
 	kill -TERM "$SERVE_PID" 2>/dev/null
 	wait "$SERVE_PID" 2>/dev/null
 	SERVE_PID=
-}
-http() { # http METHOD PATH [BODY]: sets CODE; the body is in $WORK/body
-	local m=$1 p=$2 b=${3-}
-	if [ -n "$b" ]; then
-		CODE=$(curl -s -X "$m" -o "$WORK/body" -w '%{http_code}' --data-binary "$b" "$URL$p")
-	else
-		CODE=$(curl -s -X "$m" -o "$WORK/body" -w '%{http_code}' "$URL$p")
-	fi
-}
-field() { json "$WORK/body" "$1" 2>/dev/null; }
-wait_state() { # wait_state ID STATE [SECONDS]
-	local _
-	for _ in $(seq $((${3:-30} * 5))); do
-		http GET "/status/$1"
-		[ "$(field 'd["state"]')" = "$2" ] && return 0
-		sleep 0.2
-	done
-	return 1
 }
 wait_hung() { # wait_hung N [SECONDS]: until N hung Blenders run
 	local _

@@ -13,7 +13,7 @@ fake_scene blends/shot.blend
 export DRENDER_BLENDER=$FAKE FAKE_BLENDER_LOG=$WORK/blender.log FAKE_BLENDER_COST=0.05
 unset DRENDER_TOKEN
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 SERVE_PID=
 
@@ -27,24 +27,6 @@ start() {
 	for _ in $(seq 100); do
 		curl -s -o /dev/null "$URL/health" && return 0
 		kill -0 "$SERVE_PID" 2>/dev/null || return 1
-		sleep 0.2
-	done
-	return 1
-}
-# http METHOD PATH [BODY]: sets CODE; the body is in $WORK/body.
-http() {
-	if [ -n "${3-}" ]; then
-		CODE=$(curl -s -X "$1" -o "$WORK/body" -w '%{http_code}' -d "$3" "$URL$2")
-	else
-		CODE=$(curl -s -X "$1" -o "$WORK/body" -w '%{http_code}' "$URL$2")
-	fi
-}
-field() { json "$WORK/body" "$1" 2>/dev/null; }
-wait_state() { # wait_state ID STATE SECONDS
-	local _
-	for _ in $(seq $(($3 * 5))); do
-		http GET "/status/$1"
-		[ "$(field 'd["state"]')" = "$2" ] && return 0
 		sleep 0.2
 	done
 	return 1

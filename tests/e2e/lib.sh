@@ -124,3 +124,36 @@ show_leftovers() {
 		echo "#   leftover: $p $(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline")"
 	done
 }
+
+# --- an HTTP client for the service tests (URL is the service's base address) --------------
+free_port() { # a TCP port free on 127.0.0.1 just now
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+# http METHOD PATH [BODY] [CURL ARGS...]: sets CODE; the body is in $WORK/body, headers in
+# $WORK/head. BODY is sent byte for byte (--data-binary).
+http() {
+	local m=$1 p=$2 b=${3-}
+	shift 2
+	[ $# -gt 0 ] && shift
+	if [ -n "$b" ]; then
+		CODE=$(curl -s -X "$m" -o "$WORK/body" -D "$WORK/head" -w '%{http_code}' --data-binary "$b" "$@" "$URL$p")
+	else
+		CODE=$(curl -s -X "$m" -o "$WORK/body" -D "$WORK/head" -w '%{http_code}' "$@" "$URL$p")
+	fi
+}
+header() { # header NAME: its value in the last answer
+	tr -d '\r' <"$WORK/head" | sed -n "s/^$1: //Ip" | head -n 1
+}
+field() { # field EXPR: evaluated on the last answer's JSON as d
+	json "$WORK/body" "$1" 2>/dev/null
+}
+# wait_state ID STATE [SECONDS [CURL ARGS...]]: poll GET /status/ID until it says STATE.
+wait_state() {
+	local _
+	for _ in $(seq $((${3:-30} * 5))); do
+		http GET "/status/$1" '' "${@:4}"
+		[ "$(field 'd["state"]')" = "$2" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}

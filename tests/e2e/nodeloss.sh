@@ -89,12 +89,10 @@ is "$(valid_pngs out3)" 20 "all 20 frames valid after the re-run"
 wait_for 30 none_left
 
 # 4. A service loses a node with two jobs queued: both finish, /health and a third job answer.
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 mkdir -p blends srv
 cp s.blend blends/s.blend
-http() { CODE=$(curl -s -X "$1" -o "$WORK/body" -w '%{http_code}' ${3:+--data-binary "$3"} "$URL$2"); }
-field() { json "$WORK/body" "$1" 2>/dev/null; }
 state_is() { http GET "/status/$1" && [ "$(field 'd["state"]')" = "$2" ]; }
 start_service() { # start_service LOG NP [DRENDER-ARGS...]
 	local log=$1 np=$2
@@ -138,7 +136,7 @@ wait_for 30 none_left
 # 5. --min-nodes: below it the service drains and exits (75); restarted, it finishes the queue
 # without saving any frame twice.
 : >fb.log
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 rm -rf srv && mkdir srv
 start_service s5 3 --min-nodes 2
