@@ -23,7 +23,8 @@ fi
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-I"$TOP/include" $(pkg-config --cflags libcjson) \
 	"$TOP/tests/fuzz/fuzz_jobspec.c" "$TOP/src/dr_jobspec.c" "$TOP/src/dr_frames.c" \
-	"$TOP/src/dr_outpath.c" "$TOP/src/dr_opts.c" "$TOP/src/dr_log.c" \
+	"$TOP/src/dr_outpath.c" "$TOP/src/dr_opts.c" "$TOP/src/dr_log.c" "$TOP/src/dr_util.c" \
+	"$TOP/src/dr_render_cfg.c" "$TOP/src/dr_video.c" "$TOP/src/dr_proc.c" \
 	$(pkg-config --libs libcjson) -lm -o "$BIN.tmp" || exit 2
 mv -f "$BIN.tmp" "$BIN"
 
