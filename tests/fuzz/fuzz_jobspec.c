@@ -88,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&s, 0, sizeof(s));
 	rc = dr_jobspec_from_json((const char *)data, size, &lim, &s, err, sizeof(err));
 	if (rc != 0) {
-		if (rc != 400 && rc != 403 && rc != 404)
+		if (rc != 400 && rc != 403 && rc != 404 && rc != 413)
 			abort(); /* 500 only on out of memory */
 		if (!memchr(err, '\0', sizeof(err)) || !err[0])
 			abort(); /* every refusal says why */
