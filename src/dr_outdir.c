@@ -239,7 +239,9 @@ int dr_outdir_lock(const char *dir, const char *holder, char *err, size_t errlen
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	/* The lock is held through a read-only descriptor: a writable one kept open for the whole
+	 * run would stop the file system from being remounted read-only ("busy"). */
+	fd = open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		e = errno;
 		snprintf(err, errlen, "cannot lock output directory %s: %s", dir, strerror(e));
@@ -265,9 +267,11 @@ int dr_outdir_lock(const char *dir, const char *holder, char *err, size_t errlen
 		return -1;
 	}
 	n = (ssize_t)strlen(holder);
-	if (ftruncate(fd, 0) != 0 || pwrite(fd, holder, (size_t)n, 0) != n ||
-	    pwrite(fd, "\n", 1, n) != 1)
+	int wfd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+	if (wfd < 0 || write(wfd, holder, (size_t)n) != n || write(wfd, "\n", 1) != 1)
 		dr_warn("cannot write the holder into %s: %s", path, strerror(errno));
+	if (wfd >= 0)
+		close(wfd); /* another description: the lock on FD stays */
 	return fd;
 }
 

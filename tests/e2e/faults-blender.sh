@@ -46,7 +46,7 @@ if mount -t tmpfs -o size=64k tmpfs "$MNT" 2>/dev/null; then
 	ok $? "disk full: the error names the system error"
 	grep -q "$MNT" <<<"$(json r2.json '[f.get("error", "") for f in d["frames"]]')"
 	ok $? "disk full: the error names the path"
-	files=$(find "$MNT" -name 't_*' | wc -l)
+	files=$(find "$MNT" -maxdepth 1 -name 't_*' | wc -l)
 	is "$(valid_pngs "$MNT" 2>/dev/null)" "$files" "disk full: every file with a final name is complete ($files)"
 	is "$(json r2.json 'd["counts"]["rendered"]')" "$files" "disk full: report counts match the files"
 	is "$(tmpfiles "$MNT")" 0 "disk full: no temporary files"
@@ -58,7 +58,7 @@ if mount -t tmpfs -o size=64k tmpfs "$MNT" 2>/dev/null; then
 	DRENDER_BLENDER=$FAKE FAKE_BLENDER_COST=0.3 "${MPIRUN[@]}" -np 3 "$DRENDER" s.blend 1 20 --retries 1 -o "$MNT/f_##" --report r3.json >o3.txt 2>e3.txt &
 	pid=$!
 	for _ in $(seq 1 300); do # mid-job: once the first frames have their final names
-		[ "$(find "$MNT" -name 'f_*' | wc -l)" -ge 2 ] && break
+		[ "$(find "$MNT" -maxdepth 1 -name 'f_*' | wc -l)" -ge 2 ] && break
 		sleep 0.1
 	done
 	mount -o remount,ro "$MNT"
@@ -66,7 +66,7 @@ if mount -t tmpfs -o size=64k tmpfs "$MNT" 2>/dev/null; then
 	is $? 1 "read-only mid-job: exit 1"
 	grep -q "Read-only file system" <<<"$(json r3.json '[f.get("error", "") for f in d["frames"] if f["state"] == "failed"]')"
 	ok $? "read-only mid-job: failed frames carry the system error"
-	files=$(find "$MNT" -name 'f_*' | wc -l)
+	files=$(find "$MNT" -maxdepth 1 -name 'f_*' | wc -l)
 	is "$(valid_pngs "$MNT")" "$files" "read-only mid-job: every file with a final name is complete ($files)"
 	ok $((files > 0 ? 0 : 1)) "read-only mid-job: frames done before are kept"
 	umount "$MNT"
