@@ -284,18 +284,17 @@ survive_host() {
 	n=$((n + 1))
 	if [ "$(frames_on_disk)" -eq "$FRAMES" ]; then echo "ok $n - $how (recovery): all $FRAMES frames on disk$todo"
 	else echo "not ok $n - $how (recovery): all $FRAMES frames on disk ($(frames_on_disk))$todo"; [ -z "$todo" ] && failed=$((failed + 1)); fi
-	wait_pid "$JOB_PID" 30 >/dev/null 2>&1 &
-	local waiter=$!
 	deadline=$(($(date +%s) + 30))
 	while kill -0 "$JOB_PID" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.5; done
 	if kill -0 "$JOB_PID" 2>/dev/null; then
 		echo "# $how (recovery): mpirun still waits 30 s after rank 0's report: ended, as the launch scripts do"
 		# shellcheck disable=SC2046
 		kill -TERM $(mpirun_in_head) 2>/dev/null
+		wait_pid "$JOB_PID" 30 >/dev/null 2>&1
 	else
 		echo "# $how (recovery): mpirun exited by itself"
+		wait "$JOB_PID" 2>/dev/null
 	fi
-	wait "$waiter" 2>/dev/null
 	[ "$how" = link ] && ip -n "$SW" link set "${P}v3" up
 	check "$how (recovery): no drender or Blender process left" gone_within 30 leftovers
 }
