@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "testproc.h"
 
 struct env {
 	char dir[64];
@@ -58,20 +59,12 @@ static dr_blender_cfg base_cfg(const struct env *e)
 /* Poll until something other than NONE happens, or SECONDS pass. */
 static dr_bl_event wait_event(dr_blender *b, double seconds)
 {
+	double end = testproc_now() + seconds;
 	dr_bl_event ev;
-	struct timespec t0, t;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		if (dr_blender_poll(b, 200, &ev) < 0)
-			return ev;
-		if (ev.kind != DR_BL_NONE)
-			return ev;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		if ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 >
-		    seconds)
-			return ev;
-	}
+	while (dr_blender_poll(b, 200, &ev) == 0 && ev.kind == DR_BL_NONE && testproc_now() <= end)
+		;
+	return ev;
 }
 
 /* Ask for FRAME and wait for its DONE or FAILED (READY events in between are skipped). */
@@ -487,53 +480,22 @@ static void test_kill(const struct env *e)
 }
 
 /* A Blender must die with its parent: run a helper that starts one and exits without cleanup. */
-static void test_orphan(const struct env *e)
+static pid_t spawn_blender(void *arg)
 {
-	dr_blender_cfg c = base_cfg(e);
-	int fds[2], status = 0;
-	pid_t helper, blender = 0;
-	bool dead = false;
+	dr_blender_cfg c = base_cfg(arg);
+	char err[512];
+	dr_blender *b = dr_blender_create(&c, err, sizeof(err));
 
-	prctl(PR_SET_CHILD_SUBREAPER, 1); /* the orphan comes to us, so we can reap it */
-	if (pipe(fds) < 0)
-		return;
-	fflush(stdout);
-	helper = fork();
-	if (helper == 0) {
-		char err[512];
-		dr_blender *b = dr_blender_create(&c, err, sizeof(err));
-		pid_t p = b ? dr_blender_pid(b) : 0;
-
-		if (write(fds[1], &p, sizeof(p)) < 0)
-			_exit(2);
-		usleep(200000);
-		_exit(0);
-	}
-	close(fds[1]);
-	if (read(fds[0], &blender, sizeof(blender)) != (ssize_t)sizeof(blender))
-		blender = 0;
-	close(fds[0]);
-	waitpid(helper, &status, 0);
-	for (int i = 0; i < 100 && blender > 0 && !dead; i++) {
-		int st;
-
-		if (waitpid(blender, &st, WNOHANG) == blender)
-			dead = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
-		else
-			usleep(50000);
-	}
-	ok(blender > 0 && dead, "orphan: Blender is killed when its parent dies");
-	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	usleep(200000); /* the helper lives on a little while its Blender starts */
+	return b ? dr_blender_pid(b) : 0;
 }
 
-static int count_fds(void)
+static void test_orphan(const struct env *e)
 {
-	int n = 0;
+	pid_t blender;
+	bool dead = testproc_orphan_killed(spawn_blender, (void *)e, 10, &blender);
 
-	for (int fd = 0; fd < 1024; fd++)
-		if (fcntl(fd, F_GETFD) >= 0)
-			n++;
-	return n;
+	ok(blender > 0 && dead, "orphan: Blender is killed when its parent dies");
 }
 
 static void cleanup(const struct env *e)
@@ -604,7 +566,7 @@ int main(void)
 	setenv("FAKE_BLENDER_COST", "0.02", 1);
 	signal(SIGPIPE, SIG_DFL); /* dr_blender must cope without our help */
 
-	fds = count_fds();
+	fds = testproc_count_fds();
 	test_warm(&e);
 	test_python_error(&e);
 	test_crash(&e);
@@ -613,7 +575,7 @@ int main(void)
 	test_not_found(&e);
 	test_one_shot(&e);
 	test_kill(&e);
-	is_int(count_fds(), fds, "no file descriptors leaked");
+	is_int(testproc_count_fds(), fds, "no file descriptors leaked");
 	test_orphan(&e);
 
 	cleanup(&e);

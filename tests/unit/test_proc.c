@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "tap.h"
+#include "testproc.h"
 
 static dr_proc *make(int cmd_fd, int reply_fd, const cpu_set_t *cpus)
 {
@@ -118,8 +119,6 @@ static void test_group(void)
 	dr_proc *p = make(-1, -1, NULL);
 	char tail[DR_PROC_TAIL_SIZE + 1] = "", *end;
 	long gpid = 0;
-	int st = 0;
-	bool dead = false;
 	pid_t pid;
 
 	prctl(PR_SET_CHILD_SUBREAPER, 1); /* the orphaned grandchild comes to us, to be reaped */
@@ -134,13 +133,7 @@ static void test_group(void)
 	gpid = strtol(tail, &end, 10);
 	ok(gpid > 0 && *end == '\n', "group: grandchild started (pid %ld)", gpid);
 	dr_proc_kill(p);
-	for (int i = 0; i < 100 && gpid > 0 && !dead; i++) {
-		if (waitpid((pid_t)gpid, &st, WNOHANG) == (pid_t)gpid)
-			dead = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
-		else
-			dr_sleep_ms(50);
-	}
-	ok(dead, "group: the grandchild died with the group (SIGKILL)");
+	ok(testproc_killed((pid_t)gpid, 10), "group: the grandchild died with the group (SIGKILL)");
 	prctl(PR_SET_CHILD_SUBREAPER, 0);
 	dr_proc_destroy(p);
 }
@@ -249,48 +242,20 @@ static void test_affinity(void)
 }
 
 /* A child must die with its parent: a helper starts one and exits without cleanup. */
-static void test_orphan(void)
+static pid_t spawn_sleeper(void *arg)
 {
-	int fds[2], st = 0;
-	pid_t helper, child = 0;
-	bool dead = false;
+	dr_proc *p = make(-1, -1, NULL);
 
-	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	if (pipe(fds) < 0)
-		return;
-	fflush(stdout);
-	helper = fork();
-	if (helper == 0) {
-		dr_proc *p = make(-1, -1, NULL);
-		pid_t c = p && sh(p, "sleep 300") == 0 ? dr_proc_pid(p) : 0;
-
-		if (write(fds[1], &c, sizeof(c)) < 0)
-			_exit(2);
-		_exit(0);
-	}
-	close(fds[1]);
-	if (read(fds[0], &child, sizeof(child)) != (ssize_t)sizeof(child))
-		child = 0;
-	close(fds[0]);
-	waitpid(helper, &st, 0);
-	for (int i = 0; i < 100 && child > 0 && !dead; i++) {
-		if (waitpid(child, &st, WNOHANG) == child)
-			dead = WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
-		else
-			dr_sleep_ms(50);
-	}
-	ok(child > 0 && dead, "orphan: the child is killed when its parent dies");
-	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	(void)arg;
+	return p && sh(p, "sleep 300") == 0 ? dr_proc_pid(p) : 0;
 }
 
-static int count_fds(void)
+static void test_orphan(void)
 {
-	int n = 0;
+	pid_t child;
+	bool dead = testproc_orphan_killed(spawn_sleeper, NULL, 10, &child);
 
-	for (int fd = 0; fd < 1024; fd++)
-		if (fcntl(fd, F_GETFD) >= 0)
-			n++;
-	return n;
+	ok(child > 0 && dead, "orphan: the child is killed when its parent dies");
 }
 
 int main(void)
@@ -298,7 +263,7 @@ int main(void)
 	int fds;
 
 	signal(SIGPIPE, SIG_DFL); /* dr_proc must cope without our help */
-	fds = count_fds();
+	fds = testproc_count_fds();
 	test_exit_status();
 	test_killed();
 	test_tail();
@@ -306,7 +271,7 @@ int main(void)
 	test_spawn_errors();
 	test_pipes();
 	test_affinity();
-	is_int(count_fds(), fds, "no file descriptors leaked");
+	is_int(testproc_count_fds(), fds, "no file descriptors leaked");
 	test_orphan();
 	return done_testing();
 }
