@@ -46,28 +46,22 @@ static int mkdir_p(const char *dir, char *err, size_t errlen)
 	struct stat st;
 	int n = snprintf(p, sizeof p, "%s", dir);
 
-	if (n < 0 || (size_t)n >= sizeof p) {
-		snprintf(err, errlen, "output directory path is too long: %s", dir);
-		return -1;
-	}
+	if (n < 0 || (size_t)n >= sizeof p)
+		return dr_seterr(err, errlen, "output directory path is too long: %s", dir);
 	for (char *s = p + 1;; s++) {
 		char c = *s;
 		if (c != '/' && c != '\0')
 			continue;
 		*s = '\0';
-		if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-			snprintf(err, errlen, "cannot create output directory %s: %s", p,
-			         strerror(errno));
-			return -1;
-		}
+		if (mkdir(p, 0777) != 0 && errno != EEXIST)
+			return dr_seterr(err, errlen, "cannot create output directory %s: %s", p,
+			                 strerror(errno));
 		*s = c;
 		if (c == '\0')
 			break;
 	}
-	if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "output path %s exists but is not a directory", p);
-		return -1;
-	}
+	if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
+		return dr_seterr(err, errlen, "output path %s exists but is not a directory", p);
 	return 0;
 }
 
@@ -80,16 +74,12 @@ static int prepare_one(const char *dir, void *arg)
 	if (mkdir_p(dir, pr->err, pr->errlen))
 		return -1;
 	n = snprintf(probe, sizeof probe, "%s/%sprobe-%ld", dir, DR_TMP_MARKER, (long)getpid());
-	if (n < 0 || (size_t)n >= sizeof probe) {
-		snprintf(pr->err, pr->errlen, "output directory path is too long: %s", dir);
-		return -1;
-	}
+	if (n < 0 || (size_t)n >= sizeof probe)
+		return dr_seterr(pr->err, pr->errlen, "output directory path is too long: %s", dir);
 	fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		snprintf(pr->err, pr->errlen, "cannot write in output directory %s: %s", dir,
-		         strerror(errno));
-		return -1;
-	}
+	if (fd < 0)
+		return dr_seterr(pr->err, pr->errlen, "cannot write in output directory %s: %s",
+		                 dir, strerror(errno));
 	close(fd);
 	unlink(probe);
 	return 0;
@@ -100,7 +90,7 @@ int dr_outdir_prepare(const dr_outpath *o, const dr_frames *f, char *err, size_t
 	struct prep pr = {err, errlen};
 	int rc = each_dir(o, f, prepare_one, &pr);
 	if (rc < 0 && !*err)
-		snprintf(err, errlen, "output path pattern too long");
+		dr_seterr(err, errlen, "output path pattern too long");
 	return rc;
 }
 
@@ -192,87 +182,99 @@ int dr_outdir_open_confined(const char *path, const char *root, char *err, size_
 	char link[64], real[DR_PATH_MAX];
 	struct stat st;
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), e;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), e = EACCES;
 
 	if (fd < 0) {
 		e = errno;
-		snprintf(err, errlen, "%s: %s", path,
-		         e == ELOOP ? "is a symbolic link (refused)" : strerror(e));
-		errno = e == ELOOP ? EACCES : e;
-		return -1;
+		dr_seterr(err, errlen, "%s: %s", path,
+		          e == ELOOP ? "is a symbolic link (refused)" : strerror(e));
+		if (e == ELOOP)
+			e = EACCES;
+		goto fail;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s: is not a regular file (refused)", path);
-		close(fd);
-		errno = EACCES;
-		return -1;
+		dr_seterr(err, errlen, "%s: is not a regular file (refused)", path);
+		goto fail;
 	}
 	if (root) {
 		snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
 		n = readlink(link, real, sizeof real - 1);
 		if (n < 0 || (size_t)n >= sizeof real - 1) {
-			snprintf(err, errlen, "%s: cannot tell where it is (refused)", path);
-			close(fd);
-			errno = EACCES;
-			return -1;
+			dr_seterr(err, errlen, "%s: cannot tell where it is (refused)", path);
+			goto fail;
 		}
 		real[n] = '\0';
 		if (!dr_outdir_under(real, root)) {
-			snprintf(err, errlen, "%s: is %s, outside %s (refused)", path, real, root);
-			close(fd);
-			errno = EACCES;
-			return -1;
+			dr_seterr(err, errlen, "%s: is %s, outside %s (refused)", path, real, root);
+			goto fail;
 		}
 	}
 	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	errno = e;
+	return -1;
+}
+
+/* Write HOLDER into the lock file PATH, through a descriptor of its own (the lock stays on the
+ * read-only one). A failure costs only the name in a refusal: warned, not fatal. */
+static void write_holder(const char *path, const char *holder)
+{
+	ssize_t n = (ssize_t)strlen(holder);
+	int fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0 || write(fd, holder, (size_t)n) != n || write(fd, "\n", 1) != 1)
+		dr_warn("cannot write the holder into %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
 }
 
 int dr_outdir_lock(const char *dir, const char *holder, char *err, size_t errlen)
 {
 	char path[DR_PATH_MAX], who[512];
 	ssize_t n;
-	int fd, e;
+	int fd = -1, e;
 
 	n = snprintf(path, sizeof path, "%s/%s", dir, DR_OUTDIR_LOCK);
 	if (n < 0 || (size_t)n >= sizeof path) {
-		snprintf(err, errlen, "output directory path is too long: %s", dir);
-		errno = ENAMETOOLONG;
-		return -1;
+		e = ENAMETOOLONG;
+		dr_seterr(err, errlen, "output directory path is too long: %s", dir);
+		goto fail;
 	}
 	/* The lock is held through a read-only descriptor: a writable one kept open for the whole
 	 * run would stop the file system from being remounted read-only ("busy"). */
 	fd = open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		e = errno;
-		snprintf(err, errlen, "cannot lock output directory %s: %s", dir, strerror(e));
-		errno = e;
-		return -1;
+		dr_seterr(err, errlen, "cannot lock output directory %s: %s", dir, strerror(e));
+		goto fail;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		e = errno;
-		n = e == EWOULDBLOCK ? pread(fd, who, sizeof who - 1, 0) : -1;
+		if (e != EWOULDBLOCK) {
+			dr_seterr(err, errlen, "cannot lock output directory %s: %s", dir,
+			          strerror(e));
+			goto fail;
+		}
+		n = pread(fd, who, sizeof who - 1, 0);
 		who[n > 0 ? n : 0] = '\0';
 		who[strcspn(who, "\n")] = '\0';
-		if (e == EWOULDBLOCK)
-			snprintf(err, errlen,
-			         "output directory %s is in use by another run or job (%s): wait "
-			         "for "
-			         "it or choose another directory",
-			         dir, who[0] ? who : "holder unknown");
-		else
-			snprintf(err, errlen, "cannot lock output directory %s: %s", dir,
-			         strerror(e));
-		close(fd);
-		errno = e == EWOULDBLOCK ? EBUSY : e;
-		return -1;
+		e = EBUSY;
+		dr_seterr(
+		        err, errlen,
+		        "output directory %s is in use by another run or job (%s): wait for it or "
+		        "choose another directory",
+		        dir, who[0] ? who : "holder unknown");
+		goto fail;
 	}
-	n = (ssize_t)strlen(holder);
-	int wfd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
-	if (wfd < 0 || write(wfd, holder, (size_t)n) != n || write(wfd, "\n", 1) != 1)
-		dr_warn("cannot write the holder into %s: %s", path, strerror(errno));
-	if (wfd >= 0)
-		close(wfd); /* another description: the lock on FD stays */
+	write_holder(path, holder);
 	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	errno = e;
+	return -1;
 }
 
 int dr_outdir_lock_frames(const dr_outpath *o, const dr_frames *f, const char *holder, char *err,
@@ -281,7 +283,7 @@ int dr_outdir_lock_frames(const dr_outpath *o, const dr_frames *f, const char *h
 	char dir[DR_PATH_MAX];
 
 	if (!f->n || dr_outpath_dir(o, f->v[0], dir, sizeof dir) != 0) {
-		snprintf(err, errlen, "output path pattern too long");
+		dr_seterr(err, errlen, "output path pattern too long");
 		errno = ENAMETOOLONG;
 		return -1;
 	}

@@ -40,6 +40,36 @@ static void test_lock(const char *dir)
 		close(b);
 }
 
+/* The failures that are not a holder: the errno and the message tell which. */
+static void test_lock_errors(const char *dir)
+{
+	char missing[PATH_MAX + 16], *longdir = malloc(DR_PATH_MAX + 2);
+	int fd;
+
+	snprintf(missing, sizeof missing, "%s/no/such", dir);
+	errno = 0;
+	fd = dr_outdir_lock(missing, "h", err, sizeof err);
+	ok(fd < 0 && errno == ENOENT && strstr(err, "cannot lock output directory") &&
+	           strstr(err, missing),
+	   "a missing directory: ENOENT, naming it (%s)", err);
+	if (!longdir)
+		return;
+	memset(longdir, 'a', DR_PATH_MAX + 1);
+	longdir[0] = '/';
+	longdir[DR_PATH_MAX + 1] = '\0';
+	errno = 0;
+	fd = dr_outdir_lock(longdir, "h", err, sizeof err);
+	ok(fd < 0 && errno == ENAMETOOLONG && strstr(err, "too long"),
+	   "a path too long: ENAMETOOLONG (%.40s...)", err);
+	free(longdir);
+	snprintf(missing, sizeof missing, "%s/%s", dir, DR_OUTDIR_LOCK);
+	errno = 0;
+	fd = symlink("/nonexistent", missing) == 0 ? dr_outdir_lock(dir, "h", err, sizeof err) : 0;
+	ok(fd < 0 && errno == ELOOP && strstr(err, dir),
+	   "a lock file that is a symbolic link is refused (%s)", err);
+	unlink(missing);
+}
+
 static void test_open(const char *dir)
 {
 	char root[PATH_MAX], p[PATH_MAX + 64], q[PATH_MAX + 64];
@@ -149,6 +179,7 @@ int main(void)
 
 	if (!mkdtemp(dir))
 		return 1;
+	test_lock_errors(dir);
 	test_lock(dir);
 	test_open(dir);
 	test_manifest(dir);
