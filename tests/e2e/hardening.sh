@@ -14,29 +14,10 @@ unset DRENDER_TOKEN
 
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
-SERVE_PID=
+# The service (svc_start, lib.sh) on $PORT; `svc_start 3` has 2 render nodes.
+SVC_ARGS=(--scene "$WORK/blends/shot.blend" --blend-root "$WORK/blends" --output-root "$WORK/out")
 
-# start [OPTIONS...]: the service with 2 render nodes; waits until /health answers.
-start() {
-	"${MPIRUN[@]}" -np 3 "$DRENDER" --serve --listen "127.0.0.1:$PORT" \
-		--scene "$WORK/blends/shot.blend" --blend-root "$WORK/blends" --output-root "$WORK/out" \
-		"$@" >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
-	SERVE_PID=$!
-	local _
-	for _ in $(seq 150); do
-		curl -s -o /dev/null "$URL/health" && return 0
-		kill -0 "$SERVE_PID" 2>/dev/null || return 1
-		sleep 0.2
-	done
-	return 1
-}
-stop() {
-	kill -TERM "$SERVE_PID" 2>/dev/null
-	wait "$SERVE_PID" 2>/dev/null
-	SERVE_PID=
-}
-
-start
+svc_start 3
 ok $? "drender --serve starts"
 
 # Item 5: a finished frame replaced by a symlink is not served.
@@ -65,7 +46,7 @@ http POST /render '{"from":1,"to":2,"output":"later"}'
 Q1=$(field 'd["jobId"]')
 http POST /render '{"from":1,"to":2,"output":"later2","blend":"sub/other.blend"}'
 Q2=$(field 'd["jobId"]')
-stop
+svc_stop
 rm -rf out/later && ln -s ../outside out/later
 python3 - "$WORK" <<'PY'
 import sqlite3, sys
@@ -75,7 +56,7 @@ db.execute("UPDATE jobs SET spec = replace(spec, ?, ?)",
            (w + "/blends/sub/other.blend", w + "/outside/secret.blend"))
 db.commit()
 PY
-start
+svc_start 3
 ok $? "the service starts again"
 http DELETE "/jobs/$L"
 wait_state "$Q1" failed 20
@@ -86,11 +67,11 @@ wait_state "$Q2" failed 20
 ok $? "the database record edited to name a scene outside the root fails"
 is "$(find outside -name '*.png' | wc -l)" 1 "nothing was written outside the output root"
 
-stop
+svc_stop
 
 # Item 1: the resources a request may claim are explicit: frames per job (413) and frames of all
 # unfinished jobs (429), each answer naming its limit.
-start --max-frames 1000 --max-queued-frames 2500
+svc_start 3 --max-frames 1000 --max-queued-frames 2500
 ok $? "the service starts with --max-frames 1000 --max-queued-frames 2500"
 http POST /render '{"from":1,"to":1001}'
 is "$CODE" 413 "1001 frames -> 413"
@@ -113,7 +94,7 @@ is "$CODE" 202 "once a job is cancelled there is room again"
 M3=$(field 'd["jobId"]')
 http DELETE "/jobs/$M2"
 http DELETE "/jobs/$M3"
-stop
+svc_stop
 
 # Item 6: one output directory, one owner. A second batch into a directory in use refuses (exit
 # 2, naming the holder) instead of rendering every frame again.
@@ -127,7 +108,7 @@ ok $? "naming the holder ($(head -c 300 b.err))"
 wait $A
 is $? 0 "the first batch finishes"
 is "$(valid_pngs shared)" 6 "6 frames, rendered once"
-start
+svc_start 3
 http POST /render '{"from":1,"to":500,"output":"same"}'
 S1=$(field 'd["jobId"]')
 wait_state "$S1" running 20
@@ -143,7 +124,7 @@ http POST /render '{"from":1,"to":2,"output":"same"}'
 S3=$(field 'd["jobId"]')
 wait_state "$S3" done 20
 ok $? "once the holder ended, the directory is free"
-stop
+svc_stop
 
 # Item 9: a missing or non-directory --blend-root is refused, naming the option.
 "$DRENDER" --serve --listen 127.0.0.1:0 --blend-root "$WORK/nope" --output-root out >/dev/null 2>br.err

@@ -69,25 +69,8 @@ unset DRENDER_BLENDER
 # the next job runs (the load timeout, 300 s by default, is not what frees the nodes).
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
-SERVE_PID=
-start() { # start [OPTIONS...]: the service with 2 render nodes; waits until /health answers
-	"${MPIRUN[@]}" -np 3 "$DRENDER" --serve --listen "${LISTEN:-127.0.0.1:$PORT}" \
-		--blend-root "$WORK/blends" --output-root "$WORK/out" "$@" \
-		>>"$WORK/serve.out" 2>>"$WORK/serve.err" &
-	SERVE_PID=$!
-	local _
-	for _ in $(seq 150); do
-		curl -s -k -o /dev/null "${URL}/health" && return 0
-		kill -0 "$SERVE_PID" 2>/dev/null || return 1
-		sleep 0.2
-	done
-	return 1
-}
-stop() {
-	kill -TERM "$SERVE_PID" 2>/dev/null
-	wait "$SERVE_PID" 2>/dev/null
-	SERVE_PID=
-}
+# The service (svc_start, lib.sh) on $LISTEN or $PORT; each start names its Blender.
+SVC_ARGS=(--blend-root "$WORK/blends" --output-root "$WORK/out")
 wait_hung() { # wait_hung N [SECONDS]: until N hung Blenders run
 	local _
 	for _ in $(seq $((${2:-30} * 5))); do
@@ -97,7 +80,7 @@ wait_hung() { # wait_hung N [SECONDS]: until N hung Blenders run
 	return 1
 }
 
-start --blender "$WORK/hang-blender"
+svc_start 3 --blender "$WORK/hang-blender"
 ok $? "drender --serve starts"
 http POST /render '{"blend":"hang.blend","from":1,"to":4,"output":"hang"}'
 H=$(field 'd["jobId"]')
@@ -120,7 +103,7 @@ grep -q "other.blend" body && grep -q "shot.blend" body
 ok $? "naming both scenes: $(cat body)"
 http POST /render '{"blend":"shot.blend","from":1,"to":3,"output":"next"}'
 is "$CODE" 202 "the same scene and settings again: 202"
-stop
+svc_stop
 
 # Item 9: a .blend that is not one is refused at submission; held-ahead frames are not "running";
 # broken connections do not flood the log; Blender's command line names the driver's file.
@@ -128,7 +111,7 @@ printf 'not a blend file\n' >blends/junk.blend
 mkdir -p tmp && chmod 700 tmp
 URL=http://127.0.0.1:$PORT
 : >serve.err
-TMPDIR=$WORK/tmp FAKE_BLENDER_LOG=$WORK/fake.log FAKE_BLENDER_COST=0.5 start --blender "$FAKE"
+TMPDIR=$WORK/tmp FAKE_BLENDER_LOG=$WORK/fake.log FAKE_BLENDER_COST=0.5 svc_start 3 --blender "$FAKE"
 ok $? "drender --serve starts again"
 http POST /render '{"blend":"junk.blend","from":1,"to":2}'
 is "$CODE" 400 "a .blend that is not a Blender file: 400 at submission"
@@ -162,7 +145,7 @@ for _ in range(200):
 PY
 http GET /health
 is "$CODE" 200 "200 half-open connections closed: the service answers"
-stop
+svc_stop
 lines=$(grep -c "http:" serve.err)
 ok $((lines > 12)) "and logs a few lines about them, not one each ($lines)"
 
@@ -173,7 +156,7 @@ if command -v openssl >/dev/null; then
 		-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1
 	ok $? "a self-signed certificate is made"
 	URL=https://127.0.0.1:$PORT
-	start --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem"
+	svc_start 3 --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem"
 	ok $? "drender --serve --tls-cert --tls-key starts"
 	code=$(curl -s -o body --cacert cert.pem -w '%{http_code}' "$URL/health")
 	is "$code" 200 "GET /health over HTTPS, checked against the certificate: 200"
@@ -184,13 +167,13 @@ if command -v openssl >/dev/null; then
 	ok $((code == 200)) "plain HTTP on the HTTPS port gets no answer ($code)"
 	code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/health")
 	ok $((code == 200)) "an unchecked certificate is refused by curl ($code)"
-	stop
+	svc_stop
 	grep -q "clear text" serve.err
 	ok $((! $?)) "no clear-text warning with TLS"
 	URL=http://127.0.0.1:$PORT
-	LISTEN=0.0.0.0:$PORT start --token sekrit
+	LISTEN=0.0.0.0:$PORT svc_start 3 --token sekrit
 	ok $? "drender --serve --listen 0.0.0.0 --token without TLS starts"
-	stop
+	svc_stop
 	grep -q "WARNING: 0.0.0.0:$PORT is served over plain HTTP.*clear text" serve.err
 	ok $? "and warns that the token travels in clear text"
 	"${MPIRUN[@]}" -np 2 "$DRENDER" --serve --listen "127.0.0.1:$PORT" --tls-cert cert.pem \

@@ -15,30 +15,10 @@ unset DRENDER_TOKEN
 
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
-SERVE_PID=
+# The service (svc_start, lib.sh) on $PORT; `svc_start 3` has 2 render nodes.
+SVC_ARGS=(--scene "$WORK/blends/shot.blend" --blend-root "$WORK/blends" --output-root "$WORK/out")
 
-# start [OPTIONS...]: the service on $PORT with 2 render nodes; waits until /health answers.
-start() {
-	"${MPIRUN[@]}" -np 3 "$DRENDER" --serve --listen "127.0.0.1:$PORT" \
-		--scene "$WORK/blends/shot.blend" --blend-root "$WORK/blends" --output-root "$WORK/out" \
-		"$@" >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
-	SERVE_PID=$!
-	local _
-	for _ in $(seq 100); do
-		curl -s -o /dev/null "$URL/health" && return 0
-		kill -0 "$SERVE_PID" 2>/dev/null || return 1
-		sleep 0.2
-	done
-	return 1
-}
-stop() {
-	kill -TERM "$SERVE_PID" 2>/dev/null
-	wait "$SERVE_PID" 2>/dev/null
-	SERVE_PID=
-}
-
-
-start
+svc_start 3
 ok $? "drender --serve starts with 2 render nodes and answers /health"
 
 # 1. The tutorial client: POST, poll the Location until 200, frames on disk.
@@ -120,14 +100,14 @@ for _ in $(seq 100); do
 	[ "$(find out/resume -name '*.png' 2>/dev/null | wc -l)" -ge 6 ] && break
 	sleep 0.1
 done
-stop
+svc_stop
 before=$(find out/resume -name '*.png' | wc -l)
 [ "$before" -gt 0 ] && [ "$before" -lt 30 ]
 ok $? "stopped mid-job ($before of 30 on disk)"
 find out/resume -name '*.png' | sed 's/.*_0*//; s/\.png//' | sort >before.txt
 : >"$FAKE_BLENDER_LOG"
 FAKE_BLENDER_COST=0.05
-start
+svc_start 3
 ok $? "the service starts again"
 wait_state "$R" "done" 30
 ok $? "the unfinished job resumes and finishes"
@@ -192,12 +172,12 @@ ok $? "a 300-request burst meets 429 ($(echo "$codes" | tr '\n' ' '))"
 sleep 2
 http GET "/status/$ID"
 is "$CODE" 200 "served again after a pause"
-stop
+svc_stop
 is "$(leftovers)" 0 "the service stopped with nothing left running"
 
 # 7. Token, queue limit, and listening beyond loopback.
 FAKE_BLENDER_COST=0.5
-DRENDER_TOKEN=s3cret start --max-queued 1
+DRENDER_TOKEN=s3cret svc_start 3 --max-queued 1
 ok $? "starts with DRENDER_TOKEN and --max-queued 1"
 http GET /jobs
 is "$CODE" 401 "no token -> 401"
@@ -219,7 +199,7 @@ http POST /render '{"from":1,"to":2,"output":"q3"}' -H 'Authorization: Bearer s3
 is "$CODE" 429 "a second waiting job -> 429"
 [ -n "$(header Retry-After)" ]
 ok $? "with Retry-After"
-stop
+svc_stop
 
 "$DRENDER" --serve --listen "0.0.0.0:$PORT" --output-root "$WORK/out" >out7.txt 2>err7.txt
 is $? 2 "listening on 0.0.0.0 without a token: exit 2"

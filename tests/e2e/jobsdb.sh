@@ -15,25 +15,11 @@ unset DRENDER_TOKEN
 
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
-SERVE_PID=
-
-# start: the service with one render node; waits until /health answers.
-start() {
-	"${MPIRUN[@]}" -np 2 "$DRENDER" --serve --listen "127.0.0.1:$PORT" \
-		--scene "$WORK/blends/shot.blend" --blend-root "$WORK/blends" --output-root "$WORK/out" \
-		>>"$WORK/serve.out" 2>>"$WORK/serve.err" &
-	SERVE_PID=$!
-	local _
-	for _ in $(seq 100); do
-		curl -s -o /dev/null "$URL/health" && return 0
-		kill -0 "$SERVE_PID" 2>/dev/null || return 1
-		sleep 0.2
-	done
-	return 1
-}
+# The service (svc_start, lib.sh) on $PORT; `svc_start 2` has one render node.
+SVC_ARGS=(--scene "$WORK/blends/shot.blend" --blend-root "$WORK/blends" --output-root "$WORK/out")
 list_ids() { curl -s "$URL/jobs?limit=1000" | python3 -c 'import json,sys; print(" ".join(sorted(j["jobId"] for j in json.load(sys.stdin)["jobs"])))'; }
 
-start
+svc_start 2
 ok $? "the service starts on a 2 MB tmpfs output root"
 http POST /render '{"from":1,"to":3,"output":"a"}'
 is "$CODE" 202 "a job is accepted"
@@ -76,14 +62,13 @@ python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("PRAG
 is "$(cat integrity.txt)" ok "the database is intact after kill -9"
 
 FAKE_BLENDER_COST=0.05
-start
+svc_start 2
 ok $? "the service starts again after kill -9"
 wait_state "$C" done 30
 ok $? "the interrupted job resumes and finishes"
 is "$(valid_pngs out/c)" 12 "12 frames on disk"
 is "$(list_ids)" "$(printf '%s\n' "$A" "$C" | sort | tr '\n' ' ' | sed 's/ $//')" \
 	"both accepted jobs are listed, and only they"
-kill -TERM "$SERVE_PID" 2>/dev/null
-wait "$SERVE_PID" 2>/dev/null
+svc_stop
 is "$(leftovers)" 0 "nothing left running"
 done_testing

@@ -157,3 +157,63 @@ wait_state() {
 	done
 	return 1
 }
+
+# wait_for SECONDS COMMAND...: run COMMAND until it succeeds (0), or until SECONDS pass (1).
+wait_for() {
+	local deadline=$(($(date +%s) + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -ge "$deadline" ] && return 1
+		sleep 0.1
+	done
+}
+
+# --- a drender service for the HTTP tests ---------------------------------------------------
+# svc_start NP [DRENDER ARGS...]: start `drender --serve` under mpirun with NP ranks in the
+# background, listening on $LISTEN (default 127.0.0.1:$PORT), with SVC_ARGS (an array the script
+# sets once: its --scene, roots, ...) and then ARGS; output appended to $SVC_LOG.out and .err
+# (default $WORK/serve). Sets SERVE_PID (mpirun's). 0 once $URL/health answers; 1 if the service
+# exits first or does not answer within $SVC_WAIT seconds (default 60). SVC_MPIRUN (an array)
+# replaces MPIRUN, e.g. to add --enable-recovery.
+svc_start() {
+	local np=$1 log=${SVC_LOG:-$WORK/serve} deadline
+	local -a mpi=("${MPIRUN[@]}")
+	shift
+	[ -n "${SVC_MPIRUN+set}" ] && mpi=("${SVC_MPIRUN[@]}")
+	"${mpi[@]}" -np "$np" "$DRENDER" --serve --listen "${LISTEN:-127.0.0.1:$PORT}" \
+		"${SVC_ARGS[@]}" "$@" >>"$log.out" 2>>"$log.err" &
+	SERVE_PID=$!
+	deadline=$(($(date +%s) + ${SVC_WAIT:-60}))
+	until curl -s -k -o /dev/null "$URL/health"; do
+		kill -0 "$SERVE_PID" 2>/dev/null || return 1
+		[ "$(date +%s)" -ge "$deadline" ] && return 1
+		sleep 0.2
+	done
+}
+# svc_stop: end the service svc_start started (SIGTERM, as a user's Ctrl-C or a container stop
+# would) and wait for it; its exit status (0 if none was running).
+svc_stop() {
+	local rc=0
+	if [ -n "${SERVE_PID:-}" ]; then
+		kill -TERM "$SERVE_PID" 2>/dev/null
+		wait "$SERVE_PID" 2>/dev/null
+		rc=$?
+	fi
+	SERVE_PID=
+	return $rc
+}
+
+# --- real Blender ---------------------------------------------------------------------------
+# sampling_blender LOG [SECONDS]: print the PID of the first Blender whose output, echoed into LOG
+# by `drender -v` as "[blender PID] ...", shows a "Sample" line (that Blender has a frame in
+# flight: a kill then costs a frame attempt, not a scene load). 1 if none does within SECONDS
+# (default 60).
+sampling_blender() {
+	local deadline=$(($(date +%s) + ${2:-60})) pid
+	for (( ; ; )); do
+		pid=$(sed -n 's/^\[blender \([0-9]*\)\] Fra:.*Sample.*/\1/p' "$1" 2>/dev/null | head -n 1)
+		[ -n "$pid" ] && echo "$pid" && return 0
+		[ "$(date +%s)" -ge "$deadline" ] && return 1
+		sleep 0.1
+	done
+}
