@@ -14,18 +14,12 @@ blender -b --factory-startup --python-exit-code 1 --python "$TOP/tests/fixtures/
 	-- "$WORK/tiny.blend" >make.log 2>&1
 ok $? "tiny scene built"
 
-# 1. Kill a real Blender mid-frame (frames made slow with --samples). With -v each Blender's output
-# is echoed as "[blender PID] ..."; its first "Sample" line says that Blender has a frame in flight
-# (a kill during the scene load would cost no frame attempt).
+# 1. Kill a real Blender mid-frame (frames made slow with --samples): the first one whose echoed
+# output (-v) shows a "Sample" line has a frame in flight (see sampling_blender in lib.sh).
 "${MPIRUN[@]}" -np 3 "$DRENDER" -v tiny.blend 1 4 --samples 3000 -o out/t_# --report r.json >o.txt 2>e.txt &
 pid=$!
-victim=""
-for _ in $(seq 1 600); do
-	victim=$(sed -n 's/^\[blender \([0-9]*\)\] Fra:.*Sample.*/\1/p' e.txt 2>/dev/null | head -1)
-	[ -n "$victim" ] && break
-	sleep 0.1
-done
-ok $([ -n "$victim" ] && echo 0 || echo 1) "found a rendering Blender ($victim)"
+victim=$(sampling_blender e.txt 60)
+ok $? "found a rendering Blender ($victim)"
 kill -9 "$victim" 2>/dev/null
 wait $pid
 rc=$?
