@@ -14,6 +14,10 @@ fresh() { rm -rf out state/* r.json; : >"$LOG"; }
 # frame_field REPORT FRAME FIELD
 frame_field() { json "$1" "[f for f in d['frames'] if f['frame'] == $2][0]['$3']"; }
 
+# frames_in N: at least N frames have their final names in out/ (the job is mid-way).
+frames_in() { [ "$(find out -name 'f_*' 2>/dev/null | wc -l)" -ge "$1" ]; }
+no_leftovers() { [ "$(leftovers)" -eq 0 ]; }
+
 # common_checks NAME DIR EXPECTED_VALID: files, temporaries, processes.
 common_checks() {
 	is "$(valid_pngs "$2")" "$3" "$1: $3 valid frames on disk"
@@ -108,7 +112,7 @@ for mode in mpirun alone; do
 		FAKE_BLENDER_COST=0.5 "$DRENDER" s.blend 1 30 -o out/f_## --report r.json >o.txt 2>e.txt &
 	fi
 	pid=$!
-	sleep 3
+	wait_for 60 frames_in 2 # mid-job: some frames done, others in flight
 	kill -INT $pid
 	t0=$(date +%s%N)
 	wait $pid
@@ -134,10 +138,7 @@ done
 fresh
 FAKE_BLENDER_COST=0.5 "${MPIRUN[@]}" -np 3 "$DRENDER" s.blend 1 30 -o out/f_## >o.txt 2>e.txt &
 pid=$!
-for _ in $(seq 1 300); do # mid-job: once frames have landed
-	[ "$(find out -name 'f_*' 2>/dev/null | wc -l)" -ge 2 ] && break
-	sleep 0.1
-done
+wait_for 30 frames_in 2 # mid-job: once frames have landed
 victim=$(rank_pid 2)
 ok $([ -n "$victim" ] && echo 0 || echo 1) "found rank 2's process"
 kill -9 "$victim"
@@ -146,7 +147,7 @@ wait $pid
 rc=$?
 ok $((rc != 0 ? 0 : 1)) "killed node: job ends with an error (exit $rc)"
 ok $(($(date +%s) - t0 < 30 ? 0 : 1)) "killed node: ended within 30 s"
-sleep 1
+wait_for 10 no_leftovers
 is "$(leftovers)" 0 "killed node: no Blender or drender left"
 show_leftovers
 done_before=$(valid_pngs out)
@@ -160,10 +161,7 @@ is "$(tmpfiles out)" 0 "killed node: temporary files cleaned up by the re-run"
 fresh
 FAKE_BLENDER_COST=0.5 "${MPIRUN[@]}" -np 3 "$DRENDER" s.blend 1 40 -o out/f_## --node-timeout 5 --report r.json >o.txt 2>e.txt &
 pid=$!
-for _ in $(seq 1 300); do # mid-job: once frames have landed
-	[ "$(find out -name 'f_*' 2>/dev/null | wc -l)" -ge 2 ] && break
-	sleep 0.1
-done
+wait_for 30 frames_in 2 # mid-job: once frames have landed
 victim=$(rank_pid 1)
 kill -STOP "$victim"
 t0=$(date +%s)
@@ -175,7 +173,7 @@ ok $((took <= 15 ? 0 : 1)) "silent node: noticed within 15 s with --node-timeout
 grep -q "rank 1 on host $(hostname) has not been heard from" e.txt
 ok $? "silent node: the error names the rank and host"
 is "$(json r.json 'd["exit_code"]')" 3 "silent node: report says exit 3"
-sleep 1
+wait_for 10 no_leftovers
 is "$(leftovers)" 0 "silent node: nothing left running"
 show_leftovers
 done_before=$(valid_pngs out)
