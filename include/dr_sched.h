@@ -127,6 +127,10 @@ size_t dr_sched_size(const dr_sched *s);
 const dr_fitem *dr_sched_item(const dr_sched *s, size_t i); /* in frame order */
 const dr_slot_stats *dr_sched_slot(const dr_sched *s, int slot);
 
+/* The index (in frame order, for dr_sched_item) of the first failed frame at or after index I, or
+ * -1: the failed frames one by one, without a walk of the others. O(log frames). */
+long dr_sched_next_failed(const dr_sched *s, long i);
+
 /* True when dr_sched_next would give no slot anything at NOW: nothing pending, and no frame to
  * copy (tail control off, or the last search for stragglers found none that could qualify
  * before a later time or change). False when unsure. O(1). */

@@ -50,9 +50,6 @@ struct dr_ojob {
 	bool frames_all;    /* look at every cell at the next publish */
 	bool frames_sent;   /* the table has the job's frame list */
 	double frames_walk; /* dr_now() of the last look at every cell */
-	cJSON *failed_json; /* the last "failedFrames" built, for FAILED_COUNT failed frames */
-	size_t failed_count;
-	double failed_at; /* dr_now() when it was built */
 };
 
 struct dr_orch {
@@ -83,8 +80,6 @@ struct dr_orch {
 #ifndef FRAMES_WALK_S
 #define FRAMES_WALK_S 30.0
 #endif
-/* Seconds between two rebuilds of a job's "failedFrames" while frames keep failing. */
-#define FAILED_REBUILD_S 5.0
 
 /* Cell of FRAME in J may have changed: looked at by the next publish. */
 static void mark(dr_ojob *j, int frame)
@@ -168,7 +163,6 @@ static void job_free(dr_ojob *j)
 	free(j->pub_attempts);
 	free(j->is_dirty);
 	free(j->dirty);
-	cJSON_Delete(j->failed_json);
 	free(j);
 }
 
@@ -802,33 +796,23 @@ dr_job_state dr_orch_state(const dr_ojob *j)
 	return j->started ? DR_JOB_RUNNING : DR_JOB_QUEUED;
 }
 
-/* J's "failedFrames": rebuilt when the count changed, at most every FAILED_REBUILD_S while frames
- * keep failing (and once at the end), so that many failures do not cost a walk each. */
-static cJSON *failed_frames(dr_ojob *j, size_t nfailed)
+/* J's "failedFrames", in frame order: the scheduler keeps the set of failed frames as they fail,
+ * so this visits only them (O(failed x log frames)), never a walk of every frame. */
+static cJSON *failed_frames(const dr_ojob *j)
 {
-	double now = dr_now();
+	cJSON *a = cJSON_CreateArray(), *f;
 
-	if (!j->failed_json ||
-	    (nfailed != j->failed_count && (j->ended || now - j->failed_at >= FAILED_REBUILD_S))) {
-		cJSON *a = cJSON_CreateArray();
-		for (size_t i = 0; a && nfailed && i < dr_sched_size(j->sched); i++) {
-			const dr_fitem *it = dr_sched_item(j->sched, i);
-			cJSON *f;
-			if (it->state != DR_F_FAILED || !(f = cJSON_CreateObject()))
-				continue;
-			cJSON_AddNumberToObject(f, "frame", it->frame);
-			cJSON_AddNumberToObject(f, "attempts", it->attempts);
-			cJSON_AddStringToObject(f, "error", it->last_error ? it->last_error : "");
-			cJSON_AddItemToArray(a, f);
-		}
-		if (a) {
-			cJSON_Delete(j->failed_json);
-			j->failed_json = a;
-			j->failed_count = nfailed;
-			j->failed_at = now;
-		}
+	for (long i = dr_sched_next_failed(j->sched, 0); a && i >= 0;
+	     i = dr_sched_next_failed(j->sched, i + 1)) {
+		const dr_fitem *it = dr_sched_item(j->sched, (size_t)i);
+		if (!(f = cJSON_CreateObject()))
+			break;
+		cJSON_AddNumberToObject(f, "frame", it->frame);
+		cJSON_AddNumberToObject(f, "attempts", it->attempts);
+		cJSON_AddStringToObject(f, "error", it->last_error ? it->last_error : "");
+		cJSON_AddItemToArray(a, f);
 	}
-	return j->failed_json ? cJSON_Duplicate(j->failed_json, true) : cJSON_CreateArray();
+	return a;
 }
 
 cJSON *dr_orch_status(const dr_orch *r, dr_ojob *j)
@@ -871,7 +855,7 @@ cJSON *dr_orch_status(const dr_orch *r, dr_ojob *j)
 		cJSON_AddNullToObject(o, "etaSeconds");
 	cJSON_AddStringToObject(o, "blend", j->cfg.render.scene);
 	cJSON_AddStringToObject(o, "output", j->cfg.out.pattern);
-	cJSON_AddItemToObject(o, "failedFrames", failed_frames(j, c.failed));
+	cJSON_AddItemToObject(o, "failedFrames", failed_frames(j));
 	nodes = cJSON_AddArrayToObject(o, "nodes");
 	for (int s = 0; nodes && s < r->nslots; s++) {
 		cJSON *n = cJSON_CreateObject();

@@ -11,8 +11,8 @@
 
 /* Every per-task decision is O(log n) in frames (or amortised O(1)), so that tail control stays on
  * for a million-frame job:
- * - sets of frame indices (pending, handed out, done) are 64-ary bit trees: insert, erase, next
- *   and previous member in a few word operations per level (4 levels for a million frames);
+ * - sets of frame indices (pending, handed out, done, failed) are 64-ary bit trees: insert, erase,
+ * next and previous member in a few word operations per level (4 levels for a million frames);
  * - the frames a slot failed are a short list per frame, not a frames x slots bit matrix;
  * - each slot's frames in flight are a list, so requeue and drop cost what the slot holds;
  * - running frames are a heap by start time (the oldest, and stragglers oldest first);
@@ -61,7 +61,7 @@ struct dr_sched {
 	uint32_t *rpos;          /* per frame: its place in rheap, NONE if not running */
 	size_t nrun;
 	uint32_t *front; /* scratch: heap positions, for walking rheap in order */
-	iset pending, touched, known;
+	iset pending, touched, known, failed;
 	dr_sched_counts counts;
 	double known_sum; /* seconds of the done frames */
 	heap gaps;        /* while sampling: gaps between frames handed out, by best score */
@@ -351,7 +351,7 @@ dr_sched *dr_sched_create(const int *frames, size_t n, const dr_sched_cfg *cfg, 
 	if (!s->items || !s->ver || !s->fl_head || !s->slots || !s->slow || !s->slowpos ||
 	    !s->lr_sum || !s->lr_n || !s->lnext || !s->lprev || !s->lhead || !s->ltail ||
 	    !s->rheap || !s->rpos || !s->front || iset_init(&s->pending, n) ||
-	    iset_init(&s->touched, n) || iset_init(&s->known, n))
+	    iset_init(&s->touched, n) || iset_init(&s->known, n) || iset_init(&s->failed, n))
 		goto oom;
 	memset(s->slowpos, 0xff, ns * sizeof *s->slowpos);
 	memset(s->lhead, 0xff, ns * sizeof *s->lhead);
@@ -399,6 +399,7 @@ void dr_sched_destroy(dr_sched *s)
 	iset_free(&s->pending);
 	iset_free(&s->touched);
 	iset_free(&s->known);
+	iset_free(&s->failed);
 	free(s->gaps.v);
 	free(s->costly.v);
 	free(s->cheap.v);
@@ -439,8 +440,8 @@ static size_t *count_of(dr_sched *s, enum dr_fstate st)
 
 static void push_cell(dr_sched *s, size_t t);
 
-/* The one place a frame changes state: counts, the pending set, the running heap, and the cost
- * estimate of its cell. */
+/* The one place a frame changes state: counts, the pending, running and failed sets, and the
+ * cost estimate of its cell. */
 static void set_state(dr_sched *s, dr_fitem *it, enum dr_fstate st)
 {
 	size_t i = (size_t)(it - s->items);
@@ -450,11 +451,15 @@ static void set_state(dr_sched *s, dr_fitem *it, enum dr_fstate st)
 		iset_del(&s->pending, i);
 	if (it->state == DR_F_RUNNING)
 		run_del(s, (uint32_t)i);
+	if (it->state == DR_F_FAILED)
+		iset_del(&s->failed, i);
 	it->state = st;
 	if (st == DR_F_PENDING)
 		iset_add(&s->pending, i);
 	if (st == DR_F_RUNNING)
 		run_add(s, (uint32_t)i);
+	if (st == DR_F_FAILED)
+		iset_add(&s->failed, i);
 	s->ver[i]++;
 	s->change++;
 	if (s->cfg.tail_control && iset_has(&s->touched, i))
@@ -1197,6 +1202,11 @@ size_t dr_sched_size(const dr_sched *s)
 const dr_fitem *dr_sched_item(const dr_sched *s, size_t i)
 {
 	return i < s->n ? &s->items[i] : NULL;
+}
+
+long dr_sched_next_failed(const dr_sched *s, long i)
+{
+	return iset_next(&s->failed, i);
 }
 
 const dr_slot_stats *dr_sched_slot(const dr_sched *s, int slot)

@@ -177,7 +177,8 @@ is "$(leftovers)" 0 "the service stopped with nothing left running"
 
 # 7. Token, queue limit, and listening beyond loopback.
 FAKE_BLENDER_COST=0.5
-DRENDER_TOKEN=s3cret svc_start 3 --max-queued 1
+# (Frames 9001 and 9003 always fail: no job but the last one here asks for them.)
+DRENDER_TOKEN=s3cret FAKE_BLENDER_FAIL=9003,9001 svc_start 3 --max-queued 1 --retries 1
 ok $? "starts with DRENDER_TOKEN and --max-queued 1"
 http GET /jobs
 is "$CODE" 401 "no token -> 401"
@@ -199,6 +200,20 @@ http POST /render '{"from":1,"to":2,"output":"q3"}' -H 'Authorization: Bearer s3
 is "$CODE" 429 "a second waiting job -> 429"
 [ -n "$(header Retry-After)" ]
 ok $? "with Retry-After"
+
+# 8. A job with failing frames lists them in "failedFrames", in frame order, with their errors.
+wait_state "$Q1" done 60 -H 'Authorization: Bearer s3cret'
+ok $? "the queue drains"
+http POST /render '{"from":9001,"to":9004,"output":"failing"}' -H 'Authorization: Bearer s3cret'
+F=$(field 'd["jobId"]')
+wait_state "$F" failed 60 -H 'Authorization: Bearer s3cret'
+ok $? "a job with two always-failing frames ends failed"
+is "$(field '" ".join("%d/%d" % (f["frame"], f["attempts"]) for f in d["failedFrames"])')" \
+	"9001/2 9003/2" "failedFrames: frames 9001 and 9003, 2 attempts each, in frame order"
+field '"fake Python error at frame 9003" in d["failedFrames"][1]["error"]' | grep -qx True
+ok $? "failedFrames: each with its own error"
+is "$(field 'd["frames"]["failed"]')/$(field 'd["frames"]["done"]')" 2/2 \
+	"the counts agree: 2 failed, 2 done"
 svc_stop
 
 "$DRENDER" --serve --listen "0.0.0.0:$PORT" --output-root "$WORK/out" >out7.txt 2>err7.txt

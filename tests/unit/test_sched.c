@@ -481,6 +481,37 @@ static void test_stranded(void)
 	dr_sched_destroy(s);
 }
 
+/* dr_sched_next_failed visits the failed frames, in frame order, and only them. */
+static void test_next_failed(void)
+{
+	static const int f[] = {1, 2, 3, 4, 5, 6};
+	int out[6], seen[8], n = 0;
+	dr_sched *s = mk(f, 6, 2, 1, 0, 10);
+
+	is_int(dr_sched_next_failed(s, 0), -1, "next_failed: none at first");
+	dr_sched_next(s, 0, 0, out, 6);     /* 1 */
+	dr_sched_next(s, 1, 0, out + 1, 6); /* 2 */
+	dr_sched_fail(s, 1, out[1], "second first");
+	dr_sched_done(s, 0, out[0], 1);
+	dr_sched_next(s, 0, 0, out, 6); /* 3 */
+	dr_sched_skip(s, 5);
+	dr_sched_fail(s, 0, out[0], "then the third");
+	dr_sched_drop(s, 0);
+	dr_sched_drop(s, 1);
+	dr_sched_fail_stranded(s, "nobody left"); /* 4 and 6 */
+	for (long i = dr_sched_next_failed(s, 0); i >= 0 && n < 8;
+	     i = dr_sched_next_failed(s, i + 1)) {
+		const dr_fitem *it = dr_sched_item(s, (size_t)i);
+		seen[n++] = it->state == DR_F_FAILED ? it->frame : -it->frame;
+	}
+	ok(n == 4 && seen[0] == 2 && seen[1] == 3 && seen[2] == 4 && seen[3] == 6,
+	   "next_failed: frames 2 3 4 6 (not the done 1 or the skipped 5), in frame order");
+	is_str(dr_sched_item(s, (size_t)dr_sched_next_failed(s, 0))->last_error, "second first",
+	       "next_failed: with their errors");
+	is_int(dr_sched_next_failed(s, 6), -1, "next_failed: -1 past the end");
+	dr_sched_destroy(s);
+}
+
 /* xorshift64*: the same sequence on every libc. */
 static uint64_t rng_state;
 static unsigned rnd(unsigned n)
@@ -619,6 +650,16 @@ static int property_run(uint64_t seed, int *steps_out)
 				bad++;
 			if (it->attempts > retries + 1 + copies[i] || it->attempts < 0)
 				bad++;
+		}
+		size_t nf = 0;
+		for (long i = dr_sched_next_failed(s, 0); i >= 0;
+		     i = dr_sched_next_failed(s, i + 1))
+			if (dr_sched_item(s, (size_t)i)->state != DR_F_FAILED || nf++ > c.failed)
+				bad++;
+		if (nf != c.failed) {
+			printf("#   seed %llu step %d: next_failed visits %zu, %zu failed\n",
+			       (unsigned long long)seed, steps, nf, c.failed);
+			bad++;
 		}
 		if (n[DR_F_PENDING] != c.pending || n[DR_F_RUNNING] != c.running ||
 		    n[DR_F_DONE] != c.done || n[DR_F_SKIPPED] != c.skipped ||
@@ -965,6 +1006,7 @@ int main(void)
 	test_bad_frame_lone_slot();
 	test_drop_requeue();
 	test_stranded();
+	test_next_failed();
 	test_property();
 	test_tail_order();
 	test_tail_speculate();
