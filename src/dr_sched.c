@@ -805,7 +805,13 @@ static uint32_t front_pop(dr_sched *s, size_t *n)
  * long as its neighbours cost, and at least 1 s; the most overdue), or -1. Running frames are
  * walked oldest first, and the walk stops where no later frame could be more overdue. When no
  * frame qualifies, the earliest time one could (were its neighbours to stand still) is kept:
- * until then, or the next change, the answer is -1 at once. */
+ * until then, or the next change, the answer is -1 at once.
+ * Why a walk and not an index: the running frames are at most the slots' tasks (nodes x chunk,
+ * not frames), and a frame's lead over its neighbours is no fixed key: it grows with NOW against
+ * a finished neighbour, shrinks against a running one, which of the two counts changes with
+ * time, the fallback estimate moves as frames finish, and the asking slot's exclusions (its own
+ * frame, frames it failed, a copy already made) pass over any top. An O(log) index would need a
+ * kinetic heap re-keyed on each of those events. */
 static long pick_straggler(dr_sched *s, int slot, double now)
 {
 	long best = -1;
