@@ -1038,6 +1038,21 @@ static bool end_copy(dr_sched *s, dr_fitem *it, int slot)
 	return true;
 }
 
+/* IT is done by SLOT in SECONDS: its time becomes known, and the slot's tally grows. */
+static void record_done(dr_sched *s, dr_fitem *it, int slot, double seconds)
+{
+	size_t i = (size_t)(it - s->items);
+	it->slot = slot;
+	it->seconds = seconds;
+	iset_add(&s->known, i);
+	s->known_sum += seconds;
+	set_state(s, it, DR_F_DONE);
+	if (s->cfg.tail_control)
+		push_near(s, i);
+	s->slots[slot].done++;
+	s->slots[slot].busy += seconds;
+}
+
 int dr_sched_done(dr_sched *s, int slot, int frame, double seconds)
 {
 	dr_fitem *it = running_on(s, slot, frame);
@@ -1048,8 +1063,6 @@ int dr_sched_done(dr_sched *s, int slot, int frame, double seconds)
 	if (it->dup_slot >= 0)
 		end_copy(s, it, it->slot == slot ? it->dup_slot : it->slot);
 	end_copy(s, it, slot);
-	it->slot = slot; /* the copy that finished first wins */
-	it->seconds = seconds;
 	if (s->cfg.tail_control) {
 		double near = known_near(s, i); /* before I is known: a neighbour's */
 		if (near > 0 && seconds > 0) {
@@ -1060,13 +1073,7 @@ int dr_sched_done(dr_sched *s, int slot, int frame, double seconds)
 			s->lr_nall++;
 		}
 	}
-	iset_add(&s->known, i);
-	s->known_sum += seconds;
-	set_state(s, it, DR_F_DONE);
-	if (s->cfg.tail_control)
-		push_near(s, i);
-	s->slots[slot].done++;
-	s->slots[slot].busy += seconds;
+	record_done(s, it, slot, seconds); /* the copy that finished first wins */
 	s->slots[slot].consec_failed = 0;
 	if (s->cfg.tail_control)
 		slow_update(s, slot);
@@ -1145,13 +1152,11 @@ void dr_sched_drop(dr_sched *s, int slot)
 int dr_sched_done_late(dr_sched *s, int slot, int frame, double seconds, int others[2])
 {
 	dr_fitem *it = find(s, frame);
-	size_t i;
 
 	others[0] = others[1] = -1;
 	if (!it || slot < 0 || slot >= s->cfg.nslots ||
 	    (it->state != DR_F_PENDING && it->state != DR_F_RUNNING))
 		return -1;
-	i = (size_t)(it - s->items);
 	if (it->state == DR_F_RUNNING) {
 		others[0] = it->slot;
 		others[1] = it->dup_slot;
@@ -1161,16 +1166,8 @@ int dr_sched_done_late(dr_sched *s, int slot, int frame, double seconds, int oth
 	}
 	if (it->attempts < 1)
 		it->attempts = 1; /* its attempt was given back when the slot was dropped */
-	it->slot = slot;
 	it->dup_slot = -1;
-	it->seconds = seconds;
-	iset_add(&s->known, i);
-	s->known_sum += seconds;
-	set_state(s, it, DR_F_DONE);
-	if (s->cfg.tail_control)
-		push_near(s, i);
-	s->slots[slot].done++;
-	s->slots[slot].busy += seconds;
+	record_done(s, it, slot, seconds);
 	return 0;
 }
 
