@@ -51,10 +51,7 @@ if mount -t tmpfs -o size=64k tmpfs "$MNT" 2>/dev/null; then
 	fake_scene s.blend
 	DRENDER_BLENDER=$FAKE FAKE_BLENDER_COST=0.3 "${MPIRUN[@]}" -np 3 "$DRENDER" s.blend 1 20 --retries 1 -o "$MNT/f_##" --report r3.json >o3.txt 2>e3.txt &
 	pid=$!
-	for _ in $(seq 1 300); do # mid-job: once the first frames have their final names
-		[ "$(find "$MNT" -maxdepth 1 -name 'f_*' | wc -l)" -ge 2 ] && break
-		sleep 0.1
-	done
+	wait_for 30 has_files 2 "$MNT" 'f_*' # mid-job: once the first frames have their final names
 	mount -o remount,ro "$MNT"
 	wait $pid
 	is $? 1 "read-only mid-job: exit 1"

@@ -14,8 +14,6 @@ fresh() { rm -rf out state/* r.json; : >"$LOG"; }
 # frame_field REPORT FRAME FIELD
 frame_field() { json "$1" "[f for f in d['frames'] if f['frame'] == $2][0]['$3']"; }
 
-# frames_in N: at least N frames have their final names in out/ (the job is mid-way).
-frames_in() { [ "$(find out -name 'f_*' 2>/dev/null | wc -l)" -ge "$1" ]; }
 no_leftovers() { [ "$(leftovers)" -eq 0 ]; }
 
 # common_checks NAME DIR EXPECTED_VALID: files, temporaries, processes.
@@ -112,7 +110,7 @@ for mode in mpirun alone; do
 		FAKE_BLENDER_COST=0.5 "$DRENDER" s.blend 1 30 -o out/f_## --report r.json >o.txt 2>e.txt &
 	fi
 	pid=$!
-	wait_for 60 frames_in 2 # mid-job: some frames done, others in flight
+	wait_for 60 has_files 2 out 'f_*' # mid-job: some frames done, others in flight
 	kill -INT $pid
 	t0=$(date +%s%N)
 	wait $pid
@@ -138,7 +136,7 @@ done
 fresh
 FAKE_BLENDER_COST=0.5 "${MPIRUN[@]}" -np 3 "$DRENDER" s.blend 1 30 -o out/f_## >o.txt 2>e.txt &
 pid=$!
-wait_for 30 frames_in 2 # mid-job: once frames have landed
+wait_for 30 has_files 2 out 'f_*' # mid-job: once frames have landed
 victim=$(rank_pid 2)
 ok $([ -n "$victim" ] && echo 0 || echo 1) "found rank 2's process"
 kill -9 "$victim"
@@ -161,7 +159,7 @@ is "$(tmpfiles out)" 0 "killed node: temporary files cleaned up by the re-run"
 fresh
 FAKE_BLENDER_COST=0.5 "${MPIRUN[@]}" -np 3 "$DRENDER" s.blend 1 40 -o out/f_## --node-timeout 5 --report r.json >o.txt 2>e.txt &
 pid=$!
-wait_for 30 frames_in 2 # mid-job: once frames have landed
+wait_for 30 has_files 2 out 'f_*' # mid-job: once frames have landed
 victim=$(rank_pid 1)
 kill -STOP "$victim"
 t0=$(date +%s)

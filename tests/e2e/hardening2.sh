@@ -71,25 +71,19 @@ PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 # The service (svc_start, lib.sh) on $LISTEN or $PORT; each start names its Blender.
 SVC_ARGS=(--blend-root "$WORK/blends" --output-root "$WORK/out")
-wait_hung() { # wait_hung N [SECONDS]: until N hung Blenders run
-	local _
-	for _ in $(seq $((${2:-30} * 5))); do
-		[ "$(hung)" -ge "$1" ] && return 0
-		sleep 0.2
-	done
-	return 1
-}
+hung_at_least() { [ "$(hung)" -ge "$1" ]; }
+none_hung() { [ "$(hung)" -eq 0 ]; }
 
 svc_start 3 --blender "$WORK/hang-blender"
 ok $? "drender --serve starts"
 http POST /render '{"blend":"hang.blend","from":1,"to":4,"output":"hang"}'
 H=$(field 'd["jobId"]')
 is "$CODE" 202 "a job whose scene never loads is accepted"
-wait_hung 2
+wait_for 30 hung_at_least 2
 ok $? "both render nodes are stuck loading it"
 http DELETE "/jobs/$H"
 ok $((CODE >= 300)) "it is cancelled ($CODE)"
-for _ in $(seq 50); do [ "$(hung)" = 0 ] && break; sleep 0.2; done
+wait_for 10 none_hung
 is "$(hung)" 0 "cancel killed the loading Blenders"
 http POST /render '{"blend":"shot.blend","from":1,"to":3,"output":"next"}'
 N=$(field 'd["jobId"]')

@@ -96,10 +96,7 @@ is "$CODE" 404 "DELETE an unknown job -> 404"
 # 4. Restart and resume: the journal brings jobs back; frames on disk are not rendered again.
 http POST /render '{"from":1,"to":30,"output":"resume"}'
 R=$(field 'd["jobId"]')
-for _ in $(seq 100); do
-	[ "$(find out/resume -name '*.png' 2>/dev/null | wc -l)" -ge 6 ] && break
-	sleep 0.1
-done
+wait_for 20 has_files 6 out/resume
 svc_stop
 before=$(find out/resume -name '*.png' | wc -l)
 [ "$before" -gt 0 ] && [ "$before" -lt 30 ]

@@ -43,10 +43,7 @@ FAKE_BLENDER_COST=0.3
 http POST /render '{"from":1,"to":12,"output":"c"}'
 is "$CODE" 202 "with room again, jobs are accepted"
 C=$(field 'd["jobId"]')
-for _ in $(seq 100); do
-	[ "$(find out/c -name '*.png' 2>/dev/null | wc -l)" -ge 2 ] && break
-	sleep 0.1
-done
+wait_for 20 has_files 2 out/c
 holder=$(sed -n 's/^pid \([0-9]*\) .*/\1/p' out/jobs.lock)
 [ -n "$holder" ] && kill -0 "$holder" 2>/dev/null
 ok $? "jobs.lock names the service's process ($holder)"

@@ -168,6 +168,12 @@ wait_for() {
 	done
 }
 
+# has_files N DIR [PATTERN]: DIR holds at least N files named PATTERN (default *.png; not below
+# DIR): for wait_for, e.g. `wait_for 30 has_files 2 out` (a job is mid-way).
+has_files() {
+	[ "$(find "$2" -maxdepth 1 -name "${3:-*.png}" 2>/dev/null | wc -l)" -ge "$1" ]
+}
+
 # --- a drender service for the HTTP tests ---------------------------------------------------
 # svc_start NP [DRENDER ARGS...]: start `drender --serve` under mpirun with NP ranks in the
 # background, listening on $LISTEN (default 127.0.0.1:$PORT), with SVC_ARGS (an array the script
