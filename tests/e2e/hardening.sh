@@ -13,8 +13,10 @@ export DRENDER_BLENDER=$FAKE FAKE_BLENDER_LOG=$WORK/blender.log FAKE_BLENDER_COS
 unset DRENDER_TOKEN
 
 PORT=$(free_port)
+# shellcheck disable=SC2034 # read by http (lib.sh)
 URL=http://127.0.0.1:$PORT
 # The service (svc_start, lib.sh) on $PORT; `svc_start 3` has 2 render nodes.
+# shellcheck disable=SC2034 # read by svc_start (lib.sh)
 SVC_ARGS=(--scene "$WORK/blends/shot.blend" --blend-root "$WORK/blends" --output-root "$WORK/out")
 
 svc_start 3

@@ -70,6 +70,7 @@ unset DRENDER_BLENDER
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 # The service (svc_start, lib.sh) on $LISTEN or $PORT; each start names its Blender.
+# shellcheck disable=SC2034 # read by svc_start (lib.sh)
 SVC_ARGS=(--blend-root "$WORK/blends" --output-root "$WORK/out")
 hung_at_least() { [ "$(hung)" -ge "$1" ]; }
 none_hung() { [ "$(hung)" -eq 0 ]; }

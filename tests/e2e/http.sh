@@ -16,6 +16,7 @@ unset DRENDER_TOKEN
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 # The service (svc_start, lib.sh) on $PORT; `svc_start 3` has 2 render nodes.
+# shellcheck disable=SC2034 # read by svc_start (lib.sh)
 SVC_ARGS=(--scene "$WORK/blends/shot.blend" --blend-root "$WORK/blends" --output-root "$WORK/out")
 
 svc_start 3
@@ -199,11 +200,11 @@ is "$CODE" 429 "a second waiting job -> 429"
 ok $? "with Retry-After"
 
 # 8. A job with failing frames lists them in "failedFrames", in frame order, with their errors.
-wait_state "$Q1" done 60 -H 'Authorization: Bearer s3cret'
+wait_state "$Q1" "done" 60 -H 'Authorization: Bearer s3cret'
 ok $? "the queue drains"
 http POST /render '{"from":9001,"to":9004,"output":"failing"}' -H 'Authorization: Bearer s3cret'
 F=$(field 'd["jobId"]')
-wait_state "$F" failed 60 -H 'Authorization: Bearer s3cret'
+wait_state "$F" "failed" 60 -H 'Authorization: Bearer s3cret'
 ok $? "a job with two always-failing frames ends failed"
 is "$(field '" ".join("%d/%d" % (f["frame"], f["attempts"]) for f in d["failedFrames"])')" \
 	"9001/2 9003/2" "failedFrames: frames 9001 and 9003, 2 attempts each, in frame order"

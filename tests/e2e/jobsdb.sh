@@ -16,6 +16,7 @@ unset DRENDER_TOKEN
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 # The service (svc_start, lib.sh) on $PORT; `svc_start 2` has one render node.
+# shellcheck disable=SC2034 # read by svc_start (lib.sh)
 SVC_ARGS=(--scene "$WORK/blends/shot.blend" --blend-root "$WORK/blends" --output-root "$WORK/out")
 list_ids() { curl -s "$URL/jobs?limit=1000" | python3 -c 'import json,sys; print(" ".join(sorted(j["jobId"] for j in json.load(sys.stdin)["jobs"])))'; }
 
