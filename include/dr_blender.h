@@ -66,6 +66,8 @@ typedef struct dr_blender_cfg {
 	bool persistent_data;  /* warm: keep Cycles' render data between frames */
 	double load_timeout;   /* warm: seconds a Blender may take to load the scene and say
 	                        * "ready" before it is killed (DR_BL_LOAD_FAILED); 0 = no limit */
+	bool list_assets;      /* warm: "ready" lists the scene's external files (dr_assets.h),
+	                        * read with dr_blender_assets */
 } dr_blender_cfg;
 
 enum dr_bl_kind {
@@ -114,6 +116,20 @@ void dr_blender_kill(dr_blender *b);
 
 /* Ask a warm Blender to quit (up to 3 s, then kill), reap it and free everything. NULL is fine. */
 void dr_blender_destroy(dr_blender *b);
+
+/* What the last "ready" listed of the scene's external files, as the JSON array text (see
+ * dr_assets.h); NULL when not asked for (list_assets), not said (one-shot mode, an older driver)
+ * or not yet. *ERROR gets the driver's reason when the listing itself failed, else NULL. Valid
+ * until the next dr_blender_poll. */
+const char *dr_blender_assets(const dr_blender *b, const char **error);
+
+/* Blender's executable EXE resolved as dr_blender_create does (a bare name is looked up in PATH):
+ * a malloc'ed path, or NULL with ERR. */
+char *dr_blender_find(const char *exe, char *err, size_t errlen);
+
+/* Write the embedded driver to its private file (once) and put the file's path in PATH, for
+ * other one-off Blender runs (dr_assets_pack). 0, or -1 with ERR. */
+int dr_blender_driver(char *path, size_t len, char *err, size_t errlen);
 
 /* Pid of the current Blender process, or 0 when none runs (for tests and logs). */
 pid_t dr_blender_pid(const dr_blender *b);

@@ -1,6 +1,7 @@
 /* Render node: runs the tasks rank 0 hands it on one supervised Blender and reports each frame. */
 #include "dr_node.h"
 
+#include "dr_assets.h"
 #include "dr_imgcheck.h"
 #include "dr_log.h"
 #include "dr_proc.h"
@@ -69,6 +70,7 @@ static int load(dr_node *n, char *why, size_t whylen)
 	        .gpu_threads = n->cfg.threads_set ? 0 : (n->threads < 2 ? n->threads : 2),
 	        .persistent_data = n->cfg.persistent_data,
 	        .load_timeout = n->cfg.load_timeout,
+	        .list_assets = true,
 	};
 	/* a job that names no device renders on the command line's */
 	if (!cfg.render.device[0] && n->cfg.device)
@@ -401,6 +403,36 @@ static int load_failed(dr_node *n, const char *why, char *err, size_t errlen)
 	return send_simple(n, DR_MSG_LOADFAIL, job, why, err, errlen);
 }
 
+/* Blender has loaded the scene: judge the external files its "ready" listed (dr_assets). Returns
+ * 0 when rendering may start (warnings logged by the lowest render node only, so that they show
+ * once), or -1 with the list of missing files in WHY. One-shot Blenders list nothing: no check. */
+static int check_assets(dr_node *n, char *why, size_t whylen)
+{
+	const char *failed = NULL, *text = dr_blender_assets(n->bl, &failed);
+	char warn[DR_ERRLEN], perr[256];
+	dr_assets a = {0};
+	dr_assets_summary s;
+	bool speak = n->chan->rank <= 1;
+
+	if (!text) {
+		if (failed && speak)
+			dr_warn("the scene's external files were not checked: %s", failed);
+		return 0;
+	}
+	if (dr_assets_parse(text, &a, perr, sizeof perr) != 0) {
+		if (speak)
+			dr_warn("the scene's external files were not checked: %s", perr);
+		return 0;
+	}
+	s = dr_assets_judge(&a, n->host, n->cfg.allow_missing, why, whylen, warn, sizeof warn);
+	dr_debug("%s: the scene uses %zu external files (%zu missing, %zu by absolute path)",
+	         n->host, a.n, s.missing, s.absolute);
+	if (!s.fatal && warn[0] && speak)
+		dr_warn("%s", warn);
+	dr_assets_free(&a);
+	return s.fatal ? -1 : 0;
+}
+
 /* True when the frame in flight's Blender has used no CPU time for --stall seconds (looked at
  * once a second): stuck, not slow. A Blender whose CPU time cannot be read never counts. */
 static bool stalled(dr_node *n)
@@ -458,6 +490,8 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 
 		if (was == DR_NODE_READY)
 			return 0;
+		if (check_assets(n, why, sizeof why) != 0) /* before any frame of this scene */
+			return load_failed(n, why, err, errlen);
 		snprintf(n->device, sizeof n->device, "%s", ev.device);
 		set_state(n, DR_NODE_READY);
 		n->idle_since = dr_now(); /* loading a scene is not waiting for work */
