@@ -873,6 +873,8 @@ cJSON *dr_orch_status(const dr_orch *r, dr_ojob *j)
 	cJSON_AddStringToObject(o, "blend", j->cfg.render.scene);
 	cJSON_AddStringToObject(o, "output", j->cfg.out.pattern);
 	cJSON_AddItemToObject(o, "failedFrames", failed_frames(j, c.failed));
+	if (j->all_loadfail) /* why no node could render it, e.g. the scene's missing files */
+		cJSON_AddStringToObject(o, "error", j->loaderr);
 	nodes = cJSON_AddArrayToObject(o, "nodes");
 	for (int s = 0; nodes && s < r->nslots; s++) {
 		cJSON *n = cJSON_CreateObject();
