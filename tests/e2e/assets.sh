@@ -80,17 +80,18 @@ ok $? "  naming it"
 grep -q 'missing' e3.txt
 ok $((!$?)) "  nothing said missing"
 
-# 4. --serve: a job of a scene with every file renders; once its texture is gone, the next job
-# of that scene fails, and /status says which file (the check runs when a node loads the job's
-# scene, before its first frame: POST /render answers at once).
+# 4. --serve: a job whose scene lacks a file fails, and /status says which (the check runs when a
+# node loads the job's scene, before its first frame: POST /render answers at once); a job of a
+# scene with every file renders on the same service. The fake lists //tex/x.png for every scene:
+# it is next to whole.blend, not next to lacking.blend.
 if command -v curl >/dev/null; then
-	mkdir -p blends out
-	fake_scene blends/whole.blend
-	mkdir -p blends/tex
+	mkdir -p blends/a/tex blends/b out
+	fake_scene blends/a/whole.blend
+	fake_scene blends/b/lacking.blend
+	printf 'png' >blends/a/tex/x.png
 	PORT=$(free_port)
 	URL=http://127.0.0.1:$PORT
-	printf 'png' >blends/tex/whole.png
-	FAKE_BLENDER_ASSETS="image://tex/whole.png" "${MPIRUN[@]}" -np 3 "$DRENDER" --serve \
+	FAKE_BLENDER_ASSETS="image://tex/x.png" "${MPIRUN[@]}" -np 3 "$DRENDER" --serve \
 		--blender "$FAKE" --listen "127.0.0.1:$PORT" --blend-root "$WORK/blends" \
 		--output-root "$WORK/out" >serve.out 2>serve.err &
 	SERVE_PID=$!
@@ -101,25 +102,26 @@ if command -v curl >/dev/null; then
 		sleep 0.2
 	done
 	ok $up "serve: the service is up"
-	http POST /render '{"blend":"whole.blend","from":1,"to":3,"output":"whole"}'
-	is "$CODE" 202 "serve: a job of a scene with every file: 202"
-	W=$(field 'd["jobId"]')
-	wait_state "$W" done 60
-	ok $? "  it renders (done)"
-	rm blends/tex/whole.png
-	http POST /render '{"blend":"whole.blend","from":4,"to":6,"output":"whole2"}'
-	is "$CODE" 202 "serve: the same scene once its texture is gone: 202 (checked when loaded)"
+	http POST /render '{"blend":"b/lacking.blend","from":1,"to":3,"output":"lacking"}'
+	is "$CODE" 202 "serve: a job of a scene that lacks a file: 202 (checked when loaded)"
 	L=$(field 'd["jobId"]')
 	wait_state "$L" failed 60
 	ok $? "  the job fails"
 	field 'd["error"]' >err.txt
-	grep -q '^the scene needs 1 file that is missing on' err.txt && grep -q '^  image "whole.png": //tex/whole.png' err.txt
+	grep -q '^the scene needs 1 file that is missing on' err.txt &&
+		grep -q "^  image \"x.png\": //tex/x.png (not found at $WORK/blends/b/tex/x.png)" err.txt
 	ok $? "  /status's error lists the missing file" || sed 's/^/#   /' "$WORK/body"
-	is "$(frames out/whole2)" 0 "  no frame of it rendered"
+	is "$(frames out/lacking)" 0 "  no frame of it rendered"
+	http POST /render '{"blend":"a/whole.blend","from":1,"to":3,"output":"whole"}'
+	is "$CODE" 202 "serve: then a job of a scene with every file: 202"
+	W=$(field 'd["jobId"]')
+	wait_state "$W" done 60
+	ok $? "  it renders (done)"
+	is "$(valid_pngs out/whole)" 3 "  3 frames"
 	kill -TERM "$SERVE_PID" 2>/dev/null
 	wait "$SERVE_PID" 2>/dev/null
 else
-	for _ in 1 2 3 4 5 6 7; do skip "curl is not installed"; done
+	for _ in 1 2 3 4 5 6 7 8; do skip "curl is not installed"; done
 fi
 
 # 5. dr_assets_pack's wiring, with the fake: a copy renamed into place; unpackable files listed.
