@@ -23,7 +23,7 @@
  *
  * settings json: {"engine": "CYCLES"|null, "samples": N|0, "format": "PNG", "threads": N,
  *                 "device": "CUDA"|...|"", "gpu": N|-1, "gpu_why": "..."|null,
- *                 "gpu_threads": N|0, "persistent_data": true|false}
+ *                 "gpu_threads": N|0, "persistent_data": true|false [, "assets": true]}
  * Commands (one JSON object per line on CMD_FD):
  *   {"cmd": "render", "frame": 12, "path": "/abs/dir/.drender-tmp-host-1-0000012"
  *    [, "thumb": "/abs/dir/.thumbs/.drender-tmp-host-1-0000012.thumb"]}
@@ -33,7 +33,12 @@
  *   {"cmd": "quit"}
  * Replies (one JSON object per line on REPLY_FD):
  *   {"event": "ready", "scene": "Scene", "engine": "CYCLES", "frame_start": 1, "frame_end": 250,
- *    "device": "CUDA:0 NVIDIA A100"}          (the devices Cycles will use, or "CPU")
+ *    "device": "CUDA:0 NVIDIA A100"           (the devices Cycles will use, or "CPU")
+ *    [, "assets": [{"kind": "image", "name": "checker.png", "path": "//tex/checker.png",
+ *                   "abs": "/s/tex/checker.png", "exists": false, "packed": false}, ...]]
+ *    [, "assets_error": "..."]}               (with the setting "assets": the scene's external
+ *                                              files, see dr_assets.h; or why they could not
+ *                                              be listed)
  *   {"event": "fatal", "error": "..."}        (the settings cannot be honoured, e.g. a GPU type
  *                                              Blender does not see; Blender then exits)
  *   {"event": "done", "frame": 12, "seconds": 1.25, "peak_mb": 321.5}

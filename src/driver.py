@@ -6,10 +6,13 @@
 # object per line on REPLY_FD ("ready", then "done" or "error" per render; "fatal" instead of
 # "ready" when the device asked for cannot be had, e.g. a GPU type Blender does not see). EOF on
 # CMD_FD means quit. An "error" reply carries the exception message first, then the traceback; its "frame" is
-# -1 when the command had none. A failure while applying the settings is printed to stderr and
+# -1 when the command had none. With the setting "assets": true, "ready" also lists the scene's
+# external files ("assets", see include/dr_assets.h). A failure while applying the settings is printed to stderr and
 # Blender exits with status 1 before "ready". This text is embedded in the drender binary, which
 # writes it once to a private file ($TMPDIR/drender-UID/driver-HASH.py) and runs that, so it must
-# not rely on where that file is or on being imported as a module.
+# not rely on where that file is or on being imported as a module. One-off modes instead of the
+# protocol: --drender-merge JSON (a split still's ranges) and --drender-pack JSON (a
+# self-contained copy of the scene, see dr_assets_pack).
 
 import json
 import os
