@@ -427,17 +427,19 @@ def asset_exists(kind, path, image=None):
 def list_assets():
     """Every external file the open scene refers to, as dicts: kind, name (the datablock), path
     (as the .blend says), abs (where this host looks), exists, packed. bpy.utils.blend_paths()
-    names the paths but not who uses them, and in Blender 3.4 leaves out disk point caches and
-    fluid cache directories: the datablocks are walked here, and blend_paths() then catches
-    whatever the walk missed (kind "other")."""
+    names the paths but not who uses them, and in Blender 3.4 gives an empty path for a point
+    cache baked to disk (measured: a baked cloth cache); the datablocks are walked here, and
+    blend_paths() then catches whatever the walk missed (kind "other")."""
     found = []
     seen = set()
+    dropped = [0]  # entries past ASSETS_MAX
 
     def add(kind, block, path, packed=False, lib=None, image=None):
         if not path or path == "<builtin>":
             return
         seen.add(path)
         if len(found) >= ASSETS_MAX:
+            dropped[0] += 1
             return
         full = os.path.normpath(bpy.path.abspath(path, library=lib))
         found.append({"kind": kind, "name": block, "path": path, "abs": full,
@@ -490,7 +492,11 @@ def list_assets():
                 for surface in mod.canvas_settings.canvas_surfaces:
                     point_cache(name, surface.point_cache, add)
             if mod.type == "FLUID" and mod.fluid_type == "DOMAIN":
-                add("fluid_cache", name, mod.domain_settings.cache_directory, False, ob.library)
+                folder = mod.domain_settings.cache_directory
+                if getattr(mod.domain_settings, "has_cache_baked_any", True):
+                    add("fluid_cache", name, folder, False, ob.library)
+                else:  # nothing baked: simulated while rendering, the folder is not needed
+                    seen.add(folder)
             if mod.type == "MESH_CACHE":
                 add("cache", name, mod.filepath, False, ob.library)
             if mod.type == "OCEAN" and mod.is_cached:
@@ -503,7 +509,7 @@ def list_assets():
         if path not in seen:
             add("other", "", path)
     found.sort(key=lambda a: a["exists"])  # the missing first: a cut list keeps them
-    return found, len(seen) > len(found)
+    return found, dropped[0] > 0
 
 
 def point_cache(name, cache, add):
