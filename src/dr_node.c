@@ -77,6 +77,8 @@ static int load(dr_node *n, char *why, size_t whylen)
 		snprintf(cfg.render.device, sizeof cfg.render.device, "%s", n->cfg.device);
 	n->device[0] = '\0';
 	n->peak_mb = 0;
+	dr_blender_destroy(n->lister);
+	n->lister = NULL;
 	dr_blender_destroy(n->bl);
 	/* warming up stays warming up: READY is still to be said */
 	set_state(n, n->state == DR_NODE_WARMING ? DR_NODE_WARMING : DR_NODE_LOADING);
@@ -88,6 +90,14 @@ static int load(dr_node *n, char *why, size_t whylen)
 	}
 	dr_debug("Blender started on %s for %s with %d thread%s", n->host, n->job.render.scene,
 	         n->threads, n->threads == 1 ? "" : "s");
+	if (cfg.one_shot) { /* one-shot Blenders run no driver: a warm one lists the files */
+		char lerr[DR_ERRLEN];
+
+		cfg.one_shot = false;
+		n->lister = dr_blender_create(&cfg, lerr, sizeof lerr);
+		if (!n->lister)
+			dr_debug("the scene's external files are not checked: %s", lerr);
+	}
 	return 0;
 }
 
@@ -211,6 +221,8 @@ int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen)
 			dr_blender_kill(n->bl);
 			dr_blender_destroy(n->bl);
 			n->bl = NULL;
+			dr_blender_destroy(n->lister);
+			n->lister = NULL;
 			n->loaded.scene[0] = '\0';
 			set_state(n, DR_NODE_NO_BLENDER);
 			n->idle_since = dr_now();
@@ -394,6 +406,8 @@ static int start_next(dr_node *n, char *err, size_t errlen)
 static int load_failed(dr_node *n, const char *why, char *err, size_t errlen)
 {
 	int job = n->state == DR_NODE_WARMING ? -1 : n->job.id;
+	dr_blender_destroy(n->lister);
+	n->lister = NULL;
 	dr_blender_destroy(n->bl);
 	n->bl = NULL;
 	n->loaded.scene[0] = '\0';
@@ -406,9 +420,9 @@ static int load_failed(dr_node *n, const char *why, char *err, size_t errlen)
 /* Blender has loaded the scene: judge the external files its "ready" listed (dr_assets). Returns
  * 0 when rendering may start (warnings logged by the lowest render node only, so that they show
  * once), or -1 with the list of missing files in WHY. One-shot Blenders list nothing: no check. */
-static int check_assets(dr_node *n, char *why, size_t whylen)
+static int check_assets(dr_node *n, const dr_blender *bl, char *why, size_t whylen)
 {
-	const char *failed = NULL, *text = dr_blender_assets(n->bl, &failed);
+	const char *failed = NULL, *text = dr_blender_assets(bl, &failed);
 	char warn[DR_ERRLEN], perr[256];
 	dr_assets a = {0};
 	dr_assets_summary s;
@@ -451,6 +465,25 @@ static bool stalled(dr_node *n)
 	return now - n->cpu_since > n->cfg.stall;
 }
 
+/* --one-shot: wait for the lister's "ready", judge the files it lists, then let the one-shot
+ * Blender report ready (the next ticks). A lister that cannot load the scene is the load's
+ * failure: the one-shot Blender could not load it either. */
+static int poll_lister(dr_node *n, int wait_ms, char *err, size_t errlen)
+{
+	dr_bl_event ev;
+	char why[DR_ERRLEN];
+	int bad;
+
+	if (dr_blender_poll(n->lister, wait_ms, &ev) != 0 || ev.kind == DR_BL_LOAD_FAILED)
+		return load_failed(n, ev.error, err, errlen);
+	if (ev.kind != DR_BL_READY)
+		return 0;
+	bad = check_assets(n, n->lister, why, sizeof why);
+	dr_blender_destroy(n->lister);
+	n->lister = NULL;
+	return bad ? load_failed(n, why, err, errlen) : 0;
+}
+
 int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 {
 	dr_bl_event ev;
@@ -479,6 +512,8 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 		dr_sleep_ms(wait_ms);
 		return 0;
 	}
+	if (n->lister && n->frame < 0)
+		return poll_lister(n, wait_ms, err, errlen);
 	if (dr_blender_poll(n->bl, wait_ms, &ev) != 0) {
 		if (n->frame >= 0)
 			return fail_frame(n, ev.error, err, errlen);
@@ -490,7 +525,7 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 
 		if (was == DR_NODE_READY)
 			return 0;
-		if (check_assets(n, why, sizeof why) != 0) /* before any frame of this scene */
+		if (check_assets(n, n->bl, why, sizeof why) != 0) /* before any frame of it */
 			return load_failed(n, why, err, errlen);
 		snprintf(n->device, sizeof n->device, "%s", ev.device);
 		set_state(n, DR_NODE_READY);
@@ -549,6 +584,8 @@ void dr_node_destroy(dr_node *n)
 {
 	if (n->frame >= 0)
 		dr_node_abort(n);
+	dr_blender_destroy(n->lister);
+	n->lister = NULL;
 	dr_blender_destroy(n->bl);
 	n->bl = NULL;
 }

@@ -194,8 +194,8 @@ static const opt_row rows[] = {
         {.name = "allow-missing",
          FLAG(allow_missing),
          .help = "render even when files the scene needs (textures,\n"
-                 "libraries, caches) are missing on a render node (default:\n"
-                 "exit 2 listing them, before any frame renders)"},
+                 "libraries, caches) are missing on a render node\n"
+                 "(default: exit 2 listing them, before any frame renders)"},
         {.section = "Service (HTTP API, see README):",
          .name = "serve",
          FLAG(serve),

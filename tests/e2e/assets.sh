@@ -58,6 +58,15 @@ is "$(frames fake/out1)" 0 "  no frame file"
 is "$(grep -c '^render ' fake.log)" 0 "  Blender was never asked for a frame"
 is "$(leftovers)" 0 "  nothing left running"
 
+# 1b. The same with --one-shot (a warm Blender lists the files first, then quits).
+: >fake.log
+FAKE_BLENDER_ASSETS="image://tex/a.png" "$DRENDER" --blender "$FAKE" --one-shot fake/s.blend 1 4 \
+	-o fake/out1b/f_#### >o1b.txt 2>e1b.txt
+is $? 2 "fake: --one-shot, the texture missing: exit 2"
+grep -q '^  image "a.png": //tex/a.png' e1b.txt
+ok $? "  listing it"
+is "$(grep -c '^render ' fake.log)" 0 "  Blender was never asked for a frame"
+
 # 2. --allow-missing: renders, and says what it renders without (once: rank 1 speaks).
 : >fake.log
 FAKE_BLENDER_ASSETS="image://tex/a.png" "${MPIRUN[@]}" -np 3 "$DRENDER" --blender "$FAKE" \
@@ -65,6 +74,14 @@ FAKE_BLENDER_ASSETS="image://tex/a.png" "${MPIRUN[@]}" -np 3 "$DRENDER" --blende
 is $? 0 "fake: --allow-missing: exit 0"
 is "$(valid_pngs fake/out2)" 4 "  4 frames"
 is "$(grep -c 'rendering without 1 missing file (--allow-missing)' e2.txt)" 1 "  one warning lists it"
+
+# 2b. --one-shot with the texture there renders, and no lister is left running.
+mkdir -p fake/ok/tex && fake_scene fake/ok/s.blend && printf 'png' >fake/ok/tex/a.png
+FAKE_BLENDER_ASSETS="image://tex/a.png" "$DRENDER" --blender "$FAKE" --one-shot fake/ok/s.blend \
+	1 3 -o fake/out2b/f_#### >o2b.txt 2>e2b.txt
+is $? 0 "fake: --one-shot, every file there: exit 0"
+is "$(valid_pngs fake/out2b)" 3 "  3 frames"
+is "$(leftovers)" 0 "  nothing left running"
 
 # 3. The texture there, one referred to by an absolute path: renders, with a warning about the
 # absolute path only.
@@ -144,7 +161,7 @@ ok $? "  and leaving no copy"
 
 # --- real Blender ---------------------------------------------------------------------------
 if ! command -v blender >/dev/null || [ -n "${DR_E2E_FAST_ONLY:-}" ]; then
-	for _ in $(seq 16); do skip "no real Blender (or DR_E2E_FAST_ONLY)"; done
+	for _ in $(seq 19); do skip "no real Blender (or DR_E2E_FAST_ONLY)"; done
 	done_testing
 	exit
 fi
@@ -160,6 +177,12 @@ is $? 2 "real: the texture missing: exit 2"
 grep -q "^  image \"checker.png\": //tex/checker.png (not found at $WORK/real/tex/checker.png)" re1.txt
 ok $? "  the message lists it" || sed 's/^/#   /' re1.txt
 is "$(frames real/out1)" 0 "  no frame file"
+
+"$DRENDER" --one-shot real/textured.blend 1 2 -o real/out1b/f_#### >r1b.txt 2>re1b.txt
+is $? 2 "real: --one-shot, the texture missing: exit 2"
+grep -q '^  image "checker.png": //tex/checker.png' re1b.txt
+ok $? "  the message lists it"
+is "$(frames real/out1b)" 0 "  no frame file"
 
 # 7. --allow-missing renders (without the texture).
 "${MPIRUN[@]}" -np 2 "$DRENDER" --allow-missing real/textured.blend 1 2 -o real/out2/f_#### \
