@@ -412,7 +412,10 @@ def why_unwritten(path):
     return ""
 
 
-ASSETS_MAX = 2000  # entries in one "assets" list; the rest is summed up as "truncated"
+# At most this many entries and about this many bytes in one "assets" list (drender reads a reply
+# line of up to 1 MiB); the rest is summed up as "truncated", the missing files first.
+ASSETS_MAX = 2000
+ASSETS_BYTES = 512 * 1024
 
 
 def asset_exists(kind, path, image=None):
@@ -432,16 +435,18 @@ def list_assets():
     blend_paths() then catches whatever the walk missed (kind "other")."""
     found = []
     seen = set()
-    dropped = [0]  # entries past ASSETS_MAX
+    dropped = [0]  # entries past ASSETS_MAX or ASSETS_BYTES
+    size = [0]
 
     def add(kind, block, path, packed=False, lib=None, image=None):
         if not path or path == "<builtin>":
             return
         seen.add(path)
-        if len(found) >= ASSETS_MAX:
+        full = os.path.normpath(bpy.path.abspath(path, library=lib))
+        size[0] += len(path) + len(full) + len(block) + 100  # JSON escapes and keys: roughly
+        if len(found) >= ASSETS_MAX or size[0] > ASSETS_BYTES:
             dropped[0] += 1
             return
-        full = os.path.normpath(bpy.path.abspath(path, library=lib))
         found.append({"kind": kind, "name": block, "path": path, "abs": full,
                       "packed": bool(packed),
                       "exists": bool(packed) or asset_exists(kind, full, image)})
