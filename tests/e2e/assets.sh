@@ -161,7 +161,7 @@ ok $? "  and leaving no copy"
 
 # --- real Blender ---------------------------------------------------------------------------
 if ! command -v blender >/dev/null || [ -n "${DR_E2E_FAST_ONLY:-}" ]; then
-	for _ in $(seq 19); do skip "no real Blender (or DR_E2E_FAST_ONLY)"; done
+	for _ in $(seq 24); do skip "no real Blender (or DR_E2E_FAST_ONLY)"; done
 	done_testing
 	exit
 fi
@@ -225,5 +225,38 @@ grep -q '^  strip "Title (strip in Textured)": //tex/checker.png' rp2.txt
 ok $? "  naming the strip" || sed 's/^/#   /' rp2.txt
 [ ! -e real/strip-packed.blend ] && [ -z "$(find real -name '*.drender-pack-*')" ]
 ok $? "  no copy, no temporary left"
+
+# 11. A linked library: missing, it is exit 2 naming it; packed, the copy alone holds its data.
+mkdir -p lib/alone
+blender -b --factory-startup --python-exit-code 1 --python-expr '
+import bpy
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.context.preferences.filepaths.save_version = 0
+bpy.ops.mesh.primitive_monkey_add()
+bpy.ops.wm.save_as_mainfile(filepath="'"$WORK"'/lib/props.blend")
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.ops.wm.save_as_mainfile(filepath="'"$WORK"'/lib/main.blend")
+with bpy.data.libraries.load("//props.blend", link=True, relative=True) as (src, dst):
+    dst.objects = ["Suzanne"]
+for ob in dst.objects:
+    bpy.context.scene.collection.objects.link(ob)
+bpy.ops.wm.save_as_mainfile(filepath="'"$WORK"'/lib/main.blend")' >make3.log 2>&1
+ok $? "real: main.blend links Suzanne from //props.blend" || sed 's/^/#   /' make3.log
+mv lib/props.blend lib/props.away
+"$DRENDER" lib/main.blend 1 1 -o lib/out/f_#### >r5.txt 2>re5.txt
+is $? 2 "real: the library missing: exit 2"
+grep -q "^  library \"props.blend\": //props.blend (not found at $WORK/lib/props.blend)" re5.txt
+ok $? "  naming it" || sed 's/^/#   /' re5.txt
+mv lib/props.away lib/props.blend
+"$PACK" blender lib/main.blend "$WORK/lib/alone/main.blend" 2>rp3.txt
+is $? 0 "real: pack with a linked library: exit 0" || sed 's/^/#   /' rp3.txt
+mv lib/props.blend lib/props.away
+blender -b --factory-startup lib/alone/main.blend --python-exit-code 1 --python-expr '
+import bpy, sys
+ob = bpy.data.objects["Suzanne"]
+print("drender-test: library %s packed %s, %d vertices" % (ob.library.filepath,
+      ob.library.packed_file is not None, len(ob.data.vertices)))
+sys.exit(0 if ob.library.packed_file is not None and len(ob.data.vertices) == 507 else 1)' >r6.txt 2>&1
+ok $? "  the copy alone holds the library: Suzanne's 507 vertices" || grep 'drender-test\|rror' r6.txt | sed 's/^/#   /'
 is "$(leftovers)" 0 "nothing left running"
 done_testing
