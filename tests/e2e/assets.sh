@@ -161,7 +161,7 @@ ok $? "  and leaving no copy"
 
 # --- real Blender ---------------------------------------------------------------------------
 if ! command -v blender >/dev/null || [ -n "${DR_E2E_FAST_ONLY:-}" ]; then
-	for _ in $(seq 24); do skip "no real Blender (or DR_E2E_FAST_ONLY)"; done
+	for _ in $(seq 25); do skip "no real Blender (or DR_E2E_FAST_ONLY)"; done
 	done_testing
 	exit
 fi
