@@ -419,7 +419,8 @@ static int load_failed(dr_node *n, const char *why, char *err, size_t errlen)
 
 /* Blender has loaded the scene: judge the external files its "ready" listed (dr_assets). Returns
  * 0 when rendering may start (warnings logged by the lowest render node only, so that they show
- * once), or -1 with the list of missing files in WHY. One-shot Blenders list nothing: no check. */
+ * once), or -1 with the list of missing files in WHY. BL: the node's warm Blender, or in
+ * --one-shot its lister. A Blender that listed nothing (an older driver) is not checked. */
 static int check_assets(dr_node *n, const dr_blender *bl, char *why, size_t whylen)
 {
 	const char *failed = NULL, *text = dr_blender_assets(bl, &failed);
@@ -571,6 +572,8 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 
 void dr_node_abort(dr_node *n)
 {
+	if (n->lister)
+		dr_blender_kill(n->lister); /* interrupted while it lists: no grace */
 	if (n->bl && n->frame >= 0)
 		dr_blender_kill(n->bl);
 	if (n->frame >= 0 && n->tmp[0]) {
