@@ -61,6 +61,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB_OBJS)
 
 unit: $(UNIT_BINS)
 
+# dr_assets_pack on the command line, for tests/e2e/assets.sh (which builds it when missing).
+$(BUILD)/tests/dr-pack: tests/fixtures/pack.c $(LIB_OBJS)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
 # The virtual-time farm (bench/sim/): simulated render nodes driving the real scheduler.
 SIM_SRCS = bench/sim/sim.c bench/sim/sim.h
 sim: $(BUILD)/drender-sim

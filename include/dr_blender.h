@@ -23,7 +23,7 @@
  *
  * settings json: {"engine": "CYCLES"|null, "samples": N|0, "format": "PNG", "threads": N,
  *                 "device": "CUDA"|...|"", "gpu": N|-1, "gpu_why": "..."|null,
- *                 "gpu_threads": N|0, "persistent_data": true|false}
+ *                 "gpu_threads": N|0, "persistent_data": true|false [, "assets": true]}
  * Commands (one JSON object per line on CMD_FD):
  *   {"cmd": "render", "frame": 12, "path": "/abs/dir/.drender-tmp-host-1-0000012"
  *    [, "thumb": "/abs/dir/.thumbs/.drender-tmp-host-1-0000012.thumb"]}
@@ -33,7 +33,12 @@
  *   {"cmd": "quit"}
  * Replies (one JSON object per line on REPLY_FD):
  *   {"event": "ready", "scene": "Scene", "engine": "CYCLES", "frame_start": 1, "frame_end": 250,
- *    "device": "CUDA:0 NVIDIA A100"}          (the devices Cycles will use, or "CPU")
+ *    "device": "CUDA:0 NVIDIA A100"           (the devices Cycles will use, or "CPU")
+ *    [, "assets": [{"kind": "image", "name": "checker.png", "path": "//tex/checker.png",
+ *                   "abs": "/s/tex/checker.png", "exists": false, "packed": false}, ...]]
+ *    [, "assets_error": "..."]}               (with the setting "assets": the scene's external
+ *                                              files, see dr_assets.h; or why they could not
+ *                                              be listed)
  *   {"event": "fatal", "error": "..."}        (the settings cannot be honoured, e.g. a GPU type
  *                                              Blender does not see; Blender then exits)
  *   {"event": "done", "frame": 12, "seconds": 1.25, "peak_mb": 321.5}
@@ -66,6 +71,8 @@ typedef struct dr_blender_cfg {
 	bool persistent_data;  /* warm: keep Cycles' render data between frames */
 	double load_timeout;   /* warm: seconds a Blender may take to load the scene and say
 	                        * "ready" before it is killed (DR_BL_LOAD_FAILED); 0 = no limit */
+	bool list_assets;      /* warm: "ready" lists the scene's external files (dr_assets.h),
+	                        * read with dr_blender_assets */
 } dr_blender_cfg;
 
 enum dr_bl_kind {
@@ -114,6 +121,20 @@ void dr_blender_kill(dr_blender *b);
 
 /* Ask a warm Blender to quit (up to 3 s, then kill), reap it and free everything. NULL is fine. */
 void dr_blender_destroy(dr_blender *b);
+
+/* What the last "ready" listed of the scene's external files, as the JSON array text (see
+ * dr_assets.h); NULL when not asked for (list_assets), not said (one-shot mode, an older driver)
+ * or not yet. *ERROR gets the driver's reason when the listing itself failed, else NULL. Valid
+ * until the next dr_blender_poll. */
+const char *dr_blender_assets(const dr_blender *b, const char **error);
+
+/* Blender's executable EXE resolved as dr_blender_create does (a bare name is looked up in PATH):
+ * a malloc'ed path, or NULL with ERR. */
+char *dr_blender_find(const char *exe, char *err, size_t errlen);
+
+/* Write the embedded driver to its private file (once) and put the file's path in PATH, for
+ * other one-off Blender runs (dr_assets_pack). 0, or -1 with ERR. */
+int dr_blender_driver(char *path, size_t len, char *err, size_t errlen);
 
 /* Pid of the current Blender process, or 0 when none runs (for tests and logs). */
 pid_t dr_blender_pid(const dr_blender *b);

@@ -64,6 +64,8 @@ typedef struct dr_node {
 	double last_sent;           /* when we last said something to rank 0 */
 	char device[128];           /* the devices the loaded Blender renders on ("" = not said) */
 	double peak_mb;             /* its Blender's peak memory (MiB), 0 = unknown */
+	dr_blender *lister;         /* --one-shot: a warm Blender that lists the scene's external
+	                             * files (dr_assets) before the first frame, or NULL */
 } dr_node;
 
 /* Say HELLO to rank 0 and, if the command line names a scene, start Blender on it. CPUS: Blender's

@@ -54,6 +54,7 @@ typedef struct dr_opts {
 	int keep_jobs;         /* --keep-jobs N: finished jobs kept in the job table, 0 = all */
 	double keep_for;       /* --keep-for DURATION: seconds a finished job is kept, 0 = always */
 	bool help, version;    /* print and exit 0; nothing else is filled */
+	bool allow_missing; /* --allow-missing: render a scene whose external files are missing */
 } dr_opts;
 
 /* Parse ARGV. ENV_BLENDER is $DRENDER_BLENDER (or NULL). Returns 0, or -1 with a one-line

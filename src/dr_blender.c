@@ -61,6 +61,9 @@ struct dr_blender {
 	int gpu_threads;
 	bool persistent_data;
 	double load_timeout; /* 0 = none */
+	bool list_assets;    /* ask "ready" for the scene's external files */
+	char *assets;        /* what the last "ready" listed (JSON array), or NULL */
+	char *assets_error;  /* ... or why the listing failed, or NULL */
 
 	dr_proc *proc;         /* the Blender process (one at a time) */
 	enum bl_state state;   /* see set_state() */
@@ -374,6 +377,7 @@ static int spawn_warm(dr_blender *b, char *err, size_t errlen)
 	                 : cJSON_AddNullToObject(json, "gpu_why")) ||
 	    !cJSON_AddNumberToObject(json, "gpu_threads", b->gpu_threads) ||
 	    !cJSON_AddBoolToObject(json, "persistent_data", b->persistent_data) ||
+	    (b->list_assets && !cJSON_AddBoolToObject(json, "assets", true)) ||
 	    (b->render.ranges > 0 &&
 	     (!cJSON_AddNumberToObject(json, "still", b->render.still) ||
 	      !cJSON_AddNumberToObject(json, "ranges", b->render.ranges))) ||
@@ -538,6 +542,35 @@ static void warm_died(dr_blender *b, dr_bl_event *ev, const char *protocol_error
 	fail_event(b, ev, !was_ready, was_busy ? b->frame : 0, why);
 }
 
+/* Keep what a "ready" reply JSON says of the scene's external files (see dr_blender_assets). */
+static void keep_assets(dr_blender *b, const cJSON *json)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(json, "assets");
+	const cJSON *why = cJSON_GetObjectItemCaseSensitive(json, "assets_error");
+
+	free(b->assets);
+	free(b->assets_error);
+	b->assets = cJSON_IsArray(list) ? cJSON_PrintUnformatted(list) : NULL;
+	b->assets_error = cJSON_IsString(why) ? strdup(why->valuestring) : NULL;
+}
+
+const char *dr_blender_assets(const dr_blender *b, const char **error)
+{
+	if (error)
+		*error = b ? b->assets_error : NULL;
+	return b ? b->assets : NULL;
+}
+
+char *dr_blender_find(const char *exe, char *err, size_t errlen)
+{
+	return resolve_exe(exe, err, errlen);
+}
+
+int dr_blender_driver(char *path, size_t len, char *err, size_t errlen)
+{
+	return driver_file(path, len, err, errlen);
+}
+
 /* Handle one reply line. Returns true when EV holds an event. */
 static bool handle_reply(dr_blender *b, const char *line, dr_bl_event *ev)
 {
@@ -557,6 +590,7 @@ static bool handle_reply(dr_blender *b, const char *line, dr_bl_event *ev)
 			const cJSON *dev = cJSON_GetObjectItemCaseSensitive(json, "device");
 
 			set_state(b, b->state == BL_LOADING_FRAME ? BL_RENDERING : BL_READY);
+			keep_assets(b, json);
 			ev->kind = DR_BL_READY;
 			if (cJSON_IsString(dev))
 				snprintf(ev->device, sizeof ev->device, "%s", dev->valuestring);
@@ -749,6 +783,7 @@ dr_blender *dr_blender_create(const dr_blender_cfg *cfg, char *err, size_t errle
 	b->threads = cfg->threads;
 	b->one_shot = cfg->one_shot;
 	b->allow_autoexec = cfg->allow_autoexec;
+	b->list_assets = cfg->list_assets;
 	b->verbose = cfg->verbose;
 	b->gpu = cfg->gpu;
 	b->gpu_threads = cfg->gpu_threads;
@@ -959,6 +994,8 @@ void dr_blender_destroy(dr_blender *b)
 	dr_proc_destroy(b->proc);
 	free(b->exe);
 	free(b->gpu_why);
+	free(b->assets);
+	free(b->assets_error);
 	free(b->tmp_path);
 	free(b->rbuf);
 	free(b);

@@ -1,6 +1,7 @@
 /* Render node: runs the tasks rank 0 hands it on one supervised Blender and reports each frame. */
 #include "dr_node.h"
 
+#include "dr_assets.h"
 #include "dr_imgcheck.h"
 #include "dr_log.h"
 #include "dr_proc.h"
@@ -69,12 +70,15 @@ static int load(dr_node *n, char *why, size_t whylen)
 	        .gpu_threads = n->cfg.threads_set ? 0 : (n->threads < 2 ? n->threads : 2),
 	        .persistent_data = n->cfg.persistent_data,
 	        .load_timeout = n->cfg.load_timeout,
+	        .list_assets = true,
 	};
 	/* a job that names no device renders on the command line's */
 	if (!cfg.render.device[0] && n->cfg.device)
 		snprintf(cfg.render.device, sizeof cfg.render.device, "%s", n->cfg.device);
 	n->device[0] = '\0';
 	n->peak_mb = 0;
+	dr_blender_destroy(n->lister);
+	n->lister = NULL;
 	dr_blender_destroy(n->bl);
 	/* warming up stays warming up: READY is still to be said */
 	set_state(n, n->state == DR_NODE_WARMING ? DR_NODE_WARMING : DR_NODE_LOADING);
@@ -86,6 +90,14 @@ static int load(dr_node *n, char *why, size_t whylen)
 	}
 	dr_debug("Blender started on %s for %s with %d thread%s", n->host, n->job.render.scene,
 	         n->threads, n->threads == 1 ? "" : "s");
+	if (cfg.one_shot) { /* one-shot Blenders run no driver: a warm one lists the files */
+		char lerr[DR_ERRLEN];
+
+		cfg.one_shot = false;
+		n->lister = dr_blender_create(&cfg, lerr, sizeof lerr);
+		if (!n->lister)
+			dr_debug("the scene's external files are not checked: %s", lerr);
+	}
 	return 0;
 }
 
@@ -209,6 +221,8 @@ int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen)
 			dr_blender_kill(n->bl);
 			dr_blender_destroy(n->bl);
 			n->bl = NULL;
+			dr_blender_destroy(n->lister);
+			n->lister = NULL;
 			n->loaded.scene[0] = '\0';
 			set_state(n, DR_NODE_NO_BLENDER);
 			n->idle_since = dr_now();
@@ -392,6 +406,8 @@ static int start_next(dr_node *n, char *err, size_t errlen)
 static int load_failed(dr_node *n, const char *why, char *err, size_t errlen)
 {
 	int job = n->state == DR_NODE_WARMING ? -1 : n->job.id;
+	dr_blender_destroy(n->lister);
+	n->lister = NULL;
 	dr_blender_destroy(n->bl);
 	n->bl = NULL;
 	n->loaded.scene[0] = '\0';
@@ -399,6 +415,37 @@ static int load_failed(dr_node *n, const char *why, char *err, size_t errlen)
 	drop_queue(n);
 	set_state(n, DR_NODE_NO_BLENDER);
 	return send_simple(n, DR_MSG_LOADFAIL, job, why, err, errlen);
+}
+
+/* Blender has loaded the scene: judge the external files its "ready" listed (dr_assets). Returns
+ * 0 when rendering may start (warnings logged by the lowest render node only, so that they show
+ * once), or -1 with the list of missing files in WHY. BL: the node's warm Blender, or in
+ * --one-shot its lister. A Blender that listed nothing (an older driver) is not checked. */
+static int check_assets(dr_node *n, const dr_blender *bl, char *why, size_t whylen)
+{
+	const char *failed = NULL, *text = dr_blender_assets(bl, &failed);
+	char warn[DR_ERRLEN], perr[256];
+	dr_assets a = {0};
+	dr_assets_summary s;
+	bool speak = n->chan->rank <= 1;
+
+	if (!text) {
+		if (failed && speak)
+			dr_warn("the scene's external files were not checked: %s", failed);
+		return 0;
+	}
+	if (dr_assets_parse(text, &a, perr, sizeof perr) != 0) {
+		if (speak)
+			dr_warn("the scene's external files were not checked: %s", perr);
+		return 0;
+	}
+	s = dr_assets_judge(&a, n->host, n->cfg.allow_missing, why, whylen, warn, sizeof warn);
+	dr_debug("%s: the scene uses %zu external files (%zu missing, %zu by absolute path)",
+	         n->host, a.n, s.missing, s.absolute);
+	if (!s.fatal && warn[0] && speak)
+		dr_warn("%s", warn);
+	dr_assets_free(&a);
+	return s.fatal ? -1 : 0;
 }
 
 /* True when the frame in flight's Blender has used no CPU time for --stall seconds (looked at
@@ -417,6 +464,25 @@ static bool stalled(dr_node *n)
 		return false;
 	}
 	return now - n->cpu_since > n->cfg.stall;
+}
+
+/* --one-shot: wait for the lister's "ready", judge the files it lists, then let the one-shot
+ * Blender report ready (the next ticks). A lister that cannot load the scene is the load's
+ * failure: the one-shot Blender could not load it either. */
+static int poll_lister(dr_node *n, int wait_ms, char *err, size_t errlen)
+{
+	dr_bl_event ev;
+	char why[DR_ERRLEN];
+	int bad;
+
+	if (dr_blender_poll(n->lister, wait_ms, &ev) != 0 || ev.kind == DR_BL_LOAD_FAILED)
+		return load_failed(n, ev.error, err, errlen);
+	if (ev.kind != DR_BL_READY)
+		return 0;
+	bad = check_assets(n, n->lister, why, sizeof why);
+	dr_blender_destroy(n->lister);
+	n->lister = NULL;
+	return bad ? load_failed(n, why, err, errlen) : 0;
 }
 
 int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
@@ -447,6 +513,8 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 		dr_sleep_ms(wait_ms);
 		return 0;
 	}
+	if (n->lister && n->frame < 0)
+		return poll_lister(n, wait_ms, err, errlen);
 	if (dr_blender_poll(n->bl, wait_ms, &ev) != 0) {
 		if (n->frame >= 0)
 			return fail_frame(n, ev.error, err, errlen);
@@ -458,6 +526,8 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 
 		if (was == DR_NODE_READY)
 			return 0;
+		if (check_assets(n, n->bl, why, sizeof why) != 0) /* before any frame of it */
+			return load_failed(n, why, err, errlen);
 		snprintf(n->device, sizeof n->device, "%s", ev.device);
 		set_state(n, DR_NODE_READY);
 		n->idle_since = dr_now(); /* loading a scene is not waiting for work */
@@ -502,6 +572,8 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 
 void dr_node_abort(dr_node *n)
 {
+	if (n->lister)
+		dr_blender_kill(n->lister); /* interrupted while it lists: no grace */
 	if (n->bl && n->frame >= 0)
 		dr_blender_kill(n->bl);
 	if (n->frame >= 0 && n->tmp[0]) {
@@ -515,6 +587,8 @@ void dr_node_destroy(dr_node *n)
 {
 	if (n->frame >= 0)
 		dr_node_abort(n);
+	dr_blender_destroy(n->lister);
+	n->lister = NULL;
 	dr_blender_destroy(n->bl);
 	n->bl = NULL;
 }

@@ -191,6 +191,11 @@ static const opt_row rows[] = {
          FLAG(allow_autoexec),
          .help = "let the scene's embedded Python scripts run (off by\n"
                  "default: Blender runs with --disable-autoexec)"},
+        {.name = "allow-missing",
+         FLAG(allow_missing),
+         .help = "render even when files the scene needs (textures,\n"
+                 "libraries, caches) are missing on a render node\n"
+                 "(default: exit 2 listing them, before any frame renders)"},
         {.section = "Service (HTTP API, see README):",
          .name = "serve",
          FLAG(serve),
@@ -692,6 +697,7 @@ void dr_opts_node_cfg(const dr_opts *o, dr_node_cfg *c)
 	        .threads_set = o->threads > 0,
 	        .load_timeout = o->load_timeout,
 	        .stall = o->stall,
+	        .allow_missing = o->allow_missing,
 	};
 }
 

@@ -4,6 +4,7 @@
 
 #include "dr_util.h"
 
+#include "dr_assets.h"
 #include "dr_dispatch.h"
 #include "dr_imgcheck.h"
 #include "dr_log.h"
@@ -38,7 +39,7 @@ struct dr_ojob {
 	size_t scan_next;   /* the next frame (index) to look for */
 	size_t scan_found;  /* frames found so far */
 	int lockfd;         /* a service's job: its output directory's lock until it ends, or -1 */
-	char loaderr[1024];
+	char loaderr[4096]; /* room for a list of missing files (dr_assets) */
 	/* Per-frame state for the job table (GET /jobs/<id>/frames), published by changes: the
 	 * events that move a frame (a task, a result, a lost node) mark its cell, and a publish
 	 * looks only at marked cells; every cell is looked at only when FRAMES_ALL is set (start,
@@ -197,7 +198,7 @@ static void scan_done(dr_orch *r, dr_ojob *j)
 		        r->serve ? j->id : "", r->serve ? ": " : "", j->scan_found, j->frames.n);
 	if (dr_dispatch_add_job(r->disp, j->num, j->priority, j->settings, j->sched, err,
 	                        sizeof err)) {
-		snprintf(j->loaderr, sizeof j->loaderr, "%.1000s", err);
+		snprintf(j->loaderr, sizeof j->loaderr, "%.4000s", err);
 		dr_sched_fail_stranded(j->sched, err);
 		j->ended = true;
 		return;
@@ -545,7 +546,7 @@ static int on_loadfail(dr_orch *r, int slot, dr_ojob *j, const char *text, char 
 	if (!j || j->ended)
 		return 0;
 	if (!j->loaderr[0])
-		snprintf(j->loaderr, sizeof j->loaderr, "%.1000s", text);
+		snprintf(j->loaderr, sizeof j->loaderr, "%.4000s", text);
 	dr_sched_drop(j->sched, slot);
 	j->frames_all = true;              /* its frames went back to the queue */
 	if (dr_sched_usable(j->sched) > 0) /* else the job ends with this error */
@@ -856,6 +857,8 @@ cJSON *dr_orch_status(const dr_orch *r, dr_ojob *j)
 	cJSON_AddStringToObject(o, "blend", j->cfg.render.scene);
 	cJSON_AddStringToObject(o, "output", j->cfg.out.pattern);
 	cJSON_AddItemToObject(o, "failedFrames", failed_frames(j));
+	if (j->all_loadfail) /* why no node could render it, e.g. the scene's missing files */
+		cJSON_AddStringToObject(o, "error", j->loaderr);
 	nodes = cJSON_AddArrayToObject(o, "nodes");
 	for (int s = 0; nodes && s < r->nslots; s++) {
 		cJSON *n = cJSON_CreateObject();
@@ -927,7 +930,7 @@ static void lock_job(dr_ojob *j, dr_jobs *table, bool overwrite)
 	if (j->lockfd >= 0)
 		return;
 	dr_error("job %s: %s", j->id, err);
-	snprintf(j->loaderr, sizeof j->loaderr, "%.1000s", err);
+	snprintf(j->loaderr, sizeof j->loaderr, "%.4000s", err);
 	j->scanning = false;
 	dr_sched_fail_stranded(j->sched, err);
 	j->ended = true;
@@ -1165,7 +1168,10 @@ int dr_orch_outcome(const dr_orch *r, const dr_ojob *j, bool interrupted, bool f
 	}
 	if (j->all_loadfail) {
 		*status = "error";
-		snprintf(msg, msglen, "No render node could start Blender on the scene: %s",
+		snprintf(msg, msglen, "%s: %s",
+		         dr_assets_missing_text(j->loaderr) ? "Nothing rendered"
+		                                            : "No render node could start Blender "
+		                                              "on the scene",
 		         j->loaderr);
 		return DR_EXIT_USAGE;
 	}

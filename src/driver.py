@@ -6,10 +6,13 @@
 # object per line on REPLY_FD ("ready", then "done" or "error" per render; "fatal" instead of
 # "ready" when the device asked for cannot be had, e.g. a GPU type Blender does not see). EOF on
 # CMD_FD means quit. An "error" reply carries the exception message first, then the traceback; its "frame" is
-# -1 when the command had none. A failure while applying the settings is printed to stderr and
+# -1 when the command had none. With the setting "assets": true, "ready" also lists the scene's
+# external files ("assets", see include/dr_assets.h). A failure while applying the settings is printed to stderr and
 # Blender exits with status 1 before "ready". This text is embedded in the drender binary, which
 # writes it once to a private file ($TMPDIR/drender-UID/driver-HASH.py) and runs that, so it must
-# not rely on where that file is or on being imported as a module.
+# not rely on where that file is or on being imported as a module. One-off modes instead of the
+# protocol: --drender-merge JSON (a split still's ranges) and --drender-pack JSON (a
+# self-contained copy of the scene, see dr_assets_pack).
 
 import json
 import os
@@ -409,6 +412,152 @@ def why_unwritten(path):
     return ""
 
 
+# At most this many entries and about this many bytes in one "assets" list (drender reads a reply
+# line of up to 1 MiB); the rest is summed up as "truncated", the missing files first.
+ASSETS_MAX = 2000
+ASSETS_BYTES = 512 * 1024
+
+
+def asset_exists(kind, path, image=None):
+    """True when the file (a directory for caches) that PATH names is there on this host."""
+    if kind in ("point_cache", "fluid_cache"):
+        return os.path.isdir(path)
+    if image is not None and image.source == "TILED" and "<UDIM>" in path:
+        return all(os.path.exists(path.replace("<UDIM>", str(t.number))) for t in image.tiles)
+    return os.path.exists(path)
+
+
+def list_assets():
+    """Every external file the open scene refers to, as dicts: kind, name (the datablock), path
+    (as the .blend says), abs (where this host looks), exists, packed. bpy.utils.blend_paths()
+    names the paths but not who uses them, and in Blender 3.4 gives an empty path for a point
+    cache baked to disk (measured: a baked cloth cache); the datablocks are walked here, and
+    blend_paths() then catches whatever the walk missed (kind "other")."""
+    found = []
+    seen = set()
+    dropped = [0]  # entries past ASSETS_MAX or ASSETS_BYTES
+    size = [0]
+
+    def add(kind, block, path, packed=False, lib=None, image=None):
+        if not path or path == "<builtin>":
+            return
+        seen.add(path)
+        full = os.path.normpath(bpy.path.abspath(path, library=lib))
+        size[0] += len(path) + len(full) + len(block) + 100  # JSON escapes and keys: roughly
+        if len(found) >= ASSETS_MAX or size[0] > ASSETS_BYTES:
+            dropped[0] += 1
+            return
+        found.append({"kind": kind, "name": block, "path": path, "abs": full,
+                      "packed": bool(packed),
+                      "exists": bool(packed) or asset_exists(kind, full, image)})
+
+    for img in bpy.data.images:
+        if img.source in ("FILE", "SEQUENCE", "MOVIE", "TILED"):
+            kind = {"SEQUENCE": "image_sequence", "MOVIE": "movie",
+                    "TILED": "udim"}.get(img.source, "image")
+            packed = img.packed_file is not None or len(getattr(img, "packed_files", ())) > 0
+            add(kind, img.name_full, img.filepath, packed, img.library, img)
+    for lib in bpy.data.libraries:
+        add("library", lib.name, lib.filepath, lib.packed_file is not None, lib.parent)
+    for font in bpy.data.fonts:
+        add("font", font.name_full, font.filepath, font.packed_file is not None, font.library)
+    for sound in bpy.data.sounds:
+        add("sound", sound.name_full, sound.filepath, sound.packed_file is not None,
+            sound.library)
+    for clip in bpy.data.movieclips:
+        add("movieclip", clip.name_full, clip.filepath, False, clip.library)
+    for vol in bpy.data.volumes:
+        add("volume", vol.name_full, vol.filepath, vol.packed_file is not None, vol.library)
+    for cache in bpy.data.cache_files:
+        add("cache", cache.name_full, cache.filepath, False, cache.library)
+    for text in bpy.data.texts:
+        if not text.is_in_memory:
+            add("text", text.name_full, text.filepath, False, text.library)
+    for scene in bpy.data.scenes:
+        edit = scene.sequence_editor
+        for strip in (edit.sequences_all if edit else ()):
+            name = "%s (strip in %s)" % (strip.name, scene.name)
+            if strip.type == "IMAGE":
+                for elem in strip.elements:
+                    add("strip", name, os.path.join(strip.directory, elem.filename), False,
+                        scene.library)
+            elif strip.type == "MOVIE":
+                add("strip", name, strip.filepath, False, scene.library)
+        world = scene.rigidbody_world
+        if world and world.point_cache:
+            point_cache("rigid body world of %s" % scene.name, world.point_cache, add)
+    for ob in bpy.data.objects:
+        for mod in ob.modifiers:
+            name = "%s (modifier %s)" % (ob.name_full, mod.name)
+            if getattr(mod, "point_cache", None) is not None:
+                point_cache(name, mod.point_cache, add)
+            if mod.type == "PARTICLE_SYSTEM" and mod.particle_system.point_cache:
+                point_cache(name, mod.particle_system.point_cache, add)
+            if mod.type == "DYNAMIC_PAINT" and mod.canvas_settings:
+                for surface in mod.canvas_settings.canvas_surfaces:
+                    point_cache(name, surface.point_cache, add)
+            if mod.type == "FLUID" and mod.fluid_type == "DOMAIN":
+                folder = mod.domain_settings.cache_directory
+                if getattr(mod.domain_settings, "has_cache_baked_any", True):
+                    add("fluid_cache", name, folder, False, ob.library)
+                else:  # nothing baked: simulated while rendering, the folder is not needed
+                    seen.add(folder)
+            if mod.type == "MESH_CACHE":
+                add("cache", name, mod.filepath, False, ob.library)
+            if mod.type == "OCEAN" and mod.is_cached:
+                add("point_cache", name, mod.filepath, False, ob.library)
+    try:
+        rest = bpy.utils.blend_paths(absolute=False, packed=False, local=False)
+    except Exception:  # pylint: disable=broad-except
+        rest = []
+    for path in rest:
+        if path not in seen:
+            add("other", "", path)
+    found.sort(key=lambda a: a["exists"])  # the missing first: a cut list keeps them
+    return found, dropped[0] > 0
+
+
+def point_cache(name, cache, add):
+    """Report a point cache that lives on disk (external, or baked to disk)."""
+    if cache.use_external:
+        add("point_cache", name, cache.filepath, False)
+    elif cache.use_disk_cache and cache.is_baked:
+        blend = bpy.path.basename(bpy.data.filepath)
+        folder = cache.filepath or ("//blendcache_%s" % os.path.splitext(blend)[0])
+        add("point_cache", name, folder, False)
+
+
+def pack_main():
+    """--drender-pack JSON: pack everything the scene needs into it and save a copy at "output"
+    (written by Blender, renamed into place by drender). What cannot be packed is listed on
+    stderr as 'drender-unpackable: KIND<TAB>NAME<TAB>PATH' and the exit status is 3."""
+    argv = sys.argv[sys.argv.index("--") + 1:]
+    try:
+        job = json.loads(argv[argv.index("--drender-pack") + 1])
+        out = job["output"]
+        if bpy.data.libraries:
+            bpy.ops.file.pack_libraries()
+        bpy.ops.file.pack_all()
+        left, _ = list_assets()
+        # packed, or stored inside the .blend anyway (texts); anything else stays outside
+        left = [a for a in left if not a["packed"] and a["kind"] != "text"]
+        if left:
+            for a in left:
+                sys.stderr.write("drender-unpackable: %s\t%s\t%s\n"
+                                 % (a["kind"], a["name"], a["path"]))
+            sys.stderr.flush()
+            sys.exit(3)
+        bpy.ops.wm.save_as_mainfile(filepath=out, copy=True, compress=False,
+                                    relative_remap=False)
+    except SystemExit:
+        raise
+    except Exception:  # pylint: disable=broad-except
+        traceback.print_exc()
+        sys.stderr.flush()
+        sys.exit(1)
+    sys.exit(0)
+
+
 class Channel:
     """Line-oriented JSON over a pair of file descriptors."""
 
@@ -510,6 +659,8 @@ def main():
     channel = None
     if "--drender-merge" in sys.argv:
         merge_main()
+    if "--drender-pack" in sys.argv:
+        pack_main()
     try:
         cmd_fd, reply_fd, settings = parse_args(sys.argv)
         scene = bpy.context.scene
@@ -547,6 +698,15 @@ def main():
         ready["notes"] = notes
     if STILL:
         ready["still"] = STILL
+    if settings.get("assets"):
+        try:
+            ready["assets"], truncated = list_assets()
+            if truncated:  # an entry of its own: drender reads one array
+                ready["assets"].append({"kind": "truncated", "path": "", "exists": True})
+        except Exception as exc:  # pylint: disable=broad-except
+            # drender says the check could not be made; the render goes on
+            ready["assets_error"] = "".join(
+                traceback.format_exception_only(type(exc), exc)).strip()
     try:
         channel.send(ready)
         serve(channel, scene)
