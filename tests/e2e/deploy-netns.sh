@@ -17,7 +17,8 @@
 # gets no work once lost, nothing is left; seconds from fault to requeue are printed.
 # DEPLOY_NETNS_FAULTS="kill link flap stop" (the default) picks which.
 # Part 4: the same host loss (link down) under --serve with two jobs queued: both finish, /health
-# and a third job answer, /metrics counts the lost node.
+# and a third job answer, /metrics counts the lost node. DEPLOY_NETNS_SERVE_FAULTS="link" (the
+# default; any of kill link flap stop) picks which.
 # A table of the recovery cases ends the output (TAP comments).
 #
 # Failure detection is bounded by the same MCA parameters the job scripts set
@@ -348,8 +349,7 @@ done
 # --- part 4: a host lost under --serve with two jobs queued ---------------------------------------
 # Both jobs finish on the survivors, the service still answers /health and a third job, and
 # /metrics counts the lost node.
-PORT=$(free_port)
-mkdir -p "$T/blends" "$T/srv"
+mkdir -p "$T/blends"
 cp "$T/scene.blend" "$T/blends/s.blend"
 api() { # api METHOD PATH [BODY]: HTTP from inside head; CODE and $T/body
 	CODE=$(on_head curl -s -X "$1" -o "$T/body" -w '%{http_code}' ${3:+--data-binary "$3"} \
@@ -363,59 +363,71 @@ wait_until() { # wait_until SECONDS COMMAND...
 	shift
 	until "$@"; do [ "$(date +%s)" -ge "$deadline" ] && return 1; sleep 0.2; done
 }
-COST=0.5
-FB_LOG=$T/serve.fb
-: >"$FB_LOG"
-OUT_SAVED=$OUT
-OUT=$T/srv # frames_on_disk, for take_host_away's "under way"
-recovery_mpirun "$DRENDER" --blender "$FAKE" --serve --listen "127.0.0.1:$PORT" \
-	--scene "$T/blends/s.blend" --blend-root "$T/blends" --output-root "$T/srv" \
-	--node-timeout 5 >"$T/serve.log" 2>&1
-wait_until 60 api GET /health
-check "serve: the service is up on head (4 ranks over 4 hosts)" [ "$CODE" = 200 ]
-api POST /render '{"from":1,"to":20,"output":"a"}'
-A=$(api_field 'd["jobId"]')
-api POST /render '{"from":21,"to":40,"output":"b"}'
-B=$(api_field 'd["jobId"]')
-frames_on_disk() { srv_frames; }
-take_host_away link "$T/serve.log"
-await_lost "$T/serve.log" 60
-check "serve: node3 declared lost, its frames requeued (${LOST_S:-never} s after its link went down)" \
-	[ -n "$LOST_S" ]
-wait_until 120 job_done "$A"
-check "serve: job A ($A) finishes on the survivors" job_done "$A"
-wait_until 120 job_done "$B"
-check "serve: job B ($B) finishes on the survivors" job_done "$B"
-api GET /health
-check "serve: /health still answers 200 (got $CODE)" [ "$CODE" = 200 ]
-api POST /render '{"from":41,"to":46,"output":"c"}'
-C=$(api_field 'd["jobId"]')
-wait_until 60 job_done "$C"
-check "serve: a third job ($C) is accepted and done" job_done "$C"
-api GET /metrics
-check "serve: /metrics counts one lost node" grep -q 'drender_render_nodes{state="lost"} 1' "$T/body"
-check "serve: 46 frames on disk ($(srv_frames))" [ "$(srv_frames)" -eq 46 ]
-echo "# serve: frames the fake Blender saved twice (wasted, counted once): $(saved_twice)"
-SUMMARY="$SUMMARY
-# | link | serve (2 jobs queued + 1) | 3 jobs done, /health 200, $(srv_frames)/46 | $((46 - $(srv_frames))) | $(saved_twice) saved twice | ${LOST_S:-n/a} s | see below |"
-# Stop the service as a supervisor would: SIGTERM to mpirun, which passes it on to the ranks.
 rank0_in_head() { ip netns pids "$(ns_of head)" | while read -r p; do
 	[ "$(cat "/proc/$p/comm" 2>/dev/null)" = drender ] && echo "$p"; done; }
-t_stop=$SECONDS
-kill -TERM "$JOB_PID" 2>/dev/null
-gone_within 40 rank0_in_head
-SERVE_END="rank 0 ended $((SECONDS - t_stop)) s after SIGTERM"
-if ! gone_within 10 mpirun_in_head; then
-	kill -TERM "$JOB_PID" 2>/dev/null # Open MPI: a second signal ends mpirun at once
-	SERVE_END="$SERVE_END; mpirun waited for the lost daemon until a second SIGTERM"
-fi
-wait_pid "$JOB_PID" 20 >/dev/null 2>&1
-[ $? = 124 ] && SERVE_END="$SERVE_END; then it had to be killed (SIGKILL)"
-ip -n "$SW" link set "${P}v3" up
-check "serve: no drender or Blender process left after the service is stopped" gone_within 30 leftovers ||
-	for p in $(leftovers); do echo "leftover $p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-150)"; done | diag
-echo "# serve: mpirun $SERVE_END"
-OUT=$OUT_SAVED
+serve_host() { # serve_host HOW (see take_host_away)
+	local how=$1 log=$T/serve-$1.log t_stop
+	PORT=$(free_port)
+	rm -rf "$T/srv" && mkdir -p "$T/srv"
+	COST=0.5
+	FB_LOG=$T/serve-$how.fb
+	: >"$FB_LOG"
+	OUT_SAVED=$OUT
+	OUT=$T/srv # frames_on_disk, for take_host_away's "under way"
+	recovery_mpirun "$DRENDER" --blender "$FAKE" --serve --listen "127.0.0.1:$PORT" \
+		--scene "$T/blends/s.blend" --blend-root "$T/blends" --output-root "$T/srv" \
+		--node-timeout 5 >"$log" 2>&1
+	wait_until 60 api GET /health
+	check "serve $how: the service is up on head (4 ranks over 4 hosts)" [ "$CODE" = 200 ]
+	api POST /render '{"from":1,"to":20,"output":"a"}'
+	A=$(api_field 'd["jobId"]')
+	api POST /render '{"from":21,"to":40,"output":"b"}'
+	B=$(api_field 'd["jobId"]')
+	take_host_away "$how" "$log"
+	await_lost "$log" 60
+	check "serve $how: node3 declared lost, its frames requeued (${LOST_S:-never} s after the fault)" \
+		[ -n "$LOST_S" ]
+	wait_until 120 job_done "$A"
+	check "serve $how: job A ($A) finishes on the survivors" job_done "$A"
+	wait_until 120 job_done "$B"
+	check "serve $how: job B ($B) finishes on the survivors" job_done "$B"
+	api GET /health
+	check "serve $how: /health still answers 200 (got $CODE)" [ "$CODE" = 200 ]
+	api POST /render '{"from":41,"to":46,"output":"c"}'
+	C=$(api_field 'd["jobId"]')
+	wait_until 60 job_done "$C"
+	check "serve $how: a third job ($C) is accepted and done" job_done "$C"
+	api GET /metrics
+	check "serve $how: /metrics counts one lost node" \
+		grep -q 'drender_render_nodes{state="lost"} 1' "$T/body"
+	check "serve $how: 46 frames on disk ($(srv_frames))" [ "$(srv_frames)" -eq 46 ]
+	echo "# serve $how: frames the fake Blender saved twice (wasted, counted once): $(saved_twice)"
+	# Stop the service as a supervisor would: SIGTERM to mpirun, which passes it on to the ranks.
+	t_stop=$SECONDS
+	kill -TERM "$JOB_PID" 2>/dev/null
+	gone_within 40 rank0_in_head
+	SERVE_END="rank 0 ended $((SECONDS - t_stop)) s after SIGTERM"
+	if ! gone_within 10 mpirun_in_head; then
+		kill -TERM "$JOB_PID" 2>/dev/null # Open MPI: a second signal ends mpirun at once
+		SERVE_END="$SERVE_END; mpirun waited 10 s more, got a second SIGTERM"
+	fi
+	wait_pid "$JOB_PID" 20 >/dev/null 2>&1
+	[ $? = 124 ] && SERVE_END="$SERVE_END; then it had to be killed (SIGKILL)"
+	case $how in link | flap) ip -n "$SW" link set "${P}v3" up ;; esac
+	local left=0
+	gone_within 30 leftovers || left=$(leftovers | wc -l)
+	check "serve $how: no drender or Blender process left after the service is stopped ($left)" \
+		[ "$left" = 0 ] ||
+		for p in $(leftovers); do echo "leftover $p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-150)"; done | diag
+	echo "# serve $how: $SERVE_END"
+	SUMMARY="$SUMMARY
+# | $how | serve (2 jobs queued + 1) | 3 jobs done, /health 200, $(srv_frames)/46 | $((46 - $(srv_frames))) | $(saved_twice) saved twice | ${LOST_S:-n/a} s | $left |"
+	OUT=$OUT_SAVED
+}
+for how in ${DEPLOY_NETNS_SERVE_FAULTS-link}; do
+	serve_host "$how"
+	case $how in link | flap) reachable_again ;; esac
+done
 
 echo "# | fault | mode | outcome | frames lost | rendered twice | fault -> requeue | leftovers |$SUMMARY"
 echo "1..$n"
