@@ -99,9 +99,10 @@ bench: deps
 install: drender
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 drender $(DESTDIR)$(PREFIX)/bin/drender
+	install -m 0755 scripts/drender-rsh $(DESTDIR)$(PREFIX)/bin/drender-rsh
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/drender
+	rm -f $(DESTDIR)$(PREFIX)/bin/drender $(DESTDIR)$(PREFIX)/bin/drender-rsh
 
 # AddressSanitizer + UBSan build in build-asan/, then the unit tests and the fake-Blender e2e tests.
 # Open MPI keeps allocations past MPI_Finalize: tests/lsan.supp names its libraries (full stacks and

@@ -95,9 +95,13 @@ else
 	done
 fi
 
-# MPI between containers: ssh (config written by ssh-keys.sh), no tree spawn (render nodes do
-# not ssh to each other), no shared-memory single-copy (needs ptrace rights containers lack).
-export OMPI_MCA_plm_rsh_agent=ssh
+# MPI between containers: ssh (config written by ssh-keys.sh) through drender-rsh, so that a node
+# whose processes die is a lost node, not a failed launch that aborts the world (README, "Failure
+# detection"); no tree spawn (render nodes do not ssh to each other), no shared-memory
+# single-copy (needs ptrace rights containers lack).
+rsh=$(dirname "$0")/drender-rsh
+[ -x "$rsh" ] || rsh=ssh
+export OMPI_MCA_plm_rsh_agent=$rsh
 export OMPI_MCA_plm_rsh_no_tree_spawn=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
 export OMPI_MCA_btl_base_warn_component_unused=0

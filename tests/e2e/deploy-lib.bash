@@ -178,6 +178,28 @@ as_host() { # as_host HOST COMMAND...: run COMMAND in HOST's namespace, under HO
 	# shellcheck disable=SC2016 # $0 and $@ are the inner shell's
 	ip netns exec "$(ns_of "$host")" unshare --uts /bin/sh -c 'hostname "$0" && exec "$@"' "$host" "$@"
 }
+# netns_rsh_agent FILE NSMAP: write FILE, an rsh agent for Open MPI (plm_rsh_agent) that stands in
+# for ssh: "AGENT [options] HOST COMMAND..." runs COMMAND inside HOST's namespace (NSMAP maps
+# hosts to namespaces), under HOST as UTS hostname, through a shell as sshd would. Like ssh, the
+# agent itself stays on the launching side: when the remote side is killed it says so, naming
+# the host, and exits 255 as ssh does when it loses its connection.
+netns_rsh_agent() {
+	cat >"$1" <<EOF
+#!/bin/sh
+while [ \$# -gt 0 ]; do case \$1 in -*) shift ;; *) break ;; esac; done
+host=\$1; shift
+ns=\$(awk -v h="\$host" '\$1 == h { print \$2 }' "$2")
+if [ -z "\$ns" ]; then echo "netns-agent: unknown host \$host" >&2; exit 255; fi
+ip netns exec "\$ns" unshare --uts /bin/sh -c 'hostname "\$0" && exec /bin/sh -c "\$1"' "\$host" "\$*"
+rc=\$?
+if [ \$rc -gt 128 ]; then
+	echo "netns-agent: connection to \$host closed: remote command killed by signal \$((rc - 128))" >&2
+	exit 255
+fi
+exit \$rc
+EOF
+	chmod +x "$1"
+}
 netns_pids() { # the processes in our namespaces
 	local ns
 	for ns in $NSES; do ip netns pids "$ns"; done

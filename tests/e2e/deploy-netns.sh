@@ -8,9 +8,18 @@
 # (plm_rsh_agent) stands in for ssh: it runs the orted inside the namespace named by the host.
 #
 # Part 1: a job renders across the hosts; the report shows frames from >= 2 distinct hosts.
-# Part 2: a host is taken away mid-job, both ways (its processes killed; its link taken down):
-# the job must end within 60 s naming the host, leave no drender/Blender process behind, and a
-# re-run must render only the missing frames.
+# Part 2: plain mpirun: a host is taken away mid-job, both ways (its processes killed; its link
+# taken down): the job must end within 60 s naming the host, leave no drender/Blender process
+# behind, and a re-run must render only the missing frames.
+# Part 3: mpirun --enable-recovery through scripts/drender-rsh: node3's processes killed, its
+# link down, its link flapping (down, up again once it is declared lost), its processes stopped
+# (SIGSTOP, continued once lost): each job ends with exit 0 and every frame, counted once, node3
+# gets no work once lost, nothing is left; seconds from fault to requeue are printed.
+# DEPLOY_NETNS_FAULTS="kill link flap stop" (the default) picks which.
+# Part 4: the same host loss (link down) under --serve with two jobs queued: both finish, /health
+# and a third job answer, /metrics counts the lost node. DEPLOY_NETNS_SERVE_FAULTS="link" (the
+# default; any of kill link flap stop) picks which.
+# A table of the recovery cases ends the output (TAP comments).
 #
 # Failure detection is bounded by the same MCA parameters the job scripts set
 # (oob_tcp_keepalive_time/intvl/probes = 10/2/5: a silent host is declared lost after ~20 s).
@@ -21,7 +30,7 @@ set -u
 
 # shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
 . "$(dirname "$0")/deploy-lib.bash"
-PLAN=24
+PLAN=0 # the plan is printed at the end
 FRAMES=36
 COST=0.4        # fake Blender seconds per frame
 # In the link-down case the job must still have frames to hand out when the lost host is
@@ -57,39 +66,21 @@ if ! netns_cluster 10.77.0 "$T" $HOSTS >"$T/setup.log" 2>&1; then
 	exit 0
 fi
 
-# The rsh agent: Open MPI runs "AGENT [options] HOST COMMAND..." as it would run ssh; run the
-# command inside HOST's namespace, under HOST as UTS hostname, through a shell as sshd would.
-# Like ssh, the agent itself stays on the launching side (outside HOST's namespace): when the
-# remote side is killed it says so, naming the host, and exits 255 as ssh does when it loses
-# its connection.
-cat >"$T/agent" <<EOF
-#!/bin/sh
-while [ \$# -gt 0 ]; do case \$1 in -*) shift ;; *) break ;; esac; done
-host=\$1; shift
-ns=\$(awk -v h="\$host" '\$1 == h { print \$2 }' "$T/nsmap")
-if [ -z "\$ns" ]; then echo "netns-agent: unknown host \$host" >&2; exit 255; fi
-ip netns exec "\$ns" unshare --uts /bin/sh -c 'hostname "\$0" && exec /bin/sh -c "\$1"' "\$host" "\$*"
-rc=\$?
-if [ \$rc -gt 128 ]; then
-	echo "netns-agent: connection to \$host closed: remote command killed by signal \$((rc - 128))" >&2
-	exit 255
-fi
-exit \$rc
-EOF
-chmod +x "$T/agent"
+netns_rsh_agent "$T/agent" "$T/nsmap"
 printf 'head slots=1\nnode1 slots=1\nnode2 slots=1\nnode3 slots=1\n' >"$T/hostfile"
 
 mpi_as_root
-MPIRUN_ARGS="--hostfile $T/hostfile --mca plm_rsh_agent $T/agent
+MPIRUN_NET="--hostfile $T/hostfile
  --mca btl self,vader,tcp --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24
  --mca oob_tcp_keepalive_time $KA_TIME --mca oob_tcp_keepalive_intvl $KA_INTVL
  --mca oob_tcp_keepalive_probes $KA_PROBES"
+MPIRUN_ARGS="$MPIRUN_NET --mca plm_rsh_agent $T/agent"
 
 on_head() { # run a command line in the head namespace, hostname "head"
 	as_host head "$@"
 }
 
-echo "1..$PLAN"
+
 
 # --- 1: the launcher reaches every namespace ----------------------------------------------
 # shellcheck disable=SC2086
@@ -175,23 +166,51 @@ only_missing_rendered() { # HOW RENDERED SKIPPED BEFORE
 }
 
 # --- part 2: a host goes away mid-job ------------------------------------------------------
+# take_host_away HOW LOG: once the job (JOB_PID) is well under way (6 frames on disk), take node3
+# away; T0 = when (date +%s.%N), LOST_S = seconds from then to LOG's "rank 3 (node3) is lost"
+# (its frames requeued), when HOW waits for it. HOW:
+#   kill  every process in node3's namespace SIGKILLed (its orted, rank and Blender)
+#   link  node3's link down (the caller brings it back)
+#   flap  link down, and up again once node3 is declared lost
+#   stop  node3's processes SIGSTOPped (a frozen host), continued once it is declared lost
+# shellcheck disable=SC2046 # lists of PIDs are split on purpose
+take_host_away() {
+	local how=$1 log=$2 deadline=$(($(date +%s) + 60))
+	while [ "$(frames_on_disk)" -lt 6 ] && kill -0 "$JOB_PID" 2>/dev/null &&
+		[ "$(date +%s)" -lt "$deadline" ]; do sleep 0.1; done
+	T0=$(date +%s.%N)
+	LOST_S=""
+	case $how in
+	kill) kill -9 $(ip netns pids "$(ns_of node3)") 2>/dev/null ;;
+	link | flap) ip -n "$SW" link set "${P}v3" down ;;
+	stop) kill -STOP $(ip netns pids "$(ns_of node3)") 2>/dev/null ;;
+	esac
+	case $how in flap | stop)
+		await_lost "$log" 60
+		case $how in
+		flap) ip -n "$SW" link set "${P}v3" up ;;
+		stop) kill -CONT $(ip netns pids "$(ns_of node3)") 2>/dev/null ;;
+		esac
+		;;
+	esac
+}
+# await_lost LOG SECONDS: wait until LOG says node3 is lost; LOST_S = seconds since T0 (if it did)
+await_lost() {
+	local deadline=$(($(date +%s) + $2))
+	until grep -q "rank 3 (node3) is lost" "$1" || [ "$(date +%s)" -ge "$deadline" ]; do
+		sleep 0.1
+	done
+	grep -q "rank 3 (node3) is lost" "$1" || return 1
+	[ -n "$LOST_S" ] || LOST_S=$(python3 -c "print(round($(date +%s.%N) - $T0, 1))")
+}
 # lose_host HOW: HOW is "kill" (all of node3's processes SIGKILLed) or "link" (node3's link down)
 lose_host() {
 	local how=$1 t0 t1 elapsed before
 	rm -f "$T"/out/*
 	[ "$how" = link ] && COST=$LINK_COST
 	drender_job "$how"
-	# Wait until the job is well under way (some frames done) before taking node3 away.
-	local deadline=$(($(date +%s) + 60))
-	while [ "$(frames_on_disk)" -lt 6 ] && kill -0 "$JOB_PID" 2>/dev/null &&
-		[ "$(date +%s)" -lt "$deadline" ]; do sleep 0.1; done
-	t0=$(date +%s.%N)
-	if [ "$how" = kill ]; then
-		# shellcheck disable=SC2046
-		kill -9 $(ip netns pids "$(ns_of node3)") 2>/dev/null
-	else
-		ip -n "$SW" link set "${P}v3" down
-	fi
+	take_host_away "$how" "$T/$how.log"
+	t0=$T0
 	wait_job $((BOUND + 5))
 	t1=$(date +%s.%N)
 	elapsed=$(python3 -c "print(round($t1 - $t0, 1))")
@@ -233,72 +252,183 @@ lose_host() {
 lose_host kill
 lose_host link
 
-# --- part 3: the same losses under mpirun --enable-recovery ---------------------------------
-# Link down: drender declares node3 lost after --node-timeout, the survivors finish the job, and
-# rank 0's report says exit 0 with every frame on disk; the time from the loss to the requeue is
-# printed. mpirun itself may then wait for the lost host's daemon: the launch scripts end it once
+
+# --- part 3: the same losses, and more, under mpirun --enable-recovery -----------------------
+# Launched the way our ssh-based paths launch: Open MPI's rsh agent is scripts/drender-rsh around
+# the namespace agent. Open MPI 4.1 takes any non-zero exit of the agent for a daemon that failed
+# to start and aborts the job whatever --enable-recovery says (plm_rsh_module.c rsh_wait_daemon,
+# errmgr_default_hnp.c FAILED_TO_START); drender-rsh exits 0 when a session that had started its
+# daemon ends, so a killed host is a lost daemon (COMM_FAILED), which recovery survives.
+# Each fault: node3 is declared lost after --node-timeout, its frames are requeued (the time from
+# the fault is printed), the survivors finish, rank 0's report says exit 0 with every frame on
+# disk, no frame counted twice, node3 gets no new work after it is declared lost, and nothing is
+# left running. mpirun itself may wait for a lost host's daemon: the launch scripts end it once
 # rank 0's report is written (DRENDER_FINAL_GRACE), and so does this test.
-# Killed: Open MPI 4.1's rsh launcher takes the end of a host's ssh session (the agent exiting
-# 255) for a daemon that failed to start and aborts the job even with --enable-recovery: that
-# case still ends the job (then a re-run resumes, as in part 2), marked TODO here.
+RSH_AGENT="$ROOT/scripts/drender-rsh --agent=$T/agent"
 mpirun_in_head() { ip netns pids "$(ns_of head)" | while read -r p; do
 	[ "$(cat "/proc/$p/comm" 2>/dev/null)" = mpirun ] && echo "$p"; done; }
-survive_host() {
-	local how=$1 t0 tl elapsed rc0 todo=""
-	[ "$how" = kill ] && todo=" # TODO Open MPI's rsh launcher aborts on a dead host's session"
-	rm -f "$T"/out/*
-	COST=$LINK_COST
-	# shellcheck disable=SC2086
-	FAKE_BLENDER_COST=$COST on_head mpirun --enable-recovery $MPIRUN_ARGS -np 4 \
-		-x FAKE_BLENDER_COST "$DRENDER" --blender "$FAKE" -o "$T/out/frame_####" --retries 2 \
-		--node-timeout 5 --report "$T/s$how.json" "$T/scene.blend" 1 "$FRAMES" \
-		>"$T/s$how.log" 2>&1 &
+# recovery_mpirun ARGS...: mpirun --enable-recovery in head, through drender-rsh, in the background
+recovery_mpirun() {
+	# shellcheck disable=SC2016,SC2086 # (not through on_head: JOB_PID is then mpirun's own PID)
+	OMPI_MCA_plm_rsh_agent=$RSH_AGENT FAKE_BLENDER_COST=$COST FAKE_BLENDER_LOG=$FB_LOG \
+		ip netns exec "$(ns_of head)" unshare --uts /bin/sh -c 'hostname head && exec "$@"' sh \
+		mpirun --enable-recovery $MPIRUN_NET -np 4 -x FAKE_BLENDER_COST -x FAKE_BLENDER_LOG "$@" &
 	JOB_PID=$!
 	BG="$BG $JOB_PID"
-	local deadline=$(($(date +%s) + 60))
-	while [ "$(frames_on_disk)" -lt 6 ] && kill -0 "$JOB_PID" 2>/dev/null &&
-		[ "$(date +%s)" -lt "$deadline" ]; do sleep 0.1; done
-	t0=$(date +%s.%N)
-	if [ "$how" = kill ]; then
-		# shellcheck disable=SC2046
-		kill -9 $(ip netns pids "$(ns_of node3)") 2>/dev/null
-	else
-		ip -n "$SW" link set "${P}v3" down
-	fi
-	deadline=$(($(date +%s) + 60))
-	until grep -q "rank 3 (node3) is lost" "$T/s$how.log" || [ -s "$T/s$how.json" ] ||
-		[ "$(date +%s)" -ge "$deadline" ]; do
-		sleep 0.1
-	done
-	tl=$(date +%s.%N)
-	grep -q "rank 3 (node3) is lost" "$T/s$how.log" &&
-		echo "# $how (recovery): node3 declared lost, its frames requeued $(python3 -c "print(round($tl - $t0, 1))") s after it went away"
-	deadline=$(($(date +%s) + 180))
-	until [ -s "$T/s$how.json" ] || ! kill -0 "$JOB_PID" 2>/dev/null ||
-		[ "$(date +%s)" -ge "$deadline" ]; do sleep 0.2; done
-	elapsed=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
-	rc0=$(python3 -c "import json; print(json.load(open('$T/s$how.json'))['exit_code'])" 2>/dev/null)
-	n=$((n + 1))
-	if [ "$rc0" = 0 ]; then echo "ok $n - $how (recovery): rank 0 reports exit 0 (${elapsed}s after the loss)$todo"
-	else echo "not ok $n - $how (recovery): rank 0 reports exit 0 (got '${rc0:-no report}')$todo"; [ -z "$todo" ] && failed=$((failed + 1)); fi
-	n=$((n + 1))
-	if [ "$(frames_on_disk)" -eq "$FRAMES" ]; then echo "ok $n - $how (recovery): all $FRAMES frames on disk$todo"
-	else echo "not ok $n - $how (recovery): all $FRAMES frames on disk ($(frames_on_disk))$todo"; [ -z "$todo" ] && failed=$((failed + 1)); fi
-	deadline=$(($(date +%s) + 30))
+}
+# end_mpirun LOG: give mpirun 30 s to exit after rank 0's last word, then end it (TERM)
+end_mpirun() {
+	local deadline=$(($(date +%s) + 30))
 	while kill -0 "$JOB_PID" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.5; done
 	if kill -0 "$JOB_PID" 2>/dev/null; then
-		echo "# $how (recovery): mpirun still waits 30 s after rank 0's report: ended, as the launch scripts do"
+		echo "# $1: mpirun still waits 30 s after rank 0's last word: ended, as the launch scripts do"
 		# shellcheck disable=SC2046
 		kill -TERM $(mpirun_in_head) 2>/dev/null
 		wait_pid "$JOB_PID" 30 >/dev/null 2>&1
 	else
-		echo "# $how (recovery): mpirun exited by itself"
+		echo "# $1: mpirun exited by itself"
 		wait "$JOB_PID" 2>/dev/null
 	fi
+}
+saved_twice() { # frames the fake Blender saved more than once (wasted work, not double counting)
+	awk '$1 == "saved" {print $3}' "$FB_LOG" | sort | uniq -d | wc -l
+}
+# no_work_after_lost LOG: after "rank 3 (node3) is lost", no frame is done by rank 3 but a late
+# result counted once (and the log's counts say so)
+no_work_after_lost() {
+	! sed -n '/rank 3 (node3) is lost/,$p' "$1" | grep 'done by rank 3 ' |
+		grep -qv 'late, from a node declared lost'
+}
+# counted_once JSON N: the report counts N frames rendered and lists each frame once
+counted_once() {
+	python3 - "$1" "$2" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+fr = [f["frame"] for f in r["frames"]]
+sys.exit(0 if r["counts"]["rendered"] == int(sys.argv[2]) and len(fr) == len(set(fr)) else 1)
+PY
+}
+survive_host() { # survive_host HOW (see take_host_away)
+	local how=$1 elapsed rc0 log=$T/s$1.log
+	rm -f "$T"/out/*
+	COST=$LINK_COST
+	FB_LOG=$T/s$how.fb
+	: >"$FB_LOG"
+	recovery_mpirun "$DRENDER" --blender "$FAKE" -o "$T/out/frame_####" --retries 2 \
+		--node-timeout 5 --report "$T/s$how.json" "$T/scene.blend" 1 "$FRAMES" >"$log" 2>&1
+	take_host_away "$how" "$log"
+	await_lost "$log" 60
+	check "$how (recovery): node3 declared lost, its frames requeued (${LOST_S:-never} s after the fault)" \
+		[ -n "$LOST_S" ]
+	local deadline=$(($(date +%s) + 180))
+	until [ -s "$T/s$how.json" ] || ! kill -0 "$JOB_PID" 2>/dev/null ||
+		[ "$(date +%s)" -ge "$deadline" ]; do sleep 0.2; done
+	elapsed=$(python3 -c "print(round($(date +%s.%N) - $T0, 1))")
+	rc0=$(python3 -c "import json; print(json.load(open('$T/s$how.json'))['exit_code'])" 2>/dev/null)
+	check "$how (recovery): rank 0 reports exit 0 (got '${rc0:-no report}', ${elapsed}s after the fault)" \
+		[ "$rc0" = 0 ]
+	[ "$rc0" = 0 ] || tail -n 20 "$log" | diag
+	check "$how (recovery): all $FRAMES frames on disk ($(frames_on_disk))" \
+		[ "$(frames_on_disk)" -eq "$FRAMES" ]
+	check "$how (recovery): each frame counted once" counted_once "$T/s$how.json" "$FRAMES"
+	check "$how (recovery): node3 gets no work once declared lost" no_work_after_lost "$log"
+	echo "# $how (recovery): frames the fake Blender saved twice (wasted, counted once): $(saved_twice)"
+	grep -E 'spoke again|from lost rank|late, from' "$log" | head -n 3 | diag
+	end_mpirun "$how (recovery)"
 	[ "$how" = link ] && ip -n "$SW" link set "${P}v3" up
 	check "$how (recovery): no drender or Blender process left" gone_within 30 leftovers
+	SUMMARY="$SUMMARY
+# | $how | batch | exit ${rc0:-?}, $(frames_on_disk)/$FRAMES | $((FRAMES - $(frames_on_disk))) | $(saved_twice) saved twice, 0 counted twice | ${LOST_S:-n/a} s | $(leftovers | wc -l) |"
 }
-survive_host kill
-survive_host link
+SUMMARY=""
+for how in ${DEPLOY_NETNS_FAULTS-kill link flap stop}; do
+	survive_host "$how"
+	[ "$how" = link ] && reachable_again
+done
 
+# --- part 4: a host lost under --serve with two jobs queued ---------------------------------------
+# Both jobs finish on the survivors, the service still answers /health and a third job, and
+# /metrics counts the lost node.
+mkdir -p "$T/blends"
+cp "$T/scene.blend" "$T/blends/s.blend"
+api() { # api METHOD PATH [BODY]: HTTP from inside head; CODE and $T/body
+	CODE=$(on_head curl -s -X "$1" -o "$T/body" -w '%{http_code}' ${3:+--data-binary "$3"} \
+		"http://127.0.0.1:$PORT$2")
+}
+api_field() { python3 -c 'import json,sys; print(eval(sys.argv[1], {"d": json.load(open(sys.argv[2]))}))' "$1" "$T/body" 2>/dev/null; }
+job_done() { api GET "/status/$1" && [ "$(api_field 'd["state"]')" = "done" ]; }
+srv_frames() { find "$T/srv" -name '*.png' -size +0 | wc -l; }
+wait_until() { # wait_until SECONDS COMMAND...
+	local deadline=$(($(date +%s) + $1))
+	shift
+	until "$@"; do [ "$(date +%s)" -ge "$deadline" ] && return 1; sleep 0.2; done
+}
+rank0_in_head() { ip netns pids "$(ns_of head)" | while read -r p; do
+	[ "$(cat "/proc/$p/comm" 2>/dev/null)" = drender ] && echo "$p"; done; }
+serve_host() { # serve_host HOW (see take_host_away)
+	local how=$1 log=$T/serve-$1.log t_stop
+	PORT=$(free_port)
+	rm -rf "$T/srv" && mkdir -p "$T/srv"
+	COST=0.5
+	FB_LOG=$T/serve-$how.fb
+	: >"$FB_LOG"
+	OUT_SAVED=$OUT
+	OUT=$T/srv # frames_on_disk, for take_host_away's "under way"
+	recovery_mpirun "$DRENDER" --blender "$FAKE" --serve --listen "127.0.0.1:$PORT" \
+		--scene "$T/blends/s.blend" --blend-root "$T/blends" --output-root "$T/srv" \
+		--node-timeout 5 >"$log" 2>&1
+	wait_until 60 api GET /health
+	check "serve $how: the service is up on head (4 ranks over 4 hosts)" [ "$CODE" = 200 ]
+	api POST /render '{"from":1,"to":20,"output":"a"}'
+	A=$(api_field 'd["jobId"]')
+	api POST /render '{"from":21,"to":40,"output":"b"}'
+	B=$(api_field 'd["jobId"]')
+	take_host_away "$how" "$log"
+	await_lost "$log" 60
+	check "serve $how: node3 declared lost, its frames requeued (${LOST_S:-never} s after the fault)" \
+		[ -n "$LOST_S" ]
+	wait_until 120 job_done "$A"
+	check "serve $how: job A ($A) finishes on the survivors" job_done "$A"
+	wait_until 120 job_done "$B"
+	check "serve $how: job B ($B) finishes on the survivors" job_done "$B"
+	api GET /health
+	check "serve $how: /health still answers 200 (got $CODE)" [ "$CODE" = 200 ]
+	api POST /render '{"from":41,"to":46,"output":"c"}'
+	C=$(api_field 'd["jobId"]')
+	wait_until 60 job_done "$C"
+	check "serve $how: a third job ($C) is accepted and done" job_done "$C"
+	api GET /metrics
+	check "serve $how: /metrics counts one lost node" \
+		grep -q 'drender_render_nodes{state="lost"} 1' "$T/body"
+	check "serve $how: 46 frames on disk ($(srv_frames))" [ "$(srv_frames)" -eq 46 ]
+	echo "# serve $how: frames the fake Blender saved twice (wasted, counted once): $(saved_twice)"
+	# Stop the service as a supervisor would: SIGTERM to mpirun, which passes it on to the ranks.
+	t_stop=$SECONDS
+	kill -TERM "$JOB_PID" 2>/dev/null
+	gone_within 40 rank0_in_head
+	SERVE_END="rank 0 ended $((SECONDS - t_stop)) s after SIGTERM"
+	if ! gone_within 10 mpirun_in_head; then
+		kill -TERM "$JOB_PID" 2>/dev/null # Open MPI: a second signal ends mpirun at once
+		SERVE_END="$SERVE_END; mpirun waited 10 s more, got a second SIGTERM"
+	fi
+	wait_pid "$JOB_PID" 20 >/dev/null 2>&1
+	[ $? = 124 ] && SERVE_END="$SERVE_END; then it had to be killed (SIGKILL)"
+	case $how in link | flap) ip -n "$SW" link set "${P}v3" up ;; esac
+	local left=0
+	gone_within 30 leftovers || left=$(leftovers | wc -l)
+	check "serve $how: no drender or Blender process left after the service is stopped ($left)" \
+		[ "$left" = 0 ] ||
+		for p in $(leftovers); do echo "leftover $p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-150)"; done | diag
+	echo "# serve $how: $SERVE_END"
+	SUMMARY="$SUMMARY
+# | $how | serve (2 jobs queued + 1) | 3 jobs done, /health 200, $(srv_frames)/46 | $((46 - $(srv_frames))) | $(saved_twice) saved twice | ${LOST_S:-n/a} s | $left |"
+	OUT=$OUT_SAVED
+}
+for how in ${DEPLOY_NETNS_SERVE_FAULTS-link}; do
+	serve_host "$how"
+	case $how in link | flap) reachable_again ;; esac
+done
+
+echo "# | fault | mode | outcome | frames lost | rendered twice | fault -> requeue | leftovers |$SUMMARY"
+echo "1..$n"
 [ "$failed" -eq 0 ]
