@@ -54,7 +54,10 @@
 typedef struct dr_blender_cfg {
 	const char *exe;       /* Blender executable: path, or a name looked up in PATH */
 	dr_render_cfg render;  /* scene, format ("" = PNG), engine ("" = the scene's), samples
-	                        * (0 = the scene's); the output pattern is not used here */
+	                        * (0 = the scene's); the output pattern is not used here.
+	                        * A merge job (render.merge, dr_render_cfg_set_merge) runs one
+	                        * short-lived Blender per "frame" (the still) that merges the
+	                        * ranges into the temporary path, as a one-shot render would */
 	int threads;           /* >= 1 */
 	bool one_shot;         /* start Blender per frame instead of keeping one warm */
 	bool allow_autoexec;   /* omit --disable-autoexec */
@@ -117,22 +120,5 @@ void dr_blender_destroy(dr_blender *b);
 
 /* Pid of the current Blender process, or 0 when none runs (for tests and logs). */
 pid_t dr_blender_pid(const dr_blender *b);
-
-/* The merge of a still split: run Blender once on the scene to merge the range EXRs of RENDER
- * (a still, dr_render_cfg_set_still) with Cycles' merge_images, weighted by each range's samples,
- * then denoise where the build can and write the still in its own format, to a temporary name
- * renamed when it validates. After a good merge the ranges are removed; after a failed one they
- * are kept and ERR names them. */
-typedef struct dr_blender_merge_cfg {
-	const char *exe; /* Blender ("blender" = looked up in PATH) */
-	bool allow_autoexec;
-	const dr_render_cfg *render;        /* the still's settings */
-	int threads;                        /* Blender threads */
-	volatile sig_atomic_t *interrupted; /* set: stop waiting, kill Blender; NULL = never */
-	char path[DR_PATH_MAX];             /* out: the still's path */
-} dr_blender_merge_cfg;
-
-/* Merge as M says. 0, or -1 with ERR. Blocks until Blender exits (seconds). */
-int dr_blender_merge(dr_blender_merge_cfg *m, char *err, size_t errlen);
 
 #endif

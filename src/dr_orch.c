@@ -10,6 +10,7 @@
 #include "dr_outdir.h"
 
 #include <cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,20 @@ struct dr_ojob {
 	cJSON *failed_json; /* the last "failedFrames" built, for FAILED_COUNT failed frames */
 	size_t failed_count;
 	double failed_at; /* dr_now() when it was built */
+	/* A still split (see still_check): the ranges job hands its merge to a render node as a
+	 * merge job of one frame; the ranges job is over only once the merge is. */
+	enum { STILL_NONE, STILL_RANGES, STILL_MERGING, STILL_MADE, STILL_FAILED } still;
+	bool still_premade;      /* ranges job: the still was on disk when it was added */
+	struct dr_ojob *merge;   /* ranges job: its merge job while that runs */
+	struct dr_ojob *parent;  /* merge job: its ranges job (cleared when it ends) */
+	char still_error[1024];  /* STILL_FAILED: why */
+	int merged_by;           /* the rank that merged, -1 = none (yet) */
+	char merged_host[256];   /* ... and its host */
+	double merge_seconds;    /* the merge's time on that node */
+	double merge_wall;       /* from the ranges' end to the merged still validated */
+	double ranges_done_at;   /* dr_now() when the last range was done */
+	int *range_samples;      /* ranges job: samples per range as the nodes reported, 0 = unknown */
+	double samples_done;     /* ... their sum */
 };
 
 struct dr_orch {
@@ -100,6 +115,10 @@ static void mark(dr_ojob *j, int frame)
 	j->is_dirty[i] = 1;
 	j->dirty[j->ndirty++] = (size_t)i;
 }
+
+static void still_added(dr_orch *r, dr_ojob *j);
+static void still_check(dr_orch *r, dr_ojob *j);
+static bool job_over(const dr_ojob *j);
 
 static int slot_of(const dr_orch *r, int rank)
 {
@@ -169,6 +188,7 @@ static void job_free(dr_ojob *j)
 	free(j->is_dirty);
 	free(j->dirty);
 	cJSON_Delete(j->failed_json);
+	free(j->range_samples);
 	free(j);
 }
 
@@ -221,6 +241,11 @@ static void scan_slice(dr_orch *r, dr_ojob *j, double deadline)
 {
 	char path[DR_PATH_MAX], why[DR_PATH_MAX + 200];
 
+	for (; j->still_premade && j->scan_next < j->frames.n; j->scan_next++) {
+		/* the ranges of a still already merged were removed: nothing to render */
+		dr_sched_skip(j->sched, j->frames.v[j->scan_next]);
+		mark(j, j->frames.v[j->scan_next]);
+	}
 	for (; j->scan_next < j->frames.n; j->scan_next++) {
 		int f = j->frames.v[j->scan_next];
 		if ((j->scan_next & 255) == 255 && dr_now() > deadline)
@@ -313,6 +338,7 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
 			break;
 		}
 	r->jobs[r->njobs++] = j;
+	still_added(r, j);
 	j->scanning = true;
 	j->scan_next = r->opts.overwrite ? j->frames.n : 0; /* --overwrite: nothing to look for */
 	scan_slice(r, j, dr_now() + SCAN_SLICE_S);
@@ -744,6 +770,7 @@ int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 	for (size_t i = 0; i < r->njobs; i++) {
 		strand_check(r, r->jobs[i]);
 		job_end_check(r, r->jobs[i]);
+		still_check(r, r->jobs[i]);
 	}
 	if (r->njobs > 1)
 		qsort(r->jobs, r->njobs, sizeof *r->jobs, job_order);
@@ -762,6 +789,11 @@ int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 
 int dr_orch_cancel(dr_orch *r, dr_ojob *j, char *err, size_t errlen)
 {
+	if (j->merge) { /* the still's merge runs: it is cancelled, the ranges kept */
+		j->cancelled = true;
+		if (dr_orch_cancel(r, j->merge, err, errlen) != 0)
+			return -1;
+	}
 	if (j->ended)
 		return 0;
 	j->cancelled = j->ended = true;
@@ -797,6 +829,10 @@ dr_job_state dr_orch_state(const dr_ojob *j)
 {
 	if (j->cancelled)
 		return DR_JOB_CANCELLED;
+	if (j->ended && !job_over(j))
+		return DR_JOB_RUNNING; /* a still's merge runs */
+	if (j->ended && j->still == STILL_FAILED)
+		return DR_JOB_FAILED;
 	if (j->ended)
 		return dr_sched_count(j->sched).failed ? DR_JOB_FAILED : DR_JOB_DONE;
 	return j->started ? DR_JOB_RUNNING : DR_JOB_QUEUED;
@@ -917,7 +953,7 @@ void dr_orch_report(const dr_orch *r, const dr_ojob *j, dr_report *rep, int exit
 
 bool dr_ojob_ended(const dr_ojob *j)
 {
-	return j->ended;
+	return job_over(j);
 }
 
 void dr_orch_confine(dr_orch *r, const dr_jobspec_limits *lim)
@@ -1081,15 +1117,27 @@ void dr_orch_publish(dr_orch *r, dr_jobs *table)
 
 	for (size_t i = 0; i < r->njobs;) {
 		dr_ojob *j = r->jobs[i];
+		if (j->cfg.render.merge) { /* published as part of its ranges job */
+			if (r->serve && j->ended && !j->parent &&
+			    dr_dispatch_forget_job(r->disp, j->num) == 0) {
+				memmove(&r->jobs[i], &r->jobs[i + 1],
+				        (r->njobs - i - 1) * sizeof r->jobs[0]);
+				r->njobs--;
+				job_free(j);
+				continue;
+			}
+			i++;
+			continue;
+		}
 		if (!j->published_end) {
-			if (!j->ended && dr_jobs_cancel_requested(table, j->id) &&
+			if (!job_over(j) && dr_jobs_cancel_requested(table, j->id) &&
 			    dr_orch_cancel(r, j, err, sizeof err) != 0)
 				dr_error("%s", err);
 			if (!j->scanning || j->ended)
 				publish_frames(r, j, table);
 			dr_jobs_publish_json(table, j->id, dr_orch_state(j), dr_orch_status(r, j));
-			j->published_end = j->ended;
-			if (j->ended &&
+			j->published_end = job_over(j);
+			if (j->published_end &&
 			    j->lockfd >= 0) { /* the directory is free for the next job */
 				close(j->lockfd);
 				j->lockfd = -1;
@@ -1187,7 +1235,175 @@ int dr_orch_outcome(const dr_orch *r, const dr_ojob *j, bool interrupted, bool f
 	}
 	if (dr_sched_count(j->sched).failed > 0) {
 		*status = "failed";
+		if (j->still == STILL_FAILED)
+			snprintf(msg, msglen, "%s", j->still_error);
+		return DR_EXIT_FRAMES_FAILED;
+	}
+	if (j->still == STILL_FAILED) {
+		*status = "failed";
+		snprintf(msg, msglen, "%s", j->still_error);
 		return DR_EXIT_FRAMES_FAILED;
 	}
 	return DR_EXIT_ALL_DONE;
+}
+
+/* ---- a still split: the merge on a render node ----
+ *
+ * A ranges job (render.ranges > 0) renders the sample ranges as its frames. When every range is
+ * on disk, still_check adds the merge job: one frame (the still), which the scheduler hands to a
+ * render node like any other, so a lost node's merge is retried elsewhere; the node runs
+ * Blender's merge into a temporary file and renames it into place when it validates. Rank 0 then
+ * validates the still once more and removes the ranges. The ranges job is over (job_over) only
+ * once its merge is. */
+
+static bool job_over(const dr_ojob *j)
+{
+	return j->ended && j->still != STILL_RANGES && j->still != STILL_MERGING;
+}
+
+/* J was just added: a ranges job notes its ranges, and whether its still is already made (a
+ * re-run after a good merge renders nothing). */
+static void still_added(dr_orch *r, dr_ojob *j)
+{
+	char path[DR_PATH_MAX], why[DR_ERRLEN];
+
+	j->merged_by = -1;
+	if (j->cfg.render.ranges <= 0 || j->cfg.render.merge)
+		return;
+	j->still = STILL_RANGES;
+	j->range_samples = calloc((size_t)j->cfg.render.ranges, sizeof *j->range_samples);
+	if (!r->opts.overwrite &&
+	    dr_render_cfg_still_path(&j->cfg.render, path, sizeof path, why, sizeof why) == 0 &&
+	    access(path, F_OK) == 0 && dr_imgcheck(path, j->cfg.render.still_format, why,
+	                                           sizeof why) == 0)
+		j->still_premade = true;
+}
+
+/* "<range 0's path> ... <the last range's path>" of ranges job J, for messages. */
+static void ranges_named(const dr_ojob *j, char *buf, size_t len)
+{
+	char a[DR_PATH_MAX] = "?", b[DR_PATH_MAX] = "?";
+
+	dr_outpath_frame(&j->cfg.out, 0, a, sizeof a);
+	dr_outpath_frame(&j->cfg.out, j->cfg.render.ranges - 1, b, sizeof b);
+	snprintf(buf, len, "%s ... %s", a, b);
+}
+
+static void still_failed(dr_ojob *j, const char *why)
+{
+	char ranges[2 * DR_PATH_MAX + 8];
+
+	ranges_named(j, ranges, sizeof ranges);
+	snprintf(j->still_error, sizeof j->still_error,
+	         "still frame %d not made: %.400s; the ranges are kept: %.500s", j->cfg.render.still,
+	         why, ranges);
+	j->still = STILL_FAILED;
+	dr_error("%s", j->still_error);
+}
+
+/* Merge job M ended: validate the still, remove the ranges (or keep them, named). */
+static void merge_over(dr_orch *r, dr_ojob *m)
+{
+	dr_ojob *j = m->parent;
+	const dr_fitem *it = dr_sched_size(m->sched) ? dr_sched_item(m->sched, 0) : NULL;
+	char path[DR_PATH_MAX], why[DR_ERRLEN], range[DR_PATH_MAX];
+
+	m->parent = NULL;
+	j->merge = NULL;
+	j->merge_wall = dr_now() - j->ranges_done_at;
+	if (it && it->slot >= 0 && it->slot < r->nslots) {
+		j->merged_by = r->info[it->slot].rank;
+		snprintf(j->merged_host, sizeof j->merged_host, "%s", r->info[it->slot].host);
+		j->merge_seconds = it->seconds;
+	}
+	if (m->cancelled) {
+		still_failed(j, "the job was cancelled during the merge");
+		return;
+	}
+	if (!it || (it->state != DR_F_DONE && it->state != DR_F_SKIPPED)) {
+		snprintf(why, sizeof why, "the merge failed: %.400s",
+		         it && it->last_error ? it->last_error : "no render node could merge");
+		still_failed(j, why);
+		return;
+	}
+	if (dr_outpath_frame(&m->cfg.out, m->cfg.render.still, path, sizeof path) != 0) {
+		still_failed(j, "the still's path is too long");
+		return;
+	}
+	if (dr_imgcheck(path, m->cfg.render.format, why, sizeof why) != 0) {
+		still_failed(j, why);
+		return;
+	}
+	for (int k = 0; k < j->cfg.render.ranges; k++)
+		if (dr_outpath_frame(&j->cfg.out, k, range, sizeof range) == 0 && unlink(range) != 0 &&
+		    errno != ENOENT)
+			dr_warn("cannot remove %s: %s", range, strerror(errno));
+	j->still = STILL_MADE;
+	if (it->state == DR_F_SKIPPED)
+		dr_info("%s%sstill frame %d was already merged: %s", r->serve ? j->id : "",
+		        r->serve ? ": " : "", m->cfg.render.still, path);
+	else
+		dr_info("%s%sstill frame %d: %d ranges merged by rank %d (%s) in %.1f s "
+		        "(%.1f s after the last range): %s",
+		        r->serve ? j->id : "", r->serve ? ": " : "", m->cfg.render.still,
+		        j->cfg.render.ranges, j->merged_by, j->merged_host, j->merge_seconds,
+		        j->merge_wall, path);
+}
+
+/* Looked at every tick, before dispatch (so that nodes are not stopped for lack of work between
+ * the last range and the merge): a ranges job that just ended gets its merge job; a merge job
+ * that just ended is looked at (merge_over). */
+static void still_check(dr_orch *r, dr_ojob *j)
+{
+	char why[DR_ERRLEN], id[DR_JOB_ID_MAX];
+	dr_render_cfg mc;
+	dr_sched_counts c;
+	dr_ojob *m;
+
+	if (j->parent && j->ended) {
+		merge_over(r, j);
+		return;
+	}
+	if (j->still != STILL_RANGES || !j->ended)
+		return;
+	j->ranges_done_at = dr_now();
+	c = dr_sched_count(j->sched);
+	if (j->cancelled) {
+		still_failed(j, "the job was cancelled");
+		return;
+	}
+	if (c.failed > 0 || c.done + c.skipped < c.total) {
+		snprintf(why, sizeof why, "%zu of %zu sample ranges failed", c.total - c.done - c.skipped,
+		         c.total);
+		still_failed(j, why);
+		return;
+	}
+	if (j->still_premade) {
+		char e[DR_ERRLEN];
+		dr_render_cfg_still_path(&j->cfg.render, why, sizeof why, e, sizeof e);
+		dr_info("%s%sstill frame %d is already made: %s (nothing rendered; --overwrite "
+		        "renders it again)",
+		        r->serve ? j->id : "", r->serve ? ": " : "", j->cfg.render.still, why);
+		j->still = STILL_MADE;
+		return;
+	}
+	mc = j->cfg.render;
+	snprintf(id, sizeof id, "%.*s.merge", (int)sizeof id - 7, j->id);
+	if (dr_render_cfg_set_merge(&mc, why, sizeof why) != 0) {
+		still_failed(j, why);
+		return;
+	}
+	int frame = mc.still;
+	dr_frames one = {&frame, 1};
+	m = dr_orch_add(r, id, &mc, j->priority, &one, why, sizeof why);
+	if (!m) {
+		still_failed(j, why);
+		return;
+	}
+	m->parent = j;
+	j->merge = m;
+	j->still = STILL_MERGING;
+	if (!r->quiet)
+		dr_info("%s%sstill frame %d: %d sample ranges done, the merge goes to a render node",
+		        r->serve ? j->id : "", r->serve ? ": " : "", frame, j->cfg.render.ranges);
 }
