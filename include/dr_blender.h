@@ -37,6 +37,7 @@
  *   {"event": "fatal", "error": "..."}        (the settings cannot be honoured, e.g. a GPU type
  *                                              Blender does not see; Blender then exits)
  *   {"event": "done", "frame": 12, "seconds": 1.25, "peak_mb": 321.5}
+ *   (a still's range adds "samples": the range's sample count)
  *   {"event": "error", "frame": 12, "error": "Python traceback or message"}
  * If Blender cannot load SCENE it exits (status 0) without running the driver: EOF before "ready"
  * is a load failure, and the tail of Blender's output says why.
@@ -86,6 +87,7 @@ typedef struct dr_bl_event {
 	char error[DR_ERRLEN]; /* for LOAD_FAILED and FAILED */
 	char device[128];      /* READY: the devices Cycles uses ("" = not said) */
 	double peak_mb;        /* DONE: Blender's peak memory so far (MiB), 0 = unknown */
+	int samples;           /* DONE: samples of a still's range ("samples"), 0 = not said */
 } dr_bl_event;
 
 typedef struct dr_blender dr_blender;

@@ -64,6 +64,7 @@ typedef struct dr_node {
 	double last_sent;           /* when we last said something to rank 0 */
 	char device[128];           /* the devices the loaded Blender renders on ("" = not said) */
 	double peak_mb;             /* its Blender's peak memory (MiB), 0 = unknown */
+	int samples;                /* samples of the still's range just rendered, 0 = none */
 } dr_node;
 
 /* Say HELLO to rank 0 and, if the command line names a scene, start Blender on it. CPUS: Blender's

@@ -587,6 +587,10 @@ static bool handle_reply(dr_blender *b, const char *line, dr_bl_event *ev)
 		peak = cJSON_GetObjectItemCaseSensitive(json, "peak_mb");
 		if (cJSON_IsNumber(peak) && peak->valuedouble > 0)
 			ev->peak_mb = peak->valuedouble;
+		const cJSON *samples = cJSON_GetObjectItemCaseSensitive(json, "samples");
+		if (cJSON_IsNumber(samples) && samples->valuedouble >= 1 &&
+		    samples->valuedouble <= DR_SAMPLES_MAX)
+			ev->samples = (int)samples->valuedouble;
 		ev->kind = DR_BL_DONE;
 		ev->frame = b->frame;
 		ev->seconds =

@@ -229,7 +229,8 @@ int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen)
 }
 
 /* What a READY or a rendered frame's RESULT says of N's Blender, as JSON into BUF:
- * {"device": "CUDA:0 NVIDIA A100", "peak_mb": 321.5}; NULL when nothing is known. */
+ * {"device": "CUDA:0 NVIDIA A100", "peak_mb": 321.5} (a still's range adds "samples": 16); NULL
+ * when nothing is known. */
 static const char *device_text(const dr_node *n, char *buf, size_t len)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -239,6 +240,7 @@ static const char *device_text(const dr_node *n, char *buf, size_t len)
 	if (o && (n->device[0] || n->peak_mb > 0) &&
 	    cJSON_AddStringToObject(o, "device", n->device) &&
 	    cJSON_AddNumberToObject(o, "peak_mb", n->peak_mb) &&
+	    (n->samples <= 0 || cJSON_AddNumberToObject(o, "samples", n->samples)) &&
 	    (text = cJSON_PrintUnformatted(o)) && strlen(text) < len) {
 		memcpy(buf, text, strlen(text) + 1);
 		ret = buf;
@@ -473,6 +475,7 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 	case DR_BL_DONE:
 		if (ev.peak_mb > n->peak_mb)
 			n->peak_mb = ev.peak_mb;
+		n->samples = ev.samples;
 		if (n->frame >= 0 && ev.frame == n->frame)
 			return finish_frame(n, ev.seconds, err, errlen);
 		return 0;

@@ -117,6 +117,8 @@ static void mark(dr_ojob *j, int frame)
 }
 
 static void still_added(dr_orch *r, dr_ojob *j);
+static void still_samples(dr_ojob *j, const dr_msg *m);
+static void still_report(const dr_ojob *j, dr_report *rep);
 static void still_check(dr_orch *r, dr_ojob *j);
 static bool job_over(const dr_ojob *j);
 
@@ -374,6 +376,18 @@ static void progress_line(const dr_orch *r, const dr_ojob *j, char *buf, size_t 
 		snprintf(oldest, sizeof oldest, ", oldest in flight: frame %d for %s", old->frame,
 		         age);
 	}
+	if (j->cfg.render.merge) {
+		snprintf(buf, len, "still frame %d: merging %d ranges on a render node | elapsed %s%s",
+		         j->cfg.render.still, j->cfg.render.ranges, elapsed, nodes);
+		return;
+	}
+	if (j->still != STILL_NONE) {
+		snprintf(buf, len,
+		         "ranges %zu/%zu done, %.0f samples/s | elapsed %s | ETA %s | %zu failed%s%s",
+		         c.done + c.failed, todo, el > 0 ? j->samples_done / el : 0.0, elapsed, eta,
+		         c.failed, nodes, oldest);
+		return;
+	}
 	snprintf(buf, len,
 	         "[%zu/%zu] %3.0f%% | %.1f frames/min | elapsed %s | ETA %s | %zu failed%s%s",
 	         c.done + c.failed, todo, todo ? 100.0 * (c.done + c.failed) / todo : 100.0, fpm,
@@ -458,9 +472,12 @@ static void count_done(dr_orch *r, dr_ojob *j, int slot, const dr_msg *m, double
 	if (!r->quiet && (r->tty < 0 || r->serve)) {
 		r->last_draw = dr_now();
 		progress_line(r, j, line, sizeof line);
-		dr_info("%s%sframe %d done by rank %d (%s) in %.2f s%s %s", r->serve ? j->id : "",
-		        r->serve ? ": " : "", m->frame, r->info[slot].rank, r->info[slot].host, sec,
-		        note, line);
+		dr_info("%s%s%s %d done by rank %d (%s) in %.2f s%s %s", r->serve ? j->id : "",
+		        r->serve ? ": " : "",
+		        j->cfg.render.merge ? "merge of still frame"
+		        : j->still != STILL_NONE ? "range"
+		                                 : "frame",
+		        m->frame, r->info[slot].rank, r->info[slot].host, sec, note, line);
 	}
 	job_end_check(r, j);
 }
@@ -540,6 +557,7 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 		    send_type(r, other, DR_MSG_CANCEL, j->num, m->frame, err, errlen) == 0)
 			dr_debug("frame %d: the copy on rank %d won; rank %d drops its copy",
 			         m->frame, r->info[slot].rank, r->info[other].rank);
+		still_samples(j, m);
 		count_done(r, j, slot, m, sec, "");
 		return;
 	}
@@ -949,6 +967,8 @@ void dr_orch_report(const dr_orch *r, const dr_ojob *j, dr_report *rep, int exit
 	rep->finished_at = j->finished_at;
 	rep->rank0_cpu = -1;
 	rep->clamped = j->clamped;
+	if (j->still != STILL_NONE)
+		still_report(j, rep);
 }
 
 bool dr_ojob_ended(const dr_ojob *j)
@@ -1406,4 +1426,46 @@ static void still_check(dr_orch *r, dr_ojob *j)
 	if (!r->quiet)
 		dr_info("%s%sstill frame %d: %d sample ranges done, the merge goes to a render node",
 		        r->serve ? j->id : "", r->serve ? ": " : "", frame, j->cfg.render.ranges);
+}
+
+/* A range of ranges job J is done (M, its RESULT): its samples count ("samples" in M's text). */
+static void still_samples(dr_ojob *j, const dr_msg *m)
+{
+	cJSON *o;
+	const cJSON *n;
+
+	if (j->still != STILL_RANGES || !j->range_samples || m->frame < 0 ||
+	    m->frame >= j->cfg.render.ranges || m->text[0] != '{' || !(o = cJSON_Parse(m->text)))
+		return;
+	n = cJSON_GetObjectItemCaseSensitive(o, "samples");
+	if (cJSON_IsNumber(n) && n->valuedouble >= 1 && !j->range_samples[m->frame]) {
+		j->range_samples[m->frame] = (int)n->valuedouble;
+		j->samples_done += n->valuedouble;
+	}
+	cJSON_Delete(o);
+}
+
+/* The report's "still" of ranges job J. */
+static void still_report(const dr_ojob *j, dr_report *rep)
+{
+	dr_report_still *st = &rep->still;
+	char e[DR_ERRLEN];
+	double ranges_wall = (j->ranges_done_at > 0 ? j->ranges_done_at : dr_now()) - j->t0;
+
+	rep->has_still = true;
+	st->frame = j->cfg.render.still;
+	st->ranges = j->cfg.render.ranges;
+	st->range_samples = j->range_samples;
+	st->samples = j->samples_done;
+	st->samples_per_s = ranges_wall > 0 ? j->samples_done / ranges_wall : 0;
+	if (dr_render_cfg_still_path(&j->cfg.render, st->path, sizeof st->path, e, sizeof e) != 0)
+		st->path[0] = '\0';
+	st->state = j->still == STILL_MADE     ? "made"
+	            : j->still == STILL_FAILED ? "failed"
+	                                       : "not merged";
+	st->merged_by = j->merged_by;
+	st->merged_host = j->merged_host;
+	st->merge_seconds = j->merge_seconds;
+	st->merge_wall = j->merge_wall;
+	st->error = j->still == STILL_FAILED ? j->still_error : NULL;
 }

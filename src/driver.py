@@ -466,6 +466,7 @@ def serve(channel, scene):
                 raise ValueError("render command without a path")
             if not isinstance(cmd.get("frame"), int):
                 raise ValueError("render command without an integer frame")
+            count = None
             if "ranges" in STILL:
                 # a still split by samples: "frame" is the range's index
                 offset, count = range_of(STILL["samples"], STILL["ranges"], frame)
@@ -483,8 +484,11 @@ def serve(channel, scene):
             channel.send({"event": "error", "frame": frame,
                           "error": message + "\n" + traceback.format_exc()})
             continue
-        channel.send({"event": "done", "frame": frame, "seconds": round(seconds, 3),
-                      "peak_mb": peak_mb()})
+        done = {"event": "done", "frame": frame, "seconds": round(seconds, 3),
+                "peak_mb": peak_mb()}
+        if count is not None:
+            done["samples"] = count  # a still's range: what rank 0 counts samples/s by
+        channel.send(done)
 
 
 STILL = {}  # a still split by samples: frame, ranges, samples (the scene's, before ranges)
