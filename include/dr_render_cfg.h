@@ -39,7 +39,8 @@ typedef struct dr_render_cfg {
 	char still_output[DR_PATH_MAX]; /* the merged image's pattern ("" = the default) */
 	char still_format[32];          /* the merged image's format */
 	/* The merge of a still split (dr_render_cfg_set_merge): a job of one frame, the still,
-	 * made by merging the ranges instead of rendering. JSON "merge": true, absent when false. */
+	 * made by merging the ranges instead of rendering. JSON "merge": true, absent when false.
+	 */
 	bool merge;
 } dr_render_cfg;
 

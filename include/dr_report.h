@@ -65,10 +65,9 @@ typedef struct dr_report {
 	const double *finished_at; /* per frame: seconds after the start it was done, or NULL */
 	double rank0_cpu;          /* CPU seconds rank 0 used, < 0 = unknown */
 	size_t clamped;            /* frame times from Blender that were out of range */
-	bool has_still;        /* a still split: STILL says what became of it */
+	bool has_still;            /* a still split: STILL says what became of it */
 	dr_report_still still;
 } dr_report;
-
 
 /* A frame time S reported by a render node, made sane: not finite or negative becomes 0, more
  * than MAX (the time that can have passed) becomes MAX; *CLAMPED says whether it changed. */

@@ -57,17 +57,17 @@ struct dr_ojob {
 	/* A still split (see still_check): the ranges job hands its merge to a render node as a
 	 * merge job of one frame; the ranges job is over only once the merge is. */
 	enum { STILL_NONE, STILL_RANGES, STILL_MERGING, STILL_MADE, STILL_FAILED } still;
-	bool still_premade;      /* ranges job: the still was on disk when it was added */
-	struct dr_ojob *merge;   /* ranges job: its merge job while that runs */
-	struct dr_ojob *parent;  /* merge job: its ranges job (cleared when it ends) */
-	char still_error[1024];  /* STILL_FAILED: why */
-	int merged_by;           /* the rank that merged, -1 = none (yet) */
-	char merged_host[256];   /* ... and its host */
-	double merge_seconds;    /* the merge's time on that node */
-	double merge_wall;       /* from the ranges' end to the merged still validated */
-	double ranges_done_at;   /* dr_now() when the last range was done */
-	int *range_samples;      /* ranges job: samples per range as the nodes reported, 0 = unknown */
-	double samples_done;     /* ... their sum */
+	bool still_premade;     /* ranges job: the still was on disk when it was added */
+	struct dr_ojob *merge;  /* ranges job: its merge job while that runs */
+	struct dr_ojob *parent; /* merge job: its ranges job (cleared when it ends) */
+	char still_error[1024]; /* STILL_FAILED: why */
+	int merged_by;          /* the rank that merged, -1 = none (yet) */
+	char merged_host[256];  /* ... and its host */
+	double merge_seconds;   /* the merge's time on that node */
+	double merge_wall;      /* from the ranges' end to the merged still validated */
+	double ranges_done_at;  /* dr_now() when the last range was done */
+	int *range_samples;  /* ranges job: samples per range as the nodes reported, 0 = unknown */
+	double samples_done; /* ... their sum */
 };
 
 struct dr_orch {
@@ -377,13 +377,15 @@ static void progress_line(const dr_orch *r, const dr_ojob *j, char *buf, size_t 
 		         age);
 	}
 	if (j->cfg.render.merge) {
-		snprintf(buf, len, "still frame %d: merging %d ranges on a render node | elapsed %s%s",
+		snprintf(buf, len,
+		         "still frame %d: merging %d ranges on a render node | elapsed %s%s",
 		         j->cfg.render.still, j->cfg.render.ranges, elapsed, nodes);
 		return;
 	}
 	if (j->still != STILL_NONE) {
 		snprintf(buf, len,
-		         "ranges %zu/%zu done, %.0f samples/s | elapsed %s | ETA %s | %zu failed%s%s",
+		         "ranges %zu/%zu done, %.0f samples/s | elapsed %s | ETA %s | %zu "
+		         "failed%s%s",
 		         c.done + c.failed, todo, el > 0 ? j->samples_done / el : 0.0, elapsed, eta,
 		         c.failed, nodes, oldest);
 		return;
@@ -474,7 +476,7 @@ static void count_done(dr_orch *r, dr_ojob *j, int slot, const dr_msg *m, double
 		progress_line(r, j, line, sizeof line);
 		dr_info("%s%s%s %d done by rank %d (%s) in %.2f s%s %s", r->serve ? j->id : "",
 		        r->serve ? ": " : "",
-		        j->cfg.render.merge ? "merge of still frame"
+		        j->cfg.render.merge      ? "merge of still frame"
 		        : j->still != STILL_NONE ? "range"
 		                                 : "frame",
 		        m->frame, r->info[slot].rank, r->info[slot].host, sec, note, line);
@@ -1294,8 +1296,8 @@ static void still_added(dr_orch *r, dr_ojob *j)
 	j->range_samples = calloc((size_t)j->cfg.render.ranges, sizeof *j->range_samples);
 	if (!r->opts.overwrite &&
 	    dr_render_cfg_still_path(&j->cfg.render, path, sizeof path, why, sizeof why) == 0 &&
-	    access(path, F_OK) == 0 && dr_imgcheck(path, j->cfg.render.still_format, why,
-	                                           sizeof why) == 0)
+	    access(path, F_OK) == 0 &&
+	    dr_imgcheck(path, j->cfg.render.still_format, why, sizeof why) == 0)
 		j->still_premade = true;
 }
 
@@ -1315,8 +1317,8 @@ static void still_failed(dr_ojob *j, const char *why)
 
 	ranges_named(j, ranges, sizeof ranges);
 	snprintf(j->still_error, sizeof j->still_error,
-	         "still frame %d not made: %.400s; the ranges are kept: %.500s", j->cfg.render.still,
-	         why, ranges);
+	         "still frame %d not made: %.400s; the ranges are kept: %.500s",
+	         j->cfg.render.still, why, ranges);
 	j->still = STILL_FAILED;
 	dr_error("%s", j->still_error);
 }
@@ -1355,8 +1357,8 @@ static void merge_over(dr_orch *r, dr_ojob *m)
 		return;
 	}
 	for (int k = 0; k < j->cfg.render.ranges; k++)
-		if (dr_outpath_frame(&j->cfg.out, k, range, sizeof range) == 0 && unlink(range) != 0 &&
-		    errno != ENOENT)
+		if (dr_outpath_frame(&j->cfg.out, k, range, sizeof range) == 0 &&
+		    unlink(range) != 0 && errno != ENOENT)
 			dr_warn("cannot remove %s: %s", range, strerror(errno));
 	j->still = STILL_MADE;
 	if (it->state == DR_F_SKIPPED)
@@ -1393,8 +1395,8 @@ static void still_check(dr_orch *r, dr_ojob *j)
 		return;
 	}
 	if (c.failed > 0 || c.done + c.skipped < c.total) {
-		snprintf(why, sizeof why, "%zu of %zu sample ranges failed", c.total - c.done - c.skipped,
-		         c.total);
+		snprintf(why, sizeof why, "%zu of %zu sample ranges failed",
+		         c.total - c.done - c.skipped, c.total);
 		still_failed(j, why);
 		return;
 	}
@@ -1424,7 +1426,8 @@ static void still_check(dr_orch *r, dr_ojob *j)
 	j->merge = m;
 	j->still = STILL_MERGING;
 	if (!r->quiet)
-		dr_info("%s%sstill frame %d: %d sample ranges done, the merge goes to a render node",
+		dr_info("%s%sstill frame %d: %d sample ranges done, the merge goes to a render "
+		        "node",
 		        r->serve ? j->id : "", r->serve ? ": " : "", frame, j->cfg.render.ranges);
 }
 

@@ -238,8 +238,7 @@ int dr_render_cfg_set_merge(dr_render_cfg *c, char *err, size_t errlen)
 	return 0;
 }
 
-int dr_render_cfg_ranges_of(const dr_render_cfg *m, dr_render_cfg *ranges, char *err,
-                            size_t errlen)
+int dr_render_cfg_ranges_of(const dr_render_cfg *m, dr_render_cfg *ranges, char *err, size_t errlen)
 {
 	dr_render_cfg n = *m;
 

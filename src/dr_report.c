@@ -100,7 +100,8 @@ void dr_report_print(const dr_report *r, FILE *f)
 	}
 	if (r->has_still && r->still.merged_by >= 0)
 		fprintf(f,
-		        "Still frame %d: %d ranges, %.0f samples at %.1f samples/s; merged by rank %d "
+		        "Still frame %d: %d ranges, %.0f samples at %.1f samples/s; merged by rank "
+		        "%d "
 		        "(%s) in %.1f s (%.1f s from the last range to the still): %s\n",
 		        r->still.frame, r->still.ranges, r->still.samples, r->still.samples_per_s,
 		        r->still.merged_by, r->still.merged_host ? r->still.merged_host : "?",
@@ -124,8 +125,9 @@ static void add_still(cJSON *root, const dr_report_still *s, dr_sched_counts c)
 	cJSON_AddNumberToObject(o, "ranges_done", (double)(c.done + c.skipped));
 	a = cJSON_AddArrayToObject(o, "samples_per_range");
 	for (int k = 0; a && s->range_samples && k < s->ranges; k++)
-		cJSON_AddItemToArray(a, s->range_samples[k] > 0 ? cJSON_CreateNumber(s->range_samples[k])
-		                                                : cJSON_CreateNull());
+		cJSON_AddItemToArray(a, s->range_samples[k] > 0
+		                                ? cJSON_CreateNumber(s->range_samples[k])
+		                                : cJSON_CreateNull());
 	cJSON_AddNumberToObject(o, "samples", s->samples);
 	cJSON_AddNumberToObject(o, "samples_per_second", s->samples_per_s);
 	if (s->merged_by >= 0) {
