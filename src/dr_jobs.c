@@ -942,8 +942,11 @@ int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *
 			snprintf(err, errlen, "job id buffer too small");
 			goto out;
 		}
+		j->spec = *spec; /* afresh for each id drawn: the output and a still follow it */
 		if (!spec->render.output[0] && output_root &&
 		    dr_jobspec_set_output(&j->spec, output_root, j->id, err, errlen) < 0)
+			goto out;
+		if (dr_jobspec_finish(&j->spec, err, errlen) != 0) /* a still, a video: see there */
 			goto out;
 		rc = db_insert(t, j, 0, err, errlen);
 	} while (rc == -4 && ++tries < 8); /* the id of a finished job: draw again */

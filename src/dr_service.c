@@ -124,6 +124,7 @@ static int check_roots(dr_service *s, dr_http_cfg *hc)
 	hc->limits.output_root = s->real_output_root;
 	hc->limits.default_scene = c->scene ? s->real_scene : NULL;
 	hc->limits.max_frames = c->max_frames > 0 ? c->max_frames : DR_FRAMES_COUNT_MAX;
+	hc->limits.auto_ranges = c->auto_split;
 	s->lim = hc->limits;
 	return 0;
 }
