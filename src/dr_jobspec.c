@@ -18,10 +18,9 @@
 #define OUTPUT_NAME_MAX 255
 
 /* Fields a POST /render body may carry. */
-static const char *const body_fields[] = {"from",   "to",     "frames", "blend",
-                                          "output", "engine", "format", "samples",
-                                          "priority", "device", "still", "split",
-                                          "video",  "fps"};
+static const char *const body_fields[] = {"from",   "to",     "frames",  "blend",    "output",
+                                          "engine", "format", "samples", "priority", "device",
+                                          "still",  "split",  "video",   "fps"};
 #define NFIELDS (sizeof(body_fields) / sizeof(body_fields[0]))
 
 /* The body's members by field, each NULL when absent (or JSON null). */
@@ -219,7 +218,8 @@ static int collect(const cJSON *root, struct members *m, char *err, size_t errle
 		if (i == NFIELDS) {
 			snprintf(err, errlen,
 			         "unknown field \"%.64s\" (known: from, to, frames, blend, output, "
-			         "engine, format, samples, priority, device, still, split, video, fps)",
+			         "engine, format, samples, priority, device, still, split, video, "
+			         "fps)",
 			         c->string ? c->string : "");
 			return 400;
 		}
@@ -615,8 +615,9 @@ static int read_still_video(const struct members *m, const dr_jobspec_limits *li
 		return dr_seterr(err, errlen, "\"split\" cuts a still: it needs \"still\": FRAME"),
 		       400;
 	if (m->v[F_FPS] && !m->v[F_VIDEO])
-		return dr_seterr(err, errlen, "\"fps\" is the video's frame rate: it needs "
-		                              "\"video\": true"),
+		return dr_seterr(err, errlen,
+		                 "\"fps\" is the video's frame rate: it needs "
+		                 "\"video\": true"),
 		       400;
 	if (m->v[F_VIDEO]) {
 		if (!cJSON_IsBool(m->v[F_VIDEO]))
@@ -639,16 +640,17 @@ static int read_still_video(const struct members *m, const dr_jobspec_limits *li
 	if (!m->v[F_STILL])
 		return 0;
 	if (m->v[F_FROM] || m->v[F_TO] || m->v[F_FRAMES])
-		return dr_seterr(err, errlen, "\"still\" names the frame: give no \"from\", \"to\" "
-		                              "or \"frames\" with it"),
+		return dr_seterr(err, errlen,
+		                 "\"still\" names the frame: give no \"from\", \"to\" "
+		                 "or \"frames\" with it"),
 		       400;
 	if (s->video_pending)
 		return dr_seterr(err, errlen, "\"video\" is made of frames: a \"still\" has none"),
 		       400;
 	if ((rc = get_int(m->v[F_STILL], "still", 0, DR_FRAME_MAX, &s->still_frame, err, errlen)))
 		return rc;
-	if (m->v[F_SPLIT] && !(cJSON_IsString(m->v[F_SPLIT]) &&
-	                       strcmp(m->v[F_SPLIT]->valuestring, "auto") == 0)) {
+	if (m->v[F_SPLIT] &&
+	    !(cJSON_IsString(m->v[F_SPLIT]) && strcmp(m->v[F_SPLIT]->valuestring, "auto") == 0)) {
 		if (cJSON_IsString(m->v[F_SPLIT]))
 			return dr_seterr(err, errlen,
 			                 "\"split\" must be \"auto\" or a number of ranges from 2 "

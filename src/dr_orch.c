@@ -8,6 +8,7 @@
 #include "dr_imgcheck.h"
 #include "dr_log.h"
 #include "dr_outdir.h"
+#include "dr_video.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -68,6 +69,13 @@ struct dr_ojob {
 	double ranges_done_at;  /* dr_now() when the last range was done */
 	int *range_samples;  /* ranges job: samples per range as the nodes reported, 0 = unknown */
 	double samples_done; /* ... their sum */
+	/* A service's video (render.video): encoded in the background once every frame is done
+	 * (see video_check); the job is over only once the encode is. */
+	bool want_video;
+	enum { VIDEO_NONE, VIDEO_ENCODING, VIDEO_MADE, VIDEO_FAILED } video_state;
+	dr_video_bg *video;
+	double video_t0, video_fps;
+	char video_error[512];
 };
 
 struct dr_orch {
@@ -92,6 +100,8 @@ struct dr_orch {
 	const dr_jobspec_limits *lim; /* a service's roots, re-checked on adoption, or NULL */
 	dr_jobs_cell *cells;          /* room for one publish's changed cells */
 	size_t capcells;
+	const char *blender; /* asked for a scene's frame rate (a video without "fps") */
+	bool allow_autoexec;
 };
 
 /* Seconds between two looks at every cell of a job (a safety net: changes are marked). */
@@ -117,6 +127,8 @@ static void mark(dr_ojob *j, int frame)
 }
 
 static void still_added(dr_orch *r, dr_ojob *j);
+static void video_check(dr_orch *r, dr_ojob *j);
+static void status_extras(const dr_ojob *j, cJSON *o);
 static void still_samples(dr_ojob *j, const dr_msg *m);
 static void still_report(const dr_ojob *j, dr_report *rep);
 static void still_check(dr_orch *r, dr_ojob *j);
@@ -191,6 +203,7 @@ static void job_free(dr_ojob *j)
 	free(j->dirty);
 	cJSON_Delete(j->failed_json);
 	free(j->range_samples);
+	dr_video_bg_free(j->video);
 	free(j);
 }
 
@@ -341,6 +354,7 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
 		}
 	r->jobs[r->njobs++] = j;
 	still_added(r, j);
+	j->want_video = r->serve && j->cfg.render.video[0];
 	j->scanning = true;
 	j->scan_next = r->opts.overwrite ? j->frames.n : 0; /* --overwrite: nothing to look for */
 	scan_slice(r, j, dr_now() + SCAN_SLICE_S);
@@ -791,6 +805,7 @@ int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 		strand_check(r, r->jobs[i]);
 		job_end_check(r, r->jobs[i]);
 		still_check(r, r->jobs[i]);
+		video_check(r, r->jobs[i]);
 	}
 	if (r->njobs > 1)
 		qsort(r->jobs, r->njobs, sizeof *r->jobs, job_order);
@@ -928,6 +943,7 @@ cJSON *dr_orch_status(const dr_orch *r, dr_ojob *j)
 	cJSON_AddStringToObject(o, "blend", j->cfg.render.scene);
 	cJSON_AddStringToObject(o, "output", j->cfg.out.pattern);
 	cJSON_AddItemToObject(o, "failedFrames", failed_frames(j, c.failed));
+	status_extras(j, o);
 	nodes = cJSON_AddArrayToObject(o, "nodes");
 	for (int s = 0; nodes && s < r->nslots; s++) {
 		cJSON *n = cJSON_CreateObject();
@@ -1280,7 +1296,8 @@ int dr_orch_outcome(const dr_orch *r, const dr_ojob *j, bool interrupted, bool f
 
 static bool job_over(const dr_ojob *j)
 {
-	return j->ended && j->still != STILL_RANGES && j->still != STILL_MERGING;
+	return j->ended && j->still != STILL_RANGES && j->still != STILL_MERGING &&
+	       !(j->want_video && j->video_state != VIDEO_MADE && j->video_state != VIDEO_FAILED);
 }
 
 /* J was just added: a ranges job notes its ranges, and whether its still is already made (a
@@ -1471,4 +1488,110 @@ static void still_report(const dr_ojob *j, dr_report *rep)
 	st->merge_seconds = j->merge_seconds;
 	st->merge_wall = j->merge_wall;
 	st->error = j->still == STILL_FAILED ? j->still_error : NULL;
+}
+
+/* ---- a service's video: encoded in the background at the job's end ---- */
+
+void dr_orch_video_tools(dr_orch *r, const char *blender, bool allow_autoexec)
+{
+	r->blender = blender;
+	r->allow_autoexec = allow_autoexec;
+}
+
+static void video_failed(dr_ojob *j, const char *why)
+{
+	snprintf(j->video_error, sizeof j->video_error, "%.500s", why);
+	j->video_state = VIDEO_FAILED;
+	dr_error("%s: video %s not made (the frames are fine): %s", j->id, j->cfg.render.video,
+	         why);
+}
+
+/* Start J's encode (its frames are all done). */
+static void video_start(dr_orch *r, dr_ojob *j)
+{
+	char why[DR_ERRLEN], **paths = calloc(j->frames.n ? j->frames.n : 1, sizeof *paths);
+	bool oom = !paths;
+
+	for (size_t i = 0; !oom && i < j->frames.n; i++)
+		oom = !(paths[i] = malloc(DR_PATH_MAX)) ||
+		      dr_outpath_frame(&j->cfg.out, j->frames.v[i], paths[i], DR_PATH_MAX) != 0;
+	dr_video_job vj = {.path = j->cfg.render.video,
+	                   .frames = (const char *const *)paths,
+	                   .n = j->frames.n,
+	                   .fps = j->cfg.render.fps,
+	                   .ffmpeg = "ffmpeg",
+	                   .ffprobe = "ffprobe"};
+	if (oom) {
+		video_failed(j, "out of memory or a frame name too long");
+	} else if (!(j->video = dr_video_bg_start(&vj, r->blender, j->cfg.render.scene,
+	                                          r->allow_autoexec, why, sizeof why))) {
+		video_failed(j, why);
+	} else {
+		j->video_state = VIDEO_ENCODING;
+		j->video_t0 = dr_now();
+		dr_info("%s: encoding %zu frames into %s", j->id, j->frames.n, j->cfg.render.video);
+	}
+	for (size_t i = 0; paths && i < j->frames.n; i++)
+		free(paths[i]);
+	free(paths);
+}
+
+/* Looked at every tick: a service's job with a video starts its encode when its frames are done,
+ * and the encode is looked at (never waited for) while it runs. */
+static void video_check(dr_orch *r, dr_ojob *j)
+{
+	char why[DR_ERRLEN];
+	dr_sched_counts c;
+	int rc;
+
+	if (!j->want_video || !j->ended || j->video_state == VIDEO_MADE ||
+	    j->video_state == VIDEO_FAILED)
+		return;
+	if (j->video_state == VIDEO_NONE) {
+		c = dr_sched_count(j->sched);
+		if (j->cancelled || c.failed > 0 || c.done + c.skipped < c.total)
+			video_failed(j,
+			             j->cancelled ? "the job was cancelled" : "some frames failed");
+		else
+			video_start(r, j);
+		return;
+	}
+	if ((rc = dr_video_bg_poll(j->video, &j->video_fps, why, sizeof why)) == 1)
+		return;
+	dr_video_bg_free(j->video);
+	j->video = NULL;
+	if (rc < 0) {
+		video_failed(j, why);
+		return;
+	}
+	j->video_state = VIDEO_MADE;
+	dr_info("%s: video %s: %zu frames at %g fps, made in %.1f s", j->id, j->cfg.render.video,
+	        j->frames.n, j->video_fps, dr_now() - j->video_t0);
+}
+
+/* The status's "video" and "still" objects of J (when it has them). */
+static void status_extras(const dr_ojob *j, cJSON *o)
+{
+	static const char *const vstate[] = {"waiting", "encoding", "made", "failed"};
+	static const char *const sstate[] = {"", "rendering", "merging", "made", "failed"};
+	cJSON *v;
+
+	if (j->cfg.render.video[0] && (v = cJSON_AddObjectToObject(o, "video"))) {
+		cJSON_AddStringToObject(v, "state", vstate[j->video_state]);
+		cJSON_AddStringToObject(v, "path", j->cfg.render.video);
+		if (j->video_state == VIDEO_MADE)
+			cJSON_AddNumberToObject(v, "fps", j->video_fps);
+		if (j->video_state == VIDEO_FAILED)
+			cJSON_AddStringToObject(v, "error", j->video_error);
+	}
+	if (j->still != STILL_NONE && (v = cJSON_AddObjectToObject(o, "still"))) {
+		cJSON_AddNumberToObject(v, "frame", j->cfg.render.still);
+		cJSON_AddStringToObject(v, "state", sstate[j->still]);
+		cJSON_AddNumberToObject(v, "ranges", j->cfg.render.ranges);
+		cJSON_AddNumberToObject(v, "samples", j->samples_done);
+		if (j->merged_by >= 0)
+			cJSON_AddNumberToObject(v, "mergedBy", j->merged_by);
+		if (j->still == STILL_FAILED)
+			cJSON_AddStringToObject(v, "error", j->still_error);
+	}
 }

@@ -417,8 +417,10 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		dr_warn("mpirun was started without --enable-recovery: a lost render node will end "
 		        "this %s (add --enable-recovery to mpirun to go on without it)",
 		        c->serve ? "service" : "job");
-	if (c->serve)
+	if (c->serve) {
 		dr_orch_confine(s->orch, &s->lim);
+		dr_orch_video_tools(s->orch, c->node.blender, c->node.allow_autoexec);
+	}
 	if (!c->serve) {
 		if (s->table) /* --http: the batch job is listed in the table too */
 			list_batch(s, id, sizeof id);

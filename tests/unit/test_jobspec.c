@@ -427,8 +427,8 @@ static void test_still_video(void)
 	lim.auto_ranges = 0;
 
 	memset(&s, 0, sizeof(s));
-	is_int(parse("{\"from\":1,\"to\":20,\"video\":true,\"fps\":12,\"output\":\"vid\"}", &s),
-	       0, "a video at 12 fps (%s)", err);
+	is_int(parse("{\"from\":1,\"to\":20,\"video\":true,\"fps\":12,\"output\":\"vid\"}", &s), 0,
+	       "a video at 12 fps (%s)", err);
 	ok(snprintf(want, sizeof(want), "%s/vid/scene.mp4", outs) < (int)sizeof(want), "fits");
 	is_str(s.render.video, want, "  the video next to the frames, named after the scene");
 	ok(s.render.fps == 12 && !s.video_pending, "  at 12 fps");
