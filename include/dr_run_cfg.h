@@ -34,6 +34,8 @@ typedef struct dr_node_cfg {
 	bool threads_set;     /* -t was given: a GPU node keeps it instead of a few threads */
 	double load_timeout;  /* seconds a warm Blender may take to load a scene, 0 = no limit */
 	double stall;         /* seconds a frame's Blender may use no CPU time, 0 = no limit */
+	int still, split;     /* a batch's --still FRAME --split N (N resolved; 0 = none): the
+	                       * warm-up loads the scene as the ranges need it, not twice */
 } dr_node_cfg;
 
 #define DR_NODE_TIMEOUT_RECOVERY 10.0 /* --node-timeout's default when lost nodes are survived */

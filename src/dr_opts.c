@@ -692,6 +692,8 @@ void dr_opts_node_cfg(const dr_opts *o, dr_node_cfg *c)
 	        .threads_set = o->threads > 0,
 	        .load_timeout = o->load_timeout,
 	        .stall = o->stall,
+	        .still = o->still,
+	        .split = o->has_still && o->split > 0 ? o->split : 0,
 	};
 }
 
