@@ -105,6 +105,13 @@ int dr_blender_render(dr_blender *b, int frame, const char *tmp_path, char *err,
 int dr_blender_render_thumb(dr_blender *b, int frame, const char *tmp_path, const char *thumb,
                             char *err, size_t errlen);
 
+/* A still's merge job (MERGE, render.merge) in this warm Blender, loaded for the same still's
+ * ranges (dr_render_cfg_merges_in): as dr_blender_render, but "frame" FRAME (the still) is
+ * merged from the ranges into TMP_PATH, with no Blender start-up and no second scene load.
+ * 0, or -1 with ERR. */
+int dr_blender_merge_warm(dr_blender *b, const dr_render_cfg *merge, int frame,
+                          const char *tmp_path, char *err, size_t errlen);
+
 /* Wait up to TIMEOUT_MS for the next event and fill EV (DR_BL_NONE on timeout). A warm Blender
  * that dies turns the frame in flight into DR_BL_FAILED (or the load into DR_BL_LOAD_FAILED).
  * Returns 0, or -1 on an internal error with EV->error set. */

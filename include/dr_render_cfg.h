@@ -75,6 +75,10 @@ int dr_render_cfg_set_merge(dr_render_cfg *c, char *err, size_t errlen);
 int dr_render_cfg_ranges_of(const dr_render_cfg *m, dr_render_cfg *ranges, char *err,
                             size_t errlen);
 
+/* Whether the merge job M (dr_render_cfg_set_merge) can run in a warm Blender loaded for LOADED:
+ * the same still's ranges (scene, engine, samples, device, frame, ranges). */
+bool dr_render_cfg_merges_in(const dr_render_cfg *m, const dr_render_cfg *loaded);
+
 /* Samples of range K (0-based) of RANGES over SAMPLES: sizes decrease linearly (weights 2R, 2R-1,
  * ..., R+1), so the long ranges start first and the short ones fill the end; OFFSET is where it
  * starts in the sample sequence. The driver cuts ranges the same way (range_of in driver.py).

@@ -722,6 +722,8 @@ static void load_timed_out(dr_blender *b, dr_bl_event *ev)
 }
 
 static int spawn_merge(dr_blender *b, const char *tmp, char *err, size_t errlen);
+static char *merge_job_text(const dr_render_cfg *r, const char *tmp, int threads, char *err,
+                            size_t errlen);
 
 /* ---- public API ---- */
 
@@ -784,15 +786,18 @@ fail:
 	return NULL;
 }
 
-static int send_render(dr_blender *b, int frame, const char *tmp_path, const char *thumb, char *err,
-                       size_t errlen)
+/* Send the warm driver a "render" command, or with MERGE (a merge's job JSON text, see
+ * merge_job_text) a "merge" command, for FRAME into TMP_PATH. */
+static int send_render(dr_blender *b, int frame, const char *tmp_path, const char *thumb,
+                       const char *merge, char *err, size_t errlen)
 {
-	cJSON *json = cJSON_CreateObject();
+	cJSON *json = cJSON_CreateObject(), *job = merge ? cJSON_Parse(merge) : NULL;
 	char *text = NULL, why[256];
 	size_t len;
 	int rc = -1;
 
-	if (!json || !cJSON_AddStringToObject(json, "cmd", "render") ||
+	if (!json || (merge && (!job || !cJSON_AddItemToObject(json, "job", job))) ||
+	    (job = NULL, !cJSON_AddStringToObject(json, "cmd", merge ? "merge" : "render")) ||
 	    !cJSON_AddNumberToObject(json, "frame", frame) ||
 	    !cJSON_AddStringToObject(json, "path", tmp_path) ||
 	    (thumb && !cJSON_AddStringToObject(json, "thumb", thumb)) ||
@@ -808,6 +813,7 @@ static int send_render(dr_blender *b, int frame, const char *tmp_path, const cha
 		dr_seterr(err, errlen, "cannot send frame %d to Blender: %s", frame, why);
 out:
 	cJSON_free(text);
+	cJSON_Delete(job);
 	cJSON_Delete(json);
 	return rc;
 }
@@ -819,6 +825,24 @@ static void warm_replace(dr_blender *b)
 	set_state(b, BL_DOWN);
 	dr_proc_kill(b->proc);
 	b->rlen = 0;
+}
+
+/* Send a command to the warm Blender (see send_render); a Blender that died (or closed its pipes)
+ * since is replaced first, and one that dies just now gets one fresh start. */
+static int warm_send(dr_blender *b, int frame, const char *tmp_path, const char *thumb,
+                     const char *merge, char *err, size_t errlen)
+{
+	if (dr_proc_pid(b->proc) > 0 && warm_gone(b))
+		warm_replace(b);
+	if (dr_proc_pid(b->proc) <= 0 && spawn_warm(b, err, errlen) < 0)
+		return -1;
+	if (send_render(b, frame, tmp_path, thumb, merge, err, errlen) == 0)
+		return 0;
+	warm_replace(b);
+	if (spawn_warm(b, err, errlen) < 0 ||
+	    send_render(b, frame, tmp_path, thumb, merge, err, errlen) < 0)
+		return -1;
+	return 0;
 }
 
 int dr_blender_render(dr_blender *b, int frame, const char *tmp_path, char *err, size_t errlen)
@@ -847,19 +871,32 @@ int dr_blender_render_thumb(dr_blender *b, int frame, const char *tmp_path, cons
 		free(b->tmp_path);
 		b->tmp_path = copy;
 	} else {
-		/* a Blender that died (or closed its pipes) since is replaced first */
-		if (dr_proc_pid(b->proc) > 0 && warm_gone(b))
-			warm_replace(b);
-		if (dr_proc_pid(b->proc) <= 0 && spawn_warm(b, err, errlen) < 0)
+		if (warm_send(b, frame, tmp_path, thumb, NULL, err, errlen) < 0)
 			return -1;
-		if (send_render(b, frame, tmp_path, thumb, err, errlen) < 0) {
-			/* it died just now: one fresh start, then give up */
-			warm_replace(b);
-			if (spawn_warm(b, err, errlen) < 0 ||
-			    send_render(b, frame, tmp_path, thumb, err, errlen) < 0)
-				return -1;
-		}
 	}
+	b->frame = frame;
+	b->started = dr_now();
+	frame_asked(b);
+	return 0;
+}
+
+int dr_blender_merge_warm(dr_blender *b, const dr_render_cfg *merge, int frame,
+                          const char *tmp_path, char *err, size_t errlen)
+{
+	char *text;
+	int rc;
+
+	if (!b || b->one_shot || !merge->merge || !tmp_path || !*tmp_path)
+		return dr_seterr(err, errlen, "internal error: no warm Blender to merge in");
+	if (busy(b))
+		return dr_seterr(err, errlen, "internal error: frame %d is still in flight",
+		                 b->frame);
+	if (!(text = merge_job_text(merge, tmp_path, b->threads, err, errlen)))
+		return -1;
+	rc = warm_send(b, frame, tmp_path, NULL, text, err, errlen);
+	cJSON_free(text);
+	if (rc < 0)
+		return -1;
 	b->frame = frame;
 	b->started = dr_now();
 	frame_asked(b);

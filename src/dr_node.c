@@ -364,6 +364,17 @@ static int prepare_dir(dr_node *n, int frame, char *why, size_t whylen)
 	return 0;
 }
 
+/* The job is a still's merge and the warm Blender is loaded for its ranges: it merges, with no
+ * Blender start-up and no second scene load (the merge job's own Blender otherwise, and always
+ * with DRENDER_COLD_MERGE=1 in the environment: for measurements and tests). */
+static bool warm_merge(const dr_node *n)
+{
+	const char *cold = getenv("DRENDER_COLD_MERGE");
+
+	return n->bl && !n->cfg.one_shot && !(cold && strcmp(cold, "1") == 0) &&
+	       dr_render_cfg_merges_in(&n->job.render, &n->loaded);
+}
+
 static int start_next(dr_node *n, char *err, size_t errlen)
 {
 	char why[DR_ERRLEN] = "";
@@ -384,6 +395,12 @@ static int start_next(dr_node *n, char *err, size_t errlen)
 		return report(n, 0, 0, why, err, errlen);
 	if (dr_outpath_temp(&n->job.out, frame, n->tag, n->tmp, sizeof n->tmp) != 0)
 		return report(n, 0, 0, "temporary path too long", err, errlen);
+	if (warm_merge(n)) {
+		if (dr_blender_merge_warm(n->bl, &n->job.render, frame, n->tmp, why, sizeof why) !=
+		    0)
+			return fail_frame(n, why, err, errlen);
+		return 0;
+	}
 	char thumb[DR_PATH_MAX];
 	if (dr_blender_render_thumb(n->bl, frame, n->tmp,
 	                            thumb_of(n->tmp, thumb, sizeof thumb) == 0 ? thumb : NULL, why,
@@ -438,7 +455,8 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 		return 0;
 	}
 	if (n->frame < 0 && n->qlen > 0 && (!n->bl || n->state == DR_NODE_READY)) {
-		if (!n->bl || !dr_render_cfg_same_blender(&n->job.render, &n->loaded)) {
+		if (!n->bl ||
+		    !(dr_render_cfg_same_blender(&n->job.render, &n->loaded) || warm_merge(n))) {
 			if (load(n, why, sizeof why) != 0)
 				return load_failed(n, why, err, errlen);
 			return 0;

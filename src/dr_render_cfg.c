@@ -253,6 +253,14 @@ int dr_render_cfg_ranges_of(const dr_render_cfg *m, dr_render_cfg *ranges, char 
 	return 0;
 }
 
+bool dr_render_cfg_merges_in(const dr_render_cfg *m, const dr_render_cfg *loaded)
+{
+	return m->merge && !loaded->merge && loaded->ranges == m->ranges &&
+	       loaded->still == m->still && strcmp(m->scene, loaded->scene) == 0 &&
+	       strcmp(m->engine, loaded->engine) == 0 && m->samples == loaded->samples &&
+	       strcmp(m->device, loaded->device) == 0;
+}
+
 int dr_render_cfg_range_samples(int samples, int ranges, int k, int *offset)
 {
 	long long total, before, start, end;

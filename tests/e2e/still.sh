@@ -72,8 +72,9 @@ merge_blender() {
 }
 
 # 1c. The render node that merges is killed during the merge: it is declared lost and the merge
-# goes to the other node.
-"${MPIRUN[@]}" --enable-recovery -np 3 "$DRENDER" c.blend --still 3 --split 4 -F OPEN_EXR \
+# goes to the other node. (A warm node merges in its own Blender in a few milliseconds: too quick
+# to kill; DRENDER_COLD_MERGE=1 makes the merge a Blender of its own, seconds long.)
+DRENDER_COLD_MERGE=1 "${MPIRUN[@]}" --enable-recovery -np 3 "$DRENDER" c.blend --still 3 --split 4 -F OPEN_EXR \
 	-o km/s_#### --node-timeout 3 --report rkm.json >okm.txt 2>ekm.txt &
 pid=$!
 mb=$(merge_blender)
@@ -95,8 +96,8 @@ is "$(ls -A km | grep -c -e range -e drender-tmp -e merge)" 0 "  ranges and temp
 
 # 1d. A merge that fails (its Blender killed, no retries): exit 1, the ranges kept and named; the
 # re-run only merges.
-"${MPIRUN[@]}" -np 3 "$DRENDER" c.blend --still 3 --split 4 -F OPEN_EXR -o fm/s_#### \
-	--retries 0 >ofm.txt 2>efm.txt &
+DRENDER_COLD_MERGE=1 "${MPIRUN[@]}" -np 3 "$DRENDER" c.blend --still 3 --split 4 -F OPEN_EXR \
+	-o fm/s_#### --retries 0 >ofm.txt 2>efm.txt &
 pid=$!
 mb=$(merge_blender)
 ok $? "found the merge's Blender ($mb)"
