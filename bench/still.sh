@@ -5,14 +5,16 @@
 # Usage: bench/still.sh [--reps N] [--res WxH] [--samples S] [--split N] [--drender PATH]
 #                       [--blender PATH] [--quick]
 #   --reps N     repetitions; contenders alternate within each (default 3)
-#   --res WxH    the still's size (default 320x180: tens of seconds single on one 2-CPU machine)
+#   --res WxH    the still's size (default 480x270: tens of seconds single on one 2-CPU machine)
 #   --samples S  Cycles samples (default 256; ranges are exact up to 256, see tests/e2e/still.sh)
 #   --split N    sample ranges (default 4 = --split auto on 2 render nodes)
 #   --drender    the binary (default ./drender, copied at the start)
 #   --blender    Blender (default $DRENDER_BLENDER, then blender on PATH)
 #   --quick      96x54, 64 samples, one repetition (a smoke run; figures mean nothing)
 # Contenders: "blender" (blender -b -t 2 -f, the floor), "single" (drender alone, -t 2) and
-# "split" (mpirun -np 3 drender --still --split N -t 1: 2 render nodes of 1 thread). The split's
+# "split" (mpirun -np 3 drender --still --split N -t 1: 2 render nodes of 1 thread; the merge in
+# the merging node's warm Blender) and "split-cold" (the same, the merge in a Blender of its own,
+# DRENDER_COLD_MERGE=1: what a warm merge saves). The split's
 # time is cut from its --report: start-up until the first range began, the ranges, then the
 # merge (the node's Blender, and the wall time until rank 0 had validated the still).
 # Prints a table (also bench/out/still.txt) and writes bench/out/still.json. Never pass/fail.
@@ -21,7 +23,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 out=$here/out
-reps=3 res=320x180 samples=256 split=4
+reps=3 res=480x270 samples=256 split=4
 drender=$root/drender
 blender=${DRENDER_BLENDER:-blender}
 
@@ -67,7 +69,7 @@ bpy.ops.wm.save_mainfile()" >>make.log 2>&1 ||
 
 now() { date +%s.%N; }
 runs=$work/runs.jsonl
-run() { # run NAME REP COMMAND...: time it, append a JSON line
+run() { # run NAME REP COMMAND...: time it, append a JSON line (env assignments before "run" pass)
 	local name=$1 rep=$2 t0 t1 rc
 	shift 2
 	rm -rf "o_$name"
@@ -86,6 +88,9 @@ for rep in $(seq 1 "$reps"); do
 		--report single.json
 	run split "$rep" mpirun --oversubscribe -np 3 ./drender c.blend --still 3 --split "$split" \
 		-t 1 -F OPEN_EXR -o o_split/s_#### -q --report split.json
+	DRENDER_COLD_MERGE=1 run split-cold "$rep" mpirun --oversubscribe -np 3 ./drender c.blend \
+		--still 3 --split "$split" -t 1 -F OPEN_EXR -o o_split-cold/s_#### -q \
+		--report split-cold.json
 	python3 - "$runs" "$rep" <<'EOF'
 import json, sys
 # keep this repetition's split report figures in the run line (the file is replaced next time)
@@ -123,13 +128,15 @@ def cut(r):
             "range_seconds": [round(f["seconds"], 2) for f in fr],
             "rest": r["wall"] - last - st["merge_wall_seconds"]}
 cuts = [c for c in (cut(r) for r in runs if r["name"] == "split" and r["rc"] == 0) if c]
+cold = [c for c in (cut(r) for r in runs if r["name"] == "split-cold" and r["rc"] == 0) if c]
 print("Split-still overhead: %s, %s samples, %s ranges, %s repetition(s), medians" % (res, samples, split, reps))
 print()
 print("| contender | wall (s) | vs single |")
 print("| --- | --- | --- |")
 single = med(walls("single"))
 for name, what in (("blender", "blender -b -t 2 -f (floor)"), ("single", "drender alone, 2 threads"),
-                   ("split", "drender --split %s, 2 nodes x 1 thread" % split)):
+                   ("split", "drender --split %s, 2 nodes x 1 thread, warm merge" % split),
+                   ("split-cold", "the same, merge in a Blender of its own")):
     w = walls(name)
     print("| %s | %s | %s |" % (what, "%.2f" % med(w) if w else "FAILED",
                                 "%.2fx" % (med(w) / single) if w and single == single else "-"))
@@ -139,6 +146,10 @@ if cuts:
           "(wall from the last range to the still %.2f) | mpirun and exit %.2f"
           % tuple(med([c[k] for c in cuts]) for k in ("startup", "ranges", "merge_node", "merge_wall", "rest")))
     print("Range render seconds (last repetition): %s" % cuts[-1]["range_seconds"])
-json.dump({"res": res, "samples": int(samples), "split": int(split), "runs": runs, "cuts": cuts},
+if cold:
+    print("Merge in a Blender of its own (median s): on the node %.2f, wall from the last range %.2f"
+          % (med([c["merge_node"] for c in cold]), med([c["merge_wall"] for c in cold])))
+json.dump({"res": res, "samples": int(samples), "split": int(split), "runs": runs, "cuts": cuts,
+           "cuts_cold": cold},
           open(out_path, "w"), indent=1)
 EOF
