@@ -74,12 +74,19 @@ run() { # run NAME REP COMMAND...: time it, append a JSON line (env assignments 
 	shift 2
 	rm -rf "o_$name"
 	t0=$(now)
-	"$@" >"$name.out" 2>"$name.err"
+	# CPU seconds of the whole process tree (every process reaped on the way counts): the work
+	# done, which the shared machine's load changes far less than the wall time
+	python3 -c 'import resource, subprocess, sys
+rc = subprocess.call(sys.argv[2:])
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write("%.2f\n" % (u.ru_utime + u.ru_stime))
+sys.exit(rc)' "$name.cpu" "$@" >"$name.out" 2>"$name.err"
 	rc=$?
 	t1=$(now)
-	printf '{"name": "%s", "rep": %d, "rc": %d, "wall": %s, "report": "%s"}\n' "$name" "$rep" \
-		"$rc" "$(echo "$t1 - $t0" | bc)" "$([ -s "$name.json" ] && echo "$work/$name.json")" >>"$runs"
-	echo "  $name rep $rep: exit $rc, $(echo "$t1 - $t0" | bc) s" >&2
+	printf '{"name": "%s", "rep": %d, "rc": %d, "wall": %s, "cpu": %s, "load": %s, "report": "%s"}\n' \
+		"$name" "$rep" "$rc" "$(echo "$t1 - $t0" | bc)" "$(cat "$name.cpu" 2>/dev/null || echo null)" \
+		"$(cut -d' ' -f1 /proc/loadavg)" "$([ -s "$name.json" ] && echo "$work/$name.json")" >>"$runs"
+	echo "  $name rep $rep: exit $rc, $(echo "$t1 - $t0" | bc) s, CPU $(cat "$name.cpu" 2>/dev/null) s" >&2
 }
 for rep in $(seq 1 "$reps"); do
 	rm -f ./*.json
@@ -131,15 +138,21 @@ cuts = [c for c in (cut(r) for r in runs if r["name"] == "split" and r["rc"] == 
 cold = [c for c in (cut(r) for r in runs if r["name"] == "split-cold" and r["rc"] == 0) if c]
 print("Split-still overhead: %s, %s samples, %s ranges, %s repetition(s), medians" % (res, samples, split, reps))
 print()
-print("| contender | wall (s) | vs single |")
-print("| --- | --- | --- |")
+print("| contender | wall (s) | vs single | CPU (s) | vs single | load (1 min, at end) |")
+print("| --- | --- | --- | --- | --- | --- |")
 single = med(walls("single"))
+cpus = lambda name: [r["cpu"] for r in runs if r["name"] == name and r["rc"] == 0 and r.get("cpu")]
+loads = lambda name: [r["load"] for r in runs if r["name"] == name and r.get("load") is not None]
+csingle = med(cpus("single"))
 for name, what in (("blender", "blender -b -t 2 -f (floor)"), ("single", "drender alone, 2 threads"),
                    ("split", "drender --split %s, 2 nodes x 1 thread, warm merge" % split),
                    ("split-cold", "the same, merge in a Blender of its own")):
-    w = walls(name)
-    print("| %s | %s | %s |" % (what, "%.2f" % med(w) if w else "FAILED",
-                                "%.2fx" % (med(w) / single) if w and single == single else "-"))
+    w, c = walls(name), cpus(name)
+    print("| %s | %s | %s | %s | %s | %s |" % (
+        what, "%.2f" % med(w) if w else "FAILED",
+        "%.2fx" % (med(w) / single) if w and single == single else "-",
+        "%.1f" % med(c) if c else "-", "%.2fx" % (med(c) / csingle) if c and csingle == csingle else "-",
+        "%.1f" % med(loads(name)) if loads(name) else "-"))
 if cuts:
     print()
     print("Where the split's time goes (median s): start-up %.2f | ranges %.2f | merge on the node %.2f "
