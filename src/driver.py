@@ -538,6 +538,9 @@ def merge_main():
     try:
         job = json.loads(argv[argv.index("--drender-merge") + 1])
         scene = bpy.context.scene
+        # denoised after the merge when the scene denoises (and this Blender can)
+        job.setdefault("denoise", scene.render.engine == "CYCLES" and
+                       bool(scene.cycles.use_denoising))
         apply_settings(scene, {"format": job.get("format"), "threads": job.get("threads")})
         scene.frame_set(job["frame"])
         merge_ranges(scene, job)
