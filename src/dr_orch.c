@@ -297,7 +297,9 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
 	        .chunk = r->opts.chunk,
 	        .retries = r->opts.retries,
 	        .max_consec = 3,
-	        .tail_control = !r->opts.no_speculate,
+	        /* a still's ranges go largest first, in order (the driver sizes them so): the
+	         * cost-sampling order would start the smallest first and leave the largest last */
+	        .tail_control = !r->opts.no_speculate && !(render->ranges > 0 && !render->merge),
 	};
 	dr_ojob *j = calloc(1, sizeof *j);
 
