@@ -42,6 +42,7 @@
  *   {"event": "fatal", "error": "..."}        (the settings cannot be honoured, e.g. a GPU type
  *                                              Blender does not see; Blender then exits)
  *   {"event": "done", "frame": 12, "seconds": 1.25, "peak_mb": 321.5}
+ *   (a still's range adds "samples": the range's sample count)
  *   {"event": "error", "frame": 12, "error": "Python traceback or message"}
  * If Blender cannot load SCENE it exits (status 0) without running the driver: EOF before "ready"
  * is a load failure, and the tail of Blender's output says why.
@@ -59,7 +60,10 @@
 typedef struct dr_blender_cfg {
 	const char *exe;       /* Blender executable: path, or a name looked up in PATH */
 	dr_render_cfg render;  /* scene, format ("" = PNG), engine ("" = the scene's), samples
-	                        * (0 = the scene's); the output pattern is not used here */
+	                        * (0 = the scene's); the output pattern is not used here.
+	                        * A merge job (render.merge, dr_render_cfg_set_merge) runs one
+	                        * short-lived Blender per "frame" (the still) that merges the
+	                        * ranges into the temporary path, as a one-shot render would */
 	int threads;           /* >= 1 */
 	bool one_shot;         /* start Blender per frame instead of keeping one warm */
 	bool allow_autoexec;   /* omit --disable-autoexec */
@@ -90,6 +94,7 @@ typedef struct dr_bl_event {
 	char error[DR_ERRLEN]; /* for LOAD_FAILED and FAILED */
 	char device[128];      /* READY: the devices Cycles uses ("" = not said) */
 	double peak_mb;        /* DONE: Blender's peak memory so far (MiB), 0 = unknown */
+	int samples;           /* DONE: samples of a still's range ("samples"), 0 = not said */
 } dr_bl_event;
 
 typedef struct dr_blender dr_blender;
@@ -106,6 +111,13 @@ int dr_blender_render(dr_blender *b, int frame, const char *tmp_path, char *err,
  * none). */
 int dr_blender_render_thumb(dr_blender *b, int frame, const char *tmp_path, const char *thumb,
                             char *err, size_t errlen);
+
+/* A still's merge job (MERGE, render.merge) in this warm Blender, loaded for the same still's
+ * ranges (dr_render_cfg_merges_in): as dr_blender_render, but "frame" FRAME (the still) is
+ * merged from the ranges into TMP_PATH, with no Blender start-up and no second scene load.
+ * 0, or -1 with ERR. */
+int dr_blender_merge_warm(dr_blender *b, const dr_render_cfg *merge, int frame,
+                          const char *tmp_path, char *err, size_t errlen);
 
 /* Wait up to TIMEOUT_MS for the next event and fill EV (DR_BL_NONE on timeout). A warm Blender
  * that dies turns the frame in flight into DR_BL_FAILED (or the load into DR_BL_LOAD_FAILED).
@@ -138,22 +150,5 @@ int dr_blender_driver(char *path, size_t len, char *err, size_t errlen);
 
 /* Pid of the current Blender process, or 0 when none runs (for tests and logs). */
 pid_t dr_blender_pid(const dr_blender *b);
-
-/* The merge of a still split: run Blender once on the scene to merge the range EXRs of RENDER
- * (a still, dr_render_cfg_set_still) with Cycles' merge_images, weighted by each range's samples,
- * then denoise where the build can and write the still in its own format, to a temporary name
- * renamed when it validates. After a good merge the ranges are removed; after a failed one they
- * are kept and ERR names them. */
-typedef struct dr_blender_merge_cfg {
-	const char *exe; /* Blender ("blender" = looked up in PATH) */
-	bool allow_autoexec;
-	const dr_render_cfg *render;        /* the still's settings */
-	int threads;                        /* Blender threads */
-	volatile sig_atomic_t *interrupted; /* set: stop waiting, kill Blender; NULL = never */
-	char path[DR_PATH_MAX];             /* out: the still's path */
-} dr_blender_merge_cfg;
-
-/* Merge as M says. 0, or -1 with ERR. Blocks until Blender exits (seconds). */
-int dr_blender_merge(dr_blender_merge_cfg *m, char *err, size_t errlen);
 
 #endif

@@ -98,6 +98,10 @@ void dr_jobs_set_max_frames(dr_jobs *t, size_t n);
 /* Ask for a job to be cancelled. 0 done or requested; -1 unknown id; 1 already finished. */
 int dr_jobs_cancel(dr_jobs *t, const char *id);
 
+/* Path of job ID's video ("video": true) once it is made (encoded, probed and renamed into
+ * place). 0; -1 unknown job; -2 the job asked for no video; -3 not made (yet). */
+int dr_jobs_video(dr_jobs *t, const char *id, char *path, size_t pathlen);
+
 /* Path and format of frame FRAME of job ID if it has been rendered. 0; -1 unknown job; -2 frame
  * not part of the job; -3 not rendered (yet). */
 int dr_jobs_frame(dr_jobs *t, const char *id, int frame, char *path, size_t pathlen, char *format,

@@ -15,6 +15,11 @@ typedef struct dr_jobspec {
 	                       * format, engine, samples */
 	int priority;         /* higher runs first; default 0 */
 	dr_frames frames;     /* owned */
+	/* "still"/"split" and "video" wait for the output pattern (dr_jobspec_finish) */
+	int still_ranges; /* a still split into this many ranges is still to be set up; 0 = none */
+	int still_frame;
+	bool video_pending; /* "video": true: a video named after the scene, next to the frames */
+	double video_fps;
 } dr_jobspec;
 
 typedef struct dr_jobspec_limits {
@@ -23,6 +28,7 @@ typedef struct dr_jobspec_limits {
 	const char *default_scene; /* --scene (real path), used when the body names no "blend"; or
 	                              NULL */
 	size_t max_frames;         /* most frames one job may ask for */
+	int auto_ranges;           /* "split": "auto": ranges (2 per render node); 0 = 4 */
 } dr_jobspec_limits;
 
 /*
@@ -30,7 +36,11 @@ typedef struct dr_jobspec_limits {
  *   {"from": 1, "to": 20}  or  {"frames": "1-20,30"}   (exactly one of the two forms)
  *   optional: "blend" (relative path under blend_root), "output" (a name: letters, digits, '-',
  *   '_', '.', not starting with '.'), "engine", "format", "samples" (1..2^24), "priority"
- *   (-1000..1000).
+ *   (-1000..1000), "device".
+ *   A still instead of frames: {"still": 3, "split": 8} or "split": "auto" (the default: LIM's
+ *   auto_ranges), no "from"/"to"/"frames"; the job's frames are then the ranges 0..N-1.
+ *   "video": true (+ optional "fps", 0 < fps <= 1000) encodes the frames at the end (not with a
+ *   still).
  * The output pattern becomes "<output_root>/<output>/<scene name>_####" when "output" is given,
  * else it is left "" (the job table fills in "<output_root>/<job id>/<scene name>_####").
  * Returns 0 and fills OUT; or an HTTP status with a message naming the field in ERR:
@@ -54,6 +64,11 @@ cJSON *dr_jobspec_to_json(const dr_jobspec *s);
 
 /* Back from the journal form (trusted input, still checked). 0, or -1 with ERR. */
 int dr_jobspec_from_journal(const cJSON *j, dr_jobspec *out, char *err, size_t errlen);
+
+/* Once S's output pattern is known: a "still" becomes a still split (dr_render_cfg_set_still: the
+ * ranges as frames 0..N-1) and "video": true a video "<output dir>/<scene name>.mp4" at "fps"
+ * (0 = the scene's). Does nothing the second time. 0, or -1 with ERR. */
+int dr_jobspec_finish(dr_jobspec *s, char *err, size_t errlen);
 
 /* Set S's output pattern to "<ROOT>/<DIR>/<scene name>_####" (the scene's basename without
  * ".blend", '#' replaced by '_'). 0, or -1 with ERR (too long) and S untouched. */

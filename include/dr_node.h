@@ -66,6 +66,7 @@ typedef struct dr_node {
 	double peak_mb;             /* its Blender's peak memory (MiB), 0 = unknown */
 	dr_blender *lister;         /* --one-shot: a warm Blender that lists the scene's external
 	                             * files (dr_assets) before the first frame, or NULL */
+	int samples;                /* samples of the still's range just rendered, 0 = none */
 } dr_node;
 
 /* Say HELLO to rank 0 and, if the command line names a scene, start Blender on it. CPUS: Blender's

@@ -27,6 +27,10 @@ dr_orch *dr_orch_create(const dr_orch_cfg *o, dr_chan *chan, int tty, char *err,
 dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, int priority,
                      const dr_frames *frames, char *err, size_t errlen);
 
+/* A service encodes a job's video (render.video) in the background at its end; a job without a
+ * frame rate asks BLENDER (a path or a name in PATH) for its scene's. */
+void dr_orch_video_tools(dr_orch *r, const char *blender, bool allow_autoexec);
+
 /* Cancel a job: frames in flight are stopped, finished frames are kept. */
 int dr_orch_cancel(dr_orch *r, dr_ojob *j, char *err, size_t errlen);
 

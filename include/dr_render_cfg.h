@@ -38,6 +38,10 @@ typedef struct dr_render_cfg {
 	int ranges;                     /* sample ranges; 0 = not a still split */
 	char still_output[DR_PATH_MAX]; /* the merged image's pattern ("" = the default) */
 	char still_format[32];          /* the merged image's format */
+	/* The merge of a still split (dr_render_cfg_set_merge): a job of one frame, the still,
+	 * made by merging the ranges instead of rendering. JSON "merge": true, absent when false.
+	 */
+	bool merge;
 } dr_render_cfg;
 
 /* Fill C from its parts, checked and made canonical: SCENE non-empty; OUTPUT NULL or "" for the
@@ -59,6 +63,27 @@ int dr_render_cfg_set_video(dr_render_cfg *c, const char *video, double fps, cha
  * OPEN_EXR_MULTILAYER next to it, "<merged image's path>.range-####.exr". No video. 0, or -1
  * with ERR and C untouched. */
 int dr_render_cfg_set_still(dr_render_cfg *c, int frame, int ranges, char *err, size_t errlen);
+
+/* Make a still split C (dr_render_cfg_set_still) the job that merges its ranges: its one frame is
+ * the still, its OUTPUT and FORMAT the merged image's (still_output, still_format); the ranges
+ * stay named by the still's settings (dr_render_cfg_ranges_of). 0, or -1 with ERR and C
+ * untouched. */
+int dr_render_cfg_set_merge(dr_render_cfg *c, char *err, size_t errlen);
+
+/* The still split (the ranges' job) that the merge job M (dr_render_cfg_set_merge) merges, into
+ * RANGES. 0, or -1 with ERR. */
+int dr_render_cfg_ranges_of(const dr_render_cfg *m, dr_render_cfg *ranges, char *err,
+                            size_t errlen);
+
+/* Whether the merge job M (dr_render_cfg_set_merge) can run in a warm Blender loaded for LOADED:
+ * the same still's ranges (scene, engine, samples, device, frame, ranges). */
+bool dr_render_cfg_merges_in(const dr_render_cfg *m, const dr_render_cfg *loaded);
+
+/* Samples of range K (0-based) of RANGES over SAMPLES: sizes decrease linearly (weights 2R, 2R-1,
+ * ..., R+1), so the long ranges start first and the short ones fill the end; OFFSET is where it
+ * starts in the sample sequence. The driver cuts ranges the same way (range_of in driver.py).
+ * Returns the count, or -1 for arguments out of range. */
+int dr_render_cfg_range_samples(int samples, int ranges, int k, int *offset);
 
 /* The merged image's path of a still split C. 0, or -1 with ERR. */
 int dr_render_cfg_still_path(const dr_render_cfg *c, char *buf, size_t len, char *err,

@@ -34,6 +34,23 @@ typedef struct dr_report_node {
 	int nlost_frames;                    /* how many of them (may exceed the list) */
 } dr_report_node;
 
+/* A still split by sample ranges: the report's frames are its ranges; this says what became of
+ * the still (JSON "still"). */
+typedef struct dr_report_still {
+	int frame;
+	int ranges;
+	const int *range_samples; /* per range (range order), 0 = not reported */
+	double samples;           /* their sum */
+	double samples_per_s;     /* over the ranges' wall time, 0 = unknown */
+	char path[DR_PATH_MAX];   /* the merged image */
+	const char *state;        /* "made", "failed", "not merged" */
+	int merged_by;            /* rank, -1 = none */
+	const char *merged_host;
+	double merge_seconds; /* the merge on that node */
+	double merge_wall;    /* from the last range to the still validated on rank 0 */
+	const char *error;    /* why it was not made, or NULL */
+} dr_report_still;
+
 typedef struct dr_report {
 	const char *scene;
 	const dr_sched *sched;
@@ -48,6 +65,8 @@ typedef struct dr_report {
 	const double *finished_at; /* per frame: seconds after the start it was done, or NULL */
 	double rank0_cpu;          /* CPU seconds rank 0 used, < 0 = unknown */
 	size_t clamped;            /* frame times from Blender that were out of range */
+	bool has_still;            /* a still split: STILL says what became of it */
+	dr_report_still still;
 } dr_report;
 
 /* A frame time S reported by a render node, made sane: not finite or negative becomes 0, more

@@ -35,6 +35,8 @@ typedef struct dr_node_cfg {
 	double load_timeout;  /* seconds a warm Blender may take to load a scene, 0 = no limit */
 	double stall;         /* seconds a frame's Blender may use no CPU time, 0 = no limit */
 	bool allow_missing;   /* render even when the scene's external files are missing */
+	int still, split;     /* a batch's --still FRAME --split N (N resolved; 0 = none): the
+	                       * warm-up loads the scene as the ranges need it, not twice */
 } dr_node_cfg;
 
 #define DR_NODE_TIMEOUT_RECOVERY 10.0 /* --node-timeout's default when lost nodes are survived */

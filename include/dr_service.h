@@ -35,6 +35,7 @@ typedef struct dr_service_cfg {
 	double fps;              /* --fps, 0 = the scene's */
 	int still;               /* --still FRAME, when split > 0 */
 	int split;               /* sample ranges of the still; 0 = not a still */
+	int auto_split;          /* "split": "auto" in POST /render: ranges (2 per render node) */
 	const dr_frames *frames; /* the batch's frames */
 	const char *report;      /* --report FILE.json, or NULL */
 	bool quiet;              /* -q: no progress line */

@@ -98,6 +98,24 @@ typedef struct dr_video_job {
 /* Make J's video (see above). 0, or -1 with ERR (the video is then neither made nor changed). */
 int dr_video_encode(const dr_video_job *j, char *err, size_t errlen);
 
+/* An encode in the background, for a service whose loop must go on (rank 0 keeps answering its
+ * nodes and /health): a thread of its own runs dr_video_scene_fps (when the job has no frame
+ * rate) and dr_video_encode, whose FFmpeg and ffprobe run through dr_proc; it never calls MPI. */
+typedef struct dr_video_bg dr_video_bg;
+
+/* Start J (copied) in the background; J's fps <= 0: ask BLENDER (allow_autoexec as given) for
+ * SCENE's rate first, DR_VIDEO_FPS_DEFAULT if it cannot say. NULL with ERR. */
+dr_video_bg *dr_video_bg_start(const dr_video_job *j, const char *blender, const char *scene,
+                               bool allow_autoexec, char *err, size_t errlen);
+
+/* 1 while it runs; 0 once the video is made (*FPS: its rate); -1 once it failed, with ERR.
+ * Never blocks. */
+int dr_video_bg_poll(dr_video_bg *b, double *fps, char *err, size_t errlen);
+
+/* Stop an encode still running (FFmpeg is killed), wait for its thread and free B. NULL is
+ * fine. */
+void dr_video_bg_free(dr_video_bg *b);
+
 /* Ask Blender (BLENDER, a path or a name in PATH) for SCENE's frame rate. 0 with *FPS, or -1 with
  * ERR. */
 int dr_video_scene_fps(const char *blender, const char *scene, bool allow_autoexec, double *fps,

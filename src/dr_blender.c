@@ -621,6 +621,10 @@ static bool handle_reply(dr_blender *b, const char *line, dr_bl_event *ev)
 		peak = cJSON_GetObjectItemCaseSensitive(json, "peak_mb");
 		if (cJSON_IsNumber(peak) && peak->valuedouble > 0)
 			ev->peak_mb = peak->valuedouble;
+		const cJSON *samples = cJSON_GetObjectItemCaseSensitive(json, "samples");
+		if (cJSON_IsNumber(samples) && samples->valuedouble >= 1 &&
+		    samples->valuedouble <= DR_SAMPLES_MAX)
+			ev->samples = (int)samples->valuedouble;
 		ev->kind = DR_BL_DONE;
 		ev->frame = b->frame;
 		ev->seconds =
@@ -751,6 +755,10 @@ static void load_timed_out(dr_blender *b, dr_bl_event *ev)
 	fail_event(b, ev, true, was_busy ? frame : 0, why);
 }
 
+static int spawn_merge(dr_blender *b, const char *tmp, char *err, size_t errlen);
+static char *merge_job_text(const dr_render_cfg *r, const char *tmp, int threads, char *err,
+                            size_t errlen);
+
 /* ---- public API ---- */
 
 dr_blender *dr_blender_create(const dr_blender_cfg *cfg, char *err, size_t errlen)
@@ -781,7 +789,7 @@ dr_blender *dr_blender_create(const dr_blender_cfg *cfg, char *err, size_t errle
 	if (!b->render.format[0])
 		memcpy(b->render.format, "PNG", sizeof "PNG");
 	b->threads = cfg->threads;
-	b->one_shot = cfg->one_shot;
+	b->one_shot = cfg->one_shot || cfg->render.merge; /* a merge: one Blender per merge */
 	b->allow_autoexec = cfg->allow_autoexec;
 	b->list_assets = cfg->list_assets;
 	b->verbose = cfg->verbose;
@@ -794,10 +802,10 @@ dr_blender *dr_blender_create(const dr_blender_cfg *cfg, char *err, size_t errle
 	}
 	b->load_timeout = cfg->load_timeout > 0 ? cfg->load_timeout : 0;
 	pc = (dr_proc_cfg){
-	        .what = "Blender",
+	        .what = b->render.merge ? "Blender (merge)" : "Blender",
 	        .echo_tag = cfg->verbose ? "blender" : NULL,
-	        .cmd_fd = cfg->one_shot ? -1 : CHILD_CMD_FD,
-	        .reply_fd = cfg->one_shot ? -1 : CHILD_REPLY_FD,
+	        .cmd_fd = b->one_shot ? -1 : CHILD_CMD_FD,
+	        .reply_fd = b->one_shot ? -1 : CHILD_REPLY_FD,
 	        .cpus = cfg->cpus,
 	};
 	b->proc = dr_proc_create(&pc, err, errlen);
@@ -813,15 +821,18 @@ fail:
 	return NULL;
 }
 
-static int send_render(dr_blender *b, int frame, const char *tmp_path, const char *thumb, char *err,
-                       size_t errlen)
+/* Send the warm driver a "render" command, or with MERGE (a merge's job JSON text, see
+ * merge_job_text) a "merge" command, for FRAME into TMP_PATH. */
+static int send_render(dr_blender *b, int frame, const char *tmp_path, const char *thumb,
+                       const char *merge, char *err, size_t errlen)
 {
-	cJSON *json = cJSON_CreateObject();
+	cJSON *json = cJSON_CreateObject(), *job = merge ? cJSON_Parse(merge) : NULL;
 	char *text = NULL, why[256];
 	size_t len;
 	int rc = -1;
 
-	if (!json || !cJSON_AddStringToObject(json, "cmd", "render") ||
+	if (!json || (merge && (!job || !cJSON_AddItemToObject(json, "job", job))) ||
+	    (job = NULL, !cJSON_AddStringToObject(json, "cmd", merge ? "merge" : "render")) ||
 	    !cJSON_AddNumberToObject(json, "frame", frame) ||
 	    !cJSON_AddStringToObject(json, "path", tmp_path) ||
 	    (thumb && !cJSON_AddStringToObject(json, "thumb", thumb)) ||
@@ -837,6 +848,7 @@ static int send_render(dr_blender *b, int frame, const char *tmp_path, const cha
 		dr_seterr(err, errlen, "cannot send frame %d to Blender: %s", frame, why);
 out:
 	cJSON_free(text);
+	cJSON_Delete(job);
 	cJSON_Delete(json);
 	return rc;
 }
@@ -848,6 +860,24 @@ static void warm_replace(dr_blender *b)
 	set_state(b, BL_DOWN);
 	dr_proc_kill(b->proc);
 	b->rlen = 0;
+}
+
+/* Send a command to the warm Blender (see send_render); a Blender that died (or closed its pipes)
+ * since is replaced first, and one that dies just now gets one fresh start. */
+static int warm_send(dr_blender *b, int frame, const char *tmp_path, const char *thumb,
+                     const char *merge, char *err, size_t errlen)
+{
+	if (dr_proc_pid(b->proc) > 0 && warm_gone(b))
+		warm_replace(b);
+	if (dr_proc_pid(b->proc) <= 0 && spawn_warm(b, err, errlen) < 0)
+		return -1;
+	if (send_render(b, frame, tmp_path, thumb, merge, err, errlen) == 0)
+		return 0;
+	warm_replace(b);
+	if (spawn_warm(b, err, errlen) < 0 ||
+	    send_render(b, frame, tmp_path, thumb, merge, err, errlen) < 0)
+		return -1;
+	return 0;
 }
 
 int dr_blender_render(dr_blender *b, int frame, const char *tmp_path, char *err, size_t errlen)
@@ -868,26 +898,40 @@ int dr_blender_render_thumb(dr_blender *b, int frame, const char *tmp_path, cons
 
 		if (!copy)
 			return dr_seterr(err, errlen, "out of memory");
-		if (spawn_one_shot(b, frame, tmp_path, err, errlen) < 0) {
+		if ((b->render.merge ? spawn_merge(b, tmp_path, err, errlen)
+		                     : spawn_one_shot(b, frame, tmp_path, err, errlen)) < 0) {
 			free(copy);
 			return -1;
 		}
 		free(b->tmp_path);
 		b->tmp_path = copy;
 	} else {
-		/* a Blender that died (or closed its pipes) since is replaced first */
-		if (dr_proc_pid(b->proc) > 0 && warm_gone(b))
-			warm_replace(b);
-		if (dr_proc_pid(b->proc) <= 0 && spawn_warm(b, err, errlen) < 0)
+		if (warm_send(b, frame, tmp_path, thumb, NULL, err, errlen) < 0)
 			return -1;
-		if (send_render(b, frame, tmp_path, thumb, err, errlen) < 0) {
-			/* it died just now: one fresh start, then give up */
-			warm_replace(b);
-			if (spawn_warm(b, err, errlen) < 0 ||
-			    send_render(b, frame, tmp_path, thumb, err, errlen) < 0)
-				return -1;
-		}
 	}
+	b->frame = frame;
+	b->started = dr_now();
+	frame_asked(b);
+	return 0;
+}
+
+int dr_blender_merge_warm(dr_blender *b, const dr_render_cfg *merge, int frame,
+                          const char *tmp_path, char *err, size_t errlen)
+{
+	char *text;
+	int rc;
+
+	if (!b || b->one_shot || !merge->merge || !tmp_path || !*tmp_path)
+		return dr_seterr(err, errlen, "internal error: no warm Blender to merge in");
+	if (busy(b))
+		return dr_seterr(err, errlen, "internal error: frame %d is still in flight",
+		                 b->frame);
+	if (!(text = merge_job_text(merge, tmp_path, b->threads, err, errlen)))
+		return -1;
+	rc = warm_send(b, frame, tmp_path, NULL, text, err, errlen);
+	cJSON_free(text);
+	if (rc < 0)
+		return -1;
 	b->frame = frame;
 	b->started = dr_now();
 	frame_asked(b);
@@ -1006,118 +1050,64 @@ pid_t dr_blender_pid(const dr_blender *b)
 	return b ? dr_proc_pid(b->proc) : 0;
 }
 
-/* Remove the range files PATHS[0..N-1] (after a good merge). */
-static void unlink_all(char **paths, int n)
+/* The merge's job for the driver (--drender-merge): the range EXRs of the still split that merge
+ * job R merges, and where the merged image goes (TMP). A cJSON_Print string, or NULL with ERR. */
+static char *merge_job_text(const dr_render_cfg *r, const char *tmp, int threads, char *err,
+                            size_t errlen)
 {
-	for (int i = 0; i < n; i++)
-		if (paths[i] && unlink(paths[i]) != 0 && errno != ENOENT)
-			dr_warn("cannot remove %s: %s", paths[i], strerror(errno));
-}
-
-int dr_blender_merge(dr_blender_merge_cfg *m, char *err, size_t errlen)
-{
-	const dr_render_cfg *r = m->render;
-	char final[DR_PATH_MAX], tmp[DR_PATH_MAX + 64], driver[PATH_MAX], threads[16], why[256];
-	char tail[2048], **paths = NULL, *text = NULL, *exe = NULL;
-	cJSON *job = cJSON_CreateObject(), *inputs;
+	cJSON *job = cJSON_CreateObject(), *inputs = NULL;
+	dr_render_cfg ranges;
 	dr_outpath op;
-	dr_proc_cfg pc = {.what = "Blender (merge)", .cmd_fd = -1, .reply_fd = -1};
-	dr_proc *p = NULL;
-	const char *argv[16];
-	int n = 0, status = -1, rc = -1, w;
+	char path[DR_PATH_MAX], *text = NULL;
 
-	if (!job || !(paths = calloc((size_t)r->ranges, sizeof *paths)) ||
-	    !(inputs = cJSON_AddArrayToObject(job, "inputs"))) {
+	if (dr_render_cfg_ranges_of(r, &ranges, err, errlen) != 0 ||
+	    dr_render_cfg_outpath(&ranges, &op, err, errlen) != 0)
+		goto out;
+	if (!job || !(inputs = cJSON_AddArrayToObject(job, "inputs"))) {
 		dr_seterr(err, errlen, "out of memory");
 		goto out;
 	}
-	if (dr_render_cfg_still_path(r, final, sizeof final, err, errlen) != 0 ||
-	    dr_render_cfg_outpath(r, &op, err, errlen) != 0)
-		goto out;
-	for (int k = 0; k < r->ranges; k++) {
-		if (!(paths[k] = malloc(DR_PATH_MAX)) ||
-		    dr_outpath_frame(&op, k, paths[k], DR_PATH_MAX) != 0 ||
-		    !cJSON_AddItemToArray(inputs, cJSON_CreateString(paths[k]))) {
+	for (int k = 0; k < r->ranges; k++)
+		if (dr_outpath_frame(&op, k, path, sizeof path) != 0 ||
+		    !cJSON_AddItemToArray(inputs, cJSON_CreateString(path))) {
 			dr_seterr(err, errlen, "out of memory or a range's name too long");
 			goto out;
 		}
-	}
-	w = snprintf(tmp, sizeof tmp, "%s.drender-tmp-%ld", final, (long)getpid());
-	if (w < 0 || (size_t)w >= sizeof tmp || !format_int(threads, sizeof threads, m->threads) ||
-	    !cJSON_AddStringToObject(job, "output", tmp) ||
+	if (!cJSON_AddStringToObject(job, "output", tmp) ||
 	    !cJSON_AddStringToObject(job, "format", r->still_format) ||
 	    !(r->engine[0] ? cJSON_AddStringToObject(job, "engine", r->engine)
 	                   : cJSON_AddNullToObject(job, "engine")) ||
 	    !cJSON_AddNumberToObject(job, "frame", r->still) ||
-	    !cJSON_AddNumberToObject(job, "threads", m->threads) ||
-	    !(text = cJSON_PrintUnformatted(job))) {
-		dr_seterr(err, errlen, "out of memory or the still's name too long");
+	    !cJSON_AddNumberToObject(job, "threads", threads) ||
+	    !(text = cJSON_PrintUnformatted(job)))
+		dr_seterr(err, errlen, "out of memory");
+out:
+	cJSON_Delete(job);
+	return text;
+}
+
+/* A merge job's "frame" (the still): a short-lived Blender on the scene merges the ranges into
+ * TMP with Cycles' merge_images (driver.py, merge_main), as a one-shot render would write it. */
+static int spawn_merge(dr_blender *b, const char *tmp, char *err, size_t errlen)
+{
+	char threads[16], *text = NULL;
+	const char *argv[16];
+	int n, rc = -1;
+
+	if (!format_int(threads, sizeof threads, b->threads) ||
+	    !(text = merge_job_text(&b->render, tmp, b->threads, err, errlen)))
 		goto out;
-	}
-	if (!(exe = resolve_exe(m->exe, err, errlen)) ||
-	    driver_file(driver, sizeof driver, err, errlen) != 0 ||
-	    !(p = dr_proc_create(&pc, err, errlen)))
+	if (!b->driver[0] && driver_file(b->driver, sizeof b->driver, err, errlen) != 0)
 		goto out;
-	argv[n++] = exe;
-	argv[n++] = "-b";
-	argv[n++] = r->scene;
-	if (!m->allow_autoexec)
-		argv[n++] = "--disable-autoexec";
-	argv[n++] = "-t";
-	argv[n++] = threads;
+	n = common_argv(b, argv, threads);
 	argv[n++] = "--python";
-	argv[n++] = driver;
+	argv[n++] = b->driver;
 	argv[n++] = "--";
 	argv[n++] = "--drender-merge";
 	argv[n++] = text;
 	argv[n] = NULL;
-	if (dr_proc_spawn(p, exe, (char *const *)argv, err, errlen) != 0)
-		goto out;
-	while (!dr_proc_wait_exit(p, 200))
-		if (m->interrupted && *m->interrupted) {
-			dr_seterr(err, errlen,
-			          "the merge was interrupted; the ranges are kept (%s ...)",
-			          paths[0]);
-			goto out;
-		}
-	status = dr_proc_kill(p);
-	dr_proc_tail(p, tail, sizeof tail);
-	if (status != 0) {
-		char *last = tail + strlen(tail);
-
-		while (last > tail && (last[-1] == '\n' || last[-1] == ' '))
-			*--last = '\0';
-		while (last > tail && last[-1] != '\n')
-			last--;
-		dr_proc_describe(status, why, sizeof why);
-		dr_seterr(err, errlen,
-		          "merging %d ranges failed (Blender %s: %s); the ranges are kept: %s ...",
-		          r->ranges, why, last, paths[0]);
-		goto out;
-	}
-	if (dr_imgcheck(tmp, r->still_format, why, sizeof why) != 0) {
-		dr_seterr(err, errlen,
-		          "the merged image is not valid (%s); the ranges are kept: %s ...", why,
-		          paths[0]);
-		goto out;
-	}
-	if (rename(tmp, final) != 0) {
-		dr_seterr(err, errlen, "cannot rename the merged image into %s: %s", final,
-		          strerror(errno));
-		goto out;
-	}
-	unlink_all(paths, r->ranges);
-	snprintf(m->path, sizeof m->path, "%s", final);
-	rc = 0;
+	rc = spawn(b, (char *const *)argv, err, errlen);
 out:
-	if (rc != 0)
-		unlink(tmp);
-	dr_proc_destroy(p);
-	for (int k = 0; paths && k < r->ranges; k++)
-		free(paths[k]);
-	free(paths);
-	free(exe);
 	cJSON_free(text);
-	cJSON_Delete(job);
 	return rc;
 }

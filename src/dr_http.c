@@ -6,6 +6,7 @@
 #include "dr_outdir.h"
 #include "dr_scene.h"
 #include "dr_util.h"
+#include "dr_video.h"
 
 #include "ui_app_js.h"
 #include "ui_index_html.h"
@@ -117,6 +118,7 @@ enum route {
 	R_UPDATES,
 	R_FRAMES, /* GET /jobs/<id>/frames: per-frame state, long-polled */
 	R_THUMB,  /* GET /jobs/<id>/frames/<n>/thumb */
+	R_VIDEO,  /* GET /jobs/<id>/video */
 };
 
 static bool route_is_static(enum route r)
@@ -257,6 +259,8 @@ static enum route parse_route(const char *url, char *id, size_t idlen, const cha
 		return R_JOB_ID;
 	if (!strcmp(slash, "/frames"))
 		return R_FRAMES;
+	if (!strcmp(slash, "/video"))
+		return R_VIDEO;
 	if (strncmp(slash, "/frames/", 8) != 0 || !slash[8])
 		return R_NONE;
 	*frame = slash + 8;
@@ -521,6 +525,56 @@ static enum MHD_Result do_frame(dr_http *h, struct MHD_Connection *c, const char
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 	                        thumb ? "image/png" : frame_ctype(format));
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	rc = MHD_queue_response(c, 200, resp);
+	MHD_destroy_response(resp);
+	return (enum MHD_Result)rc;
+}
+
+/* The Content-Type of a video at PATH (its extension, as dr_video_container knows them). */
+static const char *video_ctype(const char *path)
+{
+	const char *c = dr_video_container(path);
+
+	return !c                   ? "application/octet-stream"
+	       : !strcmp(c, "webm") ? "video/webm"
+	       : !strcmp(c, "mov")  ? "video/quicktime"
+	                            : "video/mp4";
+}
+
+/* GET /jobs/<id>/video: 404 until the video is made, confined to the output root like frames. */
+static enum MHD_Result do_video(dr_http *h, struct MHD_Connection *c, const char *id)
+{
+	char path[DR_PATH_MAX], why[DR_PATH_MAX * 2 + 64];
+	struct MHD_Response *resp;
+	struct stat st;
+	int fd, rc = dr_jobs_video(h->jobs, id, path, sizeof path);
+
+	if (rc == -1)
+		return reply_error(c, 404, NULL, "no job '%s'", id);
+	if (rc == -2)
+		return reply_error(c, 404, NULL, "job '%s' asked for no video", id);
+	if (rc < 0)
+		return reply_error(c, 404, NULL, "the video of job '%s' is not made (yet)", id);
+	fd = dr_outdir_open_confined(path, h->limits.output_root, why, sizeof why);
+	if (fd < 0 && errno == EACCES) {
+		dr_warn("job %s video: %s", id, why);
+		return reply_error(c, 403, NULL,
+		                   "the video of job '%s' is not a plain file in the output root "
+		                   "(refused)",
+		                   id);
+	}
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return reply_error(c, 404, NULL, "the video of job '%s' is not made (yet)", id);
+	}
+	resp = MHD_create_response_from_fd((size_t)st.st_size, fd); /* owns FD from here */
+	if (!resp) {
+		close(fd);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, video_ctype(path));
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	rc = MHD_queue_response(c, 200, resp);
 	MHD_destroy_response(resp);
@@ -961,6 +1015,8 @@ static enum MHD_Result answer(dr_http *h, struct MHD_Connection *c, const char *
 		return do_frame(h, c, id, frame, false);
 	case R_THUMB:
 		return do_frame(h, c, id, frame, true);
+	case R_VIDEO:
+		return do_video(h, c, id);
 	case R_FRAMES:
 		return do_frames(h, c, id);
 	case R_UI_INDEX:

@@ -942,8 +942,11 @@ int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *
 			snprintf(err, errlen, "job id buffer too small");
 			goto out;
 		}
+		j->spec = *spec; /* afresh for each id drawn: the output and a still follow it */
 		if (!spec->render.output[0] && output_root &&
 		    dr_jobspec_set_output(&j->spec, output_root, j->id, err, errlen) < 0)
+			goto out;
+		if (dr_jobspec_finish(&j->spec, err, errlen) != 0) /* a still, a video: see there */
 			goto out;
 		rc = db_insert(t, j, 0, err, errlen);
 	} while (rc == -4 && ++tries < 8); /* the id of a finished job: draw again */
@@ -1261,6 +1264,44 @@ int dr_jobs_frame(dr_jobs *t, const char *id, int frame, char *path, size_t path
 		rc = -3;
 		if (js && dr_jobspec_from_journal(js, &spec, err, sizeof err) == 0) {
 			rc = frame_of(&spec, frame, path, pathlen, format, formatlen);
+			dr_jobspec_free(&spec);
+		}
+		cJSON_Delete(js);
+		db_get_done(t);
+	}
+	pthread_mutex_unlock(&t->mu);
+	if (rc == 0 && !(stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0))
+		rc = -3;
+	return rc;
+}
+
+/* The video path of SPEC into PATH: 0, or -2 when it asked for none. */
+static int video_of(const dr_jobspec *spec, char *path, size_t pathlen)
+{
+	if (!spec->render.video[0])
+		return -2;
+	snprintf(path, pathlen, "%s", spec->render.video);
+	return 0;
+}
+
+int dr_jobs_video(dr_jobs *t, const char *id, char *path, size_t pathlen)
+{
+	struct job *j;
+	struct stat st;
+	int rc = -1;
+
+	pthread_mutex_lock(&t->mu);
+	j = find(t, id);
+	if (j) {
+		rc = video_of(&j->spec, path, pathlen);
+	} else if (id && db_get(t, id) == SQLITE_ROW) {
+		const char *text = (const char *)sqlite3_column_text(t->st[S_GET], 9);
+		cJSON *js = text ? cJSON_Parse(text) : NULL;
+		dr_jobspec spec;
+		char err[DR_ERRLEN];
+		rc = -3;
+		if (js && dr_jobspec_from_journal(js, &spec, err, sizeof err) == 0) {
+			rc = video_of(&spec, path, pathlen);
 			dr_jobspec_free(&spec);
 		}
 		cJSON_Delete(js);

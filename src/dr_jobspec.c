@@ -3,6 +3,7 @@
 #include "dr_jobspec.h"
 
 #include "dr_util.h"
+#include "dr_video.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -18,7 +19,8 @@
 
 /* Fields a POST /render body may carry. */
 static const char *const body_fields[] = {"from",   "to",     "frames",  "blend",    "output",
-                                          "engine", "format", "samples", "priority", "device"};
+                                          "engine", "format", "samples", "priority", "device",
+                                          "still",  "split",  "video",   "fps"};
 #define NFIELDS (sizeof(body_fields) / sizeof(body_fields[0]))
 
 /* The body's members by field, each NULL when absent (or JSON null). */
@@ -36,7 +38,11 @@ enum {
 	F_FORMAT,
 	F_SAMPLES,
 	F_PRIORITY,
-	F_DEVICE
+	F_DEVICE,
+	F_STILL,
+	F_SPLIT,
+	F_VIDEO,
+	F_FPS
 };
 
 /* What kind of JSON value J is, for messages. */
@@ -212,7 +218,8 @@ static int collect(const cJSON *root, struct members *m, char *err, size_t errle
 		if (i == NFIELDS) {
 			snprintf(err, errlen,
 			         "unknown field \"%.64s\" (known: from, to, frames, blend, output, "
-			         "engine, format, samples, priority, device)",
+			         "engine, format, samples, priority, device, still, split, video, "
+			         "fps)",
 			         c->string ? c->string : "");
 			return 400;
 		}
@@ -595,6 +602,119 @@ static int read_settings(const struct members *m, const dr_jobspec_limits *lim, 
 	return 0;
 }
 
+/* "still", "split", "video", "fps" from M into S (frames 0..N-1 for a still). 0, or 400 with ERR
+ * naming the field (413 for more ranges than LIM allows frames). */
+static int read_still_video(const struct members *m, const dr_jobspec_limits *lim, dr_jobspec *s,
+                            char *err, size_t errlen)
+{
+	size_t max = lim->max_frames ? lim->max_frames : DR_FRAMES_COUNT_MAX;
+	int rc, ranges = lim->auto_ranges >= 2 ? lim->auto_ranges : 4;
+	char verr[DR_ERRLEN];
+
+	if (m->v[F_SPLIT] && !m->v[F_STILL])
+		return dr_seterr(err, errlen, "\"split\" cuts a still: it needs \"still\": FRAME"),
+		       400;
+	if (m->v[F_FPS] && !m->v[F_VIDEO])
+		return dr_seterr(err, errlen,
+		                 "\"fps\" is the video's frame rate: it needs "
+		                 "\"video\": true"),
+		       400;
+	if (m->v[F_VIDEO]) {
+		if (!cJSON_IsBool(m->v[F_VIDEO]))
+			return dr_seterr(err, errlen, "\"video\" must be true or false, not %s",
+			                 json_kind(m->v[F_VIDEO])),
+			       400;
+		s->video_pending = cJSON_IsTrue(m->v[F_VIDEO]);
+	}
+	if (m->v[F_FPS]) {
+		if (!cJSON_IsNumber(m->v[F_FPS]) || m->v[F_FPS]->valuedouble <= 0 ||
+		    dr_video_check_fps(m->v[F_FPS]->valuedouble, verr, sizeof verr) != 0)
+			return dr_seterr(err, errlen,
+			                 "\"fps\" must be a number above 0, at most %g (got %s)",
+			                 DR_VIDEO_FPS_MAX,
+			                 cJSON_IsNumber(m->v[F_FPS]) ? "a number out of range"
+			                                             : json_kind(m->v[F_FPS])),
+			       400;
+		s->video_fps = m->v[F_FPS]->valuedouble;
+	}
+	if (!m->v[F_STILL])
+		return 0;
+	if (m->v[F_FROM] || m->v[F_TO] || m->v[F_FRAMES])
+		return dr_seterr(err, errlen,
+		                 "\"still\" names the frame: give no \"from\", \"to\" "
+		                 "or \"frames\" with it"),
+		       400;
+	if (s->video_pending)
+		return dr_seterr(err, errlen, "\"video\" is made of frames: a \"still\" has none"),
+		       400;
+	if ((rc = get_int(m->v[F_STILL], "still", 0, DR_FRAME_MAX, &s->still_frame, err, errlen)))
+		return rc;
+	if (m->v[F_SPLIT] &&
+	    !(cJSON_IsString(m->v[F_SPLIT]) && strcmp(m->v[F_SPLIT]->valuestring, "auto") == 0)) {
+		if (cJSON_IsString(m->v[F_SPLIT]))
+			return dr_seterr(err, errlen,
+			                 "\"split\" must be \"auto\" or a number of ranges from 2 "
+			                 "to %d, not '%.32s'",
+			                 DR_RANGES_MAX, m->v[F_SPLIT]->valuestring),
+			       400;
+		if ((rc = get_int(m->v[F_SPLIT], "split", 2, DR_RANGES_MAX, &ranges, err, errlen)))
+			return rc;
+	}
+	if (ranges > DR_RANGES_MAX)
+		ranges = DR_RANGES_MAX;
+	if ((size_t)ranges > max)
+		return dr_seterr(err, errlen,
+		                 "\"split\" gives %d ranges, more than the limit of %zu frames per "
+		                 "job (--max-frames)",
+		                 ranges, max),
+		       413;
+	s->frames.v = malloc((size_t)ranges * sizeof *s->frames.v);
+	if (!s->frames.v)
+		return dr_seterr(err, errlen, "out of memory"), 500;
+	s->frames.n = (size_t)ranges;
+	for (int k = 0; k < ranges; k++)
+		s->frames.v[k] = k;
+	s->still_ranges = ranges;
+	return 0;
+}
+
+int dr_jobspec_finish(dr_jobspec *s, char *err, size_t errlen)
+{
+	char dir[DR_PATH_MAX], video[DR_PATH_MAX], why[DR_ERRLEN];
+	const char *slash, *base;
+	size_t n;
+	int w;
+
+	if (s->still_ranges > 0) {
+		if (dr_render_cfg_set_still(&s->render, s->still_frame, s->still_ranges, why,
+		                            sizeof why) != 0)
+			return dr_seterr(err, errlen, "\"still\": %s", why);
+		s->still_ranges = 0;
+	}
+	if (!s->video_pending)
+		return 0;
+	slash = strrchr(s->render.output, '/');
+	base = strrchr(s->render.scene, '/');
+	base = base ? base + 1 : s->render.scene;
+	n = strlen(base);
+	if (n > 6 && strcasecmp(base + n - 6, ".blend") == 0)
+		n -= 6;
+	w = snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - s->render.output) : 1,
+	             slash ? s->render.output : ".");
+	if (w < 0 || (size_t)w >= sizeof dir)
+		return dr_seterr(err, errlen, "\"video\": the output path is too long");
+	w = snprintf(video, sizeof video, "%s/%.*s.mp4", dir, (int)(n > 200 ? 200 : n), base);
+	if (w < 0 || (size_t)w >= sizeof video)
+		return dr_seterr(err, errlen, "\"video\": the output path is too long");
+	for (char *p = video + strlen(dir) + 1; *p; p++)
+		if (*p == '#')
+			*p = '_';
+	if (dr_render_cfg_set_video(&s->render, video, s->video_fps, why, sizeof why) != 0)
+		return dr_seterr(err, errlen, "\"video\": %s", why);
+	s->video_pending = false;
+	return 0;
+}
+
 int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *lim,
                          dr_jobspec *out, char *err, size_t errlen)
 {
@@ -639,8 +759,15 @@ int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *
 		goto out;
 	if ((rc = read_settings(&m, lim, &s, err, errlen)))
 		goto out;
-	if ((rc = parse_frames(&m, max, &s.frames, err, errlen)))
+	if ((rc = read_still_video(&m, lim, &s, err, errlen)))
 		goto out;
+	if (!s.still_ranges && (rc = parse_frames(&m, max, &s.frames, err, errlen)))
+		goto out;
+	if (s.render.output[0] && dr_jobspec_finish(&s, err, errlen) != 0) {
+		dr_frames_free(&s.frames);
+		rc = 400;
+		goto out;
+	}
 	*out = s;
 out:
 	cJSON_Delete(root);

@@ -129,7 +129,9 @@ int dr_node_start(dr_node *n, const dr_node_cfg *o, dr_chan *chan, int threads,
 	if (!o->serve || !realpath(o->scene, real))
 		snprintf(real, sizeof real, "%s", o->scene);
 	if (dr_render_cfg_init(&n->job.render, real, NULL, o->format, o->engine, o->samples, why,
-	                       sizeof why) != 0) {
+	                       sizeof why) != 0 ||
+	    (o->split > 0 &&
+	     dr_render_cfg_set_still(&n->job.render, o->still, o->split, why, sizeof why) != 0)) {
 		set_state(n, DR_NODE_NO_BLENDER);
 		return send_simple(n, DR_MSG_LOADFAIL, -1, why, err, errlen);
 	}
@@ -243,7 +245,8 @@ int dr_node_handle(dr_node *n, const dr_msg *m, char *err, size_t errlen)
 }
 
 /* What a READY or a rendered frame's RESULT says of N's Blender, as JSON into BUF:
- * {"device": "CUDA:0 NVIDIA A100", "peak_mb": 321.5}; NULL when nothing is known. */
+ * {"device": "CUDA:0 NVIDIA A100", "peak_mb": 321.5} (a still's range adds "samples": 16); NULL
+ * when nothing is known. */
 static const char *device_text(const dr_node *n, char *buf, size_t len)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -253,6 +256,7 @@ static const char *device_text(const dr_node *n, char *buf, size_t len)
 	if (o && (n->device[0] || n->peak_mb > 0) &&
 	    cJSON_AddStringToObject(o, "device", n->device) &&
 	    cJSON_AddNumberToObject(o, "peak_mb", n->peak_mb) &&
+	    (n->samples <= 0 || cJSON_AddNumberToObject(o, "samples", n->samples)) &&
 	    (text = cJSON_PrintUnformatted(o)) && strlen(text) < len) {
 		memcpy(buf, text, strlen(text) + 1);
 		ret = buf;
@@ -374,6 +378,17 @@ static int prepare_dir(dr_node *n, int frame, char *why, size_t whylen)
 	return 0;
 }
 
+/* The job is a still's merge and the warm Blender is loaded for its ranges: it merges, with no
+ * Blender start-up and no second scene load (the merge job's own Blender otherwise, and always
+ * with DRENDER_COLD_MERGE=1 in the environment: for measurements and tests). */
+static bool warm_merge(const dr_node *n)
+{
+	const char *cold = getenv("DRENDER_COLD_MERGE");
+
+	return n->bl && !n->cfg.one_shot && !(cold && strcmp(cold, "1") == 0) &&
+	       dr_render_cfg_merges_in(&n->job.render, &n->loaded);
+}
+
 static int start_next(dr_node *n, char *err, size_t errlen)
 {
 	char why[DR_ERRLEN] = "";
@@ -394,6 +409,12 @@ static int start_next(dr_node *n, char *err, size_t errlen)
 		return report(n, 0, 0, why, err, errlen);
 	if (dr_outpath_temp(&n->job.out, frame, n->tag, n->tmp, sizeof n->tmp) != 0)
 		return report(n, 0, 0, "temporary path too long", err, errlen);
+	if (warm_merge(n)) {
+		if (dr_blender_merge_warm(n->bl, &n->job.render, frame, n->tmp, why, sizeof why) !=
+		    0)
+			return fail_frame(n, why, err, errlen);
+		return 0;
+	}
 	char thumb[DR_PATH_MAX];
 	if (dr_blender_render_thumb(n->bl, frame, n->tmp,
 	                            thumb_of(n->tmp, thumb, sizeof thumb) == 0 ? thumb : NULL, why,
@@ -500,7 +521,8 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 		return 0;
 	}
 	if (n->frame < 0 && n->qlen > 0 && (!n->bl || n->state == DR_NODE_READY)) {
-		if (!n->bl || !dr_render_cfg_same_blender(&n->job.render, &n->loaded)) {
+		if (!n->bl ||
+		    !(dr_render_cfg_same_blender(&n->job.render, &n->loaded) || warm_merge(n))) {
 			if (load(n, why, sizeof why) != 0)
 				return load_failed(n, why, err, errlen);
 			return 0;
@@ -543,6 +565,7 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 	case DR_BL_DONE:
 		if (ev.peak_mb > n->peak_mb)
 			n->peak_mb = ev.peak_mb;
+		n->samples = ev.samples;
 		if (n->frame >= 0 && ev.frame == n->frame)
 			return finish_frame(n, ev.seconds, err, errlen);
 		return 0;

@@ -698,6 +698,8 @@ void dr_opts_node_cfg(const dr_opts *o, dr_node_cfg *c)
 	        .load_timeout = o->load_timeout,
 	        .stall = o->stall,
 	        .allow_missing = o->allow_missing,
+	        .still = o->still,
+	        .split = o->has_still && o->split > 0 ? o->split : 0,
 	};
 }
 

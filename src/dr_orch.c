@@ -9,8 +9,10 @@
 #include "dr_imgcheck.h"
 #include "dr_log.h"
 #include "dr_outdir.h"
+#include "dr_video.h"
 
 #include <cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,27 @@ struct dr_ojob {
 	bool frames_all;    /* look at every cell at the next publish */
 	bool frames_sent;   /* the table has the job's frame list */
 	double frames_walk; /* dr_now() of the last look at every cell */
+	/* A still split (see still_check): the ranges job hands its merge to a render node as a
+	 * merge job of one frame; the ranges job is over only once the merge is. */
+	enum { STILL_NONE, STILL_RANGES, STILL_MERGING, STILL_MADE, STILL_FAILED } still;
+	bool still_premade;     /* ranges job: the still was on disk when it was added */
+	struct dr_ojob *merge;  /* ranges job: its merge job while that runs */
+	struct dr_ojob *parent; /* merge job: its ranges job (cleared when it ends) */
+	char still_error[1024]; /* STILL_FAILED: why */
+	int merged_by;          /* the rank that merged, -1 = none (yet) */
+	char merged_host[256];  /* ... and its host */
+	double merge_seconds;   /* the merge's time on that node */
+	double merge_wall;      /* from the ranges' end to the merged still validated */
+	double ranges_done_at;  /* dr_now() when the last range was done */
+	int *range_samples;  /* ranges job: samples per range as the nodes reported, 0 = unknown */
+	double samples_done; /* ... their sum */
+	/* A service's video (render.video): encoded in the background once every frame is done
+	 * (see video_check); the job is over only once the encode is. */
+	bool want_video;
+	enum { VIDEO_NONE, VIDEO_ENCODING, VIDEO_MADE, VIDEO_FAILED } video_state;
+	dr_video_bg *video;
+	double video_t0, video_fps;
+	char video_error[512];
 };
 
 struct dr_orch {
@@ -75,6 +98,8 @@ struct dr_orch {
 	const dr_jobspec_limits *lim; /* a service's roots, re-checked on adoption, or NULL */
 	dr_jobs_cell *cells;          /* room for one publish's changed cells */
 	size_t capcells;
+	const char *blender; /* asked for a scene's frame rate (a video without "fps") */
+	bool allow_autoexec;
 };
 
 /* Seconds between two looks at every cell of a job (a safety net: changes are marked). */
@@ -96,6 +121,14 @@ static void mark(dr_ojob *j, int frame)
 	j->is_dirty[i] = 1;
 	j->dirty[j->ndirty++] = (size_t)i;
 }
+
+static void still_added(dr_orch *r, dr_ojob *j);
+static void video_check(dr_orch *r, dr_ojob *j);
+static void status_extras(const dr_ojob *j, cJSON *o);
+static void still_samples(dr_ojob *j, const dr_msg *m);
+static void still_report(const dr_ojob *j, dr_report *rep);
+static void still_check(dr_orch *r, dr_ojob *j);
+static bool job_over(const dr_ojob *j);
 
 static int slot_of(const dr_orch *r, int rank)
 {
@@ -164,6 +197,8 @@ static void job_free(dr_ojob *j)
 	free(j->pub_attempts);
 	free(j->is_dirty);
 	free(j->dirty);
+	free(j->range_samples);
+	dr_video_bg_free(j->video);
 	free(j);
 }
 
@@ -216,6 +251,11 @@ static void scan_slice(dr_orch *r, dr_ojob *j, double deadline)
 {
 	char path[DR_PATH_MAX], why[DR_PATH_MAX + 200];
 
+	for (; j->still_premade && j->scan_next < j->frames.n; j->scan_next++) {
+		/* the ranges of a still already merged were removed: nothing to render */
+		dr_sched_skip(j->sched, j->frames.v[j->scan_next]);
+		mark(j, j->frames.v[j->scan_next]);
+	}
 	for (; j->scan_next < j->frames.n; j->scan_next++) {
 		int f = j->frames.v[j->scan_next];
 		if ((j->scan_next & 255) == 255 && dr_now() > deadline)
@@ -252,7 +292,9 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
 	        .chunk = r->opts.chunk,
 	        .retries = r->opts.retries,
 	        .max_consec = 3,
-	        .tail_control = !r->opts.no_speculate,
+	        /* a still's ranges go largest first, in order (the driver sizes them so): the
+	         * cost-sampling order would start the smallest first and leave the largest last */
+	        .tail_control = !r->opts.no_speculate && !(render->ranges > 0 && !render->merge),
 	};
 	dr_ojob *j = calloc(1, sizeof *j);
 
@@ -308,6 +350,8 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
 			break;
 		}
 	r->jobs[r->njobs++] = j;
+	still_added(r, j);
+	j->want_video = r->serve && j->cfg.render.video[0];
 	j->scanning = true;
 	j->scan_next = r->opts.overwrite ? j->frames.n : 0; /* --overwrite: nothing to look for */
 	scan_slice(r, j, dr_now() + SCAN_SLICE_S);
@@ -342,6 +386,20 @@ static void progress_line(const dr_orch *r, const dr_ojob *j, char *buf, size_t 
 		dr_fmt_duration(dr_now() - old->started, age, sizeof age);
 		snprintf(oldest, sizeof oldest, ", oldest in flight: frame %d for %s", old->frame,
 		         age);
+	}
+	if (j->cfg.render.merge) {
+		snprintf(buf, len,
+		         "still frame %d: merging %d ranges on a render node | elapsed %s%s",
+		         j->cfg.render.still, j->cfg.render.ranges, elapsed, nodes);
+		return;
+	}
+	if (j->still != STILL_NONE) {
+		snprintf(buf, len,
+		         "ranges %zu/%zu done, %.0f samples/s | elapsed %s | ETA %s | %zu "
+		         "failed%s%s",
+		         c.done + c.failed, todo, el > 0 ? j->samples_done / el : 0.0, elapsed, eta,
+		         c.failed, nodes, oldest);
+		return;
 	}
 	snprintf(buf, len,
 	         "[%zu/%zu] %3.0f%% | %.1f frames/min | elapsed %s | ETA %s | %zu failed%s%s",
@@ -427,9 +485,12 @@ static void count_done(dr_orch *r, dr_ojob *j, int slot, const dr_msg *m, double
 	if (!r->quiet && (r->tty < 0 || r->serve)) {
 		r->last_draw = dr_now();
 		progress_line(r, j, line, sizeof line);
-		dr_info("%s%sframe %d done by rank %d (%s) in %.2f s%s %s", r->serve ? j->id : "",
-		        r->serve ? ": " : "", m->frame, r->info[slot].rank, r->info[slot].host, sec,
-		        note, line);
+		dr_info("%s%s%s %d done by rank %d (%s) in %.2f s%s %s", r->serve ? j->id : "",
+		        r->serve ? ": " : "",
+		        j->cfg.render.merge      ? "merge of still frame"
+		        : j->still != STILL_NONE ? "range"
+		                                 : "frame",
+		        m->frame, r->info[slot].rank, r->info[slot].host, sec, note, line);
 	}
 	job_end_check(r, j);
 }
@@ -509,6 +570,7 @@ static void on_result(dr_orch *r, int slot, const dr_msg *m, char *err, size_t e
 		    send_type(r, other, DR_MSG_CANCEL, j->num, m->frame, err, errlen) == 0)
 			dr_debug("frame %d: the copy on rank %d won; rank %d drops its copy",
 			         m->frame, r->info[slot].rank, r->info[other].rank);
+		still_samples(j, m);
 		count_done(r, j, slot, m, sec, "");
 		return;
 	}
@@ -739,6 +801,8 @@ int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 	for (size_t i = 0; i < r->njobs; i++) {
 		strand_check(r, r->jobs[i]);
 		job_end_check(r, r->jobs[i]);
+		still_check(r, r->jobs[i]);
+		video_check(r, r->jobs[i]);
 	}
 	if (r->njobs > 1)
 		qsort(r->jobs, r->njobs, sizeof *r->jobs, job_order);
@@ -757,6 +821,11 @@ int dr_orch_tick(dr_orch *r, char *err, size_t errlen)
 
 int dr_orch_cancel(dr_orch *r, dr_ojob *j, char *err, size_t errlen)
 {
+	if (j->merge) { /* the still's merge runs: it is cancelled, the ranges kept */
+		j->cancelled = true;
+		if (dr_orch_cancel(r, j->merge, err, errlen) != 0)
+			return -1;
+	}
 	if (j->ended)
 		return 0;
 	j->cancelled = j->ended = true;
@@ -792,6 +861,10 @@ dr_job_state dr_orch_state(const dr_ojob *j)
 {
 	if (j->cancelled)
 		return DR_JOB_CANCELLED;
+	if (j->ended && !job_over(j))
+		return DR_JOB_RUNNING; /* a still's merge runs */
+	if (j->ended && j->still == STILL_FAILED)
+		return DR_JOB_FAILED;
 	if (j->ended)
 		return dr_sched_count(j->sched).failed ? DR_JOB_FAILED : DR_JOB_DONE;
 	return j->started ? DR_JOB_RUNNING : DR_JOB_QUEUED;
@@ -859,6 +932,7 @@ cJSON *dr_orch_status(const dr_orch *r, dr_ojob *j)
 	cJSON_AddItemToObject(o, "failedFrames", failed_frames(j));
 	if (j->all_loadfail) /* why no node could render it, e.g. the scene's missing files */
 		cJSON_AddStringToObject(o, "error", j->loaderr);
+	status_extras(j, o);
 	nodes = cJSON_AddArrayToObject(o, "nodes");
 	for (int s = 0; nodes && s < r->nslots; s++) {
 		cJSON *n = cJSON_CreateObject();
@@ -900,11 +974,13 @@ void dr_orch_report(const dr_orch *r, const dr_ojob *j, dr_report *rep, int exit
 	rep->finished_at = j->finished_at;
 	rep->rank0_cpu = -1;
 	rep->clamped = j->clamped;
+	if (j->still != STILL_NONE)
+		still_report(j, rep);
 }
 
 bool dr_ojob_ended(const dr_ojob *j)
 {
-	return j->ended;
+	return job_over(j);
 }
 
 void dr_orch_confine(dr_orch *r, const dr_jobspec_limits *lim)
@@ -1068,15 +1144,27 @@ void dr_orch_publish(dr_orch *r, dr_jobs *table)
 
 	for (size_t i = 0; i < r->njobs;) {
 		dr_ojob *j = r->jobs[i];
+		if (j->cfg.render.merge) { /* published as part of its ranges job */
+			if (r->serve && j->ended && !j->parent &&
+			    dr_dispatch_forget_job(r->disp, j->num) == 0) {
+				memmove(&r->jobs[i], &r->jobs[i + 1],
+				        (r->njobs - i - 1) * sizeof r->jobs[0]);
+				r->njobs--;
+				job_free(j);
+				continue;
+			}
+			i++;
+			continue;
+		}
 		if (!j->published_end) {
-			if (!j->ended && dr_jobs_cancel_requested(table, j->id) &&
+			if (!job_over(j) && dr_jobs_cancel_requested(table, j->id) &&
 			    dr_orch_cancel(r, j, err, sizeof err) != 0)
 				dr_error("%s", err);
 			if (!j->scanning || j->ended)
 				publish_frames(r, j, table);
 			dr_jobs_publish_json(table, j->id, dr_orch_state(j), dr_orch_status(r, j));
-			j->published_end = j->ended;
-			if (j->ended &&
+			j->published_end = job_over(j);
+			if (j->published_end &&
 			    j->lockfd >= 0) { /* the directory is free for the next job */
 				close(j->lockfd);
 				j->lockfd = -1;
@@ -1177,7 +1265,325 @@ int dr_orch_outcome(const dr_orch *r, const dr_ojob *j, bool interrupted, bool f
 	}
 	if (dr_sched_count(j->sched).failed > 0) {
 		*status = "failed";
+		if (j->still == STILL_FAILED)
+			snprintf(msg, msglen, "%s", j->still_error);
+		return DR_EXIT_FRAMES_FAILED;
+	}
+	if (j->still == STILL_FAILED) {
+		*status = "failed";
+		snprintf(msg, msglen, "%s", j->still_error);
 		return DR_EXIT_FRAMES_FAILED;
 	}
 	return DR_EXIT_ALL_DONE;
+}
+
+/* ---- a still split: the merge on a render node ----
+ *
+ * A ranges job (render.ranges > 0) renders the sample ranges as its frames. When every range is
+ * on disk, still_check adds the merge job: one frame (the still), which the scheduler hands to a
+ * render node like any other, so a lost node's merge is retried elsewhere; the node runs
+ * Blender's merge into a temporary file and renames it into place when it validates. Rank 0 then
+ * validates the still once more and removes the ranges. The ranges job is over (job_over) only
+ * once its merge is. */
+
+static bool job_over(const dr_ojob *j)
+{
+	return j->ended && j->still != STILL_RANGES && j->still != STILL_MERGING &&
+	       !(j->want_video && j->video_state != VIDEO_MADE && j->video_state != VIDEO_FAILED);
+}
+
+/* J was just added: a ranges job notes its ranges, and whether its still is already made (a
+ * re-run after a good merge renders nothing). */
+static void still_added(dr_orch *r, dr_ojob *j)
+{
+	char path[DR_PATH_MAX], why[DR_ERRLEN];
+
+	j->merged_by = -1;
+	if (j->cfg.render.ranges <= 0 || j->cfg.render.merge)
+		return;
+	j->still = STILL_RANGES;
+	j->range_samples = calloc((size_t)j->cfg.render.ranges, sizeof *j->range_samples);
+	if (!r->opts.overwrite &&
+	    dr_render_cfg_still_path(&j->cfg.render, path, sizeof path, why, sizeof why) == 0 &&
+	    access(path, F_OK) == 0 &&
+	    dr_imgcheck(path, j->cfg.render.still_format, why, sizeof why) == 0)
+		j->still_premade = true;
+}
+
+/* "<range 0's path> ... <the last range's path>" of ranges job J, for messages. */
+static void ranges_named(const dr_ojob *j, char *buf, size_t len)
+{
+	char a[DR_PATH_MAX] = "?", b[DR_PATH_MAX] = "?";
+
+	dr_outpath_frame(&j->cfg.out, 0, a, sizeof a);
+	dr_outpath_frame(&j->cfg.out, j->cfg.render.ranges - 1, b, sizeof b);
+	snprintf(buf, len, "%s ... %s", a, b);
+}
+
+static void still_failed(dr_ojob *j, const char *why)
+{
+	char ranges[2 * DR_PATH_MAX + 8];
+
+	ranges_named(j, ranges, sizeof ranges);
+	snprintf(j->still_error, sizeof j->still_error,
+	         "still frame %d not made: %.400s; the ranges are kept: %.500s",
+	         j->cfg.render.still, why, ranges);
+	j->still = STILL_FAILED;
+	dr_error("%s", j->still_error);
+}
+
+/* Merge job M ended: validate the still, remove the ranges (or keep them, named). */
+static void merge_over(dr_orch *r, dr_ojob *m)
+{
+	dr_ojob *j = m->parent;
+	const dr_fitem *it = dr_sched_size(m->sched) ? dr_sched_item(m->sched, 0) : NULL;
+	char path[DR_PATH_MAX], why[DR_ERRLEN], range[DR_PATH_MAX];
+
+	m->parent = NULL;
+	j->merge = NULL;
+	j->merge_wall = dr_now() - j->ranges_done_at;
+	if (it && it->slot >= 0 && it->slot < r->nslots) {
+		j->merged_by = r->info[it->slot].rank;
+		snprintf(j->merged_host, sizeof j->merged_host, "%s", r->info[it->slot].host);
+		j->merge_seconds = it->seconds;
+	}
+	if (m->cancelled) {
+		still_failed(j, "the job was cancelled during the merge");
+		return;
+	}
+	if (!it || (it->state != DR_F_DONE && it->state != DR_F_SKIPPED)) {
+		snprintf(why, sizeof why, "the merge failed: %.400s",
+		         it && it->last_error ? it->last_error : "no render node could merge");
+		still_failed(j, why);
+		return;
+	}
+	if (dr_outpath_frame(&m->cfg.out, m->cfg.render.still, path, sizeof path) != 0) {
+		still_failed(j, "the still's path is too long");
+		return;
+	}
+	if (dr_imgcheck(path, m->cfg.render.format, why, sizeof why) != 0) {
+		still_failed(j, why);
+		return;
+	}
+	for (int k = 0; k < j->cfg.render.ranges; k++)
+		if (dr_outpath_frame(&j->cfg.out, k, range, sizeof range) == 0 &&
+		    unlink(range) != 0 && errno != ENOENT)
+			dr_warn("cannot remove %s: %s", range, strerror(errno));
+	j->still = STILL_MADE;
+	if (it->state == DR_F_SKIPPED)
+		dr_info("%s%sstill frame %d was already merged: %s", r->serve ? j->id : "",
+		        r->serve ? ": " : "", m->cfg.render.still, path);
+	else
+		dr_info("%s%sstill frame %d: %d ranges merged by rank %d (%s) in %.1f s "
+		        "(%.1f s after the last range): %s",
+		        r->serve ? j->id : "", r->serve ? ": " : "", m->cfg.render.still,
+		        j->cfg.render.ranges, j->merged_by, j->merged_host, j->merge_seconds,
+		        j->merge_wall, path);
+}
+
+/* Looked at every tick, before dispatch (so that nodes are not stopped for lack of work between
+ * the last range and the merge): a ranges job that just ended gets its merge job; a merge job
+ * that just ended is looked at (merge_over). */
+static void still_check(dr_orch *r, dr_ojob *j)
+{
+	char why[DR_ERRLEN], id[DR_JOB_ID_MAX];
+	dr_render_cfg mc;
+	dr_sched_counts c;
+	dr_ojob *m;
+
+	if (j->parent && j->ended) {
+		merge_over(r, j);
+		return;
+	}
+	if (j->still != STILL_RANGES || !j->ended)
+		return;
+	j->ranges_done_at = dr_now();
+	c = dr_sched_count(j->sched);
+	if (j->cancelled) {
+		still_failed(j, "the job was cancelled");
+		return;
+	}
+	if (c.failed > 0 || c.done + c.skipped < c.total) {
+		snprintf(why, sizeof why, "%zu of %zu sample ranges failed",
+		         c.total - c.done - c.skipped, c.total);
+		still_failed(j, why);
+		return;
+	}
+	if (j->still_premade) {
+		char e[DR_ERRLEN];
+		dr_render_cfg_still_path(&j->cfg.render, why, sizeof why, e, sizeof e);
+		dr_info("%s%sstill frame %d is already made: %s (nothing rendered; --overwrite "
+		        "renders it again)",
+		        r->serve ? j->id : "", r->serve ? ": " : "", j->cfg.render.still, why);
+		j->still = STILL_MADE;
+		return;
+	}
+	mc = j->cfg.render;
+	snprintf(id, sizeof id, "%.*s.merge", (int)sizeof id - 7, j->id);
+	if (dr_render_cfg_set_merge(&mc, why, sizeof why) != 0) {
+		still_failed(j, why);
+		return;
+	}
+	int frame = mc.still;
+	dr_frames one = {&frame, 1};
+	m = dr_orch_add(r, id, &mc, j->priority, &one, why, sizeof why);
+	if (!m) {
+		still_failed(j, why);
+		return;
+	}
+	m->parent = j;
+	j->merge = m;
+	j->still = STILL_MERGING;
+	if (!r->quiet)
+		dr_info("%s%sstill frame %d: %d sample ranges done, the merge goes to a render "
+		        "node",
+		        r->serve ? j->id : "", r->serve ? ": " : "", frame, j->cfg.render.ranges);
+}
+
+/* A range of ranges job J is done (M, its RESULT): its samples count ("samples" in M's text). */
+static void still_samples(dr_ojob *j, const dr_msg *m)
+{
+	cJSON *o;
+	const cJSON *n;
+
+	if (j->still != STILL_RANGES || !j->range_samples || m->frame < 0 ||
+	    m->frame >= j->cfg.render.ranges || m->text[0] != '{' || !(o = cJSON_Parse(m->text)))
+		return;
+	n = cJSON_GetObjectItemCaseSensitive(o, "samples");
+	if (cJSON_IsNumber(n) && n->valuedouble >= 1 && !j->range_samples[m->frame]) {
+		j->range_samples[m->frame] = (int)n->valuedouble;
+		j->samples_done += n->valuedouble;
+	}
+	cJSON_Delete(o);
+}
+
+/* The report's "still" of ranges job J. */
+static void still_report(const dr_ojob *j, dr_report *rep)
+{
+	dr_report_still *st = &rep->still;
+	char e[DR_ERRLEN];
+	double ranges_wall = (j->ranges_done_at > 0 ? j->ranges_done_at : dr_now()) - j->t0;
+
+	rep->has_still = true;
+	st->frame = j->cfg.render.still;
+	st->ranges = j->cfg.render.ranges;
+	st->range_samples = j->range_samples;
+	st->samples = j->samples_done;
+	st->samples_per_s = ranges_wall > 0 ? j->samples_done / ranges_wall : 0;
+	if (dr_render_cfg_still_path(&j->cfg.render, st->path, sizeof st->path, e, sizeof e) != 0)
+		st->path[0] = '\0';
+	st->state = j->still == STILL_MADE     ? "made"
+	            : j->still == STILL_FAILED ? "failed"
+	                                       : "not merged";
+	st->merged_by = j->merged_by;
+	st->merged_host = j->merged_host;
+	st->merge_seconds = j->merge_seconds;
+	st->merge_wall = j->merge_wall;
+	st->error = j->still == STILL_FAILED ? j->still_error : NULL;
+}
+
+/* ---- a service's video: encoded in the background at the job's end ---- */
+
+void dr_orch_video_tools(dr_orch *r, const char *blender, bool allow_autoexec)
+{
+	r->blender = blender;
+	r->allow_autoexec = allow_autoexec;
+}
+
+static void video_failed(dr_ojob *j, const char *why)
+{
+	snprintf(j->video_error, sizeof j->video_error, "%.500s", why);
+	j->video_state = VIDEO_FAILED;
+	dr_error("%s: video %s not made (the frames are fine): %s", j->id, j->cfg.render.video,
+	         why);
+}
+
+/* Start J's encode (its frames are all done). */
+static void video_start(dr_orch *r, dr_ojob *j)
+{
+	char why[DR_ERRLEN], **paths = calloc(j->frames.n ? j->frames.n : 1, sizeof *paths);
+	bool oom = !paths;
+
+	for (size_t i = 0; !oom && i < j->frames.n; i++)
+		oom = !(paths[i] = malloc(DR_PATH_MAX)) ||
+		      dr_outpath_frame(&j->cfg.out, j->frames.v[i], paths[i], DR_PATH_MAX) != 0;
+	dr_video_job vj = {.path = j->cfg.render.video,
+	                   .frames = (const char *const *)paths,
+	                   .n = j->frames.n,
+	                   .fps = j->cfg.render.fps,
+	                   .ffmpeg = "ffmpeg",
+	                   .ffprobe = "ffprobe"};
+	if (oom) {
+		video_failed(j, "out of memory or a frame name too long");
+	} else if (!(j->video = dr_video_bg_start(&vj, r->blender, j->cfg.render.scene,
+	                                          r->allow_autoexec, why, sizeof why))) {
+		video_failed(j, why);
+	} else {
+		j->video_state = VIDEO_ENCODING;
+		j->video_t0 = dr_now();
+		dr_info("%s: encoding %zu frames into %s", j->id, j->frames.n, j->cfg.render.video);
+	}
+	for (size_t i = 0; paths && i < j->frames.n; i++)
+		free(paths[i]);
+	free(paths);
+}
+
+/* Looked at every tick: a service's job with a video starts its encode when its frames are done,
+ * and the encode is looked at (never waited for) while it runs. */
+static void video_check(dr_orch *r, dr_ojob *j)
+{
+	char why[DR_ERRLEN];
+	dr_sched_counts c;
+	int rc;
+
+	if (!j->want_video || !j->ended || j->video_state == VIDEO_MADE ||
+	    j->video_state == VIDEO_FAILED)
+		return;
+	if (j->video_state == VIDEO_NONE) {
+		c = dr_sched_count(j->sched);
+		if (j->cancelled || c.failed > 0 || c.done + c.skipped < c.total)
+			video_failed(j,
+			             j->cancelled ? "the job was cancelled" : "some frames failed");
+		else
+			video_start(r, j);
+		return;
+	}
+	if ((rc = dr_video_bg_poll(j->video, &j->video_fps, why, sizeof why)) == 1)
+		return;
+	dr_video_bg_free(j->video);
+	j->video = NULL;
+	if (rc < 0) {
+		video_failed(j, why);
+		return;
+	}
+	j->video_state = VIDEO_MADE;
+	dr_info("%s: video %s: %zu frames at %g fps, made in %.1f s", j->id, j->cfg.render.video,
+	        j->frames.n, j->video_fps, dr_now() - j->video_t0);
+}
+
+/* The status's "video" and "still" objects of J (when it has them). */
+static void status_extras(const dr_ojob *j, cJSON *o)
+{
+	static const char *const vstate[] = {"waiting", "encoding", "made", "failed"};
+	static const char *const sstate[] = {"", "rendering", "merging", "made", "failed"};
+	cJSON *v;
+
+	if (j->cfg.render.video[0] && (v = cJSON_AddObjectToObject(o, "video"))) {
+		cJSON_AddStringToObject(v, "state", vstate[j->video_state]);
+		cJSON_AddStringToObject(v, "path", j->cfg.render.video);
+		if (j->video_state == VIDEO_MADE)
+			cJSON_AddNumberToObject(v, "fps", j->video_fps);
+		if (j->video_state == VIDEO_FAILED)
+			cJSON_AddStringToObject(v, "error", j->video_error);
+	}
+	if (j->still != STILL_NONE && (v = cJSON_AddObjectToObject(o, "still"))) {
+		cJSON_AddNumberToObject(v, "frame", j->cfg.render.still);
+		cJSON_AddStringToObject(v, "state", sstate[j->still]);
+		cJSON_AddNumberToObject(v, "ranges", j->cfg.render.ranges);
+		cJSON_AddNumberToObject(v, "samples", j->samples_done);
+		if (j->merged_by >= 0)
+			cJSON_AddNumberToObject(v, "mergedBy", j->merged_by);
+		if (j->still == STILL_FAILED)
+			cJSON_AddStringToObject(v, "error", j->still_error);
+	}
 }

@@ -103,6 +103,8 @@ int dr_render_cfg_add_json(const dr_render_cfg *c, cJSON *o)
 		return -1;
 	if (c->fps > 0 && !cJSON_AddNumberToObject(o, "fps", c->fps))
 		return -1;
+	if (c->merge && !cJSON_AddBoolToObject(o, "merge", true))
+		return -1;
 	return 0;
 }
 
@@ -140,6 +142,7 @@ int dr_render_cfg_from_json(const cJSON *o, dr_render_cfg *c, char *err, size_t 
 	const cJSON *fps = cJSON_GetObjectItemCaseSensitive(o, "fps");
 	const cJSON *device = cJSON_GetObjectItemCaseSensitive(o, "device");
 	const cJSON *ranges = cJSON_GetObjectItemCaseSensitive(o, "ranges");
+	const cJSON *merge = cJSON_GetObjectItemCaseSensitive(o, "merge");
 	dr_render_cfg n;
 	char why[DR_ERRLEN];
 
@@ -156,6 +159,8 @@ int dr_render_cfg_from_json(const cJSON *o, dr_render_cfg *c, char *err, size_t 
 		return dr_seterr(err, errlen, "\"video\" is not a string or \"fps\" not a number");
 	if (device && !cJSON_IsString(device))
 		return dr_seterr(err, errlen, "\"device\" is not a string");
+	if (merge && (!cJSON_IsBool(merge) || (cJSON_IsTrue(merge) && !ranges)))
+		return dr_seterr(err, errlen, "\"merge\" is not a boolean or has no \"ranges\"");
 	if (ranges) {
 		const cJSON *still = cJSON_GetObjectItemCaseSensitive(o, "still");
 		const char *so, *sf;
@@ -179,7 +184,8 @@ int dr_render_cfg_from_json(const cJSON *o, dr_render_cfg *c, char *err, size_t 
 	            0 ||
 	    (ranges &&
 	     dr_render_cfg_set_still(&n, cJSON_GetObjectItemCaseSensitive(o, "still")->valueint,
-	                             ranges->valueint, why, sizeof why) != 0))
+	                             ranges->valueint, why, sizeof why) != 0) ||
+	    (cJSON_IsTrue(merge) && dr_render_cfg_set_merge(&n, why, sizeof why) != 0))
 		return dr_seterr(err, errlen, "job settings: %s", why);
 	*c = n;
 	return 0;
@@ -219,7 +225,56 @@ bool dr_render_cfg_same_blender(const dr_render_cfg *a, const dr_render_cfg *b)
 	return strcmp(a->scene, b->scene) == 0 && strcmp(a->format, b->format) == 0 &&
 	       strcmp(a->engine, b->engine) == 0 && a->samples == b->samples &&
 	       strcmp(a->device, b->device) == 0 && a->ranges == b->ranges &&
-	       (a->ranges == 0 || a->still == b->still);
+	       (a->ranges == 0 || a->still == b->still) && a->merge == b->merge;
+}
+
+int dr_render_cfg_set_merge(dr_render_cfg *c, char *err, size_t errlen)
+{
+	if (c->ranges <= 0 || c->merge)
+		return dr_seterr(err, errlen, "only a still split's ranges can be merged");
+	snprintf(c->output, sizeof c->output, "%s", c->still_output);
+	snprintf(c->format, sizeof c->format, "%s", c->still_format);
+	c->merge = true;
+	return 0;
+}
+
+int dr_render_cfg_ranges_of(const dr_render_cfg *m, dr_render_cfg *ranges, char *err, size_t errlen)
+{
+	dr_render_cfg n = *m;
+
+	if (!m->merge)
+		return dr_seterr(err, errlen, "not a merge job");
+	n.merge = false;
+	snprintf(n.output, sizeof n.output, "%s", m->still_output);
+	snprintf(n.format, sizeof n.format, "%s", m->still_format);
+	if (dr_render_cfg_set_still(&n, m->still, m->ranges, err, errlen) != 0)
+		return -1;
+	*ranges = n;
+	return 0;
+}
+
+bool dr_render_cfg_merges_in(const dr_render_cfg *m, const dr_render_cfg *loaded)
+{
+	return m->merge && !loaded->merge && loaded->ranges == m->ranges &&
+	       loaded->still == m->still && strcmp(m->scene, loaded->scene) == 0 &&
+	       strcmp(m->engine, loaded->engine) == 0 && m->samples == loaded->samples &&
+	       strcmp(m->device, loaded->device) == 0;
+}
+
+int dr_render_cfg_range_samples(int samples, int ranges, int k, int *offset)
+{
+	long long total, before, start, end;
+
+	if (samples < 1 || ranges < 1 || k < 0 || k >= ranges)
+		return -1;
+	/* sum of 2R - i for i < k, and for i < R */
+	total = (long long)ranges * (3LL * ranges + 1) / 2;
+	before = (long long)k * (4LL * ranges - k + 1) / 2;
+	start = (long long)samples * before / total;
+	end = (long long)samples * (before + 2LL * ranges - k) / total;
+	if (offset)
+		*offset = (int)start;
+	return (int)(end - start);
 }
 
 int dr_render_cfg_still_path(const dr_render_cfg *c, char *buf, size_t len, char *err,

@@ -98,9 +98,49 @@ void dr_report_print(const dr_report *r, FILE *f)
 				        it->last_error ? it->last_error : "unknown error");
 		}
 	}
+	if (r->has_still && r->still.merged_by >= 0)
+		fprintf(f,
+		        "Still frame %d: %d ranges, %.0f samples at %.1f samples/s; merged by rank "
+		        "%d "
+		        "(%s) in %.1f s (%.1f s from the last range to the still): %s\n",
+		        r->still.frame, r->still.ranges, r->still.samples, r->still.samples_per_s,
+		        r->still.merged_by, r->still.merged_host ? r->still.merged_host : "?",
+		        r->still.merge_seconds, r->still.merge_wall, r->still.state);
 	if (r->message)
 		fprintf(f, "%s\n", r->message);
 	fflush(f);
+}
+
+/* The report's "still" object (a still split). */
+static void add_still(cJSON *root, const dr_report_still *s, dr_sched_counts c)
+{
+	cJSON *o = cJSON_AddObjectToObject(root, "still"), *a;
+
+	if (!o)
+		return;
+	cJSON_AddNumberToObject(o, "frame", s->frame);
+	cJSON_AddStringToObject(o, "state", s->state);
+	cJSON_AddStringToObject(o, "path", s->path);
+	cJSON_AddNumberToObject(o, "ranges_total", s->ranges);
+	cJSON_AddNumberToObject(o, "ranges_done", (double)(c.done + c.skipped));
+	a = cJSON_AddArrayToObject(o, "samples_per_range");
+	for (int k = 0; a && s->range_samples && k < s->ranges; k++)
+		cJSON_AddItemToArray(a, s->range_samples[k] > 0
+		                                ? cJSON_CreateNumber(s->range_samples[k])
+		                                : cJSON_CreateNull());
+	cJSON_AddNumberToObject(o, "samples", s->samples);
+	cJSON_AddNumberToObject(o, "samples_per_second", s->samples_per_s);
+	if (s->merged_by >= 0) {
+		cJSON_AddNumberToObject(o, "merged_by_rank", s->merged_by);
+		cJSON_AddStringToObject(o, "merged_by_host", s->merged_host ? s->merged_host : "");
+		cJSON_AddNumberToObject(o, "merge_seconds", s->merge_seconds);
+		cJSON_AddNumberToObject(o, "merge_wall_seconds", s->merge_wall);
+	} else {
+		cJSON_AddNullToObject(o, "merged_by_rank");
+		cJSON_AddNullToObject(o, "merge_seconds");
+	}
+	if (s->error)
+		cJSON_AddStringToObject(o, "error", s->error);
 }
 
 static cJSON *build(const dr_report *r)
@@ -202,6 +242,8 @@ static cJSON *build(const dr_report *r)
 			cJSON_AddStringToObject(o, "error", it->last_error);
 		cJSON_AddItemToArray(frames, o);
 	}
+	if (r->has_still)
+		add_still(root, &r->still, dr_sched_count(r->sched));
 	return root;
 }
 

@@ -124,6 +124,7 @@ static int check_roots(dr_service *s, dr_http_cfg *hc)
 	hc->limits.output_root = s->real_output_root;
 	hc->limits.default_scene = c->scene ? s->real_scene : NULL;
 	hc->limits.max_frames = c->max_frames > 0 ? c->max_frames : DR_FRAMES_COUNT_MAX;
+	hc->limits.auto_ranges = c->auto_split;
 	s->lim = hc->limits;
 	return 0;
 }
@@ -345,28 +346,6 @@ static int batch_outcome(dr_service *s, dr_ojob *job, bool interrupted, bool fai
 	return code;
 }
 
-/* The still's merge, once every range is on disk (here on rank 0, which sees the output
- * directory). DR_EXIT_ALL_DONE, or DR_EXIT_FRAMES_FAILED with the reason logged. */
-static int batch_merge(dr_service *s, int threads, volatile sig_atomic_t *interrupted)
-{
-	dr_blender_merge_cfg m = {.exe = s->cfg->node.blender,
-	                          .allow_autoexec = s->cfg->node.allow_autoexec,
-	                          .render = &s->batch,
-	                          .threads = threads,
-	                          .interrupted = interrupted};
-	char err[DR_ERRLEN];
-	double t0 = dr_now();
-
-	dr_info("still frame %d: %d sample ranges done, merging", s->batch.still, s->batch.ranges);
-	if (dr_blender_merge(&m, err, sizeof err) != 0) {
-		dr_error("still frame %d not made: %s", s->batch.still, err);
-		return DR_EXIT_FRAMES_FAILED;
-	}
-	dr_info("still frame %d: %d ranges merged into %s in %.1f s", s->batch.still,
-	        s->batch.ranges, m.path, dr_now() - t0);
-	return DR_EXIT_ALL_DONE;
-}
-
 /* The batch's video, once every frame is on disk: frames in order, the frame rate from --fps, else
  * the scene's (asked of Blender), else DR_VIDEO_FPS_DEFAULT. A failure is logged; the frames'
  * outcome stays as it is. */
@@ -438,8 +417,10 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		dr_warn("mpirun was started without --enable-recovery: a lost render node will end "
 		        "this %s (add --enable-recovery to mpirun to go on without it)",
 		        c->serve ? "service" : "job");
-	if (c->serve)
+	if (c->serve) {
 		dr_orch_confine(s->orch, &s->lim);
+		dr_orch_video_tools(s->orch, c->node.blender, c->node.allow_autoexec);
+	}
 	if (!c->serve) {
 		if (s->table) /* --http: the batch job is listed in the table too */
 			list_batch(s, id, sizeof id);
@@ -479,8 +460,6 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		code = batch_outcome(s, job, *interrupted, failed || ended > 0, err);
 		if (code == DR_EXIT_ALL_DONE && s->batch.video[0] && !*interrupted)
 			batch_video(s, interrupted);
-		if (code == DR_EXIT_ALL_DONE && s->batch.ranges > 0 && !*interrupted)
-			code = batch_merge(s, threads, interrupted);
 	}
 	table_round(s);
 	if (!*interrupted && !failed)

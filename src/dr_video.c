@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -479,4 +480,107 @@ int dr_video_scene_fps(const char *blender, const char *scene, bool allow_autoex
 out:
 	free(a);
 	return rc;
+}
+
+struct dr_video_bg {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	int state; /* 1 running, 0 made, -1 failed (under MU) */
+	char err[DR_ERRLEN];
+	volatile sig_atomic_t stop;
+	dr_video_job job;
+	char *path, *blender, *scene, **frames;
+	bool allow_autoexec;
+};
+
+static void *bg_main(void *arg)
+{
+	dr_video_bg *b = arg;
+	char err[DR_ERRLEN] = "";
+	int rc = 0;
+
+	if (b->job.fps <= 0 && dr_video_scene_fps(b->blender, b->scene, b->allow_autoexec,
+	                                          &b->job.fps, err, sizeof err) != 0)
+		b->job.fps = DR_VIDEO_FPS_DEFAULT;
+	if (!b->stop)
+		rc = dr_video_encode(&b->job, err, sizeof err);
+	else
+		rc = dr_seterr(err, sizeof err, "stopped");
+	pthread_mutex_lock(&b->mu);
+	b->state = rc == 0 ? 0 : -1;
+	memcpy(b->err, err, sizeof b->err);
+	pthread_mutex_unlock(&b->mu);
+	return NULL;
+}
+
+static void bg_release(dr_video_bg *b)
+{
+	for (size_t i = 0; b->frames && i < b->job.n; i++)
+		free(b->frames[i]);
+	free(b->frames);
+	free(b->path);
+	free(b->blender);
+	free(b->scene);
+	pthread_mutex_destroy(&b->mu);
+	free(b);
+}
+
+dr_video_bg *dr_video_bg_start(const dr_video_job *j, const char *blender, const char *scene,
+                               bool allow_autoexec, char *err, size_t errlen)
+{
+	dr_video_bg *b = calloc(1, sizeof *b);
+	bool oom;
+
+	if (!b || pthread_mutex_init(&b->mu, NULL) != 0) {
+		free(b);
+		dr_seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	b->job = *j;
+	b->state = 1;
+	b->allow_autoexec = allow_autoexec;
+	b->path = strdup(j->path);
+	b->blender = strdup(blender ? blender : "blender");
+	b->scene = strdup(scene ? scene : "");
+	b->frames = calloc(j->n ? j->n : 1, sizeof *b->frames);
+	oom = !b->path || !b->blender || !b->scene || !b->frames;
+	for (size_t i = 0; !oom && i < j->n; i++)
+		oom = !(b->frames[i] = strdup(j->frames[i]));
+	if (oom) {
+		bg_release(b);
+		dr_seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	b->job.path = b->path;
+	b->job.frames = (const char *const *)b->frames;
+	b->job.interrupted = &b->stop;
+	if (pthread_create(&b->thread, NULL, bg_main, b) != 0) {
+		bg_release(b);
+		dr_seterr(err, errlen, "cannot start the encoder's thread");
+		return NULL;
+	}
+	return b;
+}
+
+int dr_video_bg_poll(dr_video_bg *b, double *fps, char *err, size_t errlen)
+{
+	int state;
+
+	pthread_mutex_lock(&b->mu);
+	state = b->state;
+	if (state < 0)
+		snprintf(err, errlen, "%s", b->err);
+	pthread_mutex_unlock(&b->mu);
+	if (state == 0 && fps)
+		*fps = b->job.fps;
+	return state;
+}
+
+void dr_video_bg_free(dr_video_bg *b)
+{
+	if (!b)
+		return;
+	b->stop = 1;
+	pthread_join(b->thread, NULL);
+	bg_release(b);
 }

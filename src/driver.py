@@ -203,6 +203,32 @@ def merge_ranges(scene, job):
         raise RuntimeError("the merged image %s was not written" % out)
 
 
+def warm_merge(scene, job):
+    """The merge command of a warm Blender loaded for the still's ranges: write the merged image
+    with the image settings the scene had before the ranges' multilayer EXR, then go back."""
+    if not isinstance(job, dict) or not isinstance(job.get("inputs"), list) or \
+            not isinstance(job.get("output"), str):
+        raise ValueError("merge command without a job")
+    image = scene.render.image_settings
+    ranges = (image.file_format, image.color_depth, image.color_mode)
+    try:
+        image.file_format = job.get("format") or ORIG_IMAGE.get("file_format", "PNG")
+        if image.file_format == ORIG_IMAGE.get("file_format"):
+            for key in ("color_depth", "color_mode"):
+                try:
+                    setattr(image, key, ORIG_IMAGE[key])
+                except (KeyError, TypeError):
+                    pass
+        job.setdefault("denoise", bool(STILL.get("denoise")))
+        if job["denoise"] and oidn_available():
+            # the compositor is rebuilt to denoise: this Blender's scene is no longer the
+            # ranges' scene, so it quits after answering (drender starts another if needed)
+            QUIT_AFTER.append(True)
+        merge_ranges(scene, job)
+    finally:
+        image.file_format, image.color_depth, image.color_mode = ranges
+
+
 def denoise_and_save(scene, image, out):
     """Denoise IMAGE (a merged multilayer EXR with denoising passes) in the compositor and
     write OUTPUT: a node tree with no Render Layers node composites without rendering."""
@@ -608,6 +634,16 @@ def serve(channel, scene):
             kind = cmd.get("cmd")
             if kind == "quit":
                 return
+            if kind == "merge":
+                # a still's merge in this warm Blender: no start-up, no second scene load
+                start = time.monotonic()
+                warm_merge(scene, cmd.get("job"))
+                channel.send({"event": "done", "frame": frame,
+                              "seconds": round(time.monotonic() - start, 3),
+                              "peak_mb": peak_mb()})
+                if QUIT_AFTER:
+                    return
+                continue
             if kind != "render":
                 raise ValueError("unknown command %r" % kind)
             path = cmd.get("path")
@@ -615,6 +651,7 @@ def serve(channel, scene):
                 raise ValueError("render command without a path")
             if not isinstance(cmd.get("frame"), int):
                 raise ValueError("render command without an integer frame")
+            count = None
             if "ranges" in STILL:
                 # a still split by samples: "frame" is the range's index
                 offset, count = range_of(STILL["samples"], STILL["ranges"], frame)
@@ -632,11 +669,16 @@ def serve(channel, scene):
             channel.send({"event": "error", "frame": frame,
                           "error": message + "\n" + traceback.format_exc()})
             continue
-        channel.send({"event": "done", "frame": frame, "seconds": round(seconds, 3),
-                      "peak_mb": peak_mb()})
+        done = {"event": "done", "frame": frame, "seconds": round(seconds, 3),
+                "peak_mb": peak_mb()}
+        if count is not None:
+            done["samples"] = count  # a still's range: what rank 0 counts samples/s by
+        channel.send(done)
 
 
 STILL = {}  # a still split by samples: frame, ranges, samples (the scene's, before ranges)
+ORIG_IMAGE = {}  # the scene's image settings before drender changed them (a warm merge's)
+QUIT_AFTER = []  # set: quit after this command's answer
 
 
 def merge_main():
@@ -645,6 +687,9 @@ def merge_main():
     try:
         job = json.loads(argv[argv.index("--drender-merge") + 1])
         scene = bpy.context.scene
+        # denoised after the merge when the scene denoises (and this Blender can)
+        job.setdefault("denoise", scene.render.engine == "CYCLES" and
+                       bool(scene.cycles.use_denoising))
         apply_settings(scene, {"format": job.get("format"), "threads": job.get("threads")})
         scene.frame_set(job["frame"])
         merge_ranges(scene, job)
@@ -664,6 +709,9 @@ def main():
     try:
         cmd_fd, reply_fd, settings = parse_args(sys.argv)
         scene = bpy.context.scene
+        image = scene.render.image_settings
+        ORIG_IMAGE.update(file_format=image.file_format, color_depth=image.color_depth,
+                          color_mode=image.color_mode)
         notes = apply_settings(scene, settings)
         if settings.get("ranges"):
             channel = Channel(cmd_fd, reply_fd)

@@ -214,6 +214,9 @@ int main(int argc, char **argv)
 		return finish(DR_EXIT_USAGE);
 	}
 	service_cfg(&o, &scfg);
+	scfg.auto_split = size < 2                         ? 2
+	                  : 2 * (size - 1) > DR_RANGES_MAX ? DR_RANGES_MAX
+	                                                   : 2 * (size - 1);
 	if (rank == 0)
 		verdict = dr_service_open(&svc, &scfg);
 	if (size > 1 && MPI_Bcast(&verdict, 1, MPI_INT, 0, MPI_COMM_WORLD) != MPI_SUCCESS)

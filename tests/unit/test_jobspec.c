@@ -372,6 +372,73 @@ static void test_strings(void)
 	    "\"engine\" contains a NUL");
 }
 
+/* "still", "split", "video", "fps" (issue 16). */
+static void test_still_video(void)
+{
+	dr_jobspec s;
+	char want[PATH_MAX + 64];
+
+	bad("{\"still\":3,\"from\":1,\"to\":2}", 400, "\"still\" names the frame");
+	bad("{\"still\":3,\"frames\":\"1-2\"}", 400, "\"still\" names the frame");
+	bad("{\"still\":-1}", 400, "\"still\"");
+	bad("{\"still\":\"3\"}", 400, "\"still\"");
+	bad("{\"still\":3,\"split\":1}", 400, "\"split\"");
+	bad("{\"still\":3,\"split\":1025}", 400, "\"split\"");
+	bad("{\"still\":3,\"split\":\"many\"}", 400, "\"split\" must be \"auto\"");
+	bad("{\"still\":3,\"split\":2.5}", 400, "\"split\"");
+	bad("{\"from\":1,\"to\":2,\"split\":4}", 400, "\"split\" cuts a still");
+	bad("{\"still\":3,\"video\":true}", 400, "\"video\"");
+	bad("{\"from\":1,\"to\":2,\"video\":\"yes\"}", 400, "\"video\" must be true or false");
+	bad("{\"from\":1,\"to\":2,\"fps\":12}", 400, "\"fps\" is the video's frame rate");
+	bad("{\"from\":1,\"to\":2,\"video\":true,\"fps\":0}", 400, "\"fps\"");
+	bad("{\"from\":1,\"to\":2,\"video\":true,\"fps\":5000}", 400, "\"fps\"");
+	bad("{\"from\":1,\"to\":2,\"video\":true,\"fps\":\"12\"}", 400, "\"fps\"");
+	lim.max_frames = 3;
+	bad("{\"still\":3,\"split\":4}", 413, "\"split\" gives 4 ranges");
+	lim.max_frames = 10000;
+
+	memset(&s, 0, sizeof(s));
+	is_int(parse("{\"still\":3,\"split\":8,\"format\":\"OPEN_EXR\"}", &s), 0,
+	       "a still split in 8 (%s)", err);
+	ok(s.frames.n == 8 && s.frames.v[0] == 0 && s.frames.v[7] == 7, "  frames are ranges 0..7");
+	ok(s.still_ranges == 8 && s.render.ranges == 0, "  set up once the output is known");
+	is_int(dr_jobspec_set_output(&s, outs, "job1", err, sizeof err), 0, "  output decided");
+	is_int(dr_jobspec_finish(&s, err, sizeof err), 0, "  finished (%s)", err);
+	ok(s.render.ranges == 8 && s.render.still == 3 && s.still_ranges == 0, "  a still split");
+	ok(snprintf(want, sizeof(want), "%s/job1/scene_0003.exr.range-####.exr", outs) <
+	           (int)sizeof(want),
+	   "fits");
+	is_str(s.render.output, want, "  ranges named after the still");
+	is_int(dr_jobspec_finish(&s, err, sizeof err), 0, "  finish twice: nothing more");
+	is_str(s.render.output, want, "  unchanged");
+	dr_jobspec_free(&s);
+
+	memset(&s, 0, sizeof(s));
+	lim.auto_ranges = 6;
+	is_int(parse("{\"still\":0,\"split\":\"auto\",\"output\":\"st\"}", &s), 0,
+	       "split auto with an output (%s)", err);
+	ok(s.frames.n == 6 && s.render.ranges == 6 && s.render.still == 0,
+	   "  auto: the service's ranges, set up at once (output given)");
+	dr_jobspec_free(&s);
+	memset(&s, 0, sizeof(s));
+	is_int(parse("{\"still\":5}", &s), 0, "still without split (%s)", err);
+	is_int(s.still_ranges, 6, "  split defaults to auto");
+	dr_jobspec_free(&s);
+	lim.auto_ranges = 0;
+
+	memset(&s, 0, sizeof(s));
+	is_int(parse("{\"from\":1,\"to\":20,\"video\":true,\"fps\":12,\"output\":\"vid\"}", &s), 0,
+	       "a video at 12 fps (%s)", err);
+	ok(snprintf(want, sizeof(want), "%s/vid/scene.mp4", outs) < (int)sizeof(want), "fits");
+	is_str(s.render.video, want, "  the video next to the frames, named after the scene");
+	ok(s.render.fps == 12 && !s.video_pending, "  at 12 fps");
+	dr_jobspec_free(&s);
+	memset(&s, 0, sizeof(s));
+	is_int(parse("{\"from\":1,\"to\":2,\"video\":false}", &s), 0, "video false (%s)", err);
+	is_str(s.render.video, "", "  no video");
+	dr_jobspec_free(&s);
+}
+
 int main(void)
 {
 	setup();
@@ -381,6 +448,7 @@ int main(void)
 	test_good();
 	test_journal();
 	test_long_spec();
+	test_still_video();
 	testfs_rm_tree(top);
 	return done_testing();
 }

@@ -182,8 +182,60 @@ static void test_still(void)
 	ok(!strstr(buf, "ranges"), "no still: no still members on the wire");
 }
 
+static void test_merge(void)
+{
+	dr_render_cfg a, s, m, c, r;
+	char err[256], buf[8192];
+	int off, sum = 0, prev = 1 << 30, start = 0;
+
+	dr_render_cfg_init(&a, "s.blend", "out/img_####", "PNG", NULL, 64, err, sizeof err);
+	m = a;
+	ok(dr_render_cfg_set_merge(&m, err, sizeof err) == -1 && !m.merge,
+	   "set_merge: a plain job has no ranges to merge");
+	s = a;
+	dr_render_cfg_set_still(&s, 3, 4, err, sizeof err);
+	m = s;
+	ok(dr_render_cfg_set_merge(&m, err, sizeof err) == 0 && m.merge, "set_merge on a still");
+	is_str(m.output, "out/img_####", "  the merge job writes the still's pattern");
+	is_str(m.format, "PNG", "  in the still's format");
+	ok(dr_render_cfg_set_merge(&m, err, sizeof err) == -1, "  not twice");
+	ok(!dr_render_cfg_same_blender(&s, &m), "  not the same Blender as the ranges");
+	ok(dr_render_cfg_ranges_of(&m, &r, err, sizeof err) == 0 && !r.merge &&
+	           strcmp(r.output, s.output) == 0 && strcmp(r.format, s.format) == 0,
+	   "ranges_of gives back the ranges' job");
+	ok(dr_render_cfg_ranges_of(&s, &r, err, sizeof err) == -1, "ranges_of a non-merge refused");
+	ok(dr_render_cfg_encode(&m, buf, sizeof buf) == 0 && strstr(buf, "\"merge\":true") &&
+	           dr_render_cfg_decode(buf, &c, err, sizeof err) == 0,
+	   "merge round trip");
+	ok(c.merge && c.ranges == 4 && c.still == 3 && strcmp(c.output, m.output) == 0 &&
+	           strcmp(c.format, "PNG") == 0 && dr_render_cfg_same_blender(&m, &c),
+	   "  everything kept");
+	ok(dr_render_cfg_decode("{\"scene\":\"s.blend\",\"output\":\"o_#\",\"format\":\"PNG\","
+	                        "\"engine\":\"\",\"samples\":0,\"merge\":true}",
+	                        &c, err, sizeof err) == -1,
+	   "decode: merge without ranges refused");
+	/* ranges as the driver cuts them: 64 samples in 4 = 19, 17, 15, 13 (test still.sh) */
+	for (int k = 0; k < 4; k++) {
+		int n = dr_render_cfg_range_samples(64, 4, k, &off);
+		ok(n > 0 && n <= prev && off == start, "range %d: %d samples from %d", k, n, off);
+		prev = n;
+		start += n;
+		sum += n;
+	}
+	is_int(sum, 64, "  the ranges cover every sample once");
+	is_int(dr_render_cfg_range_samples(64, 4, 0, NULL), 19, "  the first (largest) is 19");
+	sum = 0;
+	for (int k = 0; k < 1024; k++)
+		sum += dr_render_cfg_range_samples(100000, 1024, k, NULL);
+	is_int(sum, 100000, "1024 ranges of 100000 samples cover every sample");
+	ok(dr_render_cfg_range_samples(64, 4, 4, NULL) == -1 &&
+	           dr_render_cfg_range_samples(0, 4, 0, NULL) == -1,
+	   "range_samples: out of range refused");
+}
+
 int main(void)
 {
+	test_merge();
 	test_still();
 	test_video();
 	test_init();

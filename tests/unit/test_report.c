@@ -216,8 +216,43 @@ static void test_json(void)
 	root = text ? cJSON_Parse(text) : NULL;
 	ok(root && get(root, "message") == NULL && strcmp(str(root, "status"), "done") == 0,
 	   "no message key when there is none; file replaced");
+	ok(root && get(root, "still") == NULL, "not a still: no \"still\" key");
 	cJSON_Delete(root);
 	free(text);
+
+	/* A still split: its "still" object. */
+	static const int samples[5] = {19, 17, 0, 15, 13};
+	r.has_still = true;
+	r.still = (dr_report_still){.frame = 7,
+	                            .ranges = 5,
+	                            .range_samples = samples,
+	                            .samples = 64,
+	                            .samples_per_s = 6.4,
+	                            .path = "/renders/f_0007.png",
+	                            .state = "made",
+	                            .merged_by = 2,
+	                            .merged_host = "beta",
+	                            .merge_seconds = 2.5,
+	                            .merge_wall = 3.0};
+	is_int(dr_report_write(&r, path, err, sizeof err), 0, "still report written");
+	text = slurp(path);
+	root = text ? cJSON_Parse(text) : NULL;
+	const cJSON *st = root ? get(root, "still") : NULL;
+	ok(st && num(st, "frame") == 7 && strcmp(str(st, "state"), "made") == 0 &&
+	           num(st, "ranges_total") == 5 && num(st, "ranges_done") == 2 &&
+	           num(st, "samples") == 64 && num(st, "samples_per_second") == 6.4,
+	   "still: frame, state, ranges done/total (from the frames), samples, samples/s");
+	ok(st && num(st, "merged_by_rank") == 2 && strcmp(str(st, "merged_by_host"), "beta") == 0 &&
+	           num(st, "merge_seconds") == 2.5 && num(st, "merge_wall_seconds") == 3.0,
+	   "still: who merged, in how long");
+	const cJSON *per = st ? get(st, "samples_per_range") : NULL;
+	ok(cJSON_GetArraySize(per) == 5 && cJSON_GetArrayItem(per, 0)->valuedouble == 19 &&
+	           cJSON_IsNull(cJSON_GetArrayItem(per, 2)),
+	   "still: samples per range, null where unknown");
+	ok(st && get(st, "error") == NULL, "still made: no error");
+	cJSON_Delete(root);
+	free(text);
+	r.has_still = false;
 
 	snprintf(bad, sizeof bad, "%s/missing/report.json", dir);
 	err[0] = '\0';
