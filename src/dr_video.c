@@ -372,7 +372,7 @@ static int dir_of(const char *path, char *buf, size_t len)
 
 int dr_video_encode(const dr_video_job *j, char *err, size_t errlen)
 {
-	const char *container = dr_video_container(j->path), *ext;
+	const char *container = dr_video_container(j->path), *ext = NULL;
 	char ffmpeg[PATH_MAX], ffprobe[PATH_MAX], vdir[PATH_MAX], seq[PATH_MAX], tmp[PATH_MAX];
 	char link[PATH_MAX], target[PATH_MAX], tail[DR_PROC_TAIL_SIZE + 1], why[DR_ERRLEN];
 	dr_video_argv *a = malloc(sizeof *a);

@@ -124,6 +124,7 @@ static void test_order(void)
 	dr_sched_destroy(a);
 	dr_sched_destroy(b);
 	dr_sched_destroy(c);
+	dr_sched_destroy(z);
 }
 
 static void test_prefer_loaded(void)
