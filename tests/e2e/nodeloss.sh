@@ -10,15 +10,6 @@ fake_scene s.blend
 export DRENDER_BLENDER=$FAKE FAKE_BLENDER_LOG=$WORK/fb.log
 RMPI=("${MPIRUN[@]}" --enable-recovery)
 
-# wait_for SECONDS COMMAND...: until COMMAND succeeds; 1 at the deadline.
-wait_for() {
-	local deadline=$(($(date +%s) + $1))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ "$(date +%s)" -ge "$deadline" ] && return 1
-		sleep 0.1
-	done
-}
 frames_in() { find "$1" -maxdepth 1 -name 'f_*.png' 2>/dev/null | wc -l; }
 at_least() { [ "$(frames_in "$1")" -ge "$2" ]; }
 saved_twice() { awk '$1 == "saved" {print $3}' fb.log | sort | uniq -d | wc -l; }
@@ -94,16 +85,11 @@ URL=http://127.0.0.1:$PORT
 mkdir -p blends srv
 cp s.blend blends/s.blend
 state_is() { http GET "/status/$1" && [ "$(field 'd["state"]')" = "$2" ]; }
-start_service() { # start_service LOG NP [DRENDER-ARGS...]
-	local log=$1 np=$2
-	shift 2
-	FAKE_BLENDER_COST=0.2 "${RMPI[@]}" -np "$np" "$DRENDER" --serve --listen "127.0.0.1:$PORT" \
-		--scene "$WORK/blends/s.blend" --blend-root "$WORK/blends" --output-root "$WORK/srv" \
-		--node-timeout 3 "$@" >>"$log.out" 2>>"$log.err" &
-	SERVE_PID=$!
-	wait_for 60 curl -sf "$URL/health"
-}
-start_service s4 4
+SVC_MPIRUN=("${RMPI[@]}")
+SVC_ARGS=(--scene "$WORK/blends/s.blend" --blend-root "$WORK/blends" --output-root "$WORK/srv"
+	--node-timeout 3)
+export FAKE_BLENDER_COST=0.2
+SVC_LOG=$WORK/s4 svc_start 4
 ok $? "service up (3 render nodes)"
 http POST /render '{"from":1,"to":20}'
 A=$(field 'd["jobId"]')
@@ -139,7 +125,7 @@ wait_for 30 none_left
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 rm -rf srv && mkdir srv
-start_service s5 3 --min-nodes 2
+SVC_LOG=$WORK/s5 svc_start 3 --min-nodes 2
 http POST /render '{"from":1,"to":30}'
 D=$(field 'd["jobId"]')
 wait_for 60 sleep_until_frames
@@ -147,7 +133,7 @@ kill -9 "$(rank_pid 2)"
 wait "$SERVE_PID"
 grep -q "fewer than --min-nodes 2, and nothing is running: exiting with status 75" s5.err
 ok $? "min-nodes: the service says it exits with status 75"
-start_service s5b 3 --min-nodes 2
+SVC_LOG=$WORK/s5b svc_start 3 --min-nodes 2
 ok $? "min-nodes: the restarted service is up"
 wait_for 90 state_is "$D" done
 ok $? "min-nodes: the job finishes after the restart"

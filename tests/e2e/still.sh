@@ -126,12 +126,7 @@ is $? 0 "single 256-sample render: exit 0"
 "${MPIRUN[@]}" -np 3 "$DRENDER" -v c.blend --still 3 --split 4 -t 1 --samples 256 -F OPEN_EXR \
 	-o kill/s_#### --report r.json >o3.txt 2>e3.txt &
 pid=$!
-victim=""
-for _ in $(seq 1 600); do
-	victim=$(sed -n 's/^\[blender \([0-9]*\)\] Fra:.*Sample.*/\1/p' e3.txt 2>/dev/null | head -1)
-	[ -n "$victim" ] && break
-	sleep 0.1
-done
+victim=$(sampling_blender e3.txt 60)
 ok $([ -n "$victim" ] && echo 0 || echo 1) "found a Blender rendering a range ($victim)"
 kill -9 "$victim" 2>/dev/null
 wait $pid
