@@ -34,6 +34,17 @@ typedef struct dr_report_node {
 	int nlost_frames;                    /* how many of them (may exceed the list) */
 } dr_report_node;
 
+/* Staging (dr_stage) as the report shows it: per run, the bytes and seconds spent sending the
+ * scene to render nodes. */
+typedef struct dr_report_stage {
+	bool ran;                 /* staging was on (not --stage never, more than one rank) */
+	unsigned long long size;  /* the staged file's size */
+	unsigned long long bytes; /* bytes delivered to nodes that needed the file */
+	double seconds;
+	int same, cached, staged, failed; /* nodes: had it at the path, in their cache, received
+	                                   * it, could not get it */
+} dr_report_stage;
+
 typedef struct dr_report {
 	const char *scene;
 	const dr_sched *sched;
@@ -48,6 +59,7 @@ typedef struct dr_report {
 	const double *finished_at; /* per frame: seconds after the start it was done, or NULL */
 	double rank0_cpu;          /* CPU seconds rank 0 used, < 0 = unknown */
 	size_t clamped;            /* frame times from Blender that were out of range */
+	dr_report_stage stage;     /* staging, if it ran */
 } dr_report;
 
 /* A frame time S reported by a render node, made sane: not finite or negative becomes 0, more

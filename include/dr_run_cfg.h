@@ -30,10 +30,12 @@ typedef struct dr_node_cfg {
 	                      * NULL = the scene's */
 	int gpu;             /* this node's GPU among those Blender sees (dr_gpu_plan), -1 = none */
 	const char *gpu_why; /* why it has none (an assignment that failed), or NULL */
-	bool persistent_data; /* a warm Blender keeps Cycles' render data between frames */
-	bool threads_set;     /* -t was given: a GPU node keeps it instead of a few threads */
-	double load_timeout;  /* seconds a warm Blender may take to load a scene, 0 = no limit */
-	double stall;         /* seconds a frame's Blender may use no CPU time, 0 = no limit */
+	bool persistent_data;    /* a warm Blender keeps Cycles' render data between frames */
+	bool threads_set;        /* -t was given: a GPU node keeps it instead of a few threads */
+	double load_timeout;     /* seconds a warm Blender may take to load a scene, 0 = no limit */
+	double stall;            /* seconds a frame's Blender may use no CPU time, 0 = no limit */
+	const char *scene_local; /* the staged copy Blender opens whenever a job names scene
+	                          * (dr_stage), NULL = scene itself */
 } dr_node_cfg;
 
 #define DR_NODE_TIMEOUT_RECOVERY 10.0 /* --node-timeout's default when lost nodes are survived */

@@ -70,6 +70,10 @@ static int load(dr_node *n, char *why, size_t whylen)
 	        .persistent_data = n->cfg.persistent_data,
 	        .load_timeout = n->cfg.load_timeout,
 	};
+	/* a staged scene: Blender opens the node's cached copy (names and outputs keep the
+	 * scene's own name) */
+	if (n->cfg.scene_local && n->cfg.scene && strcmp(cfg.render.scene, n->cfg.scene) == 0)
+		snprintf(cfg.render.scene, sizeof cfg.render.scene, "%s", n->cfg.scene_local);
 	/* a job that names no device renders on the command line's */
 	if (!cfg.render.device[0] && n->cfg.device)
 		snprintf(cfg.render.device, sizeof cfg.render.device, "%s", n->cfg.device);

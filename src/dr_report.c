@@ -98,6 +98,14 @@ void dr_report_print(const dr_report *r, FILE *f)
 				        it->last_error ? it->last_error : "unknown error");
 		}
 	}
+	if (r->stage.ran)
+		fprintf(f,
+		        "Staging: %.1f MiB sent in %.2f s (%d node%s received the scene, %d had it "
+		        "at "
+		        "its path, %d in cache, %d could not get it)\n",
+		        r->stage.bytes / 1048576.0, r->stage.seconds, r->stage.staged,
+		        r->stage.staged == 1 ? "" : "s", r->stage.same, r->stage.cached,
+		        r->stage.failed);
 	if (r->message)
 		fprintf(f, "%s\n", r->message);
 	fflush(f);
@@ -121,6 +129,18 @@ static cJSON *build(const dr_report *r)
 		cJSON_AddNumberToObject(root, "rank0_cpu_seconds", r->rank0_cpu);
 	if (r->clamped)
 		cJSON_AddNumberToObject(root, "clamped_frame_times", (double)r->clamped);
+	if (r->stage.ran) {
+		cJSON *st = cJSON_AddObjectToObject(root, "staging");
+		if (st) {
+			cJSON_AddNumberToObject(st, "size", (double)r->stage.size);
+			cJSON_AddNumberToObject(st, "bytes", (double)r->stage.bytes);
+			cJSON_AddNumberToObject(st, "seconds", r->stage.seconds);
+			cJSON_AddNumberToObject(st, "nodes_same_file", r->stage.same);
+			cJSON_AddNumberToObject(st, "nodes_cached", r->stage.cached);
+			cJSON_AddNumberToObject(st, "nodes_staged", r->stage.staged);
+			cJSON_AddNumberToObject(st, "nodes_failed", r->stage.failed);
+		}
+	}
 	counts = cJSON_AddObjectToObject(root, "counts");
 	if (counts) {
 		cJSON_AddNumberToObject(counts, "total", (double)c.total);

@@ -335,6 +335,7 @@ static int batch_outcome(dr_service *s, dr_ojob *job, bool interrupted, bool fai
 	/* The JSON report first: on an interrupt, mpirun may kill us soon after its SIGTERM. */
 	dr_orch_report(s->orch, job, &rep, code, status, msg[0] ? msg : NULL);
 	rep.rank0_cpu = cpu_seconds();
+	rep.stage = s->cfg->stage;
 	if (s->cfg->report && dr_report_write(&rep, s->cfg->report, err, sizeof err) != 0) {
 		dr_error("%s", err);
 		if (code == DR_EXIT_ALL_DONE)

@@ -8,6 +8,7 @@
 #include "dr_opts.h"
 #include "dr_report.h"
 #include "dr_service.h"
+#include "dr_stage.h"
 #include "dr_util.h"
 
 #include <mpi.h>
@@ -84,9 +85,50 @@ static int finish(int code)
 	return code;
 }
 
+/* No shared storage: before any frame, rank 0 sends the scene to the render nodes that do not
+ * see the same file (dr_stage). On a node, LOCAL gets the copy Blender opens ("" = the scene
+ * itself); on rank 0, *REP what it did. A failure is not fatal: a node without the scene
+ * reports that it cannot load it, as without staging. */
+static void stage_scene(const dr_opts *o, int rank, char *local, size_t len, dr_report_stage *rep)
+{
+	char err[DR_ERRLEN];
+	dr_stage_result r = {0};
+	dr_stage_cfg c = {
+	        .always = o->stage == DR_STAGE_ALWAYS,
+	        .cache_dir = o->cache_dir,
+	        .cache_max = o->cache_max,
+	        .timeout = o->node_timeout > 0 ? o->node_timeout
+	                   : dr_mpi_recovery() ? DR_NODE_TIMEOUT_RECOVERY
+	                                       : DR_NODE_TIMEOUT,
+	        .interrupted = &interrupted,
+	};
+
+	local[0] = '\0';
+	if (rank != 0) {
+		if (dr_stage_node(MPI_COMM_WORLD, &c, local, len, err, sizeof err) != 0)
+			dr_warn("%s", err);
+		if (o->scene && strcmp(local, o->scene) == 0)
+			local[0] = '\0';
+		return;
+	}
+	/* THE STAGED FILE: the file rank 0 chooses to send. Today the scene itself; a packed,
+	 * self-contained copy of it (its textures inside) belongs here. */
+	const char *staged = o->scene;
+	if (dr_stage_source(MPI_COMM_WORLD, &c, staged, &r, err, sizeof err) != 0)
+		dr_warn("%s", err);
+	*rep = (dr_report_stage){.ran = true,
+	                         .size = r.size,
+	                         .bytes = r.bytes,
+	                         .seconds = r.seconds,
+	                         .same = r.same,
+	                         .cached = r.cached,
+	                         .staged = r.staged,
+	                         .failed = r.failed};
+}
+
 /* A render node's life: tasks in, results out, until rank 0 says stop. */
 static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_t *cpus, int gpu,
-                    const char *gpu_why)
+                    const char *gpu_why, const char *staged)
 {
 	dr_node node;
 	dr_node_cfg cfg;
@@ -98,6 +140,7 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 	dr_opts_node_cfg(o, &cfg);
 	cfg.gpu = gpu;
 	cfg.gpu_why = gpu_why[0] ? gpu_why : NULL;
+	cfg.scene_local = staged[0] ? staged : NULL;
 	if (dr_node_start(&node, &cfg, chan, threads, cpus, err, sizeof err) != 0) {
 		dr_error("%s", err);
 		return DR_EXIT_RUNTIME;
@@ -172,7 +215,7 @@ int main(int argc, char **argv)
 	cpu_set_t cpus;
 	dr_service_cfg scfg;
 	dr_service *svc = NULL;
-	char err[DR_ERRLEN] = "", gpu_why[256] = "";
+	char err[DR_ERRLEN] = "", gpu_why[256] = "", staged[4200] = "";
 	int provided, rank = 0, size = 1, verdict = 0, threads = 1, code, gpu = -1;
 	bool lost_peers = false;
 
@@ -246,10 +289,18 @@ int main(int argc, char **argv)
 	scfg.node.gpu_why = gpu_why[0] ? gpu_why : NULL;
 	if (o.threads > 0)
 		threads = o.threads;
+	if (size > 1 && !o.serve && o.scene && o.stage != DR_STAGE_NEVER)
+		stage_scene(&o, rank, staged, sizeof staged, &scfg.stage);
+	if (interrupted) {
+		dr_service_close(svc);
+		dr_opts_free(&o);
+		fflush(NULL);
+		_exit(DR_EXIT_INTERRUPTED);
+	}
 	if (rank == 0)
 		code = dr_service_run(svc, &chan, threads, &cpus, &interrupted);
 	else
-		code = run_node(&o, &chan, threads, &cpus, gpu, gpu_why);
+		code = run_node(&o, &chan, threads, &cpus, gpu, gpu_why, staged);
 	lost_peers = rank == 0 && dr_service_lost_nodes(svc);
 	dr_service_close(svc);
 	dr_chan_destroy(&chan, interrupted || lost_peers ? 0 : 5.0);
