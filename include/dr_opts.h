@@ -62,6 +62,7 @@ typedef struct dr_opts {
 	int stage; /* --stage: DR_STAGE_AUTO (default), DR_STAGE_ALWAYS, DR_STAGE_NEVER */
 	const char *cache_dir; /* --cache-dir DIR: a node's staged-file cache, NULL = the default */
 	unsigned long long cache_max; /* --cache-max SIZE in bytes, 0 = no bound */
+	bool collect;                 /* --collect: every node sends its frames to rank 0 */
 	bool help, version;           /* print and exit 0; nothing else is filled */
 } dr_opts;
 

@@ -45,6 +45,13 @@ typedef struct dr_report_stage {
 	                                   * it, could not get it */
 } dr_report_stage;
 
+/* One frame brought home from a node without rank 0's output directory (dr_collect). */
+typedef struct dr_report_home {
+	int frame;
+	unsigned long long bytes;
+	double seconds; /* from its first byte to its rename on rank 0's disk */
+} dr_report_home;
+
 typedef struct dr_report {
 	const char *scene;
 	const dr_sched *sched;
@@ -53,13 +60,17 @@ typedef struct dr_report {
 	int nslots;
 	double wall; /* seconds */
 	int exit_code;
-	const char *status;        /* "done", "failed", "interrupted", "error" */
-	const char *message;       /* why the run ended early, or NULL */
-	const double *dispatch;    /* per frame (frame order): task wait seconds, or NULL */
-	const double *finished_at; /* per frame: seconds after the start it was done, or NULL */
-	double rank0_cpu;          /* CPU seconds rank 0 used, < 0 = unknown */
-	size_t clamped;            /* frame times from Blender that were out of range */
-	dr_report_stage stage;     /* staging, if it ran */
+	const char *status;         /* "done", "failed", "interrupted", "error" */
+	const char *message;        /* why the run ended early, or NULL */
+	const double *dispatch;     /* per frame (frame order): task wait seconds, or NULL */
+	const double *finished_at;  /* per frame: seconds after the start it was done, or NULL */
+	double rank0_cpu;           /* CPU seconds rank 0 used, < 0 = unknown */
+	size_t clamped;             /* frame times from Blender that were out of range */
+	dr_report_stage stage;      /* staging, if it ran */
+	const dr_report_home *home; /* frames brought home, sorted by frame (NULL = none) */
+	size_t nhome;
+	unsigned long long home_bytes; /* their total bytes and seconds */
+	double home_seconds;
 } dr_report;
 
 /* A frame time S reported by a render node, made sane: not finite or negative becomes 0, more

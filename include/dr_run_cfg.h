@@ -3,6 +3,9 @@
 #define DR_RUN_CFG_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+struct dr_msg;
 
 /*
  * main.c turns the parsed options into these (dr_opts_node_cfg, dr_opts_orch_cfg), so that the
@@ -36,6 +39,12 @@ typedef struct dr_node_cfg {
 	double stall;            /* seconds a frame's Blender may use no CPU time, 0 = no limit */
 	const char *scene_local; /* the staged copy Blender opens whenever a job names scene
 	                          * (dr_stage), NULL = scene itself */
+	/* Frames come home (dr_collect): a rendered, checked frame at PATH is handed to
+	 * push(push_ctx, ...) with the RESULT to send once rank 0 has it, instead of that RESULT
+	 * going out now. NULL: the node shares rank 0's output directory. */
+	int (*push)(void *ctx, const struct dr_msg *result, const char *path, char *err,
+	            size_t errlen);
+	void *push_ctx;
 } dr_node_cfg;
 
 #define DR_NODE_TIMEOUT_RECOVERY 10.0 /* --node-timeout's default when lost nodes are survived */

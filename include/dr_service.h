@@ -32,14 +32,15 @@ typedef struct dr_service_cfg {
 	const char *output_root; /* --serve: NULL = "output" */
 	const char *output, *format, *engine; /* the batch's settings */
 	int samples;
-	const char *video;       /* --video FILE, or NULL */
-	double fps;              /* --fps, 0 = the scene's */
-	int still;               /* --still FRAME, when split > 0 */
-	int split;               /* sample ranges of the still; 0 = not a still */
-	const dr_frames *frames; /* the batch's frames */
-	const char *report;      /* --report FILE.json, or NULL */
-	bool quiet;              /* -q: no progress line */
-	dr_report_stage stage;   /* what staging did before the batch (main.c fills it in) */
+	const char *video;          /* --video FILE, or NULL */
+	double fps;                 /* --fps, 0 = the scene's */
+	int still;                  /* --still FRAME, when split > 0 */
+	int split;                  /* sample ranges of the still; 0 = not a still */
+	const dr_frames *frames;    /* the batch's frames */
+	const char *report;         /* --report FILE.json, or NULL */
+	bool quiet;                 /* -q: no progress line */
+	dr_report_stage stage;      /* what staging did before the batch (main.c fills it in) */
+	struct dr_collect *collect; /* frames coming home to rank 0 (dr_collect), or NULL */
 } dr_service_cfg;
 
 typedef struct dr_service dr_service;

@@ -22,6 +22,9 @@
 
 typedef struct dr_stage_cfg {
 	bool always;           /* stage even to nodes that see the same file at the same path */
+	bool never;            /* stage to no one: only the probe below is asked about */
+	const char *probe;     /* rank 0: a file it wrote in its output directory, or NULL */
+	const char *token;     /* ... and its content: a node that reads it shares the directory */
 	const char *cache_dir; /* a node's cache directory (NULL = $TMPDIR/drender-cache) */
 	uint64_t cache_max;    /* its bound in bytes, 0 = none */
 	uint32_t chunk;        /* chunk size, 0 = DR_XFER_CHUNK */
@@ -38,19 +41,22 @@ typedef struct dr_stage_result {
 	double seconds;     /* from the offer to the last node's answer (0 when nothing ran) */
 	int same, cached;   /* nodes that had it at the same path / in their cache */
 	int staged, failed; /* nodes that received it / that were lost or failed */
+	int collect;        /* nodes that do not see rank 0's probe: their frames come home */
 } dr_stage_result;
 
 /* Rank 0: offer PATH to every other rank of COMM and send it where needed. 0 with R filled, or -1
- * with ERR (the file cannot be read, an MPI failure, interrupted): the caller ends the run. */
+ * with ERR (the file cannot be read, an MPI failure, interrupted); waiting nodes are then told to
+ * go on without it. */
 int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_stage_result *r,
                     char *err, size_t errlen);
 
 /* A render node: answer rank 0's offer and receive/forward as told. LOCAL gets the path Blender
- * should open (rank 0's path when the node sees the same file, else the cached copy). 0, or -1
+ * should open (rank 0's path when the node sees the same file, else the cached copy); *SHARED
+ * whether it sees rank 0's probe (or there is none), i.e. shares its output directory. 0, or -1
  * with ERR when the node could not get the file (LOCAL is then rank 0's path: loading it fails
  * and is reported as any load failure), or on an MPI failure. */
-int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len, char *err,
-                  size_t errlen);
+int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len, bool *shared,
+                  char *err, size_t errlen);
 
 /* The default cache directory: $TMPDIR/drender-cache, or /tmp/drender-cache. */
 void dr_stage_default_cache(char *buf, size_t len);

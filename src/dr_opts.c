@@ -210,6 +210,10 @@ static const opt_row rows[] = {
          CALL(set_cache_max),
          .help = "bound on that cache, e.g. 500M, 20G (default 20G; least\n"
                  "recently used scenes go first; 0 = no bound)"},
+        {.name = "collect",
+         FLAG(collect),
+         .help = "send every frame to rank 0's output directory over MPI\n"
+                 "(default: only from nodes that do not see that directory)"},
         {.section = "Service (HTTP API, see README):",
          .name = "serve",
          FLAG(serve),

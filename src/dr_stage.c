@@ -1,7 +1,9 @@
-/* Staging: rank 0 sends the scene to the render nodes that lack it, over MPI, into their caches. */
+/* Staging: rank 0 dr_sendq the scene to the render nodes that lack it, over MPI, into their caches.
+ */
 #include "dr_stage.h"
 #include "dr_cache.h"
 #include "dr_log.h"
+#include "dr_sendq.h"
 #include "dr_util.h"
 #include "dr_xfer.h"
 
@@ -34,22 +36,17 @@ typedef struct ctl {
 	int32_t rank;   /* FEED, UNFEED: the child */
 	int32_t always; /* OFFER */
 	uint32_t chunk; /* OFFER */
+	int32_t shared; /* ANSWER: the node sees rank 0's probe file (same output directory) */
+	int32_t never;  /* OFFER: no staging, only the probe */
 	int32_t pad;
 	int64_t size;  /* OFFER */
 	int64_t count; /* FEED: first chunk to send; PROGRESS: chunks received */
 	char hex[DR_SHA256_HEX];
 	char ext[DR_CACHE_EXT_MAX];
-	char text[4096]; /* OFFER: rank 0's path; ANSWER, DONE: a message */
+	char probe[1024]; /* OFFER: rank 0's probe file in its output directory ("" = none) */
+	char token[64];   /* OFFER: what it contains */
+	char text[4096];  /* OFFER: rank 0's path; ANSWER, DONE: a message */
 } ctl;
-
-/* Sends in flight. A send to a lost rank is abandoned: MPI_Request_free, and its buffer is kept
- * for good (MPI may still read it; a few chunks per lost node at most). */
-typedef struct sends {
-	MPI_Request *req;
-	void **buf;
-	int *dest, *tag;
-	size_t n, cap, capb, capd, capt;
-} sends;
 
 /* A child this rank forwards to, and the next chunk it will send it. */
 typedef struct feed {
@@ -60,112 +57,13 @@ typedef struct feed {
 
 static int mpi_err(int rc, const char *what, char *err, size_t errlen)
 {
-	char buf[MPI_MAX_ERROR_STRING];
-	int len = 0;
+	char msg[DR_ERRLEN];
 
-	if (MPI_Error_string(rc, buf, &len) != MPI_SUCCESS)
-		snprintf(buf, sizeof buf, "code %d", rc);
-	return dr_seterr(err, errlen, "staging: %s: %s", what, buf);
+	dr_mpi_fail(rc, what, msg, sizeof msg);
+	return dr_seterr(err, errlen, "staging: %s", msg);
 }
 
-static int sends_add(sends *s, MPI_Comm comm, int dest, int tag, void *buf, size_t len, char *err,
-                     size_t errlen)
-{
-	int rc;
-
-	if (dr_grow(&s->req, &s->cap, s->n + 1, sizeof *s->req) != 0 ||
-	    dr_grow(&s->buf, &s->capb, s->n + 1, sizeof *s->buf) != 0 ||
-	    dr_grow(&s->dest, &s->capd, s->n + 1, sizeof *s->dest) != 0 ||
-	    dr_grow(&s->tag, &s->capt, s->n + 1, sizeof *s->tag) != 0) {
-		free(buf);
-		return dr_seterr(err, errlen, "staging: out of memory");
-	}
-	rc = MPI_Isend(buf, (int)len, MPI_BYTE, dest, tag, comm, &s->req[s->n]);
-	if (rc != MPI_SUCCESS) {
-		free(buf);
-		return mpi_err(rc, "MPI_Isend", err, errlen);
-	}
-	s->buf[s->n] = buf;
-	s->dest[s->n] = dest;
-	s->tag[s->n] = tag;
-	s->n++;
-	return 0;
-}
-
-static void sends_drop(sends *s, size_t i)
-{
-	s->n--;
-	s->req[i] = s->req[s->n];
-	s->buf[i] = s->buf[s->n];
-	s->dest[i] = s->dest[s->n];
-	s->tag[i] = s->tag[s->n];
-}
-
-/* Complete finished sends. Returns how many, or -1 with ERR. */
-static int sends_test(sends *s, char *err, size_t errlen)
-{
-	int done, k = 0, rc;
-
-	for (size_t i = 0; i < s->n;) {
-		rc = MPI_Test(&s->req[i], &done, MPI_STATUS_IGNORE);
-		if (rc != MPI_SUCCESS)
-			return mpi_err(rc, "MPI_Test", err, errlen);
-		if (!done) {
-			i++;
-			continue;
-		}
-		free(s->buf[i]);
-		sends_drop(s, i);
-		k++;
-	}
-	return k;
-}
-
-static int sends_inflight(const sends *s, int dest, int tag)
-{
-	int k = 0;
-
-	for (size_t i = 0; i < s->n; i++)
-		k += s->dest[i] == dest && s->tag[i] == tag;
-	return k;
-}
-
-/* Never wait for sends to DEST (-1 = all) again. */
-static void sends_abandon(sends *s, int dest)
-{
-	for (size_t i = 0; i < s->n;) {
-		if (dest >= 0 && s->dest[i] != dest) {
-			i++;
-			continue;
-		}
-		MPI_Request_free(&s->req[i]); /* the buffer stays allocated: see struct sends */
-		sends_drop(s, i);
-	}
-}
-
-static void sends_free(sends *s)
-{
-	sends_abandon(s, -1);
-	free(s->req);
-	free(s->buf);
-	free(s->dest);
-	free(s->tag);
-	memset(s, 0, sizeof *s);
-}
-
-/* Wait up to SECS (without spinning) for sends in flight, then abandon the rest. */
-static void sends_settle(sends *s, double secs)
-{
-	char err[DR_ERRLEN];
-	double end = dr_now() + secs;
-
-	while (s->n && dr_now() < end && sends_test(s, err, sizeof err) >= 0)
-		if (s->n)
-			dr_sleep_ms(1);
-	sends_free(s);
-}
-
-static int send_ctl(sends *s, MPI_Comm comm, int dest, const ctl *m, char *err, size_t errlen)
+static int send_ctl(dr_sendq *s, MPI_Comm comm, int dest, const ctl *m, char *err, size_t errlen)
 {
 	size_t len = offsetof(ctl, text) + strnlen(m->text, sizeof m->text - 1) + 1;
 	ctl *copy = malloc(sizeof *copy);
@@ -174,7 +72,7 @@ static int send_ctl(sends *s, MPI_Comm comm, int dest, const ctl *m, char *err, 
 		return dr_seterr(err, errlen, "staging: out of memory");
 	memcpy(copy, m, len);
 	copy->text[len - offsetof(ctl, text) - 1] = '\0';
-	return sends_add(s, comm, dest, TAG_CTL, copy, len, err, errlen);
+	return dr_sendq_add(s, comm, dest, TAG_CTL, copy, len, err, errlen);
 }
 
 /* One control message if one is waiting: 1 with M and *SRC, 0 if none, -1 with ERR. */
@@ -203,7 +101,7 @@ static int poll_ctl(MPI_Comm comm, ctl *m, int *src, char *err, size_t errlen)
 /* Send chunks this rank has (HAVE of NCHUNKS, read from FD) to its active children, up to WINDOW
  * in flight each. Returns how many went, or -1 with ERR. */
 static int pump(MPI_Comm comm, int fd, uint64_t size, uint32_t chunk, int64_t nchunks, int64_t have,
-                feed *f, int nf, sends *s, int window, char *err, size_t errlen)
+                feed *f, int nf, dr_sendq *s, int window, char *err, size_t errlen)
 {
 	int64_t k;
 	int went = 0;
@@ -212,7 +110,7 @@ static int pump(MPI_Comm comm, int fd, uint64_t size, uint32_t chunk, int64_t nc
 		if (!f[i].active)
 			continue;
 		while ((k = dr_xfer_next(nchunks, have, f[i].sent,
-		                         sends_inflight(s, f[i].rank, TAG_DATA), window)) >= 0) {
+		                         dr_sendq_inflight(s, f[i].rank, TAG_DATA), window)) >= 0) {
 			uint32_t len = dr_xfer_chunk_len(size, chunk, k);
 			char *buf = malloc(DATA_HDR + (size_t)len);
 			size_t off = 0;
@@ -234,8 +132,8 @@ static int pump(MPI_Comm comm, int fd, uint64_t size, uint32_t chunk, int64_t nc
 				}
 				off += (size_t)got;
 			}
-			if (sends_add(s, comm, f[i].rank, TAG_DATA, buf, DATA_HDR + (size_t)len,
-			              err, errlen) != 0)
+			if (dr_sendq_add(s, comm, f[i].rank, TAG_DATA, buf, DATA_HDR + (size_t)len,
+			                 err, errlen) != 0)
 				return -1;
 			f[i].sent++;
 			went++;
@@ -288,7 +186,7 @@ typedef struct source {
 	MPI_Comm comm;
 	const dr_stage_cfg *c;
 	dr_xfer_plan plan;
-	sends s;
+	dr_sendq s;
 	feed *f;
 	int nf;
 	double *heard;
@@ -308,7 +206,7 @@ static int lose(source *src, int m, const char *why, char *err, size_t errlen)
 		return dr_seterr(err, errlen, "staging: out of memory");
 	dr_warn("staging: rank %d %s; its part of the chain is re-fed", src->plan.rank[m], why);
 	n = dr_xfer_lose(&src->plan, m, orph, &adopter);
-	sends_abandon(&src->s, src->plan.rank[m]);
+	dr_sendq_abandon(&src->s, src->plan.rank[m]);
 	if (parent == 0) {
 		feed_stop(src->f, src->nf, src->plan.rank[m]);
 	} else if (parent > 0 && !src->plan.lost[parent]) {
@@ -374,8 +272,14 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 		return 0;
 	}
 	/* the one place rank 0's staged file is read: PATH, as chosen by the caller */
-	if (dr_sha256_file(path, offer.hex, &size, err, errlen) != 0)
+	if (!c->never && dr_sha256_file(path, offer.hex, &size, err, errlen) != 0)
 		return -1;
+	if (c->never) {
+		if (stat(path, &st) != 0)
+			return dr_seterr(err, errlen, "staging: %s: %s", path, strerror(errno));
+		size = (uint64_t)st.st_size;
+		memset(offer.hex, '0', 64);
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) != 0 || (uint64_t)st.st_size != size) {
 		dr_seterr(err, errlen, "staging: %s changed while it was read", path);
@@ -384,6 +288,13 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 	res.size = size;
 	offer.type = CTL_OFFER;
 	offer.always = c->always;
+	offer.never = c->never;
+	if (c->probe && c->token &&
+	    ((size_t)snprintf(offer.probe, sizeof offer.probe, "%s", c->probe) >=
+	             sizeof offer.probe ||
+	     (size_t)snprintf(offer.token, sizeof offer.token, "%s", c->token) >=
+	             sizeof offer.token))
+		offer.probe[0] = '\0'; /* too long to say: nodes assume they share it */
 	offer.chunk = chunk;
 	offer.size = (int64_t)size;
 	snprintf(offer.ext, sizeof offer.ext, "%s", dr_cache_ext(path));
@@ -412,11 +323,12 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 			goto out;
 		}
 		k = poll_ctl(comm, &m, &from, err, errlen);
-		if (k < 0 || sends_test(&src.s, err, errlen) < 0)
+		if (k < 0 || dr_sendq_test(&src.s, err, errlen) < 0)
 			goto out;
 		if (k == 1 && m.type == CTL_ANSWER && from > 0 && !src.answer[from]) {
 			src.answer[from] = m.status;
 			nanswers++;
+			res.collect += !m.shared;
 			switch (m.status) {
 			case ANS_SAME:
 				res.same++;
@@ -515,7 +427,7 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 				break;
 			went = pump(comm, fd, size, chunk, nchunks, nchunks, src.f, src.nf, &src.s,
 			            window, err, errlen);
-			k = sends_test(&src.s, err, errlen);
+			k = dr_sendq_test(&src.s, err, errlen);
 			if (went < 0 || k < 0)
 				goto out;
 			busy = busy || went > 0 || k > 0;
@@ -546,18 +458,18 @@ out:
 		ctl fin = {.type = CTL_FINISH};
 		for (int i = 1; i < src.size; i++)
 			send_ctl(&src.s, comm, i, &fin, e2, sizeof e2);
-		sends_settle(&src.s, 0.5);
+		dr_sendq_settle(&src.s, 0.5);
 	}
-	/* late keep-alives are read and dropped while the last sends complete */
+	/* late keep-alives are read and dropped while the last dr_sendq complete */
 	for (double end = dr_now() + (rc == 0 ? DRAIN_S : 0); dr_now() < end;) {
 		char e2[DR_ERRLEN];
 		while (poll_ctl(comm, &m, &from, e2, sizeof e2) == 1)
 			;
-		if (sends_test(&src.s, e2, sizeof e2) < 0 || src.s.n == 0)
+		if (dr_sendq_test(&src.s, e2, sizeof e2) < 0 || src.s.n == 0)
 			break;
 		dr_sleep_ms(1);
 	}
-	sends_settle(&src.s, 0);
+	dr_sendq_settle(&src.s, 0);
 	if (src.plan.n)
 		dr_xfer_plan_free(&src.plan);
 	free(src.answer);
@@ -583,6 +495,10 @@ static int decide(const ctl *offer, dr_cache *cache, dr_cache_wr *w, char *local
 	uint64_t size;
 	int k;
 
+	if (offer->never) {
+		snprintf(local, len, "%s", offer->text);
+		return ANS_SAME;
+	}
 	if (!offer->always && stat(offer->text, &st) == 0 && S_ISREG(st.st_mode) &&
 	    (int64_t)st.st_size == offer->size &&
 	    dr_sha256_file(offer->text, hex, &size, why, whylen) == 0 &&
@@ -600,14 +516,34 @@ static int decide(const ctl *offer, dr_cache *cache, dr_cache_wr *w, char *local
 	return ANS_NEED;
 }
 
-int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len, char *err,
-                  size_t errlen)
+/* Does this node see rank 0's probe file with its token? True when there is no probe. */
+static bool sees_probe(const ctl *offer)
+{
+	char buf[sizeof offer->token];
+	ssize_t k;
+	int fd;
+
+	if (!offer->probe[0])
+		return true;
+	fd = open(offer->probe, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	k = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (k < 0)
+		return false;
+	buf[k] = '\0';
+	return strcmp(buf, offer->token) == 0;
+}
+
+int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len, bool *shared,
+                  char *err, size_t errlen)
 {
 	dr_cache cache;
 	dr_cache_wr w = {.fd = -1};
 	char cdir[4096], why[DR_ERRLEN] = "";
 	ctl offer = {0}, m, out;
-	sends s = {0};
+	dr_sendq s = {0};
 	feed *f = NULL;
 	int nf = 0, size = 1, from, k, answer = 0, rfd = -1, rc = -1, window, got;
 	bool have_cache = false, finish = false, receiving = false, failed = false;
@@ -640,6 +576,7 @@ int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
 		nap(&ms, k == 1);
 	}
 	snprintf(local, len, "%s", offer.text);
+	*shared = sees_probe(&offer);
 	if (c->cache_dir)
 		snprintf(cdir, sizeof cdir, "%s", c->cache_dir);
 	else
@@ -662,7 +599,7 @@ int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
 			answer = ANS_FAIL;
 		}
 	}
-	out = (ctl){.type = CTL_ANSWER, .status = answer};
+	out = (ctl){.type = CTL_ANSWER, .status = answer, .shared = *shared};
 	snprintf(out.text, sizeof out.text, "%s", answer == ANS_FAIL ? why : "");
 	if (send_ctl(&s, comm, 0, &out, err, errlen) != 0)
 		goto done;
@@ -705,7 +642,7 @@ int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
 				feed_set(f, &nf, m.rank, m.count);
 			else if (m.type == CTL_UNFEED) {
 				feed_stop(f, nf, m.rank);
-				sends_abandon(&s, m.rank);
+				dr_sendq_abandon(&s, m.rank);
 			} else if (m.type == CTL_FINISH)
 				finish = true;
 		}
@@ -769,7 +706,7 @@ int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
 				goto done;
 			busy = busy || went > 0;
 		}
-		if (sends_test(&s, err, errlen) < 0)
+		if (dr_sendq_test(&s, err, errlen) < 0)
 			goto done;
 		/* progress for rank 0's re-feeding, and a keep-alive while waiting */
 		if (answer == ANS_NEED &&
@@ -804,7 +741,7 @@ done:
 		dr_cache_abort(&w);
 	if (rc != 0)
 		snprintf(local, len, "%s", offer.text);
-	sends_settle(&s, rc == 0 ? 0.2 : 0);
+	dr_sendq_settle(&s, rc == 0 ? 0.2 : 0);
 	if (rfd >= 0)
 		close(rfd);
 	if (have_cache)
