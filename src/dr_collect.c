@@ -66,10 +66,13 @@ struct dr_collect {
 	char tag[300];
 	incoming *in;
 	size_t nin, capin;
-	char *rbuf;
+	struct slot { /* per source rank: one receive in flight (no head-of-line blocking) */
+		char *buf;
+		MPI_Request req;
+		double since;
+	} * slot;
+	int nranks;
 	size_t rcap;
-	MPI_Request rreq;
-	int rsrc;
 	dr_report_home *stats;
 	size_t nstats, capstats;
 	uint64_t bytes;
@@ -86,12 +89,18 @@ dr_collect *dr_collect_home(MPI_Comm comm, const dr_outpath *out, const char *fo
 {
 	dr_collect *c = calloc(1, sizeof *c);
 	char host[256];
+	int n = 1;
 
-	if (!c || !(c->rbuf = malloc(sizeof(hdr) + CHUNK))) {
+	if (MPI_Comm_size(comm, &n) != MPI_SUCCESS || n < 1)
+		n = 1;
+	if (!c || !(c->slot = calloc((size_t)n, sizeof *c->slot))) {
 		free(c);
 		dr_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
+	c->nranks = n;
+	for (int i = 0; i < n; i++)
+		c->slot[i].req = MPI_REQUEST_NULL;
 	c->comm = comm;
 	c->home = true;
 	c->timeout = timeout > 0 ? timeout : 30;
@@ -102,7 +111,6 @@ dr_collect *dr_collect_home(MPI_Comm comm, const dr_outpath *out, const char *fo
 	host[sizeof host - 1] = '\0';
 	dr_outdir_tag(host, c->tag, sizeof c->tag);
 	c->rcap = sizeof(hdr) + CHUNK;
-	c->rreq = MPI_REQUEST_NULL;
 	c->fd = -1;
 	return c;
 }
@@ -119,7 +127,6 @@ dr_collect *dr_collect_node(MPI_Comm comm, dr_chan *chan, bool keep_copy, char *
 	c->chan = chan;
 	c->keep_copy = keep_copy;
 	c->fd = -1;
-	c->rreq = MPI_REQUEST_NULL;
 	return c;
 }
 
@@ -142,6 +149,18 @@ int dr_collect_push(void *collect, const dr_msg *result, const char *path, char 
 
 /* ---- a node ---------------------------------------------------------------------------------- */
 
+/* A frame's thumbnail beside it ("<dir>/.thumbs/<name>.thumb", see dr_node.c) stays on the node:
+ * it goes with the frame. */
+static void drop_thumb(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char th[DR_PATH_MAX + 32];
+
+	if (slash && snprintf(th, sizeof th, "%.*s/.thumbs/%s.thumb", (int)(slash - path), path,
+	                      slash + 1) < (int)sizeof th)
+		unlink(th);
+}
+
 /* The head of the queue is settled: send its RESULT (failed with WHY unless OK) and drop it. */
 static int settle(dr_collect *c, bool ok, const char *why, char *err, size_t errlen)
 {
@@ -152,12 +171,13 @@ static int settle(dr_collect *c, bool ok, const char *why, char *err, size_t err
 		close(c->fd);
 	c->fd = -1;
 	c->active = false;
-	if (ok && !c->keep_copy)
-		unlink(p->path); /* rank 0 has it now */
 	if (!ok) {
 		m.ok = 0;
 		snprintf(m.text, sizeof m.text, "bringing the frame home failed: %s", why);
+	}
+	if (!ok || !c->keep_copy) { /* rank 0 has it now (or it failed): the copy goes */
 		unlink(p->path);
+		drop_thumb(p->path);
 	}
 	memmove(c->q, c->q + 1, (c->nq - 1) * sizeof *c->q);
 	c->nq--;
@@ -351,17 +371,17 @@ static int start_incoming(dr_collect *c, int src, const hdr *h, int64_t size, ch
 	return 0;
 }
 
-/* One push message of COUNT bytes from SRC is in c->rbuf. */
-static int handle_push(dr_collect *c, int src, int count, char *err, size_t errlen)
+/* One push message of COUNT bytes from SRC is in BUF. */
+static int handle_push(dr_collect *c, int src, const char *buf, int count, char *err, size_t errlen)
 {
 	hdr h;
 	incoming *in;
 	size_t len, off = 0;
-	const char *data = c->rbuf + sizeof h;
+	const char *data = buf + sizeof h;
 
 	if (count < (int)sizeof h)
 		return 0;
-	memcpy(&h, c->rbuf, sizeof h);
+	memcpy(&h, buf, sizeof h);
 	len = (size_t)count - sizeof h;
 	if (h.idx < 0) {
 		int64_t size;
@@ -394,53 +414,77 @@ static int handle_push(dr_collect *c, int src, int count, char *err, size_t errl
 	return 0;
 }
 
+/* SRC's transfer (if any) is given up: its temporary file goes, and the node hears so (a live
+ * node then reports the frame failed, to be retried; a dead one never reads it). */
+static int drop_src(dr_collect *c, int src, const char *why, char *err, size_t errlen)
+{
+	incoming *in = find_src(c, src);
+	int job, frame;
+
+	if (!in)
+		return 0;
+	job = in->job;
+	frame = in->frame;
+	dr_warn("frame %d from rank %d: %s; dropped", frame, src, why);
+	drop_incoming(c, (size_t)(in - c->in));
+	return send_ack(c, src, job, frame, false, why, err, errlen);
+}
+
 static int home_pump(dr_collect *c, char *err, size_t errlen)
 {
 	MPI_Status st;
 	MPI_Message msg;
 	int flag, done, count, rc;
 	double now = dr_now();
+	char why[128];
 
-	/* a few messages per call: rank 0's loop comes back soon */
-	for (int round = 0; round < 2 * WINDOW; round++) {
-		if (c->rreq != MPI_REQUEST_NULL) {
-			rc = MPI_Test(&c->rreq, &done, &st);
+	for (int src = 1; src < c->nranks; src++) {
+		struct slot *sl = &c->slot[src];
+		/* a few messages per source and call: rank 0's loop comes back soon */
+		for (int round = 0; round < 4; round++) {
+			if (sl->req != MPI_REQUEST_NULL) {
+				rc = MPI_Test(&sl->req, &done, &st);
+				if (rc != MPI_SUCCESS)
+					return dr_mpi_fail(rc, "MPI_Test", err, errlen);
+				if (!done)
+					break;
+				MPI_Get_count(&st, MPI_BYTE, &count);
+				if (handle_push(c, src, sl->buf, count, err, errlen) != 0)
+					return -1;
+			}
+			rc = MPI_Improbe(src, TAG_PUSH, c->comm, &flag, &msg, &st);
 			if (rc != MPI_SUCCESS)
-				return dr_mpi_fail(rc, "MPI_Test", err, errlen);
-			if (!done)
+				return dr_mpi_fail(rc, "MPI_Improbe", err, errlen);
+			if (!flag)
 				break;
+			if (!sl->buf && !(sl->buf = malloc(c->rcap)))
+				return dr_seterr(err, errlen, "out of memory");
 			MPI_Get_count(&st, MPI_BYTE, &count);
-			if (handle_push(c, c->rsrc, count, err, errlen) != 0)
+			if (count < 0 || (size_t)count > c->rcap)
+				count = (int)c->rcap; /* a bad sender: MPI reports the truncation */
+			rc = MPI_Imrecv(sl->buf, count, MPI_BYTE, &msg, &sl->req);
+			if (rc != MPI_SUCCESS)
+				return dr_mpi_fail(rc, "MPI_Imrecv", err, errlen);
+			sl->since = now;
+		}
+		/* a receive from a node that died mid-message may never end: leave it (and its
+		 * buffer) to MPI */
+		if (sl->req != MPI_REQUEST_NULL && now - sl->since > c->timeout) {
+			MPI_Request_free(&sl->req);
+			sl->req = MPI_REQUEST_NULL;
+			sl->buf = NULL;
+			snprintf(why, sizeof why, "a chunk did not arrive within %.0f s",
+			         c->timeout);
+			if (drop_src(c, src, why, err, errlen) != 0)
 				return -1;
 		}
-		rc = MPI_Improbe(MPI_ANY_SOURCE, TAG_PUSH, c->comm, &flag, &msg, &st);
-		if (rc != MPI_SUCCESS)
-			return dr_mpi_fail(rc, "MPI_Improbe", err, errlen);
-		if (!flag)
-			break;
-		MPI_Get_count(&st, MPI_BYTE, &count);
-		if (count < 0 || (size_t)count > c->rcap)
-			count = (int)c->rcap; /* a bad sender: MPI reports the truncation */
-		c->rsrc = st.MPI_SOURCE;
-		rc = MPI_Imrecv(c->rbuf, count, MPI_BYTE, &msg, &c->rreq);
-		if (rc != MPI_SUCCESS)
-			return dr_mpi_fail(rc, "MPI_Imrecv", err, errlen);
 	}
 	/* a transfer silent for the timeout: its node is gone (rank 0 requeues the frame) */
 	for (size_t i = 0; i < c->nin;) {
 		if (now - c->in[i].last > c->timeout) {
-			dr_warn("frame %d from rank %d: transfer silent for %.0f s, dropped",
-			        c->in[i].frame, c->in[i].src, c->timeout);
-			if (c->rreq != MPI_REQUEST_NULL && c->rsrc == c->in[i].src) {
-				/* a receive from a dead node may never end: leave it (and its
-				 * buffer) to MPI and take a new buffer */
-				MPI_Request_free(&c->rreq);
-				c->rreq = MPI_REQUEST_NULL;
-				c->rbuf = malloc(c->rcap);
-				if (!c->rbuf)
-					return dr_seterr(err, errlen, "out of memory");
-			}
-			drop_incoming(c, i);
+			snprintf(why, sizeof why, "transfer silent for %.0f s", c->timeout);
+			if (drop_src(c, c->in[i].src, why, err, errlen) != 0)
+				return -1;
 			continue;
 		}
 		i++;
@@ -470,14 +514,16 @@ void dr_collect_close(dr_collect *c)
 		return;
 	while (c->nin)
 		drop_incoming(c, 0);
-	if (c->rreq != MPI_REQUEST_NULL) {
-		MPI_Request_free(&c->rreq); /* its buffer is left to MPI */
-		c->rbuf = NULL;
+	for (int i = 0; c->slot && i < c->nranks; i++) {
+		if (c->slot[i].req != MPI_REQUEST_NULL)
+			MPI_Request_free(&c->slot[i].req); /* its buffer is left to MPI */
+		else
+			free(c->slot[i].buf);
 	}
+	free(c->slot);
 	if (c->fd >= 0)
 		close(c->fd);
 	dr_sendq_settle(&c->s, c->home ? 0.5 : 0);
-	free(c->rbuf);
 	free(c->in);
 	free(c->q);
 	free(c->stats);
