@@ -7,7 +7,8 @@
 #   --rate    every host's link (tc syntax, default 200mbit)
 #   --size    the staged scene in MB (default 200)
 #   --nodes   node counts to stage to (default 1,2,4,8; 1 is "one copy to one node")
-#   --frames, --pad, --cost: the collect job (default 24 frames of 2 MB, 1 s each, on 4 nodes)
+#   --frames, --pad, --cost: the collect job (default 48 frames of 2 MB, 1 s each, on 4 nodes)
+#   --reps    runs of each collect contender, alternating (default 3; the median is shown)
 # Table 1: staging time (the report's staging.seconds) per node count, and its ratio to one copy.
 # Table 2: wall time of the same job with a shared output directory and with frames brought
 # home (nodes do not see rank 0's directory), and the cost of bringing them home.
@@ -17,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 # shellcheck source=../tests/e2e/deploy-lib.bash
 . "$root/tests/e2e/deploy-lib.bash"
-RATE=200mbit SIZE=200 NODES=1,2,4,8 FRAMES=24 PAD=2000000 COST=1.0 CNODES=4
+RATE=200mbit SIZE=200 NODES=1,2,4,8 FRAMES=48 PAD=2000000 COST=1.0 CNODES=4 REPS=3
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rate) RATE=$2; shift ;;
@@ -26,6 +27,7 @@ while [ $# -gt 0 ]; do
 	--frames) FRAMES=$2; shift ;;
 	--pad) PAD=$2; shift ;;
 	--cost) COST=$2; shift ;;
+	--reps) REPS=$2; shift ;;
 	--drender) DRENDER=$2; shift ;;
 	*) echo "bench/transfer.sh: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -83,30 +85,37 @@ done
 # --- frames coming home ---------------------------------------------------------------------------
 echo
 echo "Frames coming home: $FRAMES frames of $((PAD / 1000000)) MB, $COST s each, on $CNODES nodes over $RATE links"
-printf '  %-26s %10s\n' "output directory" "wall s"
-declare -A wall
+printf '  %-26s %10s   %s\n' "output directory" "median s" "runs"
+declare -A wall runs
 printf 'BLENDER-v304 benchmark scene\n' >"$A/small.blend" # every host sees it: no staging here
+for rep in $(seq 1 "$REPS"); do
+	for mode in shared collect; do
+		agent=$A/shared
+		[ $mode = collect ] && agent=$A/private
+		rm -rf "$T/out-c" "$PRIV"/*/out-c
+		mkdir -p "$T/out-c"
+		t0=$(date +%s.%N)
+		# shellcheck disable=SC2046
+		FAKE_BLENDER_PNG_PAD=$PAD FAKE_BLENDER_COST=$COST as_host head timeout 600 mpirun \
+			$(args "$agent") -np $((CNODES + 1)) -x FAKE_BLENDER_PNG_PAD -x FAKE_BLENDER_COST \
+			"$DRENDER" --blender "$FAKE" --stage never -o "$T/out-c/f_####" \
+			--report "$T/c-$mode.json" "$A/small.blend" 1 "$FRAMES" >"$T/c-$mode.log" 2>&1
+		rc=$?
+		t1=$(date +%s.%N)
+		got=$(find "$T/out-c" -name 'f_*.png' | wc -l)
+		homes=$(jget "$T/c-$mode.json" 'd.get("collect", {}).get("frames", 0)')
+		if [ $rc -ne 0 ] || [ "$got" -ne "$FRAMES" ]; then
+			runs[$mode]="${runs[$mode]:-} FAILED(exit $rc, $got frames)"
+			continue
+		fi
+		[ $mode = collect ] && [ "$homes" != "$FRAMES" ] && runs[$mode]="${runs[$mode]:-} (only $homes came home)"
+		runs[$mode]="${runs[$mode]:-} $(printf '%.2f' "$(echo "$t1 - $t0" | bc -l)")"
+	done
+done
 for mode in shared collect; do
-	agent=$A/shared
-	[ $mode = collect ] && agent=$A/private
-	rm -rf "$T/out-c" "$PRIV"/*/out-c
-	mkdir -p "$T/out-c"
-	t0=$(date +%s.%N)
-	# shellcheck disable=SC2046
-	FAKE_BLENDER_PNG_PAD=$PAD FAKE_BLENDER_COST=$COST as_host head timeout 600 mpirun \
-		$(args "$agent") -np $((CNODES + 1)) -x FAKE_BLENDER_PNG_PAD -x FAKE_BLENDER_COST \
-		"$DRENDER" --blender "$FAKE" --stage never -o "$T/out-c/f_####" \
-		--report "$T/c-$mode.json" "$A/small.blend" 1 "$FRAMES" >"$T/c-$mode.log" 2>&1
-	rc=$?
-	t1=$(date +%s.%N)
-	got=$(find "$T/out-c" -name 'f_*.png' | wc -l)
-	homes=$(jget "$T/c-$mode.json" 'd.get("collect", {}).get("frames", 0)')
-	if [ $rc -ne 0 ] || [ "$got" -ne "$FRAMES" ]; then
-		printf '  %-26s %10s (exit %s, %s frames on rank 0)\n' "$mode" FAILED "$rc" "$got"
-		continue
-	fi
-	wall[$mode]=$(echo "$t1 - $t0" | bc -l)
-	printf '  %-26s %10.2f (%s frames brought home)\n' "$mode" "${wall[$mode]}" "${homes:-0}"
+	wall[$mode]=$(echo "${runs[$mode]:-}" | tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -n |
+		awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')
+	printf '  %-26s %10s  %s\n' "$mode" "${wall[$mode]:-FAILED}" "${runs[$mode]:-}"
 done
 if [ -n "${wall[shared]:-}" ] && [ -n "${wall[collect]:-}" ]; then
 	printf '  cost of bringing frames home: %+.1f%%\n' \

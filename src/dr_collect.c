@@ -310,9 +310,9 @@ static int finish_incoming(dr_collect *c, incoming *in, char *err, size_t errlen
 	size_t i = (size_t)(in - c->in);
 	int src = in->src, job = in->job, frame = in->frame;
 
-	if (fsync(in->fd) != 0)
-		snprintf(why, sizeof why, "cannot sync %s: %s", in->tmp, strerror(errno));
-	else if (dr_imgcheck(in->tmp, c->format, why, sizeof why) == 0) {
+	/* no fsync: as for a frame a node renders into place (rename after write), and an fsync
+	 * would hold rank 0's loop up */
+	if (dr_imgcheck(in->tmp, c->format, why, sizeof why) == 0) {
 		if (rename(in->tmp, in->final) != 0)
 			snprintf(why, sizeof why, "cannot move %s to %s: %s", in->tmp, in->final,
 			         strerror(errno));
