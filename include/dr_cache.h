@@ -53,6 +53,15 @@ typedef struct dr_cache_entry {
  * (0 = unbounded). 0, or -1 with ERR and C untouched. */
 int dr_cache_open(dr_cache *c, const char *dir, uint64_t max_bytes, char *err, size_t errlen);
 
+/* Seconds a dead process's temporary file must be old before dr_cache_open removes it (a cache
+ * directory shared by hosts would show other hosts' live writers as dead pids: the age spares
+ * them). */
+#define DR_CACHE_STALE_S 600.0
+
+/* Remove temporary files ("<hex>.tmp-<pid>") of processes that no longer run, last written at
+ * least MIN_AGE seconds ago. Returns how many. */
+int dr_cache_clean_stale(dr_cache *c, double min_age);
+
 /* Forget the pins and free C (the directory stays). */
 void dr_cache_close(dr_cache *c);
 

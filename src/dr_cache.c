@@ -7,10 +7,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HASH_BUF (1 << 20)
@@ -174,7 +176,39 @@ int dr_cache_open(dr_cache *c, const char *dir, uint64_t max_bytes, char *err, s
 	memset(c, 0, sizeof *c);
 	memcpy(c->dir, path, n + 1);
 	c->max_bytes = max_bytes;
+	dr_cache_clean_stale(c, DR_CACHE_STALE_S);
 	return 0;
+}
+
+int dr_cache_clean_stale(dr_cache *c, double min_age)
+{
+	struct dirent *de;
+	struct stat st;
+	struct timespec now;
+	int removed = 0;
+	DIR *d = opendir(c->dir);
+
+	if (!d)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &now);
+	while ((de = readdir(d))) {
+		const char *tail = strstr(de->d_name, ".tmp-");
+		char *end;
+		long pid;
+
+		if (!tail || tail - de->d_name != 64)
+			continue;
+		errno = 0;
+		pid = strtol(tail + 5, &end, 10);
+		if (errno || *end || pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH) ||
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode) || (double)(now.tv_sec - st.st_mtim.tv_sec) < min_age)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
 }
 
 void dr_cache_close(dr_cache *c)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char err[2048];
@@ -176,6 +177,36 @@ static void test_evict(const char *top)
 	dr_cache_close(&c);
 }
 
+static void test_stale(const char *top)
+{
+	dr_cache c;
+	char dir[1024], dead[4200], live[4200], young[4200];
+	struct stat st;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	waitpid(pid, NULL, 0); /* PID is now a process that no longer runs */
+	snprintf(dir, sizeof dir, "%s/stale", top);
+	mkdir(dir, 0700);
+	snprintf(dead, sizeof dead, "%s/%s.tmp-%ld", dir, ABC, (long)pid);
+	snprintf(young, sizeof young, "%s/%s.tmp-%ld", dir,
+	         "3333333333333333333333333333333333333333333333333333333333333333", (long)pid);
+	snprintf(live, sizeof live, "%s/%s.tmp-%ld", dir,
+	         "4444444444444444444444444444444444444444444444444444444444444444",
+	         (long)getpid());
+	put(dead, "x");
+	put(young, "x");
+	put(live, "x");
+	set_mtime(dead, 1000);
+	set_mtime(live, 1000);
+	ok(dr_cache_open(&c, dir, 0, err, sizeof err) == 0, "open a cache with leftovers");
+	ok(stat(dead, &st) != 0, "an old temporary file of a dead process is removed");
+	ok(stat(young, &st) == 0, "a recent one is kept (a writer on another host?)");
+	ok(stat(live, &st) == 0, "one of a live process is kept");
+	dr_cache_close(&c);
+}
+
 static void test_size(void)
 {
 	uint64_t v = 0;
@@ -200,6 +231,7 @@ int main(void)
 	test_write(top);
 	test_plan();
 	test_evict(top);
+	test_stale(top);
 	test_size();
 	testfs_rm_tree(top);
 	return done_testing();
