@@ -22,7 +22,7 @@
 /* A quarter MiB per chunk: one chunk is a couple of milliseconds on a gigabit link, so receiving
  * one never holds rank 0's loop up for long. */
 #define CHUNK  (256 * 1024)
-#define WINDOW 16
+#define WINDOW 8
 
 /* Every push message starts with this; a header (idx -1) carries the frame's size after it. */
 typedef struct hdr {

@@ -26,14 +26,23 @@
 #define DRAIN_S        2.0
 #define DATA_HDR       8 /* a chunk message: int64 index, then the bytes */
 
-enum { CTL_OFFER = 1, CTL_ANSWER, CTL_FEED, CTL_UNFEED, CTL_PROGRESS, CTL_DONE, CTL_FINISH };
+enum {
+	CTL_OFFER = 1,
+	CTL_ANSWER,
+	CTL_FEED,
+	CTL_UNFEED,
+	CTL_PROGRESS,
+	CTL_DONE,
+	CTL_FINISH,
+	CTL_PARENT
+};
 enum { ANS_SAME = 1, ANS_CACHED, ANS_NEED, ANS_FAIL };
 
 /* A control message; only the used part of text travels. */
 typedef struct ctl {
 	int32_t type;
 	int32_t status; /* ANSWER: ANS_*; DONE: 0 = ok, else failed (text says why) */
-	int32_t rank;   /* FEED, UNFEED: the child */
+	int32_t rank;   /* FEED, UNFEED: the child; PARENT: the rank to receive from */
 	int32_t always; /* OFFER */
 	uint32_t chunk; /* OFFER */
 	int32_t shared; /* ANSWER: the node sees rank 0's probe file (same output directory) */
@@ -217,6 +226,11 @@ static int lose(source *src, int m, const char *why, char *err, size_t errlen)
 	}
 	for (int i = 0; i < n; i++) {
 		int o = orph[i];
+		/* the orphan receives from its adopter only from now on (a receive matched to a
+		 * message of the lost node might never end) */
+		msg = (ctl){.type = CTL_PARENT, .rank = src->plan.rank[adopter]};
+		if (send_ctl(&src->s, src->comm, src->plan.rank[o], &msg, err, errlen) != 0)
+			goto fail;
 		if (adopter == 0) {
 			feed_set(src->f, &src->nf, src->plan.rank[o], src->plan.have[o]);
 			continue;
@@ -371,7 +385,10 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 		        nmembers == 2 ? "" : "s");
 		for (int i = 1; i < nmembers; i++) {
 			int p = src.plan.parent[i];
+			ctl pm = {.type = CTL_PARENT, .rank = members[p]};
 			src.heard[i] = dr_now();
+			if (send_ctl(&src.s, comm, members[i], &pm, err, errlen) != 0)
+				goto out;
 			if (p == 0) {
 				feed_set(src.f, &src.nf, members[i], 0);
 				continue;
@@ -546,7 +563,8 @@ int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
 	dr_sendq s = {0};
 	feed *f = NULL;
 	int nf = 0, size = 1, from, k, answer = 0, rfd = -1, rc = -1, window, got;
-	bool have_cache = false, finish = false, receiving = false, failed = false;
+	bool have_cache = false, finish = false, receiving = false, failed = false, posted = false;
+	int parent = -1; /* the rank this node receives from (CTL_PARENT), -1 = not told yet */
 	int64_t have = 0, reported = 0, nchunks = 0;
 	uint32_t chunk = 0;
 	char *rbuf = NULL;
@@ -617,13 +635,7 @@ int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
 			if (send_ctl(&s, comm, 0, &out, err, errlen) != 0)
 				goto done;
 		} else {
-			k = MPI_Irecv(rbuf, (int)(DATA_HDR + chunk), MPI_BYTE, MPI_ANY_SOURCE,
-			              TAG_DATA, comm, &rreq);
-			if (k != MPI_SUCCESS) {
-				mpi_err(k, "MPI_Irecv", err, errlen);
-				goto done;
-			}
-			receiving = true;
+			receiving = true; /* once rank 0 names the parent */
 		}
 	}
 	while (!finish) {
@@ -643,12 +655,34 @@ int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
 			else if (m.type == CTL_UNFEED) {
 				feed_stop(f, nf, m.rank);
 				dr_sendq_abandon(&s, m.rank);
-			} else if (m.type == CTL_FINISH)
+			} else if (m.type == CTL_FINISH) {
 				finish = true;
+			} else if (m.type == CTL_PARENT && m.rank != parent) {
+				if (posted) { /* left to MPI with its buffer: see above */
+					MPI_Cancel(&rreq);
+					MPI_Request_free(&rreq);
+					posted = false;
+					rbuf = malloc(DATA_HDR + (size_t)chunk);
+					if (!rbuf) {
+						dr_seterr(err, errlen, "staging: out of memory");
+						goto done;
+					}
+				}
+				parent = m.rank;
+			}
 		}
 		if (k < 0)
 			goto done;
-		if (receiving) {
+		if (receiving && !posted && parent >= 0) {
+			k = MPI_Irecv(rbuf, (int)(DATA_HDR + chunk), MPI_BYTE, parent, TAG_DATA,
+			              comm, &rreq);
+			if (k != MPI_SUCCESS) {
+				mpi_err(k, "MPI_Irecv", err, errlen);
+				goto done;
+			}
+			posted = true;
+		}
+		if (receiving && posted) {
 			k = MPI_Test(&rreq, &got, &st);
 			if (k != MPI_SUCCESS) {
 				mpi_err(k, "MPI_Test", err, errlen);
@@ -658,6 +692,7 @@ int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
 				int count = 0;
 				int64_t idx;
 				busy = true;
+				posted = false;
 				MPI_Get_count(&st, MPI_BYTE, &count);
 				memcpy(&idx, rbuf, sizeof idx);
 				/* in order only: a re-fed chunk already here is dropped */
@@ -673,14 +708,7 @@ int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
 						have++;
 					}
 				}
-				if (!failed && have < nchunks) {
-					k = MPI_Irecv(rbuf, (int)(DATA_HDR + chunk), MPI_BYTE,
-					              MPI_ANY_SOURCE, TAG_DATA, comm, &rreq);
-					if (k != MPI_SUCCESS) {
-						mpi_err(k, "MPI_Irecv", err, errlen);
-						goto done;
-					}
-				} else {
+				if (failed || have >= nchunks) {
 					receiving = false;
 					if (!failed &&
 					    dr_cache_commit(&w, local, len, why, sizeof why) != 0)
@@ -732,7 +760,7 @@ int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
 	}
 	rc = 0;
 done:
-	if (receiving && rreq != MPI_REQUEST_NULL) {
+	if (posted && rreq != MPI_REQUEST_NULL) {
 		MPI_Cancel(&rreq);
 		MPI_Request_free(&rreq);
 		rbuf = NULL; /* MPI may still write into it: kept for good */

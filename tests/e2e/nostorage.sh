@@ -9,6 +9,8 @@
 # 3. Frames coming home over shaped links (fake Blender, big frames), under --enable-recovery:
 #    node1's drender is killed while a frame is on its way; every frame still ends up on rank
 #    0's disk, valid, and rank 0 reports exit 0 with node1 lost.
+# 4. A node killed while the scene is on its way (the chain head -> node1 -> node2): node2 is
+#    re-fed by rank 0, gets the scene, and the job still renders every frame.
 #
 # The scene is tests/fixtures/make_tiny.py's, which has no external files: a scene with textures
 # needs the packed copy that staging will send once it exists (the staged file is chosen at one
@@ -19,7 +21,7 @@ set -u
 
 # shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
 . "$(dirname "$0")/deploy-lib.bash"
-PLAN=21
+PLAN=25
 FRAMES=4      # real Blender frames
 KFRAMES=8     # fake Blender frames in the kill case
 PAD=3000000   # bytes per fake frame
@@ -112,7 +114,7 @@ is_staged=$(jget "$T/first.json" 'd["staging"]["nodes_staged"], d["staging"]["by
 check "the scene was staged to both nodes ($is_staged; $size bytes each)" \
 	[ "$is_staged" = "2 $((2 * size))" ]
 check "both nodes keep the scene in their cache, named by its SHA-256" \
-	eval "ls $PRIV/node1/cache/*.blend $PRIV/node2/cache/*.blend"
+	eval "ls $PRIV/node1/cache/*.blend $PRIV/node2/cache/*.blend >/dev/null"
 homes=$(jget "$T/first.json" 'd["collect"]["frames"], all(f.get("home_bytes", 0) > 0 for f in d["frames"])')
 check "the report says $FRAMES frames came home, each with its bytes ($homes)" \
 	[ "$homes" = "$FRAMES True" ]
@@ -175,7 +177,57 @@ kill -TERM "$JOB" 2>/dev/null
 check "no temporary file is left in rank 0's output directory" \
 	eval "! ls -A $T/out3 | grep -q drender-tmp"
 wait_pid "$JOB" 20 >/dev/null
-check "nothing of the job is left in the namespaces" gone_within 20 netns_job_pids
+
+# --- 4: a node killed while the scene is on its way ---------------------------------------------
+# The chain is head -> first node to answer -> the other. Head's link is not shaped, so the first
+# node gets the scene quickly and forwards it at the nodes' rate (faster than part 3's, which is
+# too slow for Open MPI's TCP connection set-up here); it is killed while the other is half-way.
+{ printf 'BLENDER-v304 fake scene, staged\n'; head -c 40000000 /dev/urandom; } >"$T/big.blend"
+netns_shape node1 40mbit
+netns_shape node2 40mbit
+# shellcheck disable=SC2086
+on_head mpirun --enable-recovery $MPIRUN_ARGS -np 3 "$DRENDER" --blender "$FAKE" \
+	--node-timeout 4 --cache-dir "$T/cache" -o "$T/out4/frame_####" --report "$T/stage-kill.json" \
+	"$T/big.blend" 1 4 >"$T/stage-kill.log" 2>&1 &
+JOB=$!
+BG="$BG $JOB"
+received() { # received HOST: bytes of the scene HOST has so far (cache entry or temporary file)
+	find "$PRIV/$1/cache" -type f -newer "$T/big.blend" -printf '%s\n' 2>/dev/null | sort -n | tail -1
+}
+victim_host="" other=""
+deadline=$(($(date +%s) + 120))
+while kill -0 "$JOB" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do
+	a=$(received node1) b=$(received node2)
+	if [ "${a:-0}" -gt 1000000 ] && [ "${b:-0}" -gt 1000000 ] && [ "${a:-0}" -ne "${b:-0}" ]; then
+		if [ "$a" -gt "$b" ]; then victim_host=node1 other=node2; else victim_host=node2 other=node1; fi
+		break
+	fi
+	sleep 0.1
+done
+victim=""
+if [ -n "$victim_host" ]; then
+	for pid in $(ip netns pids "$(ns_of "$victim_host")"); do
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = drender ] && victim=$pid
+	done
+fi
+check "the first node was caught forwarding the scene ($victim_host, pid ${victim:-none}; $other has $(received "${other:-node2}") bytes)" \
+	eval "[ -n '$victim' ] && [ $(received "${other:-node2}") -lt $(stat -c %s "$T/big.blend") ]"
+[ -n "$victim" ] && kill -9 "$victim"
+deadline=$(($(date +%s) + 150))
+until [ -s "$T/stage-kill.json" ] || ! kill -0 "$JOB" 2>/dev/null || [ "$(date +%s)" -ge "$deadline" ]; do
+	sleep 0.5
+done
+rc0=$(jget "$T/stage-kill.json" 'd["exit_code"]')
+check "rank 0 reports exit 0 after losing $victim_host mid-staging (got '${rc0:-no report}')" [ "$rc0" = 0 ]
+[ "$rc0" = 0 ] || tail -n 20 "$T/stage-kill.log" | diag
+st=$(jget "$T/stage-kill.json" 'd["staging"]["nodes_staged"], d["staging"]["nodes_failed"]')
+check "$other was re-fed and got the scene, $victim_host counted as failed ($st)" [ "$st" = "1 1" ]
+check "every frame is on rank 0's disk and valid" valid_pngs "$T/out4" 4
+deadline=$(($(date +%s) + 30))
+while kill -0 "$JOB" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.5; done
+kill -TERM "$JOB" 2>/dev/null
+wait_pid "$JOB" 20 >/dev/null
+check "nothing of the jobs is left in the namespaces" gone_within 20 netns_job_pids
 
 [ "$n" -eq "$PLAN" ] || echo "# planned $PLAN tests, ran $n"
 [ "$failed" -eq 0 ]
