@@ -9,6 +9,9 @@
 #   --nodes   node counts to stage to (default 1,2,4,8; 1 is "one copy to one node")
 #   --frames, --pad, --cost: the collect job (default 48 frames of 2 MB, 1 s each, on 4 nodes)
 #   --reps    runs of each collect contender, alternating (default 3; the median is shown)
+#   --disk    where the hosts' private directories live: tmpfs (default: one tmpfs each, as
+#             hosts with disks of their own) or shared (this machine's one disk: 8 hosts'
+#             fsyncs of the staged scene then queue on it, and measure the disk, not MPI)
 # Table 1: staging time (the report's staging.seconds) per node count, and its ratio to one copy.
 # Table 2: wall time of the same job with a shared output directory and with frames brought
 # home (nodes do not see rank 0's directory), and the cost of bringing them home.
@@ -18,7 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 # shellcheck source=../tests/e2e/deploy-lib.bash
 . "$root/tests/e2e/deploy-lib.bash"
-RATE=200mbit SIZE=200 NODES=1,2,4,8 FRAMES=48 PAD=2000000 COST=1.0 CNODES=4 REPS=3
+RATE=200mbit SIZE=200 NODES=1,2,4,8 FRAMES=48 PAD=2000000 COST=1.0 CNODES=4 REPS=3 DISK=tmpfs
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rate) RATE=$2; shift ;;
@@ -28,6 +31,7 @@ while [ $# -gt 0 ]; do
 	--pad) PAD=$2; shift ;;
 	--cost) COST=$2; shift ;;
 	--reps) REPS=$2; shift ;;
+	--disk) DISK=$2; shift ;;
 	--drender) DRENDER=$2; shift ;;
 	*) echo "bench/transfer.sh: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -40,7 +44,7 @@ done
 max=$(echo "$NODES,$CNODES" | tr ',' '\n' | sort -n | tail -1)
 netns_init drb
 T=$(new_tmp -d bench-xfer) PRIV=$(new_tmp -d bench-xfer-hosts) A=$(new_tmp -d bench-xfer-agent)
-trap 'netns_cleanup; rm -rf "$T" "$PRIV" "$A"' EXIT
+trap 'netns_cleanup; umount "$PRIV"/* 2>/dev/null; rm -rf "$T" "$PRIV" "$A"' EXIT
 trap 'exit 130' INT TERM
 HOSTS="head"
 for i in $(seq 1 "$max"); do HOSTS="$HOSTS node$i"; done
@@ -51,7 +55,11 @@ netns_private_agent "$A/private" "$A/nsmap" "$T" "$PRIV"
 # the same agent without private directories: every host sees rank 0's (a shared directory)
 sed 's/^if \[ "\$host" = head \]; then$/if true; then/' "$A/private" >"$A/shared"
 chmod +x "$A/shared"
-for h in $HOSTS; do netns_shape "$h" "$RATE"; done
+for h in $HOSTS; do
+	netns_shape "$h" "$RATE"
+	mkdir -p "$PRIV/$h"
+	[ "$DISK" = tmpfs ] && [ "$h" != head ] && mount -t tmpfs -o size=2g "bench-$h" "$PRIV/$h"
+done
 mpi_as_root
 # hostfile: head first, then one slot per node
 { echo "head slots=1"; for i in $(seq 1 "$max"); do echo "node$i slots=1"; done; } >"$A/hostfile"
@@ -63,7 +71,7 @@ jget() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)"
 
 # --- staging ------------------------------------------------------------------------------------
 { printf 'BLENDER-v304 benchmark scene\n'; head -c "$((SIZE * 1000000))" /dev/urandom; } >"$T/big.blend"
-echo "Staging a $SIZE MB scene over $RATE links (chain of nodes forwarding 1 MiB chunks)"
+echo "Staging a $SIZE MB scene over $RATE links (chain of nodes forwarding 1 MiB chunks; node disks: $DISK)"
 printf '  %-6s %10s %10s %8s\n' nodes seconds MB/s ratio
 one=""
 for n in ${NODES//,/ }; do
