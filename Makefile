@@ -14,7 +14,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS   ?= -O2 -g
 override CFLAGS += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -DDR_VERSION='"$(VERSION)"' \
                    -Iinclude -I$(BUILD) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-override LDLIBS += $(PKG_LIBS) -lm -lpthread $(EXTRA_LDFLAGS)
+override LDLIBS += $(PKG_LIBS) -lnettle -lm -lpthread $(EXTRA_LDFLAGS)
 
 SRCS      := $(wildcard src/*.c)
 LIB_OBJS  := $(patsubst src/%.c,$(BUILD)/%.o,$(filter-out src/main.c,$(SRCS)))

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Run drender's benchmarks (real Blender, scheduler at scale, tail); print tables, write bench/out/.
 #
-# Usage: bench/run.sh [--quick] [--only real,scale,tail,still] [--reps N] [--drender PATH]
-#                     [--blender PATH] [--no-plot]
+# Usage: bench/run.sh [--quick] [--only real,scale,tail,still,transfer] [--reps N]
+#                     [--drender PATH] [--blender PATH] [--no-plot]
 #   --quick     smoke run: few frames, one repetition (about a minute; numbers are not meaningful)
-#   --only      run some of the benchmarks (comma-separated: real, scale, tail, still; still is
-#               bench/still.sh, the split-still overhead)
+#   --only      run some of the benchmarks (comma-separated: real, scale, tail, still, transfer;
+#               still is bench/still.sh, the split-still overhead; transfer is bench/transfer.sh,
+#               staging and frames coming home on namespace hosts)
 #   --reps N    repetitions of every contender (default 3; contenders alternate within each)
 #   --drender   the binary to measure (default ./drender; a copy is taken at the start, so a
 #               rebuild during the run does not change what is measured)
@@ -20,7 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 out=$here/out
 quick=0
-only=real,scale,tail,still
+only=real,scale,tail,still,transfer
 reps=3
 drender=$root/drender
 blender=${DRENDER_BLENDER:-blender}
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
 done
 case $reps in '' | *[!0-9]* | 0) echo "bench/run.sh: --reps needs a positive number" >&2; exit 2 ;; esac
 for b in ${only//,/ }; do
-	case $b in real | scale | tail | still) ;; *) echo "bench/run.sh: unknown benchmark '$b'" >&2; exit 2 ;; esac
+	case $b in real | scale | tail | still | transfer) ;; *) echo "bench/run.sh: unknown benchmark '$b'" >&2; exit 2 ;; esac
 done
 if [ ! -x "$drender" ]; then
 	echo "bench/run.sh: $drender not found; build it with 'make'" >&2
@@ -93,6 +94,9 @@ for b in ${only//,/ }; do
 	still)
 		if [ $quick = 1 ]; then set -- --quick; else set -- --reps "$r"; fi
 		"$here/still.sh" --drender "$snap/drender" --blender "$blender" "$@" ;;
+	transfer) # staging and frames coming home on namespace hosts (bench/transfer.sh)
+		if [ $quick = 1 ]; then set -- --size 20 --nodes 1,2 --frames 4; else set --; fi
+		"$here/transfer.sh" --drender "$snap/drender" "$@" ;;
 	esac 2> >(sed -u 's/^/  progress: /' >&2) | tee -a "$results"
 	[ "${PIPESTATUS[0]}" = 0 ] || status=1
 done

@@ -55,6 +55,8 @@ typedef struct dr_chan {
 	size_t nsend, capsend;
 	dr_msg **orphans; /* buffers of sends to forgotten ranks (see dr_chan_forget) */
 	size_t norphans, caporphans;
+	int (*side)(void *ctx, char *err, size_t errlen); /* see dr_chan_set_side */
+	void *side_ctx;
 } dr_chan;
 
 int dr_chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen);
@@ -68,6 +70,11 @@ int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen
 /* Receive one message if any is waiting (never blocks); also completes finished sends.
  * Returns 1 with M and *SRC filled, 0 if none, -1 with ERR on an MPI error. */
 int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen);
+
+/* Run FN(CTX) at every dr_chan_poll (before it looks for a message), so that byte transfers on
+ * other tags (frames coming home, dr_collect) move on wherever the loops poll; FN returns 0, or
+ * -1 with ERR, which dr_chan_poll then returns. FN NULL: none. */
+void dr_chan_set_side(dr_chan *c, int (*fn)(void *ctx, char *err, size_t errlen), void *ctx);
 
 /* Rank DEST is gone (declared lost): sends to it still in flight are abandoned, never waited on
  * again. A send to a dead peer may never complete nor fail, so each request is released with

@@ -10,6 +10,12 @@
 #include <stddef.h>
 #include <stdio.h>
 
+/* --stage: when rank 0 sends the scene to the render nodes. */
+enum { DR_STAGE_AUTO = 0, DR_STAGE_ALWAYS, DR_STAGE_NEVER };
+
+/* --cache-max's default (bytes). */
+#define DR_CACHE_MAX_DEFAULT (20ULL << 30)
+
 typedef struct dr_opts {
 	const char *scene;       /* SCENE.blend (points into argv) */
 	dr_frames frames;        /* requested frames, owned */
@@ -55,6 +61,10 @@ typedef struct dr_opts {
 	double keep_for;       /* --keep-for DURATION: seconds a finished job is kept, 0 = always */
 	bool help, version;    /* print and exit 0; nothing else is filled */
 	bool allow_missing; /* --allow-missing: render a scene whose external files are missing */
+	int stage;          /* --stage: DR_STAGE_AUTO (default), DR_STAGE_ALWAYS, DR_STAGE_NEVER */
+	const char *cache_dir; /* --cache-dir DIR: a node's staged-file cache, NULL = the default */
+	unsigned long long cache_max; /* --cache-max SIZE in bytes, 0 = no bound */
+	bool collect;                 /* --collect: every node sends its frames to rank 0 */
 } dr_opts;
 
 /* Parse ARGV. ENV_BLENDER is $DRENDER_BLENDER (or NULL). Returns 0, or -1 with a one-line

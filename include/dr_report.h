@@ -51,6 +51,24 @@ typedef struct dr_report_still {
 	const char *error;    /* why it was not made, or NULL */
 } dr_report_still;
 
+/* Staging (dr_stage) as the report shows it: per run, the bytes and seconds spent sending the
+ * scene to render nodes. */
+typedef struct dr_report_stage {
+	bool ran;                 /* staging was on (not --stage never, more than one rank) */
+	unsigned long long size;  /* the staged file's size */
+	unsigned long long bytes; /* bytes delivered to nodes that needed the file */
+	double seconds;
+	int same, cached, staged, failed; /* nodes: had it at the path, in their cache, received
+	                                   * it, could not get it */
+} dr_report_stage;
+
+/* One frame brought home from a node without rank 0's output directory (dr_collect). */
+typedef struct dr_report_home {
+	int frame;
+	unsigned long long bytes;
+	double seconds; /* from its first byte to its rename on rank 0's disk */
+} dr_report_home;
+
 typedef struct dr_report {
 	const char *scene;
 	const dr_sched *sched;
@@ -67,6 +85,11 @@ typedef struct dr_report {
 	size_t clamped;            /* frame times from Blender that were out of range */
 	bool has_still;            /* a still split: STILL says what became of it */
 	dr_report_still still;
+	dr_report_stage stage;      /* staging, if it ran */
+	const dr_report_home *home; /* frames brought home, sorted by frame (NULL = none) */
+	size_t nhome;
+	unsigned long long home_bytes; /* their total bytes and seconds */
+	double home_seconds;
 } dr_report;
 
 /* A frame time S reported by a render node, made sane: not finite or negative becomes 0, more

@@ -3,6 +3,9 @@
 #define DR_RUN_CFG_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+struct dr_msg;
 
 /*
  * main.c turns the parsed options into these (dr_opts_node_cfg, dr_opts_orch_cfg), so that the
@@ -30,13 +33,21 @@ typedef struct dr_node_cfg {
 	                      * NULL = the scene's */
 	int gpu;             /* this node's GPU among those Blender sees (dr_gpu_plan), -1 = none */
 	const char *gpu_why; /* why it has none (an assignment that failed), or NULL */
-	bool persistent_data; /* a warm Blender keeps Cycles' render data between frames */
-	bool threads_set;     /* -t was given: a GPU node keeps it instead of a few threads */
-	double load_timeout;  /* seconds a warm Blender may take to load a scene, 0 = no limit */
-	double stall;         /* seconds a frame's Blender may use no CPU time, 0 = no limit */
-	bool allow_missing;   /* render even when the scene's external files are missing */
-	int still, split;     /* a batch's --still FRAME --split N (N resolved; 0 = none): the
-	                       * warm-up loads the scene as the ranges need it, not twice */
+	bool persistent_data;    /* a warm Blender keeps Cycles' render data between frames */
+	bool threads_set;        /* -t was given: a GPU node keeps it instead of a few threads */
+	double load_timeout;     /* seconds a warm Blender may take to load a scene, 0 = no limit */
+	double stall;            /* seconds a frame's Blender may use no CPU time, 0 = no limit */
+	bool allow_missing;      /* render even when the scene's external files are missing */
+	int still, split;        /* a batch's --still FRAME --split N (N resolved; 0 = none): the
+	                          * warm-up loads the scene as the ranges need it, not twice */
+	const char *scene_local; /* the staged copy Blender opens whenever a job names scene
+	                          * (dr_stage), NULL = scene itself */
+	/* Frames come home (dr_collect): a rendered, checked frame at PATH is handed to
+	 * push(push_ctx, ...) with the RESULT to send once rank 0 has it, instead of that RESULT
+	 * going out now. NULL: the node shares rank 0's output directory. */
+	int (*push)(void *ctx, const struct dr_msg *result, const char *path, char *err,
+	            size_t errlen);
+	void *push_ctx;
 } dr_node_cfg;
 
 #define DR_NODE_TIMEOUT_RECOVERY 10.0 /* --node-timeout's default when lost nodes are survived */

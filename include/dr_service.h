@@ -6,6 +6,7 @@
 #include "dr_frames.h"
 #include "dr_jobs.h"
 #include "dr_msg.h"
+#include "dr_report.h"
 #include "dr_run_cfg.h"
 
 #include <sched.h>
@@ -39,6 +40,8 @@ typedef struct dr_service_cfg {
 	const dr_frames *frames; /* the batch's frames */
 	const char *report;      /* --report FILE.json, or NULL */
 	bool quiet;              /* -q: no progress line */
+	dr_report_stage stage;   /* what staging did before the batch (main.c fills it in) */
+	struct dr_collect *collect; /* frames coming home to rank 0 (dr_collect), or NULL */
 } dr_service_cfg;
 
 typedef struct dr_service dr_service;

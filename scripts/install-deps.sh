@@ -4,6 +4,8 @@ set -eu
 
 # Build and run.
 PKGS="build-essential pkg-config openmpi-bin libopenmpi-dev libcjson-dev libmicrohttpd-dev libsqlite3-dev blender"
+# Staging and the node cache: SHA-256 from nettle.
+PKGS="$PKGS nettle-dev"
 # --video: ffmpeg encodes the frames and ffprobe checks the result.
 PKGS="$PKGS ffmpeg"
 # --still tests: oiiotool compares the merged still with a single render, in float.

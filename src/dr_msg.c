@@ -146,6 +146,12 @@ void dr_chan_forget(dr_chan *c, int dest)
 	c->nsend = k;
 }
 
+void dr_chan_set_side(dr_chan *c, int (*fn)(void *ctx, char *err, size_t errlen), void *ctx)
+{
+	c->side = fn;
+	c->side_ctx = ctx;
+}
+
 int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen)
 {
 	int flag = 0, rc;
@@ -160,6 +166,8 @@ int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen)
 	}
 	if (c->size == 1)
 		return 0;
+	if (c->side && c->side(c->side_ctx, err, errlen) != 0)
+		return -1;
 	if (c->nsend > 0 && reap_sends(c, err, errlen) != 0)
 		return -1;
 	rc = MPI_Iprobe(MPI_ANY_SOURCE, DR_TAG, c->comm, &flag, &st);

@@ -72,6 +72,10 @@ static int load(dr_node *n, char *why, size_t whylen)
 	        .load_timeout = n->cfg.load_timeout,
 	        .list_assets = true,
 	};
+	/* a staged scene: Blender opens the node's cached copy (names and outputs keep the
+	 * scene's own name) */
+	if (n->cfg.scene_local && n->cfg.scene && strcmp(cfg.render.scene, n->cfg.scene) == 0)
+		snprintf(cfg.render.scene, sizeof cfg.render.scene, "%s", n->cfg.scene_local);
 	/* a job that names no device renders on the command line's */
 	if (!cfg.render.device[0] && n->cfg.device)
 		snprintf(cfg.render.device, sizeof cfg.render.device, "%s", n->cfg.device);
@@ -281,6 +285,23 @@ static int report(dr_node *n, int ok, double seconds, const char *text, char *er
 	return send_msg(n, &m, err, errlen);
 }
 
+/* Frames come home (dr_collect): the RESULT of the frame at FINAL goes out once rank 0 has it. */
+static int push_home(dr_node *n, double seconds, const char *text, const char *final, char *err,
+                     size_t errlen)
+{
+	dr_msg m = {.type = DR_MSG_RESULT,
+	            .job = n->job.id,
+	            .frame = n->frame,
+	            .ok = 1,
+	            .seconds = seconds,
+	            .wait = n->wait};
+	if (text)
+		snprintf(m.text, sizeof m.text, "%s", text);
+	n->frame = -1;
+	n->idle_since = dr_now();
+	return n->cfg.push(n->cfg.push_ctx, &m, final, err, errlen);
+}
+
 /* The thumbnail of the file at PATH: "<dir>/.thumbs/<name>.thumb", PNG data without a .png suffix
  * so that globs for frames do not count it (GET /jobs/<id>/frames/<n>/thumb reads it). -1 if it
  * does not fit. */
@@ -341,6 +362,8 @@ static int finish_frame(dr_node *n, double seconds, char *err, size_t errlen)
 		return report(n, 0, 0, why, err, errlen);
 	}
 	place_thumb(n, final);
+	if (n->cfg.push)
+		return push_home(n, seconds, device_text(n, why, sizeof why), final, err, errlen);
 	return report(n, 1, seconds, device_text(n, why, sizeof why), err, errlen);
 }
 

@@ -1,6 +1,7 @@
 /* Command line: parse drender's options and arguments into a plain struct; no I/O, no MPI. */
 #include "dr_opts.h"
 
+#include "dr_cache.h"
 #include "dr_render_cfg.h"
 #include "dr_util.h"
 #include "dr_video.h"
@@ -63,6 +64,7 @@ typedef struct opt_row {
 static opt_handler set_still, set_split;
 static opt_handler set_format, set_engine, set_device, set_video, set_fps, set_frames, set_quiet,
         set_verbose, set_help, set_version, set_keep_for;
+static opt_handler set_stage, set_cache_max;
 
 static const opt_row rows[] = {
         {.section = "Frames:", .metavar = "START END", .help = "render START..END inclusive"},
@@ -196,6 +198,27 @@ static const opt_row rows[] = {
          .help = "render even when files the scene needs (textures,\n"
                  "libraries, caches) are missing on a render node\n"
                  "(default: exit 2 listing them, before any frame renders)"},
+        {.section = "No shared storage (see README):",
+         .name = "stage",
+         .metavar = "WHEN",
+         CALL(set_stage),
+         .help = "send the scene to render nodes over MPI: auto (nodes\n"
+                 "whose file at the same path differs in size or SHA-256;\n"
+                 "the default), always, or never"},
+        {.name = "cache-dir",
+         .metavar = "DIR",
+         STRING(cache_dir, "wants a directory"),
+         .help = "each node's cache of staged scenes, by SHA-256\n"
+                 "(default $TMPDIR/drender-cache)"},
+        {.name = "cache-max",
+         .metavar = "SIZE",
+         CALL(set_cache_max),
+         .help = "bound on that cache, e.g. 500M, 20G (default 20G; least\n"
+                 "recently used scenes go first; 0 = no bound)"},
+        {.name = "collect",
+         FLAG(collect),
+         .help = "send every frame to rank 0's output directory over MPI\n"
+                 "(default: only from nodes that do not see that directory)"},
         {.section = "Service (HTTP API, see README):",
          .name = "serve",
          FLAG(serve),
@@ -446,6 +469,32 @@ static int set_device(parse_state *s, const char *arg, char *err, size_t errlen)
 	return GO_ON;
 }
 
+static int set_stage(parse_state *s, const char *arg, char *err, size_t errlen)
+{
+	if (strcmp(arg, "auto") == 0)
+		s->r.stage = DR_STAGE_AUTO;
+	else if (strcmp(arg, "always") == 0)
+		s->r.stage = DR_STAGE_ALWAYS;
+	else if (strcmp(arg, "never") == 0)
+		s->r.stage = DR_STAGE_NEVER;
+	else
+		return dr_seterr(err, errlen, "unknown --stage '%s' (use auto, always or never)",
+		                 arg);
+	return GO_ON;
+}
+
+/* --cache-max SIZE: bytes with an optional binary unit k, M, G, T (dr_parse_size). */
+static int set_cache_max(parse_state *s, const char *arg, char *err, size_t errlen)
+{
+	uint64_t v;
+
+	if (dr_parse_size(arg, &v) != 0)
+		return dr_seterr(err, errlen,
+		                 "--cache-max wants a size such as 500M or 20G, not '%s'", arg);
+	s->r.cache_max = v;
+	return GO_ON;
+}
+
 /* --keep-for DURATION: a number with an optional unit s, m, h, d or w (seconds by default); 0 is
  * no limit. */
 static int set_keep_for(parse_state *s, const char *arg, char *err, size_t errlen)
@@ -631,6 +680,7 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	                       .max_frames = 100000,
 	                       .max_queued_frames = 1000000,
 	                       .rate_limit = 50,
+	                       .cache_max = DR_CACHE_MAX_DEFAULT,
 	                       .keep_jobs = DR_JOBS_KEEP_JOBS,
 	                       .keep_for = DR_JOBS_KEEP_FOR,
 	                       .blender = env_blender && *env_blender ? env_blender : "blender"}};

@@ -106,6 +106,18 @@ void dr_report_print(const dr_report *r, FILE *f)
 		        r->still.frame, r->still.ranges, r->still.samples, r->still.samples_per_s,
 		        r->still.merged_by, r->still.merged_host ? r->still.merged_host : "?",
 		        r->still.merge_seconds, r->still.merge_wall, r->still.state);
+	if (r->stage.ran)
+		fprintf(f,
+		        "Staging: %.1f MiB sent in %.2f s (%d node%s received the scene, %d had it "
+		        "at "
+		        "its path, %d in cache, %d could not get it)\n",
+		        r->stage.bytes / 1048576.0, r->stage.seconds, r->stage.staged,
+		        r->stage.staged == 1 ? "" : "s", r->stage.same, r->stage.cached,
+		        r->stage.failed);
+	if (r->nhome)
+		fprintf(f, "Collect: %zu frame%s brought home, %.1f MiB in %.2f s of transfers\n",
+		        r->nhome, r->nhome == 1 ? "" : "s", r->home_bytes / 1048576.0,
+		        r->home_seconds);
 	if (r->message)
 		fprintf(f, "%s\n", r->message);
 	fflush(f);
@@ -143,6 +155,25 @@ static void add_still(cJSON *root, const dr_report_still *s, dr_sched_counts c)
 		cJSON_AddStringToObject(o, "error", s->error);
 }
 
+/* A frame brought home (dr_collect): its bytes and seconds, as "home_bytes", "home_seconds". */
+static void add_home(const dr_report *r, int frame, cJSON *o)
+{
+	size_t lo = 0, hi = r->nhome;
+
+	while (r->home && lo < hi) { /* r->home is sorted by frame */
+		size_t mid = lo + (hi - lo) / 2;
+		if (r->home[mid].frame < frame) {
+			lo = mid + 1;
+		} else if (r->home[mid].frame > frame) {
+			hi = mid;
+		} else {
+			cJSON_AddNumberToObject(o, "home_bytes", (double)r->home[mid].bytes);
+			cJSON_AddNumberToObject(o, "home_seconds", r->home[mid].seconds);
+			return;
+		}
+	}
+}
+
 static cJSON *build(const dr_report *r)
 {
 	dr_sched_counts c = dr_sched_count(r->sched);
@@ -161,6 +192,26 @@ static cJSON *build(const dr_report *r)
 		cJSON_AddNumberToObject(root, "rank0_cpu_seconds", r->rank0_cpu);
 	if (r->clamped)
 		cJSON_AddNumberToObject(root, "clamped_frame_times", (double)r->clamped);
+	if (r->nhome) {
+		cJSON *h = cJSON_AddObjectToObject(root, "collect");
+		if (h) {
+			cJSON_AddNumberToObject(h, "frames", (double)r->nhome);
+			cJSON_AddNumberToObject(h, "bytes", (double)r->home_bytes);
+			cJSON_AddNumberToObject(h, "seconds", r->home_seconds);
+		}
+	}
+	if (r->stage.ran) {
+		cJSON *st = cJSON_AddObjectToObject(root, "staging");
+		if (st) {
+			cJSON_AddNumberToObject(st, "size", (double)r->stage.size);
+			cJSON_AddNumberToObject(st, "bytes", (double)r->stage.bytes);
+			cJSON_AddNumberToObject(st, "seconds", r->stage.seconds);
+			cJSON_AddNumberToObject(st, "nodes_same_file", r->stage.same);
+			cJSON_AddNumberToObject(st, "nodes_cached", r->stage.cached);
+			cJSON_AddNumberToObject(st, "nodes_staged", r->stage.staged);
+			cJSON_AddNumberToObject(st, "nodes_failed", r->stage.failed);
+		}
+	}
 	counts = cJSON_AddObjectToObject(root, "counts");
 	if (counts) {
 		cJSON_AddNumberToObject(counts, "total", (double)c.total);
@@ -232,6 +283,7 @@ static cJSON *build(const dr_report *r)
 			cJSON_AddNullToObject(o, "device");
 		cJSON_AddNumberToObject(o, "attempts", it->attempts);
 		cJSON_AddNumberToObject(o, "seconds", it->seconds);
+		add_home(r, it->frame, o);
 		if (r->dispatch && it->state == DR_F_DONE)
 			cJSON_AddNumberToObject(o, "dispatch_seconds", r->dispatch[i]);
 		if (r->finished_at && it->state == DR_F_DONE)

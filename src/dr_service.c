@@ -3,6 +3,7 @@
 #include "dr_service.h"
 
 #include "dr_blender.h"
+#include "dr_collect.h"
 #include "dr_http.h"
 #include "dr_jobs.h"
 #include "dr_log.h"
@@ -336,6 +337,12 @@ static int batch_outcome(dr_service *s, dr_ojob *job, bool interrupted, bool fai
 	/* The JSON report first: on an interrupt, mpirun may kill us soon after its SIGTERM. */
 	dr_orch_report(s->orch, job, &rep, code, status, msg[0] ? msg : NULL);
 	rep.rank0_cpu = cpu_seconds();
+	rep.stage = s->cfg->stage;
+	if (s->cfg->collect) {
+		uint64_t bytes = 0;
+		dr_collect_stats(s->cfg->collect, &rep.home, &rep.nhome, &bytes, &rep.home_seconds);
+		rep.home_bytes = bytes;
+	}
 	if (s->cfg->report && dr_report_write(&rep, s->cfg->report, err, sizeof err) != 0) {
 		dr_error("%s", err);
 		if (code == DR_EXIT_ALL_DONE)

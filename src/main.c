@@ -1,21 +1,26 @@
 /* drender's entry point: wires MPI, options and signals to rank 0's service (dr_service) and the
  * render nodes (dr_node). */
+#include "dr_collect.h"
 #include "dr_cpus.h"
 #include "dr_gpu.h"
 #include "dr_log.h"
 #include "dr_msg.h"
 #include "dr_node.h"
 #include "dr_opts.h"
+#include "dr_outdir.h"
 #include "dr_report.h"
 #include "dr_service.h"
+#include "dr_stage.h"
 #include "dr_util.h"
 
+#include <fcntl.h>
 #include <mpi.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 /* Set by SIGINT/SIGTERM/SIGHUP; the loops check it and clean up. */
@@ -84,10 +89,132 @@ static int finish(int code)
 	return code;
 }
 
+/* Rank 0's probe file in its output directory: a node that reads TOKEN there shares the
+ * directory; the others send their frames home (dr_collect). 0 with PATH, or -1 (no probe: every
+ * node is taken to share it). */
+static int write_probe(const dr_opts *o, const dr_outpath *out, char *path, size_t len, char *token,
+                       size_t toklen)
+{
+	char dir[DR_PATH_MAX], host[256], tag[300], why[DR_ERRLEN];
+	unsigned char rnd[16];
+	int fd, n;
+
+	if (toklen < 2 * sizeof rnd + 1 || getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd ||
+	    dr_outdir_prepare(out, &o->frames, why, sizeof why) != 0 ||
+	    dr_outpath_dir(out, o->frames.v[0], dir, sizeof dir) != 0)
+		return -1;
+	for (size_t i = 0; i < sizeof rnd; i++)
+		snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+	if (gethostname(host, sizeof host - 1) != 0)
+		snprintf(host, sizeof host, "unknown-host");
+	host[sizeof host - 1] = '\0';
+	dr_outdir_tag(host, tag, sizeof tag);
+	n = snprintf(path, len, "%s/.drender-probe-%s", dir, tag);
+	if (n < 0 || (size_t)n >= len)
+		return -1;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	n = (int)write(fd, token, strlen(token));
+	close(fd);
+	if (n != (int)strlen(token)) {
+		unlink(path);
+		return -1;
+	}
+	return 0;
+}
+
+/* No shared storage: before any frame, rank 0 sends the scene to the render nodes that do not
+ * see the same file (dr_stage), and learns which nodes do not see its output directory. On a
+ * node, LOCAL gets the copy Blender opens ("" = the scene itself) and *SHARED whether it shares
+ * rank 0's output directory; on rank 0, *REP what staging did. A failure is not fatal: a node
+ * without the scene reports that it cannot load it, as without staging. */
+static void stage_scene(const dr_opts *o, int rank, char *local, size_t len, bool *shared,
+                        dr_report_stage *rep)
+{
+	char err[DR_ERRLEN], probe[DR_PATH_MAX + 64], token[64];
+	dr_stage_result r = {0};
+	dr_render_cfg rc;
+	dr_outpath out;
+	dr_stage_cfg c = {
+	        .always = o->stage == DR_STAGE_ALWAYS,
+	        .never = o->stage == DR_STAGE_NEVER,
+	        .cache_dir = o->cache_dir,
+	        .cache_max = o->cache_max,
+	        .timeout = o->node_timeout > 0 ? o->node_timeout
+	                   : dr_mpi_recovery() ? DR_NODE_TIMEOUT_RECOVERY
+	                                       : DR_NODE_TIMEOUT,
+	        .interrupted = &interrupted,
+	};
+
+	local[0] = '\0';
+	*shared = true;
+	if (rank != 0) {
+		if (dr_stage_node(MPI_COMM_WORLD, &c, local, len, shared, err, sizeof err) != 0)
+			dr_warn("%s", err);
+		if (o->scene && strcmp(local, o->scene) == 0)
+			local[0] = '\0';
+		return;
+	}
+	if (!o->has_still &&
+	    dr_render_cfg_init(&rc, o->scene, o->output, o->format, o->engine, o->samples, err,
+	                       sizeof err) == 0 &&
+	    dr_render_cfg_outpath(&rc, &out, err, sizeof err) == 0 &&
+	    write_probe(o, &out, probe, sizeof probe, token, sizeof token) == 0) {
+		c.probe = probe;
+		c.token = token;
+	}
+	/* THE STAGED FILE: the file rank 0 chooses to send. Today the scene itself; a packed,
+	 * self-contained copy of it (its textures inside) belongs here. */
+	const char *staged = o->scene;
+	if (dr_stage_source(MPI_COMM_WORLD, &c, staged, &r, err, sizeof err) != 0)
+		dr_warn("%s", err);
+	if (c.probe)
+		unlink(c.probe);
+	if (r.collect)
+		dr_info("%d node%s cannot see the output directory: %s frames come home over MPI",
+		        r.collect, r.collect == 1 ? "" : "s", r.collect == 1 ? "its" : "their");
+	*rep = (dr_report_stage){.ran = !c.never,
+	                         .size = r.size,
+	                         .bytes = r.bytes,
+	                         .seconds = r.seconds,
+	                         .same = r.same,
+	                         .cached = r.cached,
+	                         .staged = r.staged,
+	                         .failed = r.failed};
+}
+
+/* Rank 0's end of frames coming home (dr_collect), pumped from every dr_chan_poll. NULL when the
+ * run has none (one rank, a service, a still). */
+static dr_collect *collect_home(const dr_opts *o, dr_chan *chan)
+{
+	char err[DR_ERRLEN];
+	dr_render_cfg rc;
+	dr_outpath out;
+	dr_collect *c;
+	double timeout = o->node_timeout > 0 ? o->node_timeout
+	                 : dr_mpi_recovery() ? DR_NODE_TIMEOUT_RECOVERY
+	                                     : DR_NODE_TIMEOUT;
+
+	if (chan->size < 2 || o->serve || !o->scene || o->has_still ||
+	    dr_render_cfg_init(&rc, o->scene, o->output, o->format, o->engine, o->samples, err,
+	                       sizeof err) != 0 ||
+	    dr_render_cfg_outpath(&rc, &out, err, sizeof err) != 0)
+		return NULL;
+	c = dr_collect_home(chan->comm, &out, rc.format, timeout, err, sizeof err);
+	if (!c) {
+		dr_warn("frames cannot come home: %s", err);
+		return NULL;
+	}
+	dr_chan_set_side(chan, dr_collect_pump, c);
+	return c;
+}
+
 /* A render node's life: tasks in, results out, until rank 0 says stop. */
 static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_t *cpus, int gpu,
-                    const char *gpu_why)
+                    const char *gpu_why, const char *staged, bool shared)
 {
+	dr_collect *home = NULL;
 	dr_node node;
 	dr_node_cfg cfg;
 	dr_msg m;
@@ -98,6 +225,18 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 	dr_opts_node_cfg(o, &cfg);
 	cfg.gpu = gpu;
 	cfg.gpu_why = gpu_why[0] ? gpu_why : NULL;
+	cfg.scene_local = staged[0] ? staged : NULL;
+	/* a node that does not see rank 0's output directory (or --collect) sends frames home */
+	if (!o->serve && !o->has_still && (o->collect || !shared)) {
+		home = dr_collect_node(chan->comm, chan, shared, err, sizeof err);
+		if (!home) {
+			dr_error("%s", err);
+			return DR_EXIT_RUNTIME;
+		}
+		cfg.push = dr_collect_push;
+		cfg.push_ctx = home;
+		dr_chan_set_side(chan, dr_collect_pump, home);
+	}
 	if (dr_node_start(&node, &cfg, chan, threads, cpus, err, sizeof err) != 0) {
 		dr_error("%s", err);
 		return DR_EXIT_RUNTIME;
@@ -126,6 +265,8 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 		rc = DR_EXIT_INTERRUPTED;
 	}
 	dr_node_destroy(&node);
+	dr_chan_set_side(chan, NULL, NULL);
+	dr_collect_close(home);
 	if (interrupted && chan->size > 1)
 		dr_sleep_ms(300); /* mpirun SIGKILLs rank 0 once the other ranks are gone: give it
 		                   * time to write its report (our Blender is already dead) */
@@ -172,7 +313,9 @@ int main(int argc, char **argv)
 	cpu_set_t cpus;
 	dr_service_cfg scfg;
 	dr_service *svc = NULL;
-	char err[DR_ERRLEN] = "", gpu_why[256] = "";
+	char err[DR_ERRLEN] = "", gpu_why[256] = "", staged[4200] = "";
+	bool shared = true;
+	dr_collect *home = NULL;
 	int provided, rank = 0, size = 1, verdict = 0, threads = 1, code, gpu = -1;
 	bool lost_peers = false;
 
@@ -249,12 +392,26 @@ int main(int argc, char **argv)
 	scfg.node.gpu_why = gpu_why[0] ? gpu_why : NULL;
 	if (o.threads > 0)
 		threads = o.threads;
+	if (size > 1 && !o.serve && o.scene)
+		stage_scene(&o, rank, staged, sizeof staged, &shared, &scfg.stage);
+	if (interrupted) {
+		dr_service_close(svc);
+		dr_opts_free(&o);
+		fflush(NULL);
+		_exit(DR_EXIT_INTERRUPTED);
+	}
+	if (rank == 0) {
+		home = collect_home(&o, &chan);
+		scfg.collect = home;
+	}
 	if (rank == 0)
 		code = dr_service_run(svc, &chan, threads, &cpus, &interrupted);
 	else
-		code = run_node(&o, &chan, threads, &cpus, gpu, gpu_why);
+		code = run_node(&o, &chan, threads, &cpus, gpu, gpu_why, staged, shared);
 	lost_peers = rank == 0 && dr_service_lost_nodes(svc);
 	dr_service_close(svc);
+	dr_chan_set_side(&chan, NULL, NULL);
+	dr_collect_close(home);
 	dr_chan_destroy(&chan, interrupted || lost_peers ? 0 : 5.0);
 	dr_opts_free(&o);
 	if (interrupted) {

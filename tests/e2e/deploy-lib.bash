@@ -213,3 +213,39 @@ netns_cleanup() { # kill everything in our namespaces, remove them and their /et
 	done
 	if [ "$MADE_ETC_NETNS" = 1 ]; then rmdir /etc/netns 2>/dev/null; fi
 }
+
+# --- hosts without shared storage ----------------------------------------------------------------
+# netns_private_agent AGENT NSMAP DIR PRIVROOT: write an rsh agent (as deploy-netns.sh's) that runs
+# the command inside the host's namespace and, on every host but "head", in a mount namespace of
+# its own where PRIVROOT/<host> is bind-mounted over DIR: no render node sees rank 0's files under
+# DIR (its scene, its output directory) nor the other nodes', and each node's files there (its
+# cache) outlive the run, as a real disk's would.
+netns_private_agent() {
+	local agent=$1 nsmap=$2 dir=$3 priv=$4
+	cat >"$agent" <<AGENT
+#!/bin/sh
+while [ \$# -gt 0 ]; do case \$1 in -*) shift ;; *) break ;; esac; done
+host=\$1; shift
+ns=\$(awk -v h="\$host" '\$1 == h { print \$2 }' "$nsmap")
+if [ -z "\$ns" ]; then echo "netns-agent: unknown host \$host" >&2; exit 255; fi
+if [ "\$host" = head ]; then
+	ip netns exec "\$ns" unshare --uts /bin/sh -c 'hostname "\$0" && exec /bin/sh -c "\$1"' "\$host" "\$*"
+else
+	mkdir -p "$priv/\$host"
+	ip netns exec "\$ns" unshare --uts --mount --propagation private /bin/sh -c \
+		'hostname "\$0" && mount --bind "\$2" "\$3" && cd "\$3" && exec /bin/sh -c "\$1"' \
+		"\$host" "\$*" "$priv/\$host" "$dir"
+fi
+rc=\$?
+if [ \$rc -gt 128 ]; then
+	echo "netns-agent: connection to \$host closed: remote command killed by signal \$((rc - 128))" >&2
+	exit 255
+fi
+exit \$rc
+AGENT
+	chmod +x "$agent"
+}
+# netns_shape HOST RATE: limit HOST's outgoing traffic to RATE (tc syntax, e.g. 20mbit).
+netns_shape() {
+	ip netns exec "$(ns_of "$1")" tc qdisc replace dev eth0 root tbf rate "$2" burst 64kb latency 500ms
+}

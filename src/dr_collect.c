@@ -1,0 +1,531 @@
+/* Frames coming home: a render node without rank 0's output directory sends each frame to rank 0.
+ */
+#include "dr_collect.h"
+#include "dr_imgcheck.h"
+#include "dr_log.h"
+#include "dr_outdir.h"
+#include "dr_sendq.h"
+#include "dr_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Tags of their own (dr_msg uses 7, dr_stage 21 and 22). */
+#define TAG_PUSH 23 /* node -> 0: a frame's header, then its chunks */
+#define TAG_ACK  24 /* 0 -> node: the frame is in place (or why not) */
+
+/* A quarter MiB per chunk: one chunk is a couple of milliseconds on a gigabit link, so receiving
+ * one never holds rank 0's loop up for long. */
+#define CHUNK  (256 * 1024)
+#define WINDOW 8
+
+/* Every push message starts with this; a header (idx -1) carries the frame's size after it. */
+typedef struct hdr {
+	int32_t job, frame;
+	int64_t idx;
+} hdr;
+
+typedef struct ack {
+	int32_t job, frame, ok;
+	char why[512];
+} ack;
+
+typedef struct pending { /* node: a frame waiting to go home */
+	dr_msg result;
+	char path[DR_PATH_MAX];
+} pending;
+
+typedef struct incoming { /* rank 0: a frame on its way */
+	int src, job, frame, fd;
+	int64_t size, nchunks, next;
+	char tmp[DR_PATH_MAX], final[DR_PATH_MAX];
+	double started, last;
+} incoming;
+
+struct dr_collect {
+	MPI_Comm comm;
+	bool home;
+	double timeout;
+	dr_sendq s;
+	/* node */
+	dr_chan *chan;
+	bool keep_copy;
+	pending *q;
+	size_t nq, capq;
+	int fd;
+	int64_t size, nchunks, sent;
+	bool active;
+	/* rank 0 */
+	dr_outpath out;
+	char format[32];
+	char tag[300];
+	incoming *in;
+	size_t nin, capin;
+	struct slot { /* per source rank: one receive in flight (no head-of-line blocking) */
+		char *buf;
+		MPI_Request req;
+		double since;
+	} * slot;
+	int nranks;
+	size_t rcap;
+	dr_report_home *stats;
+	size_t nstats, capstats;
+	uint64_t bytes;
+	double seconds;
+};
+
+static int64_t nchunks_of(int64_t size)
+{
+	return (size + CHUNK - 1) / CHUNK;
+}
+
+dr_collect *dr_collect_home(MPI_Comm comm, const dr_outpath *out, const char *format,
+                            double timeout, char *err, size_t errlen)
+{
+	dr_collect *c = calloc(1, sizeof *c);
+	char host[256];
+	int n = 1;
+
+	if (MPI_Comm_size(comm, &n) != MPI_SUCCESS || n < 1)
+		n = 1;
+	if (!c || !(c->slot = calloc((size_t)n, sizeof *c->slot))) {
+		free(c);
+		dr_seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->nranks = n;
+	for (int i = 0; i < n; i++)
+		c->slot[i].req = MPI_REQUEST_NULL;
+	c->comm = comm;
+	c->home = true;
+	c->timeout = timeout > 0 ? timeout : 30;
+	c->out = *out;
+	snprintf(c->format, sizeof c->format, "%s", format);
+	if (gethostname(host, sizeof host - 1) != 0)
+		snprintf(host, sizeof host, "unknown-host");
+	host[sizeof host - 1] = '\0';
+	dr_outdir_tag(host, c->tag, sizeof c->tag);
+	c->rcap = sizeof(hdr) + CHUNK;
+	c->fd = -1;
+	return c;
+}
+
+dr_collect *dr_collect_node(MPI_Comm comm, dr_chan *chan, bool keep_copy, char *err, size_t errlen)
+{
+	dr_collect *c = calloc(1, sizeof *c);
+
+	if (!c) {
+		dr_seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->comm = comm;
+	c->chan = chan;
+	c->keep_copy = keep_copy;
+	c->fd = -1;
+	return c;
+}
+
+bool dr_collect_busy(const dr_collect *c)
+{
+	return c && (c->nq > 0 || c->active);
+}
+
+int dr_collect_push(void *collect, const dr_msg *result, const char *path, char *err, size_t errlen)
+{
+	dr_collect *c = collect;
+
+	if (dr_grow(&c->q, &c->capq, c->nq + 1, sizeof *c->q) != 0)
+		return dr_seterr(err, errlen, "out of memory");
+	c->q[c->nq].result = *result;
+	snprintf(c->q[c->nq].path, sizeof c->q[c->nq].path, "%s", path);
+	c->nq++;
+	return 0;
+}
+
+/* ---- a node ---------------------------------------------------------------------------------- */
+
+/* A frame's thumbnail beside it ("<dir>/.thumbs/<name>.thumb", see dr_node.c) stays on the node:
+ * it goes with the frame. */
+static void drop_thumb(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char th[DR_PATH_MAX + 32];
+
+	if (slash && snprintf(th, sizeof th, "%.*s/.thumbs/%s.thumb", (int)(slash - path), path,
+	                      slash + 1) < (int)sizeof th)
+		unlink(th);
+}
+
+/* The head of the queue is settled: send its RESULT (failed with WHY unless OK) and drop it. */
+static int settle(dr_collect *c, bool ok, const char *why, char *err, size_t errlen)
+{
+	pending *p = &c->q[0];
+	dr_msg m = p->result;
+
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->active = false;
+	if (!ok) {
+		m.ok = 0;
+		snprintf(m.text, sizeof m.text, "bringing the frame home failed: %s", why);
+	}
+	if (!ok || !c->keep_copy) { /* rank 0 has it now (or it failed): the copy goes */
+		unlink(p->path);
+		drop_thumb(p->path);
+	}
+	memmove(c->q, c->q + 1, (c->nq - 1) * sizeof *c->q);
+	c->nq--;
+	return dr_chan_send(c->chan, 0, &m, err, errlen);
+}
+
+static int node_pump(dr_collect *c, char *err, size_t errlen)
+{
+	int flag = 0, rc;
+	MPI_Status st;
+
+	if (!c->active && c->nq > 0) {
+		pending *p = &c->q[0];
+		struct stat sb;
+		hdr *h;
+
+		c->fd = open(p->path, O_RDONLY | O_CLOEXEC);
+		if (c->fd < 0 || fstat(c->fd, &sb) != 0) {
+			char why[DR_PATH_MAX + 100];
+			snprintf(why, sizeof why, "cannot read %s: %s", p->path, strerror(errno));
+			return settle(c, false, why, err, errlen);
+		}
+		c->size = sb.st_size;
+		c->nchunks = nchunks_of(c->size);
+		c->sent = 0;
+		c->active = true;
+		h = malloc(sizeof *h + sizeof(int64_t));
+		if (!h)
+			return dr_seterr(err, errlen, "out of memory");
+		*h = (hdr){.job = p->result.job, .frame = p->result.frame, .idx = -1};
+		memcpy(h + 1, &c->size, sizeof c->size);
+		if (dr_sendq_add(&c->s, c->comm, 0, TAG_PUSH, h, sizeof *h + sizeof(int64_t), err,
+		                 errlen) != 0)
+			return -1;
+	}
+	while (c->active && c->sent < c->nchunks &&
+	       dr_sendq_inflight(&c->s, 0, TAG_PUSH) < WINDOW) {
+		int64_t off = c->sent * CHUNK;
+		size_t len = (size_t)(c->size - off < CHUNK ? c->size - off : CHUNK), got = 0;
+		hdr *h = malloc(sizeof *h + len);
+
+		if (!h)
+			return dr_seterr(err, errlen, "out of memory");
+		*h = (hdr){
+		        .job = c->q[0].result.job, .frame = c->q[0].result.frame, .idx = c->sent};
+		while (got < len) {
+			ssize_t k =
+			        pread(c->fd, (char *)(h + 1) + got, len - got, off + (off_t)got);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0) {
+				free(h);
+				return settle(c, false, "the frame's file shrank", err, errlen);
+			}
+			got += (size_t)k;
+		}
+		if (dr_sendq_add(&c->s, c->comm, 0, TAG_PUSH, h, sizeof *h + len, err, errlen) != 0)
+			return -1;
+		c->sent++;
+	}
+	if (dr_sendq_test(&c->s, err, errlen) < 0)
+		return -1;
+	rc = MPI_Iprobe(0, TAG_ACK, c->comm, &flag, &st);
+	if (rc != MPI_SUCCESS)
+		return dr_mpi_fail(rc, "MPI_Iprobe", err, errlen);
+	if (flag) {
+		ack a;
+		memset(&a, 0, sizeof a);
+		rc = MPI_Recv(&a, (int)sizeof a, MPI_BYTE, 0, TAG_ACK, c->comm, MPI_STATUS_IGNORE);
+		if (rc != MPI_SUCCESS)
+			return dr_mpi_fail(rc, "MPI_Recv", err, errlen);
+		a.why[sizeof a.why - 1] = '\0';
+		if (c->active && a.job == c->q[0].result.job && a.frame == c->q[0].result.frame)
+			return settle(c, a.ok != 0, a.why, err, errlen);
+		dr_debug("an acknowledgement for frame %d arrived late; dropped", a.frame);
+	}
+	return 0;
+}
+
+/* ---- rank 0 ---------------------------------------------------------------------------------- */
+
+static int send_ack(dr_collect *c, int dest, int job, int frame, bool ok, const char *why,
+                    char *err, size_t errlen)
+{
+	ack *a = calloc(1, sizeof *a);
+
+	if (!a)
+		return dr_seterr(err, errlen, "out of memory");
+	*a = (ack){.job = job, .frame = frame, .ok = ok};
+	snprintf(a->why, sizeof a->why, "%s", why ? why : "");
+	return dr_sendq_add(&c->s, c->comm, dest, TAG_ACK, a, sizeof *a, err, errlen);
+}
+
+static void drop_incoming(dr_collect *c, size_t i)
+{
+	if (c->in[i].fd >= 0)
+		close(c->in[i].fd);
+	unlink(c->in[i].tmp);
+	c->in[i] = c->in[--c->nin];
+}
+
+static incoming *find_src(dr_collect *c, int src)
+{
+	for (size_t i = 0; i < c->nin; i++)
+		if (c->in[i].src == src)
+			return &c->in[i];
+	return NULL;
+}
+
+static int record(dr_collect *c, int frame, uint64_t bytes, double seconds)
+{
+	size_t i;
+
+	if (dr_grow(&c->stats, &c->capstats, c->nstats + 1, sizeof *c->stats) != 0)
+		return -1;
+	for (i = c->nstats; i > 0 && c->stats[i - 1].frame > frame; i--)
+		c->stats[i] = c->stats[i - 1];
+	c->stats[i] = (dr_report_home){.frame = frame, .bytes = bytes, .seconds = seconds};
+	c->nstats++;
+	c->bytes += bytes;
+	c->seconds += seconds;
+	return 0;
+}
+
+/* Every byte of IN is there: check, rename into place, acknowledge. */
+static int finish_incoming(dr_collect *c, incoming *in, char *err, size_t errlen)
+{
+	char why[2 * DR_PATH_MAX + 100] = "";
+	bool ok = false;
+	size_t i = (size_t)(in - c->in);
+	int src = in->src, job = in->job, frame = in->frame;
+
+	/* no fsync: as for a frame a node renders into place (rename after write), and an fsync
+	 * would hold rank 0's loop up */
+	if (dr_imgcheck(in->tmp, c->format, why, sizeof why) == 0) {
+		if (rename(in->tmp, in->final) != 0)
+			snprintf(why, sizeof why, "cannot move %s to %s: %s", in->tmp, in->final,
+			         strerror(errno));
+		else
+			ok = true;
+	}
+	if (ok) {
+		double secs = dr_now() - in->started;
+		in->tmp[0] = '\0'; /* renamed: nothing to remove */
+		if (record(c, frame, (uint64_t)in->size, secs) != 0)
+			return dr_seterr(err, errlen, "out of memory");
+		dr_debug("frame %d came home from rank %d: %lld bytes in %.3f s", frame, src,
+		         (long long)in->size, secs);
+	} else {
+		dr_warn("frame %d from rank %d not kept: %s", frame, src, why);
+	}
+	drop_incoming(c, i);
+	return send_ack(c, src, job, frame, ok, why, err, errlen);
+}
+
+static int start_incoming(dr_collect *c, int src, const hdr *h, int64_t size, char *err,
+                          size_t errlen)
+{
+	incoming in = {.src = src, .job = h->job, .frame = h->frame, .fd = -1, .size = size};
+	char why[DR_ERRLEN] = "";
+	dr_frames one = {&in.frame, 1};
+	incoming *old = find_src(c, src);
+
+	if (old) /* the node started over: what it sent before is dropped */
+		drop_incoming(c, (size_t)(old - c->in));
+	for (size_t i = 0; i < c->nin; i++)
+		if (c->in[i].frame == h->frame)
+			return send_ack(c, src, h->job, h->frame, false,
+			                "another node is bringing this frame home", err, errlen);
+	if (size < 0 || dr_outpath_frame(&c->out, h->frame, in.final, sizeof in.final) != 0 ||
+	    dr_outpath_temp(&c->out, h->frame, c->tag, in.tmp, sizeof in.tmp) != 0)
+		return send_ack(c, src, h->job, h->frame, false, "bad frame or output path", err,
+		                errlen);
+	if (dr_outdir_prepare(&c->out, &one, why, sizeof why) != 0)
+		return send_ack(c, src, h->job, h->frame, false, why, err, errlen);
+	in.fd = open(in.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (in.fd < 0) {
+		snprintf(why, sizeof why, "cannot create %.1500s: %s", in.tmp, strerror(errno));
+		return send_ack(c, src, h->job, h->frame, false, why, err, errlen);
+	}
+	in.nchunks = nchunks_of(size);
+	in.started = in.last = dr_now();
+	if (dr_grow(&c->in, &c->capin, c->nin + 1, sizeof *c->in) != 0) {
+		close(in.fd);
+		unlink(in.tmp);
+		return dr_seterr(err, errlen, "out of memory");
+	}
+	c->in[c->nin++] = in;
+	if (in.nchunks == 0)
+		return finish_incoming(c, &c->in[c->nin - 1], err, errlen);
+	return 0;
+}
+
+/* One push message of COUNT bytes from SRC is in BUF. */
+static int handle_push(dr_collect *c, int src, const char *buf, int count, char *err, size_t errlen)
+{
+	hdr h;
+	incoming *in;
+	size_t len, off = 0;
+	const char *data = buf + sizeof h;
+
+	if (count < (int)sizeof h)
+		return 0;
+	memcpy(&h, buf, sizeof h);
+	len = (size_t)count - sizeof h;
+	if (h.idx < 0) {
+		int64_t size;
+		if (len < sizeof size)
+			return 0;
+		memcpy(&size, data, sizeof size);
+		return start_incoming(c, src, &h, size, err, errlen);
+	}
+	in = find_src(c, src);
+	if (!in || in->frame != h.frame || in->job != h.job || h.idx != in->next)
+		return 0; /* the rest of a refused or dropped transfer */
+	while (off < len) {
+		ssize_t k = pwrite(in->fd, data + off, len - off,
+		                   (off_t)(h.idx * CHUNK + (int64_t)off));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			char why[DR_PATH_MAX + 100];
+			int job = in->job, frame = in->frame;
+			snprintf(why, sizeof why, "cannot write %s: %s", in->tmp, strerror(errno));
+			drop_incoming(c, (size_t)(in - c->in));
+			return send_ack(c, src, job, frame, false, why, err, errlen);
+		}
+		off += (size_t)k;
+	}
+	in->next++;
+	in->last = dr_now();
+	if (in->next == in->nchunks)
+		return finish_incoming(c, in, err, errlen);
+	return 0;
+}
+
+/* SRC's transfer (if any) is given up: its temporary file goes, and the node hears so (a live
+ * node then reports the frame failed, to be retried; a dead one never reads it). */
+static int drop_src(dr_collect *c, int src, const char *why, char *err, size_t errlen)
+{
+	incoming *in = find_src(c, src);
+	int job, frame;
+
+	if (!in)
+		return 0;
+	job = in->job;
+	frame = in->frame;
+	dr_warn("frame %d from rank %d: %s; dropped", frame, src, why);
+	drop_incoming(c, (size_t)(in - c->in));
+	return send_ack(c, src, job, frame, false, why, err, errlen);
+}
+
+static int home_pump(dr_collect *c, char *err, size_t errlen)
+{
+	MPI_Status st;
+	MPI_Message msg;
+	int flag, done, count, rc;
+	double now = dr_now();
+	char why[128];
+
+	for (int src = 1; src < c->nranks; src++) {
+		struct slot *sl = &c->slot[src];
+		/* a few messages per source and call: rank 0's loop comes back soon */
+		for (int round = 0; round < 4; round++) {
+			if (sl->req != MPI_REQUEST_NULL) {
+				rc = MPI_Test(&sl->req, &done, &st);
+				if (rc != MPI_SUCCESS)
+					return dr_mpi_fail(rc, "MPI_Test", err, errlen);
+				if (!done)
+					break;
+				MPI_Get_count(&st, MPI_BYTE, &count);
+				if (handle_push(c, src, sl->buf, count, err, errlen) != 0)
+					return -1;
+			}
+			rc = MPI_Improbe(src, TAG_PUSH, c->comm, &flag, &msg, &st);
+			if (rc != MPI_SUCCESS)
+				return dr_mpi_fail(rc, "MPI_Improbe", err, errlen);
+			if (!flag)
+				break;
+			if (!sl->buf && !(sl->buf = malloc(c->rcap)))
+				return dr_seterr(err, errlen, "out of memory");
+			MPI_Get_count(&st, MPI_BYTE, &count);
+			if (count < 0 || (size_t)count > c->rcap)
+				count = (int)c->rcap; /* a bad sender: MPI reports the truncation */
+			rc = MPI_Imrecv(sl->buf, count, MPI_BYTE, &msg, &sl->req);
+			if (rc != MPI_SUCCESS)
+				return dr_mpi_fail(rc, "MPI_Imrecv", err, errlen);
+			sl->since = now;
+		}
+		/* a receive from a node that died mid-message may never end: leave it (and its
+		 * buffer) to MPI */
+		if (sl->req != MPI_REQUEST_NULL && now - sl->since > c->timeout) {
+			MPI_Request_free(&sl->req);
+			sl->req = MPI_REQUEST_NULL;
+			sl->buf = NULL;
+			snprintf(why, sizeof why, "a chunk did not arrive within %.0f s",
+			         c->timeout);
+			if (drop_src(c, src, why, err, errlen) != 0)
+				return -1;
+		}
+	}
+	/* a transfer silent for the timeout: its node is gone (rank 0 requeues the frame) */
+	for (size_t i = 0; i < c->nin;) {
+		if (now - c->in[i].last > c->timeout) {
+			snprintf(why, sizeof why, "transfer silent for %.0f s", c->timeout);
+			if (drop_src(c, c->in[i].src, why, err, errlen) != 0)
+				return -1;
+			continue;
+		}
+		i++;
+	}
+	return dr_sendq_test(&c->s, err, errlen) < 0 ? -1 : 0;
+}
+
+int dr_collect_pump(void *collect, char *err, size_t errlen)
+{
+	dr_collect *c = collect;
+
+	return c->home ? home_pump(c, err, errlen) : node_pump(c, err, errlen);
+}
+
+void dr_collect_stats(const dr_collect *c, const dr_report_home **home, size_t *n, uint64_t *bytes,
+                      double *seconds)
+{
+	*home = c ? c->stats : NULL;
+	*n = c ? c->nstats : 0;
+	*bytes = c ? c->bytes : 0;
+	*seconds = c ? c->seconds : 0;
+}
+
+void dr_collect_close(dr_collect *c)
+{
+	if (!c)
+		return;
+	while (c->nin)
+		drop_incoming(c, 0);
+	for (int i = 0; c->slot && i < c->nranks; i++) {
+		if (c->slot[i].req != MPI_REQUEST_NULL)
+			MPI_Request_free(&c->slot[i].req); /* its buffer is left to MPI */
+		else
+			free(c->slot[i].buf);
+	}
+	free(c->slot);
+	if (c->fd >= 0)
+		close(c->fd);
+	dr_sendq_settle(&c->s, c->home ? 0.5 : 0);
+	free(c->in);
+	free(c->q);
+	free(c->stats);
+	free(c);
+}
