@@ -32,6 +32,13 @@ typedef struct dr_stage_cfg {
 	int fanout;            /* 1 = a chain (the default when 0), d = a d-ary tree */
 	double timeout;        /* a node silent this long while staging is lost (seconds) */
 	volatile sig_atomic_t *interrupted; /* set by a signal: give up */
+	/* Only ask: each node says whether it has PATH at that path (same size and SHA-256);
+	 * nothing is sent, and R->need counts the nodes that lack it. MORE tells the nodes whether
+	 * another offer follows (the file to send them, made only because someone needs it). */
+	bool ask, more;
+	/* The file PATH was made from (e.g. a packed copy of the scene): a node that has this one
+	 * at its path needs nothing and opens it; NULL = PATH itself. */
+	const char *same_as;
 } dr_stage_cfg;
 
 /* What staging did (rank 0). */
@@ -42,6 +49,7 @@ typedef struct dr_stage_result {
 	int same, cached;   /* nodes that had it at the same path / in their cache */
 	int staged, failed; /* nodes that received it / that were lost or failed */
 	int collect;        /* nodes that do not see rank 0's probe: their frames come home */
+	int need;           /* an ask round: nodes that lack the file */
 } dr_stage_result;
 
 /* Rank 0: offer PATH to every other rank of COMM and send it where needed. 0 with R filled, or -1
@@ -50,11 +58,11 @@ typedef struct dr_stage_result {
 int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_stage_result *r,
                     char *err, size_t errlen);
 
-/* A render node: answer rank 0's offer and receive/forward as told. LOCAL gets the path Blender
- * should open (rank 0's path when the node sees the same file, else the cached copy); *SHARED
- * whether it sees rank 0's probe (or there is none), i.e. shares its output directory. 0, or -1
- * with ERR when the node could not get the file (LOCAL is then rank 0's path: loading it fails
- * and is reported as any load failure), or on an MPI failure. */
+/* A render node: answer rank 0's offers (an ask round may come first) and receive/forward as told.
+ * LOCAL gets the path Blender should open (rank 0's path when the node sees the same file, else the
+ * cached copy); *SHARED whether it sees rank 0's probe (or there is none), i.e. shares its output
+ * directory. 0, or -1 with ERR when the node could not get the file (LOCAL is then rank 0's path:
+ * loading it fails and is reported as any load failure), or on an MPI failure. */
 int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len, bool *shared,
                   char *err, size_t errlen);
 

@@ -47,10 +47,12 @@ typedef struct ctl {
 	uint32_t chunk; /* OFFER */
 	int32_t shared; /* ANSWER: the node sees rank 0's probe file (same output directory) */
 	int32_t never;  /* OFFER: no staging, only the probe */
-	int32_t pad;
-	int64_t size;  /* OFFER */
-	int64_t count; /* FEED: first chunk to send; PROGRESS: chunks received */
+	int32_t ask;    /* OFFER: only say whether the node has it; FINISH: another offer follows */
+	int64_t size;   /* OFFER */
+	int64_t count;  /* FEED: first chunk to send; PROGRESS: chunks received */
 	char hex[DR_SHA256_HEX];
+	char same_hex[DR_SHA256_HEX]; /* OFFER: what the file at text must hash to ("" = hex) */
+	int64_t same_size;            /* ... and its size */
 	char ext[DR_CACHE_EXT_MAX];
 	char probe[1024]; /* OFFER: rank 0's probe file in its output directory ("" = none) */
 	char token[64];   /* OFFER: what it contains */
@@ -276,7 +278,7 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 	       ms = 0.2;
 	int fd = -1, rc = -1, k, from, nanswers = 0, *members = NULL, nmembers = 1;
 	ctl offer = {0}, m;
-	uint64_t size;
+	uint64_t size, size0 = 0;
 	struct stat st;
 
 	if (MPI_Comm_size(comm, &src.size) != MPI_SUCCESS)
@@ -300,7 +302,12 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 		goto out;
 	}
 	res.size = size;
+	if (c->same_as && !c->never &&
+	    dr_sha256_file(c->same_as, offer.same_hex, &size0, err, errlen) != 0)
+		goto out;
+	offer.same_size = (int64_t)size0;
 	offer.type = CTL_OFFER;
+	offer.ask = c->ask;
 	offer.always = c->always;
 	offer.never = c->never;
 	if (c->probe && c->token &&
@@ -312,7 +319,8 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 	offer.chunk = chunk;
 	offer.size = (int64_t)size;
 	snprintf(offer.ext, sizeof offer.ext, "%s", dr_cache_ext(path));
-	if ((size_t)snprintf(offer.text, sizeof offer.text, "%s", path) >= sizeof offer.text) {
+	if ((size_t)snprintf(offer.text, sizeof offer.text, "%s", c->same_as ? c->same_as : path) >=
+	    sizeof offer.text) {
 		dr_seterr(err, errlen, "staging: scene path too long");
 		goto out;
 	}
@@ -357,7 +365,8 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 				res.failed++;
 				dr_warn("staging: rank %d cannot take the scene: %s", from, m.text);
 			}
-			if (m.status != ANS_NEED) { /* nothing to receive: it may go on */
+			if (m.status != ANS_NEED &&
+			    !c->ask) { /* nothing to receive: it may go on */
 				ctl fin = {.type = CTL_FINISH};
 				if (send_ctl(&src.s, comm, from, &fin, err, errlen) != 0)
 					goto out;
@@ -372,6 +381,15 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 		res.failed += src.size - 1 - nanswers;
 	}
 
+	if (c->ask) { /* only asked: everyone goes on, to another offer if someone lacks it */
+		res.need = nmembers - 1;
+		for (int i = 1; i < src.size; i++) {
+			ctl fin = {.type = CTL_FINISH, .ask = c->more && res.need > 0};
+			if (src.answer[i] && send_ctl(&src.s, comm, i, &fin, err, errlen) != 0)
+				goto out;
+		}
+		nmembers = 1;
+	}
 	/* the transfer: a chain from rank 0 through every node that needs the file */
 	members[0] = 0;
 	if (nmembers > 1) {
@@ -456,7 +474,7 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 		}
 	}
 	/* everyone still waiting may go on: those that received it, and those that failed */
-	for (int i = 1; i < src.size; i++) {
+	for (int i = 1; i < src.size && !c->ask; i++) {
 		if (src.answer[i] && src.answer[i] != ANS_NEED)
 			continue; /* told already */
 		ctl fin = {.type = CTL_FINISH};
@@ -464,7 +482,7 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 			goto out;
 	}
 	res.seconds = dr_now() - t0;
-	if (nmembers > 1)
+	if (!c->ask && nmembers > 1)
 		dr_info("staged %s to %d node%s in %.2f s (%d failed)", path, res.staged,
 		        res.staged == 1 ? "" : "s", res.seconds, res.failed);
 	*r = res;
@@ -516,13 +534,16 @@ static int decide(const ctl *offer, dr_cache *cache, dr_cache_wr *w, char *local
 		snprintf(local, len, "%s", offer->text);
 		return ANS_SAME;
 	}
+	const char *want = offer->same_hex[0] ? offer->same_hex : offer->hex;
+	int64_t want_size = offer->same_hex[0] ? offer->same_size : offer->size;
 	if (!offer->always && stat(offer->text, &st) == 0 && S_ISREG(st.st_mode) &&
-	    (int64_t)st.st_size == offer->size &&
-	    dr_sha256_file(offer->text, hex, &size, why, whylen) == 0 &&
-	    strcmp(hex, offer->hex) == 0) {
+	    (int64_t)st.st_size == want_size &&
+	    dr_sha256_file(offer->text, hex, &size, why, whylen) == 0 && strcmp(hex, want) == 0) {
 		snprintf(local, len, "%s", offer->text);
 		return ANS_SAME;
 	}
+	if (offer->ask)
+		return ANS_NEED; /* nothing received in an ask round: the next offer says what */
 	k = dr_cache_lookup(cache, offer->hex, offer->ext, (uint64_t)offer->size, local, len, why,
 	                    whylen);
 	if (k == 1)
@@ -553,8 +574,9 @@ static bool sees_probe(const ctl *offer)
 	return strcmp(buf, offer->token) == 0;
 }
 
-int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len, bool *shared,
-                  char *err, size_t errlen)
+/* One offer: answer it and receive/forward as told. *MORE: rank 0 said another offer follows. */
+static int stage_node_once(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
+                           bool *shared, bool *more, char *err, size_t errlen)
 {
 	dr_cache cache;
 	dr_cache_wr w = {.fd = -1};
@@ -605,7 +627,7 @@ int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
 	} else {
 		answer = ANS_FAIL;
 	}
-	if (answer == ANS_NEED) {
+	if (answer == ANS_NEED && !offer.ask) {
 		chunk = offer.chunk ? offer.chunk : DR_XFER_CHUNK;
 		nchunks = dr_xfer_nchunks((uint64_t)offer.size, chunk);
 		rfd = open(w.tmp, O_RDONLY | O_CLOEXEC); /* what this node forwards */
@@ -626,7 +648,7 @@ int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
 		failed = true;
 		snprintf(local, len, "%s", offer.text);
 	}
-	if (answer == ANS_NEED) {
+	if (answer == ANS_NEED && !offer.ask) {
 		if (nchunks == 0) { /* an empty file: nothing to receive */
 			k = dr_cache_commit(&w, local, len, why, sizeof why);
 			out = (ctl){.type = CTL_DONE, .status = k != 0};
@@ -657,6 +679,7 @@ int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
 				dr_sendq_abandon(&s, m.rank);
 			} else if (m.type == CTL_FINISH) {
 				finish = true;
+				*more = m.ask;
 			} else if (m.type == CTL_PARENT && m.rank != parent) {
 				if (posted) { /* left to MPI with its buffer: see above */
 					MPI_Cancel(&rreq);
@@ -776,5 +799,18 @@ done:
 		dr_cache_close(&cache);
 	free(rbuf);
 	free(f);
+	return rc;
+}
+
+int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len, bool *shared,
+                  char *err, size_t errlen)
+{
+	bool more;
+	int rc;
+
+	do {
+		more = false;
+		rc = stage_node_once(comm, c, local, len, shared, &more, err, errlen);
+	} while (rc == 0 && more);
 	return rc;
 }

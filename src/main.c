@@ -1,5 +1,7 @@
 /* drender's entry point: wires MPI, options and signals to rank 0's service (dr_service) and the
  * render nodes (dr_node). */
+#include "dr_assets.h"
+#include "dr_cache.h"
 #include "dr_collect.h"
 #include "dr_cpus.h"
 #include "dr_gpu.h"
@@ -13,6 +15,7 @@
 #include "dr_stage.h"
 #include "dr_util.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <mpi.h>
 #include <pthread.h>
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Set by SIGINT/SIGTERM/SIGHUP; the loops check it and clean up. */
@@ -124,6 +128,34 @@ static int write_probe(const dr_opts *o, const dr_outpath *out, char *path, size
 	return 0;
 }
 
+/* A packed copy of the scene for staging, in rank 0's cache directory under the scene's SHA-256
+ * (made once per scene content: a re-run reuses it). 0 with OUT, or -1 with ERR. */
+static int pack_scene(const dr_opts *o, char *out, size_t len, char *err, size_t errlen)
+{
+	char dir[DR_PATH_MAX], hex[DR_SHA256_HEX];
+	uint64_t size;
+	struct stat st;
+
+	if (o->cache_dir)
+		snprintf(dir, sizeof dir, "%s", o->cache_dir);
+	else
+		dr_stage_default_cache(dir, sizeof dir);
+	if (strlen(dir) + 8 >= sizeof dir)
+		return dr_seterr(err, errlen, "cache directory path too long");
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return dr_seterr(err, errlen, "cannot make %s: %s", dir, strerror(errno));
+	strcat(dir, "/packed");
+	if (dr_sha256_file(o->scene, hex, &size, err, errlen) != 0)
+		return -1;
+	if ((mkdir(dir, 0700) != 0 && errno != EEXIST) ||
+	    (size_t)snprintf(out, len, "%s/%s.blend", dir, hex) >= len)
+		return dr_seterr(err, errlen, "cannot make %s: %s", dir, strerror(errno));
+	if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+		return 0;
+	dr_info("packing %s's external files into one copy for staging", o->scene);
+	return dr_assets_pack(o->blender, o->scene, out, err, errlen);
+}
+
 /* No shared storage: before any frame, rank 0 sends the scene to the render nodes that do not
  * see the same file (dr_stage), and learns which nodes do not see its output directory. On a
  * node, LOCAL gets the copy Blender opens ("" = the scene itself) and *SHARED whether it shares
@@ -164,10 +196,29 @@ static void stage_scene(const dr_opts *o, int rank, char *local, size_t len, boo
 		c.probe = probe;
 		c.token = token;
 	}
-	/* THE STAGED FILE: the file rank 0 chooses to send. Today the scene itself; a packed,
-	 * self-contained copy of it (its textures inside) belongs here. */
-	const char *staged = o->scene;
-	if (dr_stage_source(MPI_COMM_WORLD, &c, staged, &r, err, sizeof err) != 0)
+	/* The file sent is a packed copy of the scene (its textures, libraries and fonts inside,
+	 * see dr_assets_pack), made only when some node lacks the scene: an ask round first, unless
+	 * --stage always. Without a packed copy the scene itself goes, and a node's check of its
+	 * external files says what it then lacks. */
+	char packed[DR_PATH_MAX + 128] = "";
+	int k = 0;
+	if (!c.never && !c.always) {
+		c.ask = c.more = true;
+		k = dr_stage_source(MPI_COMM_WORLD, &c, o->scene, &r, err, sizeof err);
+		c.ask = c.more = false;
+	}
+	if (k == 0 && !c.never && (c.always || r.need > 0)) {
+		if (pack_scene(o, packed, sizeof packed, err, sizeof err) != 0) {
+			dr_warn("%s; staging the scene without them", err);
+			packed[0] = '\0';
+		}
+		c.same_as = packed[0] ? o->scene : NULL;
+		k = dr_stage_source(MPI_COMM_WORLD, &c, packed[0] ? packed : o->scene, &r, err,
+		                    sizeof err);
+	} else if (k == 0 && c.never) {
+		k = dr_stage_source(MPI_COMM_WORLD, &c, o->scene, &r, err, sizeof err);
+	}
+	if (k != 0)
 		dr_warn("%s", err);
 	if (c.probe)
 		unlink(c.probe);
