@@ -12,16 +12,16 @@
 # 4. A node killed while the scene is on its way (the chain head -> node1 -> node2): node2 is
 #    re-fed by rank 0, gets the scene, and the job still renders every frame.
 #
-# The scene is tests/fixtures/make_tiny.py's, which has no external files: a scene with textures
-# needs the packed copy that staging will send once it exists (the staged file is chosen at one
-# place, main.c's stage_scene).
+# 5. A scene with an external texture (tests/fixtures/make_textured.py): the nodes see neither the
+#    scene nor its texture, so rank 0 sends a packed copy (dr_assets_pack); without it a node's
+#    check of the scene's files would end the run with exit 2.
 #
 # Needs root (namespaces, mounts), iproute2 (ip, tc), unshare, Open MPI, python3, Blender.
 set -u
 
 # shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
 . "$(dirname "$0")/deploy-lib.bash"
-PLAN=25
+PLAN=28
 FRAMES=4      # real Blender frames
 KFRAMES=8     # fake Blender frames in the kill case
 PAD=3000000   # bytes per fake frame
@@ -227,6 +227,18 @@ deadline=$(($(date +%s) + 30))
 while kill -0 "$JOB" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.5; done
 kill -TERM "$JOB" 2>/dev/null
 wait_pid "$JOB" 20 >/dev/null
+# --- 5: a scene with an external texture travels packed ----------------------------------------
+blender -b --factory-startup --python-exit-code 1 --python "$ROOT/tests/fixtures/make_textured.py" \
+	-- "$T/tex" >"$T/make-tex.log" 2>&1
+# shellcheck disable=SC2086
+on_head timeout 300 mpirun $MPIRUN_ARGS -np 3 "$DRENDER" --cache-dir "$T/cache" \
+	-o "$T/out5/frame_####" --report "$T/tex.json" "$T/tex/textured.blend" 1 2 >"$T/tex.log" 2>&1
+rc=$?
+check "a textured scene the nodes cannot see renders: exit 0 (got $rc)" [ "$rc" -eq 0 ]
+[ "$rc" -eq 0 ] || tail -n 20 "$T/tex.log" | diag
+check "rank 0 packed its texture into the copy it staged" grep -q "packing .*textured.blend" "$T/tex.log"
+check "both frames are on rank 0's disk and valid" valid_pngs "$T/out5" 2
+
 check "nothing of the jobs is left in the namespaces" gone_within 20 netns_job_pids
 
 [ "$n" -eq "$PLAN" ] || echo "# planned $PLAN tests, ran $n"
