@@ -113,7 +113,7 @@ for ignore in 0 1; do
 	if [ "$ignore" = 1 ]; then
 		ok "$([ "$took" -ge 12 ] && [ "$took" -le 30 ] && echo 0 || echo 1)" \
 			"ended after grace 2 s + 10 s to SIGKILL ($took s)"
-		grep -q "ignored SIGTERM" e61.txt
+		grep -q "killing it and every process under it" e61.txt
 		ok $? "it says it killed mpirun"
 	else
 		ok "$([ "$took" -ge 2 ] && [ "$took" -le 15 ] && echo 0 || echo 1)" \
@@ -134,6 +134,29 @@ for ignore in 0 1; do
 	show_leftovers
 done
 
+# 6b. A forwarded SIGTERM that mpirun ignores (here the shim ignores it, and the real mpirun under
+# it never hears of it): DRENDER_KILL_GRACE seconds later, mpirun and every process under it
+# (ranks, Blenders) are killed. Rank 0 is killed before it can write a status: mpirun's (137).
+set -m
+PATH=$WORK/bin:$PATH SHIM_IGNORE_TERM=1 DRENDER_KILL_GRACE=3 FAKE_BLENDER_COST=0.5 \
+	"${L[@]}" -np 3 "$DRENDER" s.blend 1 60 -o out6b/f_### >o6b.txt 2>e6b.txt &
+pid=$!
+set +m
+wait_for 60 has_files 2 out6b
+t0=$(date +%s)
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+took=$(($(date +%s) - t0))
+is "$rc" 137 "SIGTERM ignored by the launcher: killed, mpirun's status"
+ok "$([ "$took" -ge 3 ] && [ "$took" -le 15 ] && echo 0 || echo 1)" \
+	"ended DRENDER_KILL_GRACE 3 s after the signal ($took s)"
+grep -q "rank 0 wrote no exit status" e6b.txt
+ok $? "it says the status is mpirun's"
+wait_for 30 none_left
+is "$(leftovers)" 0 "nothing left running (ranks and Blenders killed with it)"
+show_leftovers
+
 # 7. No status from rank 0 (rank 0 elsewhere without a shared status directory; here: a launcher
 # that never starts drender): mpirun's own status, and a line saying so.
 cat >bin/mpirun <<'EOF'
@@ -150,6 +173,8 @@ grep -q "DRENDER_STATUS_DIR" e7b.txt
 ok $? "naming the variable"
 DRENDER_FINAL_GRACE=soon "${L[@]}" -np 2 "$DRENDER" s.blend 1 4 >o7c.txt 2>e7c.txt
 is $? 2 "a DRENDER_FINAL_GRACE that is not a number: 2"
+DRENDER_KILL_GRACE=1m "${L[@]}" -np 2 "$DRENDER" s.blend 1 4 >o7d.txt 2>e7d.txt
+is $? 2 "a DRENDER_KILL_GRACE that is not a number: 2"
 check "no status directory left behind" -- no_status_dirs
 
 wait_for 30 none_left
