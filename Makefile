@@ -100,9 +100,11 @@ install: drender
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 drender $(DESTDIR)$(PREFIX)/bin/drender
 	install -m 0755 scripts/drender-rsh $(DESTDIR)$(PREFIX)/bin/drender-rsh
+	install -m 0755 scripts/drender-mpirun $(DESTDIR)$(PREFIX)/bin/drender-mpirun
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/drender $(DESTDIR)$(PREFIX)/bin/drender-rsh
+	rm -f $(DESTDIR)$(PREFIX)/bin/drender $(DESTDIR)$(PREFIX)/bin/drender-rsh \
+		$(DESTDIR)$(PREFIX)/bin/drender-mpirun
 
 # AddressSanitizer + UBSan build in build-asan/, then the unit tests and the fake-Blender e2e tests.
 # Open MPI keeps allocations past MPI_Finalize: tests/lsan.supp names its libraries (full stacks and

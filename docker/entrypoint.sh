@@ -1,6 +1,6 @@
 #!/bin/bash
 # Container entry point: a render node runs sshd; the head waits for the nodes, writes the
-# hostfile and runs rank 0 as the HTTP service (mpirun ... drender --serve).
+# hostfile and runs rank 0 as the HTTP service (drender-mpirun ... drender --serve).
 #
 # Environment (docker-compose.yml sets these; all optional):
 #   DRENDER_ROLE        head (default) or node
@@ -114,6 +114,11 @@ if [ -n "${DRENDER_MPI_IF:-}" ]; then
 	export OMPI_MCA_btl_tcp_if_include=$DRENDER_MPI_IF OMPI_MCA_oob_tcp_if_include=$DRENDER_MPI_IF
 fi
 
-log "starting: mpirun --enable-recovery -np $np drender ${serve[*]} $*${DRENDER_TOKEN:+ (token from DRENDER_TOKEN)}"
-exec mpirun --enable-recovery --hostfile "$HOME/hostfile" -np "$np" --bind-to none \
+# drender-mpirun: mpirun --enable-recovery, exiting with rank 0's status (mpirun's own is 0 under
+# --enable-recovery), so that 75 (fewer live nodes than --min-nodes) reaches Compose's restart
+# policy; it also ends an mpirun still waiting for a lost node's daemon after rank 0 is done.
+launcher=$BIN/drender-mpirun
+[ -x "$launcher" ] || launcher=drender-mpirun
+log "starting: drender-mpirun -np $np drender ${serve[*]} $*${DRENDER_TOKEN:+ (token from DRENDER_TOKEN)}"
+exec "$launcher" --hostfile "$HOME/hostfile" -np "$np" --bind-to none \
 	drender "${serve[@]}" "$@"

@@ -18,7 +18,8 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 # 4 ranks: rank 0 hands out frames, ranks 1-3 render. --oversubscribe lets 4 ranks share fewer
 # cores (rank 0 mostly sleeps, and the render nodes split the CPUs between their Blenders).
-# --enable-recovery: a render node that dies is a fault of that node; the others finish its frames.
-echo "demo: mpirun --enable-recovery -np 4 ./drender blend/demo.blend 1 20 -o output/demo_####"
-exec mpirun --enable-recovery --oversubscribe -np 4 ./drender blend/demo.blend 1 20 -o output/demo_#### \
+# drender-mpirun: mpirun --enable-recovery (a render node that dies is a fault of that node; the
+# others finish its frames), exiting with rank 0's status, which mpirun alone would not.
+echo "demo: scripts/drender-mpirun -np 4 ./drender blend/demo.blend 1 20 -o output/demo_####"
+exec scripts/drender-mpirun --oversubscribe -np 4 ./drender blend/demo.blend 1 20 -o output/demo_#### \
 	--report output/demo-report.json "$@"

@@ -13,6 +13,7 @@
 #include "dr_outpath.h"
 #include "dr_report.h"
 #include "dr_scene.h"
+#include "dr_status.h"
 #include "dr_util.h"
 #include "dr_video.h"
 
@@ -476,6 +477,8 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		close(tty);
 	tty = -1;
 	if (failed && chan->size > 1) {
+		if (dr_status_tell(DR_EXIT_RUNTIME, err, sizeof err) != 0)
+			dr_error("%s", err); /* for drender-mpirun: MPI_Abort's code is lost */
 		fflush(NULL);
 		MPI_Abort(MPI_COMM_WORLD, DR_EXIT_RUNTIME); /* the nodes cannot be told to stop */
 	}

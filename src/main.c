@@ -13,6 +13,7 @@
 #include "dr_report.h"
 #include "dr_service.h"
 #include "dr_stage.h"
+#include "dr_status.h"
 #include "dr_util.h"
 
 #include <errno.h>
@@ -52,6 +53,21 @@ static void install_signals(void)
 
 static volatile int exit_code; /* for the finalize watchdog */
 
+/* This process's rank once MPI has said it; -1 before. */
+static int my_rank = -1;
+
+/* Rank 0's last word: its exit status CODE, to the file named by DRENDER_STATUS_FILE (for
+ * scripts/drender-mpirun, since mpirun --enable-recovery exits 0 whatever rank 0 returns).
+ * Called on every exit path, just before MPI_Finalize or _exit. Returns CODE. */
+static int tell_status(int code)
+{
+	char err[DR_ERRLEN];
+
+	if (my_rank == 0 && dr_status_tell(code, err, sizeof err) != 0)
+		dr_error("%s", err);
+	return code;
+}
+
 static void *finalize_watchdog(void *arg)
 {
 	(void)arg;
@@ -83,9 +99,10 @@ static int finish(int code)
 				dr_sleep_ms(2);
 		}
 		if (!done)
-			return code; /* interrupted or broken: do not hang in MPI_Finalize */
+			return tell_status(code); /* interrupted or broken: no MPI_Finalize hang */
 	}
 	exit_code = code;
+	tell_status(code);
 	fflush(NULL);
 	if (size > 1 && recovery && pthread_create(&watchdog, NULL, finalize_watchdog, NULL) == 0)
 		pthread_detach(watchdog);
@@ -380,6 +397,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "drender: error: MPI could not start\n");
 		return finish(DR_EXIT_RUNTIME);
 	}
+	my_rank = rank;
 	dr_log_init(rank, DR_LOG_INFO);
 	install_signals();
 
@@ -466,6 +484,7 @@ int main(int argc, char **argv)
 	dr_chan_destroy(&chan, interrupted || lost_peers ? 0 : 5.0);
 	dr_opts_free(&o);
 	if (interrupted) {
+		tell_status(DR_EXIT_INTERRUPTED);
 		fflush(NULL);
 		_exit(DR_EXIT_INTERRUPTED); /* peers may be gone: do not wait for them in MPI */
 	}

@@ -48,7 +48,8 @@ setup_fs() {
 	mount -t tmpfs -o mode=755 drender-sim-opt /opt &&
 		mount -t tmpfs -o mode=755 drender-sim-bin /usr/local/bin || return 1
 	mkdir -p /opt/drender/bin /opt/drender/blend "$S/keys" "$S/blend" "$S/output" || return 1
-	cp "$D"/*.sh /opt/drender/bin/ && chmod 755 /opt/drender/bin/*.sh || return 1
+	cp "$D"/*.sh "$ROOT/scripts/drender-mpirun" /opt/drender/bin/ && chmod 755 /opt/drender/bin/* ||
+		return 1
 	printf 'BLENDER-v300 the image demo scene (fake)\n' >/opt/drender/blend/demo.blend
 	ln -s "$DRENDER" /usr/local/bin/drender && ln -s "$FAKE" /usr/local/bin/blender || return 1
 	# The render user, in this namespace only.
@@ -164,6 +165,7 @@ sleep 1
 left=$(netns_pids | tr '\n' ' ')
 check "SIGTERM (docker compose down): head stopped in ${down}s (< 30 s grace), nothing left in any container (${left:-none})" \
 	eval "[ $down -lt 30 ] && [ -z '$left' ]"
+for pid in $left; do echo "# left: $pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"; done
 [ "$failed" -eq 0 ] || { echo "# head log:"; tail -n 30 "$S/head.log" | diag; }
 
 [ "$failed" -eq 0 ]

@@ -255,7 +255,8 @@ else
 	mkdir -p "$T/fakebin"
 	printf '#!/bin/sh\necho "mpirun $*" >>"%s/fakebin/mpirun.args"\n' "$T" >"$T/fakebin/mpirun"
 	printf '#!/bin/sh\necho "socat $*" >>"%s/fakebin/socat.args"\n' "$T" >"$T/fakebin/socat"
-	chmod 755 "$T/fakebin/mpirun" "$T/fakebin/socat"
+	cp "$ROOT/scripts/drender-mpirun" "$T/fakebin/" # the image has it next to entrypoint.sh
+	chmod 755 "$T/fakebin/mpirun" "$T/fakebin/socat" "$T/fakebin/drender-mpirun"
 	cat >"$T/inner.sh" <<'EOF'
 #!/bin/bash
 # Runs in a private mount namespace: a "render" user exists here only.
@@ -291,7 +292,7 @@ out=$(as_render ssh localhost 'echo "$(id -un) via ssh"' 2>&1)
 	echo "FAIL ssh login: $out"
 as_render env DRENDER_ROLE=node "$D/healthcheck.sh" && echo "PASS node health check: sshd port answers" ||
 	echo "FAIL node health check"
-# The head's entry point, up to its mpirun (a stand-in): waits, writes the hostfile, serves on
+# The head's entry point, up to its mpirun (a stand-in, run by drender-mpirun): waits, writes the hostfile, serves on
 # loopback + forwarder without a token.
 as_render env DRENDER_ROLE=head DRENDER_NODES="localhost" DRENDER_WAIT_SECS=10 \
 	"$D/entrypoint.sh" --verbose >"$T/entry.out" 2>&1
@@ -299,8 +300,8 @@ rc=$?
 args=$(cat "$T/fakebin/mpirun.args" 2>/dev/null)
 hf=$(grep -v '^#' "$T/home/hostfile" 2>/dev/null | tr '\n' ' ')
 case "$rc|$args|$hf" in
-"0|mpirun --enable-recovery --hostfile $T/home/hostfile -np 2 --bind-to none drender --serve --scene "*" --blend-root /blend --output-root /output --listen 127.0.0.1:4000 --verbose|"*"slots=1 localhost slots=1 ")
-	echo "PASS head entry point: hostfile (head + localhost), mpirun --enable-recovery -np 2 drender --serve --listen 127.0.0.1:4000 (no token)" ;;
+"0|mpirun --enable-recovery -x DRENDER_STATUS_FILE --hostfile $T/home/hostfile -np 2 --bind-to none drender --serve --scene "*" --blend-root /blend --output-root /output --listen 127.0.0.1:4000 --verbose|"*"slots=1 localhost slots=1 ")
+	echo "PASS head entry point: hostfile (head + localhost), drender-mpirun (mpirun --enable-recovery) -np 2 drender --serve --listen 127.0.0.1:4000 (no token)" ;;
 *) echo "FAIL head entry point (exit $rc): $args / hostfile: $hf"; sed 's/^/#  /' "$T/entry.out" ;;
 esac
 kill "$sshd" 2>/dev/null
