@@ -30,6 +30,22 @@ def sky(scene, color, strength=1.0):
     return world
 
 
+def tiny_stage(scene):
+    """The test scenes' 64x36, 4-sample set-up: Cycles over frames 1..6, a flat grey sky, a camera
+    looking at the origin from the front and a sun."""
+    cycles(scene, (64, 36), 4, (1, 6), dict(max_bounces=2))
+    sky(scene, (0.2, 0.2, 0.25, 1.0)).color = (0.2, 0.2, 0.2)
+    cam = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+    scene.collection.objects.link(cam)
+    cam.location = (0.0, -6.0, 2.0)
+    cam.rotation_euler = (1.30, 0.0, 0.0)
+    scene.camera = cam
+    sun = bpy.data.objects.new("Sun", bpy.data.lights.new("Sun", "SUN"))
+    sun.data.energy = 3.0
+    sun.rotation_euler = (0.6, 0.2, 0.0)
+    scene.collection.objects.link(sun)
+
+
 def cycles(scene, size, samples, frames, bounces):
     """Cycles on the CPU without denoising (Debian's Blender has no OpenImageDenoise), PNG RGB.
     SIZE (x, y) pixels, FRAMES (start, end); BOUNCES a dict of Cycles bounce settings and

@@ -1245,35 +1245,14 @@ static int frame_of(const dr_jobspec *spec, int frame, char *path, size_t pathle
 	return 0;
 }
 
-int dr_jobs_frame(dr_jobs *t, const char *id, int frame, char *path, size_t pathlen, char *format,
-                  size_t formatlen)
-{
-	struct job *j;
-	struct stat st;
-	int rc = -1;
-
-	pthread_mutex_lock(&t->mu);
-	j = find(t, id);
-	if (j) {
-		rc = frame_of(&j->spec, frame, path, pathlen, format, formatlen);
-	} else if (id && db_get(t, id) == SQLITE_ROW) {
-		const char *text = (const char *)sqlite3_column_text(t->st[S_GET], 9);
-		cJSON *js = text ? cJSON_Parse(text) : NULL;
-		dr_jobspec spec;
-		char err[DR_ERRLEN];
-		rc = -3;
-		if (js && dr_jobspec_from_journal(js, &spec, err, sizeof err) == 0) {
-			rc = frame_of(&spec, frame, path, pathlen, format, formatlen);
-			dr_jobspec_free(&spec);
-		}
-		cJSON_Delete(js);
-		db_get_done(t);
-	}
-	pthread_mutex_unlock(&t->mu);
-	if (rc == 0 && !(stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0))
-		rc = -3;
-	return rc;
-}
+/* What a file route asks of a job's settings: which file (one of the job's frames, or its
+ * video) into PATH, and for a frame its format. */
+typedef struct file_ask {
+	bool video; /* the video, else frame FRAME */
+	int frame;
+	char *path, *format;
+	size_t pathlen, formatlen;
+} file_ask;
 
 /* The video path of SPEC into PATH: 0, or -2 when it asked for none. */
 static int video_of(const dr_jobspec *spec, char *path, size_t pathlen)
@@ -1284,7 +1263,15 @@ static int video_of(const dr_jobspec *spec, char *path, size_t pathlen)
 	return 0;
 }
 
-int dr_jobs_video(dr_jobs *t, const char *id, char *path, size_t pathlen)
+static int file_of(const dr_jobspec *spec, const file_ask *a)
+{
+	return a->video ? video_of(spec, a->path, a->pathlen)
+	                : frame_of(spec, a->frame, a->path, a->pathlen, a->format, a->formatlen);
+}
+
+/* A job's file, from the live table or the database: 0 with the path of a file on disk, -1 no
+ * such job, -2 the job has no such file, -3 not (yet) on disk. */
+static int job_file(dr_jobs *t, const char *id, const file_ask *a)
 {
 	struct job *j;
 	struct stat st;
@@ -1293,7 +1280,7 @@ int dr_jobs_video(dr_jobs *t, const char *id, char *path, size_t pathlen)
 	pthread_mutex_lock(&t->mu);
 	j = find(t, id);
 	if (j) {
-		rc = video_of(&j->spec, path, pathlen);
+		rc = file_of(&j->spec, a);
 	} else if (id && db_get(t, id) == SQLITE_ROW) {
 		const char *text = (const char *)sqlite3_column_text(t->st[S_GET], 9);
 		cJSON *js = text ? cJSON_Parse(text) : NULL;
@@ -1301,16 +1288,29 @@ int dr_jobs_video(dr_jobs *t, const char *id, char *path, size_t pathlen)
 		char err[DR_ERRLEN];
 		rc = -3;
 		if (js && dr_jobspec_from_journal(js, &spec, err, sizeof err) == 0) {
-			rc = video_of(&spec, path, pathlen);
+			rc = file_of(&spec, a);
 			dr_jobspec_free(&spec);
 		}
 		cJSON_Delete(js);
 		db_get_done(t);
 	}
 	pthread_mutex_unlock(&t->mu);
-	if (rc == 0 && !(stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0))
+	if (rc == 0 && !(stat(a->path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0))
 		rc = -3;
 	return rc;
+}
+
+int dr_jobs_frame(dr_jobs *t, const char *id, int frame, char *path, size_t pathlen, char *format,
+                  size_t formatlen)
+{
+	file_ask a = {false, frame, path, format, pathlen, formatlen};
+	return job_file(t, id, &a);
+}
+
+int dr_jobs_video(dr_jobs *t, const char *id, char *path, size_t pathlen)
+{
+	file_ask a = {true, -1, path, NULL, pathlen, 0};
+	return job_file(t, id, &a);
 }
 
 /* A growing text buffer for the metrics page. */

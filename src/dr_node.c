@@ -270,7 +270,8 @@ static const char *device_text(const dr_node *n, char *buf, size_t len)
 	return ret;
 }
 
-static int report(dr_node *n, int ok, double seconds, const char *text, char *err, size_t errlen)
+/* The RESULT of the node's frame; the node is idle from now on. */
+static dr_msg result_msg(dr_node *n, int ok, double seconds, const char *text)
 {
 	dr_msg m = {.type = DR_MSG_RESULT,
 	            .job = n->job.id,
@@ -282,6 +283,12 @@ static int report(dr_node *n, int ok, double seconds, const char *text, char *er
 		snprintf(m.text, sizeof m.text, "%s", text);
 	n->frame = -1;
 	n->idle_since = dr_now();
+	return m;
+}
+
+static int report(dr_node *n, int ok, double seconds, const char *text, char *err, size_t errlen)
+{
+	dr_msg m = result_msg(n, ok, seconds, text);
 	return send_msg(n, &m, err, errlen);
 }
 
@@ -289,16 +296,7 @@ static int report(dr_node *n, int ok, double seconds, const char *text, char *er
 static int push_home(dr_node *n, double seconds, const char *text, const char *final, char *err,
                      size_t errlen)
 {
-	dr_msg m = {.type = DR_MSG_RESULT,
-	            .job = n->job.id,
-	            .frame = n->frame,
-	            .ok = 1,
-	            .seconds = seconds,
-	            .wait = n->wait};
-	if (text)
-		snprintf(m.text, sizeof m.text, "%s", text);
-	n->frame = -1;
-	n->idle_since = dr_now();
+	dr_msg m = result_msg(n, 1, seconds, text);
 	return n->cfg.push(n->cfg.push_ctx, &m, final, err, errlen);
 }
 

@@ -1138,6 +1138,20 @@ static void publish_frames(dr_orch *r, dr_ojob *j, dr_jobs *table)
 	free(frames);
 }
 
+/* Forget the job at index I (a service's job whose end is published) if no node holds a frame
+ * of it: rank 0's memory and per-tick work stay bounded by the jobs alive. True if forgotten. */
+static bool forget(dr_orch *r, size_t i)
+{
+	dr_ojob *j = r->jobs[i];
+
+	if (dr_dispatch_forget_job(r->disp, j->num) != 0)
+		return false;
+	memmove(&r->jobs[i], &r->jobs[i + 1], (r->njobs - i - 1) * sizeof r->jobs[0]);
+	r->njobs--;
+	job_free(j);
+	return true;
+}
+
 void dr_orch_publish(dr_orch *r, dr_jobs *table)
 {
 	char err[DR_ERRLEN];
@@ -1145,15 +1159,8 @@ void dr_orch_publish(dr_orch *r, dr_jobs *table)
 	for (size_t i = 0; i < r->njobs;) {
 		dr_ojob *j = r->jobs[i];
 		if (j->cfg.render.merge) { /* published as part of its ranges job */
-			if (r->serve && j->ended && !j->parent &&
-			    dr_dispatch_forget_job(r->disp, j->num) == 0) {
-				memmove(&r->jobs[i], &r->jobs[i + 1],
-				        (r->njobs - i - 1) * sizeof r->jobs[0]);
-				r->njobs--;
-				job_free(j);
-				continue;
-			}
-			i++;
+			if (!(r->serve && j->ended && !j->parent && forget(r, i)))
+				i++;
 			continue;
 		}
 		if (!j->published_end) {
@@ -1170,16 +1177,8 @@ void dr_orch_publish(dr_orch *r, dr_jobs *table)
 				j->lockfd = -1;
 			}
 		}
-		/* A service forgets a job once its end is in the job table and no node holds a
-		 * frame of it: rank 0's memory and per-tick work stay bounded by the jobs alive. */
-		if (r->serve && j->published_end && dr_dispatch_forget_job(r->disp, j->num) == 0) {
-			memmove(&r->jobs[i], &r->jobs[i + 1],
-			        (r->njobs - i - 1) * sizeof r->jobs[0]);
-			r->njobs--;
-			job_free(j);
-			continue;
-		}
-		i++;
+		if (!(r->serve && j->published_end && forget(r, i)))
+			i++;
 	}
 	dr_jobs_publish_metrics(table, &r->metrics);
 }
