@@ -112,7 +112,4 @@ int dr_cache_evict(dr_cache *c, uint64_t incoming, char *err, size_t errlen);
 size_t dr_cache_plan_evict(const dr_cache_entry *e, size_t n, uint64_t max, uint64_t incoming,
                            size_t *victims);
 
-/* Parse a size such as "10G", "500M", "64k", "1048576" (binary units) into *OUT. 0, or -1. */
-int dr_parse_size(const char *s, uint64_t *out);
-
 #endif

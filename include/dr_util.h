@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Length of every error buffer a caller passes down (char err[DR_ERRLEN]). Long enough for a
  * message plus the tail of Blender's output that explains it. */
@@ -29,5 +30,8 @@ char *dr_strdup_or_null(const char *s, bool *oom);
 /* Make the array at *PTR (elements of ELSIZE bytes, *CAP of them allocated) hold at least NEED
  * elements, doubling from 8. Returns 0, or -1 on out of memory with *PTR and *CAP unchanged. */
 int dr_grow(void *ptr, size_t *cap, size_t need, size_t elsize);
+
+/* Parse a size such as "10G", "500M", "64k", "1048576" (binary units) into *OUT. 0, or -1. */
+int dr_parse_size(const char *s, uint64_t *out);
 
 #endif

@@ -98,54 +98,6 @@ const char *dr_cache_ext(const char *path)
 	return dot;
 }
 
-int dr_parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	uint64_t mul = 1;
-
-	if (!s || !*s || *s == '-')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case '\0':
-		break;
-	case 'k':
-	case 'K':
-		mul = 1ULL << 10;
-		end++;
-		break;
-	case 'm':
-	case 'M':
-		mul = 1ULL << 20;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		mul = 1ULL << 30;
-		end++;
-		break;
-	case 't':
-	case 'T':
-		mul = 1ULL << 40;
-		end++;
-		break;
-	default:
-		return -1;
-	}
-	if (*end == 'i' && mul > 1)
-		end++;
-	if ((*end == 'B' || *end == 'b') && (mul > 1 || end[1] == '\0'))
-		end++;
-	if (*end != '\0' || (v && mul > UINT64_MAX / v))
-		return -1;
-	*out = (uint64_t)v * mul;
-	return 0;
-}
-
 int dr_cache_open(dr_cache *c, const char *dir, uint64_t max_bytes, char *err, size_t errlen)
 {
 	char path[sizeof c->dir];

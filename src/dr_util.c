@@ -1,6 +1,7 @@
 /* Small shared helpers: the one clock, sleeping, error buffers, string copies, growable arrays. */
 #include "dr_util.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,5 +87,53 @@ int dr_grow(void *ptr, size_t *cap, size_t need, size_t elsize)
 		return -1;
 	*p = np;
 	*cap = n;
+	return 0;
+}
+
+int dr_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	if (!s || !*s || *s == '-')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		mul = 1ULL << 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		mul = 1ULL << 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		mul = 1ULL << 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		mul = 1ULL << 40;
+		end++;
+		break;
+	default:
+		return -1;
+	}
+	if (*end == 'i' && mul > 1)
+		end++;
+	if ((*end == 'B' || *end == 'b') && (mul > 1 || end[1] == '\0'))
+		end++;
+	if (*end != '\0' || (v && mul > UINT64_MAX / v))
+		return -1;
+	*out = (uint64_t)v * mul;
 	return 0;
 }
