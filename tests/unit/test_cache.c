@@ -1,6 +1,7 @@
 /* Unit tests for dr_cache: SHA-256 keys, the hash check before an entry exists, LRU eviction
- * that spares pinned entries, and size parsing. */
+ * that spares pinned entries, and size parsing (dr_util). */
 #include "dr_cache.h"
+#include "dr_util.h"
 #include "tap.h"
 #include "testfs.h"
 
