@@ -668,7 +668,8 @@ static int stage_node_once(MPI_Comm comm, const dr_stage_cfg *c, char *local, si
 			dr_seterr(err, errlen, "staging: interrupted");
 			goto done;
 		}
-		while ((k = poll_ctl(comm, &m, &from, err, errlen)) == 1) {
+		/* not past a FINISH: what follows it (another offer) is the next round's */
+		while (!finish && (k = poll_ctl(comm, &m, &from, err, errlen)) == 1) {
 			busy = true;
 			if (from != 0)
 				continue;
