@@ -161,7 +161,9 @@ down=$((SECONDS - t1))
 for h in $NODES; do
 	for pid in $(ip netns pids "$(ns_of "$h")"); do kill -TERM "$pid" 2>/dev/null; done
 done
-sleep 1
+# docker compose down waits for each container to stop; so does this (a busy machine is slow).
+t2=$SECONDS
+while [ -n "$(netns_pids)" ] && [ $((SECONDS - t2)) -lt 30 ]; do sleep 0.2; done
 left=$(netns_pids | tr '\n' ' ')
 check "SIGTERM (docker compose down): head stopped in ${down}s (< 30 s grace), nothing left in any container (${left:-none})" \
 	eval "[ $down -lt 30 ] && [ -z '$left' ]"
