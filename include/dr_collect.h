@@ -24,7 +24,7 @@
  * sends no RESULT, so rank 0 requeues the frame as for any lost node; its half-written temporary
  * file is removed when the transfer has been silent for the timeout.
  *
- * Both sides are pumped from dr_chan_poll (dr_chan_set_side), so that rank 0's loop keeps
+ * Both sides are pumped from dr_chan_poll (dr_chan_add_side), so that rank 0's loop keeps
  * dispatching while frames come home.
  */
 typedef struct dr_collect dr_collect;
@@ -43,7 +43,7 @@ dr_collect *dr_collect_node(MPI_Comm comm, dr_chan *chan, bool keep_copy, char *
 int dr_collect_push(void *collect, const dr_msg *result, const char *path, char *err,
                     size_t errlen);
 
-/* Move transfers on (for dr_chan_set_side). 0, or -1 with ERR on an MPI failure. */
+/* Move transfers on (for dr_chan_add_side). 0, or -1 with ERR on an MPI failure. */
 int dr_collect_pump(void *collect, char *err, size_t errlen);
 
 /* True while a node has frames not yet acknowledged. */

@@ -55,8 +55,11 @@ typedef struct dr_chan {
 	size_t nsend, capsend;
 	dr_msg **orphans; /* buffers of sends to forgotten ranks (see dr_chan_forget) */
 	size_t norphans, caporphans;
-	int (*side)(void *ctx, char *err, size_t errlen); /* see dr_chan_set_side */
-	void *side_ctx;
+	struct dr_side { /* see dr_chan_add_side */
+		int (*fn)(void *ctx, char *err, size_t errlen);
+		void *ctx;
+	} side[4];
+	int nside;
 } dr_chan;
 
 int dr_chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen);
@@ -72,9 +75,13 @@ int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen
 int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen);
 
 /* Run FN(CTX) at every dr_chan_poll (before it looks for a message), so that byte transfers on
- * other tags (frames coming home, dr_collect) move on wherever the loops poll; FN returns 0, or
- * -1 with ERR, which dr_chan_poll then returns. FN NULL: none. */
-void dr_chan_set_side(dr_chan *c, int (*fn)(void *ctx, char *err, size_t errlen), void *ctx);
+ * other tags (frames coming home, dr_collect; scenes fetched, dr_fetch) move on wherever the loops
+ * poll; FN returns 0, or -1 with ERR, which dr_chan_poll then returns. Up to 4; 0, or -1 when
+ * full. */
+int dr_chan_add_side(dr_chan *c, int (*fn)(void *ctx, char *err, size_t errlen), void *ctx);
+
+/* Run no side pumps any more. */
+void dr_chan_clear_sides(dr_chan *c);
 
 /* Rank DEST is gone (declared lost): sends to it still in flight are abandoned, never waited on
  * again. A send to a dead peer may never complete nor fail, so each request is released with

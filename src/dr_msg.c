@@ -146,10 +146,17 @@ void dr_chan_forget(dr_chan *c, int dest)
 	c->nsend = k;
 }
 
-void dr_chan_set_side(dr_chan *c, int (*fn)(void *ctx, char *err, size_t errlen), void *ctx)
+int dr_chan_add_side(dr_chan *c, int (*fn)(void *ctx, char *err, size_t errlen), void *ctx)
 {
-	c->side = fn;
-	c->side_ctx = ctx;
+	if (c->nside >= (int)(sizeof c->side / sizeof c->side[0]))
+		return -1;
+	c->side[c->nside++] = (struct dr_side){fn, ctx};
+	return 0;
+}
+
+void dr_chan_clear_sides(dr_chan *c)
+{
+	c->nside = 0;
 }
 
 int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen)
@@ -166,8 +173,9 @@ int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen)
 	}
 	if (c->size == 1)
 		return 0;
-	if (c->side && c->side(c->side_ctx, err, errlen) != 0)
-		return -1;
+	for (int i = 0; i < c->nside; i++)
+		if (c->side[i].fn(c->side[i].ctx, err, errlen) != 0)
+			return -1;
 	if (c->nsend > 0 && reap_sends(c, err, errlen) != 0)
 		return -1;
 	rc = MPI_Iprobe(MPI_ANY_SOURCE, DR_TAG, c->comm, &flag, &st);

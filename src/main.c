@@ -274,7 +274,7 @@ static dr_collect *collect_home(const dr_opts *o, dr_chan *chan)
 		dr_warn("frames cannot come home: %s", err);
 		return NULL;
 	}
-	dr_chan_set_side(chan, dr_collect_pump, c);
+	dr_chan_add_side(chan, dr_collect_pump, c);
 	return c;
 }
 
@@ -303,7 +303,7 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 		}
 		cfg.push = dr_collect_push;
 		cfg.push_ctx = home;
-		dr_chan_set_side(chan, dr_collect_pump, home);
+		dr_chan_add_side(chan, dr_collect_pump, home);
 	}
 	if (dr_node_start(&node, &cfg, chan, threads, cpus, err, sizeof err) != 0) {
 		dr_error("%s", err);
@@ -333,7 +333,7 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 		rc = DR_EXIT_INTERRUPTED;
 	}
 	dr_node_destroy(&node);
-	dr_chan_set_side(chan, NULL, NULL);
+	dr_chan_clear_sides(chan);
 	dr_collect_close(home);
 	if (interrupted && chan->size > 1)
 		dr_sleep_ms(300); /* mpirun SIGKILLs rank 0 once the other ranks are gone: give it
@@ -479,7 +479,7 @@ int main(int argc, char **argv)
 		code = run_node(&o, &chan, threads, &cpus, gpu, gpu_why, staged, shared);
 	lost_peers = rank == 0 && dr_service_lost_nodes(svc);
 	dr_service_close(svc);
-	dr_chan_set_side(&chan, NULL, NULL);
+	dr_chan_clear_sides(&chan);
 	dr_collect_close(home);
 	dr_chan_destroy(&chan, interrupted || lost_peers ? 0 : 5.0);
 	dr_opts_free(&o);
