@@ -29,11 +29,15 @@
  */
 typedef struct dr_collect dr_collect;
 
-/* Rank 0's side for a batch whose frames are named by OUT in format FORMAT. TIMEOUT: seconds a
- * transfer may be silent before it is dropped. NULL with ERR on failure. */
-dr_collect *dr_collect_home(MPI_Comm comm, const dr_outpath *out, const char *format,
-                            double timeout, char *err, size_t errlen);
-
+/* Where job JOB's frames go on rank 0: its frame naming into OUT and its canonical format into
+ * FORMAT. 0, or -1 when the job is not known (any more). */
+typedef int (*dr_collect_where)(void *ctx, int job, dr_outpath *out, char *format, size_t flen);
+/* Rank 0's side: WHERE(CTX, ...) names each frame's place (a batch's one job, or a service's
+ * jobs). TIMEOUT: seconds a transfer may be silent before it is dropped. PER_FRAME: keep each
+ * frame's figures for the report (a batch), else totals only (a service runs for ever). NULL with
+ * ERR on failure. */
+dr_collect *dr_collect_home(MPI_Comm comm, dr_collect_where where, void *ctx, double timeout,
+                            bool per_frame, char *err, size_t errlen);
 /* A node's side: RESULTs go out through CHAN once rank 0 has the frame; KEEP_COPY: the node shares
  * rank 0's directory (--collect forced it), so its "copy" is the frame itself and stays. */
 dr_collect *dr_collect_node(MPI_Comm comm, dr_chan *chan, bool keep_copy, char *err, size_t errlen);
@@ -49,7 +53,8 @@ int dr_collect_pump(void *collect, char *err, size_t errlen);
 /* True while a node has frames not yet acknowledged. */
 bool dr_collect_busy(const dr_collect *c);
 
-/* Rank 0: frames brought home so far, sorted by frame (for the report). */
+/* Rank 0: frames brought home so far, sorted by frame (for the report; none unless PER_FRAME),
+ * and the bytes and seconds of all of them. */
 void dr_collect_stats(const dr_collect *c, const dr_report_home **home, size_t *n, uint64_t *bytes,
                       double *seconds);
 

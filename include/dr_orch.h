@@ -31,6 +31,10 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
  * frame rate asks BLENDER (a path or a name in PATH) for its scene's. */
 void dr_orch_video_tools(dr_orch *r, const char *blender, bool allow_autoexec);
 
+/* Seconds a render node may be silent before it is lost (--node-timeout, or its default). */
+double dr_orch_node_timeout(const dr_orch *r);
+/* The settings of the job numbered NUM (as messages name it), or NULL when none is known. */
+const dr_node_job *dr_orch_job_cfg(const dr_orch *r, int num);
 /* Cancel a job: frames in flight are stopped, finished frames are kept. */
 int dr_orch_cancel(dr_orch *r, dr_ojob *j, char *err, size_t errlen);
 

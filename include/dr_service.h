@@ -41,7 +41,6 @@ typedef struct dr_service_cfg {
 	const char *report;      /* --report FILE.json, or NULL */
 	bool quiet;              /* -q: no progress line */
 	dr_report_stage stage;   /* what staging did before the batch (main.c fills it in) */
-	struct dr_collect *collect; /* frames coming home to rank 0 (dr_collect), or NULL */
 } dr_service_cfg;
 
 typedef struct dr_service dr_service;

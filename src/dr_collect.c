@@ -42,6 +42,7 @@ typedef struct pending { /* node: a frame waiting to go home */
 
 typedef struct incoming { /* rank 0: a frame on its way */
 	int src, job, frame, fd;
+	char format[32];
 	int64_t size, nchunks, next;
 	char tmp[DR_PATH_MAX], final[DR_PATH_MAX];
 	double started, last;
@@ -61,8 +62,9 @@ struct dr_collect {
 	int64_t size, nchunks, sent;
 	bool active;
 	/* rank 0 */
-	dr_outpath out;
-	char format[32];
+	dr_collect_where where;
+	void *where_ctx;
+	bool per_frame;
 	char tag[300];
 	incoming *in;
 	size_t nin, capin;
@@ -84,8 +86,8 @@ static int64_t nchunks_of(int64_t size)
 	return (size + CHUNK - 1) / CHUNK;
 }
 
-dr_collect *dr_collect_home(MPI_Comm comm, const dr_outpath *out, const char *format,
-                            double timeout, char *err, size_t errlen)
+dr_collect *dr_collect_home(MPI_Comm comm, dr_collect_where where, void *ctx, double timeout,
+                            bool per_frame, char *err, size_t errlen)
 {
 	dr_collect *c = calloc(1, sizeof *c);
 	char host[256];
@@ -104,8 +106,9 @@ dr_collect *dr_collect_home(MPI_Comm comm, const dr_outpath *out, const char *fo
 	c->comm = comm;
 	c->home = true;
 	c->timeout = timeout > 0 ? timeout : 30;
-	c->out = *out;
-	snprintf(c->format, sizeof c->format, "%s", format);
+	c->where = where;
+	c->where_ctx = ctx;
+	c->per_frame = per_frame;
 	if (gethostname(host, sizeof host - 1) != 0)
 		snprintf(host, sizeof host, "unknown-host");
 	host[sizeof host - 1] = '\0';
@@ -291,14 +294,16 @@ static int record(dr_collect *c, int frame, uint64_t bytes, double seconds)
 {
 	size_t i;
 
+	c->bytes += bytes;
+	c->seconds += seconds;
+	if (!c->per_frame)
+		return 0;
 	if (dr_grow(&c->stats, &c->capstats, c->nstats + 1, sizeof *c->stats) != 0)
 		return -1;
 	for (i = c->nstats; i > 0 && c->stats[i - 1].frame > frame; i--)
 		c->stats[i] = c->stats[i - 1];
 	c->stats[i] = (dr_report_home){.frame = frame, .bytes = bytes, .seconds = seconds};
 	c->nstats++;
-	c->bytes += bytes;
-	c->seconds += seconds;
 	return 0;
 }
 
@@ -312,7 +317,7 @@ static int finish_incoming(dr_collect *c, incoming *in, char *err, size_t errlen
 
 	/* no fsync: as for a frame a node renders into place (rename after write), and an fsync
 	 * would hold rank 0's loop up */
-	if (dr_imgcheck(in->tmp, c->format, why, sizeof why) == 0) {
+	if (dr_imgcheck(in->tmp, in->format, why, sizeof why) == 0) {
 		if (rename(in->tmp, in->final) != 0)
 			snprintf(why, sizeof why, "cannot move %s to %s: %s", in->tmp, in->final,
 			         strerror(errno));
@@ -340,18 +345,22 @@ static int start_incoming(dr_collect *c, int src, const hdr *h, int64_t size, ch
 	char why[DR_ERRLEN] = "";
 	dr_frames one = {&in.frame, 1};
 	incoming *old = find_src(c, src);
+	dr_outpath out;
 
 	if (old) /* the node started over: what it sent before is dropped */
 		drop_incoming(c, (size_t)(old - c->in));
 	for (size_t i = 0; i < c->nin; i++)
-		if (c->in[i].frame == h->frame)
+		if (c->in[i].job == h->job && c->in[i].frame == h->frame)
 			return send_ack(c, src, h->job, h->frame, false,
 			                "another node is bringing this frame home", err, errlen);
-	if (size < 0 || dr_outpath_frame(&c->out, h->frame, in.final, sizeof in.final) != 0 ||
-	    dr_outpath_temp(&c->out, h->frame, c->tag, in.tmp, sizeof in.tmp) != 0)
+	if (c->where(c->where_ctx, h->job, &out, in.format, sizeof in.format) != 0)
+		return send_ack(c, src, h->job, h->frame, false, "the job is not known any more",
+		                err, errlen);
+	if (size < 0 || dr_outpath_frame(&out, h->frame, in.final, sizeof in.final) != 0 ||
+	    dr_outpath_temp(&out, h->frame, c->tag, in.tmp, sizeof in.tmp) != 0)
 		return send_ack(c, src, h->job, h->frame, false, "bad frame or output path", err,
 		                errlen);
-	if (dr_outdir_prepare(&c->out, &one, why, sizeof why) != 0)
+	if (dr_outdir_prepare(&out, &one, why, sizeof why) != 0)
 		return send_ack(c, src, h->job, h->frame, false, why, err, errlen);
 	in.fd = open(in.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (in.fd < 0) {

@@ -284,6 +284,19 @@ static void scan_jobs(dr_orch *r)
 			scan_slice(r, r->jobs[i], deadline);
 }
 
+double dr_orch_node_timeout(const dr_orch *r)
+{
+	return r->opts.node_timeout;
+}
+
+const dr_node_job *dr_orch_job_cfg(const dr_orch *r, int num)
+{
+	for (size_t i = 0; r && i < r->njobs; i++)
+		if (r->jobs[i]->num == num)
+			return &r->jobs[i]->cfg;
+	return NULL;
+}
+
 dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, int priority,
                      const dr_frames *frames, char *err, size_t errlen)
 {

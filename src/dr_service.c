@@ -43,6 +43,7 @@ struct dr_service {
 	char real_blend_root[PATH_MAX], real_output_root[PATH_MAX], real_scene[PATH_MAX];
 	dr_jobspec_limits lim; /* --serve: the roots, re-checked when a job starts */
 	int lockfd;            /* a batch: its output directory's lock, or -1 */
+	dr_collect *collect;   /* frames coming home from nodes without rank 0's disk, or NULL */
 };
 
 static double cpu_seconds(void)
@@ -339,9 +340,9 @@ static int batch_outcome(dr_service *s, dr_ojob *job, bool interrupted, bool fai
 	dr_orch_report(s->orch, job, &rep, code, status, msg[0] ? msg : NULL);
 	rep.rank0_cpu = cpu_seconds();
 	rep.stage = s->cfg->stage;
-	if (s->cfg->collect) {
+	if (s->collect) {
 		uint64_t bytes = 0;
-		dr_collect_stats(s->cfg->collect, &rep.home, &rep.nhome, &bytes, &rep.home_seconds);
+		dr_collect_stats(s->collect, &rep.home, &rep.nhome, &bytes, &rep.home_seconds);
 		rep.home_bytes = bytes;
 	}
 	if (s->cfg->report && dr_report_write(&rep, s->cfg->report, err, sizeof err) != 0) {
@@ -404,6 +405,36 @@ out:
 	free(paths);
 }
 
+/* Where a frame that comes home goes (dr_collect_where): its job's naming and format. */
+static int home_of(void *ctx, int job, dr_outpath *out, char *format, size_t flen)
+{
+	dr_service *s = ctx;
+	const dr_node_job *j = dr_orch_job_cfg(s->orch, job);
+
+	if (!j)
+		return -1;
+	*out = j->out;
+	snprintf(format, flen, "%s", j->render.format);
+	return 0;
+}
+
+/* Rank 0's end of frames coming home (dr_collect), pumped from every dr_chan_poll: any render
+ * node that does not see rank 0's output directory (or runs with --collect) sends its frames.
+ * Not for a still's ranges: the node that merges them needs them on its own disk. */
+static void open_collect(dr_service *s, dr_chan *chan)
+{
+	char err[DR_ERRLEN];
+
+	if (chan->size < 2 || s->cfg->split > 0)
+		return;
+	s->collect = dr_collect_home(chan->comm, home_of, s, dr_orch_node_timeout(s->orch),
+	                             !s->cfg->serve, err, sizeof err);
+	if (!s->collect)
+		dr_warn("frames cannot come home: %s", err);
+	else if (dr_chan_add_side(chan, dr_collect_pump, s->collect) != 0)
+		dr_warn("frames cannot come home: no room for another side pump");
+}
+
 int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *cpus,
                    volatile sig_atomic_t *interrupted)
 {
@@ -421,6 +452,7 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		code = DR_EXIT_RUNTIME;
 		goto out;
 	}
+	open_collect(s, chan);
 	if (chan->size > 1 && !dr_orch_recovery(s->orch))
 		dr_warn("mpirun was started without --enable-recovery: a lost render node will end "
 		        "this %s (add --enable-recovery to mpirun to go on without it)",
@@ -490,6 +522,11 @@ out:
 	dr_log_set_tty(-1);
 	if (tty >= 0)
 		close(tty);
+	if (s->collect) { /* its pump must not run once it is gone */
+		dr_chan_clear_sides(chan);
+		dr_collect_close(s->collect);
+		s->collect = NULL;
+	}
 	dr_orch_destroy(s->orch);
 	s->orch = NULL;
 	return code;

@@ -110,19 +110,16 @@ static int finish(int code)
 	return code;
 }
 
-/* Rank 0's probe file in its output directory: a node that reads TOKEN there shares the
+/* Rank 0's probe file in its output directory DIR: a node that reads TOKEN there shares the
  * directory; the others send their frames home (dr_collect). 0 with PATH, or -1 (no probe: every
  * node is taken to share it). */
-static int write_probe(const dr_opts *o, const dr_outpath *out, char *path, size_t len, char *token,
-                       size_t toklen)
+static int write_probe(const char *dir, char *path, size_t len, char *token, size_t toklen)
 {
-	char dir[DR_PATH_MAX], host[256], tag[300], why[DR_ERRLEN];
+	char host[256], tag[300];
 	unsigned char rnd[16];
 	int fd, n;
 
-	if (toklen < 2 * sizeof rnd + 1 || getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd ||
-	    dr_outdir_prepare(out, &o->frames, why, sizeof why) != 0 ||
-	    dr_outpath_dir(out, o->frames.v[0], dir, sizeof dir) != 0)
+	if (toklen < 2 * sizeof rnd + 1 || getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
 		return -1;
 	for (size_t i = 0; i < sizeof rnd; i++)
 		snprintf(token + 2 * i, 3, "%02x", rnd[i]);
@@ -143,6 +140,28 @@ static int write_probe(const dr_opts *o, const dr_outpath *out, char *path, size
 		return -1;
 	}
 	return 0;
+}
+
+/* The directory rank 0's probe goes in: a batch's first frame's (made if missing), a service's
+ * output root. 0 with DIR, or -1. */
+static int probe_dir(const dr_opts *o, char *dir, size_t len)
+{
+	char why[DR_ERRLEN];
+	dr_render_cfg rc;
+	dr_outpath out;
+
+	if (o->serve)
+		return (size_t)snprintf(dir, len, "%s",
+		                        o->output_root ? o->output_root : "output") < len
+		               ? 0
+		               : -1;
+	if (o->has_still ||
+	    dr_render_cfg_init(&rc, o->scene, o->output, o->format, o->engine, o->samples, why,
+	                       sizeof why) != 0 ||
+	    dr_render_cfg_outpath(&rc, &out, why, sizeof why) != 0 ||
+	    dr_outdir_prepare(&out, &o->frames, why, sizeof why) != 0)
+		return -1;
+	return dr_outpath_dir(&out, o->frames.v[0], dir, len);
 }
 
 /* A packed copy of the scene for staging, in rank 0's cache directory under the scene's SHA-256
@@ -181,10 +200,8 @@ static int pack_scene(const dr_opts *o, char *out, size_t len, char *err, size_t
 static void stage_scene(const dr_opts *o, int rank, char *local, size_t len, bool *shared,
                         dr_report_stage *rep)
 {
-	char err[DR_ERRLEN], probe[DR_PATH_MAX + 64], token[64];
+	char err[DR_ERRLEN], dir[DR_PATH_MAX], probe[DR_PATH_MAX + 64], token[64];
 	dr_stage_result r = {0};
-	dr_render_cfg rc;
-	dr_outpath out;
 	dr_stage_cfg c = {
 	        .always = o->stage == DR_STAGE_ALWAYS,
 	        .never = o->stage == DR_STAGE_NEVER,
@@ -201,18 +218,18 @@ static void stage_scene(const dr_opts *o, int rank, char *local, size_t len, boo
 	if (rank != 0) {
 		if (dr_stage_node(MPI_COMM_WORLD, &c, local, len, shared, err, sizeof err) != 0)
 			dr_warn("%s", err);
-		if (o->scene && strcmp(local, o->scene) == 0)
+		if (o->serve || (o->scene && strcmp(local, o->scene) == 0))
 			local[0] = '\0';
 		return;
 	}
-	if (!o->has_still &&
-	    dr_render_cfg_init(&rc, o->scene, o->output, o->format, o->engine, o->samples, err,
-	                       sizeof err) == 0 &&
-	    dr_render_cfg_outpath(&rc, &out, err, sizeof err) == 0 &&
-	    write_probe(o, &out, probe, sizeof probe, token, sizeof token) == 0) {
+	if (probe_dir(o, dir, sizeof dir) == 0 &&
+	    write_probe(dir, probe, sizeof probe, token, sizeof token) == 0) {
 		c.probe = probe;
 		c.token = token;
 	}
+	/* A service's jobs name their own scenes (fetched as they come): only the probe is asked
+	 * about (the offer names a file that exists; the nodes do not open it). */
+	c.never = c.never || o->serve;
 	/* The file sent is a packed copy of the scene (its textures, libraries and fonts inside,
 	 * see dr_assets_pack), made only when some node lacks the scene: an ask round first, unless
 	 * --stage always. Without a packed copy the scene itself goes, and a node's check of its
@@ -233,7 +250,11 @@ static void stage_scene(const dr_opts *o, int rank, char *local, size_t len, boo
 		k = dr_stage_source(MPI_COMM_WORLD, &c, packed[0] ? packed : o->scene, &r, err,
 		                    sizeof err);
 	} else if (k == 0 && c.never) {
-		k = dr_stage_source(MPI_COMM_WORLD, &c, o->scene, &r, err, sizeof err);
+		k = dr_stage_source(MPI_COMM_WORLD, &c,
+		                    !o->serve ? o->scene
+		                    : c.probe ? probe
+		                              : "/",
+		                    &r, err, sizeof err);
 	}
 	if (k != 0)
 		dr_warn("%s", err);
@@ -250,32 +271,6 @@ static void stage_scene(const dr_opts *o, int rank, char *local, size_t len, boo
 	                         .cached = r.cached,
 	                         .staged = r.staged,
 	                         .failed = r.failed};
-}
-
-/* Rank 0's end of frames coming home (dr_collect), pumped from every dr_chan_poll. NULL when the
- * run has none (one rank, a service, a still). */
-static dr_collect *collect_home(const dr_opts *o, dr_chan *chan)
-{
-	char err[DR_ERRLEN];
-	dr_render_cfg rc;
-	dr_outpath out;
-	dr_collect *c;
-	double timeout = o->node_timeout > 0 ? o->node_timeout
-	                 : dr_mpi_recovery() ? DR_NODE_TIMEOUT_RECOVERY
-	                                     : DR_NODE_TIMEOUT;
-
-	if (chan->size < 2 || o->serve || !o->scene || o->has_still ||
-	    dr_render_cfg_init(&rc, o->scene, o->output, o->format, o->engine, o->samples, err,
-	                       sizeof err) != 0 ||
-	    dr_render_cfg_outpath(&rc, &out, err, sizeof err) != 0)
-		return NULL;
-	c = dr_collect_home(chan->comm, &out, rc.format, timeout, err, sizeof err);
-	if (!c) {
-		dr_warn("frames cannot come home: %s", err);
-		return NULL;
-	}
-	dr_chan_add_side(chan, dr_collect_pump, c);
-	return c;
 }
 
 /* A render node's life: tasks in, results out, until rank 0 says stop. */
@@ -295,7 +290,7 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 	cfg.gpu_why = gpu_why[0] ? gpu_why : NULL;
 	cfg.scene_local = staged[0] ? staged : NULL;
 	/* a node that does not see rank 0's output directory (or --collect) sends frames home */
-	if (!o->serve && !o->has_still && (o->collect || !shared)) {
+	if (!o->has_still && (o->collect || !shared)) {
 		home = dr_collect_node(chan->comm, chan, shared, err, sizeof err);
 		if (!home) {
 			dr_error("%s", err);
@@ -383,7 +378,6 @@ int main(int argc, char **argv)
 	dr_service *svc = NULL;
 	char err[DR_ERRLEN] = "", gpu_why[256] = "", staged[4200] = "";
 	bool shared = true;
-	dr_collect *home = NULL;
 	int provided, rank = 0, size = 1, verdict = 0, threads = 1, code, gpu = -1;
 	bool lost_peers = false;
 
@@ -461,17 +455,13 @@ int main(int argc, char **argv)
 	scfg.node.gpu_why = gpu_why[0] ? gpu_why : NULL;
 	if (o.threads > 0)
 		threads = o.threads;
-	if (size > 1 && !o.serve && o.scene)
+	if (size > 1 && (o.serve || o.scene))
 		stage_scene(&o, rank, staged, sizeof staged, &shared, &scfg.stage);
 	if (interrupted) {
 		dr_service_close(svc);
 		dr_opts_free(&o);
 		fflush(NULL);
 		_exit(DR_EXIT_INTERRUPTED);
-	}
-	if (rank == 0) {
-		home = collect_home(&o, &chan);
-		scfg.collect = home;
 	}
 	if (rank == 0)
 		code = dr_service_run(svc, &chan, threads, &cpus, &interrupted);
@@ -480,7 +470,6 @@ int main(int argc, char **argv)
 	lost_peers = rank == 0 && dr_service_lost_nodes(svc);
 	dr_service_close(svc);
 	dr_chan_clear_sides(&chan);
-	dr_collect_close(home);
 	dr_chan_destroy(&chan, interrupted || lost_peers ? 0 : 5.0);
 	dr_opts_free(&o);
 	if (interrupted) {
