@@ -57,7 +57,7 @@ typedef struct dr_report_stage {
 	bool ran;                 /* staging was on (not --stage never, more than one rank) */
 	unsigned long long size;  /* the staged file's size */
 	unsigned long long bytes; /* bytes delivered to nodes that needed the file */
-	double seconds;
+	double seconds;           /* from the first offer to the last answer, packing included */
 	int same, cached, staged, failed; /* nodes: had it at the path, in their cache, received
 	                                   * it, could not get it */
 } dr_report_stage;
