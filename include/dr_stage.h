@@ -39,6 +39,10 @@ typedef struct dr_stage_cfg {
 	/* The file PATH was made from (e.g. a packed copy of the scene): a node that has this one
 	 * at its path needs nothing and opens it; NULL = PATH itself. */
 	const char *same_as;
+	/* Rank 0: one flag per rank of COMM, or NULL. A rank flagged is offered nothing and not
+	 * waited for; a rank that does not answer an offer in time is flagged (so that a node lost
+	 * in an ask round does not hold up the offer that follows it). */
+	unsigned char *silent;
 } dr_stage_cfg;
 
 /* What staging did (rank 0). */

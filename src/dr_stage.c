@@ -276,7 +276,7 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 	int window = c->window > 0 ? c->window : DR_XFER_WINDOW;
 	double timeout = c->timeout > 0 ? c->timeout : 30, t0 = dr_now(), deadline, last_show,
 	       ms = 0.2;
-	int fd = -1, rc = -1, k, from, nanswers = 0, *members = NULL, nmembers = 1;
+	int fd = -1, rc = -1, k, from, nanswers = 0, *members = NULL, nmembers = 1, expected;
 	ctl offer = {0}, m;
 	uint64_t size, size0 = 0;
 	struct stat st;
@@ -287,6 +287,7 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 		*r = res;
 		return 0;
 	}
+	expected = src.size - 1;
 	/* the one place rank 0's staged file is read: PATH, as chosen by the caller */
 	if (!c->never && dr_sha256_file(path, offer.hex, &size, err, errlen) != 0)
 		return -1;
@@ -333,13 +334,18 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 		dr_seterr(err, errlen, "staging: out of memory");
 		goto out;
 	}
-	for (int i = 1; i < src.size; i++)
+	for (int i = 1; i < src.size; i++) {
+		if (c->silent && c->silent[i]) {
+			expected--;
+			continue;
+		}
 		if (send_ctl(&src.s, comm, i, &offer, err, errlen) != 0)
 			goto out;
+	}
 
 	/* answers: each node looks at its own disk */
 	deadline = dr_now() + (timeout * 3 > ANSWER_MIN_S ? timeout * 3 : ANSWER_MIN_S);
-	while (nanswers < src.size - 1 && dr_now() < deadline) {
+	while (nanswers < expected && dr_now() < deadline) {
 		if (c->interrupted && *c->interrupted) {
 			dr_seterr(err, errlen, "staging: interrupted");
 			goto out;
@@ -374,11 +380,14 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 		}
 		nap(&ms, k == 1);
 	}
-	if (nanswers < src.size - 1) {
-		dr_warn("staging: %d node%s did not answer within %.0f s", src.size - 1 - nanswers,
-		        src.size - 1 - nanswers == 1 ? "" : "s",
+	if (nanswers < expected) {
+		dr_warn("staging: %d node%s did not answer within %.0f s", expected - nanswers,
+		        expected - nanswers == 1 ? "" : "s",
 		        timeout * 3 > ANSWER_MIN_S ? timeout * 3 : ANSWER_MIN_S);
-		res.failed += src.size - 1 - nanswers;
+		res.failed += expected - nanswers;
+		for (int i = 1; c->silent && i < src.size; i++)
+			if (!src.answer[i])
+				c->silent[i] = 1;
 	}
 
 	if (c->ask) { /* only asked: everyone goes on, to another offer if someone lacks it */
@@ -475,8 +484,8 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 	}
 	/* everyone still waiting may go on: those that received it, and those that failed */
 	for (int i = 1; i < src.size && !c->ask; i++) {
-		if (src.answer[i] && src.answer[i] != ANS_NEED)
-			continue; /* told already */
+		if ((src.answer[i] && src.answer[i] != ANS_NEED) || (c->silent && c->silent[i]))
+			continue; /* told already, or gone */
 		ctl fin = {.type = CTL_FINISH};
 		if (send_ctl(&src.s, comm, i, &fin, err, errlen) != 0)
 			goto out;

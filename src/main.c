@@ -223,6 +223,9 @@ static void stage_scene(const dr_opts *o, int rank, char *local, size_t len, boo
 		return;
 	}
 	double t0 = dr_now();
+	int size = 1;
+	MPI_Comm_size(MPI_COMM_WORLD, &size);
+	c.silent = calloc((size_t)size, 1); /* NULL: every node is asked every time */
 	if (probe_dir(o, dir, sizeof dir) == 0 &&
 	    write_probe(dir, probe, sizeof probe, token, sizeof token) == 0) {
 		c.probe = probe;
@@ -259,6 +262,7 @@ static void stage_scene(const dr_opts *o, int rank, char *local, size_t len, boo
 	}
 	if (k != 0)
 		dr_warn("%s", err);
+	free(c.silent);
 	if (c.probe)
 		unlink(c.probe);
 	if (r.collect)
