@@ -7,7 +7,8 @@
 #    files owned by uid 1000 (README.md, "Docker Compose");
 # 2. docker-compose.yml: up, the head's health check turns healthy, the tutorial's
 #    POST /render {"from":1,"to":6} and GET /status/<id> to 200, frames from the three nodes
-#    in ./output, /metrics through the port published on 127.0.0.1 only;
+#    in ./output (which only the head mounts: the frames come home over MPI), /metrics
+#    through the port published on 127.0.0.1 only;
 # 3. a node container killed mid-job: the API answers all along, the job finishes on the other
 #    two nodes and the head does not restart (mpirun --enable-recovery); a head restarted while
 #    the node is still missing starts with the nodes it has; then down -v leaves no container,
@@ -25,7 +26,7 @@ set -u
 
 # shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
 . "$(dirname "$0")/deploy-lib.bash"
-PLAN=20
+PLAN=21
 IMAGE=localhost/drender:latest
 CACHE=${DRENDER_CI_CACHE:-/var/cache/drender-ci}
 export DRENDER_CI_CACHE=$CACHE
@@ -171,6 +172,11 @@ check "GET /status/$job -> 200 in ${tut}s: done, 6 frames, from node1,node2,node
 	[ "$st" = "done 6 node1,node2,node3 200" ]
 frames=$(find "$W/proj/output/$job" -name '*.png' -size +0 2>/dev/null | wc -l)
 check "6 frames in the host's ./output/$job (got $frames)" [ "$frames" -eq 6 ]
+# Only the head mounts ./output: the nodes' frames came home over MPI.
+homed=$(podman logs "${P}_head_1" 2>&1 | grep -c "3 nodes cannot see the output directory")
+inside=$(podman exec "${P}_node1_1" find /output -name '*.png' 2>/dev/null | wc -l)
+check "the nodes mount no ./output: their frames came home over MPI (head said so: $homed; left on node1: $inside)" \
+	[ "$homed" -ge 1 -a "$inside" -eq 0 ]
 metrics=$(code http://127.0.0.1:4000/metrics)
 hostip=$(hostname -I | awk '{ print $1 }')
 outside=$(code "http://$hostip:4000/metrics")

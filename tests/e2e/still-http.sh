@@ -23,23 +23,8 @@ unset DRENDER_TOKEN
 
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
-SERVE_PID=
 start() { # start BLENDER: the service with 2 render nodes; waits until /health answers
-	"${MPIRUN[@]}" -np 3 "$DRENDER" --serve --listen "127.0.0.1:$PORT" --blender "$1" \
-		--blend-root "$WORK/blends" --output-root "$WORK/out" >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
-	SERVE_PID=$!
-	local _
-	for _ in $(seq 150); do
-		curl -s -o /dev/null "$URL/health" && return 0
-		kill -0 "$SERVE_PID" 2>/dev/null || return 1
-		sleep 0.2
-	done
-	return 1
-}
-stop() {
-	kill -TERM "$SERVE_PID" 2>/dev/null
-	wait "$SERVE_PID" 2>/dev/null
-	SERVE_PID=
+	svc_start 3 --blender "$1" --blend-root "$WORK/blends" --output-root "$WORK/out"
 }
 probe() { # probe FILE: "<frames> <rate>" as ffprobe counts them
 	ffprobe -v error -count_frames -select_streams v:0 \
@@ -112,7 +97,7 @@ echo secret >outside.txt
 rm -f "$vpath" && ln -s "$WORK/outside.txt" "$vpath"
 http GET "/jobs/$ID/video"
 ok $([ "$CODE" = 403 ] || [ "$CODE" = 404 ] && echo 0 || echo 1) "a video replaced by a symlink out of the root -> $CODE, not served"
-stop
+svc_stop
 
 # 5. A still over HTTP (real Blender): split in 4, merged by a render node.
 if command -v blender >/dev/null && [ -z "${DR_E2E_FAST_ONLY:-}" ]; then
@@ -132,7 +117,7 @@ if command -v blender >/dev/null && [ -z "${DR_E2E_FAST_ONLY:-}" ]; then
 	is "$(ls out/st | grep -c range)" 0 "  the ranges are removed"
 	grep -q "$SID: still frame 3: 4 ranges merged by rank [12] " serve.err
 	ok $? "  the log names the rank that merged"
-	stop
+	svc_stop
 fi
 
 is "$(leftovers)" 0 "nothing left running"
