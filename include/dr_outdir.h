@@ -35,9 +35,6 @@ int dr_outdir_lock(const char *dir, const char *holder, char *err, size_t errlen
 int dr_outdir_lock_frames(const dr_outpath *o, const dr_frames *f, const char *holder, char *err,
                           size_t errlen);
 
-/* Is the real path P at or below the real directory ROOT (on a path-component boundary)? */
-bool dr_outdir_under(const char *p, const char *root);
-
 /* Open the regular file PATH for reading, refusing a symlink as its last component and, when ROOT
  * (a real path) is given, a file whose real location (of the open descriptor, so no race with a
  * rename) is not under ROOT. Returns the descriptor; or -1 with ERR, and errno ENOENT when there

@@ -34,4 +34,7 @@ int dr_grow(void *ptr, size_t *cap, size_t need, size_t elsize);
 /* Parse a size such as "10G", "500M", "64k", "1048576" (binary units) into *OUT. 0, or -1. */
 int dr_parse_size(const char *s, uint64_t *out);
 
+/* Is the real path P at or below the real directory ROOT (on a path-component boundary)? */
+bool dr_path_under(const char *p, const char *root);
+
 #endif

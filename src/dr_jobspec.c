@@ -317,18 +317,6 @@ static int parse_frames(const struct members *m, size_t max, dr_frames *out, cha
 	return 0;
 }
 
-/* Is the real path P at or below the real directory ROOT (on a path-component boundary)? */
-static bool under_root(const char *p, const char *root)
-{
-	size_t n = strlen(root);
-
-	while (n > 1 && root[n - 1] == '/')
-		n--;
-	if (n == 1 && root[0] == '/')
-		return p[0] == '/';
-	return strncmp(p, root, n) == 0 && (p[n] == '/' || p[n] == '\0');
-}
-
 /* Does relative path P have a ".." component? */
 static bool has_dotdot(const char *p)
 {
@@ -391,7 +379,7 @@ static int resolve_blend(const char *rel, const dr_jobspec_limits *lim, char *sc
 		snprintf(err, errlen, "\"blend\" '%.200s' cannot be opened: %s", rel, strerror(e));
 		return e == EACCES || e == ELOOP ? 403 : 404;
 	}
-	if (!under_root(real, lim->blend_root)) {
+	if (!dr_path_under(real, lim->blend_root)) {
 		snprintf(err, errlen,
 		         "\"blend\" '%.200s' escapes --blend-root (a symlink leads "
 		         "outside)",
@@ -466,7 +454,7 @@ static int check_output(const char *name, const dr_jobspec_limits *lim, char *er
 		return 400;
 	}
 	if (lstat(joined, &st) == 0) {
-		if (!realpath(joined, real) || !under_root(real, lim->output_root)) {
+		if (!realpath(joined, real) || !dr_path_under(real, lim->output_root)) {
 			snprintf(err, errlen,
 			         "\"output\" '%s' escapes --output-root (a symlink "
 			         "leads outside)",
@@ -826,7 +814,7 @@ int dr_jobspec_confined(const dr_jobspec *s, const dr_jobspec_limits *lim, char 
 		return -1;
 	}
 	if (strcmp(real, scene) != 0 ||
-	    (!is_default && (!lim->blend_root || !under_root(real, lim->blend_root)))) {
+	    (!is_default && (!lim->blend_root || !dr_path_under(real, lim->blend_root)))) {
 		snprintf(err, errlen,
 		         "scene %.300s now leads to %.300s (a symlink was put in its way): refused",
 		         scene, real);
@@ -842,7 +830,7 @@ int dr_jobspec_confined(const dr_jobspec *s, const dr_jobspec_limits *lim, char 
 		snprintf(err, errlen, "output directory %.300s: %s", dir, strerror(errno));
 		return -1;
 	}
-	if (strcmp(real, dir) != 0 || !under_root(real, lim->output_root)) {
+	if (strcmp(real, dir) != 0 || !dr_path_under(real, lim->output_root)) {
 		snprintf(err, errlen,
 		         "output directory %.300s now leads to %.300s (a symlink was put in its "
 		         "way): refused",

@@ -166,17 +166,6 @@ size_t dr_outdir_clean_stale(const dr_outpath *o, const dr_frames *f, const char
 	return c.removed;
 }
 
-bool dr_outdir_under(const char *p, const char *root)
-{
-	size_t n = strlen(root);
-
-	while (n > 1 && root[n - 1] == '/')
-		n--;
-	if (n == 1 && root[0] == '/')
-		return p[0] == '/';
-	return strncmp(p, root, n) == 0 && (p[n] == '/' || p[n] == '\0');
-}
-
 int dr_outdir_open_confined(const char *path, const char *root, char *err, size_t errlen)
 {
 	char link[64], real[DR_PATH_MAX];
@@ -204,7 +193,7 @@ int dr_outdir_open_confined(const char *path, const char *root, char *err, size_
 			goto fail;
 		}
 		real[n] = '\0';
-		if (!dr_outdir_under(real, root)) {
+		if (!dr_path_under(real, root)) {
 			dr_seterr(err, errlen, "%s: is %s, outside %s (refused)", path, real, root);
 			goto fail;
 		}

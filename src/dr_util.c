@@ -137,3 +137,14 @@ int dr_parse_size(const char *s, uint64_t *out)
 	*out = (uint64_t)v * mul;
 	return 0;
 }
+
+bool dr_path_under(const char *p, const char *root)
+{
+	size_t n = strlen(root);
+
+	while (n > 1 && root[n - 1] == '/')
+		n--;
+	if (n == 1 && root[0] == '/')
+		return p[0] == '/';
+	return strncmp(p, root, n) == 0 && (p[n] == '/' || p[n] == '\0');
+}

@@ -1,6 +1,7 @@
 /* Unit tests for dr_outdir: one owner per output directory (the lock names its holder), and
  * files opened confined to a root (no symlinks, no way out). */
 #include "dr_outdir.h"
+#include "dr_util.h"
 #include "tap.h"
 #include "testfs.h"
 
@@ -100,8 +101,8 @@ static void test_open(const char *dir)
 	snprintf(q, sizeof q, "%s/none.png", root);
 	fd = dr_outdir_open_confined(q, root, err, sizeof err);
 	ok(fd < 0 && errno == ENOENT, "a missing file is ENOENT");
-	ok(dr_outdir_under("/a/b/c", "/a/b") && !dr_outdir_under("/a/bc", "/a/b") &&
-	           dr_outdir_under("/a/b", "/a/b/"),
+	ok(dr_path_under("/a/b/c", "/a/b") && !dr_path_under("/a/bc", "/a/b") &&
+	           dr_path_under("/a/b", "/a/b/"),
 	   "under: on component boundaries");
 }
 
