@@ -8,6 +8,7 @@
 #   --size    the staged scene in MB (default 200)
 #   --nodes   node counts to stage to (default 1,2,4,8; 1 is "one copy to one node")
 #   --frames, --pad, --cost: the collect job (default 48 frames of 2 MB, 1 s each, on 4 nodes)
+#   --big     bytes per frame of the big-frames job (default 100000000: 100 MB)
 #   --reps    runs of each collect contender, alternating (default 3; the median is shown)
 #   --disk    where the hosts' private directories live: tmpfs (default: one tmpfs each, as
 #             hosts with disks of their own) or shared (this machine's one disk: 8 hosts'
@@ -15,6 +16,8 @@
 # Table 1: staging time (the report's staging.seconds) per node count, and its ratio to one copy.
 # Table 2: wall time of the same job with a shared output directory and with frames brought
 # home (nodes do not see rank 0's directory), and the cost of bringing them home.
+# Table 3: big frames (100 MB) coming home from every node at once: how long rank 0's loop was
+# held up at most (the report's collect.max_turn_ms) and the longest task wait.
 # Needs root (namespaces, mounts, tc), iproute2, unshare, Open MPI, python3.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,6 +25,7 @@ root=$(dirname "$here")
 # shellcheck source=../tests/e2e/deploy-lib.bash
 . "$root/tests/e2e/deploy-lib.bash"
 RATE=200mbit SIZE=200 NODES=1,2,4,8 FRAMES=48 PAD=2000000 COST=1.0 CNODES=4 REPS=3 DISK=tmpfs
+BIG=100000000
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rate) RATE=$2; shift ;;
@@ -29,6 +33,7 @@ while [ $# -gt 0 ]; do
 	--nodes) NODES=$2; shift ;;
 	--frames) FRAMES=$2; shift ;;
 	--pad) PAD=$2; shift ;;
+	--big) BIG=$2; shift ;;
 	--cost) COST=$2; shift ;;
 	--reps) REPS=$2; shift ;;
 	--disk) DISK=$2; shift ;;
@@ -117,6 +122,7 @@ for rep in $(seq 1 "$REPS"); do
 			continue
 		fi
 		[ $mode = collect ] && [ "$homes" != "$FRAMES" ] && runs[$mode]="${runs[$mode]:-} (only $homes came home)"
+		[ $mode = collect ] && turns="${turns:-} $(jget "$T/c-$mode.json" 'round(d["collect"]["max_turn_ms"], 1)')"
 		runs[$mode]="${runs[$mode]:-} $(printf '%.2f' "$(echo "$t1 - $t0" | bc -l)")"
 	done
 done
@@ -128,4 +134,24 @@ done
 if [ -n "${wall[shared]:-}" ] && [ -n "${wall[collect]:-}" ]; then
 	printf '  cost of bringing frames home: %+.1f%%\n' \
 		"$(echo "100 * (${wall[collect]} - ${wall[shared]}) / ${wall[shared]}" | bc -l)"
+fi
+echo "  rank 0's loop held up by frames coming home, at most (ms, per run):${turns:-}"
+
+# --- 3. big frames coming home do not hold up dispatch ------------------------------------
+# BIG-byte frames (default 100 MB) from every node at once: the longest rank 0's loop was held
+# up receiving them (collect.max_turn_ms) and the longest a node waited for its next task.
+echo
+echo "Frames of $((BIG / 1000000)) MB coming home from $CNODES nodes at once ($RATE links)"
+rm -rf "$T/out-c" "$PRIV"/*/out-c
+mkdir -p "$T/out-c"
+# shellcheck disable=SC2046
+FAKE_BLENDER_PNG_PAD=$BIG FAKE_BLENDER_COST=0.5 as_host head timeout 900 mpirun \
+	$(args "$A/private") -np $((CNODES + 1)) -x FAKE_BLENDER_PNG_PAD -x FAKE_BLENDER_COST \
+	"$DRENDER" --blender "$FAKE" --stage never -o "$T/out-c/f_####" \
+	--report "$T/big.json" "$A/small.blend" 1 $((2 * CNODES)) >"$T/big.log" 2>&1
+rc=$?
+if [ $rc -ne 0 ]; then
+	echo "  FAILED (exit $rc): $(tail -n 1 "$T/big.log")"
+else
+	jget "$T/big.json" '"  %d frames, %.0f MB home in %.1f s of transfers; rank 0 held up %.1f ms at most; longest task wait %.1f ms" % (d["collect"]["frames"], d["collect"]["bytes"] / 1e6, d["collect"]["seconds"], d["collect"]["max_turn_ms"], 1000 * max(f.get("dispatch_seconds", 0) for f in d["frames"]))'
 fi

@@ -60,6 +60,8 @@ typedef struct dr_chan {
 		void *ctx;
 	} side[4];
 	int nside;
+	double side_max; /* the longest any one side pump took (seconds): how long byte transfers
+	                  * held up the loop that polls, at most */
 } dr_chan;
 
 int dr_chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen);

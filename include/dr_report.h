@@ -90,6 +90,7 @@ typedef struct dr_report {
 	size_t nhome;
 	unsigned long long home_bytes; /* their total bytes and seconds */
 	double home_seconds;
+	double home_max_turn; /* the longest rank 0's loop was held up receiving them (seconds) */
 } dr_report;
 
 /* A frame time S reported by a render node, made sane: not finite or negative becomes 0, more

@@ -406,7 +406,7 @@ int dr_cache_evict(dr_cache *c, uint64_t incoming, char *err, size_t errlen)
 			dr_seterr(err, errlen, "out of memory");
 			goto out;
 		}
-		snprintf(e[n].name, sizeof e[n].name, "%s", de->d_name);
+		memcpy(e[n].name, de->d_name, strlen(de->d_name) + 1); /* fits: checked above */
 		e[n].size = (uint64_t)st.st_size;
 		e[n].mtime = (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9;
 		e[n].pinned = is_pinned(c, de->d_name);

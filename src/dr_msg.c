@@ -173,9 +173,14 @@ int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen)
 	}
 	if (c->size == 1)
 		return 0;
-	for (int i = 0; i < c->nside; i++)
+	for (int i = 0; i < c->nside; i++) {
+		double t0 = dr_now(), took;
 		if (c->side[i].fn(c->side[i].ctx, err, errlen) != 0)
 			return -1;
+		took = dr_now() - t0;
+		if (took > c->side_max)
+			c->side_max = took;
+	}
 	if (c->nsend > 0 && reap_sends(c, err, errlen) != 0)
 		return -1;
 	rc = MPI_Iprobe(MPI_ANY_SOURCE, DR_TAG, c->comm, &flag, &st);

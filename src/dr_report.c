@@ -115,9 +115,11 @@ void dr_report_print(const dr_report *r, FILE *f)
 		        r->stage.staged == 1 ? "" : "s", r->stage.same, r->stage.cached,
 		        r->stage.failed);
 	if (r->nhome)
-		fprintf(f, "Collect: %zu frame%s brought home, %.1f MiB in %.2f s of transfers\n",
+		fprintf(f,
+		        "Collect: %zu frame%s brought home, %.1f MiB in %.2f s of transfers (rank 0 "
+		        "held up %.1f ms at most)\n",
 		        r->nhome, r->nhome == 1 ? "" : "s", r->home_bytes / 1048576.0,
-		        r->home_seconds);
+		        r->home_seconds, r->home_max_turn * 1000);
 	if (r->message)
 		fprintf(f, "%s\n", r->message);
 	fflush(f);
@@ -198,6 +200,7 @@ static cJSON *build(const dr_report *r)
 			cJSON_AddNumberToObject(h, "frames", (double)r->nhome);
 			cJSON_AddNumberToObject(h, "bytes", (double)r->home_bytes);
 			cJSON_AddNumberToObject(h, "seconds", r->home_seconds);
+			cJSON_AddNumberToObject(h, "max_turn_ms", r->home_max_turn * 1000);
 		}
 	}
 	if (r->stage.ran) {

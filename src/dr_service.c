@@ -344,6 +344,7 @@ static int batch_outcome(dr_service *s, dr_ojob *job, bool interrupted, bool fai
 		uint64_t bytes = 0;
 		dr_collect_stats(s->collect, &rep.home, &rep.nhome, &bytes, &rep.home_seconds);
 		rep.home_bytes = bytes;
+		rep.home_max_turn = s->chan->side_max;
 	}
 	if (s->cfg->report && dr_report_write(&rep, s->cfg->report, err, sizeof err) != 0) {
 		dr_error("%s", err);
