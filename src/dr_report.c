@@ -116,7 +116,8 @@ void dr_report_print(const dr_report *r, FILE *f)
 		        r->stage.failed);
 	if (r->nhome)
 		fprintf(f,
-		        "Collect: %zu frame%s brought home, %.1f MiB in %.2f s of transfers (rank 0 "
+		        "Collect: %zu frame%s brought home, %.1f MiB in %.2f s of transfers (rank "
+		        "0 "
 		        "held up %.1f ms at most)\n",
 		        r->nhome, r->nhome == 1 ? "" : "s", r->home_bytes / 1048576.0,
 		        r->home_seconds, r->home_max_turn * 1000);
