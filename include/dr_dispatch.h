@@ -96,6 +96,12 @@ void dr_dispatch_request(dr_dispatch *d, int slot);
 /* It could not load a job's settings: it holds nothing, has no settings, and asks for work. */
 void dr_dispatch_loadfail(dr_dispatch *d, int slot);
 
+/* SLOT has rendered FRAME, which is on its way to rank 0 (frames coming home): SLOT no longer
+ * holds it, so that it is given work meanwhile; the frame's RESULT still follows (unless SLOT is
+ * lost: the frame is then the scheduler's to hand out again, as any frame of a lost node). A
+ * frame being taken back from SLOT stays held: its receipt is the RESULT. */
+void dr_dispatch_rendered(dr_dispatch *d, int slot, int frame);
+
 /* SLOT reports FRAME of JOB: OK > 0 rendered, 0 failed, < 0 dropped (receipt of a CANCEL).
  * The frame is no longer held by SLOT. Returns 1 when this was the receipt of a frame taken
  * back for an idle node: the dispatcher has returned it to JOB's pending frames and the caller

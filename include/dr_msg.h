@@ -22,6 +22,8 @@ enum dr_msg_type {
 	DR_MSG_JOB,       /* 0 -> node: settings of job (JSON in text), sent before its tasks */
 	DR_MSG_CANCEL,    /* 0 -> node: drop job's frame (or all its frames if frame < 0); with
 	                   * n = 1 only if it has not started yet */
+	DR_MSG_RENDERED,  /* node -> 0: job's frame is rendered and checked and on its way home
+	                   * (dr_collect): the node is free for work; its RESULT follows */
 };
 
 typedef struct dr_msg {

@@ -23,6 +23,7 @@
  * one never holds rank 0's loop up for long. */
 #define CHUNK  (256 * 1024)
 #define WINDOW 8
+#define BUDGET 4 /* chunks rank 0 takes in per pump, from all senders together */
 
 /* Every push message starts with this; a header (idx -1) carries the frame's size after it. */
 typedef struct hdr {
@@ -74,6 +75,7 @@ struct dr_collect {
 		double since;
 	} * slot;
 	int nranks;
+	int turn; /* the sender looked at first in this pump */
 	size_t rcap;
 	dr_report_home *stats;
 	size_t nstats, capstats;
@@ -447,10 +449,14 @@ static int home_pump(dr_collect *c, char *err, size_t errlen)
 	double now = dr_now();
 	char why[128];
 
-	for (int src = 1; src < c->nranks; src++) {
+	/* At most BUDGET chunks per call, whatever the number of senders (taken in turn, from a
+	 * different one each call): rank 0's loop comes back within a few milliseconds. */
+	int budget = BUDGET;
+	c->turn = c->turn % (c->nranks > 1 ? c->nranks - 1 : 1) + 1;
+	for (int i = 0; i < c->nranks - 1; i++) {
+		int src = 1 + (c->turn - 1 + i) % (c->nranks - 1);
 		struct slot *sl = &c->slot[src];
-		/* a few messages per source and call: rank 0's loop comes back soon */
-		for (int round = 0; round < 4; round++) {
+		for (; budget > 0; budget--) {
 			if (sl->req != MPI_REQUEST_NULL) {
 				rc = MPI_Test(&sl->req, &done, &st);
 				if (rc != MPI_SUCCESS)

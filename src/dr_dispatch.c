@@ -363,6 +363,14 @@ static void held_remove(dr_dispatch *d, int slot, int frame)
 		}
 }
 
+void dr_dispatch_rendered(dr_dispatch *d, int slot, int frame)
+{
+	dr_dispatch_node *nd = node(d, slot);
+
+	if (nd && nd->revoking != frame)
+		held_remove(d, slot, frame);
+}
+
 int dr_dispatch_result(dr_dispatch *d, int slot, int job, int frame, int ok)
 {
 	dr_dispatch_node *nd = node(d, slot);

@@ -297,7 +297,11 @@ static int push_home(dr_node *n, double seconds, const char *text, const char *f
                      size_t errlen)
 {
 	dr_msg m = result_msg(n, 1, seconds, text);
-	return n->cfg.push(n->cfg.push_ctx, &m, final, err, errlen);
+	dr_msg r = {.type = DR_MSG_RENDERED, .job = m.job, .frame = m.frame};
+
+	if (n->cfg.push(n->cfg.push_ctx, &m, final, err, errlen) != 0)
+		return -1;
+	return send_msg(n, &r, err, errlen); /* rank 0 may give work meanwhile */
 }
 
 /* The thumbnail of the file at PATH: "<dir>/.thumbs/<name>.thumb", PNG data without a .png suffix

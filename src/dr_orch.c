@@ -708,6 +708,9 @@ int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errle
 	case DR_MSG_LOADFAIL:
 		return on_loadfail(r, slot, m->job >= 0 ? job_of(r, m->job) : NULL, m->text, err,
 		                   errlen);
+	case DR_MSG_RENDERED: /* frames coming home: free for work while it travels */
+		dr_dispatch_rendered(r->disp, slot, m->frame);
+		break;
 	case DR_MSG_RESULT:
 		on_result(r, slot, m, err, errlen);
 		break;

@@ -177,6 +177,29 @@ static void test_hold_ahead(void)
 	dr_sched_destroy(t);
 }
 
+/* Frames coming home: a node whose only frame is rendered and on its way to rank 0 is free for
+ * work at once, even near the end; the frame's RESULT comes later as an ordinary result. */
+static void test_rendered(void)
+{
+	dr_dispatch *d = mk(2, false);
+	dr_sched *s = mksched(1, 3, 2, 1, false);
+	dr_dispatch_add_job(d, 0, 0, 0, s, err, sizeof err);
+	dr_dispatch_ready(d, 0);
+	dr_dispatch_ready(d, 1);
+	is_int(dr_dispatch_decide(d, 0, dec, 16), 2, "both get a frame (1 pending after)");
+	dr_dispatch_request(d, 0);
+	is_int(dr_dispatch_decide(d, 0, dec, 16), 0, "near the end: no task ahead");
+	dr_dispatch_rendered(d, 0, 1);
+	int n = dr_dispatch_decide(d, 0, dec, 16);
+	ok(n == 1 && dec[0].slot == 0 && dec[0].frames[0] == 3,
+	   "frame 1 rendered and on its way home: node 0 gets frame 3 meanwhile");
+	is_int(dr_dispatch_result(d, 0, 0, 1, 1), 0, "frame 1's RESULT later: an ordinary result");
+	ok(dr_dispatch_node_get(d, 0)->nframes == 1 && dr_dispatch_node_get(d, 0)->frames[0] == 3,
+	   "and node 0 still holds frame 3");
+	dr_dispatch_destroy(d);
+	dr_sched_destroy(s);
+}
+
 static void test_take_back(void)
 {
 	dr_dispatch *d = mk(2, false);
@@ -659,6 +682,7 @@ int main(void)
 	test_order();
 	test_prefer_loaded();
 	test_hold_ahead();
+	test_rendered();
 	test_take_back();
 	test_copy_and_stop();
 	test_cancel_silence_hist();
