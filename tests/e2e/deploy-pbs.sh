@@ -44,6 +44,7 @@ pbs_run() {
 		cd / &&
 			env PBS_NODEFILE="$T/nodefile" PBS_O_WORKDIR="$T/work" PBS_JOBID="42.pbs-test" \
 				OMP_NUM_THREADS=2 DRENDER="$DRENDER" DRENDER_BLENDER="$FAKE" FAKE_BLENDER_COST=0.1 \
+				DRENDER_MPIRUN_WRAPPER="$ROOT/scripts/drender-mpirun" \
 				"${MPI_ROOT_ENV[@]}" "${MPI_LOCAL_ENV[@]}" \
 				"$@" bash "$PBS_SCRIPT" ${PBS_ARGS:+$PBS_ARGS}
 	) >"$T/$name.log" 2>&1 &
