@@ -172,6 +172,13 @@ bool dr_service_lost_nodes(const dr_service *s)
 	return s && s->lost_nodes;
 }
 
+int dr_service_scene_of(void *svc, int job, char *path, size_t len)
+{
+	const dr_service *s = svc;
+
+	return s && s->orch ? dr_orch_scene_of(s->orch, job, path, len) : -1;
+}
+
 void dr_service_close(dr_service *s)
 {
 	if (!s)
