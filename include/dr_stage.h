@@ -71,8 +71,9 @@ void dr_stage_default_cache(char *buf, size_t len);
 
 /* A packed copy of SCENE for staging (dr_assets_pack: its textures, libraries and fonts inside),
  * in rank 0's cache directory CACHE_DIR (NULL: the default) as packed/<HEX>.blend, HEX being the
- * scene's SHA-256 (NULL: computed here). Made once per scene content: a later run or job reuses
- * it. Blocks while Blender packs (seconds). 0 with OUT, or -1 with ERR. */
+ * scene's SHA-256 (NULL: computed here) or another key that names this scene's copy. Made once per
+ * scene content: a later run or job reuses it. Blocks while Blender packs (seconds). 0 with OUT, or
+ * -1 with ERR. */
 int dr_stage_pack(const char *blender, const char *scene, const char *cache_dir, const char *hex,
                   char *out, size_t len, char *err, size_t errlen);
 
