@@ -378,7 +378,7 @@ static void drop_xfer(dr_fetch_server *s, size_t i)
 /* A request from SRC. 0, or -1 with ERR on an MPI failure. */
 static int handle(dr_fetch_server *s, int src, const dr_fetch_msg *m, char *err, size_t errlen)
 {
-	char path[DR_PATH_MAX], why[DR_PATH_MAX + 300];
+	char path[DR_PATH_MAX], why[DR_PATH_MAX + 300], what[64];
 	scene *sc;
 
 	for (size_t i = 0; i < s->nx && (m->kind == DR_FETCH_CANCEL || m->kind == DR_FETCH_SEND);
@@ -394,6 +394,10 @@ static int handle(dr_fetch_server *s, int src, const dr_fetch_msg *m, char *err,
 		                  : m->outcome == DR_FETCH_CACHED ? "had it in its cache"
 		                  : m->outcome == DR_FETCH_STAGED ? "staged"
 		                                                  : "could not get it";
+		if (m->job < 0)
+			snprintf(what, sizeof what, "the default scene");
+		else
+			snprintf(what, sizeof what, "job %d's scene", (int)m->job);
 		if (m->outcome == DR_FETCH_SAME)
 			s->st.same++;
 		else if (m->outcome == DR_FETCH_CACHED)
@@ -405,11 +409,11 @@ static int handle(dr_fetch_server *s, int src, const dr_fetch_msg *m, char *err,
 		if (m->outcome == DR_FETCH_STAGED) {
 			s->st.bytes += (uint64_t)m->size;
 			s->st.seconds += m->seconds;
-			dr_info("node %s (rank %d): job %d's scene staged (%lld bytes, %.2f s)",
-			        m->text, src, m->job, (long long)m->size, m->seconds);
+			dr_info("node %s (rank %d): %s staged (%lld bytes, %.2f s)", m->text, src,
+			        what, (long long)m->size, m->seconds);
 		} else {
-			dr_debug("node %s (rank %d): job %d's scene: %s (0 bytes staged)", m->text,
-			         src, m->job, how);
+			dr_debug("node %s (rank %d): %s: %s (0 bytes staged)", m->text, src, what,
+			         how);
 		}
 		return 0;
 	}

@@ -142,6 +142,10 @@ int dr_node_start(dr_node *n, const dr_node_cfg *o, dr_chan *chan, int threads,
 		set_state(n, DR_NODE_NO_BLENDER);
 		return send_simple(n, DR_MSG_LOADFAIL, -1, why, err, errlen);
 	}
+	if (o->fetch) { /* the scene from rank 0 first (dr_fetch): the ticks ask, then load */
+		n->warm_fetch = true;
+		return 0;
+	}
 	if (load(n, why, sizeof why) != 0) {
 		set_state(n, DR_NODE_NO_BLENDER);
 		return send_simple(n, DR_MSG_LOADFAIL, -1, why, err, errlen);
@@ -530,6 +534,30 @@ static int poll_lister(dr_node *n, int wait_ms, char *err, size_t errlen)
 	return bad ? load_failed(n, why, err, errlen) : 0;
 }
 
+/* Warming up on a service's default scene, fetched from rank 0 first (job -1 in dr_fetch): ask
+ * until it is there, then start Blender on it. A failure is the warm-up's LOADFAIL. */
+static int warm_fetch(dr_node *n, int wait_ms, char *err, size_t errlen)
+{
+	char why[DR_ERRLEN];
+	int k = n->cfg.fetch(n->cfg.fetch_ctx, -1, n->job.render.scene, n->fetched,
+	                     sizeof n->fetched, why, sizeof why);
+
+	if (k > 0) {
+		n->fetched[0] = '\0';
+		dr_sleep_ms(wait_ms < 2 ? wait_ms : 2);
+		return 0;
+	}
+	n->warm_fetch = false;
+	if (k == 0 && strcmp(n->fetched, n->job.render.scene) == 0)
+		n->fetched[0] = '\0';
+	if (k < 0 || load(n, why, sizeof why) != 0) {
+		n->fetched[0] = '\0';
+		set_state(n, DR_NODE_NO_BLENDER);
+		return send_simple(n, DR_MSG_LOADFAIL, -1, why, err, errlen);
+	}
+	return 0;
+}
+
 int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 {
 	dr_bl_event ev;
@@ -544,6 +572,8 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 		dr_sleep_ms(wait_ms);
 		return 0;
 	}
+	if (n->warm_fetch)
+		return warm_fetch(n, wait_ms, err, errlen);
 	if (n->frame < 0 && n->qlen > 0 && (!n->bl || n->state == DR_NODE_READY)) {
 		if (!n->bl ||
 		    !(dr_render_cfg_same_blender(&n->job.render, &n->loaded) || warm_merge(n))) {
