@@ -606,10 +606,15 @@ void dr_fetch_server_lost(dr_fetch_server *s, int rank)
 		else
 			i++;
 	for (size_t i = 0; i < s->nx;)
-		if (s->x[i].src == rank)
+		if (s->x[i].src == rank) {
+			dr_info("rank %d is lost: its copy of %s is abandoned (%lld of %lld chunks "
+			        "sent)",
+			        rank, s->x[i].path, (long long)s->x[i].next,
+			        (long long)s->x[i].nchunks);
 			drop_xfer(s, i);
-		else
+		} else {
 			i++;
+		}
 	dr_sendq_abandon(&s->q, rank);
 }
 

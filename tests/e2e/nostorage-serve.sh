@@ -11,6 +11,8 @@
 # 2. A second job of the same scene (other settings, so the nodes reload it) stages 0 bytes: the
 #    nodes have the copy in their caches.
 # 3. A job of a scene whose texture is missing on the head fails, and /status lists the file.
+# 4. A node killed while a big scene is on its way to it (fake Blender, head's link shaped):
+#    rank 0 abandons that transfer, keeps answering, and the job is done by the other node.
 #
 # Frames stay on the nodes' private disks until they come home under --serve (dr_collect).
 #
@@ -19,11 +21,11 @@ set -u
 
 # shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
 . "$(dirname "$0")/deploy-lib.bash"
-PLAN=15
+PLAN=21
 
 skip_if_fast_only
 need_root "network namespaces and mounts need root"
-need_tools ip unshare mpirun python3 curl blender
+need_tools ip tc unshare mpirun python3 curl blender
 
 netns_init drf
 HOSTS="head node1 node2"
@@ -146,7 +148,7 @@ field 'd.get("error", "")' >"$T/error.txt"
 check "and /status lists the missing file" grep -q 'checker.png' "$T/error.txt"
 diag <"$T/error.txt"
 
-# --- the end ------------------------------------------------------------------------------------
+# --- the end of the first service ---------------------------------------------------------------
 kill -TERM "$JOB" 2>/dev/null
 wait_pid "$JOB" 60 >/dev/null
 JOB=""
@@ -158,6 +160,50 @@ lsize=$(stat -c %s "$T/blends/lacking/textured.blend")
 check "rank 0's summary counts what was staged (${summary#*: })" \
 	eval "echo '$summary' | grep -q ': 4 staged ($((2 * ${psize:-0} + 2 * lsize)) bytes, .*), [2-4] from cache, 0 at the same path, 0 failed'"
 check "nothing of the service is left in the namespaces" gone_within 20 netns_job_pids
+
+# --- 4: a node killed while the scene is on its way ---------------------------------------------
+mkdir -p "$T/blends/big"
+{ printf 'BLENDER-v304 fake scene, fetched\n'; head -c 20000000 /dev/urandom; } >"$T/blends/big/big.blend"
+netns_shape head 40mbit # both nodes share head's link: about 8 s for the two copies
+LOG=$T/serve-kill.log
+PORT=$(free_port)
+# shellcheck disable=SC2016,SC2086
+ip netns exec "$(ns_of head)" unshare --uts /bin/sh -c 'hostname head && exec "$@"' sh \
+	"$ROOT/scripts/drender-mpirun" $MPIRUN_ARGS -np 3 "$DRENDER" --serve --blender "$FAKE" \
+	--listen "127.0.0.1:$PORT" --blend-root "$T/blends" --output-root "$T/srv" \
+	--cache-dir "$T/cache" --node-timeout 4 >"$LOG" 2>&1 &
+JOB=$!
+wait_until 60 api GET /health
+api POST /render '{"blend":"big/big.blend","from":1,"to":4,"output":"big"}'
+J4=$(field 'd["jobId"]')
+receiving() { # receiving HOST: bytes of HOST's cache entry being written (its temporary file)
+	find "$PRIV/$1/cache" -maxdepth 1 -name '*.tmp-*' -printf '%s\n' 2>/dev/null | sort -n | tail -n 1
+}
+midway() { local b; b=$(receiving node1); [ "${b:-0}" -gt 1000000 ]; }
+wait_until 60 midway
+victim=""
+for pid in $(ip netns pids "$(ns_of node1)"); do
+	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = drender ] && victim=$pid
+done
+got=$(receiving node1)
+check "node1 was caught mid-transfer (${got:-0} of $(stat -c %s "$T/blends/big/big.blend") bytes, drender pid ${victim:-none})" \
+	eval "[ -n '$victim' ] && [ ${got:-0} -gt 0 ]"
+[ -n "$victim" ] && kill -9 "$victim"
+api GET /health
+check "rank 0 still answers at once (/health: $CODE)" [ "$CODE" = 200 ]
+wait_until 90 ended "$J4"
+s4=$(state_of "$J4")
+check "the job is done by node2 (got ${s4:-nothing})" [ "$s4" = done ]
+[ "$s4" = done ] || tail -n 20 "$LOG" | diag
+check "rank 0 declared node1 lost and abandoned its transfer" \
+	eval "grep -q 'rank 1 (node1) is lost' $LOG && grep -q 'rank 1 is lost: its copy of .* is abandoned' $LOG"
+check "node2 has the whole scene in its cache" \
+	cmp -s "$T/blends/big/big.blend" "$(find "$PRIV/node2/cache" -maxdepth 1 -name '*.blend' -size +10M | head -n 1)"
+grep -E "staged \(|abandoned|transfer is dropped|is lost" "$LOG" | diag
+kill -TERM "$JOB" 2>/dev/null
+wait_pid "$JOB" 60 >/dev/null
+JOB=""
+check "nothing of the second service is left in the namespaces" gone_within 20 netns_job_pids
 
 [ "$n" -eq "$PLAN" ] || echo "# planned $PLAN tests, ran $n"
 [ "$failed" -eq 0 ]
