@@ -652,7 +652,23 @@ void dr_fetch_server_close(dr_fetch_server *s)
 
 /* ---- a render node ---- */
 
-enum cstate { C_IDLE = 0, C_ASKED, C_WANTED, C_RECV, C_READY, C_FAILED };
+enum cstate { C_IDLE = 0, C_ASKED, C_HASHING, C_WANTED, C_RECV, C_READY, C_FAILED };
+
+/* A node hashes its own file in a thread of its own (no MPI there): a big scene takes seconds to
+ * read, and the node must keep heartbeating meanwhile. */
+typedef struct own_hash {
+	pthread_t th;
+	bool live;          /* started, not joined yet */
+	pthread_mutex_t mu; /* guards done, rc, hex */
+	bool done;
+	int rc;
+	char path[DR_PATH_MAX];
+	uint64_t size; /* what stat said */
+	int64_t mtime_ns;
+	char hex[DR_SHA256_HEX];
+	char want[DR_SHA256_HEX]; /* rank 0's hash */
+	int seq;                  /* of the question it answers */
+} own_hash;
 
 struct dr_fetch_client {
 	MPI_Comm comm;
@@ -673,6 +689,7 @@ struct dr_fetch_client {
 	double t_send, last;
 	unsigned char *rbuf, *abuf;
 	dr_fetch_memo memo;
+	own_hash oh;
 };
 
 dr_fetch_client *dr_fetch_client_create(MPI_Comm comm, const dr_fetch_client_cfg *c, char *err,
@@ -682,8 +699,12 @@ dr_fetch_client *dr_fetch_client_create(MPI_Comm comm, const dr_fetch_client_cfg
 	char dir[DR_PATH_MAX];
 
 	if (!f || !(f->rbuf = malloc(sizeof(hdr) + CHUNK)) ||
-	    !(f->abuf = malloc(DR_FETCH_MSG_MAX))) {
-		dr_fetch_client_close(f);
+	    !(f->abuf = malloc(DR_FETCH_MSG_MAX)) || pthread_mutex_init(&f->oh.mu, NULL) != 0) {
+		if (f) {
+			free(f->rbuf);
+			free(f->abuf);
+		}
+		free(f);
 		dr_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
@@ -745,20 +766,83 @@ static void ready(dr_fetch_client *f, const char *local)
 
 /* Does the node's own file at PATH have SIZE bytes and hash HEX? Hashes are remembered by path,
  * size and mtime: a node does not hash its file again for every job. */
-static bool own_matches(dr_fetch_client *f, const char *path, uint64_t size, const char *hex)
+static void *hash_main(void *arg)
 {
-	char mine[DR_SHA256_HEX], why[256];
+	own_hash *h = arg;
+	char hex[DR_SHA256_HEX], why[256];
+	uint64_t got = 0;
+	int rc = dr_sha256_file(h->path, hex, &got, why, sizeof why);
+
+	pthread_mutex_lock(&h->mu);
+	h->rc = rc == 0 && got == h->size ? 0 : -1;
+	memcpy(h->hex, hex, sizeof hex);
+	h->done = true;
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+/* The node's own hash thread, once it is done: joined, its hash remembered. True when it was. */
+static bool hash_reap(dr_fetch_client *f)
+{
+	own_hash *h = &f->oh;
+	bool done;
+
+	if (!h->live)
+		return true;
+	pthread_mutex_lock(&h->mu);
+	done = h->done;
+	pthread_mutex_unlock(&h->mu);
+	if (!done)
+		return false;
+	pthread_join(h->th, NULL);
+	h->live = false;
+	if (h->rc == 0)
+		dr_fetch_memo_put(&f->memo, h->path, h->size, h->mtime_ns, h->hex);
+	return true;
+}
+
+/* Does the node's own file at PATH have SIZE bytes and hash HEX? 1 yes, 0 no, 2 not known yet
+ * (a thread hashes it: the pump looks again). Hashes are remembered by path, size and mtime: a
+ * node does not hash its file again for every job. */
+static int own_matches(dr_fetch_client *f, const char *path, uint64_t size, const char *hex)
+{
+	char mine[DR_SHA256_HEX];
 	struct stat st;
-	uint64_t got;
+	own_hash *h = &f->oh;
 
 	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
-		return false;
-	if (!dr_fetch_memo_get(&f->memo, path, size, mtime_ns(&st), mine)) {
-		if (dr_sha256_file(path, mine, &got, why, sizeof why) != 0 || got != size)
-			return false;
-		dr_fetch_memo_put(&f->memo, path, size, mtime_ns(&st), mine);
+		return 0;
+	if (dr_fetch_memo_get(&f->memo, path, size, mtime_ns(&st), mine))
+		return dr_fetch_use_own(false, mine, size, hex, size) ? 1 : 0;
+	if (h->live) { /* a hash for an abandoned question: let it end first (rare) */
+		pthread_join(h->th, NULL);
+		h->live = false;
 	}
-	return dr_fetch_use_own(false, mine, size, hex, size);
+	snprintf(h->path, sizeof h->path, "%s", path);
+	snprintf(h->want, sizeof h->want, "%s", hex);
+	h->size = size;
+	h->mtime_ns = mtime_ns(&st);
+	h->seq = f->seq;
+	h->done = false;
+	if (pthread_create(&h->th, NULL, hash_main, h) != 0)
+		return 0; /* the packed copy then */
+	h->live = true;
+	return 2;
+}
+
+/* The pump: the node's own hash is known now? Then open its file, or want rank 0's copy. */
+static int own_hashed(dr_fetch_client *f, char *err, size_t errlen)
+{
+	own_hash *h = &f->oh;
+
+	if (!hash_reap(f) || f->state != C_HASHING || h->seq != f->seq)
+		return 0;
+	if (h->rc == 0 && dr_fetch_use_own(false, h->hex, h->size, h->want, h->size)) {
+		ready(f, f->scene);
+		return client_done(f, DR_FETCH_SAME, 0, 0, err, errlen);
+	}
+	f->state = C_WANTED;
+	return client_send(f, DR_FETCH_WANT, 0, err, errlen);
 }
 
 static int on_answer(dr_fetch_client *f, const dr_fetch_msg *a, char *err, size_t errlen)
@@ -771,7 +855,12 @@ static int on_answer(dr_fetch_client *f, const dr_fetch_msg *a, char *err, size_
 	if (a->kind == DR_FETCH_FAIL)
 		return client_fail(f, a->text, err, errlen);
 	if (a->kind == DR_FETCH_SCENE && f->state == C_ASKED) {
-		if (!f->cfg.always && own_matches(f, f->scene, (uint64_t)a->size, a->hex)) {
+		k = f->cfg.always ? 0 : own_matches(f, f->scene, (uint64_t)a->size, a->hex);
+		if (k == 2) {
+			f->state = C_HASHING;
+			return 0;
+		}
+		if (k == 1) {
 			ready(f, f->scene);
 			return client_done(f, DR_FETCH_SAME, 0, 0, err, errlen);
 		}
@@ -888,6 +977,8 @@ int dr_fetch_client_pump(void *cli, char *err, size_t errlen)
 		if (on_chunk(f, n, err, errlen) != 0)
 			return -1;
 	}
+	if (own_hashed(f, err, errlen) != 0)
+		return -1;
 	if (f->state == C_RECV && dr_now() - f->last > f->cfg.timeout) {
 		snprintf(why, sizeof why,
 		         "the scene stopped coming from rank 0 (%lld of %lld bytes in %.0f s)",
@@ -951,6 +1042,9 @@ void dr_fetch_client_close(dr_fetch_client *f)
 		return;
 	if (f->writing)
 		dr_cache_abort(&f->w);
+	if (f->oh.live)
+		pthread_join(f->oh.th, NULL);
+	pthread_mutex_destroy(&f->oh.mu);
 	if (f->cache_ok)
 		dr_cache_close(&f->cache);
 	dr_sendq_settle(&f->q, 0.5);
