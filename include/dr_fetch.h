@@ -160,9 +160,6 @@ int dr_fetch_client_pump(void *cli, char *err, size_t errlen);
 int dr_fetch_client_fetch(void *cli, int job, const char *scene, char *local, size_t len, char *why,
                           size_t whylen);
 
-/* True while an answer or a transfer is awaited. */
-bool dr_fetch_client_busy(const dr_fetch_client *c);
-
 void dr_fetch_client_close(dr_fetch_client *c);
 
 #endif

@@ -573,10 +573,14 @@ int dr_fetch_server_pump(void *srv, char *err, size_t errlen)
 			break;
 		if ((rc = MPI_Get_count(&st, MPI_BYTE, &n)) != MPI_SUCCESS)
 			return dr_mpi_fail(rc, "MPI_Get_count", err, errlen);
-		if (n < 0 || (size_t)n > DR_FETCH_MSG_MAX) {
-			char sink[1];
-			MPI_Mrecv(sink, 0, MPI_BYTE, &msg,
-			          MPI_STATUS_IGNORE); /* truncated: dropped */
+		if (n < 0 || (size_t)n > DR_FETCH_MSG_MAX) { /* received whole, then dropped */
+			void *sink = malloc(n > 0 ? (size_t)n : 1);
+			rc = sink ? MPI_Mrecv(sink, n > 0 ? n : 0, MPI_BYTE, &msg,
+			                      MPI_STATUS_IGNORE)
+			          : MPI_ERR_NO_MEM;
+			free(sink);
+			if (rc != MPI_SUCCESS)
+				return dr_mpi_fail(rc, "MPI_Mrecv", err, errlen);
 			dr_warn("rank %d sent a fetch request of %d bytes: ignored", st.MPI_SOURCE,
 			        n);
 			continue;
@@ -1029,11 +1033,6 @@ int dr_fetch_client_fetch(void *cli, int job, const char *scene, char *local, si
 		f->job = job;
 		return 1;
 	}
-}
-
-bool dr_fetch_client_busy(const dr_fetch_client *c)
-{
-	return c && c->state >= C_ASKED && c->state <= C_RECV;
 }
 
 void dr_fetch_client_close(dr_fetch_client *f)
