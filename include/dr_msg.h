@@ -64,6 +64,11 @@ typedef struct dr_chan {
 	int nside;
 	double side_max; /* the longest any one side pump took (seconds): how long byte transfers
 	                  * held up the loop that polls, at most */
+	struct dr_forget_hook { /* see dr_chan_on_forget */
+		void (*fn)(void *ctx, int rank);
+		void *ctx;
+	} forget[4];
+	int nforget;
 } dr_chan;
 
 int dr_chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen);
@@ -84,8 +89,12 @@ int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen);
  * full. */
 int dr_chan_add_side(dr_chan *c, int (*fn)(void *ctx, char *err, size_t errlen), void *ctx);
 
-/* Run no side pumps any more. */
+/* Run no side pumps any more (nor forget hooks). */
 void dr_chan_clear_sides(dr_chan *c);
+
+/* Call FN(CTX, RANK) whenever dr_chan_forget(RANK) is, so that a side pump's transfers to a lost
+ * rank are abandoned too (dr_fetch). Up to 4; 0, or -1 when full. */
+int dr_chan_on_forget(dr_chan *c, void (*fn)(void *ctx, int rank), void *ctx);
 
 /* Rank DEST is gone (declared lost): sends to it still in flight are abandoned, never waited on
  * again. A send to a dead peer may never complete nor fail, so each request is released with

@@ -67,6 +67,9 @@ typedef struct dr_node {
 	dr_blender *lister;         /* --one-shot: a warm Blender that lists the scene's external
 	                             * files (dr_assets) before the first frame, or NULL */
 	int samples;                /* samples of the still's range just rendered, 0 = none */
+	char fetched[DR_PATH_MAX + 200]; /* the copy of the job's scene the next load opens
+	                                  * (cfg.fetch), "" = the scene itself */
+	bool warm_fetch; /* warming up: the default scene is fetched first (cfg.fetch) */
 } dr_node;
 
 /* Say HELLO to rank 0 and, if the command line names a scene, start Blender on it. CPUS: Blender's

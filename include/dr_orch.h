@@ -94,6 +94,10 @@ int dr_orch_outcome(const dr_orch *r, const dr_ojob *j, bool interrupted, bool f
 
 bool dr_ojob_ended(const dr_ojob *j);
 
+/* The scene of the job numbered NUM (as messages name it) into PATH. 0, or -1 for a job the
+ * orchestrator does not know (ended and forgotten, or never). */
+int dr_orch_scene_of(const dr_orch *r, int num, char *path, size_t len);
+
 void dr_orch_destroy(dr_orch *r);
 
 #endif

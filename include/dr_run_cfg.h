@@ -48,6 +48,13 @@ typedef struct dr_node_cfg {
 	int (*push)(void *ctx, const struct dr_msg *result, const char *path, char *err,
 	            size_t errlen);
 	void *push_ctx;
+	/* Scenes pulled from rank 0 (dr_fetch, --serve): before Blender (re)starts for job JOB's
+	 * SCENE, fetch(fetch_ctx, ...) says 0 = ready (LOCAL: the path Blender opens), 1 = not yet
+	 * (asked again on a later tick; the node keeps heartbeating), -1 = failed (WHY goes to rank
+	 * 0 as the load's failure). NULL: Blender opens the scene as named. */
+	int (*fetch)(void *ctx, int job, const char *scene, char *local, size_t len, char *why,
+	             size_t whylen);
+	void *fetch_ctx;
 } dr_node_cfg;
 
 #define DR_NODE_TIMEOUT_RECOVERY 10.0 /* --node-timeout's default when lost nodes are survived */

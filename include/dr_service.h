@@ -60,6 +60,11 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
  * complete, so the caller finalizes without one. */
 bool dr_service_lost_nodes(const dr_service *s);
 
+/* The scene of the job numbered JOB in messages (for dr_fetch's scene_of; SVC is the service):
+ * 0 with PATH, or -1 for a job it does not know (or outside dr_service_run). Job -1 is --serve's
+ * default scene (--scene), which the render nodes warm up on. */
+int dr_service_scene_of(void *svc, int job, char *path, size_t len);
+
 /* Stop the API and free S (NULL is fine). */
 void dr_service_close(dr_service *s);
 

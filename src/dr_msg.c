@@ -144,6 +144,16 @@ void dr_chan_forget(dr_chan *c, int dest)
 		c->bufs[k++] = c->bufs[i];
 	}
 	c->nsend = k;
+	for (int i = 0; i < c->nforget; i++)
+		c->forget[i].fn(c->forget[i].ctx, dest);
+}
+
+int dr_chan_on_forget(dr_chan *c, void (*fn)(void *ctx, int rank), void *ctx)
+{
+	if (c->nforget >= (int)(sizeof c->forget / sizeof c->forget[0]))
+		return -1;
+	c->forget[c->nforget++] = (struct dr_forget_hook){fn, ctx};
+	return 0;
 }
 
 int dr_chan_add_side(dr_chan *c, int (*fn)(void *ctx, char *err, size_t errlen), void *ctx)
@@ -157,6 +167,7 @@ int dr_chan_add_side(dr_chan *c, int (*fn)(void *ctx, char *err, size_t errlen),
 void dr_chan_clear_sides(dr_chan *c)
 {
 	c->nside = 0;
+	c->nforget = 0;
 }
 
 int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen)

@@ -76,6 +76,9 @@ static int load(dr_node *n, char *why, size_t whylen)
 	 * scene's own name) */
 	if (n->cfg.scene_local && n->cfg.scene && strcmp(cfg.render.scene, n->cfg.scene) == 0)
 		snprintf(cfg.render.scene, sizeof cfg.render.scene, "%s", n->cfg.scene_local);
+	/* a fetched scene (--serve without shared storage): the same, per job */
+	if (n->fetched[0] && strlen(n->fetched) < sizeof cfg.render.scene)
+		snprintf(cfg.render.scene, sizeof cfg.render.scene, "%s", n->fetched);
 	/* a job that names no device renders on the command line's */
 	if (!cfg.render.device[0] && n->cfg.device)
 		snprintf(cfg.render.device, sizeof cfg.render.device, "%s", n->cfg.device);
@@ -138,6 +141,10 @@ int dr_node_start(dr_node *n, const dr_node_cfg *o, dr_chan *chan, int threads,
 	     dr_render_cfg_set_still(&n->job.render, o->still, o->split, why, sizeof why) != 0)) {
 		set_state(n, DR_NODE_NO_BLENDER);
 		return send_simple(n, DR_MSG_LOADFAIL, -1, why, err, errlen);
+	}
+	if (o->fetch) { /* the scene from rank 0 first (dr_fetch): the ticks ask, then load */
+		n->warm_fetch = true;
+		return 0;
 	}
 	if (load(n, why, sizeof why) != 0) {
 		set_state(n, DR_NODE_NO_BLENDER);
@@ -531,6 +538,30 @@ static int poll_lister(dr_node *n, int wait_ms, char *err, size_t errlen)
 	return bad ? load_failed(n, why, err, errlen) : 0;
 }
 
+/* Warming up on a service's default scene, fetched from rank 0 first (job -1 in dr_fetch): ask
+ * until it is there, then start Blender on it. A failure is the warm-up's LOADFAIL. */
+static int warm_fetch(dr_node *n, int wait_ms, char *err, size_t errlen)
+{
+	char why[DR_ERRLEN];
+	int k = n->cfg.fetch(n->cfg.fetch_ctx, -1, n->job.render.scene, n->fetched,
+	                     sizeof n->fetched, why, sizeof why);
+
+	if (k > 0) {
+		n->fetched[0] = '\0';
+		dr_sleep_ms(wait_ms < 2 ? wait_ms : 2);
+		return 0;
+	}
+	n->warm_fetch = false;
+	if (k == 0 && strcmp(n->fetched, n->job.render.scene) == 0)
+		n->fetched[0] = '\0';
+	if (k < 0 || load(n, why, sizeof why) != 0) {
+		n->fetched[0] = '\0';
+		set_state(n, DR_NODE_NO_BLENDER);
+		return send_simple(n, DR_MSG_LOADFAIL, -1, why, err, errlen);
+	}
+	return 0;
+}
+
 int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 {
 	dr_bl_event ev;
@@ -545,9 +576,30 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 		dr_sleep_ms(wait_ms);
 		return 0;
 	}
+	if (n->warm_fetch)
+		return warm_fetch(n, wait_ms, err, errlen);
 	if (n->frame < 0 && n->qlen > 0 && (!n->bl || n->state == DR_NODE_READY)) {
 		if (!n->bl ||
 		    !(dr_render_cfg_same_blender(&n->job.render, &n->loaded) || warm_merge(n))) {
+			/* the scene from rank 0 first (dr_fetch): meanwhile the node naps briefly,
+			 * heartbeats, and stays as it was */
+			n->fetched[0] = '\0';
+			if (n->cfg.fetch) {
+				int k = n->cfg.fetch(n->cfg.fetch_ctx, n->job.id,
+				                     n->job.render.scene, n->fetched,
+				                     sizeof n->fetched, why, sizeof why);
+				if (k < 0) {
+					n->fetched[0] = '\0';
+					return load_failed(n, why, err, errlen);
+				}
+				if (k > 0) {
+					n->fetched[0] = '\0';
+					dr_sleep_ms(wait_ms < 2 ? wait_ms : 2);
+					return 0;
+				}
+				if (strcmp(n->fetched, n->job.render.scene) == 0)
+					n->fetched[0] = '\0';
+			}
 			if (load(n, why, sizeof why) != 0)
 				return load_failed(n, why, err, errlen);
 			return 0;

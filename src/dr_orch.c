@@ -379,6 +379,15 @@ static dr_ojob *job_of(const dr_orch *r, int num)
 	return NULL;
 }
 
+int dr_orch_scene_of(const dr_orch *r, int num, char *path, size_t len)
+{
+	const dr_ojob *j = r ? job_of(r, num) : NULL;
+
+	if (!j || (size_t)snprintf(path, len, "%s", j->cfg.render.scene) >= len)
+		return -1;
+	return 0;
+}
+
 static void progress_line(const dr_orch *r, const dr_ojob *j, char *buf, size_t len)
 {
 	dr_sched_counts c = dr_sched_count(j->sched);

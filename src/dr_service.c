@@ -173,6 +173,15 @@ bool dr_service_lost_nodes(const dr_service *s)
 	return s && s->lost_nodes;
 }
 
+int dr_service_scene_of(void *svc, int job, char *path, size_t len)
+{
+	const dr_service *s = svc;
+
+	if (s && job < 0 && s->cfg->serve && s->real_scene[0]) /* the default scene (warm-up) */
+		return (size_t)snprintf(path, len, "%s", s->real_scene) < len ? 0 : -1;
+	return s && s->orch ? dr_orch_scene_of(s->orch, job, path, len) : -1;
+}
+
 void dr_service_close(dr_service *s)
 {
 	if (!s)

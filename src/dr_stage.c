@@ -1,6 +1,7 @@
 /* Staging: rank 0 dr_sendq the scene to the render nodes that lack it, over MPI, into their caches.
  */
 #include "dr_stage.h"
+#include "dr_assets.h"
 #include "dr_cache.h"
 #include "dr_log.h"
 #include "dr_sendq.h"
@@ -178,6 +179,36 @@ void dr_stage_default_cache(char *buf, size_t len)
 	const char *tmp = getenv("TMPDIR");
 
 	snprintf(buf, len, "%s/drender-cache", tmp && *tmp ? tmp : "/tmp");
+}
+
+int dr_stage_pack(const char *blender, const char *scene, const char *cache_dir, const char *hex,
+                  char *out, size_t len, char *err, size_t errlen)
+{
+	char dir[4096], own[DR_SHA256_HEX];
+	uint64_t size;
+	struct stat st;
+
+	if (cache_dir)
+		snprintf(dir, sizeof dir, "%s", cache_dir);
+	else
+		dr_stage_default_cache(dir, sizeof dir);
+	if (strlen(dir) + 8 >= sizeof dir)
+		return dr_seterr(err, errlen, "cache directory path too long");
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return dr_seterr(err, errlen, "cannot make %s: %s", dir, strerror(errno));
+	strcat(dir, "/packed");
+	if (!hex) {
+		if (dr_sha256_file(scene, own, &size, err, errlen) != 0)
+			return -1;
+		hex = own;
+	}
+	if ((mkdir(dir, 0700) != 0 && errno != EEXIST) ||
+	    (size_t)snprintf(out, len, "%s/%s.blend", dir, hex) >= len)
+		return dr_seterr(err, errlen, "cannot make %s: %s", dir, strerror(errno));
+	if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+		return 0;
+	dr_info("packing %s's external files into one copy for staging", scene);
+	return dr_assets_pack(blender, scene, out, err, errlen);
 }
 
 /* Idle nap that grows from 0.2 to 2 ms: a waiting rank stays near 0% CPU. */

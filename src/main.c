@@ -4,6 +4,7 @@
 #include "dr_cache.h"
 #include "dr_collect.h"
 #include "dr_cpus.h"
+#include "dr_fetch.h"
 #include "dr_gpu.h"
 #include "dr_log.h"
 #include "dr_msg.h"
@@ -164,34 +165,6 @@ static int probe_dir(const dr_opts *o, char *dir, size_t len)
 	return dr_outpath_dir(&out, o->frames.v[0], dir, len);
 }
 
-/* A packed copy of the scene for staging, in rank 0's cache directory under the scene's SHA-256
- * (made once per scene content: a re-run reuses it). 0 with OUT, or -1 with ERR. */
-static int pack_scene(const dr_opts *o, char *out, size_t len, char *err, size_t errlen)
-{
-	char dir[DR_PATH_MAX], hex[DR_SHA256_HEX];
-	uint64_t size;
-	struct stat st;
-
-	if (o->cache_dir)
-		snprintf(dir, sizeof dir, "%s", o->cache_dir);
-	else
-		dr_stage_default_cache(dir, sizeof dir);
-	if (strlen(dir) + 8 >= sizeof dir)
-		return dr_seterr(err, errlen, "cache directory path too long");
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return dr_seterr(err, errlen, "cannot make %s: %s", dir, strerror(errno));
-	strcat(dir, "/packed");
-	if (dr_sha256_file(o->scene, hex, &size, err, errlen) != 0)
-		return -1;
-	if ((mkdir(dir, 0700) != 0 && errno != EEXIST) ||
-	    (size_t)snprintf(out, len, "%s/%s.blend", dir, hex) >= len)
-		return dr_seterr(err, errlen, "cannot make %s: %s", dir, strerror(errno));
-	if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
-		return 0;
-	dr_info("packing %s's external files into one copy for staging", o->scene);
-	return dr_assets_pack(o->blender, o->scene, out, err, errlen);
-}
-
 /* No shared storage: before any frame, rank 0 sends the scene to the render nodes that do not
  * see the same file (dr_stage), and learns which nodes do not see its output directory. On a
  * node, LOCAL gets the copy Blender opens ("" = the scene itself) and *SHARED whether it shares
@@ -246,7 +219,8 @@ static void stage_scene(const dr_opts *o, int rank, char *local, size_t len, boo
 		c.ask = c.more = false;
 	}
 	if (k == 0 && !c.never && (c.always || r.need > 0)) {
-		if (pack_scene(o, packed, sizeof packed, err, sizeof err) != 0) {
+		if (dr_stage_pack(o->blender, o->scene, o->cache_dir, NULL, packed, sizeof packed,
+		                  err, sizeof err) != 0) {
 			dr_warn("%s; staging the scene without them", err);
 			packed[0] = '\0';
 		}
@@ -279,11 +253,53 @@ static void stage_scene(const dr_opts *o, int rank, char *local, size_t len, boo
 	                         .failed = r.failed};
 }
 
+/* Seconds a silent node (or a transfer that makes no progress) is given: --node-timeout, else the
+ * default for how mpirun was started. */
+static double node_timeout(const dr_opts *o)
+{
+	return o->node_timeout > 0 ? o->node_timeout
+	       : dr_mpi_recovery() ? DR_NODE_TIMEOUT_RECOVERY
+	                           : DR_NODE_TIMEOUT;
+}
+
+/* A service's scenes are pulled by the render nodes that lack them (dr_fetch): true when this
+ * run does that (--serve, more than one rank, --stage other than never). */
+static bool fetches(const dr_opts *o, const dr_chan *chan)
+{
+	return o->serve && chan->size > 1 && o->stage != DR_STAGE_NEVER;
+}
+
+/* Rank 0's end of dr_fetch, pumped from every dr_chan_poll; NULL when the run has none (or it
+ * cannot start: then nodes open scenes as named, as before). */
+static dr_fetch_server *fetch_server(const dr_opts *o, dr_chan *chan, dr_service *svc)
+{
+	char err[DR_ERRLEN];
+	dr_fetch_server_cfg c = {
+	        .blender = o->blender,
+	        .cache_dir = o->cache_dir,
+	        .timeout = node_timeout(o),
+	        .scene_of = dr_service_scene_of,
+	        .scene_ctx = svc,
+	};
+	dr_fetch_server *s;
+
+	if (!fetches(o, chan))
+		return NULL;
+	if (!(s = dr_fetch_server_create(chan->comm, &c, err, sizeof err))) {
+		dr_warn("scenes cannot be staged: %s", err);
+		return NULL;
+	}
+	dr_chan_add_side(chan, dr_fetch_server_pump, s);
+	dr_chan_on_forget(chan, dr_fetch_server_forget, s);
+	return s;
+}
+
 /* A render node's life: tasks in, results out, until rank 0 says stop. */
 static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_t *cpus, int gpu,
                     const char *gpu_why, const char *staged, bool shared)
 {
 	dr_collect *home = NULL;
+	dr_fetch_client *fetch = NULL;
 	dr_node node;
 	dr_node_cfg cfg;
 	dr_msg m;
@@ -305,6 +321,23 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 		cfg.push = dr_collect_push;
 		cfg.push_ctx = home;
 		dr_chan_add_side(chan, dr_collect_pump, home);
+	}
+	/* a service: the node pulls each job's scene from rank 0 when it lacks it */
+	if (fetches(o, chan)) {
+		dr_fetch_client_cfg fc = {.cache_dir = o->cache_dir,
+		                          .cache_max = o->cache_max,
+		                          .always = o->stage == DR_STAGE_ALWAYS,
+		                          .timeout = node_timeout(o)};
+		fetch = dr_fetch_client_create(chan->comm, &fc, err, sizeof err);
+		if (!fetch) {
+			dr_error("%s", err);
+			dr_chan_clear_sides(chan);
+			dr_collect_close(home);
+			return DR_EXIT_RUNTIME;
+		}
+		cfg.fetch = dr_fetch_client_fetch;
+		cfg.fetch_ctx = fetch;
+		dr_chan_add_side(chan, dr_fetch_client_pump, fetch);
 	}
 	if (dr_node_start(&node, &cfg, chan, threads, cpus, err, sizeof err) != 0) {
 		dr_error("%s", err);
@@ -336,6 +369,7 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 	dr_node_destroy(&node);
 	dr_chan_clear_sides(chan);
 	dr_collect_close(home);
+	dr_fetch_client_close(fetch);
 	if (interrupted && chan->size > 1)
 		dr_sleep_ms(300); /* mpirun SIGKILLs rank 0 once the other ranks are gone: give it
 		                   * time to write its report (our Blender is already dead) */
@@ -384,6 +418,8 @@ int main(int argc, char **argv)
 	dr_service *svc = NULL;
 	char err[DR_ERRLEN] = "", gpu_why[256] = "", staged[4200] = "";
 	bool shared = true;
+	dr_fetch_server *fetch = NULL;
+	dr_fetch_stats fst;
 	int provided, rank = 0, size = 1, verdict = 0, threads = 1, code, gpu = -1;
 	bool lost_peers = false;
 
@@ -470,12 +506,22 @@ int main(int argc, char **argv)
 		_exit(DR_EXIT_INTERRUPTED);
 	}
 	if (rank == 0)
+		fetch = fetch_server(&o, &chan, svc);
+	if (rank == 0)
 		code = dr_service_run(svc, &chan, threads, &cpus, &interrupted);
 	else
 		code = run_node(&o, &chan, threads, &cpus, gpu, gpu_why, staged, shared);
 	lost_peers = rank == 0 && dr_service_lost_nodes(svc);
 	dr_service_close(svc);
 	dr_chan_clear_sides(&chan);
+	if (fetch) {
+		dr_fetch_server_stats(fetch, &fst);
+		dr_info("scenes fetched by render nodes: %d staged (%llu bytes, %.2f s), %d from "
+		        "cache, %d at the same path, %d failed",
+		        fst.staged, (unsigned long long)fst.bytes, fst.seconds, fst.cached,
+		        fst.same, fst.failed);
+	}
+	dr_fetch_server_close(fetch);
 	dr_chan_destroy(&chan, interrupted || lost_peers ? 0 : 5.0);
 	dr_opts_free(&o);
 	if (interrupted) {
