@@ -27,7 +27,7 @@ expect_bad() {
 		grep -Eq "^drender: error: .*$pat" err.txt
 		ok $? "$d ($mode): says /$pat/"
 		is "$(grep -c '^drender: error:' err.txt)" 1 "$d ($mode): exactly one error line"
-		ok $(((t1 - t0) / 1000000 < 10000 ? 0 : 1)) "$d ($mode): within 10 s ($(((t1 - t0) / 1000000)) ms)"
+		ok $(((t1 - t0) / 1000000 < 30000 ? 0 : 1)) "$d ($mode): within 30 s, no hang ($(((t1 - t0) / 1000000)) ms)"
 		[ $rc -eq 2 ] || sed 's/^/#   /' err.txt
 	done
 	is "$(find . -name '*.png' | wc -l)" 0 "$d: nothing rendered"

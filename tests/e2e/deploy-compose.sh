@@ -60,11 +60,12 @@ for name, svc in s.items():
         else:
             parts = v.split(":")
             norm.append((parts[0], parts[1], len(parts) > 2 and parts[2] == "ro"))
-    want = {(root + "/blend", "/blend", True), (root + "/output", "/output", False), ("ssh-keys", "/keys", False)}
-    if not want <= set(norm):
+    keys = {("ssh-keys", "/keys", False)}
+    want = keys | {(root + "/blend", "/blend", True), (root + "/output", "/output", False)}
+    if set(norm) != (want if name == "head" else keys):
         mounts_ok = False
         print("# %s mounts: %s" % (name, norm))
-say(mounts_ok, "every service mounts ./blend read-only on /blend, ./output read-write on /output, the ssh-keys volume on /keys")
+say(mounts_ok, "the head mounts ./blend read-only on /blend, ./output read-write on /output and the ssh-keys volume on /keys; the render nodes only the ssh-keys volume (MPI carries scenes and frames)")
 hc = " ".join(head.get("healthcheck", {}).get("test", []))
 say("curl" in hc and "http://localhost:4000/health" in hc, "head health check: curl http://localhost:4000/health (%s)" % hc)
 deps = head.get("depends_on", {})
