@@ -554,45 +554,62 @@ static int feed(dr_fetch_server *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* Receive one message on TAG from SRC (MPI_ANY_SOURCE: any) if one is waiting, into BUF (room
+ * for MAX bytes): 1 with its length in *N and its sender in *FROM (may be NULL), 0 if none, 2 when
+ * it was longer than MAX (received whole, then dropped; *N says how long), -1 with ERR. */
+static int recv_one(MPI_Comm comm, int src, int tag, void *buf, size_t max, int *n, int *from,
+                    char *err, size_t errlen)
+{
+	MPI_Message msg;
+	MPI_Status st;
+	int flag, rc;
+
+	if ((rc = MPI_Improbe(src, tag, comm, &flag, &msg, &st)) != MPI_SUCCESS)
+		return dr_mpi_fail(rc, "MPI_Improbe", err, errlen);
+	if (!flag)
+		return 0;
+	if ((rc = MPI_Get_count(&st, MPI_BYTE, n)) != MPI_SUCCESS)
+		return dr_mpi_fail(rc, "MPI_Get_count", err, errlen);
+	if (from)
+		*from = st.MPI_SOURCE;
+	if (*n < 0 || (size_t)*n > max) {
+		void *sink = malloc(*n > 0 ? (size_t)*n : 1);
+		rc = sink ? MPI_Mrecv(sink, *n > 0 ? *n : 0, MPI_BYTE, &msg, MPI_STATUS_IGNORE)
+		          : MPI_ERR_NO_MEM;
+		free(sink);
+		return rc != MPI_SUCCESS ? dr_mpi_fail(rc, "MPI_Mrecv", err, errlen) : 2;
+	}
+	if ((rc = MPI_Mrecv(buf, *n, MPI_BYTE, &msg, MPI_STATUS_IGNORE)) != MPI_SUCCESS)
+		return dr_mpi_fail(rc, "MPI_Mrecv", err, errlen);
+	return 1;
+}
+
 int dr_fetch_server_pump(void *srv, char *err, size_t errlen)
 {
 	dr_fetch_server *s = srv;
 	char why[256];
-	int flag, rc, n;
-	MPI_Message msg;
-	MPI_Status st;
+	int rc, n, from;
 
 	if (dr_sendq_test(&s->q, err, errlen) < 0)
 		return -1;
 	join_idle(s);
 	for (int k = 0; k < 64; k++) {
-		rc = MPI_Improbe(MPI_ANY_SOURCE, TAG_REQ, s->comm, &flag, &msg, &st);
-		if (rc != MPI_SUCCESS)
-			return dr_mpi_fail(rc, "MPI_Improbe", err, errlen);
-		if (!flag)
+		rc = recv_one(s->comm, MPI_ANY_SOURCE, TAG_REQ, s->rbuf, DR_FETCH_MSG_MAX, &n,
+		              &from, err, errlen);
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
 			break;
-		if ((rc = MPI_Get_count(&st, MPI_BYTE, &n)) != MPI_SUCCESS)
-			return dr_mpi_fail(rc, "MPI_Get_count", err, errlen);
-		if (n < 0 || (size_t)n > DR_FETCH_MSG_MAX) { /* received whole, then dropped */
-			void *sink = malloc(n > 0 ? (size_t)n : 1);
-			rc = sink ? MPI_Mrecv(sink, n > 0 ? n : 0, MPI_BYTE, &msg,
-			                      MPI_STATUS_IGNORE)
-			          : MPI_ERR_NO_MEM;
-			free(sink);
-			if (rc != MPI_SUCCESS)
-				return dr_mpi_fail(rc, "MPI_Mrecv", err, errlen);
-			dr_warn("rank %d sent a fetch request of %d bytes: ignored", st.MPI_SOURCE,
-			        n);
+		if (rc == 2) {
+			dr_warn("rank %d sent a fetch request of %d bytes: ignored", from, n);
 			continue;
 		}
-		if ((rc = MPI_Mrecv(s->rbuf, n, MPI_BYTE, &msg, MPI_STATUS_IGNORE)) != MPI_SUCCESS)
-			return dr_mpi_fail(rc, "MPI_Mrecv", err, errlen);
 		dr_fetch_msg m;
 		if (dr_fetch_decode(s->rbuf, (size_t)n, &m, why, sizeof why) != 0) {
-			dr_warn("rank %d: %s", st.MPI_SOURCE, why);
+			dr_warn("rank %d: %s", from, why);
 			continue;
 		}
-		if (handle(s, st.MPI_SOURCE, &m, err, errlen) != 0)
+		if (handle(s, from, &m, err, errlen) != 0)
 			return -1;
 	}
 	if (answer(s, err, errlen) != 0)
@@ -940,24 +957,19 @@ int dr_fetch_client_pump(void *cli, char *err, size_t errlen)
 {
 	dr_fetch_client *f = cli;
 	char why[DR_ERRLEN];
-	int flag, rc, n;
-	MPI_Message msg;
-	MPI_Status st;
+	int rc, n;
 
 	if (dr_sendq_test(&f->q, err, errlen) < 0)
 		return -1;
 	for (;;) {
-		rc = MPI_Improbe(0, TAG_ANS, f->comm, &flag, &msg, &st);
-		if (rc != MPI_SUCCESS)
-			return dr_mpi_fail(rc, "MPI_Improbe", err, errlen);
-		if (!flag)
+		rc = recv_one(f->comm, 0, TAG_ANS, f->abuf, DR_FETCH_MSG_MAX, &n, NULL, err,
+		              errlen);
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
 			break;
-		if ((rc = MPI_Get_count(&st, MPI_BYTE, &n)) != MPI_SUCCESS)
-			return dr_mpi_fail(rc, "MPI_Get_count", err, errlen);
-		if (n < 0 || (size_t)n > DR_FETCH_MSG_MAX)
+		if (rc == 2)
 			return dr_seterr(err, errlen, "a fetch answer of %d bytes", n);
-		if ((rc = MPI_Mrecv(f->abuf, n, MPI_BYTE, &msg, MPI_STATUS_IGNORE)) != MPI_SUCCESS)
-			return dr_mpi_fail(rc, "MPI_Mrecv", err, errlen);
 		dr_fetch_msg a;
 		if (dr_fetch_decode(f->abuf, (size_t)n, &a, why, sizeof why) != 0) {
 			dr_warn("%s", why);
@@ -967,17 +979,14 @@ int dr_fetch_client_pump(void *cli, char *err, size_t errlen)
 			return -1;
 	}
 	for (int k = 0; k < 2 * WINDOW; k++) {
-		rc = MPI_Improbe(0, TAG_DATA, f->comm, &flag, &msg, &st);
-		if (rc != MPI_SUCCESS)
-			return dr_mpi_fail(rc, "MPI_Improbe", err, errlen);
-		if (!flag)
+		rc = recv_one(f->comm, 0, TAG_DATA, f->rbuf, sizeof(hdr) + CHUNK, &n, NULL, err,
+		              errlen);
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
 			break;
-		if ((rc = MPI_Get_count(&st, MPI_BYTE, &n)) != MPI_SUCCESS)
-			return dr_mpi_fail(rc, "MPI_Get_count", err, errlen);
-		if (n < 0 || (size_t)n > sizeof(hdr) + CHUNK)
+		if (rc == 2)
 			return dr_seterr(err, errlen, "a scene chunk of %d bytes", n);
-		if ((rc = MPI_Mrecv(f->rbuf, n, MPI_BYTE, &msg, MPI_STATUS_IGNORE)) != MPI_SUCCESS)
-			return dr_mpi_fail(rc, "MPI_Mrecv", err, errlen);
 		if (on_chunk(f, n, err, errlen) != 0)
 			return -1;
 	}

@@ -245,6 +245,22 @@ exit \$rc
 AGENT
 	chmod +x "$agent"
 }
+# private_cluster NET A T PRIV HOST...: namespace hosts on NET.0/24 (netns_cluster, maps in A)
+# whose rsh agent $A/agent hides T from every host but head (netns_private_agent, each host's own
+# files under PRIV/<host>), one slot each in $A/hostfile; exports MPI's run-as-root variables and
+# sets MPIRUN_ARGS for mpirun on head. 1, with the reason in $T/setup.log, when the hosts cannot
+# be made.
+private_cluster() {
+	local net=$1 a=$2 t=$3 priv=$4 h
+	shift 4
+	netns_cluster "$net" "$a" "$@" >"$t/setup.log" 2>&1 || return 1
+	netns_private_agent "$a/agent" "$a/nsmap" "$t" "$priv"
+	: >"$a/hostfile"
+	for h in "$@"; do echo "$h slots=1" >>"$a/hostfile"; done
+	mpi_as_root
+	MPIRUN_ARGS="--hostfile $a/hostfile --mca plm_rsh_agent $a/agent --mca plm_rsh_no_tree_spawn 1
+ --mca btl self,vader,tcp --mca btl_tcp_if_include $net.0/24 --mca oob_tcp_if_include $net.0/24"
+}
 # netns_shape HOST RATE: limit HOST's outgoing traffic to RATE (tc syntax, e.g. 20mbit).
 netns_shape() {
 	ip netns exec "$(ns_of "$1")" tc qdisc replace dev eth0 root tbf rate "$2" burst 64kb latency 500ms

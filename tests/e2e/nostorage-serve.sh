@@ -43,15 +43,10 @@ cleanup() {
 on_exit cleanup
 
 # shellcheck disable=SC2086
-if ! netns_cluster 10.79.0 "$A" $HOSTS >"$T/setup.log" 2>&1; then
+if ! private_cluster 10.79.0 "$A" "$T" "$PRIV" $HOSTS; then
 	echo "1..0 # SKIP cannot create network namespaces, veth pairs or a bridge here: $(tail -n 1 "$T/setup.log")"
 	exit 0
 fi
-netns_private_agent "$A/agent" "$A/nsmap" "$T" "$PRIV"
-printf 'head slots=1\nnode1 slots=1\nnode2 slots=1\n' >"$A/hostfile"
-mpi_as_root
-MPIRUN_ARGS="--hostfile $A/hostfile --mca plm_rsh_agent $A/agent --mca plm_rsh_no_tree_spawn 1
- --mca btl self,vader,tcp --mca btl_tcp_if_include 10.79.0.0/24 --mca oob_tcp_if_include 10.79.0.0/24"
 on_head() { as_host head "$@"; }
 PORT=$(free_port)
 LOG=$T/serve.log
