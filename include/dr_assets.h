@@ -89,6 +89,11 @@ bool dr_assets_missing_text(const char *text);
  * (nothing left at OUT). BLENDER: path, or a name looked up in PATH. The scene's own Python never
  * runs (--disable-autoexec): packing needs none. Blocks while Blender works (seconds).
  */
+/* Whether the packed copy at OUT is still what packing the scene now would give: every file that
+ * went into it has the size and modification time it had then (dr_assets_pack lists them in
+ * "OUT.files"). False when that list is missing or unreadable: pack again. */
+bool dr_assets_pack_fresh(const char *out);
+
 int dr_assets_pack(const char *blender, const char *scene, const char *out, char *err,
                    size_t errlen);
 

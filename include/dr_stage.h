@@ -74,10 +74,11 @@ int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
 void dr_stage_default_cache(char *buf, size_t len);
 
 /* A packed copy of SCENE for staging (dr_assets_pack: its textures, libraries and fonts inside),
- * in rank 0's cache directory CACHE_DIR (NULL: the default) as packed/<HEX>.blend, HEX being the
- * scene's SHA-256 (NULL: computed here) or another key that names this scene's copy. Made once per
- * scene content: a later run or job reuses it. Blocks while Blender packs (seconds). 0 with OUT, or
- * -1 with ERR. */
+ * in rank 0's cache directory CACHE_DIR (NULL: the default) under packed/, named by the SHA-256 of
+ * the scene's content (HEX, or NULL: computed here) and its real path: two copies of one .blend
+ * in different folders have different textures. A later run or job reuses the copy while the
+ * files packed into it are unchanged (dr_assets_pack_fresh), else packs again. Blocks while
+ * Blender packs (seconds). 0 with OUT, or -1 with ERR. */
 int dr_stage_pack(const char *blender, const char *scene, const char *cache_dir, const char *hex,
                   char *out, size_t len, char *err, size_t errlen);
 

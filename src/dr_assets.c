@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void dr_assets_free(dr_assets *a)
@@ -85,6 +86,8 @@ out:
 }
 
 #define MISSING_HEAD "the scene needs "
+/* Beside a packed copy: the files that went into it (see dr_assets_pack_fresh). */
+#define MANIFEST ".files"
 
 bool dr_assets_missing_text(const char *text)
 {
@@ -306,10 +309,42 @@ static const char *last_error(char *tail)
 	}
 }
 
+bool dr_assets_pack_fresh(const char *out)
+{
+	char path[DR_PATH_MAX + 16], line[DR_PATH_MAX + 64];
+	bool fresh;
+	FILE *f;
+
+	if (snprintf(path, sizeof path, "%s%s", out, MANIFEST) >= (int)sizeof path ||
+	    !(f = fopen(path, "re")))
+		return false;
+	fresh = true;
+	while (fresh && fgets(line, sizeof line, f)) {
+		unsigned long long size, mtime;
+		struct stat st;
+		int at = 0;
+		size_t n = strlen(line);
+
+		if (n == 0 || line[n - 1] != '\n' ||
+		    sscanf(line, "%llu\t%llu\t%n", &size, &mtime, &at) != 2 || at == 0) {
+			fresh = false; /* a line too long or not ours */
+			break;
+		}
+		line[n - 1] = '\0';
+		fresh = stat(line + at, &st) == 0 && (unsigned long long)st.st_size == size &&
+		        (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL +
+		                        (unsigned long long)st.st_mtim.tv_nsec ==
+		                mtime;
+	}
+	fclose(f);
+	return fresh;
+}
+
 int dr_assets_pack(const char *blender, const char *scene, const char *out, char *err,
                    size_t errlen)
 {
 	char tmp[DR_PATH_MAX + 64] = "", driver[DR_PATH_MAX], tail[DR_PROC_TAIL_SIZE + 1];
+	char list[DR_PATH_MAX + 80] = "", dst[DR_PATH_MAX + 16];
 	char why[256], *exe = NULL, *text = NULL;
 	const char *slash = out ? strrchr(out, '/') : NULL;
 	cJSON *job = cJSON_CreateObject();
@@ -335,7 +370,9 @@ int dr_assets_pack(const char *blender, const char *scene, const char *out, char
 		dr_seterr(err, errlen, "the packed copy's path is too long: %s", out);
 		goto out;
 	}
+	snprintf(list, sizeof list, "%s%s", tmp, MANIFEST);
 	if (!job || !cJSON_AddStringToObject(job, "output", tmp) ||
+	    !cJSON_AddStringToObject(job, "manifest", list) ||
 	    !(text = cJSON_PrintUnformatted(job))) {
 		dr_seterr(err, errlen, "out of memory");
 		goto out;
@@ -383,10 +420,16 @@ int dr_assets_pack(const char *blender, const char *scene, const char *out, char
 		          strerror(errno));
 		goto out;
 	}
+	/* what went into it, for dr_assets_pack_fresh (without it, the copy is made again) */
+	snprintf(dst, sizeof dst, "%s%s", out, MANIFEST);
+	if (rename(list, dst) != 0)
+		unlink(dst);
 	rc = 0;
 out:
 	if (rc != 0 && tmp[0])
 		unlink(tmp);
+	if (list[0])
+		unlink(list);
 	dr_proc_destroy(p);
 	free(exe);
 	cJSON_free(text);

@@ -182,26 +182,12 @@ struct dr_fetch_server {
 /* The name of PATH's packed copy: the SHA-256 of its content's hash and its path. Not the
  * content's hash alone: two copies of one .blend in different folders refer to different textures
  * (relative paths), so their packed copies differ. */
-static void pack_key(const char *hex, const char *path, char key[DR_SHA256_HEX])
-{
-	struct sha256_ctx ctx;
-	uint8_t d[SHA256_DIGEST_SIZE];
-
-	sha256_init(&ctx);
-	sha256_update(&ctx, strlen(hex), (const uint8_t *)hex);
-	sha256_update(&ctx, 1, (const uint8_t *)"\n");
-	sha256_update(&ctx, strlen(path), (const uint8_t *)path);
-	sha256_digest(&ctx, sizeof d, d);
-	for (size_t i = 0; i < sizeof d; i++)
-		snprintf(key + 2 * i, 3, "%02x", d[i]);
-}
-
 static void *worker(void *arg)
 {
 	scene *sc = arg;
 	dr_fetch_server *s = sc->srv;
 	char err[DR_ERRLEN] = "", hex[DR_SHA256_HEX] = "", out[DR_PATH_MAX + 128] = "";
-	char phex[DR_SHA256_HEX] = "", key[DR_SHA256_HEX];
+	char phex[DR_SHA256_HEX] = "";
 	uint64_t size = 0, psize = 0;
 	int hs, ps;
 
@@ -236,8 +222,7 @@ static void *worker(void *arg)
 		return NULL;
 	/* the packed copy; without one (packing failed) the scene itself goes, and the node's
 	 * check of the scene's external files says what it then lacks */
-	pack_key(hex, sc->path, key);
-	if (dr_stage_pack(s->blender, sc->path, s->cache_dir, key, out, sizeof out, err,
+	if (dr_stage_pack(s->blender, sc->path, s->cache_dir, hex, out, sizeof out, err,
 	                  sizeof err) != 0) {
 		dr_warn("%s; staging the scene without them", err);
 		snprintf(out, sizeof out, "%s", sc->path);

@@ -10,6 +10,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <nettle/sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,9 +186,11 @@ void dr_stage_default_cache(char *buf, size_t len)
 int dr_stage_pack(const char *blender, const char *scene, const char *cache_dir, const char *hex,
                   char *out, size_t len, char *err, size_t errlen)
 {
-	char dir[4096], own[DR_SHA256_HEX];
+	char dir[4096], own[DR_SHA256_HEX], key[DR_SHA256_HEX], real[PATH_MAX];
 	uint64_t size;
 	struct stat st;
+	struct sha256_ctx ctx;
+	uint8_t d[SHA256_DIGEST_SIZE];
 
 	if (cache_dir)
 		snprintf(dir, sizeof dir, "%s", cache_dir);
@@ -202,10 +206,19 @@ int dr_stage_pack(const char *blender, const char *scene, const char *cache_dir,
 			return -1;
 		hex = own;
 	}
+	if (!realpath(scene, real))
+		snprintf(real, sizeof real, "%s", scene);
+	sha256_init(&ctx);
+	sha256_update(&ctx, strlen(hex), (const uint8_t *)hex);
+	sha256_update(&ctx, 1, (const uint8_t *)"\n");
+	sha256_update(&ctx, strlen(real), (const uint8_t *)real);
+	sha256_digest(&ctx, sizeof d, d);
+	for (size_t i = 0; i < sizeof d; i++)
+		snprintf(key + 2 * i, 3, "%02x", d[i]);
 	if ((mkdir(dir, 0700) != 0 && errno != EEXIST) ||
-	    (size_t)snprintf(out, len, "%s/%s.blend", dir, hex) >= len)
+	    (size_t)snprintf(out, len, "%s/%s.blend", dir, key) >= len)
 		return dr_seterr(err, errlen, "cannot make %s: %s", dir, strerror(errno));
-	if (stat(out, &st) == 0 && S_ISREG(st.st_mode))
+	if (stat(out, &st) == 0 && S_ISREG(st.st_mode) && dr_assets_pack_fresh(out))
 		return 0;
 	dr_info("packing %s's external files into one copy for staging", scene);
 	return dr_assets_pack(blender, scene, out, err, errlen);

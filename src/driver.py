@@ -561,6 +561,7 @@ def pack_main():
     try:
         job = json.loads(argv[argv.index("--drender-pack") + 1])
         out = job["output"]
+        before, _ = list_assets()
         if bpy.data.libraries:
             bpy.ops.file.pack_libraries()
         bpy.ops.file.pack_all()
@@ -575,6 +576,12 @@ def pack_main():
             sys.exit(3)
         bpy.ops.wm.save_as_mainfile(filepath=out, copy=True, compress=False,
                                     relative_remap=False)
+        if job.get("manifest"):  # what went in: a later run reuses the copy only if unchanged
+            with open(job["manifest"], "w", encoding="utf-8") as f:
+                for a in before:
+                    if not a["packed"] and os.path.isfile(a["abs"]):
+                        st = os.stat(a["abs"])
+                        f.write("%d\t%d\t%s\n" % (st.st_size, st.st_mtime_ns, a["abs"]))
     except SystemExit:
         raise
     except Exception:  # pylint: disable=broad-except

@@ -14,14 +14,15 @@
 #
 # 5. A scene with an external texture (tests/fixtures/make_textured.py): the nodes see neither the
 #    scene nor its texture, so rank 0 sends a packed copy (dr_assets_pack); without it a node's
-#    check of the scene's files would end the run with exit 2.
+#    check of the scene's files would end the run with exit 2. A re-run reuses the packed copy;
+#    once the texture is edited, it is packed and sent again.
 #
 # Needs root (namespaces, mounts), iproute2 (ip, tc), unshare, Open MPI, python3, Blender.
 set -u
 
 # shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
 . "$(dirname "$0")/deploy-lib.bash"
-PLAN=28
+PLAN=30
 FRAMES=4      # real Blender frames
 KFRAMES=8     # fake Blender frames in the kill case
 PAD=3000000   # bytes per fake frame
@@ -233,6 +234,24 @@ check "a textured scene the nodes cannot see renders: exit 0 (got $rc)" [ "$rc" 
 [ "$rc" -eq 0 ] || tail -n 20 "$T/tex.log" | diag
 check "rank 0 packed its texture into the copy it staged" grep -q "packing .*textured.blend" "$T/tex.log"
 check "both frames are on rank 0's disk and valid" valid_pngs "$T/out5" 2
+# The packed copy is reused while what went into it is unchanged, and made again once the texture
+# was edited (a stale copy would render the old texture on every node, quietly).
+tex_again() { # tex_again NAME: frame 3 of the textured scene
+	# shellcheck disable=SC2086
+	on_head timeout 300 mpirun $MPIRUN_ARGS -np 3 "$DRENDER" --cache-dir "$T/cache" \
+		-o "$T/out5/frame_####" --report "$T/$1.json" "$T/tex/textured.blend" 3 3 >"$T/$1.log" 2>&1
+}
+tex_again tex-same
+rc=$?
+check "run again unchanged: exit $rc, the packed copy reused (not packed again)" \
+	eval "[ $rc -eq 0 ] && ! grep -q 'packing .*textured.blend' '$T/tex-same.log'"
+touch "$T/tex/tex/checker.png"
+rm -f "$T/out5/frame_0003.png"
+tex_again tex-edited
+rc=$?
+check "after the texture is edited: exit $rc, packed again and sent again" \
+	eval "[ $rc -eq 0 ] && grep -q 'packing .*textured.blend' '$T/tex-edited.log' &&
+		[ \"\$(jget '$T/tex-edited.json' 'd[\"staging\"][\"bytes\"] > 0')\" = True ]"
 
 check "nothing of the jobs is left in the namespaces" gone_within 20 netns_job_pids
 
