@@ -33,7 +33,8 @@ void dr_orch_video_tools(dr_orch *r, const char *blender, bool allow_autoexec);
 
 /* Seconds a render node may be silent before it is lost (--node-timeout, or its default). */
 double dr_orch_node_timeout(const dr_orch *r);
-/* The settings of the job numbered NUM (as messages name it), or NULL when none is known. */
+/* The settings of the job numbered NUM (as messages name it), or NULL for a job the orchestrator
+ * does not know (ended and forgotten, or never). */
 const dr_node_job *dr_orch_job_cfg(const dr_orch *r, int num);
 /* Cancel a job: frames in flight are stopped, finished frames are kept. */
 int dr_orch_cancel(dr_orch *r, dr_ojob *j, char *err, size_t errlen);
@@ -93,10 +94,6 @@ int dr_orch_outcome(const dr_orch *r, const dr_ojob *j, bool interrupted, bool f
                     const char *error, const char **status, char *msg, size_t msglen);
 
 bool dr_ojob_ended(const dr_ojob *j);
-
-/* The scene of the job numbered NUM (as messages name it) into PATH. 0, or -1 for a job the
- * orchestrator does not know (ended and forgotten, or never). */
-int dr_orch_scene_of(const dr_orch *r, int num, char *path, size_t len);
 
 void dr_orch_destroy(dr_orch *r);
 

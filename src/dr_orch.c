@@ -289,14 +289,6 @@ double dr_orch_node_timeout(const dr_orch *r)
 	return r->opts.node_timeout;
 }
 
-const dr_node_job *dr_orch_job_cfg(const dr_orch *r, int num)
-{
-	for (size_t i = 0; r && i < r->njobs; i++)
-		if (r->jobs[i]->num == num)
-			return &r->jobs[i]->cfg;
-	return NULL;
-}
-
 dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, int priority,
                      const dr_frames *frames, char *err, size_t errlen)
 {
@@ -379,13 +371,11 @@ static dr_ojob *job_of(const dr_orch *r, int num)
 	return NULL;
 }
 
-int dr_orch_scene_of(const dr_orch *r, int num, char *path, size_t len)
+const dr_node_job *dr_orch_job_cfg(const dr_orch *r, int num)
 {
 	const dr_ojob *j = r ? job_of(r, num) : NULL;
 
-	if (!j || (size_t)snprintf(path, len, "%s", j->cfg.render.scene) >= len)
-		return -1;
-	return 0;
+	return j ? &j->cfg : NULL;
 }
 
 static void progress_line(const dr_orch *r, const dr_ojob *j, char *buf, size_t len)

@@ -179,7 +179,9 @@ int dr_service_scene_of(void *svc, int job, char *path, size_t len)
 
 	if (s && job < 0 && s->cfg->serve && s->real_scene[0]) /* the default scene (warm-up) */
 		return (size_t)snprintf(path, len, "%s", s->real_scene) < len ? 0 : -1;
-	return s && s->orch ? dr_orch_scene_of(s->orch, job, path, len) : -1;
+	const dr_node_job *j = s ? dr_orch_job_cfg(s->orch, job) : NULL;
+
+	return j && (size_t)snprintf(path, len, "%s", j->render.scene) < len ? 0 : -1;
 }
 
 void dr_service_close(dr_service *s)
