@@ -1,6 +1,7 @@
 /* Pulled scenes: under --serve a render node asks rank 0 for a job's scene before Blender opens it.
  */
 #include "dr_fetch.h"
+#include "dr_assets.h"
 #include "dr_log.h"
 #include "dr_outpath.h"
 #include "dr_sendq.h"
@@ -179,9 +180,7 @@ struct dr_fetch_server {
 	unsigned char *rbuf;
 };
 
-/* The name of PATH's packed copy: the SHA-256 of its content's hash and its path. Not the
- * content's hash alone: two copies of one .blend in different folders refer to different textures
- * (relative paths), so their packed copies differ. */
+/* SC's hash and, when asked (pstate 1), its packed copy (dr_stage_pack), off rank 0's loop. */
 static void *worker(void *arg)
 {
 	scene *sc = arg;
@@ -446,6 +445,13 @@ static int handle(dr_fetch_server *s, int src, const dr_fetch_msg *m, char *err,
 		return answer_fail(s, src, m->seq, m->job, "rank 0 is out of memory", err, errlen);
 	s->p[s->np++] =
 	        (pending){.src = src, .seq = m->seq, .job = m->job, .kind = m->kind, .sc = sc};
+	/* a packed copy made before a file packed into it changed (a texture edited since) is made
+	 * again: the .blend alone has not changed, so SC is the same record */
+	pthread_mutex_lock(&s->mu);
+	if (m->kind == DR_FETCH_WANT && !sc->th_live && sc->pstate == 2 &&
+	    strcmp(sc->packed, sc->path) != 0 && !dr_assets_pack_fresh(sc->packed))
+		sc->pstate = 0;
+	pthread_mutex_unlock(&s->mu);
 	start_worker(s, sc, m->kind == DR_FETCH_WANT);
 	return 0;
 }

@@ -9,7 +9,8 @@
 #    only the head has: the nodes fetch it to warm up on it, a job of it is done, and both nodes'
 #    caches hold rank 0's packed copy (texture inside), named by its SHA-256.
 # 2. A second job of the same scene (other settings, so the nodes reload it) stages 0 bytes: the
-#    nodes have the copy in their caches.
+#    nodes have the copy in their caches. After its texture is edited, a third job gets a new
+#    packed copy.
 # 3. A job of a scene whose texture is missing on the head fails, and /status lists the file.
 # 4. A node killed while a big scene is on its way to it (fake Blender, head's link shaped):
 #    rank 0 abandons that transfer, keeps answering, and the job is done by the other node.
@@ -21,7 +22,7 @@ set -u
 
 # shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
 . "$(dirname "$0")/deploy-lib.bash"
-PLAN=24
+PLAN=25
 
 skip_if_fast_only
 need_root "network namespaces and mounts need root"
@@ -143,6 +144,23 @@ s2=$(state_of "$J2")
 check "a second job of the same scene is done (got ${s2:-nothing})" [ "$s2" = done ]
 check "and it staged 0 bytes: no node received the scene again ($(staged_lines) lines)" \
 	[ "$(staged_lines)" = "$n1" ]
+# The texture edited since (the .blend unchanged): rank 0 packs again and the nodes get the new
+# copy, not the stale one (other settings, so that the nodes reload).
+python3 - "$T/blends/tex/tex/checker.png" <<'PY'
+import struct, sys, zlib
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+rows = b"".join(b"\0" + b"\xff\x20\x20" * 4 for _ in range(4))  # 4x4, red: another texture
+open(sys.argv[1], "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
+                              + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+PY
+api POST /render '{"blend":"tex/textured.blend","from":7,"to":8,"output":"edited","samples":3}'
+J2b=$(field 'd["jobId"]')
+wait_until 90 ended "$J2b"
+s2b=$(state_of "$J2b")
+packs=$(grep -c "packing .*textured.blend" "$LOG")
+check "after the texture is edited: done ($s2b), packed again ($packs packings) and staged again ($(staged_lines) lines)" \
+	eval "[ '$s2b' = done ] && [ $packs -eq 2 ] && [ $(staged_lines) -gt $n1 ]"
 
 # --- 3: a scene whose texture is missing --------------------------------------------------------
 api POST /render '{"blend":"lacking/textured.blend","from":1,"to":2,"output":"lacking"}'
@@ -161,10 +179,10 @@ JOB=""
 summary=$(grep "scenes fetched by render nodes" "$LOG")
 echo "# job 1 took $(echo "$t1 - $t0" | bc) s; $summary"
 # the warm-up: the packed copy to both nodes; job 2: from their caches (job 1 may have reloaded
-# too); job 3: the scene itself (it cannot be packed without its texture) to both
-lsize=$(stat -c %s "$T/blends/lacking/textured.blend")
+# too); the edited texture's job: the new copy to the nodes that render it (1 or 2); job 3: the
+# scene itself (it cannot be packed without its texture) to both
 check "rank 0's summary counts what was staged (${summary#*: })" \
-	eval "echo '$summary' | grep -q ': 4 staged ($((2 * ${psize:-0} + 2 * lsize)) bytes, .*), [2-4] from cache, 0 at the same path, 0 failed'"
+	eval "echo '$summary' | grep -q ': [56] staged ([0-9]* bytes, .*), [2-4] from cache, 0 at the same path, 0 failed'"
 check "nothing of the service is left in the namespaces" gone_within 20 netns_job_pids
 
 # --- 4: a node killed while the scene is on its way ---------------------------------------------
