@@ -78,7 +78,7 @@ static int load(dr_node *n, char *why, size_t whylen)
 		snprintf(cfg.render.scene, sizeof cfg.render.scene, "%s", n->cfg.scene_local);
 	/* a fetched scene (--serve without shared storage): the same, per job */
 	if (n->fetched[0] && strlen(n->fetched) < sizeof cfg.render.scene)
-		snprintf(cfg.render.scene, sizeof cfg.render.scene, "%s", n->fetched);
+		memcpy(cfg.render.scene, n->fetched, strlen(n->fetched) + 1); /* fits: checked */
 	/* a job that names no device renders on the command line's */
 	if (!cfg.render.device[0] && n->cfg.device)
 		snprintf(cfg.render.device, sizeof cfg.render.device, "%s", n->cfg.device);
