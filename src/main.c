@@ -165,6 +165,15 @@ static int probe_dir(const dr_opts *o, char *dir, size_t len)
 	return dr_outpath_dir(&out, o->frames.v[0], dir, len);
 }
 
+/* Seconds a silent node (or a transfer that makes no progress) is given: --node-timeout, else the
+ * default for how mpirun was started. */
+static double node_timeout(const dr_opts *o)
+{
+	return o->node_timeout > 0 ? o->node_timeout
+	       : dr_mpi_recovery() ? DR_NODE_TIMEOUT_RECOVERY
+	                           : DR_NODE_TIMEOUT;
+}
+
 /* No shared storage: before any frame, rank 0 sends the scene to the render nodes that do not
  * see the same file (dr_stage), and learns which nodes do not see its output directory. On a
  * node, LOCAL gets the copy Blender opens ("" = the scene itself) and *SHARED whether it shares
@@ -180,9 +189,7 @@ static void stage_scene(const dr_opts *o, int rank, char *local, size_t len, boo
 	        .never = o->stage == DR_STAGE_NEVER,
 	        .cache_dir = o->cache_dir,
 	        .cache_max = o->cache_max,
-	        .timeout = o->node_timeout > 0 ? o->node_timeout
-	                   : dr_mpi_recovery() ? DR_NODE_TIMEOUT_RECOVERY
-	                                       : DR_NODE_TIMEOUT,
+	        .timeout = node_timeout(o),
 	        .interrupted = &interrupted,
 	};
 
@@ -251,15 +258,6 @@ static void stage_scene(const dr_opts *o, int rank, char *local, size_t len, boo
 	                         .cached = r.cached,
 	                         .staged = r.staged,
 	                         .failed = r.failed};
-}
-
-/* Seconds a silent node (or a transfer that makes no progress) is given: --node-timeout, else the
- * default for how mpirun was started. */
-static double node_timeout(const dr_opts *o)
-{
-	return o->node_timeout > 0 ? o->node_timeout
-	       : dr_mpi_recovery() ? DR_NODE_TIMEOUT_RECOVERY
-	                           : DR_NODE_TIMEOUT;
 }
 
 /* A service's scenes are pulled by the render nodes that lack them (dr_fetch): true when this
