@@ -538,27 +538,42 @@ static int poll_lister(dr_node *n, int wait_ms, char *err, size_t errlen)
 	return bad ? load_failed(n, why, err, errlen) : 0;
 }
 
-/* Warming up on a service's default scene, fetched from rank 0 first (job -1 in dr_fetch): ask
- * until it is there, then start Blender on it. A failure is the warm-up's LOADFAIL. */
+/* The scene Blender is to open for JOB (-1: the warm-up), from rank 0 first when the node fetches
+ * (dr_fetch): 0 once it is there (n->fetched names the copy to open, "" = the scene itself), 1
+ * while it is on its way (the node naps briefly; its ticks go on, heartbeats too), -1 with WHY
+ * when it cannot be had. */
+static int fetch_scene(dr_node *n, int job, int wait_ms, char *why, size_t whylen)
+{
+	int k;
+
+	n->fetched[0] = '\0';
+	if (!n->cfg.fetch)
+		return 0;
+	k = n->cfg.fetch(n->cfg.fetch_ctx, job, n->job.render.scene, n->fetched, sizeof n->fetched,
+	                 why, whylen);
+	if (k != 0) {
+		n->fetched[0] = '\0';
+		if (k > 0)
+			dr_sleep_ms(wait_ms < 2 ? wait_ms : 2);
+		return k > 0 ? 1 : -1;
+	}
+	if (strcmp(n->fetched, n->job.render.scene) == 0)
+		n->fetched[0] = '\0';
+	return 0;
+}
+
+/* Warming up on a service's default scene, fetched from rank 0 first: ask until it is there,
+ * then start Blender on it. A failure is the warm-up's LOADFAIL (job -1). */
 static int warm_fetch(dr_node *n, int wait_ms, char *err, size_t errlen)
 {
 	char why[DR_ERRLEN];
-	int k = n->cfg.fetch(n->cfg.fetch_ctx, -1, n->job.render.scene, n->fetched,
-	                     sizeof n->fetched, why, sizeof why);
+	int k = fetch_scene(n, -1, wait_ms, why, sizeof why);
 
-	if (k > 0) {
-		n->fetched[0] = '\0';
-		dr_sleep_ms(wait_ms < 2 ? wait_ms : 2);
+	if (k > 0)
 		return 0;
-	}
 	n->warm_fetch = false;
-	if (k == 0 && strcmp(n->fetched, n->job.render.scene) == 0)
-		n->fetched[0] = '\0';
-	if (k < 0 || load(n, why, sizeof why) != 0) {
-		n->fetched[0] = '\0';
-		set_state(n, DR_NODE_NO_BLENDER);
-		return send_simple(n, DR_MSG_LOADFAIL, -1, why, err, errlen);
-	}
+	if (k < 0 || load(n, why, sizeof why) != 0)
+		return load_failed(n, why, err, errlen);
 	return 0;
 }
 
@@ -581,26 +596,10 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 	if (n->frame < 0 && n->qlen > 0 && (!n->bl || n->state == DR_NODE_READY)) {
 		if (!n->bl ||
 		    !(dr_render_cfg_same_blender(&n->job.render, &n->loaded) || warm_merge(n))) {
-			/* the scene from rank 0 first (dr_fetch): meanwhile the node naps briefly,
-			 * heartbeats, and stays as it was */
-			n->fetched[0] = '\0';
-			if (n->cfg.fetch) {
-				int k = n->cfg.fetch(n->cfg.fetch_ctx, n->job.id,
-				                     n->job.render.scene, n->fetched,
-				                     sizeof n->fetched, why, sizeof why);
-				if (k < 0) {
-					n->fetched[0] = '\0';
-					return load_failed(n, why, err, errlen);
-				}
-				if (k > 0) {
-					n->fetched[0] = '\0';
-					dr_sleep_ms(wait_ms < 2 ? wait_ms : 2);
-					return 0;
-				}
-				if (strcmp(n->fetched, n->job.render.scene) == 0)
-					n->fetched[0] = '\0';
-			}
-			if (load(n, why, sizeof why) != 0)
+			int k = fetch_scene(n, n->job.id, wait_ms, why, sizeof why);
+			if (k > 0)
+				return 0;
+			if (k < 0 || load(n, why, sizeof why) != 0)
 				return load_failed(n, why, err, errlen);
 			return 0;
 		}
