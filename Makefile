@@ -101,10 +101,17 @@ install: drender
 	install -m 0755 drender $(DESTDIR)$(PREFIX)/bin/drender
 	install -m 0755 scripts/drender-rsh $(DESTDIR)$(PREFIX)/bin/drender-rsh
 	install -m 0755 scripts/drender-mpirun $(DESTDIR)$(PREFIX)/bin/drender-mpirun
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 0644 docs/man/drender.1 docs/man/drender-mpirun.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 0644 scripts/completion/drender.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/drender
+	install -m 0644 scripts/completion/drender.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/drender-mpirun
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/drender $(DESTDIR)$(PREFIX)/bin/drender-rsh \
 		$(DESTDIR)$(PREFIX)/bin/drender-mpirun
+	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/drender.1 $(DESTDIR)$(PREFIX)/share/man/man1/drender-mpirun.1 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/drender \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/drender-mpirun
 
 # AddressSanitizer + UBSan build in build-asan/, then the unit tests and the fake-Blender e2e tests.
 # Open MPI keeps allocations past MPI_Finalize: tests/lsan.supp names its libraries (full stacks and
