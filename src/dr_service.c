@@ -42,9 +42,10 @@ struct dr_service {
 	dr_render_cfg batch; /* the command line's job (a batch) */
 	bool lost_nodes;     /* a render node was lost: no barrier over the world at the end */
 	char real_blend_root[PATH_MAX], real_output_root[PATH_MAX], real_scene[PATH_MAX];
-	dr_jobspec_limits lim;  /* --serve: the roots, re-checked when a job starts */
-	int lockfd;             /* a batch: its output directory's lock, or -1 */
-	dr_collect *collect;    /* frames coming home from nodes without rank 0's disk, or NULL */
+	dr_jobspec_limits lim; /* --serve: the roots, re-checked when a job starts */
+	int lockfd;            /* a batch: its output directory's lock, or -1 */
+	dr_collect *collect;   /* frames coming home from nodes without rank 0's disk, or NULL */
+
 	dr_fetch_server *fetch; /* --serve: scenes pulled by render nodes that lack them, or NULL */
 	char outdir[PATH_MAX];  /* rank 0's output directory, resolved once ("" = none) */
 };
