@@ -37,7 +37,8 @@ typedef struct dr_opts {
 	int chunk;               /* frames per task, >= 1 */
 	int retries;             /* extra attempts for a failed frame */
 	double timeout;          /* seconds per frame, 0 = none */
-	double node_timeout;     /* a render node silent this long is lost (seconds) */
+	double node_timeout;     /* a render node silent this long is lost (seconds); 0 = the
+	                          * default, until dr_opts_resolve */
 	double load_timeout;     /* seconds a warm Blender may take to load a scene */
 	double stall;            /* --stall: seconds without Blender CPU time before a retry */
 	int verbosity;           /* -1 quiet, 0 normal, 1+ verbose */
@@ -85,5 +86,10 @@ void dr_opts_usage(FILE *f);
 /* For --still: settle --split auto for NODES render nodes (2 ranges each, at least 2) and make
  * O's frames the range indices 0..split-1. 0, or -1 with ERR. Nothing to do without --still. */
 int dr_opts_still_frames(dr_opts *o, int nodes, char *err, size_t errlen);
+
+/* Defaults resolved once after MPI start, for every rank alike: --node-timeout's
+ * (DR_NODE_TIMEOUT_RECOVERY when RECOVERY, i.e. mpirun --enable-recovery, else DR_NODE_TIMEOUT)
+ * and --still's ranges for NODES render nodes (dr_opts_still_frames). 0, or -1 with ERR. */
+int dr_opts_resolve(dr_opts *o, int nodes, bool recovery, char *err, size_t errlen);
 
 #endif

@@ -64,9 +64,8 @@ typedef struct dr_node_cfg {
 typedef struct dr_orch_cfg {
 	int chunk;           /* frames per task, 1..DR_CHUNK_MAX */
 	int retries;         /* extra attempts for a failed frame */
-	double node_timeout; /* a render node silent this long is lost (seconds); 0 = the default:
-	                      * DR_NODE_TIMEOUT_RECOVERY under mpirun --enable-recovery, else
-	                      * DR_NODE_TIMEOUT */
+	double node_timeout; /* a render node silent this long is lost (seconds), resolved once
+	                      * after MPI start (dr_opts_resolve) */
 	bool no_speculate;   /* ascending order, no speculative copies (no tail control) */
 	bool overwrite;      /* render frames whose output exists */
 	bool quiet;          /* errors and the summary only */

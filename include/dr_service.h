@@ -41,6 +41,9 @@ typedef struct dr_service_cfg {
 	const char *report;      /* --report FILE.json, or NULL */
 	bool quiet;              /* -q: no progress line */
 	dr_report_stage stage;   /* what staging did before the batch (main.c fills it in) */
+	const char *cache_dir;   /* --cache-dir: where the scenes nodes fetch are packed */
+	bool fetch;              /* --serve: render nodes pull the scenes they lack (dr_fetch;
+	                          * false with --stage never) */
 } dr_service_cfg;
 
 typedef struct dr_service dr_service;
@@ -55,6 +58,11 @@ int dr_service_open(dr_service **out, const dr_service_cfg *cfg);
  * Returns the exit code (DR_EXIT_*); after a runtime failure with other ranks, MPI_Abort. */
 int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *cpus,
                    volatile sig_atomic_t *interrupted);
+
+/* Rank 0's output directory, resolved once by dr_service_open: a batch's first frame's directory
+ * (made), a service's output root (real path); NULL for a still's ranges, which stay on the node
+ * that merges them. Staging's shared-storage probe goes there (dr_stageplan). */
+const char *dr_service_outdir(const dr_service *s);
 
 /* True when dr_service_run lost a render node on the way: a barrier over the world would never
  * complete, so the caller finalizes without one. */

@@ -672,7 +672,7 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	parse_state s = {.r = {.format = "PNG",
 	                       .chunk = 1,
 	                       .retries = 3,
-	                       .node_timeout = 0, /* the orchestrator's default (dr_run_cfg.h) */
+	                       .node_timeout = 0, /* the default: dr_opts_resolve */
 	                       .load_timeout = 300,
 	                       .stall = 600,
 	                       .min_nodes = 1,
@@ -721,6 +721,17 @@ int dr_opts_still_frames(dr_opts *o, int nodes, char *err, size_t errlen)
 		o->split = nodes < 1 ? 2 : nodes * 2 > DR_RANGES_MAX ? DR_RANGES_MAX : nodes * 2;
 	snprintf(spec, sizeof spec, "0-%d", o->split - 1);
 	return dr_frames_parse(spec, &o->frames, err, errlen);
+}
+
+int dr_opts_resolve(dr_opts *o, int nodes, bool recovery, char *err, size_t errlen)
+{
+	/* No --node-timeout: 10 s under --enable-recovery (heartbeats come every 2 s, and a lost
+	 * node's frames should move on soon); without it 30 s, so that Open MPI's own detection of
+	 * a lost host (about 20 s with the launch scripts' keepalive) ends the job first: an
+	 * MPI_Abort while mpirun still waits for a cut-off daemon can hang. */
+	if (o->node_timeout <= 0)
+		o->node_timeout = recovery ? DR_NODE_TIMEOUT_RECOVERY : DR_NODE_TIMEOUT;
+	return dr_opts_still_frames(o, nodes, err, errlen);
 }
 
 void dr_opts_free(dr_opts *o)

@@ -147,12 +147,6 @@ dr_orch *dr_orch_create(const dr_orch_cfg *o, dr_chan *chan, int tty, char *err,
 	r->opts = *o;
 	bool serve = o->serve;
 	r->recovery = dr_mpi_recovery();
-	/* No --node-timeout: 10 s under --enable-recovery (heartbeats come every 2 s, and a lost
-	 * node's frames should move on soon); without it 30 s, so that Open MPI's own detection of
-	 * a lost host (about 20 s with the launch scripts' keepalive) ends the job first: an
-	 * MPI_Abort while mpirun still waits for a cut-off daemon can hang. */
-	if (r->opts.node_timeout <= 0)
-		r->opts.node_timeout = r->recovery ? DR_NODE_TIMEOUT_RECOVERY : DR_NODE_TIMEOUT;
 	r->chan = chan;
 	r->tty = serve ? -1 : tty;
 	r->serve = serve;

@@ -4,6 +4,7 @@
 
 #include "dr_blender.h"
 #include "dr_collect.h"
+#include "dr_fetch.h"
 #include "dr_http.h"
 #include "dr_jobs.h"
 #include "dr_log.h"
@@ -44,6 +45,9 @@ struct dr_service {
 	dr_jobspec_limits lim; /* --serve: the roots, re-checked when a job starts */
 	int lockfd;            /* a batch: its output directory's lock, or -1 */
 	dr_collect *collect;   /* frames coming home from nodes without rank 0's disk, or NULL */
+
+	dr_fetch_server *fetch; /* --serve: scenes pulled by render nodes that lack them, or NULL */
+	char outdir[PATH_MAX];  /* rank 0's output directory, resolved once ("" = none) */
 };
 
 static double cpu_seconds(void)
@@ -123,6 +127,7 @@ static int check_roots(dr_service *s, dr_http_cfg *hc)
 		dr_error("--scene %s: %s", c->scene, strerror(errno));
 		return -1;
 	}
+	snprintf(s->outdir, sizeof s->outdir, "%s", s->real_output_root);
 	hc->limits.blend_root = s->real_blend_root;
 	hc->limits.output_root = s->real_output_root;
 	hc->limits.default_scene = c->scene ? s->real_scene : NULL;
@@ -166,6 +171,11 @@ static int start_api(dr_service *s)
 	dr_info("HTTP API on %s, port %d%s%s", hc.listen, dr_http_port(s->http),
 	        hc.tls_cert ? ", HTTPS" : "", c->serve ? " (POST /render to submit)" : "");
 	return 0;
+}
+
+const char *dr_service_outdir(const dr_service *s)
+{
+	return s && s->outdir[0] ? s->outdir : NULL;
 }
 
 bool dr_service_lost_nodes(const dr_service *s)
@@ -235,6 +245,10 @@ int dr_service_open(dr_service **out, const dr_service_cfg *cfg)
 	} else if (cfg->serve || cfg->http) {
 		code = start_api(s);
 	}
+	/* a batch's frames go in its first frame's directory (a still's ranges never come home) */
+	if (code == 0 && !cfg->serve && cfg->split == 0 && cfg->frames->n > 0 &&
+	    dr_outpath_dir(&op, cfg->frames->v[0], s->outdir, sizeof s->outdir) != 0)
+		s->outdir[0] = '\0';
 	if (code != 0) {
 		dr_service_close(s);
 		return code;
@@ -447,6 +461,50 @@ static void open_collect(dr_service *s, dr_chan *chan)
 		dr_warn("frames cannot come home: no room for another side pump");
 }
 
+/* Rank 0's end of dr_fetch, pumped from every dr_chan_poll: a service's render nodes pull each
+ * job's scene when they lack it (not with --stage never). When it cannot start, nodes open scenes
+ * as named, as before. */
+static void open_fetch(dr_service *s, dr_chan *chan)
+{
+	char err[DR_ERRLEN];
+	dr_fetch_server_cfg c = {
+	        .blender = s->cfg->node.blender,
+	        .cache_dir = s->cfg->cache_dir,
+	        .timeout = dr_orch_node_timeout(s->orch),
+	        .scene_of = dr_service_scene_of,
+	        .scene_ctx = s,
+	};
+
+	if (!s->cfg->serve || chan->size < 2 || !s->cfg->fetch)
+		return;
+	if (!(s->fetch = dr_fetch_server_create(chan->comm, &c, err, sizeof err))) {
+		dr_warn("scenes cannot be staged: %s", err);
+		return;
+	}
+	dr_chan_add_side(chan, dr_fetch_server_pump, s->fetch);
+	dr_chan_on_forget(chan, dr_fetch_server_forget, s->fetch);
+}
+
+/* Rank 0's transfers end: their pumps must not run once they are gone. */
+static void close_transfers(dr_service *s, dr_chan *chan)
+{
+	dr_fetch_stats fst;
+
+	if (s->collect || s->fetch)
+		dr_chan_clear_sides(chan);
+	dr_collect_close(s->collect);
+	s->collect = NULL;
+	if (s->fetch) {
+		dr_fetch_server_stats(s->fetch, &fst);
+		dr_info("scenes fetched by render nodes: %d staged (%llu bytes, %.2f s), %d from "
+		        "cache, %d at the same path, %d failed",
+		        fst.staged, (unsigned long long)fst.bytes, fst.seconds, fst.cached,
+		        fst.same, fst.failed);
+	}
+	dr_fetch_server_close(s->fetch);
+	s->fetch = NULL;
+}
+
 int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *cpus,
                    volatile sig_atomic_t *interrupted)
 {
@@ -465,6 +523,7 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		goto out;
 	}
 	open_collect(s, chan);
+	open_fetch(s, chan);
 	if (chan->size > 1 && !dr_orch_recovery(s->orch))
 		dr_warn("mpirun was started without --enable-recovery: a lost render node will end "
 		        "this %s (add --enable-recovery to mpirun to go on without it)",
@@ -534,11 +593,7 @@ out:
 	dr_log_set_tty(-1);
 	if (tty >= 0)
 		close(tty);
-	if (s->collect) { /* its pump must not run once it is gone */
-		dr_chan_clear_sides(chan);
-		dr_collect_close(s->collect);
-		s->collect = NULL;
-	}
+	close_transfers(s, chan);
 	dr_orch_destroy(s->orch);
 	s->orch = NULL;
 	return code;

@@ -542,6 +542,31 @@ static void test_run_cfg(void)
 	   "a service warms up on its default scene");
 }
 
+/* The defaults that depend on how MPI started are resolved once: --node-timeout's, by recovery. */
+static void test_resolve(void)
+{
+	char err[256];
+	dr_opts o = {0};
+	int rc = parse(&o, NULL, "s.blend", "1", "2", NULL);
+
+	ok(rc == 0 && dr_opts_resolve(&o, 3, false, err, sizeof err) == 0 &&
+	           o.node_timeout == DR_NODE_TIMEOUT,
+	   "no --node-timeout, no recovery: %g s", DR_NODE_TIMEOUT);
+	dr_opts_free(&o);
+	o = (dr_opts){0};
+	rc = parse(&o, NULL, "s.blend", "1", "2", NULL);
+	ok(rc == 0 && dr_opts_resolve(&o, 3, true, err, sizeof err) == 0 &&
+	           o.node_timeout == DR_NODE_TIMEOUT_RECOVERY,
+	   "no --node-timeout under --enable-recovery: %g s", DR_NODE_TIMEOUT_RECOVERY);
+	dr_opts_free(&o);
+	o = (dr_opts){0};
+	rc = parse(&o, NULL, "s.blend", "--node-timeout", "4.5", "--still", "1", NULL);
+	ok(rc == 0 && dr_opts_resolve(&o, 3, true, err, sizeof err) == 0 && o.node_timeout == 4.5 &&
+	           o.split == 6 && o.frames.n == 6,
+	   "--node-timeout given stays; --still's ranges are settled for 3 nodes");
+	dr_opts_free(&o);
+}
+
 int main(void)
 {
 	test_video();
@@ -559,5 +584,6 @@ int main(void)
 	test_exact_messages();
 	test_every_option();
 	test_run_cfg();
+	test_resolve();
 	return done_testing();
 }
