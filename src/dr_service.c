@@ -526,9 +526,14 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		fflush(NULL);
 		MPI_Abort(MPI_COMM_WORLD, DR_EXIT_RUNTIME); /* the nodes cannot be told to stop */
 	}
-	if (c->serve && *interrupted && chan->size > 1) {
-		*interrupted = 0; /* a service stops its nodes and leaves cleanly */
-		dr_orch_stop_all(s->orch, err, sizeof err);
+	if (c->serve && *interrupted) {
+		/* A service asked to stop has done its job: its status now (drender-mpirun reads
+		 * it even if mpirun kills us while the nodes are stopped), then a clean leave. */
+		if (dr_status_tell(code, err, sizeof err) != 0)
+			dr_error("%s", err);
+		*interrupted = 0;
+		if (chan->size > 1)
+			dr_orch_stop_all(s->orch, err, sizeof err);
 	}
 out:
 	dr_log_set_tty(-1);
