@@ -90,7 +90,7 @@ static int check_roots(dr_service *s, dr_http_cfg *hc)
 {
 	const dr_service_cfg *c = s->cfg;
 	const char *out = c->output_root ? c->output_root : "output";
-	const char *blend = c->blend_root ? c->blend_root : ".";
+	const char *blend = c->blend_root; /* NULL: requests cannot name scenes (dr_opts) */
 	int frame0 = 0;
 	dr_frames one = {&frame0, 1};
 	dr_outpath probe;
@@ -106,12 +106,18 @@ static int check_roots(dr_service *s, dr_http_cfg *hc)
 		dr_error("--output-root %s: %s", out, strerror(errno));
 		return -1;
 	}
-	if (!realpath(blend, s->real_blend_root)) {
+	if (!blend)
+		dr_warn("%s (--blend-root DIR offers the .blend files under DIR)",
+		        c->scene ? "no --blend-root (--scene's directory is /, never a default): "
+		                   "requests can only use --scene"
+		                 : "no --blend-root or --scene: requests cannot name a scene, so "
+		                   "nothing can be rendered");
+	else if (!realpath(blend, s->real_blend_root)) {
 		dr_error("--blend-root %s: %s", blend, strerror(errno));
 		return -1;
 	}
 	struct stat st;
-	if (stat(s->real_blend_root, &st) != 0 || !S_ISDIR(st.st_mode)) {
+	if (blend && (stat(s->real_blend_root, &st) != 0 || !S_ISDIR(st.st_mode))) {
 		dr_error("--blend-root %s: is not a directory", blend);
 		return -1;
 	}
@@ -123,7 +129,7 @@ static int check_roots(dr_service *s, dr_http_cfg *hc)
 		dr_error("--scene %s: %s", c->scene, strerror(errno));
 		return -1;
 	}
-	hc->limits.blend_root = s->real_blend_root;
+	hc->limits.blend_root = blend ? s->real_blend_root : NULL;
 	hc->limits.output_root = s->real_output_root;
 	hc->limits.default_scene = c->scene ? s->real_scene : NULL;
 	hc->limits.max_frames = c->max_frames > 0 ? c->max_frames : DR_FRAMES_COUNT_MAX;
