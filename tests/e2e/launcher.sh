@@ -14,6 +14,7 @@ mkdir -p st bin
 export DRENDER_STATUS_DIR=$WORK/st
 none_left() { [ "$(leftovers)" -eq 0 ]; }
 no_pmix() { ! grep -q "PMIX ERROR" "$@"; }
+no_status_dirs() { [ -z "$(ls -A st)" ]; }
 CORES=$(nproc)
 
 # The mpirun the wrapper runs, as it ran it: a shim that logs its arguments, then runs mpirun.
@@ -206,5 +207,5 @@ ok $? "drender-mpirun --help: the first command, what it adds, the root opt-in"
 wait_for 30 none_left
 is "$(leftovers)" 0 "nothing left running"
 show_leftovers
-check "no status directory left behind" -- eval '[ -z "$(ls -A st)" ]'
+check "no status directory left behind" -- no_status_dirs
 done_testing
