@@ -47,7 +47,7 @@ typedef struct dr_opts {
 	bool serve;             /* --serve: a long-running service */
 	const char *listen;     /* --listen ADDR:PORT for --serve (default 127.0.0.1:4000) */
 	const char *http;       /* --http ADDR:PORT: read-only API during a batch */
-	const char *blend_root; /* --blend-root DIR: scenes a request may name (default: cwd) */
+	const char *blend_root; /* --blend-root DIR: scenes a request may name (see below) */
 	const char
 	        *output_root;  /* --output-root DIR: where requested jobs write (default output) */
 	const char *token;     /* --token, else $DRENDER_TOKEN (the caller fills that in) */
@@ -66,6 +66,9 @@ typedef struct dr_opts {
 	const char *cache_dir; /* --cache-dir DIR: a node's staged-file cache, NULL = the default */
 	unsigned long long cache_max; /* --cache-max SIZE in bytes, 0 = no bound */
 	bool collect;                 /* --collect: every node sends its frames to rank 0 */
+	/* --blend-root's default for --serve: the directory of --scene, kept here; blend_root stays
+	 * NULL without --scene, or when that directory is / (requests then name no scene). */
+	char blend_root_dflt[4096];
 } dr_opts;
 
 /* Parse ARGV. ENV_BLENDER is $DRENDER_BLENDER (or NULL). Returns 0, or -1 with a one-line

@@ -12,14 +12,17 @@ if [ ! -s blend/demo.blend ] || [ blend/make_demo.py -nt blend/demo.blend ] ||
 	mv blend/demo.tmp.blend blend/demo.blend
 fi
 
-# Open MPI refuses root unless told; a demo machine is often a fresh root container.
+# Open MPI refuses root unless told; a demo machine is often a fresh root container. Said out
+# loud: drender-mpirun stops as root without this opt-in (see drender-mpirun --help).
 if [ "$(id -u)" -eq 0 ]; then
+	echo "demo: running as root: OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"
 	export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
-# 4 ranks: rank 0 hands out frames, ranks 1-3 render. --oversubscribe lets 4 ranks share fewer
-# cores (rank 0 mostly sleeps, and the render nodes split the CPUs between their Blenders).
-# drender-mpirun: mpirun --enable-recovery (a render node that dies is a fault of that node; the
-# others finish its frames), exiting with rank 0's status, which mpirun alone would not.
+# 4 ranks: rank 0 hands out frames, ranks 1-3 render. drender-mpirun is mpirun with what drender
+# needs: --enable-recovery (a render node that dies is a fault of that node; the others finish
+# its frames), --bind-to none, and --oversubscribe (4 ranks on fewer cores: rank 0 mostly sleeps,
+# and the render nodes split the CPUs between their Blenders); it exits with rank 0's status,
+# which mpirun alone would not.
 echo "demo: scripts/drender-mpirun -np 4 ./drender blend/demo.blend 1 20 -o output/demo_####"
-exec scripts/drender-mpirun --oversubscribe -np 4 ./drender blend/demo.blend 1 20 -o output/demo_#### \
+exec scripts/drender-mpirun -np 4 ./drender blend/demo.blend 1 20 -o output/demo_#### \
 	--report output/demo-report.json "$@"

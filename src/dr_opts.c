@@ -238,7 +238,9 @@ static const opt_row rows[] = {
         {.name = "blend-root",
          .metavar = "DIR",
          STRING(blend_root, NULL),
-         .help = "scenes requests may name (\"blend\"), default ."},
+         .help = "the .blend files under DIR are the scenes requests may\n"
+                 "name (\"blend\"); default: the directory of --scene;\n"
+                 "with neither, requests cannot name a scene"},
         {.name = "output-root",
          .metavar = "DIR",
          STRING(output_root, NULL),
@@ -603,6 +605,25 @@ static int refused(int c, char **argv, char *err, size_t errlen)
 	return dr_seterr(err, errlen, "unknown option '%s' (see drender --help)", argv[optind - 1]);
 }
 
+/* --blend-root's default for a service: the directory of its --scene SCENE, in BUF; NULL when
+ * that is / (never offered by default) or too long. Only the text: the service resolves it. */
+static const char *scene_dir(const char *scene, char *buf, size_t len)
+{
+	const char *slash = strrchr(scene, '/');
+	size_t n;
+
+	if (!slash)
+		return ".";
+	while (slash > scene && slash[-1] == '/')
+		slash--;
+	n = (size_t)(slash - scene);
+	if (n == 0 || n >= len)
+		return NULL;
+	memcpy(buf, scene, n);
+	buf[n] = '\0';
+	return buf;
+}
+
 /* After the options of --serve: NARGS positional arguments. */
 static int finish_serve(parse_state *s, int nargs, char *err, size_t errlen)
 {
@@ -708,6 +729,8 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
 	              : finish_batch(&s, argc - optind, argv + optind, err, errlen))
 		return -1;
 	*o = s.r;
+	if (o->serve && !o->blend_root && o->scene)
+		o->blend_root = scene_dir(o->scene, o->blend_root_dflt, sizeof o->blend_root_dflt);
 	return 0;
 }
 
@@ -822,15 +845,19 @@ static void usage_row(FILE *f, const opt_row *row)
 
 void dr_opts_usage(FILE *f)
 {
-	fputs("Usage: mpirun -np N drender [OPTIONS] SCENE.blend START END\n"
-	      "       mpirun -np N drender [OPTIONS] SCENE.blend --frames SPEC\n"
-	      "       mpirun -np N drender --serve [--listen ADDR:PORT] [OPTIONS]\n"
+	fputs("Usage: drender-mpirun -np N drender [OPTIONS] SCENE.blend START END\n"
+	      "       drender-mpirun -np N drender [OPTIONS] SCENE.blend --frames SPEC\n"
+	      "       drender-mpirun -np N drender --serve [--listen ADDR:PORT] [OPTIONS]\n"
+	      "       drender [OPTIONS] SCENE.blend START END     (one process renders alone)\n"
 	      "\n"
-	      "Render frames of a Blender scene in parallel. Rank 0 hands out frames; ranks "
-	      "1..N-1\n"
-	      "each keep one Blender running with the scene loaded. Run without mpirun, drender\n"
-	      "renders by itself. Frames already on disk are skipped, so re-running the same\n"
-	      "command resumes an interrupted render.\n"
+	      "Render frames of a Blender scene in parallel. Rank 0 hands out frames and needs\n"
+	      "no core of its own; ranks 1..N-1 each keep one Blender running with the scene\n"
+	      "loaded. drender-mpirun, installed with drender, is mpirun with what drender\n"
+	      "needs (--enable-recovery, --bind-to none, --oversubscribe without a hostfile)\n"
+	      "and rank 0's exit status: see drender-mpirun --help. Frames already on disk are\n"
+	      "skipped, so re-running the same command resumes an interrupted render.\n"
+	      "\n"
+	      "  drender-mpirun -np 4 drender scene.blend 1 20   3 render nodes on this machine\n"
 	      "\n",
 	      f);
 	for (size_t i = 0; i < NROWS; i++) {
@@ -839,8 +866,24 @@ void dr_opts_usage(FILE *f)
 		usage_row(f, &rows[i]);
 	}
 	fputs("\n"
-	      "Exit status: 0 every requested frame is on disk; 1 some frames failed (listed);\n"
-	      "2 bad usage or input, nothing rendered; 3 runtime failure (also: every render\n"
-	      "node lost); 75 a service below --min-nodes; 130 interrupted.\n",
+	      "Exit status: 0 every requested frame is on disk (a service: stopped by a\n"
+	      "signal); 1 some frames failed (listed); 2 bad usage or input, nothing rendered;\n"
+	      "3 runtime failure (also: every render node lost); 75 a service below\n"
+	      "--min-nodes; 130 interrupted.\n"
+	      "\n"
+	      "Environment:\n"
+	      "  DRENDER_BLENDER     Blender executable when --blender is not given\n"
+	      "  DRENDER_TOKEN       the service's token when --token is not given\n"
+	      "  TMPDIR              Blender's driver script and --cache-dir's default (/tmp)\n"
+	      "  PATH                where blender, ffmpeg and ffprobe are looked for\n"
+	      "  CUDA_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES\n"
+	      "                      the GPUs a host's render nodes share (--device)\n"
+	      "  DRENDER_STATUS_FILE rank 0 writes its exit status there (drender-mpirun)\n"
+	      "  OMPI_COMM_WORLD_LOCAL_RANK, OMPI_MCA_orte_enable_recovery\n"
+	      "                      set by mpirun: a rank's place on its host; whether a\n"
+	      "                      lost node is survived (--node-timeout's default)\n"
+	      "  DRENDER_COLD_MERGE  1: a still's merge starts its own Blender (measurements)\n"
+	      "drender-mpirun reads DRENDER_FINAL_GRACE, DRENDER_KILL_GRACE, DRENDER_STATUS_DIR,\n"
+	      "DRENDER_MPIRUN and OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM): drender-mpirun --help.\n",
 	      f);
 }

@@ -94,7 +94,7 @@ static int check_roots(dr_service *s, dr_http_cfg *hc)
 {
 	const dr_service_cfg *c = s->cfg;
 	const char *out = c->output_root ? c->output_root : "output";
-	const char *blend = c->blend_root ? c->blend_root : ".";
+	const char *blend = c->blend_root; /* NULL: requests cannot name scenes (dr_opts) */
 	int frame0 = 0;
 	dr_frames one = {&frame0, 1};
 	dr_outpath probe;
@@ -110,12 +110,18 @@ static int check_roots(dr_service *s, dr_http_cfg *hc)
 		dr_error("--output-root %s: %s", out, strerror(errno));
 		return -1;
 	}
-	if (!realpath(blend, s->real_blend_root)) {
+	if (!blend)
+		dr_warn("%s (--blend-root DIR offers the .blend files under DIR)",
+		        c->scene ? "no --blend-root (--scene's directory is /, never a default): "
+		                   "requests can only use --scene"
+		                 : "no --blend-root or --scene: requests cannot name a scene, so "
+		                   "nothing can be rendered");
+	else if (!realpath(blend, s->real_blend_root)) {
 		dr_error("--blend-root %s: %s", blend, strerror(errno));
 		return -1;
 	}
 	struct stat st;
-	if (stat(s->real_blend_root, &st) != 0 || !S_ISDIR(st.st_mode)) {
+	if (blend && (stat(s->real_blend_root, &st) != 0 || !S_ISDIR(st.st_mode))) {
 		dr_error("--blend-root %s: is not a directory", blend);
 		return -1;
 	}
@@ -128,7 +134,7 @@ static int check_roots(dr_service *s, dr_http_cfg *hc)
 		return -1;
 	}
 	snprintf(s->outdir, sizeof s->outdir, "%s", s->real_output_root);
-	hc->limits.blend_root = s->real_blend_root;
+	hc->limits.blend_root = blend ? s->real_blend_root : NULL;
 	hc->limits.output_root = s->real_output_root;
 	hc->limits.default_scene = c->scene ? s->real_scene : NULL;
 	hc->limits.max_frames = c->max_frames > 0 ? c->max_frames : DR_FRAMES_COUNT_MAX;
@@ -585,9 +591,14 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		fflush(NULL);
 		MPI_Abort(MPI_COMM_WORLD, DR_EXIT_RUNTIME); /* the nodes cannot be told to stop */
 	}
-	if (c->serve && *interrupted && chan->size > 1) {
-		*interrupted = 0; /* a service stops its nodes and leaves cleanly */
-		dr_orch_stop_all(s->orch, err, sizeof err);
+	if (c->serve && *interrupted) {
+		/* A service asked to stop has done its job: its status now (drender-mpirun reads
+		 * it even if mpirun kills us while the nodes are stopped), then a clean leave. */
+		if (dr_status_tell(code, err, sizeof err) != 0)
+			dr_error("%s", err);
+		*interrupted = 0;
+		if (chan->size > 1)
+			dr_orch_stop_all(s->orch, err, sizeof err);
 	}
 out:
 	dr_log_set_tty(-1);

@@ -301,7 +301,7 @@ rc=$?
 args=$(cat "$T/fakebin/mpirun.args" 2>/dev/null)
 hf=$(grep -v '^#' "$T/home/hostfile" 2>/dev/null | tr '\n' ' ')
 case "$rc|$args|$hf" in
-"0|mpirun --enable-recovery -x DRENDER_STATUS_FILE --hostfile $T/home/hostfile -np 2 --bind-to none drender --serve --scene "*" --blend-root /blend --output-root /output --listen 127.0.0.1:4000 --verbose|"*"slots=1 localhost slots=1 ")
+"0|mpirun --enable-recovery -x DRENDER_STATUS_FILE --mca orte_abort_on_non_zero_status 0 --hostfile $T/home/hostfile -np 2 --bind-to none drender --serve --scene "*" --blend-root /blend --output-root /output --listen 127.0.0.1:4000 --verbose|"*"slots=1 localhost slots=1 ")
 	echo "PASS head entry point: hostfile (head + localhost), drender-mpirun (mpirun --enable-recovery) -np 2 drender --serve --listen 127.0.0.1:4000 (no token)" ;;
 *) echo "FAIL head entry point (exit $rc): $args / hostfile: $hf"; sed 's/^/#  /' "$T/entry.out" ;;
 esac

@@ -567,6 +567,54 @@ static void test_resolve(void)
 	dr_opts_free(&o);
 }
 
+/* --blend-root's default: the directory of --scene, never / and never the working directory
+ * when there is no --scene; --help lists the environment variables drender reads. */
+static void test_blend_root_default(void)
+{
+	static const struct {
+		const char *scene, *root;
+	} t[] = {
+	        {"shots/a.blend", "shots"}, {"/srv/blend/a.blend", "/srv/blend"},
+	        {"a.blend", "."},           {"x//y//a.blend", "x//y"},
+	        {"/a.blend", NULL},         {NULL, NULL},
+	};
+	dr_opts o;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		o = (dr_opts){0};
+		int rc = t[i].scene ? parse(&o, NULL, "--serve", "--scene", t[i].scene, NULL)
+		                    : parse(&o, NULL, "--serve", NULL);
+		is_int(rc, 0, "--serve --scene %s parses", t[i].scene ? t[i].scene : "(none)");
+		if (t[i].root)
+			is_str(o.blend_root, t[i].root, "--scene %s: --blend-root defaults to %s",
+			       t[i].scene, t[i].root);
+		else
+			ok(o.blend_root == NULL, "--scene %s: no default --blend-root",
+			   t[i].scene ? t[i].scene : "(none)");
+		dr_opts_free(&o);
+	}
+	o = (dr_opts){0};
+	parse(&o, NULL, "--serve", "--scene", "a/s.blend", "--blend-root", "b", NULL);
+	is_str(o.blend_root, "b", "--blend-root given: kept");
+	dr_opts_free(&o);
+
+	f = open_memstream(&text, &len);
+	dr_opts_usage(f);
+	fclose(f);
+	ok(text && strstr(text, "Usage: drender-mpirun -np N drender [OPTIONS] SCENE.blend"),
+	   "--help's usage launches with drender-mpirun");
+	static const char *const env[] = {
+	        "DRENDER_BLENDER",       "DRENDER_TOKEN",       "TMPDIR",
+	        "CUDA_VISIBLE_DEVICES",  "DRENDER_STATUS_FILE", "DRENDER_STATUS_DIR",
+	        "OMPI_ALLOW_RUN_AS_ROOT"};
+	for (size_t i = 0; i < sizeof env / sizeof env[0]; i++)
+		ok(text && strstr(text, env[i]), "--help names %s", env[i]);
+	free(text);
+}
+
 int main(void)
 {
 	test_video();
@@ -581,6 +629,7 @@ int main(void)
 	test_engines();
 	test_usage();
 	test_service_options();
+	test_blend_root_default();
 	test_exact_messages();
 	test_every_option();
 	test_run_cfg();
