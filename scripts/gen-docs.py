@@ -56,25 +56,28 @@ def parse_help(text):
     paras, cur = [], []
     sections = []  # (title, [(left, text)])
     trailer = []
+    open_rows = False  # rows go to the last section until a paragraph follows it
     for line in lines[i:]:
         if re.match(r"^\S.*:$", line):  # a section heading
             if cur:
-                paras.append(" ".join(cur))
+                (trailer if sections else paras).append(" ".join(cur))
                 cur = []
             sections.append((line[:-1], []))
+            open_rows = True
             continue
         m = re.match(r"^(  \S.*?|      --\S.*?)(?:\s{2,}(\S.*))?$", line)
-        if sections and m and not trailer and not cur:
+        if sections and m and open_rows and not cur:
             sections[-1][1].append([m.group(1).strip(), m.group(2) or ""])
             continue
         if sections and line.startswith("    ") and line.strip() and sections[-1][1] and \
-                not trailer and not cur:
+                open_rows and not cur:
             row = sections[-1][1][-1]
             row[1] = (row[1] + " " + line.strip()).strip()
             continue
         if not line.strip():
             if cur:
                 (trailer if sections else paras).append(" ".join(cur))
+                open_rows = open_rows and not sections
                 cur = []
             continue
         cur.append(line.strip())
