@@ -36,6 +36,11 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 /* Stop serving and free; long-polls waiting for a change are answered at once. NULL is fine. */
 void dr_http_stop(dr_http *h);
 
+/* The HTTP status an error of KIND is answered with (DR_OK: 200). The only place where a kind
+ * becomes a status: 400 invalid, 403 forbidden, 404 not found, 409 conflict, 413 too large,
+ * 429 busy (with Retry-After), 503 unavailable, 500 otherwise. */
+unsigned dr_http_status(dr_err kind);
+
 /* Port actually bound (useful with port 0). */
 int dr_http_port(const dr_http *h);
 

@@ -377,41 +377,73 @@ static const char *frame_ctype(const char *format)
 	return "application/octet-stream";
 }
 
+unsigned dr_http_status(dr_err kind)
+{
+	switch (kind) {
+	case DR_OK:
+		return 200;
+	case DR_E_INVALID:
+		return 400;
+	case DR_E_FORBIDDEN:
+		return 403;
+	case DR_E_NOT_FOUND:
+		return 404;
+	case DR_E_CONFLICT:
+		return 409;
+	case DR_E_TOO_LARGE:
+		return 413;
+	case DR_E_BUSY:
+		return 429;
+	case DR_E_UNAVAILABLE:
+		return 503;
+	case DR_E_NOMEM:
+	case DR_E_INTERNAL:
+		break;
+	}
+	return 500;
+}
+
+/* {"error": ERR} with the status of KIND (and Retry-After when it is worth trying again). */
+static enum MHD_Result reply_kind(struct MHD_Connection *c, dr_err kind, const char *err)
+{
+	const char *retry[] = {MHD_HTTP_HEADER_RETRY_AFTER, QUEUE_RETRY_AFTER, NULL};
+
+	return reply_error(c, dr_http_status(kind), kind == DR_E_BUSY ? retry : NULL, "%s", err);
+}
+
 static enum MHD_Result do_render(dr_http *h, struct MHD_Connection *c, const struct req *r)
 {
 	dr_jobspec spec;
 	char err[1024], id[DR_JOB_ID_MAX], loc[DR_JOB_ID_MAX + 16];
-	int rc = dr_jobspec_from_json(r->body, r->len, &h->limits, &spec, err, sizeof(err));
+	dr_err kind = dr_jobspec_from_json(r->body, r->len, &h->limits, &spec, err, sizeof(err));
 
-	if (rc)
-		return reply_error(c, (unsigned)rc, NULL, "%s", err);
+	if (kind != DR_OK)
+		return reply_kind(c, kind, err);
 	/* A file that is not a .blend fails now, with the reason, not later in a node's log. */
 	if (dr_scene_check(spec.render.scene, err, sizeof err) != 0) {
 		dr_jobspec_free(&spec);
-		return reply_error(c, 400, NULL, "blend: %s", err);
+		return reply_error(c, dr_http_status(DR_E_INVALID), NULL, "blend: %s", err);
 	}
 	/* A named output directory that holds frames made from another scene or settings: those
 	 * frames would be skipped as this job's (the job's own directory is new: nothing to check).
 	 */
 	if (spec.render.output[0]) {
 		dr_outpath op;
-		if (dr_render_cfg_outpath(&spec.render, &op, err, sizeof err) != 0 ||
-		    dr_outdir_manifest_check_frames(&op, &spec.frames, &spec.render, false,
-		                                    h->overwrite, err, sizeof err) != 0) {
+		kind = dr_render_cfg_outpath(&spec.render, &op, err, sizeof err) != 0
+		               ? DR_E_INTERNAL
+		               : dr_outdir_manifest_check_frames(&op, &spec.frames, &spec.render,
+		                                                 false, h->overwrite, err,
+		                                                 sizeof err);
+		if (kind != DR_OK) {
 			dr_jobspec_free(&spec);
-			return reply_error(c, errno == EEXIST ? 409 : 500, NULL, "%s", err);
+			return reply_kind(c, kind, err);
 		}
 	}
-	rc = dr_jobs_submit(h->jobs, &spec, h->output_root, id, sizeof(id), err, sizeof(err));
+	/* not recorded, so not accepted: the reason (a full queue, a full disk...) is in ERR */
+	kind = dr_jobs_submit(h->jobs, &spec, h->output_root, id, sizeof(id), err, sizeof(err));
 	dr_jobspec_free(&spec);
-	if (rc == -2) {
-		const char *hdrs[] = {MHD_HTTP_HEADER_RETRY_AFTER, QUEUE_RETRY_AFTER, NULL};
-		return reply_error(c, 429, hdrs, "%s", err);
-	}
-	if (rc == -3) /* not recorded, so not accepted: the reason (a full disk...) is in ERR */
-		return reply_error(c, 503, NULL, "%s", err);
-	if (rc < 0)
-		return reply_error(c, 500, NULL, "%s", err);
+	if (kind != DR_OK)
+		return reply_kind(c, kind, err);
 	snprintf(loc, sizeof(loc), "/status/%s", id); /* fits: id is shorter than DR_JOB_ID_MAX */
 	const char *hdrs[] = {MHD_HTTP_HEADER_LOCATION, loc, NULL};
 	dr_info("job %s submitted over HTTP", id);

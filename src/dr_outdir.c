@@ -426,8 +426,8 @@ static int manifest_write(const char *dir, const dr_outdir_manifest *m, char *er
 	return 0;
 }
 
-int dr_outdir_manifest_check(const char *dir, const dr_outdir_manifest *want, bool write,
-                             bool overwrite, char *err, size_t errlen)
+dr_err dr_outdir_manifest_check(const char *dir, const dr_outdir_manifest *want, bool write,
+                                bool overwrite, char *err, size_t errlen)
 {
 	char path[DR_PATH_MAX], text[DR_PATH_MAX + 512], why[2 * DR_PATH_MAX + 200] = "";
 	dr_outdir_manifest have;
@@ -435,8 +435,10 @@ int dr_outdir_manifest_check(const char *dir, const dr_outdir_manifest *want, bo
 	ssize_t n;
 	int fd, w = snprintf(path, sizeof path, "%s/%s", dir, DR_OUTDIR_MANIFEST);
 
-	if (w < 0 || (size_t)w >= sizeof path)
-		return dr_seterr(err, errlen, "output directory path is too long: %s", dir);
+	if (w < 0 || (size_t)w >= sizeof path) {
+		dr_seterr(err, errlen, "output directory path is too long: %s", dir);
+		return DR_E_INTERNAL;
+	}
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno != ENOENT)
 		snprintf(why, sizeof why, "its %s cannot be read: %s", DR_OUTDIR_MANIFEST,
@@ -460,21 +462,25 @@ int dr_outdir_manifest_check(const char *dir, const dr_outdir_manifest *want, bo
 		          "output directory %s holds frames made from other settings (%s): choose "
 		          "another directory, or --overwrite to render them again",
 		          dir, why);
-		errno = EEXIST;
-		return -1;
+		return DR_E_CONFLICT;
 	}
-	return write ? manifest_write(dir, want, err, errlen) : 0;
+	if (write && manifest_write(dir, want, err, errlen) != 0)
+		return DR_E_INTERNAL;
+	return DR_OK;
 }
 
-int dr_outdir_manifest_check_frames(const dr_outpath *o, const dr_frames *f, const dr_render_cfg *c,
-                                    bool write, bool overwrite, char *err, size_t errlen)
+dr_err dr_outdir_manifest_check_frames(const dr_outpath *o, const dr_frames *f,
+                                       const dr_render_cfg *c, bool write, bool overwrite,
+                                       char *err, size_t errlen)
 {
 	char dir[DR_PATH_MAX];
 	dr_outdir_manifest m;
 
-	if (!f->n || dr_outpath_dir(o, f->v[0], dir, sizeof dir) != 0)
-		return dr_seterr(err, errlen, "output path pattern too long");
+	if (!f->n || dr_outpath_dir(o, f->v[0], dir, sizeof dir) != 0) {
+		dr_seterr(err, errlen, "output path pattern too long");
+		return DR_E_INTERNAL;
+	}
 	if (dr_outdir_manifest_of(c, &m, err, errlen) != 0)
-		return -1;
+		return DR_E_INTERNAL;
 	return dr_outdir_manifest_check(dir, &m, write, overwrite, err, errlen);
 }

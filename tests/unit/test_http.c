@@ -875,11 +875,31 @@ static void test_frames(void)
 	free(r.body);
 }
 
+/* Every error kind has its status, decided in dr_http alone (issue 21 item 7). */
+static void test_kinds(void)
+{
+	static const struct {
+		dr_err kind;
+		unsigned status;
+	} want[] = {
+	        {DR_OK, 200},          {DR_E_INVALID, 400},     {DR_E_FORBIDDEN, 403},
+	        {DR_E_NOT_FOUND, 404}, {DR_E_CONFLICT, 409},    {DR_E_TOO_LARGE, 413},
+	        {DR_E_BUSY, 429},      {DR_E_UNAVAILABLE, 503}, {DR_E_NOMEM, 500},
+	        {DR_E_INTERNAL, 500},
+	};
+
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+		is_int((int)dr_http_status(want[i].kind), (int)want[i].status, "kind %s -> %u",
+		       dr_err_name(want[i].kind), want[i].status);
+	ok(!strcmp(dr_err_name((dr_err)99), "unknown"), "an unknown kind has a name too");
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	dr_log_init(-1, DR_LOG_ERROR);
 	setup_dirs();
+	test_kinds();
 	test_flow();
 	test_token();
 	test_rate_and_read_only();

@@ -149,14 +149,14 @@ static void test_manifest(const char *dir)
 	   "a directory without a manifest is fine, and gets one");
 	ok(dr_outdir_manifest_check(dir, &a, true, false, err, sizeof err) == 0,
 	   "the same settings again are fine");
-	errno = 0;
-	ok(dr_outdir_manifest_check(dir, &b, true, false, err, sizeof err) == -1 &&
-	           errno == EEXIST && strstr(err, "other.blend") && strstr(err, "--overwrite"),
+	ok(dr_outdir_manifest_check(dir, &b, true, false, err, sizeof err) == DR_E_CONFLICT &&
+	           strstr(err, "other.blend") && strstr(err, "--overwrite"),
 	   "other settings are refused, naming the difference: %s", err);
 	ok(dr_outdir_manifest_check(dir, &b, true, true, err, sizeof err) == 0,
 	   "with overwrite they are accepted");
 	ok(dr_outdir_manifest_check(dir, &b, false, false, err, sizeof err) == 0 &&
-	           dr_outdir_manifest_check(dir, &a, false, false, err, sizeof err) == -1,
+	           dr_outdir_manifest_check(dir, &a, false, false, err, sizeof err) ==
+	                   DR_E_CONFLICT,
 	   "and overwrite rewrote the manifest");
 	f = fopen(scene, "a");
 	fputs("edited\n", f);
@@ -167,7 +167,7 @@ static void test_manifest(const char *dir)
 	fputs("edited again\n", f);
 	fclose(f);
 	dr_outdir_manifest_of(&c, &b, err, sizeof err);
-	ok(dr_outdir_manifest_check(dir, &b, false, false, err, sizeof err) == -1 &&
+	ok(dr_outdir_manifest_check(dir, &b, false, false, err, sizeof err) == DR_E_CONFLICT &&
 	           strstr(err, "changed"),
 	   "an edited scene is a difference: %s", err);
 	unlink(scene);
