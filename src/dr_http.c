@@ -94,50 +94,53 @@ struct dr_http {
 	struct bucket *buckets; /* RATE_SLOTS, or NULL when not rate limited */
 };
 
+/* Methods, as bits of a route's set. */
+enum { M_GET = 1, M_HEAD = 2, M_POST = 4, M_DELETE = 8 };
+#define M_READ  (M_GET | M_HEAD)
+#define M_WRITE (M_POST | M_DELETE) /* what a read-only server (--http in a batch) refuses */
+
+/* Who may call a route. */
+enum access {
+	A_TOKEN,  /* the token (when the server has one) and the rate limit */
+	A_OPEN,   /* the rate limit only: the dashboard's files hold no data */
+	A_HEALTH, /* neither: a liveness probe gets through whatever else happens */
+};
+
+struct call;
+typedef enum MHD_Result (*route_fn)(const struct call *k);
+
+/* One row of the route table: parsing, the method check (405 + Allow), auth and dispatch all come
+ * from it. PATH is literal but for "<id>" and "<n>", each one non-empty path segment. */
+struct route {
+	unsigned methods;
+	const char *path;
+	enum access access;
+	bool doc; /* in the user docs' route table (aliases and the icon are not) */
+	route_fn fn;
+	int arg; /* the handler's own: which file, which variant */
+};
+
+#define FRAME_TEXT_MAX 32 /* a <n> segment longer than this is not a frame number */
+
 /* One request's state across the handler's calls. */
 struct req {
 	char *body;
 	size_t len;
 	bool too_big, answered;
+	const struct route *rt;         /* the row for the path and method; NULL: see ALLOWED */
+	unsigned allowed;               /* methods the path answers (0: no such path) */
+	enum access access;             /* the path's (an unknown path needs the token) */
+	char id[DR_JOB_ID_MAX];         /* <id>: cut to fit, so that a longer one matches no job */
+	char frame[FRAME_TEXT_MAX + 2]; /* <n>: cut after FRAME_TEXT_MAX + 1 characters */
 };
 
-enum route {
-	R_NONE,
-	R_HEALTH,
-	R_METRICS,
-	R_RENDER,
-	R_LIST,
-	R_STATUS_ID,
-	R_JOB_ID,
-	R_FRAME,
-	R_UI_INDEX,
-	R_UI_JS,
-	R_UI_CSS,
-	R_UI_ICON,
-	R_INFO,
-	R_UPDATES,
-	R_FRAMES, /* GET /jobs/<id>/frames: per-frame state, long-polled */
-	R_THUMB,  /* GET /jobs/<id>/frames/<n>/thumb */
-	R_VIDEO,  /* GET /jobs/<id>/video */
+/* What a route's handler gets. */
+struct call {
+	dr_http *h;
+	struct MHD_Connection *c;
+	const struct req *r;
+	int arg;
 };
-
-static bool route_is_static(enum route r)
-{
-	return r == R_UI_INDEX || r == R_UI_JS || r == R_UI_CSS || r == R_UI_ICON;
-}
-
-/* Methods a route answers, for 405's Allow header. */
-static const char *route_allow(enum route r, bool read_only)
-{
-	switch (r) {
-	case R_RENDER:
-		return read_only ? "" : "POST";
-	case R_JOB_ID:
-		return read_only ? "GET, HEAD" : "GET, HEAD, DELETE";
-	default:
-		return "GET, HEAD";
-	}
-}
 
 /* Queue a response with BODY (LEN bytes, copied), status CODE and extra header pairs HDRS
  * (name, value, ..., NULL). */
@@ -208,80 +211,53 @@ static enum MHD_Result reply_job(struct MHD_Connection *c, unsigned code, const 
 	return rc;
 }
 
-/* Split URL into a route, a job id and a frame number text. */
-static enum route parse_route(const char *url, char *id, size_t idlen, const char **frame)
+/* Does URL match PATH? "<x>" in PATH stands for one non-empty segment: the first is copied into
+ * M's id, the second into its frame text (both cut to fit). */
+static bool route_match(const char *path, const char *url, struct req *m)
 {
-	const char *p, *slash;
-	size_t n;
+	int holes = 0;
 
-	*frame = NULL;
-	id[0] = '\0';
-	if (!strcmp(url, "/health") || !strcmp(url, "/healthz"))
-		return R_HEALTH;
-	if (!strcmp(url, "/metrics"))
-		return R_METRICS;
-	if (!strcmp(url, "/render"))
-		return R_RENDER;
-	if (!strcmp(url, "/") || !strcmp(url, "/ui") || !strcmp(url, "/ui/") ||
-	    !strcmp(url, "/ui/index.html"))
-		return R_UI_INDEX;
-	if (!strcmp(url, "/ui/app.js"))
-		return R_UI_JS;
-	if (!strcmp(url, "/ui/style.css"))
-		return R_UI_CSS;
-	if (!strcmp(url, "/favicon.ico"))
-		return R_UI_ICON; /* browsers ask for it: an empty answer keeps their consoles clean
-		                   */
-	if (!strcmp(url, "/info"))
-		return R_INFO;
-	if (!strcmp(url, "/updates"))
-		return R_UPDATES;
-	if (!strcmp(url, "/status") || !strcmp(url, "/jobs"))
-		return R_LIST;
-	if (!strncmp(url, "/status/", 8))
-		p = url + 8;
-	else if (!strncmp(url, "/jobs/", 6))
-		p = url + 6;
-	else
-		return R_NONE;
-	slash = strchr(p, '/');
-	n = slash ? (size_t)(slash - p) : strlen(p);
-	if (!n)
-		return R_NONE;
-	/* An id too long to be ours is kept short and cannot match: the lookup answers 404. */
-	if (n >= idlen)
-		n = idlen - 1;
-	memcpy(id, p, n);
-	id[n] = '\0';
-	if (url[1] == 's')
-		return slash ? R_NONE : R_STATUS_ID;
-	if (!slash)
-		return R_JOB_ID;
-	if (!strcmp(slash, "/frames"))
-		return R_FRAMES;
-	if (!strcmp(slash, "/video"))
-		return R_VIDEO;
-	if (strncmp(slash, "/frames/", 8) != 0 || !slash[8])
-		return R_NONE;
-	*frame = slash + 8;
-	p = strchr(*frame, '/');
-	if (!p)
-		return R_FRAME;
-	return strcmp(p, "/thumb") ? R_NONE : R_THUMB;
+	while (*path) {
+		if (*path == '<') {
+			size_t n = strcspn(url, "/");
+			const char *close = strchr(path, '>');
+			char *to = holes++ ? m->frame : m->id;
+			size_t cap = holes > 1 ? sizeof m->frame : sizeof m->id;
+
+			if (!n || !close)
+				return false;
+			snprintf(to, cap, "%.*s", (int)(n < cap ? n : cap - 1), url);
+			url += n;
+			path = close + 1;
+		} else if (*path++ != *url++) {
+			return false;
+		}
+	}
+	return !*url;
 }
 
-static bool method_ok(enum route r, const char *m, bool read_only)
+static unsigned method_bit(const char *m)
 {
-	bool get = !strcmp(m, MHD_HTTP_METHOD_GET) || !strcmp(m, MHD_HTTP_METHOD_HEAD);
+	static const char *const names[] = {MHD_HTTP_METHOD_GET, MHD_HTTP_METHOD_HEAD,
+	                                    MHD_HTTP_METHOD_POST, MHD_HTTP_METHOD_DELETE};
 
-	switch (r) {
-	case R_RENDER:
-		return !read_only && !strcmp(m, MHD_HTTP_METHOD_POST);
-	case R_JOB_ID:
-		return get || (!read_only && !strcmp(m, MHD_HTTP_METHOD_DELETE));
-	default:
-		return get;
-	}
+	for (unsigned i = 0; i < 4; i++)
+		if (!strcmp(m, names[i]))
+			return 1u << i;
+	return 0;
+}
+
+/* "GET, HEAD, DELETE" for the bits of MASK, for 405's Allow header. */
+static const char *methods_text(unsigned mask, char *buf, size_t len)
+{
+	static const char *const names[] = {"GET", "HEAD", "POST", "DELETE"};
+	size_t pos = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < 4; i++)
+		if (mask & (1u << i))
+			dr_append(buf, len, &pos, "%s%s", pos ? ", " : "", names[i]);
+	return buf;
 }
 
 /* Take one token from the client's bucket; false if it is empty. */
@@ -411,8 +387,11 @@ static enum MHD_Result reply_kind(struct MHD_Connection *c, dr_err kind, const c
 	return reply_error(c, dr_http_status(kind), kind == DR_E_BUSY ? retry : NULL, "%s", err);
 }
 
-static enum MHD_Result do_render(dr_http *h, struct MHD_Connection *c, const struct req *r)
+static enum MHD_Result do_render(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
+	const struct req *r = k->r;
 	dr_jobspec spec;
 	char err[1024], id[DR_JOB_ID_MAX], loc[DR_JOB_ID_MAX + 16];
 	dr_err kind = dr_jobspec_from_json(r->body, r->len, &h->limits, &spec, err, sizeof(err));
@@ -450,9 +429,13 @@ static enum MHD_Result do_render(dr_http *h, struct MHD_Connection *c, const str
 	return reply_job(c, 202, id, NULL, hdrs);
 }
 
-static enum MHD_Result do_status(dr_http *h, struct MHD_Connection *c, const char *id,
-                                 bool always_200)
+/* GET /status/<id> (202 while the job runs), and GET /jobs/<id> (ARG 1: 200 always). */
+static enum MHD_Result do_status(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
+	const char *id = k->r->id;
+	bool always_200 = k->arg;
 	dr_job_state st;
 	char *s = dr_jobs_status(h->jobs, id, &st);
 	char loc[DR_JOB_ID_MAX + 16];
@@ -472,8 +455,11 @@ static enum MHD_Result do_status(dr_http *h, struct MHD_Connection *c, const cha
 	return rc;
 }
 
-static enum MHD_Result do_cancel(dr_http *h, struct MHD_Connection *c, const char *id)
+static enum MHD_Result do_cancel(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
+	const char *id = k->r->id;
 	dr_job_state st = DR_JOB_QUEUED;
 	int rc = dr_jobs_cancel(h->jobs, id);
 	char *s;
@@ -508,10 +494,13 @@ static int thumb_path(char *path, size_t len)
 	return w < 0 || (size_t)w >= len ? -1 : 0;
 }
 
-/* GET /jobs/<id>/frames/<n> (THUMB: /thumb, its small PNG preview). */
-static enum MHD_Result do_frame(dr_http *h, struct MHD_Connection *c, const char *id,
-                                const char *ftext, bool thumb)
+/* GET /jobs/<id>/frames/<n> (ARG 1: /thumb, its small PNG preview). */
+static enum MHD_Result do_frame(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
+	const char *id = k->r->id, *ftext = k->r->frame;
+	bool thumb = k->arg;
 	char path[DR_PATH_MAX], format[32], why[DR_PATH_MAX * 2 + 64], *end;
 	struct MHD_Response *resp;
 	struct stat st;
@@ -520,9 +509,8 @@ static enum MHD_Result do_frame(dr_http *h, struct MHD_Connection *c, const char
 
 	errno = 0;
 	n = strtol(ftext, &end, 10);
-	if (thumb && !strcmp(end, "/thumb"))
-		end += 6;
-	if (*ftext < '0' || *ftext > '9' || *end || errno || n > DR_FRAME_MAX)
+	if (strlen(ftext) > FRAME_TEXT_MAX || *ftext < '0' || *ftext > '9' || *end || errno ||
+	    n > DR_FRAME_MAX)
 		return reply_error(c, 400, NULL, "'%.32s' is not a frame number", ftext);
 	rc = dr_jobs_frame(h->jobs, id, (int)n, path, sizeof(path), format, sizeof(format));
 	if (rc == -1)
@@ -575,8 +563,11 @@ static const char *video_ctype(const char *path)
 }
 
 /* GET /jobs/<id>/video: 404 until the video is made, confined to the output root like frames. */
-static enum MHD_Result do_video(dr_http *h, struct MHD_Connection *c, const char *id)
+static enum MHD_Result do_video(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
+	const char *id = k->r->id;
 	char path[DR_PATH_MAX], why[DR_PATH_MAX * 2 + 64];
 	struct MHD_Response *resp;
 	struct stat st;
@@ -613,9 +604,13 @@ static enum MHD_Result do_video(dr_http *h, struct MHD_Connection *c, const char
 	return (enum MHD_Result)rc;
 }
 
+/* The dashboard's embedded files (a route's ARG). */
+enum { UI_INDEX, UI_JS, UI_CSS, UI_ICON };
+
 /* One of the dashboard's embedded files, with the page's security headers. */
-static enum MHD_Result do_static(struct MHD_Connection *c, enum route rt)
+static enum MHD_Result do_static(const struct call *k)
 {
+	struct MHD_Connection *c = k->c;
 	const char *hdrs[] = {"Content-Security-Policy",
 	                      UI_CSP,
 	                      "X-Frame-Options",
@@ -624,14 +619,14 @@ static enum MHD_Result do_static(struct MHD_Connection *c, enum route rt)
 	                      "no-referrer",
 	                      NULL};
 
-	switch (rt) {
-	case R_UI_JS:
+	switch (k->arg) {
+	case UI_JS:
 		return reply(c, 200, "text/javascript; charset=utf-8", dr_ui_app_js,
 		             sizeof(dr_ui_app_js) - 1, hdrs);
-	case R_UI_CSS:
+	case UI_CSS:
 		return reply(c, 200, "text/css; charset=utf-8", dr_ui_style_css,
 		             sizeof(dr_ui_style_css) - 1, hdrs);
-	case R_UI_ICON:
+	case UI_ICON:
 		return reply(c, 204, "image/x-icon", "", 0, hdrs);
 	default:
 		return reply(c, 200, "text/html; charset=utf-8", dr_ui_index_html,
@@ -692,8 +687,10 @@ static void list_scenes(const char *root, const char *rel, int depth, cJSON *arr
 /* {"version", "readOnly", "tokenRequired", "features": [...], "scenes": [paths under
  * --blend-root]}. "features" names the optional routes the page may use: "updates" (GET /updates)
  * "frames" (GET /jobs/<id>/frames) and "thumbs" (GET /jobs/<id>/frames/<n>/thumb). */
-static enum MHD_Result do_info(dr_http *h, struct MHD_Connection *c)
+static enum MHD_Result do_info(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
 	cJSON *o = cJSON_CreateObject(), *arr = NULL;
 	size_t n = 0;
 	char *s = NULL;
@@ -840,8 +837,10 @@ static bool poll_nap(struct tracker *tr, double left, bool *waiting)
 	return true;
 }
 
-static enum MHD_Result do_updates(dr_http *h, struct MHD_Connection *c)
+static enum MHD_Result do_updates(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
 	struct tracker *tr = &h->tr;
 	const char *ep = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "epoch");
 	unsigned long long since = arg_ull(c, "since", 0),
@@ -904,8 +903,11 @@ static enum MHD_Result do_updates(dr_http *h, struct MHD_Connection *c)
  * after S seconds (default 20, at most 25: then the answer lists no cell). 204 while a known job
  * has no per-frame state yet (queued: ask again); 404 for an unknown job, or a finished one whose
  * per-frame state is no longer kept (the page falls back to its counts). */
-static enum MHD_Result do_frames(dr_http *h, struct MHD_Connection *c, const char *id)
+static enum MHD_Result do_frames(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
+	const char *id = k->r->id;
 	struct tracker *tr = &h->tr;
 	unsigned long long since = arg_ull(c, "since", 0),
 	                   wait = arg_ull(c, "wait", POLL_WAIT_DEFAULT);
@@ -975,8 +977,10 @@ static bool query_num(struct MHD_Connection *c, const char *name, long long max,
 }
 
 /* GET /jobs (= /status): one page, newest first; ?limit=N&after=CURSOR (the last page's "next"). */
-static enum MHD_Result do_list(dr_http *h, struct MHD_Connection *c)
+static enum MHD_Result do_list(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
 	long long limit = DR_JOBS_LIST_DEF, after = 0;
 	enum MHD_Result rc;
 	char *s;
@@ -997,92 +1001,136 @@ static enum MHD_Result do_list(dr_http *h, struct MHD_Connection *c)
 	return rc;
 }
 
+static enum MHD_Result do_health(const struct call *k)
+{
+	return reply_json(k->c, 200, "{\"status\":\"ok\"}", NULL);
+}
+
+static enum MHD_Result do_metrics(const struct call *k)
+{
+	char *s = dr_jobs_metrics(k->h->jobs);
+	enum MHD_Result rc;
+
+	if (!s)
+		return reply_error(k->c, 500, NULL, "out of memory");
+	rc = reply(k->c, 200, "text/plain; version=0.0.4; charset=utf-8", s, strlen(s), NULL);
+	free(s);
+	return rc;
+}
+
+/* Every route the service answers. A test compares the documented ones (doc) with the route table
+ * in the user docs; GET rows answer HEAD too. */
+static const struct route routes[] = {
+        {M_READ, "/health", A_HEALTH, true, do_health, 0},
+        {M_READ, "/healthz", A_HEALTH, true, do_health, 0},
+        {M_READ, "/metrics", A_TOKEN, true, do_metrics, 0},
+        {M_POST, "/render", A_TOKEN, true, do_render, 0},
+        {M_READ, "/status", A_TOKEN, true, do_list, 0},
+        {M_READ, "/jobs", A_TOKEN, true, do_list, 0},
+        {M_READ, "/status/<id>", A_TOKEN, true, do_status, 0},
+        {M_READ, "/jobs/<id>", A_TOKEN, true, do_status, 1},
+        {M_DELETE, "/jobs/<id>", A_TOKEN, true, do_cancel, 0},
+        {M_READ, "/jobs/<id>/frames", A_TOKEN, true, do_frames, 0},
+        {M_READ, "/jobs/<id>/frames/<n>", A_TOKEN, true, do_frame, 0},
+        {M_READ, "/jobs/<id>/frames/<n>/thumb", A_TOKEN, true, do_frame, 1},
+        {M_READ, "/jobs/<id>/video", A_TOKEN, true, do_video, 0},
+        {M_READ, "/info", A_TOKEN, true, do_info, 0},
+        {M_READ, "/updates", A_TOKEN, true, do_updates, 0},
+        {M_READ, "/", A_OPEN, true, do_static, UI_INDEX},
+        {M_READ, "/ui", A_OPEN, false, do_static, UI_INDEX},
+        {M_READ, "/ui/", A_OPEN, false, do_static, UI_INDEX},
+        {M_READ, "/ui/index.html", A_OPEN, false, do_static, UI_INDEX},
+        {M_READ, "/ui/app.js", A_OPEN, true, do_static, UI_JS},
+        {M_READ, "/ui/style.css", A_OPEN, true, do_static, UI_CSS},
+        /* browsers ask for it: an empty answer keeps their consoles clean */
+        {M_READ, "/favicon.ico", A_OPEN, false, do_static, UI_ICON},
+};
+
+/* Find URL's row for METHOD into R: R->allowed the methods its path answers (0: none), R->rt the
+ * row (NULL when the method is not one of them, or writes to a read-only server). */
+static void route_find(const dr_http *h, const char *url, const char *method, struct req *r)
+{
+	unsigned m = method_bit(method);
+
+	r->rt = NULL;
+	r->allowed = 0;
+	r->access = A_TOKEN;
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		unsigned ok = routes[i].methods & (h->read_only ? ~(unsigned)M_WRITE : ~0u);
+		struct req seg = {.id = "", .frame = ""};
+
+		if (!route_match(routes[i].path, url, &seg))
+			continue;
+		if (!r->allowed)
+			r->access = routes[i].access; /* a path's rows share their access */
+		r->allowed |= routes[i].methods;
+		if (ok & m) {
+			r->rt = &routes[i];
+			memcpy(r->id, seg.id, sizeof r->id);
+			memcpy(r->frame, seg.frame, sizeof r->frame);
+		}
+	}
+}
+
+int dr_http_routes(char *buf, size_t len)
+{
+	size_t pos = 0;
+	int n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		char m[32];
+		if (!routes[i].doc)
+			continue;
+		methods_text(routes[i].methods & ~(unsigned)M_HEAD, m, sizeof m);
+		dr_append(buf, len, &pos, "%s %s\n", m, routes[i].path);
+		n++;
+	}
+	return pos + 1 >= len ? -1 : n;
+}
+
 static enum MHD_Result answer(dr_http *h, struct MHD_Connection *c, const char *url,
                               const char *method, const struct req *r)
 {
-	char id[DR_JOB_ID_MAX];
-	const char *frame;
-	enum route rt = parse_route(url, id, sizeof(id), &frame);
-	char *s;
-	enum MHD_Result rc;
+	char allow[40];
 
-	if (rt == R_NONE)
+	if (!r->allowed)
 		return reply_error(c, 404, NULL, "no such endpoint: %.200s", url);
-	if (!method_ok(rt, method, h->read_only)) {
-		const char *hdrs[] = {MHD_HTTP_HEADER_ALLOW, route_allow(rt, h->read_only), NULL};
-		if (h->read_only && (!strcmp(method, MHD_HTTP_METHOD_POST) ||
-		                     !strcmp(method, MHD_HTTP_METHOD_DELETE)))
+	if (!r->rt) {
+		unsigned mask = r->allowed & (h->read_only ? ~(unsigned)M_WRITE : ~0u);
+		const char *hdrs[] = {MHD_HTTP_HEADER_ALLOW,
+		                      methods_text(mask, allow, sizeof allow), NULL};
+		if (h->read_only && (method_bit(method) & M_WRITE))
 			return reply_error(
 			        c, 405, hdrs,
 			        "this server is read-only (drender --http during a batch): "
 			        "submit and cancel jobs with drender --serve");
 		return reply_error(c, 405, hdrs,
 		                   "method %.16s is not allowed on %.200s (allowed: %s)", method,
-		                   url, route_allow(rt, h->read_only));
+		                   url, allow);
 	}
 	if (r->too_big)
 		return reply_error(c, 413, NULL, "the request body is larger than %d bytes",
 		                   BODY_MAX);
-	switch (rt) {
-	case R_HEALTH:
-		return reply_json(c, 200, "{\"status\":\"ok\"}", NULL);
-	case R_METRICS:
-		s = dr_jobs_metrics(h->jobs);
-		if (!s)
-			return reply_error(c, 500, NULL, "out of memory");
-		rc = reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", s, strlen(s), NULL);
-		free(s);
-		return rc;
-	case R_RENDER:
-		return do_render(h, c, r);
-	case R_LIST:
-		return do_list(h, c);
-	case R_STATUS_ID:
-		return do_status(h, c, id, false);
-	case R_JOB_ID:
-		if (!strcmp(method, MHD_HTTP_METHOD_DELETE))
-			return do_cancel(h, c, id);
-		return do_status(h, c, id, true);
-	case R_FRAME:
-		return do_frame(h, c, id, frame, false);
-	case R_THUMB:
-		return do_frame(h, c, id, frame, true);
-	case R_VIDEO:
-		return do_video(h, c, id);
-	case R_FRAMES:
-		return do_frames(h, c, id);
-	case R_UI_INDEX:
-	case R_UI_JS:
-	case R_UI_CSS:
-	case R_UI_ICON:
-		return do_static(c, rt);
-	case R_INFO:
-		return do_info(h, c);
-	case R_UPDATES:
-		return do_updates(h, c);
-	case R_NONE:
-		break;
-	}
-	return reply_error(c, 404, NULL, "no such endpoint");
+	return r->rt->fn(&(struct call){h, c, r, r->rt->arg});
 }
 
-/* First call for a request: refuse early what needs no body (rate, token, declared size). */
+/* First call for a request: find its route, and refuse early what needs no body (rate, token,
+ * declared size). */
 static enum MHD_Result first_call(dr_http *h, struct MHD_Connection *c, const char *url,
-                                  struct req *r)
+                                  const char *method, struct req *r)
 {
-	char id[DR_JOB_ID_MAX];
-	const char *cl, *frame;
-	/* The dashboard's files hold no data: they load without the token, then ask for it. */
-	bool open_route = route_is_static(parse_route(url, id, sizeof(id), &frame));
+	const char *cl;
 
-	if (!strcmp(url, "/health") || !strcmp(url, "/healthz"))
+	route_find(h, url, method, r);
+	if (r->access == A_HEALTH)
 		return MHD_YES;
 	if (!rate_ok(h, c)) {
 		const char *hdrs[] = {MHD_HTTP_HEADER_RETRY_AFTER, "1", NULL};
 		r->answered = true;
 		return reply_error(c, 429, hdrs, "too many requests from this address: slow down");
 	}
-	if (!open_route && !auth_ok(h, c)) {
+	if (r->access == A_TOKEN && !auth_ok(h, c)) {
 		const char *hdrs[] = {MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"drender\"",
 		                      NULL};
 		r->answered = true;
@@ -1119,7 +1167,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		if (!r)
 			return MHD_NO;
 		*con_cls = r;
-		return first_call(h, c, url, r);
+		return first_call(h, c, url, method, r);
 	}
 	if (*upload_size) {
 		if (!r->answered && !r->too_big) {
@@ -1339,39 +1387,14 @@ static void http_free(dr_http *h)
 	free(h);
 }
 
-dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t errlen)
+/* A server's state from CFG, not started: locks, the long-poll's epoch, copies of CFG's strings.
+ * NULL with ERR. */
+static dr_http *http_alloc(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t errlen)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = 0;
-	bool loopback = false, oom = false;
-	dr_http *h = NULL;
-	int fd = -1, one = 1;
-	/* A thread per connection: a long-poll waiting for a change holds only its own thread. */
-	unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
-	                 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+	dr_http *h = calloc(1, sizeof(*h));
+	struct timespec now;
+	bool oom = false;
 
-	struct MHD_OptionItem tls_opts[3] = {{MHD_OPTION_END, 0, NULL}};
-	bool tls = (cfg->tls_cert && cfg->tls_cert[0]) || (cfg->tls_key && cfg->tls_key[0]);
-
-	if (parse_listen(cfg->listen, &ss, &sl, &loopback, err, errlen) < 0)
-		return NULL;
-	if (!loopback && (!cfg->token || !cfg->token[0])) {
-		snprintf(err, errlen,
-		         "listening on %s needs --token or DRENDER_TOKEN (or listen on 127.0.0.1)",
-		         cfg->listen);
-		return NULL;
-	}
-	if (tls && (!cfg->tls_cert || !cfg->tls_cert[0] || !cfg->tls_key || !cfg->tls_key[0])) {
-		snprintf(err, errlen, "HTTPS needs both --tls-cert FILE and --tls-key FILE");
-		return NULL;
-	}
-	if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-		snprintf(err, errlen,
-		         "--tls-cert: this libmicrohttpd was built without TLS support (GnuTLS); "
-		         "HTTPS is not available");
-		return NULL;
-	}
-	h = calloc(1, sizeof(*h));
 	if (!h) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -1394,12 +1417,9 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 		snprintf(err, errlen, "cannot create a condition variable");
 		return NULL;
 	}
-	{
-		struct timespec now;
-		clock_gettime(CLOCK_REALTIME, &now);
-		snprintf(h->tr.epoch, sizeof(h->tr.epoch), "%lx%05lx", (unsigned long)now.tv_sec,
-		         (unsigned long)(now.tv_nsec / 10000) & 0xfffffUL);
-	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	snprintf(h->tr.epoch, sizeof(h->tr.epoch), "%lx%05lx", (unsigned long)now.tv_sec,
+	         (unsigned long)(now.tv_nsec / 10000) & 0xfffffUL);
 	h->jobs = jobs;
 	h->read_only = cfg->read_only;
 	h->overwrite = cfg->overwrite;
@@ -1417,8 +1437,68 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 		oom = true;
 	if (oom) {
 		snprintf(err, errlen, "out of memory");
-		goto fail;
+		http_free(h);
+		return NULL;
 	}
+	return h;
+}
+
+/* A listening socket bound to SS (SL bytes; updated to the bound address), named LISTEN in
+ * messages. The descriptor, or -1 with ERR. */
+static int listen_on(const char *listen_addr, struct sockaddr_storage *ss, socklen_t *sl, char *err,
+                     size_t errlen)
+{
+	int one = 1, fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)ss, *sl) < 0 || listen(fd, 128) < 0 ||
+	    getsockname(fd, (struct sockaddr *)ss, sl) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", listen_addr, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* What CFG asks that can be refused before anything is made: an address that does not parse, a
+ * non-loopback one without a token, half a TLS setup, TLS without the library's support. */
+static int check_cfg(const dr_http_cfg *cfg, struct sockaddr_storage *ss, socklen_t *sl,
+                     bool *loopback, bool *tls, char *err, size_t errlen)
+{
+	*tls = (cfg->tls_cert && cfg->tls_cert[0]) || (cfg->tls_key && cfg->tls_key[0]);
+	if (parse_listen(cfg->listen, ss, sl, loopback, err, errlen) < 0)
+		return -1;
+	if (!*loopback && (!cfg->token || !cfg->token[0]))
+		return dr_seterr(err, errlen,
+		                 "listening on %s needs --token or DRENDER_TOKEN (or listen on "
+		                 "127.0.0.1)",
+		                 cfg->listen);
+	if (*tls && (!cfg->tls_cert || !cfg->tls_cert[0] || !cfg->tls_key || !cfg->tls_key[0]))
+		return dr_seterr(err, errlen,
+		                 "HTTPS needs both --tls-cert FILE and --tls-key FILE");
+	if (*tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+		return dr_seterr(err, errlen,
+		                 "--tls-cert: this libmicrohttpd was built without TLS support "
+		                 "(GnuTLS); HTTPS is not available");
+	return 0;
+}
+
+dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = 0;
+	bool loopback = false, tls = false;
+	dr_http *h = NULL;
+	int fd = -1;
+	/* A thread per connection: a long-poll waiting for a change holds only its own thread. */
+	unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
+	                 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem tls_opts[3] = {{MHD_OPTION_END, 0, NULL}};
+
+	if (check_cfg(cfg, &ss, &sl, &loopback, &tls, err, errlen) < 0 ||
+	    !(h = http_alloc(cfg, jobs, err, errlen)))
+		return NULL;
 	if (tls) {
 		size_t cert_len;
 
@@ -1429,16 +1509,8 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 		tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
 		flags |= MHD_USE_TLS;
 	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 128) < 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, strerror(errno));
+	if ((fd = listen_on(cfg->listen, &ss, &sl, err, errlen)) < 0)
 		goto fail;
-	}
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, strerror(errno));
-		goto fail;
-	}
 	h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 	                                         : ((struct sockaddr_in *)&ss)->sin_port);
 	if (ss.ss_family == AF_INET6)
