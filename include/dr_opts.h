@@ -65,6 +65,7 @@ typedef struct dr_opts {
 	const char *cache_dir; /* --cache-dir DIR: a node's staged-file cache, NULL = the default */
 	unsigned long long cache_max; /* --cache-max SIZE in bytes, 0 = no bound */
 	bool collect;                 /* --collect: every node sends its frames to rank 0 */
+	const char *allow_host;       /* --allow-host NAME,...: Host names the API answers */
 } dr_opts;
 
 /* Parse ARGV. ENV_BLENDER is $DRENDER_BLENDER (or NULL). Returns 0, or -1 with a one-line

@@ -13,6 +13,7 @@
 #include "ui_style_css.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -81,6 +82,8 @@ struct dr_http {
 	dr_jobs *jobs;
 	int port;
 	char *token, *blend_root, *output_root, *default_scene;
+	char *allow_hosts;        /* ",name,name," (lower case) or NULL */
+	bool check_host;          /* no token, or names given: a Host must be ours */
 	char *tls_cert, *tls_key; /* PEM text (NULL: plain HTTP) */
 	size_t tls_key_len;
 	dr_jobspec_limits limits;
@@ -1089,6 +1092,19 @@ int dr_http_routes(char *buf, size_t len)
 	return pos + 1 >= len ? -1 : n;
 }
 
+/* Is the Content-Type value V application/json (parameters such as a charset allowed)? */
+static bool json_type(const char *v)
+{
+	static const char want[] = "application/json";
+
+	if (!v)
+		return false;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	return !strncasecmp(v, want, sizeof want - 1) &&
+	       (!v[sizeof want - 1] || strchr("; \t", v[sizeof want - 1]));
+}
+
 static enum MHD_Result answer(dr_http *h, struct MHD_Connection *c, const char *url,
                               const char *method, const struct req *r)
 {
@@ -1112,7 +1128,78 @@ static enum MHD_Result answer(dr_http *h, struct MHD_Connection *c, const char *
 	if (r->too_big)
 		return reply_error(c, 413, NULL, "the request body is larger than %d bytes",
 		                   BODY_MAX);
+	/* a body of another type is what a form on another site sends, without a preflight */
+	if ((r->rt->methods & M_POST) && r->len &&
+	    !json_type(
+	            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
+		return reply_error(c, 415, NULL,
+		                   "the body must be JSON, sent with \"Content-Type: "
+		                   "application/json\"");
 	return r->rt->fn(&(struct call){h, c, r, r->rt->arg});
+}
+
+/* The name in a Host header or an Origin's authority (V, up to its end or a '/'), without its port
+ * and in lower case, into NAME. False when it does not fit. *IP says whether it is an IP literal.
+ */
+static bool host_name(const char *v, char *name, size_t len, bool *ip)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	size_t n;
+
+	name[0] = '\0';
+	if (v[0] == '[') { /* [v6]:port */
+		*ip = true;
+		return strchr(v, ']') != NULL;
+	}
+	n = strcspn(v, ":/");
+	if (!n || n >= len)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		name[i] = (char)tolower((unsigned char)v[i]);
+	name[n] = '\0';
+	*ip = inet_pton(AF_INET, name, buf) == 1;
+	return true;
+}
+
+/* Is NAME (lower case) one of the --allow-host names? */
+static bool host_allowed(const dr_http *h, const char *name)
+{
+	char key[260];
+	int w = snprintf(key, sizeof key, ",%s,", name);
+
+	return h->allow_hosts && w > 0 && (size_t)w < sizeof key &&
+	       (strstr(h->allow_hosts, key) || strstr(h->allow_hosts, ",*,"));
+}
+
+/* False, with WHY, for a request from another site: a Host that is not an IP address, localhost
+ * or an --allow-host name (DNS rebinding: checked without a token, or with names), and an Origin
+ * that is not this server's (a page elsewhere posting here; "null" included). */
+static bool same_site(const dr_http *h, struct MHD_Connection *c, char *why, size_t len)
+{
+	const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	const char *auth = origin ? strstr(origin, "://") : NULL;
+	char name[256];
+	bool ip = false;
+
+	if (host && h->check_host &&
+	    !(host_name(host, name, sizeof name, &ip) &&
+	      (ip || !strcmp(name, "localhost") || host_allowed(h, name)))) {
+		snprintf(why, len,
+		         "Host '%.200s' is not this server's address: refused (a name that leads "
+		         "here must be allowed with --allow-host NAME)",
+		         host);
+		return false;
+	}
+	if (!origin)
+		return true;
+	if (auth && host && !strcasecmp(auth + 3, host))
+		return true; /* the dashboard: the page's origin is the server's own */
+	if (auth && host_name(auth + 3, name, sizeof name, &ip) && host_allowed(h, name))
+		return true; /* behind a proxy that rewrites Host: a name the user allowed */
+	snprintf(why, len, "Origin '%.200s' is not this server: a cross-site request is refused",
+	         origin);
+	return false;
 }
 
 /* First call for a request: find its route, and refuse early what needs no body (rate, token,
@@ -1121,10 +1208,15 @@ static enum MHD_Result first_call(dr_http *h, struct MHD_Connection *c, const ch
                                   const char *method, struct req *r)
 {
 	const char *cl;
+	char why[512];
 
 	route_find(h, url, method, r);
 	if (r->access == A_HEALTH)
 		return MHD_YES;
+	if (!same_site(h, c, why, sizeof why)) {
+		r->answered = true;
+		return reply_error(c, 403, NULL, "%s", why);
+	}
 	if (!rate_ok(h, c)) {
 		const char *hdrs[] = {MHD_HTTP_HEADER_RETRY_AFTER, "1", NULL};
 		r->answered = true;
@@ -1382,6 +1474,7 @@ static void http_free(dr_http *h)
 	free(h->blend_root);
 	free(h->output_root);
 	free(h->default_scene);
+	free(h->allow_hosts);
 	free(h->buckets);
 	pthread_mutex_destroy(&h->rl_mu);
 	free(h);
@@ -1433,6 +1526,16 @@ static dr_http *http_alloc(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, siz
 	h->limits.output_root = h->output_root;
 	h->limits.default_scene = h->default_scene;
 	h->limits.max_frames = cfg->limits.max_frames;
+	h->check_host = !h->token || cfg->allow_hosts;
+	if (cfg->allow_hosts && (h->allow_hosts = malloc(strlen(cfg->allow_hosts) + 3))) {
+		size_t n = strlen(cfg->allow_hosts);
+		h->allow_hosts[0] = ',';
+		for (size_t i = 0; i < n; i++)
+			h->allow_hosts[i + 1] = (char)tolower((unsigned char)cfg->allow_hosts[i]);
+		memcpy(h->allow_hosts + n + 1, ",", 2);
+	} else if (cfg->allow_hosts) {
+		oom = true;
+	}
 	if (h->rate > 0 && !(h->buckets = calloc(RATE_SLOTS, sizeof(*h->buckets))))
 		oom = true;
 	if (oom) {
@@ -1477,6 +1580,18 @@ static int check_cfg(const dr_http_cfg *cfg, struct sockaddr_storage *ss, sockle
 	if (*tls && (!cfg->tls_cert || !cfg->tls_cert[0] || !cfg->tls_key || !cfg->tls_key[0]))
 		return dr_seterr(err, errlen,
 		                 "HTTPS needs both --tls-cert FILE and --tls-key FILE");
+	if (cfg->allow_hosts &&
+	    (!cfg->allow_hosts[0] || cfg->allow_hosts[0] == ',' || strstr(cfg->allow_hosts, ",,") ||
+	     cfg->allow_hosts[strlen(cfg->allow_hosts) - 1] == ',' ||
+	     strspn(cfg->allow_hosts,
+	            "abcdefghijklmnopqrstuvwxyz"
+	            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_*,") != strlen(cfg->allow_hosts) ||
+	     strlen(cfg->allow_hosts) > 4000))
+		return dr_seterr(
+		        err, errlen,
+		        "--allow-host '%.100s': give host names without ports, separated by "
+		        "commas (e.g. render.example.com,render01), or '*' for any",
+		        cfg->allow_hosts);
 	if (*tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
 		return dr_seterr(err, errlen,
 		                 "--tls-cert: this libmicrohttpd was built without TLS support "

@@ -384,6 +384,7 @@ static void service_cfg(const dr_opts *o, dr_service_cfg *c)
 	        .token = o->token,
 	        .tls_cert = o->tls_cert,
 	        .tls_key = o->tls_key,
+	        .allow_host = o->allow_host,
 	        .rate_limit = o->rate_limit,
 	        .max_queued = (size_t)o->max_queued,
 	        .max_frames = (size_t)o->max_frames,
