@@ -42,6 +42,13 @@
 #define POLL_REFRESH      0.25 /* seconds between two looks at the job table */
 #define SCENES_MAX        1000 /* .blend files GET /info lists */
 #define SCENES_DEPTH      4    /* folder levels under --blend-root it looks into */
+/* Slow and idle clients (issue 24 item 1). A connection is "waiting" from its start (a TLS
+ * handshake included) or the end of its last request until a request's headers are complete. */
+#define CONN_LIMIT      512u /* connections at once, all clients */
+#define CONN_PER_IP     256u /* connections at once from one address */
+#define WAITING_MAX     64   /* waiting connections at once: more cut the longest waiting */
+#define HEADER_DEADLINE 10.0 /* seconds a connection may wait (trickling headers or idle) */
+#define REAP_EVERY      0.5  /* seconds between two looks for connections past the deadline */
 
 /* The page's policy: its own script, style and images only; no inline code, no framing. */
 #define UI_CSP                                                                                     \
@@ -95,6 +102,7 @@ struct dr_http {
 	double log_window;
 	unsigned log_lines, log_dropped;
 	struct bucket *buckets; /* RATE_SLOTS, or NULL when not rate limited */
+	struct guard *guard;    /* slow and idle connections */
 };
 
 /* Methods, as bits of a route's set. */
@@ -1246,6 +1254,164 @@ static enum MHD_Result first_call(dr_http *h, struct MHD_Connection *c, const ch
 	return MHD_YES;
 }
 
+/* One connection as the guard sees it; FD -1: a free slot. */
+struct conn {
+	int fd;
+	double since; /* dr_now() when it began waiting for a request's headers */
+	bool busy;    /* a request of it is being answered: not waiting */
+	bool cut;     /* shut down by the guard (once) */
+};
+
+/* Cuts connections that wait too long for their headers, and the longest waiting one when too
+ * many wait, so that idle, trickling (slowloris) and half-open TLS clients cannot fill the
+ * connection limit: a client that sends its request at once always finds room. Cutting is a
+ * shutdown() of the socket under MU; libmicrohttpd tells the guard a connection closed (under
+ * MU) before it closes its socket, so a descriptor is never cut after it was reused. */
+struct guard {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t reaper;
+	bool stopping, running;
+	struct conn slot[CONN_LIMIT + 8]; /* libmicrohttpd starts no more than CONN_LIMIT */
+	unsigned long long cut_idle, cut_crowded;
+};
+
+static void guard_cut(struct conn *k)
+{
+	shutdown(k->fd, SHUT_RDWR); /* its thread sees the end and closes it */
+	k->cut = true;
+}
+
+static void *guard_reap(void *arg)
+{
+	struct guard *g = arg;
+
+	pthread_mutex_lock(&g->mu);
+	while (!g->stopping) {
+		struct timespec ts;
+		double t = dr_now();
+
+		for (size_t i = 0; i < sizeof g->slot / sizeof g->slot[0]; i++) {
+			struct conn *k = &g->slot[i];
+			if (k->fd >= 0 && !k->busy && !k->cut && t - k->since > HEADER_DEADLINE) {
+				guard_cut(k);
+				g->cut_idle++;
+			}
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)(REAP_EVERY * 1e9);
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+	}
+	pthread_mutex_unlock(&g->mu);
+	return NULL;
+}
+
+/* A connection started (its slot into *CTX) or closed (its slot freed). */
+static void guard_notify(void *cls, struct MHD_Connection *c, void **ctx,
+                         enum MHD_ConnectionNotificationCode code)
+{
+	struct guard *g = ((dr_http *)cls)->guard;
+	const union MHD_ConnectionInfo *ci;
+	struct conn *k = *ctx, *oldest = NULL;
+	int waiting = 0;
+
+	pthread_mutex_lock(&g->mu);
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (k)
+			k->fd = -1;
+		*ctx = NULL;
+		pthread_mutex_unlock(&g->mu);
+		return;
+	}
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	for (size_t i = 0; ci && i < sizeof g->slot / sizeof g->slot[0]; i++) {
+		struct conn *o = &g->slot[i];
+		if (o->fd < 0 && !*ctx) {
+			*o = (struct conn){.fd = ci->connect_fd, .since = dr_now()};
+			*ctx = o;
+		} else if (o->fd >= 0 && !o->busy && !o->cut) {
+			waiting++;
+			if (!oldest || o->since < oldest->since)
+				oldest = o;
+		}
+	}
+	if (waiting >= WAITING_MAX && oldest) {
+		guard_cut(oldest);
+		g->cut_crowded++;
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* The request on C began (BUSY) or ended: its connection waits again from now. */
+static void guard_busy(dr_http *h, struct MHD_Connection *c, bool busy)
+{
+	const union MHD_ConnectionInfo *ci =
+	        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn *k = ci ? ci->socket_context : NULL;
+
+	if (!k)
+		return;
+	pthread_mutex_lock(&h->guard->mu);
+	k->busy = busy;
+	k->since = dr_now();
+	pthread_mutex_unlock(&h->guard->mu);
+}
+
+/* Start the guard's reaper. 0, or -1 with ERR. */
+static int guard_start(dr_http *h, char *err, size_t errlen)
+{
+	struct guard *g = calloc(1, sizeof *g);
+
+	if (!g)
+		return dr_seterr(err, errlen, "out of memory");
+	for (size_t i = 0; i < sizeof g->slot / sizeof g->slot[0]; i++)
+		g->slot[i].fd = -1;
+	if (pthread_mutex_init(&g->mu, NULL) != 0) {
+		free(g);
+		return dr_seterr(err, errlen, "cannot create a lock");
+	}
+	if (pthread_cond_init(&g->cv, NULL) != 0 ||
+	    pthread_create(&g->reaper, NULL, guard_reap, g) != 0) {
+		pthread_mutex_destroy(&g->mu);
+		free(g);
+		return dr_seterr(err, errlen, "cannot start the HTTP connection guard");
+	}
+	g->running = true;
+	h->guard = g;
+	return 0;
+}
+
+/* Stop the reaper (before the daemon: the guard's slots stay valid until it is freed). */
+static void guard_stop(dr_http *h)
+{
+	struct guard *g = h->guard;
+
+	if (!g || !g->running)
+		return;
+	g->running = false;
+	pthread_mutex_lock(&g->mu);
+	g->stopping = true;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+	pthread_join(g->reaper, NULL);
+}
+
+static void guard_free(dr_http *h)
+{
+	if (!h->guard)
+		return;
+	if (h->guard->cut_idle || h->guard->cut_crowded)
+		dr_debug("http: %llu connections cut after %.0f s without a request, %llu when %d "
+		         "were waiting",
+		         h->guard->cut_idle, HEADER_DEADLINE, h->guard->cut_crowded, WAITING_MAX);
+	pthread_cond_destroy(&h->guard->cv);
+	pthread_mutex_destroy(&h->guard->mu);
+	free(h->guard);
+	h->guard = NULL;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **con_cls)
@@ -1259,6 +1425,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		if (!r)
 			return MHD_NO;
 		*con_cls = r;
+		guard_busy(h, c, true);
 		return first_call(h, c, url, method, r);
 	}
 	if (*upload_size) {
@@ -1291,9 +1458,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct req *r = *con_cls;
 
-	(void)cls;
-	(void)c;
 	(void)toe;
+	guard_busy(cls, c, false);
 	if (r) {
 		free(r->body);
 		free(r);
@@ -1462,6 +1628,8 @@ out:
 /* Free what dr_http_start allocated (the daemon is stopped or was never started). */
 static void http_free(dr_http *h)
 {
+	guard_stop(h);
+	guard_free(h);
 	cJSON_Delete(h->tr.snap);
 	free(h->tr.seen);
 	pthread_cond_destroy(&h->tr.cv);
@@ -1624,18 +1792,20 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 		tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
 		flags |= MHD_USE_TLS;
 	}
-	if ((fd = listen_on(cfg->listen, &ss, &sl, err, errlen)) < 0)
+	if ((fd = listen_on(cfg->listen, &ss, &sl, err, errlen)) < 0 ||
+	    guard_start(h, err, errlen) < 0)
 		goto fail;
 	h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 	                                         : ((struct sockaddr_in *)&ss)->sin_port);
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	h->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, h, MHD_OPTION_EXTERNAL_LOGGER,
-	                        mhd_log, h, MHD_OPTION_LISTEN_SOCKET, fd,
-	                        MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-	                        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-	                        MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT,
-	                        30u, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+	h->d = MHD_start_daemon(
+	        flags, 0, NULL, NULL, handler, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+	        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+	        MHD_OPTION_NOTIFY_CONNECTION, guard_notify, h, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	        (size_t)(64 * 1024), MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT,
+	        MHD_OPTION_PER_IP_CONNECTION_LIMIT, CONN_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+	        MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
 	if (!h->d) {
 		/* MHD may or may not have closed FD; leaking it beats closing someone else's. */
 		fd = -1;
@@ -1667,6 +1837,7 @@ void dr_http_stop(dr_http *h)
 	h->tr.stopping = true;
 	pthread_cond_broadcast(&h->tr.cv);
 	pthread_mutex_unlock(&h->tr.mu);
+	guard_stop(h);
 	MHD_stop_daemon(h->d);
 	http_free(h);
 }
