@@ -114,7 +114,7 @@ held=$(val held)
 [ "${held:-0}" -ge 600 ]
 ok $? "held $held idle and slowloris connections against a limit of 512"
 probes=$(val probes)
-[ "${probes:-0}" -ge 20 ]
+[ "${probes:-0}" -ge 6 ]
 ok $? "probed /health and /jobs $probes times meanwhile"
 is "$(val failed)" 0 "every probe got 200 (p50 $(val p50_ms) ms, p99 $(val p99_ms) ms)"
 [ "$(val p99_ms)" -lt 2000 ]
