@@ -3,7 +3,7 @@
 # 600 idle connections (more than the connection limit) and 100 slowloris ones (a header line
 # every 2 s) are held against `drender --serve`, /health and GET /jobs still answer, quickly; the
 # service cuts connections that send no complete request within its header deadline, and serves
-# as before once they are gone.
+# as before once they are gone. The same with TLS: handshakes never started or left half-way.
 . "$(dirname "$0")/lib.sh"
 command -v curl >/dev/null || skip_all "curl is not installed"
 cd "$WORK" || exit 1
@@ -126,6 +126,43 @@ is "$CODE" 200 "the service answers once they are gone"
 http POST /render '{"from":1,"to":2}'
 is "$CODE" 202 "and takes a job"
 svc_stop
+
+# The same with TLS: 600 connections that never start their handshake (or stop half-way).
+if command -v openssl >/dev/null; then
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 1 \
+		-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1
+	URL=https://127.0.0.1:$PORT
+	svc_start 2 --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem"
+	ok $? "drender --serve over HTTPS starts"
+	python3 - "$PORT" >tls.txt 2>tls.err <<'PY' &
+import socket, sys, time
+held = []
+for i in range(600):
+    try:
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+        if i % 2: # half of them send the start of a ClientHello and stop
+            s.sendall(bytes([22, 3, 1, 2, 0, 1, 0, 1, 252, 3, 3]))
+        held.append(s)
+    except OSError:
+        pass
+print("held", len(held), flush=True)
+time.sleep(14)
+PY
+	attacker=$!
+	for _ in $(seq 50); do grep -q held tls.txt 2>/dev/null && break; sleep 0.2; done
+	good=0 slow=0
+	for _ in $(seq 10); do
+		t0=$(date +%s%N)
+		code=$(curl -s -m 3 -o /dev/null --cacert cert.pem -w '%{http_code}' "$URL/health")
+		t=$((($(date +%s%N) - t0) / 1000000))
+		[ "$code" = 200 ] && good=$((good + 1))
+		[ "$t" -gt "$slow" ] && slow=$t
+		sleep 0.5
+	done
+	is "$good" 10 "HTTPS /health answers 10 of 10 while $(awk '{print $2}' tls.txt) handshakes are held (slowest $slow ms)"
+	wait "$attacker"
+	svc_stop
+fi
 is "$(leftovers)" 0 "nothing left running"
 [ "$T_FAILED" -eq 0 ] || sed 's/^/#   serve: /' serve.err | tail -n 30
 done_testing
