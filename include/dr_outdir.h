@@ -38,9 +38,11 @@ int dr_outdir_lock_frames(const dr_outpath *o, const dr_frames *f, const char *h
 
 /* Open the regular file PATH for reading, refusing a symlink as its last component and, when ROOT
  * (a real path) is given, a file whose real location (of the open descriptor, so no race with a
- * rename) is not under ROOT. Returns the descriptor; or -1 with ERR, and errno ENOENT when there
- * is no such file, EACCES when it is refused. */
-int dr_outdir_open_confined(const char *path, const char *root, char *err, size_t errlen);
+ * rename) is not under ROOT. Returns the descriptor; or -1 with ERR and *KIND: DR_E_NOT_FOUND
+ * when there is no such file, DR_E_FORBIDDEN when it is refused (or not readable), DR_E_INTERNAL
+ * when it cannot be opened for another reason. */
+int dr_outdir_open_confined(const char *path, const char *root, dr_err *kind, char *err,
+                            size_t errlen);
 
 /* Name of the manifest in an output directory: what its frames were made from. */
 #define DR_OUTDIR_MANIFEST ".drender-manifest.json"

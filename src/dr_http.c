@@ -515,6 +515,7 @@ static enum MHD_Result do_frame(const struct call *k)
 	char path[DR_PATH_MAX], format[32], why[DR_PATH_MAX * 2 + 64], *end;
 	struct MHD_Response *resp;
 	struct stat st;
+	dr_err kind;
 	long n;
 	int fd, rc;
 
@@ -535,8 +536,8 @@ static enum MHD_Result do_frame(const struct call *k)
 		return reply_error(c, 404, NULL, "frame %ld of job '%s' has no thumbnail", n, id);
 	/* confined when opened: a frame replaced by a symlink, or a directory on its way replaced
 	 * by one leading out of the output root, is refused (issue 10 item 5) */
-	fd = dr_outdir_open_confined(path, h->limits.output_root, why, sizeof why);
-	if (fd < 0 && errno == EACCES) {
+	fd = dr_outdir_open_confined(path, h->limits.output_root, &kind, why, sizeof why);
+	if (fd < 0 && kind == DR_E_FORBIDDEN) {
 		dr_warn("job %s frame %ld: %s", id, n, why);
 		return reply_error(c, 403, NULL,
 		                   "frame %ld of job '%s' is not a plain file in the "
@@ -582,6 +583,7 @@ static enum MHD_Result do_video(const struct call *k)
 	char path[DR_PATH_MAX], why[DR_PATH_MAX * 2 + 64];
 	struct MHD_Response *resp;
 	struct stat st;
+	dr_err kind;
 	int fd, rc = dr_jobs_video(h->jobs, id, path, sizeof path);
 
 	if (rc == -1)
@@ -590,8 +592,8 @@ static enum MHD_Result do_video(const struct call *k)
 		return reply_error(c, 404, NULL, "job '%s' asked for no video", id);
 	if (rc < 0)
 		return reply_error(c, 404, NULL, "the video of job '%s' is not made (yet)", id);
-	fd = dr_outdir_open_confined(path, h->limits.output_root, why, sizeof why);
-	if (fd < 0 && errno == EACCES) {
+	fd = dr_outdir_open_confined(path, h->limits.output_root, &kind, why, sizeof why);
+	if (fd < 0 && kind == DR_E_FORBIDDEN) {
 		dr_warn("job %s video: %s", id, why);
 		return reply_error(c, 403, NULL,
 		                   "the video of job '%s' is not a plain file in the output root "

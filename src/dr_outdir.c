@@ -166,20 +166,22 @@ size_t dr_outdir_clean_stale(const dr_outpath *o, const dr_frames *f, const char
 	return c.removed;
 }
 
-int dr_outdir_open_confined(const char *path, const char *root, char *err, size_t errlen)
+int dr_outdir_open_confined(const char *path, const char *root, dr_err *kind, char *err,
+                            size_t errlen)
 {
 	char link[64], real[DR_PATH_MAX];
 	struct stat st;
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), e = EACCES;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), e;
 
 	if (fd < 0) {
 		e = errno;
 		dr_seterr(err, errlen, "%s: %s", path,
 		          e == ELOOP ? "is a symbolic link (refused)" : strerror(e));
-		if (e == ELOOP)
-			e = EACCES;
-		goto fail;
+		*kind = e == ELOOP || e == EACCES     ? DR_E_FORBIDDEN
+		        : e == ENOENT || e == ENOTDIR ? DR_E_NOT_FOUND
+		                                      : DR_E_INTERNAL;
+		return -1;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		dr_seterr(err, errlen, "%s: is not a regular file (refused)", path);
@@ -200,9 +202,8 @@ int dr_outdir_open_confined(const char *path, const char *root, char *err, size_
 	}
 	return fd;
 fail:
-	if (fd >= 0)
-		close(fd);
-	errno = e;
+	close(fd);
+	*kind = DR_E_FORBIDDEN;
 	return -1;
 }
 

@@ -76,6 +76,7 @@ static void test_open(const char *dir)
 	char root[PATH_MAX], p[PATH_MAX + 64], q[PATH_MAX + 64];
 	FILE *f;
 	int fd;
+	dr_err kind = DR_OK;
 
 	ok(realpath(dir, root) != NULL, "root");
 	snprintf(p, sizeof p, "%s/frame.png", root);
@@ -84,23 +85,24 @@ static void test_open(const char *dir)
 		fputs("x", f);
 		fclose(f);
 	}
-	fd = dr_outdir_open_confined(p, root, err, sizeof err);
+	fd = dr_outdir_open_confined(p, root, &kind, err, sizeof err);
 	ok(fd >= 0, "a plain file under the root opens");
 	if (fd >= 0)
 		close(fd);
 	snprintf(q, sizeof q, "%s/link.png", root);
 	ok(symlink("/etc/passwd", q) == 0, "a symlink to /etc/passwd");
-	fd = dr_outdir_open_confined(q, root, err, sizeof err);
-	ok(fd < 0 && errno == EACCES && strstr(err, "symbolic link"), "is refused (%s)", err);
+	fd = dr_outdir_open_confined(q, root, &kind, err, sizeof err);
+	ok(fd < 0 && kind == DR_E_FORBIDDEN && strstr(err, "symbolic link"), "is refused (%s)",
+	   err);
 	snprintf(q, sizeof q, "%s/up", root);
 	ok(symlink("/etc", q) == 0, "a directory symlink leading out");
 	snprintf(q, sizeof q, "%s/up/passwd", root);
-	fd = dr_outdir_open_confined(q, root, err, sizeof err);
-	ok(fd < 0 && errno == EACCES && strstr(err, "outside"), "a file through it is refused (%s)",
-	   err);
+	fd = dr_outdir_open_confined(q, root, &kind, err, sizeof err);
+	ok(fd < 0 && kind == DR_E_FORBIDDEN && strstr(err, "outside"),
+	   "a file through it is refused (%s)", err);
 	snprintf(q, sizeof q, "%s/none.png", root);
-	fd = dr_outdir_open_confined(q, root, err, sizeof err);
-	ok(fd < 0 && errno == ENOENT, "a missing file is ENOENT");
+	fd = dr_outdir_open_confined(q, root, &kind, err, sizeof err);
+	ok(fd < 0 && kind == DR_E_NOT_FOUND, "a missing file is DR_E_NOT_FOUND");
 	ok(dr_path_under("/a/b/c", "/a/b") && !dr_path_under("/a/bc", "/a/b") &&
 	           dr_path_under("/a/b", "/a/b/"),
 	   "under: on component boundaries");
