@@ -45,7 +45,7 @@ void dr_http_stop(dr_http *h);
  * 429 busy (with Retry-After), 503 unavailable, 500 otherwise. */
 unsigned dr_http_status(dr_err kind);
 
-/* The documented routes, one "METHOD PATH" a line (e.g. "GET /jobs/<id>/video"; HEAD is left out:
+/* Every route, one "METHOD PATH" a line (e.g. "GET /jobs/<id>/video"; HEAD is left out:
  * every GET route answers it), into BUF: for the test that compares them with the user docs.
  * The number of lines, or -1 when BUF is too small. */
 int dr_http_routes(char *buf, size_t len);

@@ -126,7 +126,6 @@ struct route {
 	unsigned methods;
 	const char *path;
 	enum access access;
-	bool doc; /* in the user docs' route table (aliases and the icon are not) */
 	route_fn fn;
 	int arg; /* the handler's own: which file, which variant */
 };
@@ -1031,32 +1030,32 @@ static enum MHD_Result do_metrics(const struct call *k)
 	return rc;
 }
 
-/* Every route the service answers. A test compares the documented ones (doc) with the route table
- * in the user docs; GET rows answer HEAD too. */
+/* Every route the service answers (GET rows answer HEAD too). A unit test compares it with the
+ * route table in the user docs. */
 static const struct route routes[] = {
-        {M_READ, "/health", A_HEALTH, true, do_health, 0},
-        {M_READ, "/healthz", A_HEALTH, true, do_health, 0},
-        {M_READ, "/metrics", A_TOKEN, true, do_metrics, 0},
-        {M_POST, "/render", A_TOKEN, true, do_render, 0},
-        {M_READ, "/status", A_TOKEN, true, do_list, 0},
-        {M_READ, "/jobs", A_TOKEN, true, do_list, 0},
-        {M_READ, "/status/<id>", A_TOKEN, true, do_status, 0},
-        {M_READ, "/jobs/<id>", A_TOKEN, true, do_status, 1},
-        {M_DELETE, "/jobs/<id>", A_TOKEN, true, do_cancel, 0},
-        {M_READ, "/jobs/<id>/frames", A_TOKEN, true, do_frames, 0},
-        {M_READ, "/jobs/<id>/frames/<n>", A_TOKEN, true, do_frame, 0},
-        {M_READ, "/jobs/<id>/frames/<n>/thumb", A_TOKEN, true, do_frame, 1},
-        {M_READ, "/jobs/<id>/video", A_TOKEN, true, do_video, 0},
-        {M_READ, "/info", A_TOKEN, true, do_info, 0},
-        {M_READ, "/updates", A_TOKEN, true, do_updates, 0},
-        {M_READ, "/", A_OPEN, true, do_static, UI_INDEX},
-        {M_READ, "/ui", A_OPEN, false, do_static, UI_INDEX},
-        {M_READ, "/ui/", A_OPEN, false, do_static, UI_INDEX},
-        {M_READ, "/ui/index.html", A_OPEN, false, do_static, UI_INDEX},
-        {M_READ, "/ui/app.js", A_OPEN, true, do_static, UI_JS},
-        {M_READ, "/ui/style.css", A_OPEN, true, do_static, UI_CSS},
+        {M_READ, "/health", A_HEALTH, do_health, 0},
+        {M_READ, "/healthz", A_HEALTH, do_health, 0},
+        {M_READ, "/metrics", A_TOKEN, do_metrics, 0},
+        {M_POST, "/render", A_TOKEN, do_render, 0},
+        {M_READ, "/status", A_TOKEN, do_list, 0},
+        {M_READ, "/jobs", A_TOKEN, do_list, 0},
+        {M_READ, "/status/<id>", A_TOKEN, do_status, 0},
+        {M_READ, "/jobs/<id>", A_TOKEN, do_status, 1},
+        {M_DELETE, "/jobs/<id>", A_TOKEN, do_cancel, 0},
+        {M_READ, "/jobs/<id>/frames", A_TOKEN, do_frames, 0},
+        {M_READ, "/jobs/<id>/frames/<n>", A_TOKEN, do_frame, 0},
+        {M_READ, "/jobs/<id>/frames/<n>/thumb", A_TOKEN, do_frame, 1},
+        {M_READ, "/jobs/<id>/video", A_TOKEN, do_video, 0},
+        {M_READ, "/info", A_TOKEN, do_info, 0},
+        {M_READ, "/updates", A_TOKEN, do_updates, 0},
+        {M_READ, "/", A_OPEN, do_static, UI_INDEX},
+        {M_READ, "/ui", A_OPEN, do_static, UI_INDEX},
+        {M_READ, "/ui/", A_OPEN, do_static, UI_INDEX},
+        {M_READ, "/ui/index.html", A_OPEN, do_static, UI_INDEX},
+        {M_READ, "/ui/app.js", A_OPEN, do_static, UI_JS},
+        {M_READ, "/ui/style.css", A_OPEN, do_static, UI_CSS},
         /* browsers ask for it: an empty answer keeps their consoles clean */
-        {M_READ, "/favicon.ico", A_OPEN, false, do_static, UI_ICON},
+        {M_READ, "/favicon.ico", A_OPEN, do_static, UI_ICON},
 };
 
 /* Find URL's row for METHOD into R: R->allowed the methods its path answers (0: none), R->rt the
@@ -1093,8 +1092,6 @@ int dr_http_routes(char *buf, size_t len)
 	buf[0] = '\0';
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
 		char m[32];
-		if (!routes[i].doc)
-			continue;
 		methods_text(routes[i].methods & ~(unsigned)M_HEAD, m, sizeof m);
 		dr_append(buf, len, &pos, "%s %s\n", m, routes[i].path);
 		n++;
