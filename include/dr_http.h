@@ -25,8 +25,9 @@ typedef struct dr_http_cfg {
 	const char *tls_key;
 	bool overwrite; /* --overwrite: a job into a directory made from other settings is fine */
 	/* Host names (comma-separated; "*" = any) a request's Host header may carry besides IP
-	 * addresses and "localhost"; NULL = none. Without a token, or with this list, any other
-	 * Host is refused (403): a DNS-rebound name must not reach a server with no token. */
+	 * addresses, "localhost" and this machine's name; NULL = none. Without a token, or with
+	 * this list, any other Host is refused (403): a DNS-rebound name must not reach a server
+	 * with no token. */
 	const char *allow_hosts;
 } dr_http_cfg;
 

@@ -1647,6 +1647,28 @@ static void http_free(dr_http *h)
 	free(h);
 }
 
+/* H's list of Host names: NAMES (the user's, comma-separated, or NULL) and this machine's name,
+ * whole and up to its first dot (a container's peers call it so; a rebound name cannot be it), as
+ * ",name,...," in lower case. 0, or -1 on out of memory. */
+static int allowed_hosts(dr_http *h, const char *names)
+{
+	char self[256] = "";
+	size_t n, pos = 0;
+
+	if (gethostname(self, sizeof self - 1) != 0)
+		self[0] = '\0';
+	self[sizeof self - 1] = '\0';
+	n = (names ? strlen(names) : 0) + 2 * strlen(self) + 8;
+	if (!(h->allow_hosts = malloc(n)))
+		return -1;
+	h->allow_hosts[0] = '\0';
+	dr_append(h->allow_hosts, n, &pos, ",%s,%s,%.*s,", names ? names : "", self,
+	          (int)strcspn(self, "."), self);
+	for (char *p = h->allow_hosts; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return 0;
+}
+
 /* A server's state from CFG, not started: locks, the long-poll's epoch, copies of CFG's strings.
  * NULL with ERR. */
 static dr_http *http_alloc(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t errlen)
@@ -1694,15 +1716,8 @@ static dr_http *http_alloc(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, siz
 	h->limits.default_scene = h->default_scene;
 	h->limits.max_frames = cfg->limits.max_frames;
 	h->check_host = !h->token || cfg->allow_hosts;
-	if (cfg->allow_hosts && (h->allow_hosts = malloc(strlen(cfg->allow_hosts) + 3))) {
-		size_t n = strlen(cfg->allow_hosts);
-		h->allow_hosts[0] = ',';
-		for (size_t i = 0; i < n; i++)
-			h->allow_hosts[i + 1] = (char)tolower((unsigned char)cfg->allow_hosts[i]);
-		memcpy(h->allow_hosts + n + 1, ",", 2);
-	} else if (cfg->allow_hosts) {
+	if (allowed_hosts(h, cfg->allow_hosts) < 0)
 		oom = true;
-	}
 	if (h->rate > 0 && !(h->buckets = calloc(RATE_SLOTS, sizeof(*h->buckets))))
 		oom = true;
 	if (oom) {

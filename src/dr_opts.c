@@ -260,8 +260,9 @@ static const opt_row rows[] = {
         {.name = "allow-host",
          .metavar = "NAME,...",
          STRING(allow_host, "wants host names"),
-         .help = "host names the API answers besides IP addresses and\n"
-                 "localhost (comma-separated; '*' = any)"},
+         .help = "host names the API answers besides IP addresses,\n"
+                 "localhost and this machine's name (comma-separated;\n"
+                 "'*' = any)"},
         {.name = "max-queued",
          .metavar = "N",
          INT(max_queued, 1, 100000),

@@ -1,8 +1,8 @@
 #!/bin/bash
 # End-to-end: cross-site requests and DNS rebinding against `drender --serve` without a token (the
 # default on loopback), with curl (issue 24 item 2): POST bodies must be application/json (415),
-# a Host that is not an address, localhost or an --allow-host name and a foreign Origin are
-# refused (403 naming why); the dashboard's own requests (same Origin) go through.
+# a Host that is not an address, localhost, this machine's name or an --allow-host name and a
+# foreign Origin are refused (403 naming why); the dashboard's own requests (same Origin) go through.
 . "$(dirname "$0")/lib.sh"
 command -v curl >/dev/null || skip_all "curl is not installed"
 cd "$WORK" || exit 1
@@ -88,6 +88,8 @@ raw GET /jobs "" -H "Host: render.example:$PORT"
 is "$CODE" 200 "an --allow-host name -> 200"
 raw GET /jobs "" -H "Host: FARM.local"
 is "$CODE" 200 "names compare without case -> 200"
+raw GET /jobs "" -H "Host: $(hostname):$PORT"
+is "$CODE" 200 "this machine's own name ($(hostname)) -> 200 (a container's peers use it)"
 http POST /render "$JOB" -H "Host: 127.0.0.1:$PORT" -H 'Origin: https://render.example'
 is "$CODE" 202 "an Origin with an --allow-host name (a proxy) -> 202"
 raw DELETE "/jobs/$ID" "" -H "Origin: http://evil.example"
