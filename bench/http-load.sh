@@ -28,7 +28,7 @@ field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.ar
 # run MODE REP: submit the job, optionally load it with wrk, wait; prints "elapsed wrk-summary".
 run() {
 	local mode=$1 rep=$2 id st
-	id=$(curl -s -X POST "http://127.0.0.1:$PORT/render" \
+	id=$(curl -s -X POST -H 'Content-Type: application/json' "http://127.0.0.1:$PORT/render" \
 		-d "{\"frames\":\"$FRAMES\",\"output\":\"$mode-$rep\"}" | field 'd["jobId"]')
 	if [ "$mode" = loaded ]; then
 		wrk -t2 -c16 -d10s --latency "http://127.0.0.1:$PORT/status/$id" >"$WORK/wrk-$rep.txt" 2>&1

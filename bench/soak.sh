@@ -94,7 +94,7 @@ submitter() {
 		r=$((RANDOM % 100))
 		if [ $r -lt 65 ]; then
 			n=$((RANDOM % 20 + 1)) a=$((RANDOM % 500 + 1))
-			code=$(curl -s -o "$WORK/sbody" -w '%{http_code}' -X POST -d "{\"from\":$a,\"to\":$((a + n - 1))}" "$URL/render")
+			code=$(curl -s -o "$WORK/sbody" -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d "{\"from\":$a,\"to\":$((a + n - 1))}" "$URL/render")
 			id=-
 			[ "$code" = 202 ] && id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobId"])' "$WORK/sbody")
 			echo "valid $code $id $n"
@@ -108,13 +108,13 @@ submitter() {
 			4) kind=huge-body want=413 body=(--data-binary "@$WORK/huge.json") ;;
 			5) kind=malformed want=400 body=(-d '{"from":1,') ;;
 			esac
-			code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "${body[@]}" "$URL/render")
+			code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' "${body[@]}" "$URL/render")
 			echo "hostile $kind $want $code"
 		else
 			# Half the cancels hit a job just submitted (still queued or running), half a
 			# random recent one (mostly finished by then).
 			if [ $((r % 2)) = 0 ]; then
-				code=$(curl -s -o "$WORK/sbody" -w '%{http_code}' -X POST -d '{"from":1,"to":20}' "$URL/render")
+				code=$(curl -s -o "$WORK/sbody" -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d '{"from":1,"to":20}' "$URL/render")
 				id=-
 				[ "$code" = 202 ] && id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobId"])' "$WORK/sbody")
 				echo "valid $code $id 20"

@@ -24,6 +24,11 @@ typedef struct dr_http_cfg {
 	const char *tls_cert;
 	const char *tls_key;
 	bool overwrite; /* --overwrite: a job into a directory made from other settings is fine */
+	/* Host names (comma-separated; "*" = any) a request's Host header may carry besides IP
+	 * addresses, "localhost" and this machine's name; NULL = none. Without a token, or with
+	 * this list, any other Host is refused (403): a DNS-rebound name must not reach a server
+	 * with no token. */
+	const char *allow_hosts;
 } dr_http_cfg;
 
 typedef struct dr_http dr_http;
@@ -35,6 +40,16 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 
 /* Stop serving and free; long-polls waiting for a change are answered at once. NULL is fine. */
 void dr_http_stop(dr_http *h);
+
+/* The HTTP status an error of KIND is answered with (DR_OK: 200). The only place where a kind
+ * becomes a status: 400 invalid, 403 forbidden, 404 not found, 409 conflict, 413 too large,
+ * 429 busy (with Retry-After), 503 unavailable, 500 otherwise. */
+unsigned dr_http_status(dr_err kind);
+
+/* Every route, one "METHOD PATH" a line (e.g. "GET /jobs/<id>/video"; HEAD is left out:
+ * every GET route answers it), into BUF: for the test that compares them with the user docs.
+ * The number of lines, or -1 when BUF is too small. */
+int dr_http_routes(char *buf, size_t len);
 
 /* Port actually bound (useful with port 0). */
 int dr_http_port(const dr_http *h);

@@ -74,11 +74,11 @@ void dr_jobs_destroy(dr_jobs *t);
 /* Queue SPEC (the table takes it over on success and fills an empty output pattern with
  * "<OUTPUT_ROOT>/<id>/<scene name>_####"). Writes the new id to ID.
  * The job is accepted only once it is recorded (one SQLite transaction: whole or not at all).
- * Returns 0; -2 if the queue is full, in jobs or in frames (429, ERR names the limit); -3 if it
- * cannot be recorded (disk full, I/O error: 503, ERR says why); -1 with ERR otherwise (500). On
- * failure nothing changes. */
-int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *id, size_t idlen,
-                   char *err, size_t errlen);
+ * Returns DR_OK; DR_E_BUSY if the queue is full, in jobs or in frames (ERR names the limit);
+ * DR_E_UNAVAILABLE if it cannot be recorded (disk full, I/O error: ERR says why); DR_E_NOMEM or
+ * DR_E_INTERNAL with ERR otherwise. On failure nothing changes. */
+dr_err dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *id, size_t idlen,
+                      char *err, size_t errlen);
 
 /* The job's status as a JSON object text (malloc'd), with *STATE set; NULL if the id is unknown.
  * The object has "jobId", "state", "submitted" and "priority", then whatever the orchestrator
@@ -91,7 +91,7 @@ char *dr_jobs_status(dr_jobs *t, const char *id, dr_job_state *state);
  * Cursors stay valid when jobs are evicted. NULL on OOM or a database error. */
 char *dr_jobs_list(dr_jobs *t, size_t limit, long long after);
 
-/* Refuse (dr_jobs_submit -2, 429) a job that would take the frames of unfinished jobs past N;
+/* Refuse (dr_jobs_submit DR_E_BUSY) a job that would take the frames of unfinished jobs past N;
  * 0 = no limit. */
 void dr_jobs_set_max_frames(dr_jobs *t, size_t n);
 

@@ -2,6 +2,7 @@
 #ifndef DR_JOBSPEC_H
 #define DR_JOBSPEC_H
 
+#include "dr_err.h"
 #include "dr_frames.h"
 #include "dr_outpath.h"
 #include "dr_render_cfg.h"
@@ -43,14 +44,14 @@ typedef struct dr_jobspec_limits {
  *   still).
  * The output pattern becomes "<output_root>/<output>/<scene name>_####" when "output" is given,
  * else it is left "" (the job table fills in "<output_root>/<job id>/<scene name>_####").
- * Returns 0 and fills OUT; or an HTTP status with a message naming the field in ERR:
- * 400 malformed JSON, wrong types, bad or absurd frame ranges, unknown engine/format, unknown
- * fields, strings that are not UTF-8 or hold a NUL; 413 more frames than LIM's max_frames; 403 a
- * path that escapes its root (absolute, "..", or a symlink leading outside); 404 a "blend" that
- * does not exist (or no "blend" and no default scene: 400). On failure OUT is untouched. No I/O
- * beyond realpath/stat on the blend path. */
-int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *lim,
-                         dr_jobspec *out, char *err, size_t errlen);
+ * Returns DR_OK and fills OUT; or an error kind with a message naming the field in ERR:
+ * DR_E_INVALID malformed JSON, wrong types, bad or absurd frame ranges, unknown engine/format,
+ * unknown fields, strings that are not UTF-8 or hold a NUL, no "blend" and no default scene;
+ * DR_E_TOO_LARGE more frames than LIM's max_frames; DR_E_FORBIDDEN a path that escapes its root
+ * (absolute, "..", or a symlink leading outside); DR_E_NOT_FOUND a "blend" that does not exist;
+ * DR_E_NOMEM. On failure OUT is untouched. No I/O beyond realpath/stat on the blend path. */
+dr_err dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *lim,
+                            dr_jobspec *out, char *err, size_t errlen);
 
 /* Re-check, when a job starts (or is read back from the journal), that its paths are still where
  * they were when it was accepted: the scene's real path is itself (no symlink was put on its way)

@@ -66,6 +66,7 @@ typedef struct dr_opts {
 	const char *cache_dir; /* --cache-dir DIR: a node's staged-file cache, NULL = the default */
 	unsigned long long cache_max; /* --cache-max SIZE in bytes, 0 = no bound */
 	bool collect;                 /* --collect: every node sends its frames to rank 0 */
+	const char *allow_host;       /* --allow-host NAME,...: Host names the API answers */
 	/* --blend-root's default for --serve: the directory of --scene, kept here; blend_root stays
 	 * NULL without --scene, or when that directory is / (requests then name no scene). */
 	char blend_root_dflt[4096];

@@ -2,6 +2,7 @@
 #ifndef DR_OUTDIR_H
 #define DR_OUTDIR_H
 
+#include "dr_err.h"
 #include "dr_frames.h"
 #include "dr_outpath.h"
 #include "dr_render_cfg.h"
@@ -37,9 +38,11 @@ int dr_outdir_lock_frames(const dr_outpath *o, const dr_frames *f, const char *h
 
 /* Open the regular file PATH for reading, refusing a symlink as its last component and, when ROOT
  * (a real path) is given, a file whose real location (of the open descriptor, so no race with a
- * rename) is not under ROOT. Returns the descriptor; or -1 with ERR, and errno ENOENT when there
- * is no such file, EACCES when it is refused. */
-int dr_outdir_open_confined(const char *path, const char *root, char *err, size_t errlen);
+ * rename) is not under ROOT. Returns the descriptor; or -1 with ERR and *KIND: DR_E_NOT_FOUND
+ * when there is no such file, DR_E_FORBIDDEN when it is refused (or not readable), DR_E_INTERNAL
+ * when it cannot be opened for another reason. */
+int dr_outdir_open_confined(const char *path, const char *root, dr_err *kind, char *err,
+                            size_t errlen);
 
 /* Name of the manifest in an output directory: what its frames were made from. */
 #define DR_OUTDIR_MANIFEST ".drender-manifest.json"
@@ -76,15 +79,17 @@ bool dr_outdir_manifest_differs(const dr_outdir_manifest *have, const dr_outdir_
                                 char *why, size_t whylen);
 
 /* Check output directory DIR against WANT: no manifest or the same one is fine; another one is
- * refused (-1, errno EEXIST, ERR naming DIR and the differences) unless OVERWRITE. With WRITE,
+ * refused (DR_E_CONFLICT, ERR naming DIR and the differences) unless OVERWRITE. With WRITE,
  * a missing (or, with OVERWRITE, a different) manifest is then written (atomically). A manifest
- * that cannot be read counts as a different one. Returns 0, or -1 with ERR. */
-int dr_outdir_manifest_check(const char *dir, const dr_outdir_manifest *want, bool write,
-                             bool overwrite, char *err, size_t errlen);
+ * that cannot be read counts as a different one. Returns DR_OK, or DR_E_CONFLICT or
+ * DR_E_INTERNAL (a path too long, a manifest that cannot be written) with ERR. */
+dr_err dr_outdir_manifest_check(const char *dir, const dr_outdir_manifest *want, bool write,
+                                bool overwrite, char *err, size_t errlen);
 
 /* dr_outdir_manifest_check for the directory of the frames' first final path, with the manifest
  * of C. */
-int dr_outdir_manifest_check_frames(const dr_outpath *o, const dr_frames *f, const dr_render_cfg *c,
-                                    bool write, bool overwrite, char *err, size_t errlen);
+dr_err dr_outdir_manifest_check_frames(const dr_outpath *o, const dr_frames *f,
+                                       const dr_render_cfg *c, bool write, bool overwrite,
+                                       char *err, size_t errlen);
 
 #endif

@@ -24,6 +24,7 @@ typedef struct dr_service_cfg {
 	const char *token;       /* API token, or NULL */
 	const char *tls_cert;    /* --tls-cert PEM file, or NULL (plain HTTP) */
 	const char *tls_key;     /* --tls-key PEM file, or NULL */
+	const char *allow_host;  /* --allow-host names, comma-separated, or NULL */
 	double rate_limit;       /* requests per second per client, 0: none */
 	size_t max_queued;       /* 0: no limit */
 	size_t max_frames;       /* frames one request may ask for (413 beyond); 0: the default */

@@ -13,6 +13,7 @@
 #include "ui_style_css.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +42,13 @@
 #define POLL_REFRESH      0.25 /* seconds between two looks at the job table */
 #define SCENES_MAX        1000 /* .blend files GET /info lists */
 #define SCENES_DEPTH      4    /* folder levels under --blend-root it looks into */
+/* Slow and idle clients (issue 24 item 1). A connection is "waiting" from its start (a TLS
+ * handshake included) or the end of its last request until a request's headers are complete. */
+#define CONN_LIMIT      512u /* connections at once, all clients */
+#define CONN_PER_IP     256u /* connections at once from one address */
+#define WAITING_MAX     64   /* waiting connections at once: more cut the longest waiting */
+#define HEADER_DEADLINE 10.0 /* seconds a connection may wait (trickling headers or idle) */
+#define REAP_EVERY      0.5  /* seconds between two looks for connections past the deadline */
 
 /* The page's policy: its own script, style and images only; no inline code, no framing. */
 #define UI_CSP                                                                                     \
@@ -81,6 +89,8 @@ struct dr_http {
 	dr_jobs *jobs;
 	int port;
 	char *token, *blend_root, *output_root, *default_scene;
+	char *allow_hosts;        /* ",name,name," (lower case) or NULL */
+	bool check_host;          /* no token, or names given: a Host must be ours */
 	char *tls_cert, *tls_key; /* PEM text (NULL: plain HTTP) */
 	size_t tls_key_len;
 	dr_jobspec_limits limits;
@@ -92,52 +102,55 @@ struct dr_http {
 	double log_window;
 	unsigned log_lines, log_dropped;
 	struct bucket *buckets; /* RATE_SLOTS, or NULL when not rate limited */
+	struct guard *guard;    /* slow and idle connections */
 };
+
+/* Methods, as bits of a route's set. */
+enum { M_GET = 1, M_HEAD = 2, M_POST = 4, M_DELETE = 8 };
+#define M_READ  (M_GET | M_HEAD)
+#define M_WRITE (M_POST | M_DELETE) /* what a read-only server (--http in a batch) refuses */
+
+/* Who may call a route. */
+enum access {
+	A_TOKEN,  /* the token (when the server has one) and the rate limit */
+	A_OPEN,   /* the rate limit only: the dashboard's files hold no data */
+	A_HEALTH, /* neither: a liveness probe gets through whatever else happens */
+};
+
+struct call;
+typedef enum MHD_Result (*route_fn)(const struct call *k);
+
+/* One row of the route table: parsing, the method check (405 + Allow), auth and dispatch all come
+ * from it. PATH is literal but for "<id>" and "<n>", each one non-empty path segment. */
+struct route {
+	unsigned methods;
+	const char *path;
+	enum access access;
+	route_fn fn;
+	int arg; /* the handler's own: which file, which variant */
+};
+
+#define FRAME_TEXT_MAX 32 /* a <n> segment longer than this is not a frame number */
 
 /* One request's state across the handler's calls. */
 struct req {
 	char *body;
 	size_t len;
 	bool too_big, answered;
+	const struct route *rt;         /* the row for the path and method; NULL: see ALLOWED */
+	unsigned allowed;               /* methods the path answers (0: no such path) */
+	enum access access;             /* the path's (an unknown path needs the token) */
+	char id[DR_JOB_ID_MAX];         /* <id>: cut to fit, so that a longer one matches no job */
+	char frame[FRAME_TEXT_MAX + 2]; /* <n>: cut after FRAME_TEXT_MAX + 1 characters */
 };
 
-enum route {
-	R_NONE,
-	R_HEALTH,
-	R_METRICS,
-	R_RENDER,
-	R_LIST,
-	R_STATUS_ID,
-	R_JOB_ID,
-	R_FRAME,
-	R_UI_INDEX,
-	R_UI_JS,
-	R_UI_CSS,
-	R_UI_ICON,
-	R_INFO,
-	R_UPDATES,
-	R_FRAMES, /* GET /jobs/<id>/frames: per-frame state, long-polled */
-	R_THUMB,  /* GET /jobs/<id>/frames/<n>/thumb */
-	R_VIDEO,  /* GET /jobs/<id>/video */
+/* What a route's handler gets. */
+struct call {
+	dr_http *h;
+	struct MHD_Connection *c;
+	const struct req *r;
+	int arg;
 };
-
-static bool route_is_static(enum route r)
-{
-	return r == R_UI_INDEX || r == R_UI_JS || r == R_UI_CSS || r == R_UI_ICON;
-}
-
-/* Methods a route answers, for 405's Allow header. */
-static const char *route_allow(enum route r, bool read_only)
-{
-	switch (r) {
-	case R_RENDER:
-		return read_only ? "" : "POST";
-	case R_JOB_ID:
-		return read_only ? "GET, HEAD" : "GET, HEAD, DELETE";
-	default:
-		return "GET, HEAD";
-	}
-}
 
 /* Queue a response with BODY (LEN bytes, copied), status CODE and extra header pairs HDRS
  * (name, value, ..., NULL). */
@@ -208,80 +221,53 @@ static enum MHD_Result reply_job(struct MHD_Connection *c, unsigned code, const 
 	return rc;
 }
 
-/* Split URL into a route, a job id and a frame number text. */
-static enum route parse_route(const char *url, char *id, size_t idlen, const char **frame)
+/* Does URL match PATH? "<x>" in PATH stands for one non-empty segment: the first is copied into
+ * M's id, the second into its frame text (both cut to fit). */
+static bool route_match(const char *path, const char *url, struct req *m)
 {
-	const char *p, *slash;
-	size_t n;
+	int holes = 0;
 
-	*frame = NULL;
-	id[0] = '\0';
-	if (!strcmp(url, "/health") || !strcmp(url, "/healthz"))
-		return R_HEALTH;
-	if (!strcmp(url, "/metrics"))
-		return R_METRICS;
-	if (!strcmp(url, "/render"))
-		return R_RENDER;
-	if (!strcmp(url, "/") || !strcmp(url, "/ui") || !strcmp(url, "/ui/") ||
-	    !strcmp(url, "/ui/index.html"))
-		return R_UI_INDEX;
-	if (!strcmp(url, "/ui/app.js"))
-		return R_UI_JS;
-	if (!strcmp(url, "/ui/style.css"))
-		return R_UI_CSS;
-	if (!strcmp(url, "/favicon.ico"))
-		return R_UI_ICON; /* browsers ask for it: an empty answer keeps their consoles clean
-		                   */
-	if (!strcmp(url, "/info"))
-		return R_INFO;
-	if (!strcmp(url, "/updates"))
-		return R_UPDATES;
-	if (!strcmp(url, "/status") || !strcmp(url, "/jobs"))
-		return R_LIST;
-	if (!strncmp(url, "/status/", 8))
-		p = url + 8;
-	else if (!strncmp(url, "/jobs/", 6))
-		p = url + 6;
-	else
-		return R_NONE;
-	slash = strchr(p, '/');
-	n = slash ? (size_t)(slash - p) : strlen(p);
-	if (!n)
-		return R_NONE;
-	/* An id too long to be ours is kept short and cannot match: the lookup answers 404. */
-	if (n >= idlen)
-		n = idlen - 1;
-	memcpy(id, p, n);
-	id[n] = '\0';
-	if (url[1] == 's')
-		return slash ? R_NONE : R_STATUS_ID;
-	if (!slash)
-		return R_JOB_ID;
-	if (!strcmp(slash, "/frames"))
-		return R_FRAMES;
-	if (!strcmp(slash, "/video"))
-		return R_VIDEO;
-	if (strncmp(slash, "/frames/", 8) != 0 || !slash[8])
-		return R_NONE;
-	*frame = slash + 8;
-	p = strchr(*frame, '/');
-	if (!p)
-		return R_FRAME;
-	return strcmp(p, "/thumb") ? R_NONE : R_THUMB;
+	while (*path) {
+		if (*path == '<') {
+			size_t n = strcspn(url, "/");
+			const char *close = strchr(path, '>');
+			char *to = holes++ ? m->frame : m->id;
+			size_t cap = holes > 1 ? sizeof m->frame : sizeof m->id;
+
+			if (!n || !close)
+				return false;
+			snprintf(to, cap, "%.*s", (int)(n < cap ? n : cap - 1), url);
+			url += n;
+			path = close + 1;
+		} else if (*path++ != *url++) {
+			return false;
+		}
+	}
+	return !*url;
 }
 
-static bool method_ok(enum route r, const char *m, bool read_only)
+static unsigned method_bit(const char *m)
 {
-	bool get = !strcmp(m, MHD_HTTP_METHOD_GET) || !strcmp(m, MHD_HTTP_METHOD_HEAD);
+	static const char *const names[] = {MHD_HTTP_METHOD_GET, MHD_HTTP_METHOD_HEAD,
+	                                    MHD_HTTP_METHOD_POST, MHD_HTTP_METHOD_DELETE};
 
-	switch (r) {
-	case R_RENDER:
-		return !read_only && !strcmp(m, MHD_HTTP_METHOD_POST);
-	case R_JOB_ID:
-		return get || (!read_only && !strcmp(m, MHD_HTTP_METHOD_DELETE));
-	default:
-		return get;
-	}
+	for (unsigned i = 0; i < 4; i++)
+		if (!strcmp(m, names[i]))
+			return 1u << i;
+	return 0;
+}
+
+/* "GET, HEAD, DELETE" for the bits of MASK, for 405's Allow header. */
+static const char *methods_text(unsigned mask, char *buf, size_t len)
+{
+	static const char *const names[] = {"GET", "HEAD", "POST", "DELETE"};
+	size_t pos = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < 4; i++)
+		if (mask & (1u << i))
+			dr_append(buf, len, &pos, "%s%s", pos ? ", " : "", names[i]);
+	return buf;
 }
 
 /* Take one token from the client's bucket; false if it is empty. */
@@ -377,50 +363,89 @@ static const char *frame_ctype(const char *format)
 	return "application/octet-stream";
 }
 
-static enum MHD_Result do_render(dr_http *h, struct MHD_Connection *c, const struct req *r)
+unsigned dr_http_status(dr_err kind)
 {
+	switch (kind) {
+	case DR_OK:
+		return 200;
+	case DR_E_INVALID:
+		return 400;
+	case DR_E_FORBIDDEN:
+		return 403;
+	case DR_E_NOT_FOUND:
+		return 404;
+	case DR_E_CONFLICT:
+		return 409;
+	case DR_E_TOO_LARGE:
+		return 413;
+	case DR_E_BUSY:
+		return 429;
+	case DR_E_UNAVAILABLE:
+		return 503;
+	case DR_E_NOMEM:
+	case DR_E_INTERNAL:
+		break;
+	}
+	return 500;
+}
+
+/* {"error": ERR} with the status of KIND (and Retry-After when it is worth trying again). */
+static enum MHD_Result reply_kind(struct MHD_Connection *c, dr_err kind, const char *err)
+{
+	const char *retry[] = {MHD_HTTP_HEADER_RETRY_AFTER, QUEUE_RETRY_AFTER, NULL};
+
+	return reply_error(c, dr_http_status(kind), kind == DR_E_BUSY ? retry : NULL, "%s", err);
+}
+
+static enum MHD_Result do_render(const struct call *k)
+{
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
+	const struct req *r = k->r;
 	dr_jobspec spec;
 	char err[1024], id[DR_JOB_ID_MAX], loc[DR_JOB_ID_MAX + 16];
-	int rc = dr_jobspec_from_json(r->body, r->len, &h->limits, &spec, err, sizeof(err));
+	dr_err kind = dr_jobspec_from_json(r->body, r->len, &h->limits, &spec, err, sizeof(err));
 
-	if (rc)
-		return reply_error(c, (unsigned)rc, NULL, "%s", err);
+	if (kind != DR_OK)
+		return reply_kind(c, kind, err);
 	/* A file that is not a .blend fails now, with the reason, not later in a node's log. */
 	if (dr_scene_check(spec.render.scene, err, sizeof err) != 0) {
 		dr_jobspec_free(&spec);
-		return reply_error(c, 400, NULL, "blend: %s", err);
+		return reply_error(c, dr_http_status(DR_E_INVALID), NULL, "blend: %s", err);
 	}
 	/* A named output directory that holds frames made from another scene or settings: those
 	 * frames would be skipped as this job's (the job's own directory is new: nothing to check).
 	 */
 	if (spec.render.output[0]) {
 		dr_outpath op;
-		if (dr_render_cfg_outpath(&spec.render, &op, err, sizeof err) != 0 ||
-		    dr_outdir_manifest_check_frames(&op, &spec.frames, &spec.render, false,
-		                                    h->overwrite, err, sizeof err) != 0) {
+		kind = dr_render_cfg_outpath(&spec.render, &op, err, sizeof err) != 0
+		               ? DR_E_INTERNAL
+		               : dr_outdir_manifest_check_frames(&op, &spec.frames, &spec.render,
+		                                                 false, h->overwrite, err,
+		                                                 sizeof err);
+		if (kind != DR_OK) {
 			dr_jobspec_free(&spec);
-			return reply_error(c, errno == EEXIST ? 409 : 500, NULL, "%s", err);
+			return reply_kind(c, kind, err);
 		}
 	}
-	rc = dr_jobs_submit(h->jobs, &spec, h->output_root, id, sizeof(id), err, sizeof(err));
+	/* not recorded, so not accepted: the reason (a full queue, a full disk...) is in ERR */
+	kind = dr_jobs_submit(h->jobs, &spec, h->output_root, id, sizeof(id), err, sizeof(err));
 	dr_jobspec_free(&spec);
-	if (rc == -2) {
-		const char *hdrs[] = {MHD_HTTP_HEADER_RETRY_AFTER, QUEUE_RETRY_AFTER, NULL};
-		return reply_error(c, 429, hdrs, "%s", err);
-	}
-	if (rc == -3) /* not recorded, so not accepted: the reason (a full disk...) is in ERR */
-		return reply_error(c, 503, NULL, "%s", err);
-	if (rc < 0)
-		return reply_error(c, 500, NULL, "%s", err);
+	if (kind != DR_OK)
+		return reply_kind(c, kind, err);
 	snprintf(loc, sizeof(loc), "/status/%s", id); /* fits: id is shorter than DR_JOB_ID_MAX */
 	const char *hdrs[] = {MHD_HTTP_HEADER_LOCATION, loc, NULL};
 	dr_info("job %s submitted over HTTP", id);
 	return reply_job(c, 202, id, NULL, hdrs);
 }
 
-static enum MHD_Result do_status(dr_http *h, struct MHD_Connection *c, const char *id,
-                                 bool always_200)
+/* GET /status/<id> (202 while the job runs), and GET /jobs/<id> (ARG 1: 200 always). */
+static enum MHD_Result do_status(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
+	const char *id = k->r->id;
+	bool always_200 = k->arg;
 	dr_job_state st;
 	char *s = dr_jobs_status(h->jobs, id, &st);
 	char loc[DR_JOB_ID_MAX + 16];
@@ -440,8 +465,11 @@ static enum MHD_Result do_status(dr_http *h, struct MHD_Connection *c, const cha
 	return rc;
 }
 
-static enum MHD_Result do_cancel(dr_http *h, struct MHD_Connection *c, const char *id)
+static enum MHD_Result do_cancel(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
+	const char *id = k->r->id;
 	dr_job_state st = DR_JOB_QUEUED;
 	int rc = dr_jobs_cancel(h->jobs, id);
 	char *s;
@@ -476,21 +504,24 @@ static int thumb_path(char *path, size_t len)
 	return w < 0 || (size_t)w >= len ? -1 : 0;
 }
 
-/* GET /jobs/<id>/frames/<n> (THUMB: /thumb, its small PNG preview). */
-static enum MHD_Result do_frame(dr_http *h, struct MHD_Connection *c, const char *id,
-                                const char *ftext, bool thumb)
+/* GET /jobs/<id>/frames/<n> (ARG 1: /thumb, its small PNG preview). */
+static enum MHD_Result do_frame(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
+	const char *id = k->r->id, *ftext = k->r->frame;
+	bool thumb = k->arg;
 	char path[DR_PATH_MAX], format[32], why[DR_PATH_MAX * 2 + 64], *end;
 	struct MHD_Response *resp;
 	struct stat st;
+	dr_err kind;
 	long n;
 	int fd, rc;
 
 	errno = 0;
 	n = strtol(ftext, &end, 10);
-	if (thumb && !strcmp(end, "/thumb"))
-		end += 6;
-	if (*ftext < '0' || *ftext > '9' || *end || errno || n > DR_FRAME_MAX)
+	if (strlen(ftext) > FRAME_TEXT_MAX || *ftext < '0' || *ftext > '9' || *end || errno ||
+	    n > DR_FRAME_MAX)
 		return reply_error(c, 400, NULL, "'%.32s' is not a frame number", ftext);
 	rc = dr_jobs_frame(h->jobs, id, (int)n, path, sizeof(path), format, sizeof(format));
 	if (rc == -1)
@@ -504,8 +535,8 @@ static enum MHD_Result do_frame(dr_http *h, struct MHD_Connection *c, const char
 		return reply_error(c, 404, NULL, "frame %ld of job '%s' has no thumbnail", n, id);
 	/* confined when opened: a frame replaced by a symlink, or a directory on its way replaced
 	 * by one leading out of the output root, is refused (issue 10 item 5) */
-	fd = dr_outdir_open_confined(path, h->limits.output_root, why, sizeof why);
-	if (fd < 0 && errno == EACCES) {
+	fd = dr_outdir_open_confined(path, h->limits.output_root, &kind, why, sizeof why);
+	if (fd < 0 && kind == DR_E_FORBIDDEN) {
 		dr_warn("job %s frame %ld: %s", id, n, why);
 		return reply_error(c, 403, NULL,
 		                   "frame %ld of job '%s' is not a plain file in the "
@@ -543,11 +574,15 @@ static const char *video_ctype(const char *path)
 }
 
 /* GET /jobs/<id>/video: 404 until the video is made, confined to the output root like frames. */
-static enum MHD_Result do_video(dr_http *h, struct MHD_Connection *c, const char *id)
+static enum MHD_Result do_video(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
+	const char *id = k->r->id;
 	char path[DR_PATH_MAX], why[DR_PATH_MAX * 2 + 64];
 	struct MHD_Response *resp;
 	struct stat st;
+	dr_err kind;
 	int fd, rc = dr_jobs_video(h->jobs, id, path, sizeof path);
 
 	if (rc == -1)
@@ -556,8 +591,8 @@ static enum MHD_Result do_video(dr_http *h, struct MHD_Connection *c, const char
 		return reply_error(c, 404, NULL, "job '%s' asked for no video", id);
 	if (rc < 0)
 		return reply_error(c, 404, NULL, "the video of job '%s' is not made (yet)", id);
-	fd = dr_outdir_open_confined(path, h->limits.output_root, why, sizeof why);
-	if (fd < 0 && errno == EACCES) {
+	fd = dr_outdir_open_confined(path, h->limits.output_root, &kind, why, sizeof why);
+	if (fd < 0 && kind == DR_E_FORBIDDEN) {
 		dr_warn("job %s video: %s", id, why);
 		return reply_error(c, 403, NULL,
 		                   "the video of job '%s' is not a plain file in the output root "
@@ -581,9 +616,13 @@ static enum MHD_Result do_video(dr_http *h, struct MHD_Connection *c, const char
 	return (enum MHD_Result)rc;
 }
 
+/* The dashboard's embedded files (a route's ARG). */
+enum { UI_INDEX, UI_JS, UI_CSS, UI_ICON };
+
 /* One of the dashboard's embedded files, with the page's security headers. */
-static enum MHD_Result do_static(struct MHD_Connection *c, enum route rt)
+static enum MHD_Result do_static(const struct call *k)
 {
+	struct MHD_Connection *c = k->c;
 	const char *hdrs[] = {"Content-Security-Policy",
 	                      UI_CSP,
 	                      "X-Frame-Options",
@@ -592,14 +631,14 @@ static enum MHD_Result do_static(struct MHD_Connection *c, enum route rt)
 	                      "no-referrer",
 	                      NULL};
 
-	switch (rt) {
-	case R_UI_JS:
+	switch (k->arg) {
+	case UI_JS:
 		return reply(c, 200, "text/javascript; charset=utf-8", dr_ui_app_js,
 		             sizeof(dr_ui_app_js) - 1, hdrs);
-	case R_UI_CSS:
+	case UI_CSS:
 		return reply(c, 200, "text/css; charset=utf-8", dr_ui_style_css,
 		             sizeof(dr_ui_style_css) - 1, hdrs);
-	case R_UI_ICON:
+	case UI_ICON:
 		return reply(c, 204, "image/x-icon", "", 0, hdrs);
 	default:
 		return reply(c, 200, "text/html; charset=utf-8", dr_ui_index_html,
@@ -660,8 +699,10 @@ static void list_scenes(const char *root, const char *rel, int depth, cJSON *arr
 /* {"version", "readOnly", "tokenRequired", "features": [...], "scenes": [paths under
  * --blend-root]}. "features" names the optional routes the page may use: "updates" (GET /updates)
  * "frames" (GET /jobs/<id>/frames) and "thumbs" (GET /jobs/<id>/frames/<n>/thumb). */
-static enum MHD_Result do_info(dr_http *h, struct MHD_Connection *c)
+static enum MHD_Result do_info(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
 	cJSON *o = cJSON_CreateObject(), *arr = NULL;
 	size_t n = 0;
 	char *s = NULL;
@@ -808,8 +849,10 @@ static bool poll_nap(struct tracker *tr, double left, bool *waiting)
 	return true;
 }
 
-static enum MHD_Result do_updates(dr_http *h, struct MHD_Connection *c)
+static enum MHD_Result do_updates(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
 	struct tracker *tr = &h->tr;
 	const char *ep = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "epoch");
 	unsigned long long since = arg_ull(c, "since", 0),
@@ -872,8 +915,11 @@ static enum MHD_Result do_updates(dr_http *h, struct MHD_Connection *c)
  * after S seconds (default 20, at most 25: then the answer lists no cell). 204 while a known job
  * has no per-frame state yet (queued: ask again); 404 for an unknown job, or a finished one whose
  * per-frame state is no longer kept (the page falls back to its counts). */
-static enum MHD_Result do_frames(dr_http *h, struct MHD_Connection *c, const char *id)
+static enum MHD_Result do_frames(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
+	const char *id = k->r->id;
 	struct tracker *tr = &h->tr;
 	unsigned long long since = arg_ull(c, "since", 0),
 	                   wait = arg_ull(c, "wait", POLL_WAIT_DEFAULT);
@@ -943,8 +989,10 @@ static bool query_num(struct MHD_Connection *c, const char *name, long long max,
 }
 
 /* GET /jobs (= /status): one page, newest first; ?limit=N&after=CURSOR (the last page's "next"). */
-static enum MHD_Result do_list(dr_http *h, struct MHD_Connection *c)
+static enum MHD_Result do_list(const struct call *k)
 {
+	dr_http *h = k->h;
+	struct MHD_Connection *c = k->c;
 	long long limit = DR_JOBS_LIST_DEF, after = 0;
 	enum MHD_Result rc;
 	char *s;
@@ -965,92 +1013,223 @@ static enum MHD_Result do_list(dr_http *h, struct MHD_Connection *c)
 	return rc;
 }
 
+static enum MHD_Result do_health(const struct call *k)
+{
+	return reply_json(k->c, 200, "{\"status\":\"ok\"}", NULL);
+}
+
+static enum MHD_Result do_metrics(const struct call *k)
+{
+	char *s = dr_jobs_metrics(k->h->jobs);
+	enum MHD_Result rc;
+
+	if (!s)
+		return reply_error(k->c, 500, NULL, "out of memory");
+	rc = reply(k->c, 200, "text/plain; version=0.0.4; charset=utf-8", s, strlen(s), NULL);
+	free(s);
+	return rc;
+}
+
+/* Every route the service answers (GET rows answer HEAD too). A unit test compares it with the
+ * route table in the user docs. */
+static const struct route routes[] = {
+        {M_READ, "/health", A_HEALTH, do_health, 0},
+        {M_READ, "/healthz", A_HEALTH, do_health, 0},
+        {M_READ, "/metrics", A_TOKEN, do_metrics, 0},
+        {M_POST, "/render", A_TOKEN, do_render, 0},
+        {M_READ, "/status", A_TOKEN, do_list, 0},
+        {M_READ, "/jobs", A_TOKEN, do_list, 0},
+        {M_READ, "/status/<id>", A_TOKEN, do_status, 0},
+        {M_READ, "/jobs/<id>", A_TOKEN, do_status, 1},
+        {M_DELETE, "/jobs/<id>", A_TOKEN, do_cancel, 0},
+        {M_READ, "/jobs/<id>/frames", A_TOKEN, do_frames, 0},
+        {M_READ, "/jobs/<id>/frames/<n>", A_TOKEN, do_frame, 0},
+        {M_READ, "/jobs/<id>/frames/<n>/thumb", A_TOKEN, do_frame, 1},
+        {M_READ, "/jobs/<id>/video", A_TOKEN, do_video, 0},
+        {M_READ, "/info", A_TOKEN, do_info, 0},
+        {M_READ, "/updates", A_TOKEN, do_updates, 0},
+        {M_READ, "/", A_OPEN, do_static, UI_INDEX},
+        {M_READ, "/ui", A_OPEN, do_static, UI_INDEX},
+        {M_READ, "/ui/", A_OPEN, do_static, UI_INDEX},
+        {M_READ, "/ui/index.html", A_OPEN, do_static, UI_INDEX},
+        {M_READ, "/ui/app.js", A_OPEN, do_static, UI_JS},
+        {M_READ, "/ui/style.css", A_OPEN, do_static, UI_CSS},
+        /* browsers ask for it: an empty answer keeps their consoles clean */
+        {M_READ, "/favicon.ico", A_OPEN, do_static, UI_ICON},
+};
+
+/* Find URL's row for METHOD into R: R->allowed the methods its path answers (0: none), R->rt the
+ * row (NULL when the method is not one of them, or writes to a read-only server). */
+static void route_find(const dr_http *h, const char *url, const char *method, struct req *r)
+{
+	unsigned m = method_bit(method);
+
+	r->rt = NULL;
+	r->allowed = 0;
+	r->access = A_TOKEN;
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		unsigned ok = routes[i].methods & (h->read_only ? ~(unsigned)M_WRITE : ~0u);
+		struct req seg = {.id = "", .frame = ""};
+
+		if (!route_match(routes[i].path, url, &seg))
+			continue;
+		if (!r->allowed)
+			r->access = routes[i].access; /* a path's rows share their access */
+		r->allowed |= routes[i].methods;
+		if (ok & m) {
+			r->rt = &routes[i];
+			memcpy(r->id, seg.id, sizeof r->id);
+			memcpy(r->frame, seg.frame, sizeof r->frame);
+		}
+	}
+}
+
+int dr_http_routes(char *buf, size_t len)
+{
+	size_t pos = 0;
+	int n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		char m[32];
+		methods_text(routes[i].methods & ~(unsigned)M_HEAD, m, sizeof m);
+		dr_append(buf, len, &pos, "%s %s\n", m, routes[i].path);
+		n++;
+	}
+	return pos + 1 >= len ? -1 : n;
+}
+
+/* Is the Content-Type value V application/json (parameters such as a charset allowed)? */
+static bool json_type(const char *v)
+{
+	static const char want[] = "application/json";
+
+	if (!v)
+		return false;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	return !strncasecmp(v, want, sizeof want - 1) &&
+	       (!v[sizeof want - 1] || strchr("; \t", v[sizeof want - 1]));
+}
+
 static enum MHD_Result answer(dr_http *h, struct MHD_Connection *c, const char *url,
                               const char *method, const struct req *r)
 {
-	char id[DR_JOB_ID_MAX];
-	const char *frame;
-	enum route rt = parse_route(url, id, sizeof(id), &frame);
-	char *s;
-	enum MHD_Result rc;
+	char allow[40];
 
-	if (rt == R_NONE)
+	if (!r->allowed)
 		return reply_error(c, 404, NULL, "no such endpoint: %.200s", url);
-	if (!method_ok(rt, method, h->read_only)) {
-		const char *hdrs[] = {MHD_HTTP_HEADER_ALLOW, route_allow(rt, h->read_only), NULL};
-		if (h->read_only && (!strcmp(method, MHD_HTTP_METHOD_POST) ||
-		                     !strcmp(method, MHD_HTTP_METHOD_DELETE)))
+	if (!r->rt) {
+		unsigned mask = r->allowed & (h->read_only ? ~(unsigned)M_WRITE : ~0u);
+		const char *hdrs[] = {MHD_HTTP_HEADER_ALLOW,
+		                      methods_text(mask, allow, sizeof allow), NULL};
+		if (h->read_only && (method_bit(method) & M_WRITE))
 			return reply_error(
 			        c, 405, hdrs,
 			        "this server is read-only (drender --http during a batch): "
 			        "submit and cancel jobs with drender --serve");
 		return reply_error(c, 405, hdrs,
 		                   "method %.16s is not allowed on %.200s (allowed: %s)", method,
-		                   url, route_allow(rt, h->read_only));
+		                   url, allow);
 	}
 	if (r->too_big)
 		return reply_error(c, 413, NULL, "the request body is larger than %d bytes",
 		                   BODY_MAX);
-	switch (rt) {
-	case R_HEALTH:
-		return reply_json(c, 200, "{\"status\":\"ok\"}", NULL);
-	case R_METRICS:
-		s = dr_jobs_metrics(h->jobs);
-		if (!s)
-			return reply_error(c, 500, NULL, "out of memory");
-		rc = reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", s, strlen(s), NULL);
-		free(s);
-		return rc;
-	case R_RENDER:
-		return do_render(h, c, r);
-	case R_LIST:
-		return do_list(h, c);
-	case R_STATUS_ID:
-		return do_status(h, c, id, false);
-	case R_JOB_ID:
-		if (!strcmp(method, MHD_HTTP_METHOD_DELETE))
-			return do_cancel(h, c, id);
-		return do_status(h, c, id, true);
-	case R_FRAME:
-		return do_frame(h, c, id, frame, false);
-	case R_THUMB:
-		return do_frame(h, c, id, frame, true);
-	case R_VIDEO:
-		return do_video(h, c, id);
-	case R_FRAMES:
-		return do_frames(h, c, id);
-	case R_UI_INDEX:
-	case R_UI_JS:
-	case R_UI_CSS:
-	case R_UI_ICON:
-		return do_static(c, rt);
-	case R_INFO:
-		return do_info(h, c);
-	case R_UPDATES:
-		return do_updates(h, c);
-	case R_NONE:
-		break;
-	}
-	return reply_error(c, 404, NULL, "no such endpoint");
+	/* a body of another type is what a form on another site sends, without a preflight */
+	if ((r->rt->methods & M_POST) && r->len &&
+	    !json_type(
+	            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)))
+		return reply_error(c, 415, NULL,
+		                   "the body must be JSON, sent with \"Content-Type: "
+		                   "application/json\"");
+	return r->rt->fn(&(struct call){h, c, r, r->rt->arg});
 }
 
-/* First call for a request: refuse early what needs no body (rate, token, declared size). */
-static enum MHD_Result first_call(dr_http *h, struct MHD_Connection *c, const char *url,
-                                  struct req *r)
+/* The name in a Host header or an Origin's authority (V, up to its end or a '/'), without its port
+ * and in lower case, into NAME. False when it does not fit. *IP says whether it is an IP literal.
+ */
+static bool host_name(const char *v, char *name, size_t len, bool *ip)
 {
-	char id[DR_JOB_ID_MAX];
-	const char *cl, *frame;
-	/* The dashboard's files hold no data: they load without the token, then ask for it. */
-	bool open_route = route_is_static(parse_route(url, id, sizeof(id), &frame));
+	unsigned char buf[sizeof(struct in6_addr)];
+	size_t n;
 
-	if (!strcmp(url, "/health") || !strcmp(url, "/healthz"))
+	name[0] = '\0';
+	if (v[0] == '[') { /* [v6]:port */
+		*ip = true;
+		return strchr(v, ']') != NULL;
+	}
+	n = strcspn(v, ":/");
+	if (!n || n >= len)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		name[i] = (char)tolower((unsigned char)v[i]);
+	name[n] = '\0';
+	*ip = inet_pton(AF_INET, name, buf) == 1;
+	return true;
+}
+
+/* Is NAME (lower case) one of the --allow-host names? */
+static bool host_allowed(const dr_http *h, const char *name)
+{
+	char key[260];
+	int w = snprintf(key, sizeof key, ",%s,", name);
+
+	return h->allow_hosts && w > 0 && (size_t)w < sizeof key &&
+	       (strstr(h->allow_hosts, key) || strstr(h->allow_hosts, ",*,"));
+}
+
+/* False, with WHY, for a request from another site: a Host that is not an IP address, localhost
+ * or an --allow-host name (DNS rebinding: checked without a token, or with names), and an Origin
+ * that is not this server's (a page elsewhere posting here; "null" included). */
+static bool same_site(const dr_http *h, struct MHD_Connection *c, char *why, size_t len)
+{
+	const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	const char *auth = origin ? strstr(origin, "://") : NULL;
+	char name[256];
+	bool ip = false;
+
+	if (host && h->check_host &&
+	    !(host_name(host, name, sizeof name, &ip) &&
+	      (ip || !strcmp(name, "localhost") || host_allowed(h, name)))) {
+		snprintf(why, len,
+		         "Host '%.200s' is not this server's address: refused (a name that leads "
+		         "here must be allowed with --allow-host NAME)",
+		         host);
+		return false;
+	}
+	if (!origin)
+		return true;
+	if (auth && host && !strcasecmp(auth + 3, host))
+		return true; /* the dashboard: the page's origin is the server's own */
+	if (auth && host_name(auth + 3, name, sizeof name, &ip) && host_allowed(h, name))
+		return true; /* behind a proxy that rewrites Host: a name the user allowed */
+	snprintf(why, len, "Origin '%.200s' is not this server: a cross-site request is refused",
+	         origin);
+	return false;
+}
+
+/* First call for a request: find its route, and refuse early what needs no body (rate, token,
+ * declared size). */
+static enum MHD_Result first_call(dr_http *h, struct MHD_Connection *c, const char *url,
+                                  const char *method, struct req *r)
+{
+	const char *cl;
+	char why[512];
+
+	route_find(h, url, method, r);
+	if (r->access == A_HEALTH)
 		return MHD_YES;
+	if (!same_site(h, c, why, sizeof why)) {
+		r->answered = true;
+		return reply_error(c, 403, NULL, "%s", why);
+	}
 	if (!rate_ok(h, c)) {
 		const char *hdrs[] = {MHD_HTTP_HEADER_RETRY_AFTER, "1", NULL};
 		r->answered = true;
 		return reply_error(c, 429, hdrs, "too many requests from this address: slow down");
 	}
-	if (!open_route && !auth_ok(h, c)) {
+	if (r->access == A_TOKEN && !auth_ok(h, c)) {
 		const char *hdrs[] = {MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"drender\"",
 		                      NULL};
 		r->answered = true;
@@ -1074,6 +1253,164 @@ static enum MHD_Result first_call(dr_http *h, struct MHD_Connection *c, const ch
 	return MHD_YES;
 }
 
+/* One connection as the guard sees it; FD -1: a free slot. */
+struct conn {
+	int fd;
+	double since; /* dr_now() when it began waiting for a request's headers */
+	bool busy;    /* a request of it is being answered: not waiting */
+	bool cut;     /* shut down by the guard (once) */
+};
+
+/* Cuts connections that wait too long for their headers, and the longest waiting one when too
+ * many wait, so that idle, trickling (slowloris) and half-open TLS clients cannot fill the
+ * connection limit: a client that sends its request at once always finds room. Cutting is a
+ * shutdown() of the socket under MU; libmicrohttpd tells the guard a connection closed (under
+ * MU) before it closes its socket, so a descriptor is never cut after it was reused. */
+struct guard {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t reaper;
+	bool stopping, running;
+	struct conn slot[CONN_LIMIT + 8]; /* libmicrohttpd starts no more than CONN_LIMIT */
+	unsigned long long cut_idle, cut_crowded;
+};
+
+static void guard_cut(struct conn *k)
+{
+	shutdown(k->fd, SHUT_RDWR); /* its thread sees the end and closes it */
+	k->cut = true;
+}
+
+static void *guard_reap(void *arg)
+{
+	struct guard *g = arg;
+
+	pthread_mutex_lock(&g->mu);
+	while (!g->stopping) {
+		struct timespec ts;
+		double t = dr_now();
+
+		for (size_t i = 0; i < sizeof g->slot / sizeof g->slot[0]; i++) {
+			struct conn *k = &g->slot[i];
+			if (k->fd >= 0 && !k->busy && !k->cut && t - k->since > HEADER_DEADLINE) {
+				guard_cut(k);
+				g->cut_idle++;
+			}
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)(REAP_EVERY * 1e9);
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+	}
+	pthread_mutex_unlock(&g->mu);
+	return NULL;
+}
+
+/* A connection started (its slot into *CTX) or closed (its slot freed). */
+static void guard_notify(void *cls, struct MHD_Connection *c, void **ctx,
+                         enum MHD_ConnectionNotificationCode code)
+{
+	struct guard *g = ((dr_http *)cls)->guard;
+	const union MHD_ConnectionInfo *ci;
+	struct conn *k = *ctx, *oldest = NULL;
+	int waiting = 0;
+
+	pthread_mutex_lock(&g->mu);
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (k)
+			k->fd = -1;
+		*ctx = NULL;
+		pthread_mutex_unlock(&g->mu);
+		return;
+	}
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	for (size_t i = 0; ci && i < sizeof g->slot / sizeof g->slot[0]; i++) {
+		struct conn *o = &g->slot[i];
+		if (o->fd < 0 && !*ctx) {
+			*o = (struct conn){.fd = ci->connect_fd, .since = dr_now()};
+			*ctx = o;
+		} else if (o->fd >= 0 && !o->busy && !o->cut) {
+			waiting++;
+			if (!oldest || o->since < oldest->since)
+				oldest = o;
+		}
+	}
+	if (waiting >= WAITING_MAX && oldest) {
+		guard_cut(oldest);
+		g->cut_crowded++;
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* The request on C began (BUSY) or ended: its connection waits again from now. */
+static void guard_busy(dr_http *h, struct MHD_Connection *c, bool busy)
+{
+	const union MHD_ConnectionInfo *ci =
+	        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn *k = ci ? ci->socket_context : NULL;
+
+	if (!k)
+		return;
+	pthread_mutex_lock(&h->guard->mu);
+	k->busy = busy;
+	k->since = dr_now();
+	pthread_mutex_unlock(&h->guard->mu);
+}
+
+/* Start the guard's reaper. 0, or -1 with ERR. */
+static int guard_start(dr_http *h, char *err, size_t errlen)
+{
+	struct guard *g = calloc(1, sizeof *g);
+
+	if (!g)
+		return dr_seterr(err, errlen, "out of memory");
+	for (size_t i = 0; i < sizeof g->slot / sizeof g->slot[0]; i++)
+		g->slot[i].fd = -1;
+	if (pthread_mutex_init(&g->mu, NULL) != 0) {
+		free(g);
+		return dr_seterr(err, errlen, "cannot create a lock");
+	}
+	if (pthread_cond_init(&g->cv, NULL) != 0 ||
+	    pthread_create(&g->reaper, NULL, guard_reap, g) != 0) {
+		pthread_mutex_destroy(&g->mu);
+		free(g);
+		return dr_seterr(err, errlen, "cannot start the HTTP connection guard");
+	}
+	g->running = true;
+	h->guard = g;
+	return 0;
+}
+
+/* Stop the reaper (before the daemon: the guard's slots stay valid until it is freed). */
+static void guard_stop(dr_http *h)
+{
+	struct guard *g = h->guard;
+
+	if (!g || !g->running)
+		return;
+	g->running = false;
+	pthread_mutex_lock(&g->mu);
+	g->stopping = true;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+	pthread_join(g->reaper, NULL);
+}
+
+static void guard_free(dr_http *h)
+{
+	if (!h->guard)
+		return;
+	if (h->guard->cut_idle || h->guard->cut_crowded)
+		dr_debug("http: %llu connections cut after %.0f s without a request, %llu when %d "
+		         "were waiting",
+		         h->guard->cut_idle, HEADER_DEADLINE, h->guard->cut_crowded, WAITING_MAX);
+	pthread_cond_destroy(&h->guard->cv);
+	pthread_mutex_destroy(&h->guard->mu);
+	free(h->guard);
+	h->guard = NULL;
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **con_cls)
@@ -1087,7 +1424,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		if (!r)
 			return MHD_NO;
 		*con_cls = r;
-		return first_call(h, c, url, r);
+		guard_busy(h, c, true);
+		return first_call(h, c, url, method, r);
 	}
 	if (*upload_size) {
 		if (!r->answered && !r->too_big) {
@@ -1119,9 +1457,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct req *r = *con_cls;
 
-	(void)cls;
-	(void)c;
 	(void)toe;
+	guard_busy(cls, c, false);
 	if (r) {
 		free(r->body);
 		free(r);
@@ -1290,6 +1627,8 @@ out:
 /* Free what dr_http_start allocated (the daemon is stopped or was never started). */
 static void http_free(dr_http *h)
 {
+	guard_stop(h);
+	guard_free(h);
 	cJSON_Delete(h->tr.snap);
 	free(h->tr.seen);
 	pthread_cond_destroy(&h->tr.cv);
@@ -1302,44 +1641,42 @@ static void http_free(dr_http *h)
 	free(h->blend_root);
 	free(h->output_root);
 	free(h->default_scene);
+	free(h->allow_hosts);
 	free(h->buckets);
 	pthread_mutex_destroy(&h->rl_mu);
 	free(h);
 }
 
-dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t errlen)
+/* H's list of Host names: NAMES (the user's, comma-separated, or NULL) and this machine's name,
+ * whole and up to its first dot (a container's peers call it so; a rebound name cannot be it), as
+ * ",name,...," in lower case. 0, or -1 on out of memory. */
+static int allowed_hosts(dr_http *h, const char *names)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = 0;
-	bool loopback = false, oom = false;
-	dr_http *h = NULL;
-	int fd = -1, one = 1;
-	/* A thread per connection: a long-poll waiting for a change holds only its own thread. */
-	unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
-	                 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+	char self[256] = "";
+	size_t n, pos = 0;
 
-	struct MHD_OptionItem tls_opts[3] = {{MHD_OPTION_END, 0, NULL}};
-	bool tls = (cfg->tls_cert && cfg->tls_cert[0]) || (cfg->tls_key && cfg->tls_key[0]);
+	if (gethostname(self, sizeof self - 1) != 0)
+		self[0] = '\0';
+	self[sizeof self - 1] = '\0';
+	n = (names ? strlen(names) : 0) + 2 * strlen(self) + 8;
+	if (!(h->allow_hosts = malloc(n)))
+		return -1;
+	h->allow_hosts[0] = '\0';
+	dr_append(h->allow_hosts, n, &pos, ",%s,%s,%.*s,", names ? names : "", self,
+	          (int)strcspn(self, "."), self);
+	for (char *p = h->allow_hosts; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return 0;
+}
 
-	if (parse_listen(cfg->listen, &ss, &sl, &loopback, err, errlen) < 0)
-		return NULL;
-	if (!loopback && (!cfg->token || !cfg->token[0])) {
-		snprintf(err, errlen,
-		         "listening on %s needs --token or DRENDER_TOKEN (or listen on 127.0.0.1)",
-		         cfg->listen);
-		return NULL;
-	}
-	if (tls && (!cfg->tls_cert || !cfg->tls_cert[0] || !cfg->tls_key || !cfg->tls_key[0])) {
-		snprintf(err, errlen, "HTTPS needs both --tls-cert FILE and --tls-key FILE");
-		return NULL;
-	}
-	if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-		snprintf(err, errlen,
-		         "--tls-cert: this libmicrohttpd was built without TLS support (GnuTLS); "
-		         "HTTPS is not available");
-		return NULL;
-	}
-	h = calloc(1, sizeof(*h));
+/* A server's state from CFG, not started: locks, the long-poll's epoch, copies of CFG's strings.
+ * NULL with ERR. */
+static dr_http *http_alloc(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t errlen)
+{
+	dr_http *h = calloc(1, sizeof(*h));
+	struct timespec now;
+	bool oom = false;
+
 	if (!h) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -1362,12 +1699,9 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 		snprintf(err, errlen, "cannot create a condition variable");
 		return NULL;
 	}
-	{
-		struct timespec now;
-		clock_gettime(CLOCK_REALTIME, &now);
-		snprintf(h->tr.epoch, sizeof(h->tr.epoch), "%lx%05lx", (unsigned long)now.tv_sec,
-		         (unsigned long)(now.tv_nsec / 10000) & 0xfffffUL);
-	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	snprintf(h->tr.epoch, sizeof(h->tr.epoch), "%lx%05lx", (unsigned long)now.tv_sec,
+	         (unsigned long)(now.tv_nsec / 10000) & 0xfffffUL);
 	h->jobs = jobs;
 	h->read_only = cfg->read_only;
 	h->overwrite = cfg->overwrite;
@@ -1381,12 +1715,87 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 	h->limits.output_root = h->output_root;
 	h->limits.default_scene = h->default_scene;
 	h->limits.max_frames = cfg->limits.max_frames;
+	h->check_host = !h->token || cfg->allow_hosts;
+	if (allowed_hosts(h, cfg->allow_hosts) < 0)
+		oom = true;
 	if (h->rate > 0 && !(h->buckets = calloc(RATE_SLOTS, sizeof(*h->buckets))))
 		oom = true;
 	if (oom) {
 		snprintf(err, errlen, "out of memory");
-		goto fail;
+		http_free(h);
+		return NULL;
 	}
+	return h;
+}
+
+/* A listening socket bound to SS (SL bytes; updated to the bound address), named LISTEN in
+ * messages. The descriptor, or -1 with ERR. */
+static int listen_on(const char *listen_addr, struct sockaddr_storage *ss, socklen_t *sl, char *err,
+                     size_t errlen)
+{
+	int one = 1, fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)ss, *sl) < 0 || listen(fd, 128) < 0 ||
+	    getsockname(fd, (struct sockaddr *)ss, sl) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", listen_addr, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* What CFG asks that can be refused before anything is made: an address that does not parse, a
+ * non-loopback one without a token, half a TLS setup, TLS without the library's support. */
+static int check_cfg(const dr_http_cfg *cfg, struct sockaddr_storage *ss, socklen_t *sl,
+                     bool *loopback, bool *tls, char *err, size_t errlen)
+{
+	*tls = (cfg->tls_cert && cfg->tls_cert[0]) || (cfg->tls_key && cfg->tls_key[0]);
+	if (parse_listen(cfg->listen, ss, sl, loopback, err, errlen) < 0)
+		return -1;
+	if (!*loopback && (!cfg->token || !cfg->token[0]))
+		return dr_seterr(err, errlen,
+		                 "listening on %s needs --token or DRENDER_TOKEN (or listen on "
+		                 "127.0.0.1)",
+		                 cfg->listen);
+	if (*tls && (!cfg->tls_cert || !cfg->tls_cert[0] || !cfg->tls_key || !cfg->tls_key[0]))
+		return dr_seterr(err, errlen,
+		                 "HTTPS needs both --tls-cert FILE and --tls-key FILE");
+	if (cfg->allow_hosts &&
+	    (!cfg->allow_hosts[0] || cfg->allow_hosts[0] == ',' || strstr(cfg->allow_hosts, ",,") ||
+	     cfg->allow_hosts[strlen(cfg->allow_hosts) - 1] == ',' ||
+	     strspn(cfg->allow_hosts,
+	            "abcdefghijklmnopqrstuvwxyz"
+	            "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_*,") != strlen(cfg->allow_hosts) ||
+	     strlen(cfg->allow_hosts) > 4000))
+		return dr_seterr(
+		        err, errlen,
+		        "--allow-host '%.100s': give host names without ports, separated by "
+		        "commas (e.g. render.example.com,render01), or '*' for any",
+		        cfg->allow_hosts);
+	if (*tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+		return dr_seterr(err, errlen,
+		                 "--tls-cert: this libmicrohttpd was built without TLS support "
+		                 "(GnuTLS); HTTPS is not available");
+	return 0;
+}
+
+dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = 0;
+	bool loopback = false, tls = false;
+	dr_http *h = NULL;
+	int fd = -1;
+	/* A thread per connection: a long-poll waiting for a change holds only its own thread. */
+	unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
+	                 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem tls_opts[3] = {{MHD_OPTION_END, 0, NULL}};
+
+	if (check_cfg(cfg, &ss, &sl, &loopback, &tls, err, errlen) < 0 ||
+	    !(h = http_alloc(cfg, jobs, err, errlen)))
+		return NULL;
 	if (tls) {
 		size_t cert_len;
 
@@ -1397,26 +1806,20 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 		tls_opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
 		flags |= MHD_USE_TLS;
 	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 128) < 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, strerror(errno));
+	if ((fd = listen_on(cfg->listen, &ss, &sl, err, errlen)) < 0 ||
+	    guard_start(h, err, errlen) < 0)
 		goto fail;
-	}
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, strerror(errno));
-		goto fail;
-	}
 	h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 	                                         : ((struct sockaddr_in *)&ss)->sin_port);
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	h->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, h, MHD_OPTION_EXTERNAL_LOGGER,
-	                        mhd_log, h, MHD_OPTION_LISTEN_SOCKET, fd,
-	                        MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-	                        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-	                        MHD_OPTION_CONNECTION_LIMIT, 512u, MHD_OPTION_CONNECTION_TIMEOUT,
-	                        30u, MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
+	h->d = MHD_start_daemon(
+	        flags, 0, NULL, NULL, handler, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+	        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+	        MHD_OPTION_NOTIFY_CONNECTION, guard_notify, h, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	        (size_t)(64 * 1024), MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT,
+	        MHD_OPTION_PER_IP_CONNECTION_LIMIT, CONN_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+	        MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
 	if (!h->d) {
 		/* MHD may or may not have closed FD; leaking it beats closing someone else's. */
 		fd = -1;
@@ -1448,6 +1851,7 @@ void dr_http_stop(dr_http *h)
 	h->tr.stopping = true;
 	pthread_cond_broadcast(&h->tr.cv);
 	pthread_mutex_unlock(&h->tr.mu);
+	guard_stop(h);
 	MHD_stop_daemon(h->d);
 	http_free(h);
 }

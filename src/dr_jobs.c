@@ -901,17 +901,18 @@ static size_t unfinished_frames(const dr_jobs *t)
 	return n;
 }
 
-int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *id, size_t idlen,
-                   char *err, size_t errlen)
+dr_err dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *id, size_t idlen,
+                      char *err, size_t errlen)
 {
 	struct job *j = NULL;
+	dr_err kind = DR_E_INTERNAL;
 	int rc = -1, tries = 0;
 
 	pthread_mutex_lock(&t->mu);
 	if (t->cfg.max_queued && t->count[DR_JOB_QUEUED] >= t->cfg.max_queued) {
 		snprintf(err, errlen, "the queue is full (%zu jobs waiting): try again later",
 		         t->cfg.max_queued);
-		rc = -2;
+		kind = DR_E_BUSY;
 		goto out;
 	}
 	if (t->max_frames) {
@@ -922,12 +923,13 @@ int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *
 			        "too many frames waiting: %zu in unfinished jobs + %zu asked > the "
 			        "limit of %zu (--max-queued-frames); try again later",
 			        have, spec->frames.n, t->max_frames);
-			rc = -2;
+			kind = DR_E_BUSY;
 			goto out;
 		}
 	}
 	if (reserve(t) < 0 || !(j = calloc(1, sizeof(*j)))) {
 		snprintf(err, errlen, "out of memory");
+		kind = DR_E_NOMEM;
 		goto out;
 	}
 	j->spec = *spec;
@@ -953,7 +955,7 @@ int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *
 	if (rc == -4)
 		snprintf(err, errlen, "cannot make a job id that is not taken");
 	if (rc != 0) {
-		rc = rc == -3 ? -3 : -1;
+		kind = rc == -3 ? DR_E_UNAVAILABLE : DR_E_INTERNAL;
 		goto out;
 	}
 	mem_add(t, j);
@@ -961,13 +963,14 @@ int dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *
 	*spec = j->spec; /* the table owns the frames now; the caller's copy must not free them */
 	memset(&spec->frames, 0, sizeof(spec->frames));
 	j = NULL;
+	kind = DR_OK;
 out:
 	if (j) {
 		memset(&j->spec, 0, sizeof(j->spec)); /* still the caller's */
 		job_free(j);
 	}
 	pthread_mutex_unlock(&t->mu);
-	return rc;
+	return kind;
 }
 
 /* ISO-8601 UTC time of T into BUF. */

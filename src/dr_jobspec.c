@@ -61,37 +61,37 @@ static const char *json_kind(const cJSON *j)
 	return "null";
 }
 
-/* Integer member NAME in MIN..MAX; 0, or 400 with ERR. */
-static int get_int(const cJSON *j, const char *name, long min, long max, int *out, char *err,
-                   size_t errlen)
+/* Integer member NAME in MIN..MAX; 0, or DR_E_INVALID with ERR. */
+static dr_err get_int(const cJSON *j, const char *name, long min, long max, int *out, char *err,
+                      size_t errlen)
 {
 	double d;
 
 	if (!cJSON_IsNumber(j)) {
 		snprintf(err, errlen, "\"%s\" must be an integer from %ld to %ld, not %s", name,
 		         min, max, json_kind(j));
-		return 400;
+		return DR_E_INVALID;
 	}
 	d = j->valuedouble;
 	if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max) {
 		snprintf(err, errlen, "\"%s\" must be an integer from %ld to %ld (got %.17g)", name,
 		         min, max, d);
-		return 400;
+		return DR_E_INVALID;
 	}
 	*out = (int)d;
 	return 0;
 }
 
-/* String member NAME, non-empty; 0, or 400 with ERR. */
-static int get_str(const cJSON *j, const char *name, const char **out, char *err, size_t errlen)
+/* String member NAME, non-empty; 0, or DR_E_INVALID with ERR. */
+static dr_err get_str(const cJSON *j, const char *name, const char **out, char *err, size_t errlen)
 {
 	if (!cJSON_IsString(j) || !j->valuestring) {
 		snprintf(err, errlen, "\"%s\" must be a string, not %s", name, json_kind(j));
-		return 400;
+		return DR_E_INVALID;
 	}
 	if (!*j->valuestring) {
 		snprintf(err, errlen, "\"%s\" must not be empty", name);
-		return 400;
+		return DR_E_INVALID;
 	}
 	*out = j->valuestring;
 	return 0;
@@ -159,8 +159,8 @@ struct strwalk {
 };
 
 /* Check J's strings (keys and values, in document order) against W; TOP is the body member they
- * belong to (NULL for the body's own keys). 0, or 400 with the field named. */
-static int check_strings(const cJSON *j, const char *top, struct strwalk *w)
+ * belong to (NULL for the body's own keys). 0, or DR_E_INVALID with the field named. */
+static dr_err check_strings(const cJSON *j, const char *top, struct strwalk *w)
 {
 	for (const cJSON *c = j->child; c; c = c->next) {
 		const char *name = top ? top : c->string;
@@ -174,7 +174,7 @@ static int check_strings(const cJSON *j, const char *top, struct strwalk *w)
 					         top, what);
 				else
 					snprintf(w->err, w->errlen, "a field name %s", what);
-				return 400;
+				return DR_E_INVALID;
 			}
 		}
 		if (cJSON_IsString(c)) {
@@ -184,10 +184,10 @@ static int check_strings(const cJSON *j, const char *top, struct strwalk *w)
 				         name ? name : "(array item)",
 				         !valid ? "is not valid UTF-8"
 				                : "contains a NUL byte (\\u0000)");
-				return 400;
+				return DR_E_INVALID;
 			}
 		} else if (c->child) {
-			int rc = check_strings(c, name, w);
+			dr_err rc = check_strings(c, name, w);
 			if (rc)
 				return rc;
 		}
@@ -195,8 +195,8 @@ static int check_strings(const cJSON *j, const char *top, struct strwalk *w)
 	return 0;
 }
 
-/* Sort the body's members into M: 400 for a non-object, unknown or repeated fields. */
-static int collect(const cJSON *root, struct members *m, char *err, size_t errlen)
+/* Sort the body's members into M: DR_E_INVALID for a non-object, unknown or repeated fields. */
+static dr_err collect(const cJSON *root, struct members *m, char *err, size_t errlen)
 {
 	const cJSON *c;
 
@@ -205,7 +205,7 @@ static int collect(const cJSON *root, struct members *m, char *err, size_t errle
 		snprintf(err, errlen,
 		         "the body must be a JSON object like {\"from\":1,\"to\":20}, not %s",
 		         json_kind(root));
-		return 400;
+		return DR_E_INVALID;
 	}
 	cJSON_ArrayForEach(c, root)
 	{
@@ -221,14 +221,14 @@ static int collect(const cJSON *root, struct members *m, char *err, size_t errle
 			         "engine, format, samples, priority, device, still, split, video, "
 			         "fps)",
 			         c->string ? c->string : "");
-			return 400;
+			return DR_E_INVALID;
 		}
 		for (const cJSON *p = root->child; p != c; p = p->next)
 			if (p->string && strcmp(p->string, c->string) == 0)
 				seen = true;
 		if (seen) {
 			snprintf(err, errlen, "field \"%s\" is given twice", c->string);
-			return 400;
+			return DR_E_INVALID;
 		}
 		if (!cJSON_IsNull(c))
 			m->v[i] = c;
@@ -237,15 +237,16 @@ static int collect(const cJSON *root, struct members *m, char *err, size_t errle
 }
 
 /* Frames from "from"/"to" or "frames"; the count is checked against MAX before allocating. */
-static int parse_frames(const struct members *m, size_t max, dr_frames *out, char *err,
-                        size_t errlen)
+static dr_err parse_frames(const struct members *m, size_t max, dr_frames *out, char *err,
+                           size_t errlen)
 {
-	int a, b, rc;
+	int a, b;
+	dr_err rc;
 	char ferr[DR_ERRLEN];
 
 	if (m->v[F_FRAMES] && (m->v[F_FROM] || m->v[F_TO])) {
 		snprintf(err, errlen, "give either \"from\" and \"to\", or \"frames\", not both");
-		return 400;
+		return DR_E_INVALID;
 	}
 	if (m->v[F_FRAMES]) {
 		const char *spec;
@@ -255,12 +256,12 @@ static int parse_frames(const struct members *m, size_t max, dr_frames *out, cha
 			snprintf(err, errlen,
 			         "\"frames\" must be a string like \"1-20,30\", not %s",
 			         json_kind(m->v[F_FRAMES]));
-			return 400;
+			return DR_E_INVALID;
 		}
 		spec = m->v[F_FRAMES]->valuestring;
 		if (dr_frames_parse(spec, &f, ferr, sizeof(ferr)) < 0) {
 			snprintf(err, errlen, "\"frames\": %s", ferr);
-			return 400;
+			return DR_E_INVALID;
 		}
 		if (f.n > max) {
 			snprintf(err, errlen,
@@ -268,7 +269,7 @@ static int parse_frames(const struct members *m, size_t max, dr_frames *out, cha
 			         "(--max-frames)",
 			         f.n, max);
 			dr_frames_free(&f);
-			return 413;
+			return DR_E_TOO_LARGE;
 		}
 		*out = f;
 		return 0;
@@ -277,12 +278,12 @@ static int parse_frames(const struct members *m, size_t max, dr_frames *out, cha
 		snprintf(err, errlen,
 		         "no frames: give \"from\" and \"to\" (e.g. {\"from\":1,\"to\":20}) or "
 		         "\"frames\" (e.g. \"1-20,30\")");
-		return 400;
+		return DR_E_INVALID;
 	}
 	if (!m->v[F_FROM] || !m->v[F_TO]) {
 		snprintf(err, errlen, "\"%s\" is missing: give both \"from\" and \"to\"",
 		         m->v[F_FROM] ? "to" : "from");
-		return 400;
+		return DR_E_INVALID;
 	}
 	if ((rc = get_int(m->v[F_FROM], "from", 0, DR_FRAME_MAX, &a, err, errlen)))
 		return rc;
@@ -294,7 +295,7 @@ static int parse_frames(const struct members *m, size_t max, dr_frames *out, cha
 		else
 			snprintf(err, errlen, "\"to\" must be an integer >= \"from\", not %s",
 			         json_kind(m->v[F_TO]));
-		return 400;
+		return DR_E_INVALID;
 	}
 	if ((rc = get_int(m->v[F_TO], "to", a, DR_FRAME_MAX, &b, err, errlen)))
 		return rc;
@@ -303,14 +304,14 @@ static int parse_frames(const struct members *m, size_t max, dr_frames *out, cha
 		         "\"from\" %d to \"to\" %d are %zu frames, more than the limit of %zu per "
 		         "job (--max-frames)",
 		         a, b, (size_t)b - (size_t)a + 1, max);
-		return 413;
+		return DR_E_TOO_LARGE;
 	}
 	out->n = (size_t)b - (size_t)a + 1;
 	out->v = malloc(out->n * sizeof(*out->v));
 	if (!out->v) {
 		snprintf(err, errlen, "out of memory for %zu frames", out->n);
 		out->n = 0;
-		return 500;
+		return DR_E_NOMEM;
 	}
 	for (size_t i = 0; i < out->n; i++)
 		out->v[i] = a + (int)i;
@@ -340,8 +341,8 @@ static int join(char *buf, size_t len, const char *root, const char *name)
 }
 
 /* Resolve "blend" under the blend root into SCENE (a real path to a regular file). */
-static int resolve_blend(const char *rel, const dr_jobspec_limits *lim, char *scene, char *err,
-                         size_t errlen)
+static dr_err resolve_blend(const char *rel, const dr_jobspec_limits *lim, char *scene, char *err,
+                            size_t errlen)
 {
 	char joined[DR_PATH_MAX], real[PATH_MAX];
 	struct stat st;
@@ -349,57 +350,57 @@ static int resolve_blend(const char *rel, const dr_jobspec_limits *lim, char *sc
 	if (!lim->blend_root) {
 		snprintf(err, errlen,
 		         "\"blend\" is not accepted here: the service has no --blend-root");
-		return 403;
+		return DR_E_FORBIDDEN;
 	}
 	if (rel[0] == '/') {
 		snprintf(err, errlen,
 		         "\"blend\" must be a path relative to --blend-root, not an "
 		         "absolute path");
-		return 403;
+		return DR_E_FORBIDDEN;
 	}
 	if (has_dotdot(rel)) {
 		snprintf(err, errlen, "\"blend\" must not contain '..': it escapes --blend-root");
-		return 403;
+		return DR_E_FORBIDDEN;
 	}
 	if (join(joined, sizeof(joined), lim->blend_root, rel) < 0) {
 		snprintf(err, errlen, "\"blend\" is too long");
-		return 400;
+		return DR_E_INVALID;
 	}
 	if (!realpath(joined, real)) {
 		int e = errno;
 		if (e == ENOENT || e == ENOTDIR) {
 			snprintf(err, errlen,
 			         "\"blend\" '%.200s' does not exist under --blend-root", rel);
-			return 404;
+			return DR_E_NOT_FOUND;
 		}
 		if (e == ENAMETOOLONG) {
 			snprintf(err, errlen, "\"blend\" is too long");
-			return 400;
+			return DR_E_INVALID;
 		}
 		snprintf(err, errlen, "\"blend\" '%.200s' cannot be opened: %s", rel, strerror(e));
-		return e == EACCES || e == ELOOP ? 403 : 404;
+		return e == EACCES || e == ELOOP ? DR_E_FORBIDDEN : DR_E_NOT_FOUND;
 	}
 	if (!dr_path_under(real, lim->blend_root)) {
 		snprintf(err, errlen,
 		         "\"blend\" '%.200s' escapes --blend-root (a symlink leads "
 		         "outside)",
 		         rel);
-		return 403;
+		return DR_E_FORBIDDEN;
 	}
 	if (stat(real, &st) < 0 || !S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "\"blend\" '%.200s' is not a regular file", rel);
-		return 400;
+		return DR_E_INVALID;
 	}
 	if (strlen(real) >= DR_PATH_MAX) {
 		snprintf(err, errlen, "\"blend\" is too long");
-		return 400;
+		return DR_E_INVALID;
 	}
 	memcpy(scene, real, strlen(real) + 1);
 	return 0;
 }
 
 /* Check "output": a plain name whose directory (if it exists already) stays under the root. */
-static int check_output(const char *name, const dr_jobspec_limits *lim, char *err, size_t errlen)
+static dr_err check_output(const char *name, const dr_jobspec_limits *lim, char *err, size_t errlen)
 {
 	char joined[DR_PATH_MAX], real[PATH_MAX];
 	struct stat st;
@@ -407,21 +408,21 @@ static int check_output(const char *name, const dr_jobspec_limits *lim, char *er
 	if (!lim->output_root) {
 		snprintf(err, errlen,
 		         "\"output\" is not accepted here: the service has no --output-root");
-		return 403;
+		return DR_E_FORBIDDEN;
 	}
 	if (name[0] == '/') {
 		snprintf(err, errlen,
 		         "\"output\" must be a name under --output-root, not an "
 		         "absolute path");
-		return 403;
+		return DR_E_FORBIDDEN;
 	}
 	if (has_dotdot(name)) {
 		snprintf(err, errlen, "\"output\" must not contain '..': it escapes --output-root");
-		return 403;
+		return DR_E_FORBIDDEN;
 	}
 	if (strlen(name) > OUTPUT_NAME_MAX) {
 		snprintf(err, errlen, "\"output\" is longer than %d characters", OUTPUT_NAME_MAX);
-		return 400;
+		return DR_E_INVALID;
 	}
 	for (const char *p = name; *p; p++) {
 		unsigned char c = (unsigned char)*p;
@@ -442,16 +443,16 @@ static int check_output(const char *name, const dr_jobspec_limits *lim, char *er
 				         "and "
 				         "'.' (no '%c')",
 				         c);
-			return 400;
+			return DR_E_INVALID;
 		}
 	}
 	if (name[0] == '.') {
 		snprintf(err, errlen, "\"output\" must not start with '.'");
-		return 400;
+		return DR_E_INVALID;
 	}
 	if (join(joined, sizeof(joined), lim->output_root, name) < 0) {
 		snprintf(err, errlen, "\"output\" is too long");
-		return 400;
+		return DR_E_INVALID;
 	}
 	if (lstat(joined, &st) == 0) {
 		if (!realpath(joined, real) || !dr_path_under(real, lim->output_root)) {
@@ -459,14 +460,14 @@ static int check_output(const char *name, const dr_jobspec_limits *lim, char *er
 			         "\"output\" '%s' escapes --output-root (a symlink "
 			         "leads outside)",
 			         name);
-			return 403;
+			return DR_E_FORBIDDEN;
 		}
 		if (stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
 			snprintf(err, errlen,
 			         "\"output\" '%s' exists under --output-root and is not "
 			         "a directory",
 			         name);
-			return 400;
+			return DR_E_INVALID;
 		}
 	}
 	return 0;
@@ -510,13 +511,13 @@ too_long:
 	return dr_seterr(err, errlen, "the output path under '%s' is too long", root);
 }
 
-/* The settings members of a request (all but the frames) from M into S. Returns 0, or an HTTP
- * status with ERR. */
-static int read_settings(const struct members *m, const dr_jobspec_limits *lim, dr_jobspec *s,
-                         char *err, size_t errlen)
+/* The settings members of a request (all but the frames) from M into S. Returns 0, or an error
+ * kind with ERR. */
+static dr_err read_settings(const struct members *m, const dr_jobspec_limits *lim, dr_jobspec *s,
+                            char *err, size_t errlen)
 {
 	const char *str, *canon;
-	int rc;
+	dr_err rc;
 
 	memcpy(s->render.format, "PNG", sizeof("PNG"));
 	if (m->v[F_ENGINE]) {
@@ -527,7 +528,7 @@ static int read_settings(const struct members *m, const dr_jobspec_limits *lim, 
 			         "\"engine\" '%.64s' is unknown (use CYCLES, BLENDER_EEVEE or "
 			         "BLENDER_WORKBENCH)",
 			         str);
-			return 400;
+			return DR_E_INVALID;
 		}
 		snprintf(s->render.engine, sizeof(s->render.engine), "%s", canon);
 	}
@@ -539,7 +540,7 @@ static int read_settings(const struct members *m, const dr_jobspec_limits *lim, 
 			return rc;
 		if (dr_outpath_init(&o, "x_####", "x.blend", str, oerr, sizeof(oerr)) < 0) {
 			snprintf(err, errlen, "\"format\": %s", oerr);
-			return 400;
+			return DR_E_INVALID;
 		}
 		snprintf(s->render.format, sizeof(s->render.format), "%s",
 		         dr_format_canonical(str));
@@ -553,7 +554,7 @@ static int read_settings(const struct members *m, const dr_jobspec_limits *lim, 
 			         "or "
 			         "auto)",
 			         str);
-			return 400;
+			return DR_E_INVALID;
 		}
 		snprintf(s->render.device, sizeof(s->render.device), "%s", canon);
 	}
@@ -575,43 +576,44 @@ static int read_settings(const struct members *m, const dr_jobspec_limits *lim, 
 	} else if (lim->default_scene) {
 		if (strlen(lim->default_scene) >= sizeof(s->render.scene)) {
 			snprintf(err, errlen, "the default scene path is too long");
-			return 500;
+			return DR_E_INTERNAL;
 		}
 		snprintf(s->render.scene, sizeof(s->render.scene), "%s", lim->default_scene);
 	} else {
 		snprintf(err, errlen,
 		         "\"blend\" is missing and the service has no default scene (--scene)");
-		return 400;
+		return DR_E_INVALID;
 	}
 	if (m->v[F_OUTPUT] && dr_jobspec_set_output(s, lim->output_root,
 	                                            m->v[F_OUTPUT]->valuestring, err, errlen) < 0) {
-		return 400;
+		return DR_E_INVALID;
 	}
 	return 0;
 }
 
-/* "still", "split", "video", "fps" from M into S (frames 0..N-1 for a still). 0, or 400 with ERR
- * naming the field (413 for more ranges than LIM allows frames). */
-static int read_still_video(const struct members *m, const dr_jobspec_limits *lim, dr_jobspec *s,
-                            char *err, size_t errlen)
+/* "still", "split", "video", "fps" from M into S (frames 0..N-1 for a still). 0, or DR_E_INVALID
+ * with ERR naming the field (DR_E_TOO_LARGE for more ranges than LIM allows frames). */
+static dr_err read_still_video(const struct members *m, const dr_jobspec_limits *lim, dr_jobspec *s,
+                               char *err, size_t errlen)
 {
 	size_t max = lim->max_frames ? lim->max_frames : DR_FRAMES_COUNT_MAX;
-	int rc, ranges = lim->auto_ranges >= 2 ? lim->auto_ranges : 4;
+	dr_err rc;
+	int ranges = lim->auto_ranges >= 2 ? lim->auto_ranges : 4;
 	char verr[DR_ERRLEN];
 
 	if (m->v[F_SPLIT] && !m->v[F_STILL])
 		return dr_seterr(err, errlen, "\"split\" cuts a still: it needs \"still\": FRAME"),
-		       400;
+		       DR_E_INVALID;
 	if (m->v[F_FPS] && !m->v[F_VIDEO])
 		return dr_seterr(err, errlen,
 		                 "\"fps\" is the video's frame rate: it needs "
 		                 "\"video\": true"),
-		       400;
+		       DR_E_INVALID;
 	if (m->v[F_VIDEO]) {
 		if (!cJSON_IsBool(m->v[F_VIDEO]))
 			return dr_seterr(err, errlen, "\"video\" must be true or false, not %s",
 			                 json_kind(m->v[F_VIDEO])),
-			       400;
+			       DR_E_INVALID;
 		s->video_pending = cJSON_IsTrue(m->v[F_VIDEO]);
 	}
 	if (m->v[F_FPS]) {
@@ -622,7 +624,7 @@ static int read_still_video(const struct members *m, const dr_jobspec_limits *li
 			                 DR_VIDEO_FPS_MAX,
 			                 cJSON_IsNumber(m->v[F_FPS]) ? "a number out of range"
 			                                             : json_kind(m->v[F_FPS])),
-			       400;
+			       DR_E_INVALID;
 		s->video_fps = m->v[F_FPS]->valuedouble;
 	}
 	if (!m->v[F_STILL])
@@ -631,10 +633,10 @@ static int read_still_video(const struct members *m, const dr_jobspec_limits *li
 		return dr_seterr(err, errlen,
 		                 "\"still\" names the frame: give no \"from\", \"to\" "
 		                 "or \"frames\" with it"),
-		       400;
+		       DR_E_INVALID;
 	if (s->video_pending)
 		return dr_seterr(err, errlen, "\"video\" is made of frames: a \"still\" has none"),
-		       400;
+		       DR_E_INVALID;
 	if ((rc = get_int(m->v[F_STILL], "still", 0, DR_FRAME_MAX, &s->still_frame, err, errlen)))
 		return rc;
 	if (m->v[F_SPLIT] &&
@@ -644,7 +646,7 @@ static int read_still_video(const struct members *m, const dr_jobspec_limits *li
 			                 "\"split\" must be \"auto\" or a number of ranges from 2 "
 			                 "to %d, not '%.32s'",
 			                 DR_RANGES_MAX, m->v[F_SPLIT]->valuestring),
-			       400;
+			       DR_E_INVALID;
 		if ((rc = get_int(m->v[F_SPLIT], "split", 2, DR_RANGES_MAX, &ranges, err, errlen)))
 			return rc;
 	}
@@ -655,10 +657,10 @@ static int read_still_video(const struct members *m, const dr_jobspec_limits *li
 		                 "\"split\" gives %d ranges, more than the limit of %zu frames per "
 		                 "job (--max-frames)",
 		                 ranges, max),
-		       413;
+		       DR_E_TOO_LARGE;
 	s->frames.v = malloc((size_t)ranges * sizeof *s->frames.v);
 	if (!s->frames.v)
-		return dr_seterr(err, errlen, "out of memory"), 500;
+		return dr_seterr(err, errlen, "out of memory"), DR_E_NOMEM;
 	s->frames.n = (size_t)ranges;
 	for (int k = 0; k < ranges; k++)
 		s->frames.v[k] = k;
@@ -703,36 +705,36 @@ int dr_jobspec_finish(dr_jobspec *s, char *err, size_t errlen)
 	return 0;
 }
 
-int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *lim,
-                         dr_jobspec *out, char *err, size_t errlen)
+dr_err dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *lim,
+                            dr_jobspec *out, char *err, size_t errlen)
 {
 	dr_jobspec s;
 	struct members m;
 	cJSON *root = NULL;
 	char *text = NULL;
 	size_t max = lim->max_frames ? lim->max_frames : DR_FRAMES_COUNT_MAX;
-	int rc;
+	dr_err rc;
 
 	memset(&s, 0, sizeof(s));
 	if (!body || !len) {
 		snprintf(err, errlen, "the body is empty: send JSON like {\"from\":1,\"to\":20}");
-		return 400;
+		return DR_E_INVALID;
 	}
 	if (memchr(body, '\0', len)) {
 		snprintf(err, errlen, "malformed JSON: the body contains a NUL byte");
-		return 400;
+		return DR_E_INVALID;
 	}
 	text = malloc(len + 1);
 	if (!text) {
 		snprintf(err, errlen, "out of memory");
-		return 500;
+		return DR_E_NOMEM;
 	}
 	memcpy(text, body, len);
 	text[len] = '\0';
 	root = cJSON_ParseWithOpts(text, NULL, true);
 	if (!root) {
 		snprintf(err, errlen, "malformed JSON: send an object like {\"from\":1,\"to\":20}");
-		rc = 400;
+		rc = DR_E_INVALID;
 		goto out;
 	}
 	if (cJSON_IsString(root) || root->child) {
@@ -753,7 +755,7 @@ int dr_jobspec_from_json(const char *body, size_t len, const dr_jobspec_limits *
 		goto out;
 	if (s.render.output[0] && dr_jobspec_finish(&s, err, errlen) != 0) {
 		dr_frames_free(&s.frames);
-		rc = 400;
+		rc = DR_E_INVALID;
 		goto out;
 	}
 	*out = s;

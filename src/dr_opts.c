@@ -259,6 +259,12 @@ static const opt_row rows[] = {
          .metavar = "FILE",
          STRING(tls_key, "wants a PEM file"),
          .help = "the certificate's PEM private key"},
+        {.name = "allow-host",
+         .metavar = "NAME,...",
+         STRING(allow_host, "wants host names"),
+         .help = "host names the API answers besides IP addresses,\n"
+                 "localhost and this machine's name (comma-separated;\n"
+                 "'*' = any)"},
         {.name = "max-queued",
          .metavar = "N",
          INT(max_queued, 1, 100000),

@@ -166,20 +166,22 @@ size_t dr_outdir_clean_stale(const dr_outpath *o, const dr_frames *f, const char
 	return c.removed;
 }
 
-int dr_outdir_open_confined(const char *path, const char *root, char *err, size_t errlen)
+int dr_outdir_open_confined(const char *path, const char *root, dr_err *kind, char *err,
+                            size_t errlen)
 {
 	char link[64], real[DR_PATH_MAX];
 	struct stat st;
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), e = EACCES;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), e;
 
 	if (fd < 0) {
 		e = errno;
 		dr_seterr(err, errlen, "%s: %s", path,
 		          e == ELOOP ? "is a symbolic link (refused)" : strerror(e));
-		if (e == ELOOP)
-			e = EACCES;
-		goto fail;
+		*kind = e == ELOOP || e == EACCES     ? DR_E_FORBIDDEN
+		        : e == ENOENT || e == ENOTDIR ? DR_E_NOT_FOUND
+		                                      : DR_E_INTERNAL;
+		return -1;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		dr_seterr(err, errlen, "%s: is not a regular file (refused)", path);
@@ -200,9 +202,8 @@ int dr_outdir_open_confined(const char *path, const char *root, char *err, size_
 	}
 	return fd;
 fail:
-	if (fd >= 0)
-		close(fd);
-	errno = e;
+	close(fd);
+	*kind = DR_E_FORBIDDEN;
 	return -1;
 }
 
@@ -426,8 +427,8 @@ static int manifest_write(const char *dir, const dr_outdir_manifest *m, char *er
 	return 0;
 }
 
-int dr_outdir_manifest_check(const char *dir, const dr_outdir_manifest *want, bool write,
-                             bool overwrite, char *err, size_t errlen)
+dr_err dr_outdir_manifest_check(const char *dir, const dr_outdir_manifest *want, bool write,
+                                bool overwrite, char *err, size_t errlen)
 {
 	char path[DR_PATH_MAX], text[DR_PATH_MAX + 512], why[2 * DR_PATH_MAX + 200] = "";
 	dr_outdir_manifest have;
@@ -435,8 +436,10 @@ int dr_outdir_manifest_check(const char *dir, const dr_outdir_manifest *want, bo
 	ssize_t n;
 	int fd, w = snprintf(path, sizeof path, "%s/%s", dir, DR_OUTDIR_MANIFEST);
 
-	if (w < 0 || (size_t)w >= sizeof path)
-		return dr_seterr(err, errlen, "output directory path is too long: %s", dir);
+	if (w < 0 || (size_t)w >= sizeof path) {
+		dr_seterr(err, errlen, "output directory path is too long: %s", dir);
+		return DR_E_INTERNAL;
+	}
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno != ENOENT)
 		snprintf(why, sizeof why, "its %s cannot be read: %s", DR_OUTDIR_MANIFEST,
@@ -460,21 +463,25 @@ int dr_outdir_manifest_check(const char *dir, const dr_outdir_manifest *want, bo
 		          "output directory %s holds frames made from other settings (%s): choose "
 		          "another directory, or --overwrite to render them again",
 		          dir, why);
-		errno = EEXIST;
-		return -1;
+		return DR_E_CONFLICT;
 	}
-	return write ? manifest_write(dir, want, err, errlen) : 0;
+	if (write && manifest_write(dir, want, err, errlen) != 0)
+		return DR_E_INTERNAL;
+	return DR_OK;
 }
 
-int dr_outdir_manifest_check_frames(const dr_outpath *o, const dr_frames *f, const dr_render_cfg *c,
-                                    bool write, bool overwrite, char *err, size_t errlen)
+dr_err dr_outdir_manifest_check_frames(const dr_outpath *o, const dr_frames *f,
+                                       const dr_render_cfg *c, bool write, bool overwrite,
+                                       char *err, size_t errlen)
 {
 	char dir[DR_PATH_MAX];
 	dr_outdir_manifest m;
 
-	if (!f->n || dr_outpath_dir(o, f->v[0], dir, sizeof dir) != 0)
-		return dr_seterr(err, errlen, "output path pattern too long");
+	if (!f->n || dr_outpath_dir(o, f->v[0], dir, sizeof dir) != 0) {
+		dr_seterr(err, errlen, "output path pattern too long");
+		return DR_E_INTERNAL;
+	}
 	if (dr_outdir_manifest_of(c, &m, err, errlen) != 0)
-		return -1;
+		return DR_E_INTERNAL;
 	return dr_outdir_manifest_check(dir, &m, write, overwrite, err, errlen);
 }

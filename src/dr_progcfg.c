@@ -12,6 +12,7 @@ void dr_progcfg_service(const dr_opts *o, int size, dr_service_cfg *c)
 	        .token = o->token,
 	        .tls_cert = o->tls_cert,
 	        .tls_key = o->tls_key,
+	        .allow_host = o->allow_host,
 	        .rate_limit = o->rate_limit,
 	        .max_queued = (size_t)o->max_queued,
 	        .max_frames = (size_t)o->max_frames,

@@ -156,6 +156,7 @@ static int start_api(dr_service *s)
 	        .rate_burst = 2.0 * c->rate_limit,
 	        .tls_cert = c->tls_cert,
 	        .tls_key = c->tls_key,
+	        .allow_hosts = c->allow_host,
 	        .overwrite = c->orch.overwrite,
 	};
 

@@ -1,5 +1,7 @@
-/* Small shared helpers: the one clock, sleeping, error buffers, string copies, growable arrays. */
+/* Small shared helpers: the one clock, sleeping, error buffers and kinds, string copies, arrays. */
 #include "dr_util.h"
+
+#include "dr_err.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -147,4 +149,22 @@ bool dr_path_under(const char *p, const char *root)
 	if (n == 1 && root[0] == '/')
 		return p[0] == '/';
 	return strncmp(p, root, n) == 0 && (p[n] == '/' || p[n] == '\0');
+}
+
+const char *dr_err_name(dr_err e)
+{
+	static const char *const names[] = {
+	        [DR_OK] = "ok",
+	        [DR_E_INVALID] = "invalid",
+	        [DR_E_TOO_LARGE] = "too-large",
+	        [DR_E_FORBIDDEN] = "forbidden",
+	        [DR_E_NOT_FOUND] = "not-found",
+	        [DR_E_CONFLICT] = "conflict",
+	        [DR_E_BUSY] = "busy",
+	        [DR_E_UNAVAILABLE] = "unavailable",
+	        [DR_E_NOMEM] = "out-of-memory",
+	        [DR_E_INTERNAL] = "internal",
+	};
+
+	return (unsigned)e < sizeof names / sizeof names[0] && names[e] ? names[e] : "unknown";
 }

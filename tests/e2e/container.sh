@@ -162,7 +162,7 @@ check "head's health check healthy ${up_healthy}s after up" [ "$rc" -eq 0 ] ||
 	podman logs "${P}_head_1" 2>&1 | tail -n 20 | diag
 
 t0=$SECONDS
-reply=$(api -i -X POST http://localhost:4000/render -d '{"from":1,"to":6}')
+reply=$(api -i -X POST -H 'Content-Type: application/json' http://localhost:4000/render -d '{"from":1,"to":6}')
 job=$(echo "$reply" | sed -n 's/.*"jobId" *: *"\([^"]*\)".*/\1/p')
 check "tutorial: POST /render {\"from\":1,\"to\":6} -> 202 with a jobId (${job:-none})" \
 	eval "echo '$reply' | head -n 1 | grep -q ' 202' && [ -n '$job' ]" || echo "$reply" | diag
@@ -184,7 +184,7 @@ check "/metrics through 127.0.0.1:4000 -> $metrics; through the host's $hostip:4
 	[ "$metrics" = 200 -a "$outside" = 000 ]
 
 # --- 3. a node container killed mid-job -------------------------------------------------------
-reply=$(api -X POST http://localhost:4000/render -d '{"from":1,"to":20}')
+reply=$(api -X POST -H 'Content-Type: application/json' http://localhost:4000/render -d '{"from":1,"to":20}')
 job2=$(echo "$reply" | sed -n 's/.*"jobId" *: *"\([^"]*\)".*/\1/p')
 deadline=$((SECONDS + 120))
 until [ "$(job_state "$job2" | awk '{ print $2 }')" -ge 1 ] 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; do
@@ -245,9 +245,9 @@ healthy_within "$PT" 180
 rc=$?
 check "head with a token healthy $((SECONDS - t0))s after up (/health needs no token)" [ "$rc" -eq 0 ] ||
 	podman logs "${PT}_head_1" 2>&1 | tail -n 20 | diag
-no=$(code -X POST http://127.0.0.1:4000/render -d '{"from":1,"to":2}')
-bad=$(code -X POST -H 'Authorization: Bearer wrong' http://127.0.0.1:4000/render -d '{"from":1,"to":2}')
-yes=$(code -X POST -H 'Authorization: Bearer ci-secret' http://127.0.0.1:4000/render -d '{"from":1,"to":2}')
+no=$(code -X POST -H 'Content-Type: application/json' http://127.0.0.1:4000/render -d '{"from":1,"to":2}')
+bad=$(code -X POST -H 'Authorization: Bearer wrong' -H 'Content-Type: application/json' http://127.0.0.1:4000/render -d '{"from":1,"to":2}')
+yes=$(code -X POST -H 'Authorization: Bearer ci-secret' -H 'Content-Type: application/json' http://127.0.0.1:4000/render -d '{"from":1,"to":2}')
 check "POST /render without the token -> $no, a wrong one -> $bad, with it -> $yes" \
 	[ "$no" = 401 -a "$bad" = 401 -a "$yes" = 202 ]
 compose "$PT" down -v -t 30 >"$W/down2.log" 2>&1

@@ -106,7 +106,7 @@ fi
 
 up --http "127.0.0.1:$PORT" "$WORK/blends/shot.blend" 1 2000 -o "$WORK/out/batch/f_####"
 ok $? "drender --http during a batch starts"
-CODE=$(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{"from":1,"to":2}' "$URL/render")
+CODE=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d '{"from":1,"to":2}' "$URL/render")
 is "$CODE" 405 "it answers 405 to POST"
 browse http
 down

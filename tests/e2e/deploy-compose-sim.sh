@@ -122,7 +122,7 @@ check "no demo.blend in the blend root: the head serves the image's demo scene" 
 # --- the tutorial request, from another container on the network ----------------------------
 # node1 plays the host's curl: Docker's port forwarding reaches the head's address, not its
 # loopback, so this goes through the same path (forwarder on the head's address -> drender).
-reply=$(in_container node1 curl -s -i -m 10 -X POST http://head:4000/render -d '{"from":1,"to":20}' 2>&1)
+reply=$(in_container node1 curl -s -i -m 10 -X POST -H 'Content-Type: application/json' http://head:4000/render -d '{"from":1,"to":20}' 2>&1)
 echo "$reply" | head -n 1 | diag
 job=$(echo "$reply" | sed -n 's/.*"jobId" *: *"\([^"]*\)".*/\1/p')
 check "curl -X POST http://head:4000/render -d '{\"from\":1,\"to\":20}' -> 202 with a jobId (${job:-none})" \

@@ -14,30 +14,11 @@ st=$?
 ok $st "docs/cli.md, docs/man/*.1 and scripts/completion/drender.bash match --help (else: scripts/gen-docs.py)"
 [ $st -eq 0 ] || sed 's/^/#   /' "$WORK/gen.diff" | head -40
 
-# 2. Every route string in the HTTP code is in docs/service.md's route table. A string compared
-# with the whole URL (strcmp(url, ...)) must be a route of its own; any other (a prefix such as
-# "/jobs/", a tail such as "/thumb") must be part of one.
+# 2. The route table: tests/unit/test_http.c compares dr_http's routes[] with docs/service.md's
+# table both ways; here only that the table is there and has the route most often forgotten.
 # shellcheck disable=SC2016 # backquotes, not an expansion
 routes=$(grep -h '^| `' docs/service.md | cut -d'|' -f2 | grep -o '`[^`]*`' | tr -d '`' |
 	sed -E 's/^(GET|HEAD|POST|DELETE|PUT) +//; s/\?.*//')
-http_src=$(ls src/dr_http*.c 2>/dev/null)
-[ -n "$http_src" ] || http_src=$(ls src/*.c)
-# shellcheck disable=SC2086
-exact=$(grep -ohE 'strcmp\(url, "/[^"]*"\)' $http_src | sed -E 's/.*"(.*)".*/\1/' | sort -u)
-# shellcheck disable=SC2086
-parts=$(grep -ohE 'strn?cmp\([a-z_>.-]+, "/[^"]*"' $http_src | grep -v 'strcmp(url,' |
-	sed -E 's/.*"(.*)"/\1/' | sort -u)
-missing=""
-for r in $exact; do
-	grep -qxF -- "$r" <<<"$routes" || missing="$missing $r"
-done
-for r in $parts; do
-	grep -qF -- "$r" <<<"$routes" || missing="$missing $r"
-done
-is "${missing:-none}" none "every route in ${http_src//$'\n'/ } is in docs/service.md's route table"
-n=$(wc -w <<<"$exact $parts")
-[ "$n" -ge 10 ]
-ok $? "found the route strings in the code ($n; if 0, the routing code moved: update this test)"
 grep -q '/jobs/<id>/frames/<n>/thumb' <<<"$routes"
 ok $? "the route table has the thumbnail route"
 

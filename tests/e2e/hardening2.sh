@@ -135,7 +135,7 @@ python3 - "$PORT" <<'PY'
 import socket, sys
 for _ in range(200):
     s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-    s.sendall(b"POST /render HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    s.sendall(b"POST /render HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
     s.close()
 PY
 http GET /health
@@ -155,7 +155,7 @@ if command -v openssl >/dev/null; then
 	ok $? "drender --serve --tls-cert --tls-key starts"
 	code=$(curl -s -o body --cacert cert.pem -w '%{http_code}' "$URL/health")
 	is "$code" 200 "GET /health over HTTPS, checked against the certificate: 200"
-	code=$(curl -s -o body --cacert cert.pem -w '%{http_code}' --data-binary \
+	code=$(curl -s -o body --cacert cert.pem -w '%{http_code}' -H 'Content-Type: application/json' --data-binary \
 		'{"blend":"shot.blend","from":1,"to":1,"output":"tls"}' "$URL/render")
 	is "$code" 202 "POST /render over HTTPS: 202"
 	code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health")

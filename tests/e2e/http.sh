@@ -143,7 +143,7 @@ bad "missing blend" 404 'does not exist' '{"from":1,"to":2,"blend":"nope.blend"}
 bad "output with .." 403 '"output"' '{"from":1,"to":2,"output":"../x"}'
 bad "output path" 400 '"output"' '{"from":1,"to":2,"output":"a/b"}'
 python3 -c 'print("{\"from\":1,\"to\":2,\"x\":\"" + "a" * 70000 + "\"}")' >big.json
-CODE=$(curl -s -o "$WORK/body" -w '%{http_code}' --data-binary @big.json "$URL/render")
+CODE=$(curl -s -o "$WORK/body" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @big.json "$URL/render")
 is "$CODE" 413 "70 KB body -> 413"
 http GET /status/000000000000
 is "$CODE" 404 "unknown job -> 404"

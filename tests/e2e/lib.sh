@@ -130,13 +130,13 @@ free_port() { # a TCP port free on 127.0.0.1 just now
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 # http METHOD PATH [BODY] [CURL ARGS...]: sets CODE; the body is in $WORK/body, headers in
-# $WORK/head. BODY is sent byte for byte (--data-binary).
+# $WORK/head. BODY is sent byte for byte (--data-binary), as application/json.
 http() {
 	local m=$1 p=$2 b=${3-}
 	shift 2
 	[ $# -gt 0 ] && shift
 	if [ -n "$b" ]; then
-		CODE=$(curl -s -X "$m" -o "$WORK/body" -D "$WORK/head" -w '%{http_code}' --data-binary "$b" "$@" "$URL$p")
+		CODE=$(curl -s -X "$m" -o "$WORK/body" -D "$WORK/head" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "$b" "$@" "$URL$p")
 	else
 		CODE=$(curl -s -X "$m" -o "$WORK/body" -D "$WORK/head" -w '%{http_code}' "$@" "$URL$p")
 	fi

@@ -53,7 +53,7 @@ PORT=$(free_port)
 LOG=$T/serve.log
 
 api() { # api METHOD PATH [BODY]: HTTP from inside head; CODE and $T/body
-	CODE=$(on_head curl -s -X "$1" -o "$T/body" -w '%{http_code}' ${3:+--data-binary "$3"} \
+	CODE=$(on_head curl -s -X "$1" -o "$T/body" -w '%{http_code}' ${3:+-H 'Content-Type: application/json' --data-binary "$3"} \
 		"http://127.0.0.1:$PORT$2")
 }
 field() { python3 -c 'import json,sys; print(eval(sys.argv[1], {"d": json.load(open(sys.argv[2]))}))' "$1" "$T/body" 2>/dev/null; }

@@ -82,14 +82,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	dr_jobspec s, back;
 	char err[1024];
-	int rc;
+	dr_err rc;
 	cJSON *j;
 
 	memset(&s, 0, sizeof(s));
 	rc = dr_jobspec_from_json((const char *)data, size, &lim, &s, err, sizeof(err));
 	if (rc != 0) {
-		if (rc != 400 && rc != 403 && rc != 404 && rc != 413)
-			abort(); /* 500 only on out of memory */
+		if (rc != DR_E_INVALID && rc != DR_E_FORBIDDEN && rc != DR_E_NOT_FOUND &&
+		    rc != DR_E_TOO_LARGE)
+			abort(); /* anything else only on out of memory */
 		if (!memchr(err, '\0', sizeof(err)) || !err[0])
 			abort(); /* every refusal says why */
 		return 0;

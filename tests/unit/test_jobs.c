@@ -79,7 +79,7 @@ static void test_queue(void)
 	is_int(submit(t, "1-5", 5, b), 0, "submit b (priority 5)");
 	is_int(submit(t, "1", 0, c), 0, "submit c");
 	ok(strcmp(a, b) && strcmp(b, c) && strcmp(a, c), "ids differ");
-	is_int(submit(t, "1", 9, d), -2, "fourth submit: queue full (3)");
+	is_int(submit(t, "1", 9, d), DR_E_BUSY, "fourth submit: queue full (3)");
 	ok(strstr(err, "queue is full") != NULL, "says the queue is full: %s", err);
 
 	memset(&s, 0, sizeof(s));
@@ -89,7 +89,7 @@ static void test_queue(void)
 	snprintf(want, sizeof(want), "%s/%s/shot_####", top, b);
 	is_str(s.render.output, want, "output filled with <root>/<id>/<scene>_####");
 	dr_jobspec_free(&s);
-	is_int(submit(t, "1", 9, d), -2, "a taken job still counts as queued");
+	is_int(submit(t, "1", 9, d), DR_E_BUSY, "a taken job still counts as queued");
 	dr_jobs_publish(t, b, DR_JOB_RUNNING, NULL);
 	is_int(submit(t, "1", 0, d), 0, "room again once it runs");
 	is_int(dr_jobs_take(t, got, sizeof(got), &s), 1, "take");
@@ -310,8 +310,8 @@ static void test_restart(void)
 }
 
 /* A full disk: the database refuses a write (max_page_count plays the disk). A job that cannot
- * be recorded is refused (-3, the reason said) and leaves no trace; every accepted one is kept;
- * the same table accepts jobs again once there is room. */
+ * be recorded is refused (DR_E_UNAVAILABLE, the reason said) and leaves no trace; every accepted
+ * one is kept; the same table accepts jobs again once there is room. */
 static void test_full_disk(void)
 {
 	char jdir[PATH_MAX + 16], ids[200][DR_JOB_ID_MAX], x[DR_JOB_ID_MAX], big[4096];
@@ -333,9 +333,10 @@ static void test_full_disk(void)
 	while (n < 200 && (rc = submit(t, big, 0, ids[n])) == 0)
 		n++;
 	ok(n > 0 && n < 200, "%zu jobs fit", n);
-	is_int(rc, -3, "the next one cannot be recorded: -3 (503)");
+	is_int(rc, DR_E_UNAVAILABLE, "the next one cannot be recorded: DR_E_UNAVAILABLE (503)");
 	ok(strstr(err, "full") && strstr(err, "jobs.db"), "the reason says so: %s", err);
-	is_int(submit(t, "1", 0, x), -3, "a small one is refused too while the disk is full");
+	is_int(submit(t, "1", 0, x), DR_E_UNAVAILABLE,
+	       "a small one is refused too while the disk is full");
 	list = dr_jobs_list(t, DR_JOBS_LIST_MAX, 0);
 	j = list ? cJSON_Parse(list) : NULL;
 	is_int(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "jobs")), (int)n,

@@ -76,6 +76,7 @@ static void test_open(const char *dir)
 	char root[PATH_MAX], p[PATH_MAX + 64], q[PATH_MAX + 64];
 	FILE *f;
 	int fd;
+	dr_err kind = DR_OK;
 
 	ok(realpath(dir, root) != NULL, "root");
 	snprintf(p, sizeof p, "%s/frame.png", root);
@@ -84,23 +85,24 @@ static void test_open(const char *dir)
 		fputs("x", f);
 		fclose(f);
 	}
-	fd = dr_outdir_open_confined(p, root, err, sizeof err);
+	fd = dr_outdir_open_confined(p, root, &kind, err, sizeof err);
 	ok(fd >= 0, "a plain file under the root opens");
 	if (fd >= 0)
 		close(fd);
 	snprintf(q, sizeof q, "%s/link.png", root);
 	ok(symlink("/etc/passwd", q) == 0, "a symlink to /etc/passwd");
-	fd = dr_outdir_open_confined(q, root, err, sizeof err);
-	ok(fd < 0 && errno == EACCES && strstr(err, "symbolic link"), "is refused (%s)", err);
+	fd = dr_outdir_open_confined(q, root, &kind, err, sizeof err);
+	ok(fd < 0 && kind == DR_E_FORBIDDEN && strstr(err, "symbolic link"), "is refused (%s)",
+	   err);
 	snprintf(q, sizeof q, "%s/up", root);
 	ok(symlink("/etc", q) == 0, "a directory symlink leading out");
 	snprintf(q, sizeof q, "%s/up/passwd", root);
-	fd = dr_outdir_open_confined(q, root, err, sizeof err);
-	ok(fd < 0 && errno == EACCES && strstr(err, "outside"), "a file through it is refused (%s)",
-	   err);
+	fd = dr_outdir_open_confined(q, root, &kind, err, sizeof err);
+	ok(fd < 0 && kind == DR_E_FORBIDDEN && strstr(err, "outside"),
+	   "a file through it is refused (%s)", err);
 	snprintf(q, sizeof q, "%s/none.png", root);
-	fd = dr_outdir_open_confined(q, root, err, sizeof err);
-	ok(fd < 0 && errno == ENOENT, "a missing file is ENOENT");
+	fd = dr_outdir_open_confined(q, root, &kind, err, sizeof err);
+	ok(fd < 0 && kind == DR_E_NOT_FOUND, "a missing file is DR_E_NOT_FOUND");
 	ok(dr_path_under("/a/b/c", "/a/b") && !dr_path_under("/a/bc", "/a/b") &&
 	           dr_path_under("/a/b", "/a/b/"),
 	   "under: on component boundaries");
@@ -149,14 +151,14 @@ static void test_manifest(const char *dir)
 	   "a directory without a manifest is fine, and gets one");
 	ok(dr_outdir_manifest_check(dir, &a, true, false, err, sizeof err) == 0,
 	   "the same settings again are fine");
-	errno = 0;
-	ok(dr_outdir_manifest_check(dir, &b, true, false, err, sizeof err) == -1 &&
-	           errno == EEXIST && strstr(err, "other.blend") && strstr(err, "--overwrite"),
+	ok(dr_outdir_manifest_check(dir, &b, true, false, err, sizeof err) == DR_E_CONFLICT &&
+	           strstr(err, "other.blend") && strstr(err, "--overwrite"),
 	   "other settings are refused, naming the difference: %s", err);
 	ok(dr_outdir_manifest_check(dir, &b, true, true, err, sizeof err) == 0,
 	   "with overwrite they are accepted");
 	ok(dr_outdir_manifest_check(dir, &b, false, false, err, sizeof err) == 0 &&
-	           dr_outdir_manifest_check(dir, &a, false, false, err, sizeof err) == -1,
+	           dr_outdir_manifest_check(dir, &a, false, false, err, sizeof err) ==
+	                   DR_E_CONFLICT,
 	   "and overwrite rewrote the manifest");
 	f = fopen(scene, "a");
 	fputs("edited\n", f);
@@ -167,7 +169,7 @@ static void test_manifest(const char *dir)
 	fputs("edited again\n", f);
 	fclose(f);
 	dr_outdir_manifest_of(&c, &b, err, sizeof err);
-	ok(dr_outdir_manifest_check(dir, &b, false, false, err, sizeof err) == -1 &&
+	ok(dr_outdir_manifest_check(dir, &b, false, false, err, sizeof err) == DR_E_CONFLICT &&
 	           strstr(err, "changed"),
 	   "an edited scene is a difference: %s", err);
 	unlink(scene);
