@@ -54,13 +54,6 @@ int dr_orch_stop_all(dr_orch *r, char *err, size_t errlen);
 /* The job's state for the job table. */
 dr_job_state dr_orch_state(const dr_ojob *j);
 
-/* The job's status fields as a cJSON object (see dr_jobs_publish_json), or NULL on OOM. */
-struct cJSON *dr_orch_status(const dr_orch *r, dr_ojob *j);
-
-/* Fill a report for job J. */
-void dr_orch_report(const dr_orch *r, const dr_ojob *j, dr_report *rep, int exit_code,
-                    const char *status, const char *message);
-
 /* Service side: add the jobs queued in TABLE (a job that cannot be added is published as failed
  * with its error). */
 void dr_orch_adopt(dr_orch *r, dr_jobs *table);
@@ -93,6 +86,7 @@ bool dr_orch_recovery(const dr_orch *r);
 int dr_orch_outcome(const dr_orch *r, const dr_ojob *j, bool interrupted, bool failed,
                     const char *error, const char **status, char *msg, size_t msglen);
 
+/* True once J is over: its frames ended and every phase after them (merge, video) is done. */
 bool dr_ojob_ended(const dr_ojob *j);
 
 void dr_orch_destroy(dr_orch *r);

@@ -11,6 +11,7 @@
 #include "dr_orch.h"
 #include "dr_outdir.h"
 #include "dr_outpath.h"
+#include "dr_oview.h"
 #include "dr_report.h"
 #include "dr_scene.h"
 #include "dr_status.h"
@@ -348,7 +349,7 @@ static int batch_outcome(dr_service *s, dr_ojob *job, bool interrupted, bool fai
 	else if (code == DR_EXIT_USAGE)
 		dr_error("%s", msg);
 	/* The JSON report first: on an interrupt, mpirun may kill us soon after its SIGTERM. */
-	dr_orch_report(s->orch, job, &rep, code, status, msg[0] ? msg : NULL);
+	dr_oview_report(s->orch, job, &rep, code, status, msg[0] ? msg : NULL);
 	rep.rank0_cpu = cpu_seconds();
 	rep.stage = s->cfg->stage;
 	if (s->collect) {
