@@ -12,19 +12,20 @@
 
 typedef struct encode {
 	dr_phase base;
-	bool active; /* made by this phase (else by the batch itself) */
 	enum { WAITING, ENCODING, MADE, FAILED } state;
 	dr_video_bg *video;
 	double t0, fps;
 	char error[512];
 } encode;
 
-static void failed(encode *e, const dr_ojob *j, const char *why)
+static void failed(encode *e, const dr_orch *r, const dr_ojob *j, const char *why)
 {
+	char pre[DR_JOB_ID_MAX + 4];
+
 	snprintf(e->error, sizeof e->error, "%.500s", why);
 	e->state = FAILED;
-	dr_error("%s: video %s not made (the frames are fine): %s", j->id, j->cfg.render.video,
-	         why);
+	dr_error("%svideo %s not made (the frames are fine): %s",
+	         dr_ojob_prefix(r, j, pre, sizeof pre), j->cfg.render.video, why);
 }
 
 /* Start J's encode (its frames are all done). */
@@ -43,14 +44,15 @@ static void start(encode *e, const dr_orch *r, const dr_ojob *j)
 	                   .ffmpeg = "ffmpeg",
 	                   .ffprobe = "ffprobe"};
 	if (oom) {
-		failed(e, j, "out of memory or a frame name too long");
+		failed(e, r, j, "out of memory or a frame name too long");
 	} else if (!(e->video = dr_video_bg_start(&vj, r->blender, j->cfg.render.scene,
 	                                          r->allow_autoexec, why, sizeof why))) {
-		failed(e, j, why);
+		failed(e, r, j, why);
 	} else {
 		e->state = ENCODING;
 		e->t0 = dr_now();
-		dr_info("%s: encoding %zu frames into %s", j->id, j->frames.n, j->cfg.render.video);
+		dr_info("%sencoding %zu frames into %s", dr_ojob_prefix(r, j, why, sizeof why),
+		        j->frames.n, j->cfg.render.video);
 	}
 	for (size_t i = 0; paths && i < j->frames.n; i++)
 		free(paths[i]);
@@ -62,38 +64,44 @@ static void start(encode *e, const dr_orch *r, const dr_ojob *j)
 static void poll(dr_phase *p, dr_orch *r, dr_ojob *j)
 {
 	encode *e = (encode *)p;
-	char why[DR_ERRLEN];
+	char why[DR_ERRLEN], pre[DR_ERRLEN];
 	dr_sched_counts c;
 	int rc;
 
-	if (!e->active || !j->ended || e->state == MADE || e->state == FAILED)
+	if (!j->ended || e->state == MADE || e->state == FAILED)
 		return;
 	if (e->state == WAITING) {
 		c = dr_sched_count(j->sched);
 		if (j->cancelled || c.failed > 0 || c.done + c.skipped < c.total)
-			failed(e, j, j->cancelled ? "the job was cancelled" : "some frames failed");
+			failed(e, r, j,
+			       j->cancelled ? "the job was cancelled" : "some frames failed");
 		else
 			start(e, r, j);
 		return;
 	}
 	if ((rc = dr_video_bg_poll(e->video, &e->fps, why, sizeof why)) == 1)
 		return;
+	if (dr_video_bg_note(e->video, pre, sizeof pre) && pre[0])
+		dr_warn("the scene's frame rate is unknown (%s); the video is made at %g fps "
+		        "(--fps sets it)",
+		        pre, DR_VIDEO_FPS_DEFAULT);
 	dr_video_bg_free(e->video);
 	e->video = NULL;
 	if (rc < 0) {
-		failed(e, j, why);
+		failed(e, r, j, why);
 		return;
 	}
 	e->state = MADE;
-	dr_info("%s: video %s: %zu frames at %g fps, made in %.1f s", j->id, j->cfg.render.video,
-	        j->frames.n, e->fps, dr_now() - e->t0);
+	dr_info("%svideo %s: %zu frames at %g fps, made in %.1f s",
+	        dr_ojob_prefix(r, j, pre, sizeof pre), j->cfg.render.video, j->frames.n, e->fps,
+	        dr_now() - e->t0);
 }
 
 static bool done(const dr_phase *p)
 {
 	const encode *e = (const encode *)p;
 
-	return !e->active || e->state == MADE || e->state == FAILED;
+	return e->state == MADE || e->state == FAILED;
 }
 
 static void describe(const dr_phase *p, const dr_ojob *j, cJSON *o)
@@ -112,6 +120,15 @@ static void describe(const dr_phase *p, const dr_ojob *j, cJSON *o)
 		cJSON_AddStringToObject(v, "error", e->error);
 }
 
+/* The report is about the render: its wall time ends where the encode began. */
+static void report(const dr_phase *p, const dr_ojob *j, dr_report *rep)
+{
+	const encode *e = (const encode *)p;
+
+	if (e->state != WAITING && e->t0 > 0)
+		rep->wall = e->t0 - j->t0;
+}
+
 static void destroy(dr_phase *p)
 {
 	encode *e = (encode *)p;
@@ -125,11 +142,13 @@ static const dr_phase_ops ops = {
         .poll = poll,
         .done = done,
         .describe = describe,
+        .report = report,
         .destroy = destroy,
 };
 
 int dr_encode_attach(dr_orch *r, dr_ojob *j, char *err, size_t errlen)
 {
+	(void)r;
 	encode *e;
 
 	if (!j->cfg.render.video[0])
@@ -139,7 +158,6 @@ int dr_encode_attach(dr_orch *r, dr_ojob *j, char *err, size_t errlen)
 		return -1;
 	}
 	e->base.ops = &ops;
-	e->active = r->serve;
 	if (dr_ojob_add_phase(j, &e->base) != 0) {
 		dr_seterr(err, errlen, "too many phases for job %s", j->id);
 		return -1;

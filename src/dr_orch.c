@@ -40,7 +40,6 @@ dr_orch *dr_orch_create(const dr_orch_cfg *o, dr_chan *chan, int tty, char *err,
 		return NULL;
 	}
 	r->opts = *o;
-	bool serve = o->serve;
 	r->recovery = dr_mpi_recovery();
 	/* No --node-timeout: 10 s under --enable-recovery (heartbeats come every 2 s, and a lost
 	 * node's frames should move on soon); without it 30 s, so that Open MPI's own detection of
@@ -49,15 +48,15 @@ dr_orch *dr_orch_create(const dr_orch_cfg *o, dr_chan *chan, int tty, char *err,
 	if (r->opts.node_timeout <= 0)
 		r->opts.node_timeout = r->recovery ? DR_NODE_TIMEOUT_RECOVERY : DR_NODE_TIMEOUT;
 	r->chan = chan;
-	r->tty = serve ? -1 : tty;
-	r->serve = serve;
+	r->tty = tty;
+	r->serve = o->serve;
 	r->quiet = o->quiet;
 	r->t0 = r->last_draw = dr_now();
 	r->silent = -1;
 	r->nslots = chan->size == 1 ? 1 : chan->size - 1;
 	dr_dispatch_cfg dc = {
 	        .nslots = r->nslots,
-	        .serve = serve,
+	        .serve = o->serve,
 	        .node_timeout = chan->size > 1 ? r->opts.node_timeout : -1, /* alone: nobody */
 	};
 	r->info = calloc((size_t)r->nslots, sizeof *r->info);
@@ -99,14 +98,14 @@ void dr_orch_destroy(dr_orch *r)
 /* The job has been looked at: it becomes dispatchable (or ends, if every frame is there). */
 static void scan_done(dr_orch *r, dr_ojob *j)
 {
-	char err[DR_ERRLEN];
+	char err[DR_ERRLEN], pre[DR_JOB_ID_MAX + 4];
 
 	j->scanning = false;
 	r->metrics.frames_skipped += j->scan_found;
 	if (j->scan_found)
-		dr_info("%s%s%zu of %zu frames already exist and are skipped (--overwrite renders "
+		dr_info("%s%zu of %zu frames already exist and are skipped (--overwrite renders "
 		        "them again)",
-		        r->serve ? j->id : "", r->serve ? ": " : "", j->scan_found, j->frames.n);
+		        dr_ojob_prefix(r, j, pre, sizeof pre), j->scan_found, j->frames.n);
 	if (dr_dispatch_add_job(r->disp, j->num, j->priority, j->settings, j->sched, err,
 	                        sizeof err)) {
 		snprintf(j->loaderr, sizeof j->loaderr, "%.4000s", err);
@@ -607,10 +606,18 @@ int dr_orch_cancel(dr_orch *r, dr_ojob *j, char *err, size_t errlen)
 	return 0;
 }
 
+dr_ojob *dr_orch_find(const dr_orch *r, const char *id)
+{
+	for (size_t i = 0; i < r->njobs; i++)
+		if (strcmp(r->jobs[i]->id, id) == 0)
+			return r->jobs[i];
+	return NULL;
+}
+
 bool dr_orch_finished(const dr_orch *r)
 {
 	for (size_t i = 0; i < r->njobs; i++)
-		if (!r->jobs[i]->ended)
+		if (!dr_ojob_ended(r->jobs[i]))
 			return false;
 	return r->serve || dr_dispatch_all_stopped(r->disp);
 }
@@ -691,10 +698,9 @@ void dr_orch_adopt(dr_orch *r, dr_jobs *table)
 			}
 			dr_jobs_publish_json(table, id, DR_JOB_FAILED, o);
 			dr_error("job %s: %s", id, err);
-		} else {
+		} else if (r->lim) { /* a service's job (a batch locked its directory itself) */
 			dr_info("job %s: %s, %zu frames", id, spec.render.scene, spec.frames.n);
-			if (r->lim)
-				lock_job(r->jobs[r->njobs - 1], table, r->opts.overwrite);
+			lock_job(r->jobs[r->njobs - 1], table, r->opts.overwrite);
 		}
 		dr_jobspec_free(&spec);
 	}
