@@ -261,20 +261,15 @@ int dr_service_open(dr_service **out, const dr_service_cfg *cfg)
 	return 0;
 }
 
-/* A batch: its job goes into the job table as a POST /render would, and is adopted from there
- * like any request. Returns the job, or NULL with the error logged. */
+/* A batch: its job goes into the job table as a POST /render would (the table takes its frames
+ * over), and is adopted from there like any request. Returns the job, or NULL with the error
+ * logged. */
 static dr_ojob *submit_batch(dr_service *s)
 {
 	char id[DR_JOB_ID_MAX], err[DR_ERRLEN];
-	dr_jobspec spec;
 	dr_ojob *j;
 
-	if (dr_jobspec_copy(&spec, &s->batch) != 0) {
-		dr_error("out of memory");
-		return NULL;
-	}
-	if (dr_jobs_submit(s->table, &spec, NULL, id, sizeof id, err, sizeof err) != 0) {
-		dr_jobspec_free(&spec);
+	if (dr_jobs_submit(s->table, &s->batch, NULL, id, sizeof id, err, sizeof err) != 0) {
 		dr_error("%s", err);
 		return NULL;
 	}
