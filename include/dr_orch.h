@@ -19,7 +19,7 @@ typedef struct dr_ojob dr_ojob;
 typedef struct dr_orch dr_orch;
 
 /* An orchestrator for the render nodes on CHAN. TTY: a terminal for the live progress line, or -1
- * for log lines. SERVE: a service. NULL with ERR on failure. */
+ * for log lines. NULL with ERR on failure. */
 dr_orch *dr_orch_create(const dr_orch_cfg *o, dr_chan *chan, int tty, char *err, size_t errlen);
 
 /* Add a job (settings and frames copied); frames already on disk are skipped unless --overwrite.
@@ -27,8 +27,8 @@ dr_orch *dr_orch_create(const dr_orch_cfg *o, dr_chan *chan, int tty, char *err,
 dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, int priority,
                      const dr_frames *frames, char *err, size_t errlen);
 
-/* A service encodes a job's video (render.video) in the background at its end; a job without a
- * frame rate asks BLENDER (a path or a name in PATH) for its scene's. */
+/* A job's video (render.video) is encoded in the background at its end (dr_encode); a job
+ * without a frame rate asks BLENDER (a path or a name in PATH) for its scene's. */
 void dr_orch_video_tools(dr_orch *r, const char *blender, bool allow_autoexec);
 
 /* Seconds a render node may be silent before it is lost (--node-timeout, or its default). */
@@ -45,7 +45,11 @@ int dr_orch_handle(dr_orch *r, const dr_msg *m, int src, char *err, size_t errle
 /* Give waiting nodes work (or STOP), notice silent nodes, redraw progress. 0, or -1 with ERR. */
 int dr_orch_tick(dr_orch *r, char *err, size_t errlen);
 
-/* True once every job has ended and (in a batch) every node has been told to stop. */
+/* The job named ID (its public id), or NULL. */
+dr_ojob *dr_orch_find(const dr_orch *r, const char *id);
+
+/* True once every job is over (dr_ojob_ended) and (in a batch) every node has been told to
+ * stop. */
 bool dr_orch_finished(const dr_orch *r);
 
 /* Tell every node not yet stopped to stop. */
@@ -54,15 +58,8 @@ int dr_orch_stop_all(dr_orch *r, char *err, size_t errlen);
 /* The job's state for the job table. */
 dr_job_state dr_orch_state(const dr_ojob *j);
 
-/* The job's status fields as a cJSON object (see dr_jobs_publish_json), or NULL on OOM. */
-struct cJSON *dr_orch_status(const dr_orch *r, dr_ojob *j);
-
-/* Fill a report for job J. */
-void dr_orch_report(const dr_orch *r, const dr_ojob *j, dr_report *rep, int exit_code,
-                    const char *status, const char *message);
-
-/* Service side: add the jobs queued in TABLE (a job that cannot be added is published as failed
- * with its error). */
+/* Add the jobs queued in TABLE, a service's or a batch's one (a job that cannot be added is
+ * published as failed with its error). */
 void dr_orch_adopt(dr_orch *r, dr_jobs *table);
 
 /* A service's roots: from now on, dr_orch_adopt refuses a job whose paths left them since it was
@@ -93,6 +90,7 @@ bool dr_orch_recovery(const dr_orch *r);
 int dr_orch_outcome(const dr_orch *r, const dr_ojob *j, bool interrupted, bool failed,
                     const char *error, const char **status, char *msg, size_t msglen);
 
+/* True once J is over: its frames ended and every phase after them (merge, video) is done. */
 bool dr_ojob_ended(const dr_ojob *j);
 
 void dr_orch_destroy(dr_orch *r);

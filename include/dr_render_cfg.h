@@ -51,6 +51,21 @@ typedef struct dr_render_cfg {
 int dr_render_cfg_init(dr_render_cfg *c, const char *scene, const char *output, const char *format,
                        const char *engine, int samples, char *err, size_t errlen);
 
+/* A job's settings in parts, as a command line gives them. */
+typedef struct dr_render_args {
+	const char *scene, *output, *format, *engine; /* as dr_render_cfg_init takes them */
+	int samples;
+	const char *video; /* NULL or "": no video (dr_render_cfg_set_video) */
+	double fps;
+	int still, ranges; /* ranges > 0: a still split (dr_render_cfg_set_still) */
+	bool resolve;      /* resolve the output pattern (dr_render_cfg_outpath) before the split */
+} dr_render_args;
+
+/* The one builder of a job's settings from parts: dr_render_cfg_init, the video, the output
+ * pattern resolved (A->resolve) and the still split, in that order. 0, or -1 with ERR and C
+ * untouched. */
+int dr_render_cfg_build(dr_render_cfg *c, const dr_render_args *a, char *err, size_t errlen);
+
 /* Ask C for a video at VIDEO (NULL or "" = none; see dr_video_check_path) made at FPS frames per
  * second (0 = the scene's). 0, or -1 with ERR and C untouched. */
 int dr_render_cfg_set_video(dr_render_cfg *c, const char *video, double fps, char *err,

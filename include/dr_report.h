@@ -69,6 +69,12 @@ typedef struct dr_report_home {
 	double seconds; /* from its first byte to its rename on rank 0's disk */
 } dr_report_home;
 
+/* One frame's timings as rank 0 saw them. */
+typedef struct dr_report_times {
+	double dispatch;    /* seconds its render node waited for the task */
+	double finished_at; /* seconds after the start it was done */
+} dr_report_times;
+
 typedef struct dr_report {
 	const char *scene;
 	const dr_sched *sched;
@@ -77,13 +83,13 @@ typedef struct dr_report {
 	int nslots;
 	double wall; /* seconds */
 	int exit_code;
-	const char *status;        /* "done", "failed", "interrupted", "error" */
-	const char *message;       /* why the run ended early, or NULL */
-	const double *dispatch;    /* per frame (frame order): task wait seconds, or NULL */
-	const double *finished_at; /* per frame: seconds after the start it was done, or NULL */
-	double rank0_cpu;          /* CPU seconds rank 0 used, < 0 = unknown */
-	size_t clamped;            /* frame times from Blender that were out of range */
-	bool has_still;            /* a still split: STILL says what became of it */
+	const char *status;           /* "done", "failed", "interrupted", "error" */
+	const char *message;          /* why the run ended early, or NULL */
+	const dr_report_times *times; /* per frame (frame order), or NULL */
+	size_t times_stride;          /* bytes from one frame's times to the next (0: packed) */
+	double rank0_cpu;             /* CPU seconds rank 0 used, < 0 = unknown */
+	size_t clamped;               /* frame times from Blender that were out of range */
+	bool has_still;               /* a still split: STILL says what became of it */
 	dr_report_still still;
 	dr_report_stage stage;      /* staging, if it ran */
 	const dr_report_home *home; /* frames brought home, sorted by frame (NULL = none) */

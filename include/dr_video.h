@@ -98,7 +98,7 @@ typedef struct dr_video_job {
 /* Make J's video (see above). 0, or -1 with ERR (the video is then neither made nor changed). */
 int dr_video_encode(const dr_video_job *j, char *err, size_t errlen);
 
-/* An encode in the background, for a service whose loop must go on (rank 0 keeps answering its
+/* An encode in the background, for rank 0 whose loop must go on (rank 0 keeps answering its
  * nodes and /health): a thread of its own runs dr_video_scene_fps (when the job has no frame
  * rate) and dr_video_encode, whose FFmpeg and ffprobe run through dr_proc; it never calls MPI. */
 typedef struct dr_video_bg dr_video_bg;
@@ -111,6 +111,10 @@ dr_video_bg *dr_video_bg_start(const dr_video_job *j, const char *blender, const
 /* 1 while it runs; 0 once the video is made (*FPS: its rate); -1 once it failed, with ERR.
  * Never blocks. */
 int dr_video_bg_poll(dr_video_bg *b, double *fps, char *err, size_t errlen);
+
+/* Why the scene's frame rate could not be learnt (the video is then made at
+ * DR_VIDEO_FPS_DEFAULT) into BUF: true, or false when it was known or given. */
+bool dr_video_bg_note(dr_video_bg *b, char *buf, size_t len);
 
 /* Stop an encode still running (FFmpeg is killed), wait for its thread and free B. NULL is
  * fine. */

@@ -135,10 +135,13 @@ int dr_node_start(dr_node *n, const dr_node_cfg *o, dr_chan *chan, int threads,
 	/* A service's jobs name scenes by real path: warm up under the same name. */
 	if (!o->serve || !realpath(o->scene, real))
 		snprintf(real, sizeof real, "%s", o->scene);
-	if (dr_render_cfg_init(&n->job.render, real, NULL, o->format, o->engine, o->samples, why,
-	                       sizeof why) != 0 ||
-	    (o->split > 0 &&
-	     dr_render_cfg_set_still(&n->job.render, o->still, o->split, why, sizeof why) != 0)) {
+	dr_render_args a = {.scene = real,
+	                    .format = o->format,
+	                    .engine = o->engine,
+	                    .samples = o->samples,
+	                    .still = o->still,
+	                    .ranges = o->split};
+	if (dr_render_cfg_build(&n->job.render, &a, why, sizeof why) != 0) {
 		set_state(n, DR_NODE_NO_BLENDER);
 		return send_simple(n, DR_MSG_LOADFAIL, -1, why, err, errlen);
 	}

@@ -85,6 +85,26 @@ int dr_render_cfg_init(dr_render_cfg *c, const char *scene, const char *output, 
 	return 0;
 }
 
+int dr_render_cfg_build(dr_render_cfg *c, const dr_render_args *a, char *err, size_t errlen)
+{
+	dr_render_cfg n;
+	dr_outpath out;
+
+	if (dr_render_cfg_init(&n, a->scene, a->output, a->format, a->engine, a->samples, err,
+	                       errlen) != 0 ||
+	    dr_render_cfg_set_video(&n, a->video, a->fps, err, errlen) != 0)
+		return -1;
+	if (a->resolve) {
+		if (dr_render_cfg_outpath(&n, &out, err, errlen) != 0)
+			return -1;
+		snprintf(n.output, sizeof n.output, "%s", out.pattern);
+	}
+	if (a->ranges > 0 && dr_render_cfg_set_still(&n, a->still, a->ranges, err, errlen) != 0)
+		return -1;
+	*c = n;
+	return 0;
+}
+
 int dr_render_cfg_add_json(const dr_render_cfg *c, cJSON *o)
 {
 	if (!cJSON_AddStringToObject(o, "scene", c->scene) ||

@@ -177,24 +177,17 @@ static void add_home(const dr_report *r, int frame, cJSON *o)
 	}
 }
 
-static cJSON *build(const dr_report *r)
+/* The times of frame I (its scheduler index), or NULL. */
+static const dr_report_times *times_of(const dr_report *r, size_t i)
 {
-	dr_sched_counts c = dr_sched_count(r->sched);
-	cJSON *root = cJSON_CreateObject(), *frames, *ranks, *counts;
-	char path[DR_PATH_MAX];
+	size_t stride = r->times_stride ? r->times_stride : sizeof *r->times;
 
-	if (!root)
-		return NULL;
-	cJSON_AddStringToObject(root, "scene", r->scene);
-	cJSON_AddStringToObject(root, "status", r->status);
-	cJSON_AddNumberToObject(root, "exit_code", r->exit_code);
-	if (r->message)
-		cJSON_AddStringToObject(root, "message", r->message);
-	cJSON_AddNumberToObject(root, "wall_seconds", r->wall);
-	if (r->rank0_cpu >= 0)
-		cJSON_AddNumberToObject(root, "rank0_cpu_seconds", r->rank0_cpu);
-	if (r->clamped)
-		cJSON_AddNumberToObject(root, "clamped_frame_times", (double)r->clamped);
+	return r->times ? (const dr_report_times *)((const char *)r->times + i * stride) : NULL;
+}
+
+/* "collect" and "staging": how frames came home and how the scene went out. */
+static void add_transfers(const dr_report *r, cJSON *root)
+{
 	if (r->nhome) {
 		cJSON *h = cJSON_AddObjectToObject(root, "collect");
 		if (h) {
@@ -216,6 +209,102 @@ static cJSON *build(const dr_report *r)
 			cJSON_AddNumberToObject(st, "nodes_failed", r->stage.failed);
 		}
 	}
+}
+
+/* Slot I's entry in "ranks". */
+static cJSON *rank_json(const dr_report *r, int i)
+{
+	const dr_slot_stats *st = dr_sched_slot(r->sched, i);
+	const dr_report_node *nd = &r->nodes[i];
+	cJSON *o = cJSON_CreateObject(), *l, *fr;
+
+	if (!o)
+		return NULL;
+	cJSON_AddNumberToObject(o, "rank", nd->rank);
+	cJSON_AddStringToObject(o, "host", nd->host);
+	cJSON_AddNumberToObject(o, "threads", nd->threads);
+	if (nd->device[0])
+		cJSON_AddStringToObject(o, "device", nd->device);
+	else
+		cJSON_AddNullToObject(o, "device");
+	if (nd->peak_mb > 0)
+		cJSON_AddNumberToObject(o, "peak_memory_mb", nd->peak_mb);
+	else
+		cJSON_AddNullToObject(o, "peak_memory_mb");
+	cJSON_AddNumberToObject(o, "frames", st->done);
+	cJSON_AddNumberToObject(o, "failed_attempts", st->failed);
+	cJSON_AddNumberToObject(o, "busy_seconds", st->busy);
+	cJSON_AddNumberToObject(o, "busy_share", r->wall > 0 ? st->busy / r->wall : 0);
+	cJSON_AddNumberToObject(o, "mean_seconds_per_frame", st->done ? st->busy / st->done : 0);
+	cJSON_AddBoolToObject(o, "excluded", st->excluded);
+	cJSON_AddBoolToObject(o, "lost", nd->lost);
+	if (nd->lost && (l = cJSON_AddObjectToObject(o, "lost_info"))) {
+		cJSON_AddNumberToObject(l, "after_seconds", nd->lost_at);
+		cJSON_AddStringToObject(l, "why", nd->lost_why);
+		fr = cJSON_AddArrayToObject(l, "frames");
+		for (int k = 0; fr && k < nd->nlost_frames && k < DR_LOST_FRAMES_MAX; k++)
+			cJSON_AddItemToArray(fr, cJSON_CreateNumber(nd->lost_frames[k]));
+	}
+	return o;
+}
+
+/* Frame I's entry in "frames". */
+static cJSON *frame_json(const dr_report *r, size_t i)
+{
+	const dr_fitem *it = dr_sched_item(r->sched, i);
+	const dr_report_times *t = times_of(r, i);
+	bool on_node = it->slot >= 0 && it->slot < r->nslots;
+	char path[DR_PATH_MAX];
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return NULL;
+	cJSON_AddNumberToObject(o, "frame", it->frame);
+	cJSON_AddStringToObject(o, "state", state_name(it->state));
+	if (on_node) {
+		cJSON_AddNumberToObject(o, "rank", r->nodes[it->slot].rank);
+		cJSON_AddStringToObject(o, "host", r->nodes[it->slot].host);
+	} else {
+		cJSON_AddNullToObject(o, "rank");
+		cJSON_AddNullToObject(o, "host");
+	}
+	/* the device of the node that rendered it (a node keeps its device for a job) */
+	if (it->state == DR_F_DONE && on_node && r->nodes[it->slot].device[0])
+		cJSON_AddStringToObject(o, "device", r->nodes[it->slot].device);
+	else
+		cJSON_AddNullToObject(o, "device");
+	cJSON_AddNumberToObject(o, "attempts", it->attempts);
+	cJSON_AddNumberToObject(o, "seconds", it->seconds);
+	add_home(r, it->frame, o);
+	if (t && it->state == DR_F_DONE) {
+		cJSON_AddNumberToObject(o, "dispatch_seconds", t->dispatch);
+		cJSON_AddNumberToObject(o, "finished_at", t->finished_at);
+	}
+	if (dr_outpath_frame(r->out, it->frame, path, sizeof path) == 0)
+		cJSON_AddStringToObject(o, "output", path);
+	if (it->last_error)
+		cJSON_AddStringToObject(o, "error", it->last_error);
+	return o;
+}
+
+static cJSON *build(const dr_report *r)
+{
+	dr_sched_counts c = dr_sched_count(r->sched);
+	cJSON *root = cJSON_CreateObject(), *frames, *ranks, *counts, *o;
+
+	if (!root)
+		return NULL;
+	cJSON_AddStringToObject(root, "scene", r->scene);
+	cJSON_AddStringToObject(root, "status", r->status);
+	cJSON_AddNumberToObject(root, "exit_code", r->exit_code);
+	if (r->message)
+		cJSON_AddStringToObject(root, "message", r->message);
+	cJSON_AddNumberToObject(root, "wall_seconds", r->wall);
+	if (r->rank0_cpu >= 0)
+		cJSON_AddNumberToObject(root, "rank0_cpu_seconds", r->rank0_cpu);
+	if (r->clamped)
+		cJSON_AddNumberToObject(root, "clamped_frame_times", (double)r->clamped);
+	add_transfers(r, root);
 	counts = cJSON_AddObjectToObject(root, "counts");
 	if (counts) {
 		cJSON_AddNumberToObject(counts, "total", (double)c.total);
@@ -225,79 +314,11 @@ static cJSON *build(const dr_report *r)
 		cJSON_AddNumberToObject(counts, "unfinished", (double)(c.pending + c.running));
 	}
 	ranks = cJSON_AddArrayToObject(root, "ranks");
-	for (int i = 0; ranks && i < r->nslots; i++) {
-		const dr_slot_stats *st = dr_sched_slot(r->sched, i);
-		cJSON *o = cJSON_CreateObject();
-		if (!o)
-			break;
-		cJSON_AddNumberToObject(o, "rank", r->nodes[i].rank);
-		cJSON_AddStringToObject(o, "host", r->nodes[i].host);
-		cJSON_AddNumberToObject(o, "threads", r->nodes[i].threads);
-		if (r->nodes[i].device[0])
-			cJSON_AddStringToObject(o, "device", r->nodes[i].device);
-		else
-			cJSON_AddNullToObject(o, "device");
-		if (r->nodes[i].peak_mb > 0)
-			cJSON_AddNumberToObject(o, "peak_memory_mb", r->nodes[i].peak_mb);
-		else
-			cJSON_AddNullToObject(o, "peak_memory_mb");
-		cJSON_AddNumberToObject(o, "frames", st->done);
-		cJSON_AddNumberToObject(o, "failed_attempts", st->failed);
-		cJSON_AddNumberToObject(o, "busy_seconds", st->busy);
-		cJSON_AddNumberToObject(o, "busy_share", r->wall > 0 ? st->busy / r->wall : 0);
-		cJSON_AddNumberToObject(o, "mean_seconds_per_frame",
-		                        st->done ? st->busy / st->done : 0);
-		cJSON_AddBoolToObject(o, "excluded", st->excluded);
-		cJSON_AddBoolToObject(o, "lost", r->nodes[i].lost);
-		if (r->nodes[i].lost) {
-			cJSON *l = cJSON_AddObjectToObject(o, "lost_info"), *fr;
-			if (l) {
-				cJSON_AddNumberToObject(l, "after_seconds", r->nodes[i].lost_at);
-				cJSON_AddStringToObject(l, "why", r->nodes[i].lost_why);
-				fr = cJSON_AddArrayToObject(l, "frames");
-				for (int k = 0;
-				     fr && k < r->nodes[i].nlost_frames && k < DR_LOST_FRAMES_MAX;
-				     k++)
-					cJSON_AddItemToArray(
-					        fr, cJSON_CreateNumber(r->nodes[i].lost_frames[k]));
-			}
-		}
+	for (int i = 0; ranks && i < r->nslots && (o = rank_json(r, i)); i++)
 		cJSON_AddItemToArray(ranks, o);
-	}
 	frames = cJSON_AddArrayToObject(root, "frames");
-	for (size_t i = 0; frames && i < dr_sched_size(r->sched); i++) {
-		const dr_fitem *it = dr_sched_item(r->sched, i);
-		cJSON *o = cJSON_CreateObject();
-		if (!o)
-			break;
-		cJSON_AddNumberToObject(o, "frame", it->frame);
-		cJSON_AddStringToObject(o, "state", state_name(it->state));
-		if (it->slot >= 0 && it->slot < r->nslots) {
-			cJSON_AddNumberToObject(o, "rank", r->nodes[it->slot].rank);
-			cJSON_AddStringToObject(o, "host", r->nodes[it->slot].host);
-		} else {
-			cJSON_AddNullToObject(o, "rank");
-			cJSON_AddNullToObject(o, "host");
-		}
-		/* the device of the node that rendered it (a node keeps its device for a job) */
-		if (it->state == DR_F_DONE && it->slot >= 0 && it->slot < r->nslots &&
-		    r->nodes[it->slot].device[0])
-			cJSON_AddStringToObject(o, "device", r->nodes[it->slot].device);
-		else
-			cJSON_AddNullToObject(o, "device");
-		cJSON_AddNumberToObject(o, "attempts", it->attempts);
-		cJSON_AddNumberToObject(o, "seconds", it->seconds);
-		add_home(r, it->frame, o);
-		if (r->dispatch && it->state == DR_F_DONE)
-			cJSON_AddNumberToObject(o, "dispatch_seconds", r->dispatch[i]);
-		if (r->finished_at && it->state == DR_F_DONE)
-			cJSON_AddNumberToObject(o, "finished_at", r->finished_at[i]);
-		if (dr_outpath_frame(r->out, it->frame, path, sizeof path) == 0)
-			cJSON_AddStringToObject(o, "output", path);
-		if (it->last_error)
-			cJSON_AddStringToObject(o, "error", it->last_error);
+	for (size_t i = 0; frames && i < dr_sched_size(r->sched) && (o = frame_json(r, i)); i++)
 		cJSON_AddItemToArray(frames, o);
-	}
 	if (r->has_still)
 		add_still(root, &r->still, dr_sched_count(r->sched));
 	return root;

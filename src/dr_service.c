@@ -12,6 +12,7 @@
 #include "dr_orch.h"
 #include "dr_outdir.h"
 #include "dr_outpath.h"
+#include "dr_oview.h"
 #include "dr_report.h"
 #include "dr_scene.h"
 #include "dr_status.h"
@@ -35,12 +36,12 @@ struct dr_service {
 	dr_orch *orch;
 	dr_node node; /* rank 0's own render node when it is alone */
 	bool have_node;
-	dr_jobs *table; /* --http or --serve */
+	dr_jobs *table; /* the job table: every job, a batch's one included, is adopted from it */
 	dr_http *http;
 	double last_publish;
-	double idle_ms;      /* current nap between quiet rounds */
-	dr_render_cfg batch; /* the command line's job (a batch) */
-	bool lost_nodes;     /* a render node was lost: no barrier over the world at the end */
+	double idle_ms;   /* current nap between quiet rounds */
+	dr_jobspec batch; /* the command line's job (a batch), as POST /render makes one */
+	bool lost_nodes;  /* a render node was lost: no barrier over the world at the end */
 	char real_blend_root[PATH_MAX], real_output_root[PATH_MAX], real_scene[PATH_MAX];
 	dr_jobspec_limits lim; /* --serve: the roots, re-checked when a job starts */
 	int lockfd;            /* a batch: its output directory's lock, or -1 */
@@ -71,20 +72,31 @@ static int open_tty(bool quiet)
 	return fd;
 }
 
-/* The settings of the command line's job (a batch), with the output pattern resolved, and its
- * frame naming. */
-static int batch_cfg(const dr_service_cfg *c, dr_render_cfg *cfg, dr_outpath *out, char *err,
-                     size_t errlen)
+/* The command line's job (a batch) as a job spec, the same as POST /render makes: its settings
+ * with the output pattern resolved, its frames (copied), and the naming of its frames in OUT. */
+static int batch_spec(const dr_service_cfg *c, dr_jobspec *spec, dr_outpath *out, char *err,
+                      size_t errlen)
 {
-	if (dr_render_cfg_init(cfg, c->scene, c->output, c->format, c->engine, c->samples, err,
-	                       errlen) != 0 ||
-	    dr_render_cfg_set_video(cfg, c->video, c->fps, err, errlen) != 0 ||
-	    dr_render_cfg_outpath(cfg, out, err, errlen) != 0)
+	dr_render_args a = {.scene = c->scene,
+	                    .output = c->output,
+	                    .format = c->format,
+	                    .engine = c->engine,
+	                    .samples = c->samples,
+	                    .video = c->video,
+	                    .fps = c->fps,
+	                    .still = c->still,
+	                    .ranges = c->split,
+	                    .resolve = true};
+
+	memset(spec, 0, sizeof *spec);
+	if (dr_render_cfg_build(&spec->render, &a, err, errlen) != 0 ||
+	    dr_render_cfg_outpath(&spec->render, out, err, errlen) != 0)
 		return -1;
-	snprintf(cfg->output, sizeof cfg->output, "%s", out->pattern);
-	if (c->split > 0 && (dr_render_cfg_set_still(cfg, c->still, c->split, err, errlen) != 0 ||
-	                     dr_render_cfg_outpath(cfg, out, err, errlen) != 0))
-		return -1;
+	spec->frames.v = malloc((c->frames->n ? c->frames->n : 1) * sizeof *spec->frames.v);
+	if (!spec->frames.v)
+		return dr_seterr(err, errlen, "out of memory");
+	memcpy(spec->frames.v, c->frames->v, c->frames->n * sizeof *spec->frames.v);
+	spec->frames.n = c->frames->n;
 	return 0;
 }
 
@@ -143,7 +155,8 @@ static int check_roots(dr_service *s, dr_http_cfg *hc)
 	return 0;
 }
 
-/* Start the job table and HTTP server (before any render node starts). 0 or DR_EXIT_USAGE. */
+/* Start the job table, and the HTTP server for --http or --serve (before any render node
+ * starts). 0 or DR_EXIT_USAGE. */
 static int start_api(dr_service *s)
 {
 	const dr_service_cfg *c = s->cfg;
@@ -165,11 +178,15 @@ static int start_api(dr_service *s)
 	dr_jobs_cfg jc = c->jobs;
 	jc.dir = c->serve ? s->real_output_root : NULL;
 	jc.max_queued = c->max_queued;
+	if (!c->serve) /* a batch's one job is not held back by a queue's limits */
+		jc.max_queued = jc.max_frames = 0;
 	s->table = dr_jobs_create_with(&jc, err, sizeof err);
 	if (!s->table) {
 		dr_error("%s", err);
 		return DR_EXIT_USAGE;
 	}
+	if (!c->serve && !c->http) /* nobody listens: the table alone */
+		return 0;
 	s->http = dr_http_start(&hc, s->table, err, sizeof err);
 	if (!s->http) {
 		dr_error("%s", err);
@@ -207,6 +224,7 @@ void dr_service_close(dr_service *s)
 		return;
 	dr_http_stop(s->http);
 	dr_jobs_destroy(s->table);
+	dr_jobspec_free(&s->batch);
 	if (s->lockfd >= 0)
 		close(s->lockfd);
 	free(s);
@@ -240,16 +258,16 @@ int dr_service_open(dr_service **out, const dr_service_cfg *cfg)
 	s->lockfd = -1;
 	if (!cfg->serve &&
 	    (dr_scene_check(cfg->scene, err, sizeof err) != 0 ||
-	     batch_cfg(cfg, &s->batch, &op, err, sizeof err) != 0 ||
+	     batch_spec(cfg, &s->batch, &op, err, sizeof err) != 0 ||
 	     dr_outdir_prepare(&op, cfg->frames, err, sizeof err) != 0 ||
 	     (cfg->report &&
 	      dr_report_check_path(cfg->report, cfg->scene, &op, cfg->frames, err, sizeof err)) ||
 	     lock_batch(s, &op, err, sizeof err) != 0 ||
-	     dr_outdir_manifest_check_frames(&op, cfg->frames, &s->batch, true, cfg->orch.overwrite,
-	                                     err, sizeof err) != 0)) {
+	     dr_outdir_manifest_check_frames(&op, cfg->frames, &s->batch.render, true,
+	                                     cfg->orch.overwrite, err, sizeof err) != 0)) {
 		dr_error("%s", err);
 		code = DR_EXIT_USAGE;
-	} else if (cfg->serve || cfg->http) {
+	} else {
 		code = start_api(s);
 	}
 	/* a batch's frames go in its first frame's directory (a still's ranges never come home) */
@@ -264,39 +282,34 @@ int dr_service_open(dr_service **out, const dr_service_cfg *cfg)
 	return 0;
 }
 
-/* List the batch job in the job table (for --http); its table id goes to ID ("batch" if that
- * fails: the API then just does not know the job). */
-static void list_batch(dr_service *s, char *id, size_t idlen)
+/* A batch: its job goes into the job table as a POST /render would (the table takes its frames
+ * over), and is adopted from there like any request. Returns the job, or NULL with the error
+ * logged. */
+static dr_ojob *submit_batch(dr_service *s)
 {
-	const dr_frames *fr = s->cfg->frames;
-	dr_jobspec spec = {.render = s->batch};
-	char err[DR_ERRLEN];
+	char id[DR_JOB_ID_MAX], err[DR_ERRLEN];
+	dr_ojob *j;
 
-	spec.frames.v = malloc(fr->n * sizeof *fr->v);
-	if (!spec.frames.v)
-		return;
-	memcpy(spec.frames.v, fr->v, fr->n * sizeof *fr->v);
-	spec.frames.n = fr->n;
-	if (dr_jobs_submit(s->table, &spec, NULL, id, idlen, err, sizeof err) != 0) {
-		dr_jobspec_free(&spec);
-		dr_warn("the HTTP API will not list this run: %s", err);
-		return;
+	if (dr_jobs_submit(s->table, &s->batch, NULL, id, sizeof id, err, sizeof err) != 0) {
+		dr_error("%s", err);
+		return NULL;
 	}
-	if (dr_jobs_take(s->table, id, idlen, &spec) == 1)
-		dr_jobspec_free(&spec);
+	dr_orch_adopt(s->orch, s->table);
+	if (!(j = dr_orch_find(s->orch, id)))
+		dr_error("the job of this run could not start");
+	return j;
 }
 
-/* Job-table bookkeeping: a service adopts new jobs; every 0.25 s cancel requests are honoured
- * and status and metrics published. */
+/* Job-table bookkeeping: new jobs are adopted; for the HTTP API, every 0.25 s cancel requests
+ * are honoured and status and metrics published. */
 static void table_round(dr_service *s)
 {
 	double now = dr_now();
 
 	if (!s->table)
 		return;
-	if (s->cfg->serve)
-		dr_orch_adopt(s->orch, s->table);
-	if (now - s->last_publish < 0.25)
+	dr_orch_adopt(s->orch, s->table);
+	if (!s->http || now - s->last_publish < 0.25)
 		return;
 	s->last_publish = now;
 	dr_orch_publish(s->orch, s->table);
@@ -334,15 +347,15 @@ static int pump(dr_service *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* The one loop: until the batch job ended and its nodes were stopped, or a service is
- * interrupted. Returns 0; -1 with ERR on a runtime failure; or an exit code with ERR when the
- * render nodes left cannot go on (see dr_orch_check_nodes). */
+/* The one loop: until JOB (a batch's) is over and its nodes were stopped, or until interrupted
+ * (a service, JOB NULL, runs until then). Returns 0; -1 with ERR on a runtime failure; or an exit
+ * code with ERR when the render nodes left cannot go on (see dr_orch_check_nodes). */
 static int loop(dr_service *s, dr_ojob *job, volatile sig_atomic_t *interrupted, char *err,
                 size_t errlen)
 {
 	int code;
 
-	while (!*interrupted && (s->cfg->serve || !dr_orch_finished(s->orch))) {
+	while (!*interrupted && (!job || !dr_orch_finished(s->orch))) {
 		if (pump(s, err, errlen) != 0)
 			return -1;
 		table_round(s);
@@ -369,7 +382,7 @@ static int batch_outcome(dr_service *s, dr_ojob *job, bool interrupted, bool fai
 	else if (code == DR_EXIT_USAGE)
 		dr_error("%s", msg);
 	/* The JSON report first: on an interrupt, mpirun may kill us soon after its SIGTERM. */
-	dr_orch_report(s->orch, job, &rep, code, status, msg[0] ? msg : NULL);
+	dr_oview_report(s->orch, job, &rep, code, status, msg[0] ? msg : NULL);
 	rep.rank0_cpu = cpu_seconds();
 	rep.stage = s->cfg->stage;
 	if (s->collect) {
@@ -386,56 +399,6 @@ static int batch_outcome(dr_service *s, dr_ojob *job, bool interrupted, bool fai
 	if (code != DR_EXIT_USAGE)
 		dr_report_print(&rep, stdout);
 	return code;
-}
-
-/* The batch's video, once every frame is on disk: frames in order, the frame rate from --fps, else
- * the scene's (asked of Blender), else DR_VIDEO_FPS_DEFAULT. A failure is logged; the frames'
- * outcome stays as it is. */
-static void batch_video(dr_service *s, volatile sig_atomic_t *interrupted)
-{
-	const dr_service_cfg *c = s->cfg;
-	const dr_frames *fr = c->frames;
-	dr_outpath op;
-	char **paths = calloc(fr->n ? fr->n : 1, sizeof *paths), err[DR_ERRLEN];
-	dr_video_job j = {.path = s->batch.video,
-	                  .frames = (const char *const *)paths,
-	                  .n = fr->n,
-	                  .fps = s->batch.fps,
-	                  .ffmpeg = "ffmpeg",
-	                  .ffprobe = "ffprobe",
-	                  .interrupted = interrupted};
-	double t0 = dr_now();
-	size_t i;
-
-	if (!paths || dr_render_cfg_outpath(&s->batch, &op, err, sizeof err) != 0) {
-		dr_error("video %s not made: %s", j.path, paths ? err : "out of memory");
-		goto out;
-	}
-	for (i = 0; i < fr->n; i++)
-		if (!(paths[i] = malloc(DR_PATH_MAX)) ||
-		    dr_outpath_frame(&op, fr->v[i], paths[i], DR_PATH_MAX) != 0) {
-			dr_error("video %s not made: out of memory or a frame name too long",
-			         j.path);
-			goto out;
-		}
-	if (j.fps <= 0 && dr_video_scene_fps(c->node.blender, c->scene, c->node.allow_autoexec,
-	                                     &j.fps, err, sizeof err) != 0) {
-		dr_warn("the scene's frame rate is unknown (%s); the video is made at %g fps "
-		        "(--fps sets it)",
-		        err, DR_VIDEO_FPS_DEFAULT);
-		j.fps = DR_VIDEO_FPS_DEFAULT;
-	}
-	if (!c->quiet)
-		dr_info("encoding %zu frames at %g fps into %s", fr->n, j.fps, j.path);
-	if (dr_video_encode(&j, err, sizeof err) != 0)
-		dr_error("video %s not made (the frames are fine): %s", j.path, err);
-	else if (!c->quiet)
-		dr_info("video %s: %zu frames at %g fps, made in %.1f s", j.path, fr->n, j.fps,
-		        dr_now() - t0);
-out:
-	for (i = 0; paths && i < fr->n; i++)
-		free(paths[i]);
-	free(paths);
 }
 
 /* Where a frame that comes home goes (dr_collect_where): its job's naming and format. */
@@ -517,12 +480,13 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 {
 	const dr_service_cfg *c = s->cfg;
 	dr_ojob *job = NULL;
-	char err[DR_ERRLEN] = "", id[DR_JOB_ID_MAX] = "batch";
-	int code = DR_EXIT_ALL_DONE, tty = open_tty(c->quiet), ended = 0;
+	char err[DR_ERRLEN] = "";
+	/* a service logs a line per frame: no progress line */
+	int code = DR_EXIT_ALL_DONE, tty = open_tty(c->quiet || c->serve), ended = 0;
 	bool failed = false;
 
 	s->chan = chan;
-	dr_log_set_tty(c->serve ? -1 : tty);
+	dr_log_set_tty(tty);
 	s->orch = dr_orch_create(&c->orch, chan, tty, err, sizeof err);
 	if (!s->orch) {
 		dr_error("%s", err);
@@ -535,19 +499,12 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		dr_warn("mpirun was started without --enable-recovery: a lost render node will end "
 		        "this %s (add --enable-recovery to mpirun to go on without it)",
 		        c->serve ? "service" : "job");
-	if (c->serve) {
+	dr_orch_video_tools(s->orch, c->node.blender, c->node.allow_autoexec);
+	if (c->serve)
 		dr_orch_confine(s->orch, &s->lim);
-		dr_orch_video_tools(s->orch, c->node.blender, c->node.allow_autoexec);
-	}
-	if (!c->serve) {
-		if (s->table) /* --http: the batch job is listed in the table too */
-			list_batch(s, id, sizeof id);
-		job = dr_orch_add(s->orch, id, &s->batch, 0, c->frames, err, sizeof err);
-		if (!job) {
-			dr_error("%s", err);
-			code = DR_EXIT_RUNTIME;
-			goto out;
-		}
+	else if (!(job = submit_batch(s))) {
+		code = DR_EXIT_RUNTIME;
+		goto out;
 	}
 	if (chan->size == 1) {
 		if (dr_node_start(&s->node, &c->node, chan, threads, cpus, err, sizeof err) != 0)
@@ -567,7 +524,7 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		dr_node_destroy(&s->node);
 		s->have_node = false;
 	}
-	if (c->serve) {
+	if (!job) {
 		if (failed || ended > 0)
 			dr_error("%s", err);
 		else
@@ -576,8 +533,6 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		code = failed ? DR_EXIT_RUNTIME : ended > 0 ? ended : DR_EXIT_ALL_DONE;
 	} else {
 		code = batch_outcome(s, job, *interrupted, failed || ended > 0, err);
-		if (code == DR_EXIT_ALL_DONE && s->batch.video[0] && !*interrupted)
-			batch_video(s, interrupted);
 	}
 	table_round(s);
 	if (!*interrupted && !failed)

@@ -487,6 +487,7 @@ struct dr_video_bg {
 	pthread_mutex_t mu;
 	int state; /* 1 running, 0 made, -1 failed (under MU) */
 	char err[DR_ERRLEN];
+	char note[DR_ERRLEN]; /* why the scene's frame rate is unknown, "" = it is known */
 	volatile sig_atomic_t stop;
 	dr_video_job job;
 	char *path, *blender, *scene, **frames;
@@ -500,8 +501,13 @@ static void *bg_main(void *arg)
 	int rc = 0;
 
 	if (b->job.fps <= 0 && dr_video_scene_fps(b->blender, b->scene, b->allow_autoexec,
-	                                          &b->job.fps, err, sizeof err) != 0)
+	                                          &b->job.fps, err, sizeof err) != 0) {
 		b->job.fps = DR_VIDEO_FPS_DEFAULT;
+		pthread_mutex_lock(&b->mu);
+		memcpy(b->note, err, sizeof b->note);
+		pthread_mutex_unlock(&b->mu);
+		err[0] = '\0';
+	}
 	if (!b->stop)
 		rc = dr_video_encode(&b->job, err, sizeof err);
 	else
@@ -574,6 +580,17 @@ int dr_video_bg_poll(dr_video_bg *b, double *fps, char *err, size_t errlen)
 	if (state == 0 && fps)
 		*fps = b->job.fps;
 	return state;
+}
+
+bool dr_video_bg_note(dr_video_bg *b, char *buf, size_t len)
+{
+	bool any;
+
+	pthread_mutex_lock(&b->mu);
+	any = b->note[0] != '\0';
+	snprintf(buf, len, "%s", b->note);
+	pthread_mutex_unlock(&b->mu);
+	return any;
 }
 
 void dr_video_bg_free(dr_video_bg *b)

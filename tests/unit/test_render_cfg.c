@@ -233,8 +233,42 @@ static void test_merge(void)
 	   "range_samples: out of range refused");
 }
 
+/* dr_render_cfg_build: the parts of a command line, in the order the steps need. */
+static void test_build(void)
+{
+	dr_render_cfg a, b, keep;
+	char err[256];
+	dr_render_args args = {.scene = "s.blend",
+	                       .output = "out/img_####",
+	                       .samples = 64,
+	                       .video = "out/v.mp4",
+	                       .fps = 25,
+	                       .resolve = true};
+
+	ok(dr_render_cfg_build(&a, &args, err, sizeof err) == 0, "build: frames and a video");
+	is_str(a.format, "PNG", "  the default format");
+	is_str(a.video, "out/v.mp4", "  the video");
+	ok(a.fps == 25 && a.samples == 64 && a.ranges == 0, "  fps, samples, no still");
+	args.video = NULL;
+	args.still = 3;
+	args.ranges = 4;
+	ok(dr_render_cfg_build(&b, &args, err, sizeof err) == 0, "build: a still split");
+	is_str(b.output, "out/img_0003.png.range-####.exr", "  ranges named after the still");
+	ok(b.still == 3 && b.ranges == 4, "  frame 3, 4 ranges");
+	keep = b;
+	args.ranges = 1;
+	ok(dr_render_cfg_build(&b, &args, err, sizeof err) == -1 &&
+	           memcmp(&b, &keep, sizeof b) == 0,
+	   "build: 1 range refused, nothing changed");
+	args.ranges = 0;
+	args.video = "v.gif";
+	ok(dr_render_cfg_build(&b, &args, err, sizeof err) == -1 && strstr(err, ".mp4"),
+	   "build: a bad video refused: %s", err);
+}
+
 int main(void)
 {
+	test_build();
 	test_merge();
 	test_still();
 	test_video();
