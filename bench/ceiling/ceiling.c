@@ -102,7 +102,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	dr_log_init(rank, DR_LOG_WARN);
-	if (dr_opts_parse(argc, argv, "/bin/true", &o, err, sizeof err) != 0) {
+	if (dr_opts_parse(argc, argv, "/bin/true", &o, err, sizeof err) != 0 ||
+	    dr_opts_resolve(&o, size - 1, dr_mpi_recovery(), err, sizeof err) != 0) {
 		if (rank == 0)
 			fprintf(stderr, "dr-ceiling: %s\n", err);
 		MPI_Finalize();
