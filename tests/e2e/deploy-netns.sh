@@ -87,9 +87,9 @@ on_head() { # run a command line in the head namespace, hostname "head"
 # (stdout only: Open MPI's own warnings, e.g. "setpgid failed" under gVisor, go to stderr)
 on_head timeout 60 mpirun $MPIRUN_ARGS -np 4 hostname >"$T/hostname.out" 2>"$T/hostname.err"
 sort "$T/hostname.out" | tr '\n' ' ' >"$T/hostname.sorted"
-check "mpirun through the rsh agent runs on head, node1, node2, node3" \
+check "mpirun through the rsh agent runs on head, node1, node2, node3" -- \
 	grep -qx 'head node1 node2 node3 ' "$T/hostname.sorted"
-[ "$n" -eq 1 ] && [ "$failed" -eq 0 ] || cat "$T/hostname.out" "$T/hostname.err" | diag
+[ "$T_N" -eq 1 ] && [ "$T_FAILED" -eq 0 ] || cat "$T/hostname.out" "$T/hostname.err" | diag
 
 # --- the real binary ---------------------------------------------------------------------
 check_drender
@@ -137,15 +137,15 @@ leftovers() { # processes of ours still alive: in the host namespaces, or naming
 # --- part 1: render across the hosts ------------------------------------------------------
 drender_job full
 wait_job 120
-check "job across 4 namespace hosts exits 0 (got $JOB_RC)" [ "$JOB_RC" -eq 0 ]
+check "job across 4 namespace hosts exits 0 (got $JOB_RC)" -- [ "$JOB_RC" -eq 0 ]
 [ "$JOB_RC" -eq 0 ] || tail -n 20 "$T/full.log" | diag
 got=$(frames_on_disk)
-check "all $FRAMES frames on disk (got $got)" [ "$got" -eq "$FRAMES" ]
+check "all $FRAMES frames on disk (got $got)" -- [ "$got" -eq "$FRAMES" ]
 summary=$(report_summary "$T/full.json" 2>&1)
 echo "$summary" | grep '^#'
 hosts=$(echo "$summary" | sed -n 's/.*hosts=\([0-9]*\).*/\1/p')
-check "report: frames rendered on >= 2 distinct hosts (got ${hosts:-none})" [ "${hosts:-0}" -ge 2 ]
-check "no drender or Blender process left after the job" gone_within 10 leftovers
+check "report: frames rendered on >= 2 distinct hosts (got ${hosts:-none})" -- [ "${hosts:-0}" -ge 2 ]
+check "no drender or Blender process left after the job" -- gone_within 10 leftovers
 
 reachable_again() { # after the link is back up, wait until the launcher reaches node3 again
 	local t0=$SECONDS i
@@ -216,16 +216,16 @@ lose_host() {
 	elapsed=$(python3 -c "print(round($t1 - $t0, 1))")
 	echo "# $how: job ended ${elapsed}s after node3 went away, status $JOB_RC"
 	grep -v '^\s*$' "$T/$how.log" | grep -v 'frame .* done by' | tail -n 25 >"$T/$how.tail"
-	check "$how: job ends within ${BOUND}s of losing node3 (${elapsed}s)" \
+	check "$how: job ends within ${BOUND}s of losing node3 (${elapsed}s)" -- \
 		python3 -c "import sys; sys.exit(0 if $elapsed < $BOUND and $JOB_RC != 124 else 1)"
-	check "$how: exit status is a failure (got $JOB_RC)" eval "[ $JOB_RC -ne 0 ] && [ $JOB_RC -ne 124 ]"
+	check "$how: exit status is a failure (got $JOB_RC)" -- eval "[ $JOB_RC -ne 0 ] && [ $JOB_RC -ne 124 ]"
 	# Progress lines ("done by rank 3 (node3)") and the summary table name node3 anyway: look
 	# at the other lines only.
 	grep 'node3' "$T/$how.log" | grep -v 'done by rank' | grep -Ev '^ +[0-9]+ +node3 ' >"$T/$how.err"
 	echo "# lines naming node3:"
 	diag <"$T/$how.err"
-	check "$how: an error message names the lost host node3" [ -s "$T/$how.err" ]
-	check "$how: no drender or Blender process left (any namespace)" gone_within 15 leftovers
+	check "$how: an error message names the lost host node3" -- [ -s "$T/$how.err" ]
+	check "$how: no drender or Blender process left (any namespace)" -- gone_within 15 leftovers
 	if [ "$how" = link ]; then
 		ip -n "$SW" link set "${P}v3" up
 		reachable_again
@@ -239,14 +239,14 @@ lose_host() {
 	after=$(frames_on_disk)
 	summary=$(report_summary "$T/$how-rerun.json" 2>&1)
 	echo "# $how re-run: $before frames were on disk; report $summary" | head -n 1
-	check "$how: re-run exits 0 with all $FRAMES frames (status $JOB_RC, $after frames)" \
+	check "$how: re-run exits 0 with all $FRAMES frames (status $JOB_RC, $after frames)" -- \
 		eval "[ $JOB_RC -eq 0 ] && [ $after -eq $FRAMES ]"
 	[ "$JOB_RC" -eq 0 ] || tail -n 20 "$T/$how-rerun.log" | diag
 	local rendered skipped
 	rendered=$(echo "$summary" | sed -n 's/.*rendered=\([0-9]*\).*/\1/p')
 	skipped=$(echo "$summary" | sed -n 's/.*skipped=\([0-9]*\).*/\1/p')
 	list_frames "$T/$how.after"
-	check "$how: re-run rendered only the $((FRAMES - before)) missing frames (report: rendered=${rendered:-?} skipped=${skipped:-?}; earlier files untouched)" \
+	check "$how: re-run rendered only the $((FRAMES - before)) missing frames (report: rendered=${rendered:-?} skipped=${skipped:-?}; earlier files untouched)" -- \
 		only_missing_rendered "$how" "${rendered:-x}" "${skipped:-x}" "$before"
 }
 lose_host kill
@@ -264,7 +264,7 @@ lose_host link
 # disk, no frame counted twice, node3 gets no new work after it is declared lost, and nothing is
 # left running. mpirun itself may wait for a lost host's daemon: the launch scripts end it once
 # rank 0's report is written (DRENDER_FINAL_GRACE), and so does this test.
-RSH_AGENT="$ROOT/scripts/drender-rsh --agent=$T/agent"
+RSH_AGENT="$TOP/scripts/drender-rsh --agent=$T/agent"
 mpirun_in_head() { ip netns pids "$(ns_of head)" | while read -r p; do
 	[ "$(cat "/proc/$p/comm" 2>/dev/null)" = mpirun ] && echo "$p"; done; }
 # recovery_mpirun ARGS...: mpirun --enable-recovery in head, through drender-rsh, in the background
@@ -318,25 +318,25 @@ survive_host() { # survive_host HOW (see take_host_away)
 		--node-timeout 5 --report "$T/s$how.json" "$T/scene.blend" 1 "$FRAMES" >"$log" 2>&1
 	take_host_away "$how" "$log"
 	await_lost "$log" 60
-	check "$how (recovery): node3 declared lost, its frames requeued (${LOST_S:-never} s after the fault)" \
+	check "$how (recovery): node3 declared lost, its frames requeued (${LOST_S:-never} s after the fault)" -- \
 		[ -n "$LOST_S" ]
 	local deadline=$(($(date +%s) + 180))
 	until [ -s "$T/s$how.json" ] || ! kill -0 "$JOB_PID" 2>/dev/null ||
 		[ "$(date +%s)" -ge "$deadline" ]; do sleep 0.2; done
 	elapsed=$(python3 -c "print(round($(date +%s.%N) - $T0, 1))")
 	rc0=$(python3 -c "import json; print(json.load(open('$T/s$how.json'))['exit_code'])" 2>/dev/null)
-	check "$how (recovery): rank 0 reports exit 0 (got '${rc0:-no report}', ${elapsed}s after the fault)" \
+	check "$how (recovery): rank 0 reports exit 0 (got '${rc0:-no report}', ${elapsed}s after the fault)" -- \
 		[ "$rc0" = 0 ]
 	[ "$rc0" = 0 ] || tail -n 20 "$log" | diag
-	check "$how (recovery): all $FRAMES frames on disk ($(frames_on_disk))" \
+	check "$how (recovery): all $FRAMES frames on disk ($(frames_on_disk))" -- \
 		[ "$(frames_on_disk)" -eq "$FRAMES" ]
-	check "$how (recovery): each frame counted once" counted_once "$T/s$how.json" "$FRAMES"
-	check "$how (recovery): node3 gets no work once declared lost" no_work_after_lost "$log"
+	check "$how (recovery): each frame counted once" -- counted_once "$T/s$how.json" "$FRAMES"
+	check "$how (recovery): node3 gets no work once declared lost" -- no_work_after_lost "$log"
 	echo "# $how (recovery): frames the fake Blender saved twice (wasted, counted once): $(saved_twice)"
 	grep -E 'spoke again|from lost rank|late, from' "$log" | head -n 3 | diag
 	end_mpirun "$how (recovery)"
 	[ "$how" = link ] && ip -n "$SW" link set "${P}v3" up
-	check "$how (recovery): no drender or Blender process left" gone_within 30 leftovers
+	check "$how (recovery): no drender or Blender process left" -- gone_within 30 leftovers
 	SUMMARY="$SUMMARY
 # | $how | batch | exit ${rc0:-?}, $(frames_on_disk)/$FRAMES | $((FRAMES - $(frames_on_disk))) | $(saved_twice) saved twice, 0 counted twice | ${LOST_S:-n/a} s | $(leftovers | wc -l) |"
 }
@@ -378,29 +378,29 @@ serve_host() { # serve_host HOW (see take_host_away)
 		--scene "$T/blends/s.blend" --blend-root "$T/blends" --output-root "$T/srv" \
 		--node-timeout 5 >"$log" 2>&1
 	wait_until 60 api GET /health
-	check "serve $how: the service is up on head (4 ranks over 4 hosts)" [ "$CODE" = 200 ]
+	check "serve $how: the service is up on head (4 ranks over 4 hosts)" -- [ "$CODE" = 200 ]
 	api POST /render '{"from":1,"to":20,"output":"a"}'
 	A=$(api_field 'd["jobId"]')
 	api POST /render '{"from":21,"to":40,"output":"b"}'
 	B=$(api_field 'd["jobId"]')
 	take_host_away "$how" "$log"
 	await_lost "$log" 60
-	check "serve $how: node3 declared lost, its frames requeued (${LOST_S:-never} s after the fault)" \
+	check "serve $how: node3 declared lost, its frames requeued (${LOST_S:-never} s after the fault)" -- \
 		[ -n "$LOST_S" ]
 	wait_until 120 job_done "$A"
-	check "serve $how: job A ($A) finishes on the survivors" job_done "$A"
+	check "serve $how: job A ($A) finishes on the survivors" -- job_done "$A"
 	wait_until 120 job_done "$B"
-	check "serve $how: job B ($B) finishes on the survivors" job_done "$B"
+	check "serve $how: job B ($B) finishes on the survivors" -- job_done "$B"
 	api GET /health
-	check "serve $how: /health still answers 200 (got $CODE)" [ "$CODE" = 200 ]
+	check "serve $how: /health still answers 200 (got $CODE)" -- [ "$CODE" = 200 ]
 	api POST /render '{"from":41,"to":46,"output":"c"}'
 	C=$(api_field 'd["jobId"]')
 	wait_until 60 job_done "$C"
-	check "serve $how: a third job ($C) is accepted and done" job_done "$C"
+	check "serve $how: a third job ($C) is accepted and done" -- job_done "$C"
 	api GET /metrics
-	check "serve $how: /metrics counts one lost node" \
+	check "serve $how: /metrics counts one lost node" -- \
 		grep -q 'drender_render_nodes{state="lost"} 1' "$T/body"
-	check "serve $how: 46 frames on disk ($(srv_frames))" [ "$(srv_frames)" -eq 46 ]
+	check "serve $how: 46 frames on disk ($(srv_frames))" -- [ "$(srv_frames)" -eq 46 ]
 	echo "# serve $how: frames the fake Blender saved twice (wasted, counted once): $(saved_twice)"
 	# Stop the service as a supervisor would: SIGTERM to mpirun, which passes it on to the ranks.
 	t_stop=$SECONDS
@@ -416,7 +416,7 @@ serve_host() { # serve_host HOW (see take_host_away)
 	case $how in link | flap) ip -n "$SW" link set "${P}v3" up ;; esac
 	local left=0
 	gone_within 30 leftovers || left=$(leftovers | wc -l)
-	check "serve $how: no drender or Blender process left after the service is stopped ($left)" \
+	check "serve $how: no drender or Blender process left after the service is stopped ($left)" -- \
 		[ "$left" = 0 ] ||
 		for p in $(leftovers); do echo "leftover $p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-150)"; done | diag
 	echo "# serve $how: $SERVE_END"
@@ -430,5 +430,5 @@ for how in ${DEPLOY_NETNS_SERVE_FAULTS-link}; do
 done
 
 echo "# | fault | mode | outcome | frames lost | rendered twice | fault -> requeue | leftovers |$SUMMARY"
-echo "1..$n"
-[ "$failed" -eq 0 ]
+echo "1..$T_N"
+[ "$T_FAILED" -eq 0 ]
