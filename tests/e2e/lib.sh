@@ -230,6 +230,20 @@ has_files() {
 }
 
 # --- a drender service for the HTTP tests ---------------------------------------------------
+# svc_setup: the service tests' common start: skipped without curl; works in $WORK, with blends/
+# holding the fake scene shot.blend, and out/; no token from the caller's environment; PORT (free
+# now) and URL for a service on 127.0.0.1; SVC_ARGS for svc_start: that scene, blends/ as the blend
+# root, out/ as the output root.
+svc_setup() {
+	command -v curl >/dev/null || skip_all "curl is not installed"
+	cd "$WORK" || exit 1
+	mkdir -p blends out
+	fake_scene blends/shot.blend
+	unset DRENDER_TOKEN
+	PORT=$(free_port)
+	URL=http://127.0.0.1:$PORT
+	SVC_ARGS=(--scene "$WORK/blends/shot.blend" --blend-root "$WORK/blends" --output-root "$WORK/out")
+}
 # svc_start NP [DRENDER ARGS...]: start `drender --serve` under mpirun with NP ranks in the
 # background, listening on $LISTEN (default 127.0.0.1:$PORT), with SVC_ARGS (an array the script
 # sets once: its --scene, roots, ...) and then ARGS; output appended to $SVC_LOG.out and .err

@@ -4,12 +4,11 @@
 # is in /status and it is served at GET /jobs/<id>/video; a still split by samples is merged by a
 # render node (real Blender); bad still/split/video fields are 400s naming the field.
 . "$(dirname "$0")/lib.sh"
-command -v curl >/dev/null || skip_all "curl is not installed"
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null ||
 	skip_all "ffmpeg is not installed (scripts/install-deps.sh installs it)"
-cd "$WORK" || exit 1
-mkdir -p blends out bin
-fake_scene blends/shot.blend
+# The service (svc_setup, svc_start: lib.sh) on $PORT.
+svc_setup
+mkdir -p bin
 # FFmpeg that takes 3 s longer: the encode must not hold rank 0's loop meanwhile.
 cat >bin/ffmpeg <<EOF
 #!/bin/sh
@@ -19,10 +18,7 @@ EOF
 chmod +x bin/ffmpeg
 export PATH=$WORK/bin:$PATH
 export FAKE_BLENDER_FPS=25 FAKE_BLENDER_COST=0.05
-unset DRENDER_TOKEN
 
-PORT=$(free_port)
-URL=http://127.0.0.1:$PORT
 start() { # start BLENDER: the service with 2 render nodes; waits until /health answers
 	svc_start 3 --blender "$1" --blend-root "$WORK/blends" --output-root "$WORK/out"
 }
