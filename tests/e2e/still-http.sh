@@ -9,10 +9,13 @@ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null ||
 # The service (svc_setup, svc_start: lib.sh) on $PORT.
 svc_setup
 mkdir -p bin
-# FFmpeg that takes 3 s longer: the encode must not hold rank 0's loop meanwhile.
+# FFmpeg that holds the encode until the test has looked at the service meanwhile (it creates
+# encode.go; at most 30 s): the encode must not hold rank 0's loop. (A fixed delay raced with a
+# loaded machine: the checks "while encoding" could come after the end of the encode.)
 cat >bin/ffmpeg <<EOF
 #!/bin/sh
-sleep 3
+i=0
+while [ ! -e "$WORK/encode.go" ] && [ \$i -lt 600 ]; do sleep 0.05; i=\$((i + 1)); done
 exec $(command -v ffmpeg) "\$@"
 EOF
 chmod +x bin/ffmpeg
@@ -66,6 +69,7 @@ is "$CODE" 200 "  /health answers during the encode"
 ok $([ "$(echo "$t1 - $t0 < 1" | bc)" = 1 ] && echo 0 || echo 1) "  in $(echo "$t1 - $t0" | bc) s"
 http GET "/jobs/$ID/video"
 is "$CODE" 404 "  GET /jobs/<id>/video while encoding -> 404"
+: >"$WORK/encode.go" # let the encode finish
 wait_state "$ID" done 60
 ok $? "the job ends done"
 is "$(field '(d["video"]["state"], d["video"]["fps"])')" "('made', 12)" "  /status: video made at 12 fps"
