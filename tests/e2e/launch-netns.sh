@@ -115,7 +115,8 @@ check "service: up on head, node1, node2" -- \
 cut 2
 deadline=$(($(date +%s) + 60))
 until lost 2 "$T/serve.log" || [ "$(date +%s)" -ge "$deadline" ]; do sleep 0.2; done
-check "service, link cut: node2 declared lost" -- lost 2 "$T/serve.log"
+check "service, link cut: node2 declared lost" -- lost 2 "$T/serve.log" ||
+	grep -v 'frame .* done by' "$T/serve.log" | tail -n 30 | diag
 t0=$(date +%s.%N)
 kill -TERM "$JOB_PID"
 wait_pid "$JOB_PID" 60
