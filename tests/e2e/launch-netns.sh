@@ -107,9 +107,15 @@ mkdir -p "$T/srv"
 FAKE_BLENDER_COST=0.5 DRENDER_FINAL_GRACE=$GRACE DRENDER_KILL_GRACE=10 wrapped "$T/hostfile2" 3 "$DRENDER" \
 	--blender "$FAKE" --serve --listen 127.0.0.1:4000 --scene "$T/scene.blend" \
 	--blend-root "$T" --output-root "$T/srv" --node-timeout 5 >"$T/serve.log" 2>&1
+# Up means rank 0 answers and both render nodes have joined (/metrics counts them idle): /health
+# alone can answer before node1's and node2's daemons are all in, and a link cut then is a failed
+# launch (ORTE "unable to reliably start one or more daemons"), not a lost node.
+nodes_in() {
+	ip netns exec "$(ns_of head)" curl -sf http://127.0.0.1:4000/metrics 2>/dev/null |
+		grep -q 'drender_render_nodes{state="idle"} 2'
+}
 deadline=$(($(date +%s) + 60))
-until ip netns exec "$(ns_of head)" curl -sf http://127.0.0.1:4000/health >/dev/null 2>&1 ||
-	[ "$(date +%s)" -ge "$deadline" ]; do sleep 0.3; done
+until nodes_in || [ "$(date +%s)" -ge "$deadline" ]; do sleep 0.3; done
 check "service: up on head, node1, node2" -- \
 	ip netns exec "$(ns_of head)" curl -sf -o /dev/null http://127.0.0.1:4000/health
 cut 2
