@@ -18,34 +18,56 @@ override LDLIBS += $(PKG_LIBS) -lnettle -lm -lpthread $(EXTRA_LDFLAGS)
 
 SRCS      := $(wildcard src/*.c)
 LIB_OBJS  := $(patsubst src/%.c,$(BUILD)/%.o,$(filter-out src/main.c,$(SRCS)))
+# Every module but main.c, archived: drender, the unit tests, the simulator and the ceiling link it
+# and take only the objects they use.
+LIB       := $(BUILD)/libdrender.a
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+# Every tests/e2e/*.sh is a test script, except the helper library.
 E2E       := $(filter-out tests/e2e/lib.sh,$(wildcard tests/e2e/*.sh))
+# make quick: the fake-Blender end-to-end tests of the core paths (batch, HTTP, launcher, faults).
+E2E_QUICK := $(addprefix tests/e2e/,lib-selftest.sh core.sh badinput.sh launch.sh http.sh faults.sh \
+               nodeloss.sh jobsdb.sh)
+# Test scripts run side by side (tests/e2e/run-suite); each one's names, ports and directories
+# are its own. E2E_JOBS=1 runs them one after another. 4 on 2 cores: the suite mostly waits, but
+# the real-Blender scripts need the CPUs, and timing assertions lose their margins past that.
+E2E_JOBS  ?= 4
 
-.PHONY: all deps check unit e2e demo install uninstall clean asan format format-check bench fuzz \
-        sim container-check
+.PHONY: all deps deps-render check quick unit unit-bins e2e demo install uninstall clean asan \
+        format format-check bench fuzz sim container-check
 
 all: drender
 
+# The packages a use needs (scripts/install-deps.sh SET): rendering only, or everything testing needs.
 deps:
-	@scripts/install-deps.sh
+	@scripts/install-deps.sh test
+deps-render:
+	@scripts/install-deps.sh render
 
 drender: $(BUILD)/drender
 	cp $< $@.tmp && mv -f $@.tmp $@
 
-$(BUILD)/drender: $(BUILD)/main.o $(LIB_OBJS)
+$(BUILD)/drender: $(BUILD)/main.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/%.o: src/%.c $(wildcard include/*.h) $(BUILD)/driver_py.h | $(BUILD)
-	$(CC) $(CFLAGS) -c -o $@ $<
+$(LIB): $(LIB_OBJS)
+	rm -f $@.tmp && $(AR) rcs $@.tmp $^ && mv -f $@.tmp $@
+
+# Header dependencies come from the compiler (-MMD -MP: build/*.d, read below). The generated
+# headers are made before any object is compiled (order-only); once an object has been built, its
+# .d file says which of them it includes. An object without its .d file (built before this rule)
+# is built again.
+GEN_HDRS := $(BUILD)/driver_py.h $(BUILD)/ui_index_html.h $(BUILD)/ui_app_js.h $(BUILD)/ui_style_css.h
+$(BUILD)/%.o: src/%.c $(BUILD)/%.d | $(GEN_HDRS) $(BUILD)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+OBJ_DEPS := $(patsubst %.o,%.d,$(LIB_OBJS) $(BUILD)/main.o)
+$(OBJ_DEPS): ;
 
 # The Blender-side driver is embedded in the binary as a C string.
 $(BUILD)/driver_py.h: src/driver.py scripts/embed.sh | $(BUILD)
 	scripts/embed.sh dr_driver_py < $< > $@.tmp && mv $@.tmp $@
 
 # So is the dashboard (src/ui/: index.html, app.js, style.css), served by dr_http at / and /ui/.
-UI_HDRS := $(BUILD)/ui_index_html.h $(BUILD)/ui_app_js.h $(BUILD)/ui_style_css.h
-$(BUILD)/dr_http.o: $(UI_HDRS)
 $(BUILD)/ui_index_html.h: src/ui/index.html scripts/embed.sh | $(BUILD)
 	scripts/embed.sh dr_ui_index_html < $< > $@.tmp && mv $@.tmp $@
 $(BUILD)/ui_app_js.h: src/ui/app.js scripts/embed.sh | $(BUILD)
@@ -56,43 +78,61 @@ $(BUILD)/ui_style_css.h: src/ui/style.css scripts/embed.sh | $(BUILD)
 $(BUILD):
 	mkdir -p $(BUILD)/tests
 
-$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB_OBJS)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+# Programs of one source file (plus the library): their header dependencies land in
+# $(BUILD)/tests/NAME.d (-MF).
+$(BUILD)/tests/%: tests/unit/%.c $(LIB) | $(GEN_HDRS) $(BUILD)
+	$(CC) $(CFLAGS) -MMD -MP -MF $@.d -MT $@ -o $@ $< $(LIB) $(LDLIBS)
 
-unit: $(UNIT_BINS)
+# make unit builds the unit tests and runs them; unit-bins only builds them.
+unit-bins: $(UNIT_BINS)
+unit: unit-bins
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp prove --exec /usr/bin/env $(UNIT_BINS)
 
 # dr_assets_pack on the command line, for tests/e2e/assets.sh (which builds it when missing).
-$(BUILD)/tests/dr-pack: tests/fixtures/pack.c $(LIB_OBJS)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+$(BUILD)/tests/dr-pack: tests/fixtures/pack.c $(LIB) | $(GEN_HDRS) $(BUILD)
+	$(CC) $(CFLAGS) -MMD -MP -MF $@.d -MT $@ -o $@ $< $(LIB) $(LDLIBS)
 
 # The virtual-time farm (bench/sim/): simulated render nodes driving the real scheduler.
-SIM_SRCS = bench/sim/sim.c bench/sim/sim.h
 sim: $(BUILD)/drender-sim
-$(BUILD)/drender-sim: bench/sim/main.c $(SIM_SRCS) $(LIB_OBJS)
-	$(CC) $(CFLAGS) -Ibench/sim -o $@ bench/sim/main.c bench/sim/sim.c $(LIB_OBJS) $(LDLIBS)
-$(BUILD)/tests/test_sim: tests/unit/test_sim.c $(SIM_SRCS) $(wildcard tests/unit/*.h) $(LIB_OBJS)
-	$(CC) $(CFLAGS) -Ibench/sim -o $@ $< bench/sim/sim.c $(LIB_OBJS) $(LDLIBS)
+$(BUILD)/drender-sim: bench/sim/main.c bench/sim/sim.c $(LIB) | $(GEN_HDRS) $(BUILD)
+	$(CC) $(CFLAGS) -Ibench/sim -MMD -MP -MF $@.d -MT $@ -o $@ bench/sim/main.c bench/sim/sim.c \
+		$(LIB) $(LDLIBS)
+$(BUILD)/tests/test_sim: tests/unit/test_sim.c bench/sim/sim.c $(LIB) | $(GEN_HDRS) $(BUILD)
+	$(CC) $(CFLAGS) -Ibench/sim -MMD -MP -MF $@.d -MT $@ -o $@ $< bench/sim/sim.c $(LIB) $(LDLIBS)
 
 # Rank 0's dispatch ceiling (bench/dispatch-ceiling.sh): the real rank-0 objects and instant
 # render nodes over MPI.
-$(BUILD)/dr-ceiling: bench/ceiling/ceiling.c $(LIB_OBJS)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+$(BUILD)/dr-ceiling: bench/ceiling/ceiling.c $(LIB) | $(GEN_HDRS) $(BUILD)
+	$(CC) $(CFLAGS) -MMD -MP -MF $@.d -MT $@ -o $@ $< $(LIB) $(LDLIBS)
 
-# Unit tests (C, TAP) and end-to-end tests (shell, TAP), all through prove.
+-include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d)
+
+# Unit tests (C, TAP) and end-to-end tests (shell, TAP), all through prove, side by side
+# (tests/e2e/run-suite: the slowest first; at the end, what was skipped and why, failing the run
+# when a skip names a set-up step that was not done).
 check: deps
-	$(MAKE) all unit
-	DRENDER=$(CURDIR)/drender prove --exec /usr/bin/env $(UNIT_BINS) $(E2E)
+	$(MAKE) all unit-bins
+	DRENDER=$(CURDIR)/drender tests/e2e/run-suite -j $(E2E_JOBS) $(UNIT_BINS) $(E2E)
+
+# The end-to-end tests alone.
+e2e: all
+	DRENDER=$(CURDIR)/drender tests/e2e/run-suite -j $(E2E_JOBS) $(E2E)
+
+# The edit-test loop: unit tests and the core fake-Blender end-to-end tests (under 2 minutes).
+quick: all unit-bins
+	DRENDER=$(CURDIR)/drender tests/e2e/run-suite -j $(E2E_JOBS) $(UNIT_BINS) $(E2E_QUICK)
 
 # The image and the Compose cluster under podman only (make check runs it too, and it skips
 # itself, saying why, where podman cannot run a container). See tests/e2e/container.sh.
 container-check: deps
 	prove -v --exec /usr/bin/env tests/e2e/container.sh
 
-demo: deps
+demo: deps-render
 	$(MAKE) all
 	scripts/demo.sh
 
-bench: deps
+bench:
+	@scripts/install-deps.sh bench
 	$(MAKE) all
 	bench/run.sh
 
@@ -117,10 +157,10 @@ uninstall:
 # Open MPI keeps allocations past MPI_Finalize: tests/lsan.supp names its libraries (full stacks and
 # no dlclose of its components, so that they can be matched); leaks in our code still fail.
 asan: deps
-	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" build-asan/drender unit
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" build-asan/drender unit-bins
 	ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0:intercept_tls_get_addr=0 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	OMPI_MCA_mca_base_component_disable_dlclose=1 DRENDER=$(CURDIR)/build-asan/drender DR_E2E_FAST_ONLY=1 \
-		prove --exec /usr/bin/env $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BINS)) $(E2E)
+		tests/e2e/run-suite -j $(E2E_JOBS) $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BINS)) $(E2E)
 
 # The request-body fuzzer (libFuzzer); make check runs it for 10 s, this for FUZZ_SECONDS (60).
 fuzz: deps

@@ -11,7 +11,7 @@
 #   DRENDER_CI_CACHE  cache directory outside the clone (default /var/cache/drender-ci): the
 #                     podman configuration, the base image's tarball, the build log
 #   CONTAINERS_CONF   podman's configuration (default: $DRENDER_CI_CACHE/containers.conf,
-#                     written here: runc, cgroupfs, no default ulimits; see README.md)
+#                     written here when missing: runc, cgroupfs, no default ulimits; see README.md)
 #   DRENDER_UID       the image's render user (default 1000)
 # Prints one line: "image localhost/drender:latest <built|cached> in Ns, SIZE".
 set -euo pipefail
@@ -34,14 +34,18 @@ mkdir -p "$CACHE"
 # One build at a time per cache (two test runs would share the base's scratch directory).
 exec 9>"$CACHE/.lock"
 flock -w 900 9 || { log "waited 900 s for $CACHE/.lock"; exit 1; }
-if [ -z "${CONTAINERS_CONF:-}" ]; then
-	export CONTAINERS_CONF=$CACHE/containers.conf
-	if [ ! -s "$CONTAINERS_CONF" ]; then
-		printf '%s\n' '# podman settings for drender'"'"'s container tests (see README.md, "Podman").' \
-			'[containers]' 'default_ulimits = []' '[engine]' 'runtime = "runc"' \
-			'cgroup_manager = "cgroupfs"' >"$CONTAINERS_CONF.tmp"
-		mv "$CONTAINERS_CONF.tmp" "$CONTAINERS_CONF"
+# podman's configuration: the one given, or ours in the cache, written when missing (also when a
+# caller exported CONTAINERS_CONF=$CACHE/containers.conf before the file existed: a fresh machine).
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$CACHE/containers.conf}
+if [ ! -s "$CONTAINERS_CONF" ]; then
+	if [ "$CONTAINERS_CONF" != "$CACHE/containers.conf" ]; then
+		log "CONTAINERS_CONF=$CONTAINERS_CONF: no such file (unset it to use $CACHE/containers.conf)"
+		exit 1
 	fi
+	printf '%s\n' '# podman settings for drender'"'"'s container tests (see README.md, "Podman").' \
+		'[containers]' 'default_ulimits = []' '[engine]' 'runtime = "runc"' \
+		'cgroup_manager = "cgroupfs"' >"$CONTAINERS_CONF.tmp"
+	mv "$CONTAINERS_CONF.tmp" "$CONTAINERS_CONF"
 fi
 t0=$SECONDS
 

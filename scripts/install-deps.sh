@@ -1,33 +1,59 @@
 #!/bin/sh
-# Install the Debian 12 packages drender needs to build, run and test; do nothing when all are there.
+# Install the Debian 12 packages one set of drender's uses needs; do nothing when all are there.
+#
+# Usage: scripts/install-deps.sh [SET...]   (default: test)
+#   render  build drender and render with it (make, make demo): compiler, Open MPI, the libraries,
+#           Blender, ffmpeg for --video
+#   test    render, plus everything make check runs: the test tools, the still comparison, the
+#           fuzzer, the dashboard's browser, Slurm, the container tools (make check)
+#   bench   render, plus what make bench plots with
+#   all     every set
 set -eu
 
 # Build and run.
-PKGS="build-essential pkg-config openmpi-bin libopenmpi-dev libcjson-dev libmicrohttpd-dev libsqlite3-dev blender"
+RENDER="build-essential pkg-config openmpi-bin libopenmpi-dev libcjson-dev libmicrohttpd-dev libsqlite3-dev blender"
 # Staging and the node cache: SHA-256 from nettle.
-PKGS="$PKGS nettle-dev"
+RENDER="$RENDER nettle-dev"
 # --video: ffmpeg encodes the frames and ffprobe checks the result.
-PKGS="$PKGS ffmpeg"
+RENDER="$RENDER ffmpeg"
+
 # --still tests: oiiotool compares the merged still with a single render, in float.
-PKGS="$PKGS openimageio-tools"
+TEST="openimageio-tools"
 # Tests and tools: prove (perl), curl, python3 for the fake Blender, clang-format, iproute2 for
 # network namespaces, procps for ps/pgrep, openssl for the HTTPS test's certificate.
-PKGS="$PKGS perl curl python3 clang-format iproute2 procps openssl"
+TEST="$TEST perl curl python3 clang-format iproute2 procps openssl"
 # The request-body fuzzer (clang's libFuzzer) and the HTTP load figure (wrk).
-PKGS="$PKGS clang libclang-rt-14-dev wrk"
+TEST="$TEST clang libclang-rt-14-dev wrk"
 # The dashboard's browser test: headless Chromium driven by Selenium.
-PKGS="$PKGS chromium chromium-driver python3-selenium"
-# make bench: its efficiency plot.
-PKGS="$PKGS gnuplot-nox"
+TEST="$TEST chromium chromium-driver python3-selenium"
 # Deployment tests: a single-node Slurm cluster, and docker-compose to validate the Compose file.
-PKGS="$PKGS slurm-wlm munge docker-compose openssh-server openssh-client socat"
+TEST="$TEST slurm-wlm munge docker-compose openssh-server openssh-client socat"
 # The container tests (tests/e2e/container.sh): podman with runc, netavark and aardvark-dns
 # (the Compose network and its service names), iptables (published ports), and debootstrap
 # for a base image from Debian's mirror (no image registry needed).
-PKGS="$PKGS podman runc netavark aardvark-dns iptables debootstrap"
+TEST="$TEST podman runc netavark aardvark-dns iptables debootstrap"
+
+# make bench: its efficiency plot, and the HTTP load figure.
+BENCH="gnuplot-nox wrk curl python3"
+
+PKGS=""
+[ $# -gt 0 ] || set -- test
+for set in "$@"; do
+	case $set in
+	render) PKGS="$PKGS $RENDER" ;;
+	test) PKGS="$PKGS $RENDER $TEST" ;;
+	bench) PKGS="$PKGS $RENDER $BENCH" ;;
+	all) PKGS="$PKGS $RENDER $TEST $BENCH" ;;
+	*)
+		echo "install-deps: unknown set '$set' (known: render, test, bench, all)" >&2
+		exit 2
+		;;
+	esac
+done
 
 missing=""
 for p in $PKGS; do
+	case " $missing " in *" $p "*) continue ;; esac
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
 		missing="$missing $p"
 	fi

@@ -7,10 +7,6 @@
 . "$(dirname "$0")/lib.sh"
 cd "$WORK" || exit 1
 unset FAKE_BLENDER_ASSETS FAKE_BLENDER_UNPACKABLE
-skip() {
-	T_N=$((T_N + 1))
-	echo "ok $T_N # SKIP $*"
-}
 
 # same_pixels A.png B.png: exit 0 when both decode to the same pixels. Their bytes may differ:
 # Blender stamps the .blend's path into a PNG's metadata. Same encoder, same pixels: the same

@@ -15,7 +15,7 @@ need_tools ip unshare mpirun python3
 check_drender
 out=$(new_tmp chaos-out)
 CHAOS_CYCLE=1 CHAOS_FAULTS="kill stop flap" CHAOS_GRACE=10 CHAOS_COST=1 \
-	"$ROOT/bench/chaos.sh" 3 12 >"$out" 2>&1
+	"$TOP/bench/chaos.sh" 3 12 >"$out" 2>&1
 rc=$?
 if [ "$rc" -eq 2 ] && grep -q 'cannot create network namespaces' "$out"; then
 	rm -f "$out"
@@ -28,12 +28,12 @@ rows=0
 job_ok() { [ "$1" != n/a ] && [ "$2" = identical ] && [ "$3" = once ] && [ "$4" = 0 ]; }
 while read -r job fault host _ lost rank0 same counted twice _ left _; do
 	rows=$((rows + 1))
-	check "job $job ($fault on $host): declared lost and requeued after ${lost} s, rank 0 exit $rank0, output $same, counted $counted, $twice saved twice, $left left" \
+	check "job $job ($fault on $host): declared lost and requeued after ${lost} s, rank 0 exit $rank0, output $same, counted $counted, $twice saved twice, $left left" -- \
 		job_ok "$lost" "$same" "$counted" "$left"
 done < <(grep -E '^  [0-9]+ +\|' "$out" | tr -d '|')
-check "chaos: 3 job rows printed (got $rows)" [ "$rows" -eq 3 ]
-check "chaos: bench/chaos.sh exits 0 (got $rc)" [ "$rc" -eq 0 ]
+check "chaos: 3 job rows printed (got $rows)" -- [ "$rows" -eq 3 ]
+check "chaos: bench/chaos.sh exits 0 (got $rc)" -- [ "$rc" -eq 0 ]
 [ "$rc" -eq 0 ] || grep -v '^#' "$out" | tail -n 20 | diag
 rm -f "$out"
-echo "1..$n"
-[ "$failed" -eq 0 ]
+echo "1..$T_N"
+[ "$T_FAILED" -eq 0 ]

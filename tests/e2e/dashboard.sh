@@ -4,26 +4,21 @@
 # `--http` with the fake Blender: load, submit, finish, cancel, token, XSS, and the 10,000-frame grid
 # timing. Screenshots go to $DR_E2E_OUT (default build/e2e/dashboard).
 . "$(dirname "$0")/lib.sh"
-command -v curl >/dev/null || skip_all "curl is not installed"
 [ -x /usr/bin/chromium ] || skip_all "chromium is not installed (scripts/install-deps.sh)"
 [ -x /usr/bin/chromedriver ] || skip_all "chromium-driver is not installed (scripts/install-deps.sh)"
 PY=/usr/bin/python3 # Debian's, where python3-selenium lives (not a virtualenv's or pyenv's)
 "$PY" -c 'import selenium' 2>/dev/null || skip_all "python3-selenium is not installed (scripts/install-deps.sh)"
 OUTDIR=${DR_E2E_OUT:-$TOP/build/e2e/dashboard}
 rm -rf "$OUTDIR" && mkdir -p "$OUTDIR" || exit 1
-cd "$WORK" || exit 1
-mkdir -p blends out
-fake_scene blends/shot.blend
+# The service's directories, PORT and URL (svc_setup, lib.sh); up() starts it.
+svc_setup
 fake_scene "blends/<img src=x onerror=alert(1)>.blend"
 # 0.1 s a frame: 2 render nodes do 20 frames a second, slow enough to watch and cancel.
 export DRENDER_BLENDER=$FAKE FAKE_BLENDER_COST=0.1 FAKE_BLENDER_FAIL=900
-unset DRENDER_TOKEN
 # Chromium's profile and temporary files under $WORK, so that the leftover check sees them.
 export TMPDIR=$WORK
 T0=$(date +%s.%N)
 
-PORT=$(free_port)
-URL=http://127.0.0.1:$PORT
 PID=
 
 # up MODE-ARGS...: drender on $PORT with 2 render nodes; waits until /health answers.

@@ -17,7 +17,7 @@ set -u
 
 # shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
 . "$(dirname "$0")/deploy-lib.bash"
-D=$ROOT/docker
+D=$TOP/docker
 PLAN=11
 NODES="node1 node2 node3"
 
@@ -48,7 +48,7 @@ setup_fs() {
 	mount -t tmpfs -o mode=755 drender-sim-opt /opt &&
 		mount -t tmpfs -o mode=755 drender-sim-bin /usr/local/bin || return 1
 	mkdir -p /opt/drender/bin /opt/drender/blend "$S/keys" "$S/blend" "$S/output" || return 1
-	cp "$D"/*.sh "$ROOT/scripts/drender-mpirun" /opt/drender/bin/ && chmod 755 /opt/drender/bin/* ||
+	cp "$D"/*.sh "$TOP/scripts/drender-mpirun" /opt/drender/bin/ && chmod 755 /opt/drender/bin/* ||
 		return 1
 	printf 'BLENDER-v300 the image demo scene (fake)\n' >/opt/drender/blend/demo.blend
 	ln -s "$DRENDER" /usr/local/bin/drender && ln -s "$FAKE" /usr/local/bin/blender || return 1
@@ -104,19 +104,19 @@ healthy() { # NAME ROLE: the image's health check passes in that container
 }
 until healthy head head || [ $((SECONDS - t0)) -ge 90 ]; do sleep 0.5; done
 up=$((SECONDS - t0))
-check "head healthy (GET /health through the image's health check) ${up}s after start" healthy head head ||
+check "head healthy (GET /health through the image's health check) ${up}s after start" -- healthy head head ||
 	diag <"$S/head.log"
 all=1
 for h in $NODES; do healthy "$h" node || all=0; done
-check "render nodes healthy (sshd accepts connections on 2222)" [ "$all" = 1 ]
+check "render nodes healthy (sshd accepts connections on 2222)" -- [ "$all" = 1 ]
 made=$(cat "$S"/node*.log "$S/head.log" | grep -c "made the cluster's client key")
-check "the four containers made one client key between them in the shared volume (made $made time)" [ "$made" -eq 1 ]
-check "no key in the image: the keys are in the volume only" \
+check "the four containers made one client key between them in the shared volume (made $made time)" -- [ "$made" -eq 1 ]
+check "no key in the image: the keys are in the volume only" -- \
 	eval "[ -s '$S/keys/id_ed25519' ] && [ -z \"\$(find /opt/drender -name 'id_*' -o -name '*host*key*')\" ]"
 hf=$(grep -v '^#' "$S/home-head/hostfile" 2>/dev/null | tr '\n' ' ')
-check "head's hostfile from the service list: head slots=1, then node1..node3 ($hf)" \
+check "head's hostfile from the service list: head slots=1, then node1..node3 ($hf)" -- \
 	[ "$hf" = "head slots=1 node1 slots=1 node2 slots=1 node3 slots=1 " ]
-check "no demo.blend in the blend root: the head serves the image's demo scene" \
+check "no demo.blend in the blend root: the head serves the image's demo scene" -- \
 	grep -q "the default scene is the image's demo" "$S/head.log"
 
 # --- the tutorial request, from another container on the network ----------------------------
@@ -125,7 +125,7 @@ check "no demo.blend in the blend root: the head serves the image's demo scene" 
 reply=$(in_container node1 curl -s -i -m 10 -X POST -H 'Content-Type: application/json' http://head:4000/render -d '{"from":1,"to":20}' 2>&1)
 echo "$reply" | head -n 1 | diag
 job=$(echo "$reply" | sed -n 's/.*"jobId" *: *"\([^"]*\)".*/\1/p')
-check "curl -X POST http://head:4000/render -d '{\"from\":1,\"to\":20}' -> 202 with a jobId (${job:-none})" \
+check "curl -X POST http://head:4000/render -d '{\"from\":1,\"to\":20}' -> 202 with a jobId (${job:-none})" -- \
 	eval "echo '$reply' | head -n 1 | grep -q ' 202' && [ -n '$job' ]"
 status=""
 deadline=$((SECONDS + 60))
@@ -147,11 +147,11 @@ print("# " + " ".join("%s:%s" % (n["host"], n.get("framesDone")) for n in s.get(
 ' "$status")
 echo "$summary" | sed -n 2p
 summary=$(echo "$summary" | head -n 1)
-check "GET /status/$job: job done, 20 frames ($summary)" eval "echo '$summary' | grep -q '^state=done done=20 '"
+check "GET /status/$job: job done, 20 frames ($summary)" -- eval "echo '$summary' | grep -q '^state=done done=20 '"
 frames=$(find "$S/output/$job" -name '*.png' -size +0 2>/dev/null | wc -l)
-check "20 frames in the output volume under the job's directory (got $frames)" [ "$frames" -eq 20 ]
+check "20 frames in the output volume under the job's directory (got $frames)" -- [ "$frames" -eq 20 ]
 nh=$(echo "$summary" | sed -n 's/.*hosts=//p' | tr ',' '\n' | grep -c .)
-check "frames rendered on >= 2 render-node containers ($nh)" [ "$nh" -ge 2 ]
+check "frames rendered on >= 2 render-node containers ($nh)" -- [ "$nh" -ge 2 ]
 
 # --- docker compose down ----------------------------------------------------------------------
 t1=$SECONDS
@@ -165,9 +165,9 @@ done
 t2=$SECONDS
 while [ -n "$(netns_pids)" ] && [ $((SECONDS - t2)) -lt 30 ]; do sleep 0.2; done
 left=$(netns_pids | tr '\n' ' ')
-check "SIGTERM (docker compose down): head stopped in ${down}s (< 30 s grace), nothing left in any container (${left:-none})" \
+check "SIGTERM (docker compose down): head stopped in ${down}s (< 30 s grace), nothing left in any container (${left:-none})" -- \
 	eval "[ $down -lt 30 ] && [ -z '$left' ]"
 for pid in $left; do echo "# left: $pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"; done
-[ "$failed" -eq 0 ] || { echo "# head log:"; tail -n 30 "$S/head.log" | diag; }
+[ "$T_FAILED" -eq 0 ] || { echo "# head log:"; tail -n 30 "$S/head.log" | diag; }
 
-[ "$failed" -eq 0 ]
+[ "$T_FAILED" -eq 0 ]

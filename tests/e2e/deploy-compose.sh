@@ -15,8 +15,8 @@ set -u
 
 # shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
 . "$(dirname "$0")/deploy-lib.bash"
-DOCKERFILE=$ROOT/docker/Dockerfile
-D=$ROOT/docker
+DOCKERFILE=$TOP/docker/Dockerfile
+D=$TOP/docker
 PLAN=29
 
 T=$(new_tmp -d compose)
@@ -34,11 +34,11 @@ echo "1..$PLAN"
 
 # --- docker-compose.yml ------------------------------------------------------------------------
 if command -v docker-compose >/dev/null 2>&1; then
-	(cd "$ROOT" && docker-compose -f docker-compose.yml config) >"$T/config.yml" 2>"$T/config.err"
+	(cd "$TOP" && docker-compose -f docker-compose.yml config) >"$T/config.yml" 2>"$T/config.err"
 	rc=$?
-	check "docker-compose config validates docker-compose.yml" [ "$rc" -eq 0 ]
+	check "docker-compose config validates docker-compose.yml" -- [ "$rc" -eq 0 ]
 	[ "$rc" -eq 0 ] || diag <"$T/config.err"
-	python3 - "$T/config.yml" "$ROOT" >"$T/compose.check" 2>&1 <<'EOF'
+	python3 - "$T/config.yml" "$TOP" >"$T/compose.check" 2>&1 <<'EOF'
 import sys, yaml
 c = yaml.safe_load(open(sys.argv[1])); root = sys.argv[2]
 s = c["services"]
@@ -74,14 +74,14 @@ nodes_env = head.get("environment", {}).get("DRENDER_NODES", "")
 say(nodes_env.split() == ["node1", "node2", "node3"], "head's DRENDER_NODES names the render-node services (%s)" % nodes_env)
 EOF
 	while read -r verdict what; do
-		case $verdict in PASS) ok "compose: $what" ;; FAIL) notok "compose: $what" ;; *) echo "$verdict $what" ;; esac
+		case $verdict in PASS) pass "compose: $what" ;; FAIL) fail "compose: $what" ;; *) echo "$verdict $what" ;; esac
 	done <"$T/compose.check"
 else
 	for i in 1 2 3 4 5 6 7 8; do skip "docker-compose not installed (make deps installs it)"; done
 fi
 
 # --- Dockerfile ----------------------------------------------------------------------------------
-python3 - "$DOCKERFILE" "$ROOT" >"$T/dockerfile.check" 2>&1 <<'EOF'
+python3 - "$DOCKERFILE" "$TOP" >"$T/dockerfile.check" 2>&1 <<'EOF'
 import fnmatch, os, re, sys
 path, root = sys.argv[1], sys.argv[2]
 text = open(path).read().replace("\\\n", " ")
@@ -139,8 +139,8 @@ say(not missing and not ignored, "every COPY source exists and is not .dockerign
 EOF
 while read -r verdict what; do
 	case $verdict in
-	PASS) ok "Dockerfile: $what" ;;
-	FAIL) notok "Dockerfile: $what" ;;
+	PASS) pass "Dockerfile: $what" ;;
+	FAIL) fail "Dockerfile: $what" ;;
 	PKGS) echo "$what" >>"$T/pkgs" ;;
 	*) echo "# $verdict $what" ;;
 	esac
@@ -155,7 +155,7 @@ if grep -q 'VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null && command -v
 	for p in $(tr ' ' '\n' <"$T/pkgs" | sort -u); do
 		apt-cache show "$p" 2>/dev/null | grep -q '^Package:' || missing="$missing $p"
 	done
-	check "every package the Dockerfile installs exists in Debian 12 ($(tr '\n' ' ' <"$T/pkgs" | wc -w) names;${missing:- none} missing)" \
+	check "every package the Dockerfile installs exists in Debian 12 ($(tr '\n' ' ' <"$T/pkgs" | wc -w) names;${missing:- none} missing)" -- \
 		[ -z "$missing" ]
 else
 	skip "not a Debian 12 machine: cannot ask apt about Debian 12's packages"
@@ -173,7 +173,7 @@ done
 if command -v shellcheck >/dev/null 2>&1; then
 	shellcheck -S warning "$D"/*.sh >>"$T/syntax" 2>&1 || syntax="$syntax shellcheck"
 fi
-check "docker/*.sh are executable and pass sh -n / bash -n (and shellcheck -S warning)${syntax:+:$syntax}" [ -z "$syntax" ]
+check "docker/*.sh are executable and pass sh -n / bash -n (and shellcheck -S warning)${syntax:+:$syntax}" -- [ -z "$syntax" ]
 [ -z "$syntax" ] || diag <"$T/syntax"
 
 # make-hostfile.sh, with a stand-in resolver: node1/node2 one address each, "node" scaled to
@@ -191,11 +191,11 @@ chmod +x "$T/getent"
 GETENT=$T/getent "$D/make-hostfile.sh" --head head --slots 2 node1 node2 node >"$T/hostfile" 2>"$T/hostfile.err"
 rc=$?
 printf 'head slots=1\nnode1 slots=2\nnode2 slots=2\n172.20.0.7 slots=2\n172.20.0.8 slots=2\n' >"$T/hostfile.want"
-check "make-hostfile: head first with 1 slot, one line per node (addresses for a scaled service)" \
+check "make-hostfile: head first with 1 slot, one line per node (addresses for a scaled service)" -- \
 	eval "[ $rc -eq 0 ] && diff <(grep -v '^#' '$T/hostfile') '$T/hostfile.want' >/dev/null"
 GETENT=$T/getent "$D/make-hostfile.sh" --head head node1 ghost >"$T/hostfile2" 2>"$T/hostfile2.err"
 rc=$?
-check "make-hostfile: an unknown service is an error naming it (exit $rc: $(cat "$T/hostfile2.err"))" \
+check "make-hostfile: an unknown service is an error naming it (exit $rc: $(cat "$T/hostfile2.err"))" -- \
 	eval "[ $rc -eq 1 ] && grep -q ghost '$T/hostfile2.err'"
 
 # wait-ssh.sh: a closed port gives up at the deadline, naming the host.
@@ -204,7 +204,7 @@ t0=$(date +%s.%N)
 "$D/wait-ssh.sh" --deadline 2 --port "$closed" 127.0.0.1 2>"$T/wait.err"
 rc=$?
 took=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
-check "wait-ssh: closed port, --deadline 2 -> exit 1 after ${took}s naming the host ($(cat "$T/wait.err"))" \
+check "wait-ssh: closed port, --deadline 2 -> exit 1 after ${took}s naming the host ($(cat "$T/wait.err"))" -- \
 	eval "[ $rc -eq 1 ] && python3 -c 'import sys; sys.exit(not 2 <= $took < 8)' && grep -q '127.0.0.1' '$T/wait.err'"
 
 # wait-ssh.sh --min: a host that never answers does not hold back the ones that do.
@@ -218,11 +218,11 @@ t0=$(date +%s.%N)
 got=$("$D/wait-ssh.sh" --deadline 20 --min 1 --grace 1 --print "127.0.0.1:$closed" "127.0.0.1:$open_port" 2>"$T/wait3.err")
 rc=$?
 took=$(python3 -c "print(round($(date +%s.%N) - $t0, 1))")
-check "wait-ssh --min 1 --grace 1: goes on after ${took}s with the host that answers (exit $rc, printed '$got'), naming the other ($(cat "$T/wait3.err"))" \
+check "wait-ssh --min 1 --grace 1: goes on after ${took}s with the host that answers (exit $rc, printed '$got'), naming the other ($(cat "$T/wait3.err"))" -- \
 	eval "[ $rc -eq 0 ] && [ '$got' = '127.0.0.1:$open_port' ] && grep -q '127.0.0.1:$closed' '$T/wait3.err' && python3 -c 'import sys; sys.exit(not $took < 8)'"
 "$D/wait-ssh.sh" --deadline 2 --min 2 "127.0.0.1:$closed" "127.0.0.1:$open_port" 2>/dev/null
 rc=$?
-check "wait-ssh --min 2 with one host answering: exit $rc (1) at the deadline" [ "$rc" -eq 1 ]
+check "wait-ssh --min 2 with one host answering: exit $rc (1) at the deadline" -- [ "$rc" -eq 1 ]
 
 # ssh-keys.sh: idempotent, private keys private, one key when several containers start at once.
 mkdir -p "$T/keys1" "$T/home1"
@@ -231,7 +231,7 @@ HOME=$T/home1 "$D/ssh-keys.sh" "$T/keys1" "$T/home1/.ssh" 2>/dev/null
 HOME=$T/home1 "$D/ssh-keys.sh" "$T/keys1" "$T/home1/.ssh" 2>/dev/null
 (cd "$T" && find keys1 home1 -type f ! -name .lock -exec md5sum {} + | sort) >"$T/sum2"
 perms=$(stat -c '%a %n' "$T/keys1/id_ed25519" "$T/keys1/ssh_host_ed25519_key" "$T/keys1" "$T/home1/.ssh" | awk '$1 != 600 && $1 != 700')
-check "ssh-keys: a second start changes nothing; keys 600, directories 700${perms:+ (bad: $perms)}" \
+check "ssh-keys: a second start changes nothing; keys 600, directories 700${perms:+ (bad: $perms)}" -- \
 	eval "cmp -s '$T/sum1' '$T/sum2' && [ -z '$perms' ] && [ \$(wc -l <'$T/keys1/authorized_keys') -eq 1 ]"
 mkdir -p "$T/keys2"
 for i in 1 2 3; do
@@ -241,7 +241,7 @@ done
 wait
 fps=$(for f in "$T"/keys2/*.pub; do ssh-keygen -lf "$f"; done | wc -l)
 made=$(grep -c 'made the cluster.s client key' "$T/keys2.log")
-check "ssh-keys: three containers starting together make one client key between them (made $made time(s))" \
+check "ssh-keys: three containers starting together make one client key between them (made $made time(s))" -- \
 	eval "[ $made -eq 1 ] && [ $fps -eq 2 ] && ssh-keygen -y -f '$T/keys2/id_ed25519' | cut -d' ' -f1,2 | cmp -s - <(cut -d' ' -f1,2 '$T/keys2/id_ed25519.pub')"
 
 # A real login through the generated configuration: an unprivileged sshd (as in the render
@@ -256,7 +256,7 @@ else
 	mkdir -p "$T/fakebin"
 	printf '#!/bin/sh\necho "mpirun $*" >>"%s/fakebin/mpirun.args"\n' "$T" >"$T/fakebin/mpirun"
 	printf '#!/bin/sh\necho "socat $*" >>"%s/fakebin/socat.args"\n' "$T" >"$T/fakebin/socat"
-	cp "$ROOT/scripts/drender-mpirun" "$T/fakebin/" # the image has it next to entrypoint.sh
+	cp "$TOP/scripts/drender-mpirun" "$T/fakebin/" # the image has it next to entrypoint.sh
 	chmod 755 "$T/fakebin/mpirun" "$T/fakebin/socat" "$T/fakebin/drender-mpirun"
 	cat >"$T/inner.sh" <<'EOF'
 #!/bin/bash
@@ -314,22 +314,22 @@ EOF
 	nres=0
 	while read -r verdict what; do
 		case $verdict in
-		PASS) ok "$what"; nres=$((nres + 1)) ;;
-		FAIL) notok "$what"; nres=$((nres + 1)) ;;
+		PASS) pass "$what"; nres=$((nres + 1)) ;;
+		FAIL) fail "$what"; nres=$((nres + 1)) ;;
 		SSHD) ;;
 		*) echo "# $verdict $what" ;;
 		esac
 	done <"$T/inner.out"
-	while [ "$nres" -lt 4 ]; do notok "ssh part did not report (see above)"; nres=$((nres + 1)); done
+	while [ "$nres" -lt 4 ]; do fail "ssh part did not report (see above)"; nres=$((nres + 1)); done
 	# Whatever happened inside, no sshd of ours may be left.
 	sshd=$(sed -n 's/^SSHD //p' "$T/inner.out")
 	[ -n "$sshd" ] && kill "$sshd" 2>/dev/null
 	left=$(pgrep -f "$T/" | tr '\n' ' ')
-	check "no sshd or other process of the ssh part left (${left:-none})" [ -z "$left" ]
+	check "no sshd or other process of the ssh part left (${left:-none})" -- [ -z "$left" ]
 fi
 
 # The head's health check fails while nothing answers on its port.
 DRENDER_ROLE=head DRENDER_HTTP_PORT=$(free_port) "$D/healthcheck.sh" 2>/dev/null
-check "head health check fails when /health does not answer" [ $? -ne 0 ]
+check "head health check fails when /health does not answer" -- [ $? -ne 0 ]
 
-[ "$failed" -eq 0 ]
+[ "$T_FAILED" -eq 0 ]

@@ -1,36 +1,15 @@
-# Shared helpers for the deployment tests (sourced by tests/e2e/deploy-*.sh): paths, TAP output,
-# skip conditions, temporary directories, clean-up traps, Open MPI's environment, and the
-# "cluster" of network namespaces that deploy-netns.sh and deploy-compose-sim.sh build.
+# Helpers for the deployment tests (sourced by the tests that build hosts of their own: deploy-*.sh,
+# launch-netns.sh, nostorage*.sh, chaos.sh, container.sh), on top of lib.sh (TAP, skips, waits):
+# skip conditions, temporary directories, Open MPI's environment, and the "cluster" of network
+# namespaces that deploy-netns.sh and deploy-compose-sim.sh build.
 # Named .bash, not .sh: every tests/e2e/*.sh but lib.sh is run as a test.
-#
-# The TAP counters are n (tests so far) and failed; a test sets PLAN before calling fail_rest.
 # shellcheck shell=bash
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-DRENDER=${DRENDER:-$ROOT/drender}
-# shellcheck disable=SC2034 # the fake Blender, for the tests that source this
-FAKE=$ROOT/tests/fixtures/fake-blender
-
-# --- TAP -------------------------------------------------------------------------------------
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-notok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
-check() { # check DESCRIPTION COMMAND... : ok when the command succeeds
-	local d=$1
-	shift
-	if "$@"; then ok "$d"; else notok "$d"; return 1; fi
-}
-diag() { sed 's/^/# /'; }
-fail_rest() { # the remaining tests cannot run: fail them, saying why
-	while [ "$n" -lt "$PLAN" ]; do notok "$1"; done
-	exit 1
-}
-skip_all() {
-	echo "1..0 # SKIP $*"
-	exit 0
-}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+E2E_DEPLOY=1
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck disable=SC2034 # the repository, as bench/chaos.sh (which sources this) calls it
+ROOT=$TOP
 
 # --- what a test needs -----------------------------------------------------------------------
 skip_if_fast_only() { # the deployment tests are slow: DR_E2E_FAST_ONLY=1 skips them
@@ -55,10 +34,10 @@ need_drender() { # all tests fail (not ok) without it
 }
 check_drender() { # one test: the binary exists; without it the remaining tests fail
 	if [ ! -x "$DRENDER" ]; then
-		notok "drender binary exists at $DRENDER (run make)"
+		fail "drender binary exists at $DRENDER (run make)"
 		fail_rest "cannot run without the drender binary ($DRENDER)"
 	fi
-	ok "drender binary exists at $DRENDER"
+	pass "drender binary exists at $DRENDER"
 }
 
 # --- temporary files, clean-up -----------------------------------------------------------------
@@ -69,11 +48,6 @@ new_tmp() { # new_tmp [-d] NAME: print the path of a new temporary file (-d: dir
 		shift
 	fi
 	mktemp "${opt[@]}" "${TMPDIR:-/tmp}/drender-$1.XXXXXX"
-}
-on_exit() { # on_exit FUNCTION: run it whatever happens (exit, or Ctrl-C / SIGTERM: status 130)
-	# shellcheck disable=SC2064
-	trap "$1" EXIT
-	trap 'exit 130' INT TERM
 }
 keep_logs() { # keep_logs FILE...: DEPLOY_LOGDIR=DIR keeps the test's logs for a look afterwards
 	[ -n "${DEPLOY_LOGDIR:-}" ] && mkdir -p "$DEPLOY_LOGDIR" && cp "$@" "$DEPLOY_LOGDIR"/ 2>/dev/null
@@ -96,9 +70,6 @@ wait_pid() { # wait_pid PID SECONDS: its exit status, or 124 after SIGKILL if st
 		return 124
 	fi
 	wait "$pid"
-}
-free_port() { # a TCP port free on 127.0.0.1 just now
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # --- frames ------------------------------------------------------------------------------------

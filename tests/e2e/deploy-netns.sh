@@ -36,6 +36,12 @@ COST=0.4        # fake Blender seconds per frame
 # In the link-down case the job must still have frames to hand out when the lost host is
 # detected (~20 s later), so that the re-run has something to do: slower frames there.
 LINK_COST=2.0
+# Under --enable-recovery node3 is declared lost after --node-timeout (5 s): 1 s frames leave the
+# survivors work to finish after that, in half the time LINK_COST would take.
+RECOVERY_COST=1.0
+# Seconds mpirun gets to exit by itself after rank 0's last word before this test ends it (the
+# launch scripts' DRENDER_FINAL_GRACE, 30 s by default; nothing here depends on its length).
+FINAL_GRACE=5
 BOUND=60                         # the job must end this many seconds after the host goes away
 # Same failure-detection bound as scripts/slurm/drender.sbatch and the Docker entrypoint.
 KA_TIME=10 KA_INTVL=2 KA_PROBES=5
@@ -87,9 +93,9 @@ on_head() { # run a command line in the head namespace, hostname "head"
 # (stdout only: Open MPI's own warnings, e.g. "setpgid failed" under gVisor, go to stderr)
 on_head timeout 60 mpirun $MPIRUN_ARGS -np 4 hostname >"$T/hostname.out" 2>"$T/hostname.err"
 sort "$T/hostname.out" | tr '\n' ' ' >"$T/hostname.sorted"
-check "mpirun through the rsh agent runs on head, node1, node2, node3" \
+check "mpirun through the rsh agent runs on head, node1, node2, node3" -- \
 	grep -qx 'head node1 node2 node3 ' "$T/hostname.sorted"
-[ "$n" -eq 1 ] && [ "$failed" -eq 0 ] || cat "$T/hostname.out" "$T/hostname.err" | diag
+[ "$T_N" -eq 1 ] && [ "$T_FAILED" -eq 0 ] || cat "$T/hostname.out" "$T/hostname.err" | diag
 
 # --- the real binary ---------------------------------------------------------------------
 check_drender
@@ -137,15 +143,15 @@ leftovers() { # processes of ours still alive: in the host namespaces, or naming
 # --- part 1: render across the hosts ------------------------------------------------------
 drender_job full
 wait_job 120
-check "job across 4 namespace hosts exits 0 (got $JOB_RC)" [ "$JOB_RC" -eq 0 ]
+check "job across 4 namespace hosts exits 0 (got $JOB_RC)" -- [ "$JOB_RC" -eq 0 ]
 [ "$JOB_RC" -eq 0 ] || tail -n 20 "$T/full.log" | diag
 got=$(frames_on_disk)
-check "all $FRAMES frames on disk (got $got)" [ "$got" -eq "$FRAMES" ]
+check "all $FRAMES frames on disk (got $got)" -- [ "$got" -eq "$FRAMES" ]
 summary=$(report_summary "$T/full.json" 2>&1)
 echo "$summary" | grep '^#'
 hosts=$(echo "$summary" | sed -n 's/.*hosts=\([0-9]*\).*/\1/p')
-check "report: frames rendered on >= 2 distinct hosts (got ${hosts:-none})" [ "${hosts:-0}" -ge 2 ]
-check "no drender or Blender process left after the job" gone_within 10 leftovers
+check "report: frames rendered on >= 2 distinct hosts (got ${hosts:-none})" -- [ "${hosts:-0}" -ge 2 ]
+check "no drender or Blender process left after the job" -- gone_within 10 leftovers
 
 reachable_again() { # after the link is back up, wait until the launcher reaches node3 again
 	local t0=$SECONDS i
@@ -216,16 +222,16 @@ lose_host() {
 	elapsed=$(python3 -c "print(round($t1 - $t0, 1))")
 	echo "# $how: job ended ${elapsed}s after node3 went away, status $JOB_RC"
 	grep -v '^\s*$' "$T/$how.log" | grep -v 'frame .* done by' | tail -n 25 >"$T/$how.tail"
-	check "$how: job ends within ${BOUND}s of losing node3 (${elapsed}s)" \
+	check "$how: job ends within ${BOUND}s of losing node3 (${elapsed}s)" -- \
 		python3 -c "import sys; sys.exit(0 if $elapsed < $BOUND and $JOB_RC != 124 else 1)"
-	check "$how: exit status is a failure (got $JOB_RC)" eval "[ $JOB_RC -ne 0 ] && [ $JOB_RC -ne 124 ]"
+	check "$how: exit status is a failure (got $JOB_RC)" -- eval "[ $JOB_RC -ne 0 ] && [ $JOB_RC -ne 124 ]"
 	# Progress lines ("done by rank 3 (node3)") and the summary table name node3 anyway: look
 	# at the other lines only.
 	grep 'node3' "$T/$how.log" | grep -v 'done by rank' | grep -Ev '^ +[0-9]+ +node3 ' >"$T/$how.err"
 	echo "# lines naming node3:"
 	diag <"$T/$how.err"
-	check "$how: an error message names the lost host node3" [ -s "$T/$how.err" ]
-	check "$how: no drender or Blender process left (any namespace)" gone_within 15 leftovers
+	check "$how: an error message names the lost host node3" -- [ -s "$T/$how.err" ]
+	check "$how: no drender or Blender process left (any namespace)" -- gone_within 15 leftovers
 	if [ "$how" = link ]; then
 		ip -n "$SW" link set "${P}v3" up
 		reachable_again
@@ -239,14 +245,14 @@ lose_host() {
 	after=$(frames_on_disk)
 	summary=$(report_summary "$T/$how-rerun.json" 2>&1)
 	echo "# $how re-run: $before frames were on disk; report $summary" | head -n 1
-	check "$how: re-run exits 0 with all $FRAMES frames (status $JOB_RC, $after frames)" \
+	check "$how: re-run exits 0 with all $FRAMES frames (status $JOB_RC, $after frames)" -- \
 		eval "[ $JOB_RC -eq 0 ] && [ $after -eq $FRAMES ]"
 	[ "$JOB_RC" -eq 0 ] || tail -n 20 "$T/$how-rerun.log" | diag
 	local rendered skipped
 	rendered=$(echo "$summary" | sed -n 's/.*rendered=\([0-9]*\).*/\1/p')
 	skipped=$(echo "$summary" | sed -n 's/.*skipped=\([0-9]*\).*/\1/p')
 	list_frames "$T/$how.after"
-	check "$how: re-run rendered only the $((FRAMES - before)) missing frames (report: rendered=${rendered:-?} skipped=${skipped:-?}; earlier files untouched)" \
+	check "$how: re-run rendered only the $((FRAMES - before)) missing frames (report: rendered=${rendered:-?} skipped=${skipped:-?}; earlier files untouched)" -- \
 		only_missing_rendered "$how" "${rendered:-x}" "${skipped:-x}" "$before"
 }
 lose_host kill
@@ -264,7 +270,7 @@ lose_host link
 # disk, no frame counted twice, node3 gets no new work after it is declared lost, and nothing is
 # left running. mpirun itself may wait for a lost host's daemon: the launch scripts end it once
 # rank 0's report is written (DRENDER_FINAL_GRACE), and so does this test.
-RSH_AGENT="$ROOT/scripts/drender-rsh --agent=$T/agent"
+RSH_AGENT="$TOP/scripts/drender-rsh --agent=$T/agent"
 mpirun_in_head() { ip netns pids "$(ns_of head)" | while read -r p; do
 	[ "$(cat "/proc/$p/comm" 2>/dev/null)" = mpirun ] && echo "$p"; done; }
 # recovery_mpirun ARGS...: mpirun --enable-recovery in head, through drender-rsh, in the background
@@ -276,12 +282,12 @@ recovery_mpirun() {
 	JOB_PID=$!
 	BG="$BG $JOB_PID"
 }
-# end_mpirun LOG: give mpirun 30 s to exit after rank 0's last word, then end it (TERM)
+# end_mpirun LOG: give mpirun FINAL_GRACE s to exit after rank 0's last word, then end it (TERM)
 end_mpirun() {
-	local deadline=$(($(date +%s) + 30))
-	while kill -0 "$JOB_PID" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.5; done
+	local deadline=$(($(date +%s) + FINAL_GRACE))
+	while kill -0 "$JOB_PID" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
 	if kill -0 "$JOB_PID" 2>/dev/null; then
-		echo "# $1: mpirun still waits 30 s after rank 0's last word: ended, as the launch scripts do"
+		echo "# $1: mpirun still waits $FINAL_GRACE s after rank 0's last word: ended, as the launch scripts do"
 		# shellcheck disable=SC2046
 		kill -TERM $(mpirun_in_head) 2>/dev/null
 		wait_pid "$JOB_PID" 30 >/dev/null 2>&1
@@ -311,32 +317,32 @@ PY
 survive_host() { # survive_host HOW (see take_host_away)
 	local how=$1 elapsed rc0 log=$T/s$1.log
 	rm -f "$T"/out/*
-	COST=$LINK_COST
+	COST=$RECOVERY_COST
 	FB_LOG=$T/s$how.fb
 	: >"$FB_LOG"
 	recovery_mpirun "$DRENDER" --blender "$FAKE" -o "$T/out/frame_####" --retries 2 \
 		--node-timeout 5 --report "$T/s$how.json" "$T/scene.blend" 1 "$FRAMES" >"$log" 2>&1
 	take_host_away "$how" "$log"
 	await_lost "$log" 60
-	check "$how (recovery): node3 declared lost, its frames requeued (${LOST_S:-never} s after the fault)" \
+	check "$how (recovery): node3 declared lost, its frames requeued (${LOST_S:-never} s after the fault)" -- \
 		[ -n "$LOST_S" ]
 	local deadline=$(($(date +%s) + 180))
 	until [ -s "$T/s$how.json" ] || ! kill -0 "$JOB_PID" 2>/dev/null ||
 		[ "$(date +%s)" -ge "$deadline" ]; do sleep 0.2; done
 	elapsed=$(python3 -c "print(round($(date +%s.%N) - $T0, 1))")
 	rc0=$(python3 -c "import json; print(json.load(open('$T/s$how.json'))['exit_code'])" 2>/dev/null)
-	check "$how (recovery): rank 0 reports exit 0 (got '${rc0:-no report}', ${elapsed}s after the fault)" \
+	check "$how (recovery): rank 0 reports exit 0 (got '${rc0:-no report}', ${elapsed}s after the fault)" -- \
 		[ "$rc0" = 0 ]
 	[ "$rc0" = 0 ] || tail -n 20 "$log" | diag
-	check "$how (recovery): all $FRAMES frames on disk ($(frames_on_disk))" \
+	check "$how (recovery): all $FRAMES frames on disk ($(frames_on_disk))" -- \
 		[ "$(frames_on_disk)" -eq "$FRAMES" ]
-	check "$how (recovery): each frame counted once" counted_once "$T/s$how.json" "$FRAMES"
-	check "$how (recovery): node3 gets no work once declared lost" no_work_after_lost "$log"
+	check "$how (recovery): each frame counted once" -- counted_once "$T/s$how.json" "$FRAMES"
+	check "$how (recovery): node3 gets no work once declared lost" -- no_work_after_lost "$log"
 	echo "# $how (recovery): frames the fake Blender saved twice (wasted, counted once): $(saved_twice)"
 	grep -E 'spoke again|from lost rank|late, from' "$log" | head -n 3 | diag
 	end_mpirun "$how (recovery)"
 	[ "$how" = link ] && ip -n "$SW" link set "${P}v3" up
-	check "$how (recovery): no drender or Blender process left" gone_within 30 leftovers
+	check "$how (recovery): no drender or Blender process left" -- gone_within 30 leftovers
 	SUMMARY="$SUMMARY
 # | $how | batch | exit ${rc0:-?}, $(frames_on_disk)/$FRAMES | $((FRAMES - $(frames_on_disk))) | $(saved_twice) saved twice, 0 counted twice | ${LOST_S:-n/a} s | $(leftovers | wc -l) |"
 }
@@ -378,45 +384,46 @@ serve_host() { # serve_host HOW (see take_host_away)
 		--scene "$T/blends/s.blend" --blend-root "$T/blends" --output-root "$T/srv" \
 		--node-timeout 5 >"$log" 2>&1
 	wait_until 60 api GET /health
-	check "serve $how: the service is up on head (4 ranks over 4 hosts)" [ "$CODE" = 200 ]
+	check "serve $how: the service is up on head (4 ranks over 4 hosts)" -- [ "$CODE" = 200 ]
 	api POST /render '{"from":1,"to":20,"output":"a"}'
 	A=$(api_field 'd["jobId"]')
 	api POST /render '{"from":21,"to":40,"output":"b"}'
 	B=$(api_field 'd["jobId"]')
 	take_host_away "$how" "$log"
 	await_lost "$log" 60
-	check "serve $how: node3 declared lost, its frames requeued (${LOST_S:-never} s after the fault)" \
+	check "serve $how: node3 declared lost, its frames requeued (${LOST_S:-never} s after the fault)" -- \
 		[ -n "$LOST_S" ]
 	wait_until 120 job_done "$A"
-	check "serve $how: job A ($A) finishes on the survivors" job_done "$A"
+	check "serve $how: job A ($A) finishes on the survivors" -- job_done "$A"
 	wait_until 120 job_done "$B"
-	check "serve $how: job B ($B) finishes on the survivors" job_done "$B"
+	check "serve $how: job B ($B) finishes on the survivors" -- job_done "$B"
 	api GET /health
-	check "serve $how: /health still answers 200 (got $CODE)" [ "$CODE" = 200 ]
+	check "serve $how: /health still answers 200 (got $CODE)" -- [ "$CODE" = 200 ]
 	api POST /render '{"from":41,"to":46,"output":"c"}'
 	C=$(api_field 'd["jobId"]')
 	wait_until 60 job_done "$C"
-	check "serve $how: a third job ($C) is accepted and done" job_done "$C"
+	check "serve $how: a third job ($C) is accepted and done" -- job_done "$C"
 	api GET /metrics
-	check "serve $how: /metrics counts one lost node" \
-		grep -q 'drender_render_nodes{state="lost"} 1' "$T/body"
-	check "serve $how: 46 frames on disk ($(srv_frames))" [ "$(srv_frames)" -eq 46 ]
+	check "serve $how: /metrics counts one lost node" -- \
+		grep -q 'drender_render_nodes{state="lost"} 1' "$T/body" ||
+		grep 'drender_render_nodes' "$T/body" | diag
+	check "serve $how: 46 frames on disk ($(srv_frames))" -- [ "$(srv_frames)" -eq 46 ]
 	echo "# serve $how: frames the fake Blender saved twice (wasted, counted once): $(saved_twice)"
 	# Stop the service as a supervisor would: SIGTERM to mpirun, which passes it on to the ranks.
 	t_stop=$SECONDS
 	kill -TERM "$JOB_PID" 2>/dev/null
 	gone_within 40 rank0_in_head
 	SERVE_END="rank 0 ended $((SECONDS - t_stop)) s after SIGTERM"
-	if ! gone_within 10 mpirun_in_head; then
+	if ! gone_within "$FINAL_GRACE" mpirun_in_head; then
 		kill -TERM "$JOB_PID" 2>/dev/null # Open MPI: a second signal ends mpirun at once
-		SERVE_END="$SERVE_END; mpirun waited 10 s more, got a second SIGTERM"
+		SERVE_END="$SERVE_END; mpirun waited $FINAL_GRACE s more, got a second SIGTERM"
 	fi
-	wait_pid "$JOB_PID" 20 >/dev/null 2>&1
+	wait_pid "$JOB_PID" 10 >/dev/null 2>&1
 	[ $? = 124 ] && SERVE_END="$SERVE_END; then it had to be killed (SIGKILL)"
 	case $how in link | flap) ip -n "$SW" link set "${P}v3" up ;; esac
 	local left=0
 	gone_within 30 leftovers || left=$(leftovers | wc -l)
-	check "serve $how: no drender or Blender process left after the service is stopped ($left)" \
+	check "serve $how: no drender or Blender process left after the service is stopped ($left)" -- \
 		[ "$left" = 0 ] ||
 		for p in $(leftovers); do echo "leftover $p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-150)"; done | diag
 	echo "# serve $how: $SERVE_END"
@@ -430,5 +437,5 @@ for how in ${DEPLOY_NETNS_SERVE_FAULTS-link}; do
 done
 
 echo "# | fault | mode | outcome | frames lost | rendered twice | fault -> requeue | leftovers |$SUMMARY"
-echo "1..$n"
-[ "$failed" -eq 0 ]
+echo "1..$T_N"
+[ "$T_FAILED" -eq 0 ]

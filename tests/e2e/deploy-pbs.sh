@@ -10,7 +10,7 @@ set -u
 
 # shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
 . "$(dirname "$0")/deploy-lib.bash"
-PBS_SCRIPT=$ROOT/scripts/pbs/drender.pbs
+PBS_SCRIPT=$TOP/scripts/pbs/drender.pbs
 PLAN=8
 
 need_tools mpirun python3
@@ -44,7 +44,7 @@ pbs_run() {
 		cd / &&
 			env PBS_NODEFILE="$T/nodefile" PBS_O_WORKDIR="$T/work" PBS_JOBID="42.pbs-test" \
 				OMP_NUM_THREADS=2 DRENDER="$DRENDER" DRENDER_BLENDER="$FAKE" FAKE_BLENDER_COST=0.1 \
-				DRENDER_MPIRUN_WRAPPER="$ROOT/scripts/drender-mpirun" \
+				DRENDER_MPIRUN_WRAPPER="$TOP/scripts/drender-mpirun" \
 				"${MPI_ROOT_ENV[@]}" "${MPI_LOCAL_ENV[@]}" \
 				"$@" bash "$PBS_SCRIPT" ${PBS_ARGS:+$PBS_ARGS}
 	) >"$T/$name.log" 2>&1 &
@@ -57,26 +57,26 @@ pbs_run() {
 # PBS Pro style: arguments as variables.
 pbs_run pro SCENE=shot.blend START=1 END=10
 grep 'drender.pbs' "$T/pro.log" | diag
-check "qsub -v SCENE=shot.blend,START=1,END=10: exit 0 (got $RC)" [ "$RC" -eq 0 ]
+check "qsub -v SCENE=shot.blend,START=1,END=10: exit 0 (got $RC)" -- [ "$RC" -eq 0 ]
 [ "$RC" -eq 0 ] || tail -n 20 "$T/pro.log" | diag
-check "10 frames in \$PBS_O_WORKDIR/output/shot (got $(frames_on_disk))" [ "$(frames_on_disk)" -eq 10 ]
-check "node file of 3 slots -> 1 orchestrator + 2 render nodes, OMP_NUM_THREADS=2 Blender threads" \
+check "10 frames in \$PBS_O_WORKDIR/output/shot (got $(frames_on_disk))" -- [ "$(frames_on_disk)" -eq 10 ]
+check "node file of 3 slots -> 1 orchestrator + 2 render nodes, OMP_NUM_THREADS=2 Blender threads" -- \
 	grep -q '(3 ranks = 1 orchestrator + 2 render nodes), 2 Blender threads each' "$T/pro.log"
-check "report drender-42.json: 10 rendered ($(rendered_skipped "$OUT/drender-42.json"))" \
+check "report drender-42.json: 10 rendered ($(rendered_skipped "$OUT/drender-42.json"))" -- \
 	[ "$(rendered_skipped "$OUT/drender-42.json")" = "rendered=10 skipped=0" ]
 
 # Rerun after losing frames: resumes, report numbered.
 rm -f "$OUT/frame_0002.png" "$OUT/frame_0009.png"
 PBS_ARGS="shot.blend 1 10" pbs_run torque
-check "qsub -F \"shot.blend 1 10\" (rerun): exit 0 (got $RC)" [ "$RC" -eq 0 ]
-check "rerun renders only the 2 missing frames into drender-42.r1.json ($(rendered_skipped "$OUT/drender-42.r1.json"))" \
+check "qsub -F \"shot.blend 1 10\" (rerun): exit 0 (got $RC)" -- [ "$RC" -eq 0 ]
+check "rerun renders only the 2 missing frames into drender-42.r1.json ($(rendered_skipped "$OUT/drender-42.r1.json"))" -- \
 	[ "$(rendered_skipped "$OUT/drender-42.r1.json")" = "rendered=2 skipped=8" ]
 
 # Usage errors exit 2.
 pbs_run usage
-check "no scene given: exit 2 with a usage message (got $RC)" eval "[ $RC -eq 2 ] && grep -q usage '$T/usage.log'"
+check "no scene given: exit 2 with a usage message (got $RC)" -- eval "[ $RC -eq 2 ] && grep -q usage '$T/usage.log'"
 sleep 0.5
 left=$(pgrep -f "$T/" | tr '\n' ' ')
-check "no drender or Blender process left (${left:-none})" [ -z "$left" ]
+check "no drender or Blender process left (${left:-none})" -- [ -z "$left" ]
 
-[ "$failed" -eq 0 ]
+[ "$T_FAILED" -eq 0 ]

@@ -11,7 +11,7 @@ set -u
 
 # shellcheck source-path=SCRIPTDIR source=deploy-lib.bash
 . "$(dirname "$0")/deploy-lib.bash"
-SBATCH_SCRIPT=$ROOT/scripts/slurm/drender.sbatch
+SBATCH_SCRIPT=$TOP/scripts/slurm/drender.sbatch
 PLAN=18
 FRAMES=12
 
@@ -78,7 +78,7 @@ munge_ok() {
 	done
 	return 1
 }
-check "munged runs with a private key and socket" munge_ok
+check "munged runs with a private key and socket" -- munge_ok
 
 # --- slurmctld + slurmd ----------------------------------------------------------------------
 NODE=$(hostname -s)
@@ -128,12 +128,12 @@ node_idle() {
 	done
 	return 1
 }
-check "slurmctld and slurmd up, node $NODE ($CPUS CPUs) idle" node_idle
-if [ "$failed" -gt 0 ]; then
+check "slurmctld and slurmd up, node $NODE ($CPUS CPUs) idle" -- node_idle
+if [ "$T_FAILED" -gt 0 ]; then
 	tail -n 5 "$T"/log/* | diag
 	fail_rest "cannot run without a working Slurm"
 fi
-check "srun --mpi=list offers pmix" eval "srun --mpi=list 2>&1 | grep -q pmix"
+check "srun --mpi=list offers pmix" -- eval "srun --mpi=list 2>&1 | grep -q pmix"
 
 # --- the job -------------------------------------------------------------------------------
 check_drender
@@ -179,21 +179,21 @@ EOF
 }
 
 submit "$SBATCH_SCRIPT" "$T/work/tiny.blend" 1 "$FRAMES"
-check "sbatch accepts drender.sbatch (job ${JOB:-none})" [ -n "$JOB" ]
+check "sbatch accepts drender.sbatch (job ${JOB:-none})" -- [ -n "$JOB" ]
 wait_job 120
 state=$(job_field JobState) code=$(job_field ExitCode)
 log=$T/work/job-$JOB.log
 echo "# job $JOB: JobState=$state ExitCode=$code"
 diag <"$log"
-check "job $JOB COMPLETED with ExitCode=0:0 (got $state $code)" [ "$state/$code" = "COMPLETED/0:0" ]
+check "job $JOB COMPLETED with ExitCode=0:0 (got $state $code)" -- [ "$state/$code" = "COMPLETED/0:0" ]
 got=$(frames_on_disk)
-check "all $FRAMES frames written to DRENDER_OUTPUT (got $got)" [ "$got" -eq "$FRAMES" ]
-check "job log: 3 tasks = 1 orchestrator + 2 render nodes, 2 Blender threads each" \
+check "all $FRAMES frames written to DRENDER_OUTPUT (got $got)" -- [ "$got" -eq "$FRAMES" ]
+check "job log: 3 tasks = 1 orchestrator + 2 render nodes, 2 Blender threads each" -- \
 	grep -q '3 tasks (1 orchestrator + 2 render nodes), 2 Blender threads each' "$log"
 report=$OUT/drender-$JOB.json
 counts=$(report_counts "$report")
 echo "# report: $counts"
-check "report in the output directory: $FRAMES frames rendered by 2 render ranks" \
+check "report in the output directory: $FRAMES frames rendered by 2 render ranks" -- \
 	[ "$counts" = "rendered=$FRAMES skipped=0 ranks=2" ]
 
 # --- resume: resubmitting the same command renders only what is missing ---------------------
@@ -203,12 +203,12 @@ submit "$SBATCH_SCRIPT" "$T/work/tiny.blend" 1 "$FRAMES"
 wait_job 120
 state=$(job_field JobState) code=$(job_field ExitCode)
 echo "# resubmitted job $JOB: JobState=$state ExitCode=$code"
-check "resubmitted job $JOB COMPLETED with ExitCode=0:0 (got $state $code)" [ "$state/$code" = "COMPLETED/0:0" ]
+check "resubmitted job $JOB COMPLETED with ExitCode=0:0 (got $state $code)" -- [ "$state/$code" = "COMPLETED/0:0" ]
 got=$(frames_on_disk)
 counts=$(report_counts "$OUT/drender-$JOB.json")
 echo "# report: $counts"
 list_frames "$T/after"
-check "resume: all $FRAMES frames again, only the 3 deleted ones rendered, the others untouched ($counts)" \
+check "resume: all $FRAMES frames again, only the 3 deleted ones rendered, the others untouched ($counts)" -- \
 	eval "[ $got -eq $FRAMES ] && [ '$counts' = 'rendered=3 skipped=$((FRAMES - 3)) ranks=${counts##*ranks=}' ] && untouched '$T/before' '$T/after'"
 
 # --- requeue: a job requeued mid-render (as after a node failure) resumes -------------------
@@ -230,7 +230,7 @@ state=$(job_field JobState) code=$(job_field ExitCode) restarts=$(job_field Rest
 counts=$(report_counts "$OUT/drender-$JOB.r1.json")
 echo "# requeued job $JOB: JobState=$state ExitCode=$code Restarts=$restarts, rerun $((SECONDS - t_requeue)) s after the requeue; second run's report: $counts"
 grep 'drender.sbatch' "$T/work/job-$JOB.log" | diag
-if ! check "requeued job resumes: COMPLETED 0:0 after 1 restart, all frames, some skipped ($counts)" \
+if ! check "requeued job resumes: COMPLETED 0:0 after 1 restart, all frames, some skipped ($counts)" -- \
 	eval "[ '$state/$code/$restarts' = 'COMPLETED/0:0/1' ] && [ $(frames_on_disk) -eq $FRAMES ] && [ '${counts#*skipped=}' != '0 ranks=2' ]"; then
 	scontrol show job "$JOB" 2>&1 | diag
 	diag <"$T/work/job-$JOB.log"
@@ -244,7 +244,7 @@ wait_job 120
 state=$(job_field JobState) code=$(job_field ExitCode)
 echo "# srun-launched job $JOB: JobState=$state ExitCode=$code"
 [ "$state/$code" = "COMPLETED/0:0" ] || diag <"$T/work/job-$JOB.log"
-check "DRENDER_LAUNCHER=srun (--mpi=pmix) job COMPLETED, 6 frames (got $state $code, $(frames_on_disk))" \
+check "DRENDER_LAUNCHER=srun (--mpi=pmix) job COMPLETED, 6 frames (got $state $code, $(frames_on_disk))" -- \
 	eval "[ '$state/$code' = 'COMPLETED/0:0' ] && [ $(frames_on_disk) -eq 6 ]"
 
 # --- the stall watchdog: a frame that hangs forever (no --timeout) stops the job -----------
@@ -256,7 +256,7 @@ wait_job 60
 state=$(job_field JobState) code=$(job_field ExitCode)
 echo "# stalled job $JOB: JobState=$state ExitCode=$code after $((SECONDS - t0)) s, $(frames_on_disk) frames"
 grep 'drender.sbatch' "$T/work/job-$JOB.log" | diag
-check "stall watchdog: hung frame, DRENDER_STALL_TIMEOUT=6 -> job FAILED 3:0 within 40 s, the 5 other frames kept ($state $code)" \
+check "stall watchdog: hung frame, DRENDER_STALL_TIMEOUT=6 -> job FAILED 3:0 within 40 s, the 5 other frames kept ($state $code)" -- \
 	eval "[ '$state/$code' = 'FAILED/3:0' ] && [ $((SECONDS - t0)) -le 40 ] && [ $(frames_on_disk) -eq 5 ]"
 
 # --- a bad scene: the job fails with drender's status 2, nothing is rendered ------------------
@@ -264,12 +264,12 @@ rm -rf "$OUT"
 submit "$SBATCH_SCRIPT" "$T/work/missing.blend" 1 3
 wait_job 60
 state=$(job_field JobState) code=$(job_field ExitCode)
-check "missing scene: job FAILED with ExitCode=2:0 (got $state $code)" [ "$state/$code" = "FAILED/2:0" ]
+check "missing scene: job FAILED with ExitCode=2:0 (got $state $code)" -- [ "$state/$code" = "FAILED/2:0" ]
 
 # --- no processes left; the daemons stop -------------------------------------------------------
 gone_within 15 ours
 left=$(ours | tr '\n' ' ')
-check "no job process (drender, Blender, mpirun) or step daemon left after the jobs (${left:-none})" [ -z "$left" ]
+check "no job process (drender, Blender, mpirun) or step daemon left after the jobs (${left:-none})" -- [ -z "$left" ]
 all_stopped() {
 	local pid
 	for pid in $PIDS; do stop_pid "$pid"; done
@@ -277,8 +277,8 @@ all_stopped() {
 	PIDS=""
 	return 0
 }
-check "slurmd, slurmctld and munged stop on SIGTERM" all_stopped
+check "slurmd, slurmctld and munged stop on SIGTERM" -- all_stopped
 left=$(ours | tr '\n' ' ')
-check "no process of our cluster left (${left:-none})" [ -z "$left" ]
+check "no process of our cluster left (${left:-none})" -- [ -z "$left" ]
 
-[ "$failed" -eq 0 ]
+[ "$T_FAILED" -eq 0 ]

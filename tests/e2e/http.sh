@@ -2,22 +2,14 @@
 # End-to-end: curl against a real `mpirun -np 3 drender --serve` with the fake Blender: the tutorial
 # client flow, several jobs, cancel, restart-and-resume, bad inputs, limits and the token.
 . "$(dirname "$0")/lib.sh"
-command -v curl >/dev/null || skip_all "curl is not installed"
-cd "$WORK" || exit 1
-mkdir -p blends/sub out outside
-fake_scene blends/shot.blend
+# The service (svc_setup, svc_start: lib.sh) on $PORT; `svc_start 3` has 2 render nodes.
+svc_setup
+mkdir -p blends/sub outside
 fake_scene blends/sub/other.blend
 fake_scene outside/secret.blend
 ln -s ../outside/secret.blend blends/escape.blend
 # 0.2 s a frame: 2 render nodes do 10 frames a second, slow enough to poll, cancel and stop.
 export DRENDER_BLENDER=$FAKE FAKE_BLENDER_LOG=$WORK/blender.log FAKE_BLENDER_COST=0.2
-unset DRENDER_TOKEN
-
-PORT=$(free_port)
-URL=http://127.0.0.1:$PORT
-# The service (svc_start, lib.sh) on $PORT; `svc_start 3` has 2 render nodes.
-# shellcheck disable=SC2034 # read by svc_start (lib.sh)
-SVC_ARGS=(--scene "$WORK/blends/shot.blend" --blend-root "$WORK/blends" --output-root "$WORK/out")
 
 svc_start 3
 ok $? "drender --serve starts with 2 render nodes and answers /health"

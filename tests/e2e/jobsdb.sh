@@ -3,24 +3,18 @@
 # root on a small tmpfs: a job that cannot be recorded is answered 503 and leaves no trace, every
 # accepted job survives; after kill -9 of rank 0 the service starts again and resumes.
 . "$(dirname "$0")/lib.sh"
-command -v curl >/dev/null || skip_all "curl is not installed"
 [ "$(id -u)" -eq 0 ] || skip_all "needs root to mount a tmpfs"
-cd "$WORK" || exit 1
-mkdir -p blends out
+# The service (svc_setup, svc_start: lib.sh) on $PORT; `svc_start 2` has one render node.
+svc_setup
 mount -t tmpfs -o size=2m drender-e2e "$WORK/out" 2>/dev/null || skip_all "cannot mount a tmpfs"
 trap 'umount -l "$WORK/out" 2>/dev/null; cleanup_work' EXIT
-fake_scene blends/shot.blend
 export DRENDER_BLENDER=$FAKE FAKE_BLENDER_LOG=$WORK/blender.log FAKE_BLENDER_COST=0.05
-unset DRENDER_TOKEN
-
-PORT=$(free_port)
-URL=http://127.0.0.1:$PORT
-# The service (svc_start, lib.sh) on $PORT; `svc_start 2` has one render node.
-# shellcheck disable=SC2034 # read by svc_start (lib.sh)
-SVC_ARGS=(--scene "$WORK/blends/shot.blend" --blend-root "$WORK/blends" --output-root "$WORK/out")
 list_ids() { curl -s "$URL/jobs?limit=1000" | python3 -c 'import json,sys; print(" ".join(sorted(j["jobId"] for j in json.load(sys.stdin)["jobs"])))'; }
 
-svc_start 2
+# The Blender keeps the cost it started with: frames 4-12 take 1 s each, so that the job killed
+# below is still mid-way when rank 0's kill has taken the render node down too, however loaded
+# the machine (frames 1-3, the other jobs' frames, stay fast).
+FAKE_BLENDER_COSTS=$(seq -s, -f '%g:1' 4 12) svc_start 2
 ok $? "the service starts on a 2 MB tmpfs output root"
 http POST /render '{"from":1,"to":3,"output":"a"}'
 is "$CODE" 202 "a job is accepted"
@@ -40,7 +34,6 @@ is "$CODE:$(field 'd["state"]')" 200:done "the finished job still answers while 
 
 # Room again: jobs are accepted; kill -9 rank 0 in the middle of one.
 rm -f out/filler
-FAKE_BLENDER_COST=0.3
 http POST /render '{"from":1,"to":12,"output":"c"}'
 is "$CODE" 202 "with room again, jobs are accepted"
 C=$(field 'd["jobId"]')

@@ -1,20 +1,23 @@
-# Shared helpers for the end-to-end tests (sourced): TAP output, a scratch directory, process checks.
+# The end-to-end tests' helper library (sourced by every tests/e2e/*.sh): TAP output, skips, waits,
+# a scratch directory, process checks, an HTTP client and a drender service. deploy-lib.bash adds
+# the deployment tests' helpers (network namespaces, clusters) on top of it.
+#
+# A script that sources it tests drender on this machine alone: Open MPI's traffic stays on
+# loopback and $WORK is its scratch directory, removed on exit with every process that names it.
+# deploy-lib.bash sources it with E2E_DEPLOY=1: no $WORK, Open MPI's environment left as it is.
+#
+# TAP: T_N tests so far, T_FAILED of them failed; a script with a fixed plan sets PLAN (fail_rest).
 # shellcheck shell=bash
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DRENDER=${DRENDER:-$TOP/drender}
+# shellcheck disable=SC2034 # the fake Blender, for the tests that source this
 FAKE=$TOP/tests/fixtures/fake-blender
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-# Quiet Open MPI's help banners and keep its traffic on this machine.
-export OMPI_MCA_btl_base_warn_component_unused=0 OMPI_MCA_btl_tcp_if_include=lo \
-	OMPI_MCA_oob_tcp_if_include=lo
-unset DRENDER_BLENDER
-MPIRUN=(mpirun --oversubscribe)
 
+# --- TAP -------------------------------------------------------------------------------------
 T_N=0
-T_COMM=$(cat /proc/$$/comm) # this script's shells (subshells keep the name)
 T_FAILED=0
-ok() { # ok COND-STATUS DESCRIPTION...
+ok() { # ok STATUS DESCRIPTION...: a test that passes when STATUS is 0
 	local st=$1
 	shift
 	T_N=$((T_N + 1))
@@ -25,11 +28,21 @@ ok() { # ok COND-STATUS DESCRIPTION...
 		T_FAILED=$((T_FAILED + 1))
 	fi
 }
-check() { # check DESCRIPTION -- COMMAND...: ok if COMMAND succeeds
-	local d=$1
+pass() { ok 0 "$@"; } # pass DESCRIPTION...: a test that passed
+fail() { ok 1 "$@"; } # fail DESCRIPTION...: a test that failed
+skip() {              # skip REASON: a test that cannot run here (listed by run-suite)
+	skip_note "$*"
+	T_N=$((T_N + 1))
+	echo "ok $T_N # SKIP $*"
+}
+check() { # check DESCRIPTION -- COMMAND...: a test that passes when COMMAND succeeds (its output
+	# is dropped); returns COMMAND's status, e.g. for `check ... || diag <log`
+	local d=$1 st
 	shift 2
 	"$@" >/dev/null 2>&1
-	ok $? "$d"
+	st=$?
+	ok $st "$d"
+	return $st
 }
 is() { # is GOT WANT DESCRIPTION
 	if [ "$1" = "$2" ]; then ok 0 "$3"; else
@@ -37,25 +50,67 @@ is() { # is GOT WANT DESCRIPTION
 		echo "#   got '$1', want '$2'"
 	fi
 }
+diag() { sed 's/^/# /'; } # diag <FILE: a failing test's diagnostics, as TAP comments
 done_testing() {
 	echo "1..$T_N"
 	[ "$T_FAILED" -eq 0 ]
 }
-skip_all() {
+fail_rest() { # fail_rest REASON: the remaining tests of the plan (PLAN) cannot run: fail them
+	while [ "$T_N" -lt "$PLAN" ]; do fail "$1"; done
+	exit 1
+}
+skip_all() { # skip_all REASON: the whole script is skipped (run-suite lists it, see skip_kind)
+	skip_note "$*"
 	echo "1..0 # SKIP $*"
 	exit 0
 }
+# skip_kind REASON: how tests/e2e/run-suite classes a skip: "setup" when the reason names a step
+# that was not done (a tool make deps installs, "run make", an image the test builds: make check
+# fails), "asked" when the run asked for it (DR_E2E_FAST_ONLY), else "machine" (not root, no GPU,
+# no namespaces: something this machine cannot do).
+skip_kind() {
+	case $1 in
+	*DR_E2E_FAST_ONLY*) echo asked ;;
+	*"not installed"* | *install-deps* | *"make deps"* | *"run make"* | *"no base image"*) echo setup ;;
+	*) echo machine ;;
+	esac
+}
+# skip_note REASON: record a skip in $DR_E2E_SKIPS (set by tests/e2e/run-suite) as
+# "SCRIPT<TAB>KIND<TAB>REASON".
+skip_note() {
+	[ -n "${DR_E2E_SKIPS:-}" ] || return 0
+	printf '%s\t%s\t%s\n' "${0##*/}" "$(skip_kind "$1")" "$1" >>"$DR_E2E_SKIPS"
+}
 
-WORK=$(mktemp -d /tmp/drender-e2e.XXXXXX)
+# --- clean-up --------------------------------------------------------------------------------
+on_exit() { # on_exit FUNCTION: run it whatever happens (exit, or Ctrl-C / SIGTERM: status 130),
+	# then remove $WORK and what runs in it
+	# shellcheck disable=SC2064
+	trap "$1${WORK:+; cleanup_work}" EXIT
+	trap 'exit 130' INT TERM
+}
 cleanup_work() {
 	# Nothing this test started may outlive it.
 	local p
+	[ -n "$WORK" ] || return 0
 	for p in $(leftover_pids); do
 		kill -9 "$p" 2>/dev/null
 	done
 	rm -rf "$WORK"
 }
-trap cleanup_work EXIT
+
+T_COMM=$(cat /proc/$$/comm) # this script's shells (subshells keep the name)
+WORK=
+if [ -z "${E2E_DEPLOY:-}" ]; then
+	export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+	# Quiet Open MPI's help banners and keep its traffic on this machine.
+	export OMPI_MCA_btl_base_warn_component_unused=0 OMPI_MCA_btl_tcp_if_include=lo \
+		OMPI_MCA_oob_tcp_if_include=lo
+	unset DRENDER_BLENDER
+	MPIRUN=(mpirun --oversubscribe)
+	WORK=$(mktemp -d /tmp/drender-e2e.XXXXXX)
+	trap cleanup_work EXIT
+fi
 
 # A scene the fake Blender accepts.
 fake_scene() {
@@ -175,6 +230,20 @@ has_files() {
 }
 
 # --- a drender service for the HTTP tests ---------------------------------------------------
+# svc_setup: the service tests' common start: skipped without curl; works in $WORK, with blends/
+# holding the fake scene shot.blend, and out/; no token from the caller's environment; PORT (free
+# now) and URL for a service on 127.0.0.1; SVC_ARGS for svc_start: that scene, blends/ as the blend
+# root, out/ as the output root.
+svc_setup() {
+	command -v curl >/dev/null || skip_all "curl is not installed"
+	cd "$WORK" || exit 1
+	mkdir -p blends out
+	fake_scene blends/shot.blend
+	unset DRENDER_TOKEN
+	PORT=$(free_port)
+	URL=http://127.0.0.1:$PORT
+	SVC_ARGS=(--scene "$WORK/blends/shot.blend" --blend-root "$WORK/blends" --output-root "$WORK/out")
+}
 # svc_start NP [DRENDER ARGS...]: start `drender --serve` under mpirun with NP ranks in the
 # background, listening on $LISTEN (default 127.0.0.1:$PORT), with SVC_ARGS (an array the script
 # sets once: its --scene, roots, ...) and then ARGS; output appended to $SVC_LOG.out and .err

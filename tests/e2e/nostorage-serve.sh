@@ -86,44 +86,44 @@ check_drender
 
 # --- the scenes, on head's side only ------------------------------------------------------------
 mkdir -p "$T/blends" "$T/srv"
-blender -b --factory-startup --python-exit-code 1 --python "$ROOT/tests/fixtures/make_textured.py" \
+blender -b --factory-startup --python-exit-code 1 --python "$TOP/tests/fixtures/make_textured.py" \
 	-- "$T/blends/tex" >"$T/make-tex.log" 2>&1
 mkdir -p "$T/blends/lacking"
 cp "$T/blends/tex/textured.blend" "$T/blends/lacking/textured.blend" # without its tex/ folder
-check "the textured scene is made, on head's side only" \
+check "the textured scene is made, on head's side only" -- \
 	eval "[ -s $T/blends/tex/tex/checker.png ] && [ ! -e $PRIV/node1/blends ]"
 
 # --- the service --------------------------------------------------------------------------------
 # (not through on_head: JOB is then drender-mpirun's own PID, which passes SIGTERM on)
 # shellcheck disable=SC2016,SC2086
 ip netns exec "$(ns_of head)" unshare --uts /bin/sh -c 'hostname head && exec "$@"' sh \
-	"$ROOT/scripts/drender-mpirun" $MPIRUN_ARGS -np 3 "$DRENDER" --serve \
+	"$TOP/scripts/drender-mpirun" $MPIRUN_ARGS -np 3 "$DRENDER" --serve \
 	--listen "127.0.0.1:$PORT" --blend-root "$T/blends" --output-root "$T/srv" \
 	--scene "$T/blends/tex/textured.blend" --cache-dir "$T/cache" >"$LOG" 2>&1 &
 JOB=$!
 wait_until 60 api GET /health
-check "drender --serve is up on head with node1 and node2 (got ${CODE:-nothing})" [ "${CODE:-}" = 200 ]
+check "drender --serve is up on head with node1 and node2 (got ${CODE:-nothing})" -- [ "${CODE:-}" = 200 ]
 
 # --- 1: the default scene, which only head has ---------------------------------------------------
 t0=$(date +%s.%N)
 api POST /render '{"from":1,"to":4,"output":"first"}'
 J1=$(field 'd["jobId"]')
-check "POST /render: 202 ($J1)" [ "$CODE" = 202 ]
+check "POST /render: 202 ($J1)" -- [ "$CODE" = 202 ]
 wait_until 90 ended "$J1"
 s1=$(state_of "$J1")
-check "the job is done (got ${s1:-nothing})" [ "$s1" = done ]
+check "the job is done (got ${s1:-nothing})" -- [ "$s1" = done ]
 [ "$s1" = done ] || { field 'd.get("error")' | diag; tail -n 20 "$LOG" | diag; }
 t1=$(date +%s.%N)
-check "rank 0 packed the scene's texture into the copy it staged" grep -q "packing .*textured.blend" "$LOG"
+check "rank 0 packed the scene's texture into the copy it staged" -- grep -q "packing .*textured.blend" "$LOG"
 packed=$(find "$T/cache/packed" -name '*.blend' 2>/dev/null | head -n 1)
 psize=$(stat -c %s "$packed" 2>/dev/null)
-check "both nodes' caches hold rank 0's packed copy, named by its SHA-256 ($psize bytes)" \
+check "both nodes' caches hold rank 0's packed copy, named by its SHA-256 ($psize bytes)" -- \
 	eval "[ -n '$packed' ] && cmp -s '$packed' \"\$(cache_entries node1)\" && cmp -s '$packed' \"\$(cache_entries node2)\""
 n1=$(staged_lines)
-check "rank 0's log says so, once per node ($n1 lines)" [ "$n1" = 2 ]
-check "no node failed to load the default scene" eval "! grep -q 'cannot load the default scene' $LOG"
+check "rank 0's log says so, once per node ($n1 lines)" -- [ "$n1" = 2 ]
+check "no node failed to load the default scene" -- eval "! grep -q 'cannot load the default scene' $LOG"
 grep "scene staged (" "$LOG" | diag
-check "rank 0 found that neither node sees its output root" \
+check "rank 0 found that neither node sees its output root" -- \
 	grep -q "2 nodes cannot see the output directory" "$LOG"
 homed=$(python3 - "$T/srv/first" <<'PY'
 import glob, sys
@@ -132,17 +132,17 @@ good = [f for f in files if open(f, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and op
 print(len(files), len(good))
 PY
 )
-check "the job's 4 frames came home: on rank 0's disk, valid ($homed)" [ "$homed" = "4 4" ]
+check "the job's 4 frames came home: on rank 0's disk, valid ($homed)" -- [ "$homed" = "4 4" ]
 left=$(find "$PRIV/node1" "$PRIV/node2" -path '*/srv/*' -name '*.png' 2>/dev/null | wc -l)
-check "the nodes deleted their copies once rank 0 had them ($left left)" [ "$left" -eq 0 ]
+check "the nodes deleted their copies once rank 0 had them ($left left)" -- [ "$left" -eq 0 ]
 
 # --- 2: the same scene again --------------------------------------------------------------------
 api POST /render '{"blend":"tex/textured.blend","from":5,"to":6,"output":"second","samples":2}'
 J2=$(field 'd["jobId"]')
 wait_until 90 ended "$J2"
 s2=$(state_of "$J2")
-check "a second job of the same scene is done (got ${s2:-nothing})" [ "$s2" = done ]
-check "and it staged 0 bytes: no node received the scene again ($(staged_lines) lines)" \
+check "a second job of the same scene is done (got ${s2:-nothing})" -- [ "$s2" = done ]
+check "and it staged 0 bytes: no node received the scene again ($(staged_lines) lines)" -- \
 	[ "$(staged_lines)" = "$n1" ]
 # The texture edited since (the .blend unchanged): rank 0 packs again and the nodes get the new
 # copy, not the stale one (other settings, so that the nodes reload).
@@ -159,7 +159,7 @@ J2b=$(field 'd["jobId"]')
 wait_until 90 ended "$J2b"
 s2b=$(state_of "$J2b")
 packs=$(grep -c "packing .*textured.blend" "$LOG")
-check "after the texture is edited: done ($s2b), packed again ($packs packings) and staged again ($(staged_lines) lines)" \
+check "after the texture is edited: done ($s2b), packed again ($packs packings) and staged again ($(staged_lines) lines)" -- \
 	eval "[ '$s2b' = done ] && [ $packs -eq 2 ] && [ $(staged_lines) -gt $n1 ]"
 
 # --- 3: a scene whose texture is missing --------------------------------------------------------
@@ -167,9 +167,9 @@ api POST /render '{"blend":"lacking/textured.blend","from":1,"to":2,"output":"la
 J3=$(field 'd["jobId"]')
 wait_until 90 ended "$J3"
 s3=$(state_of "$J3")
-check "a job of a scene whose texture is missing fails (got ${s3:-nothing})" [ "$s3" = failed ]
+check "a job of a scene whose texture is missing fails (got ${s3:-nothing})" -- [ "$s3" = failed ]
 field 'd.get("error", "")' >"$T/error.txt"
-check "and /status lists the missing file" grep -q 'checker.png' "$T/error.txt"
+check "and /status lists the missing file" -- grep -q 'checker.png' "$T/error.txt"
 diag <"$T/error.txt"
 
 # --- the end of the first service ---------------------------------------------------------------
@@ -181,9 +181,9 @@ echo "# job 1 took $(echo "$t1 - $t0" | bc) s; $summary"
 # the warm-up: the packed copy to both nodes; job 2: from their caches (job 1 may have reloaded
 # too); the edited texture's job: the new copy to the nodes that render it (1 or 2); job 3: the
 # scene itself (it cannot be packed without its texture) to both
-check "rank 0's summary counts what was staged (${summary#*: })" \
+check "rank 0's summary counts what was staged (${summary#*: })" -- \
 	eval "echo '$summary' | grep -q ': [56] staged ([0-9]* bytes, .*), [2-4] from cache, 0 at the same path, 0 failed'"
-check "nothing of the service is left in the namespaces" gone_within 20 netns_job_pids
+check "nothing of the service is left in the namespaces" -- gone_within 20 netns_job_pids
 
 # --- 4: a node killed while the scene is on its way ---------------------------------------------
 mkdir -p "$T/blends/big"
@@ -193,7 +193,7 @@ LOG=$T/serve-kill.log
 PORT=$(free_port)
 # shellcheck disable=SC2016,SC2086
 ip netns exec "$(ns_of head)" unshare --uts /bin/sh -c 'hostname head && exec "$@"' sh \
-	"$ROOT/scripts/drender-mpirun" $MPIRUN_ARGS -np 3 "$DRENDER" --serve --blender "$FAKE" \
+	"$TOP/scripts/drender-mpirun" $MPIRUN_ARGS -np 3 "$DRENDER" --serve --blender "$FAKE" \
 	--listen "127.0.0.1:$PORT" --blend-root "$T/blends" --output-root "$T/srv" \
 	--cache-dir "$T/cache" --node-timeout 4 >"$LOG" 2>&1 &
 JOB=$!
@@ -210,24 +210,24 @@ for pid in $(ip netns pids "$(ns_of node1)"); do
 	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = drender ] && victim=$pid
 done
 got=$(receiving node1)
-check "node1 was caught mid-transfer (${got:-0} of $(stat -c %s "$T/blends/big/big.blend") bytes, drender pid ${victim:-none})" \
+check "node1 was caught mid-transfer (${got:-0} of $(stat -c %s "$T/blends/big/big.blend") bytes, drender pid ${victim:-none})" -- \
 	eval "[ -n '$victim' ] && [ ${got:-0} -gt 0 ]"
 [ -n "$victim" ] && kill -9 "$victim"
 api GET /health
-check "rank 0 still answers at once (/health: $CODE)" [ "$CODE" = 200 ]
+check "rank 0 still answers at once (/health: $CODE)" -- [ "$CODE" = 200 ]
 wait_until 90 ended "$J4"
 s4=$(state_of "$J4")
-check "the job is done by node2 (got ${s4:-nothing})" [ "$s4" = done ]
+check "the job is done by node2 (got ${s4:-nothing})" -- [ "$s4" = done ]
 [ "$s4" = done ] || tail -n 20 "$LOG" | diag
-check "rank 0 declared node1 lost and abandoned its transfer" \
+check "rank 0 declared node1 lost and abandoned its transfer" -- \
 	eval "grep -q 'rank 1 (node1) is lost' $LOG && grep -q 'rank 1 is lost: its copy of .* is abandoned' $LOG"
-check "node2 has the whole scene in its cache" \
+check "node2 has the whole scene in its cache" -- \
 	cmp -s "$T/blends/big/big.blend" "$(find "$PRIV/node2/cache" -maxdepth 1 -name '*.blend' -size +10M | head -n 1)"
 grep -E "staged \(|abandoned|transfer is dropped|is lost" "$LOG" | diag
 kill -TERM "$JOB" 2>/dev/null
 wait_pid "$JOB" 60 >/dev/null
 JOB=""
-check "nothing of the second service is left in the namespaces" gone_within 20 netns_job_pids
+check "nothing of the second service is left in the namespaces" -- gone_within 20 netns_job_pids
 
-[ "$n" -eq "$PLAN" ] || echo "# planned $PLAN tests, ran $n"
-[ "$failed" -eq 0 ]
+[ "$T_N" -eq "$PLAN" ] || echo "# planned $PLAN tests, ran $T_N"
+[ "$T_FAILED" -eq 0 ]

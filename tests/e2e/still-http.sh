@@ -4,25 +4,24 @@
 # is in /status and it is served at GET /jobs/<id>/video; a still split by samples is merged by a
 # render node (real Blender); bad still/split/video fields are 400s naming the field.
 . "$(dirname "$0")/lib.sh"
-command -v curl >/dev/null || skip_all "curl is not installed"
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null ||
 	skip_all "ffmpeg is not installed (scripts/install-deps.sh installs it)"
-cd "$WORK" || exit 1
-mkdir -p blends out bin
-fake_scene blends/shot.blend
-# FFmpeg that takes 3 s longer: the encode must not hold rank 0's loop meanwhile.
+# The service (svc_setup, svc_start: lib.sh) on $PORT.
+svc_setup
+mkdir -p bin
+# FFmpeg that holds the encode until the test has looked at the service meanwhile (it creates
+# encode.go; at most 30 s): the encode must not hold rank 0's loop. (A fixed delay raced with a
+# loaded machine: the checks "while encoding" could come after the end of the encode.)
 cat >bin/ffmpeg <<EOF
 #!/bin/sh
-sleep 3
+i=0
+while [ ! -e "$WORK/encode.go" ] && [ \$i -lt 600 ]; do sleep 0.05; i=\$((i + 1)); done
 exec $(command -v ffmpeg) "\$@"
 EOF
 chmod +x bin/ffmpeg
 export PATH=$WORK/bin:$PATH
 export FAKE_BLENDER_FPS=25 FAKE_BLENDER_COST=0.05
-unset DRENDER_TOKEN
 
-PORT=$(free_port)
-URL=http://127.0.0.1:$PORT
 start() { # start BLENDER: the service with 2 render nodes; waits until /health answers
 	svc_start 3 --blender "$1" --blend-root "$WORK/blends" --output-root "$WORK/out"
 }
@@ -70,6 +69,7 @@ is "$CODE" 200 "  /health answers during the encode"
 ok $([ "$(echo "$t1 - $t0 < 1" | bc)" = 1 ] && echo 0 || echo 1) "  in $(echo "$t1 - $t0" | bc) s"
 http GET "/jobs/$ID/video"
 is "$CODE" 404 "  GET /jobs/<id>/video while encoding -> 404"
+: >"$WORK/encode.go" # let the encode finish
 wait_state "$ID" done 60
 ok $? "the job ends done"
 is "$(field '(d["video"]["state"], d["video"]["fps"])')" "('made', 12)" "  /status: video made at 12 fps"

@@ -2,14 +2,13 @@
 # End-to-end: the rest of issue 10: a Blender that never finishes loading (--load-timeout, cancel
 # kills it), HTTPS, the output directory's manifest, and smaller things.
 . "$(dirname "$0")/lib.sh"
-command -v curl >/dev/null || skip_all "curl is not installed"
-cd "$WORK" || exit 1
-mkdir -p blends out
-fake_scene blends/shot.blend
+# The service (svc_setup, svc_start: lib.sh) on $LISTEN or $PORT; each start names its Blender.
+svc_setup
+# shellcheck disable=SC2034 # read by svc_start (lib.sh)
+SVC_ARGS=(--blend-root "$WORK/blends" --output-root "$WORK/out")
 fake_scene blends/hang.blend
 fake_scene blends/other.blend
 export FAKE_BLENDER_COST=0.1
-unset DRENDER_TOKEN
 
 # A Blender that answers --version and then hangs while "loading" a scene whose name says hang, or
 # (HANG_FIRST) the first time it is started at all; anything else goes to the fake Blender.
@@ -67,11 +66,6 @@ unset DRENDER_BLENDER
 
 # Item 2, service: a job whose scene never loads is cancelled: that kills the loading Blenders and
 # the next job runs (the load timeout, 300 s by default, is not what frees the nodes).
-PORT=$(free_port)
-URL=http://127.0.0.1:$PORT
-# The service (svc_start, lib.sh) on $LISTEN or $PORT; each start names its Blender.
-# shellcheck disable=SC2034 # read by svc_start (lib.sh)
-SVC_ARGS=(--blend-root "$WORK/blends" --output-root "$WORK/out")
 hung_at_least() { [ "$(hung)" -ge "$1" ]; }
 none_hung() { [ "$(hung)" -eq 0 ]; }
 

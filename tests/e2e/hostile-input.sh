@@ -3,21 +3,12 @@
 # symlinks put in place after a job was accepted, hand-edited journals, invalid strings, one
 # output directory for two jobs, huge jobs, a .blend that is not one.
 . "$(dirname "$0")/lib.sh"
-command -v curl >/dev/null || skip_all "curl is not installed"
-cd "$WORK" || exit 1
-mkdir -p blends/sub out outside
-fake_scene blends/shot.blend
+# The service (svc_setup, svc_start: lib.sh) on $PORT; `svc_start 3` has 2 render nodes.
+svc_setup
+mkdir -p blends/sub outside
 fake_scene blends/sub/other.blend
 fake_scene outside/secret.blend
 export DRENDER_BLENDER=$FAKE FAKE_BLENDER_LOG=$WORK/blender.log FAKE_BLENDER_COST=0.2
-unset DRENDER_TOKEN
-
-PORT=$(free_port)
-# shellcheck disable=SC2034 # read by http (lib.sh)
-URL=http://127.0.0.1:$PORT
-# The service (svc_start, lib.sh) on $PORT; `svc_start 3` has 2 render nodes.
-# shellcheck disable=SC2034 # read by svc_start (lib.sh)
-SVC_ARGS=(--scene "$WORK/blends/shot.blend" --blend-root "$WORK/blends" --output-root "$WORK/out")
 
 svc_start 3
 ok $? "drender --serve starts"
