@@ -3,28 +3,13 @@
 #define DR_MSG_H
 
 #include "dr_run_cfg.h"
+#include "dr_wire.h"
 
 #include <mpi.h>
 #include <stdint.h>
 
 /* A render node says something at least this often (seconds). */
 #define DR_HEARTBEAT_S 2.0
-
-enum dr_msg_type {
-	DR_MSG_HELLO = 1, /* node -> 0: host, pid, threads; Blender is starting */
-	DR_MSG_READY,     /* node -> 0: Blender has the first scene loaded; asks for work */
-	DR_MSG_LOADFAIL,  /* node -> 0: Blender cannot load job's scene (text says why) */
-	DR_MSG_REQUEST,   /* node -> 0: idle, wants a task */
-	DR_MSG_RESULT,    /* node -> 0: job's frame done (ok = 1) or failed (text says why) */
-	DR_MSG_TASK,      /* 0 -> node: render job's frames[0..n) */
-	DR_MSG_STOP,      /* 0 -> node: no more work; quit Blender and finish */
-	DR_MSG_HEARTBEAT, /* node -> 0: still alive (sent when nothing else was for a while) */
-	DR_MSG_JOB,       /* 0 -> node: settings of job (JSON in text), sent before its tasks */
-	DR_MSG_CANCEL,    /* 0 -> node: drop job's frame (or all its frames if frame < 0); with
-	                   * n = 1 only if it has not started yet */
-	DR_MSG_RENDERED,  /* node -> 0: job's frame is rendered and checked and on its way home
-	                   * (dr_collect): the node is free for work; its RESULT follows */
-};
 
 typedef struct dr_msg {
 	int32_t type;
@@ -105,8 +90,5 @@ void dr_chan_forget(dr_chan *c, int dest);
 /* True when mpirun keeps the job alive past a dead rank (mpirun --enable-recovery, which hands
  * its ranks OMPI_MCA_orte_enable_recovery=1). Without it a dead rank ends the world. */
 bool dr_mpi_recovery(void);
-
-/* Describe an MPI error code. */
-void dr_mpi_strerror(int code, char *buf, size_t len);
 
 #endif

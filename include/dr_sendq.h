@@ -2,6 +2,8 @@
 #ifndef DR_SENDQ_H
 #define DR_SENDQ_H
 
+#include "dr_wire.h"
+
 #include <mpi.h>
 #include <stddef.h>
 
@@ -34,8 +36,5 @@ void dr_sendq_free(dr_sendq *s);
 
 /* Wait up to SECS (without spinning) for sends in flight, then dr_sendq_free. */
 void dr_sendq_settle(dr_sendq *s, double secs);
-
-/* An MPI error code as "WHAT: MPI's message" into ERR; returns -1. */
-int dr_mpi_fail(int rc, const char *what, char *err, size_t errlen);
 
 #endif

@@ -15,21 +15,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Tags of their own (dr_msg uses 7, dr_stage 21 and 22). */
-#define TAG_PUSH 23 /* node -> 0: a frame's header, then its chunks */
-#define TAG_ACK  24 /* 0 -> node: the frame is in place (or why not) */
-
-/* A quarter MiB per chunk: one chunk is a couple of milliseconds on a gigabit link, so receiving
- * one never holds rank 0's loop up for long. */
-#define CHUNK  (256 * 1024)
-#define WINDOW 8
 #define BUDGET 4 /* chunks rank 0 takes in per pump, from all senders together */
 
-/* Every push message starts with this; a header (idx -1) carries the frame's size after it. */
-typedef struct hdr {
-	int32_t job, frame;
-	int64_t idx;
-} hdr;
+/* Every push message starts with this (id0: the job, id1: the frame); a header (idx -1) carries
+ * the frame's size after it. */
+typedef dr_wire_chunk hdr;
 
 typedef struct ack {
 	int32_t job, frame, ok;
@@ -85,7 +75,7 @@ struct dr_collect {
 
 static int64_t nchunks_of(int64_t size)
 {
-	return (size + CHUNK - 1) / CHUNK;
+	return (size + DR_WIRE_CHUNK - 1) / DR_WIRE_CHUNK;
 }
 
 dr_collect *dr_collect_home(MPI_Comm comm, dr_collect_where where, void *ctx, double timeout,
@@ -115,7 +105,7 @@ dr_collect *dr_collect_home(MPI_Comm comm, dr_collect_where where, void *ctx, do
 		snprintf(host, sizeof host, "unknown-host");
 	host[sizeof host - 1] = '\0';
 	dr_outdir_tag(host, c->tag, sizeof c->tag);
-	c->rcap = sizeof(hdr) + CHUNK;
+	c->rcap = sizeof(hdr) + DR_WIRE_CHUNK;
 	c->fd = -1;
 	return c;
 }
@@ -191,8 +181,7 @@ static int settle(dr_collect *c, bool ok, const char *why, char *err, size_t err
 
 static int node_pump(dr_collect *c, char *err, size_t errlen)
 {
-	int flag = 0, rc;
-	MPI_Status st;
+	int n = 0, rc;
 
 	if (!c->active && c->nq > 0) {
 		pending *p = &c->q[0];
@@ -212,22 +201,23 @@ static int node_pump(dr_collect *c, char *err, size_t errlen)
 		h = malloc(sizeof *h + sizeof(int64_t));
 		if (!h)
 			return dr_seterr(err, errlen, "out of memory");
-		*h = (hdr){.job = p->result.job, .frame = p->result.frame, .idx = -1};
+		*h = (hdr){.id0 = p->result.job, .id1 = p->result.frame, .idx = -1};
 		memcpy(h + 1, &c->size, sizeof c->size);
-		if (dr_sendq_add(&c->s, c->comm, 0, TAG_PUSH, h, sizeof *h + sizeof(int64_t), err,
-		                 errlen) != 0)
+		if (dr_sendq_add(&c->s, c->comm, 0, DR_TAG_PUSH, h, sizeof *h + sizeof(int64_t),
+		                 err, errlen) != 0)
 			return -1;
 	}
 	while (c->active && c->sent < c->nchunks &&
-	       dr_sendq_inflight(&c->s, 0, TAG_PUSH) < WINDOW) {
-		int64_t off = c->sent * CHUNK;
-		size_t len = (size_t)(c->size - off < CHUNK ? c->size - off : CHUNK), got = 0;
+	       dr_sendq_inflight(&c->s, 0, DR_TAG_PUSH) < DR_WIRE_WINDOW) {
+		int64_t off = c->sent * DR_WIRE_CHUNK;
+		size_t len = (size_t)(c->size - off < DR_WIRE_CHUNK ? c->size - off
+		                                                    : DR_WIRE_CHUNK),
+		       got = 0;
 		hdr *h = malloc(sizeof *h + len);
 
 		if (!h)
 			return dr_seterr(err, errlen, "out of memory");
-		*h = (hdr){
-		        .job = c->q[0].result.job, .frame = c->q[0].result.frame, .idx = c->sent};
+		*h = (hdr){.id0 = c->q[0].result.job, .id1 = c->q[0].result.frame, .idx = c->sent};
 		while (got < len) {
 			ssize_t k =
 			        pread(c->fd, (char *)(h + 1) + got, len - got, off + (off_t)got);
@@ -239,21 +229,19 @@ static int node_pump(dr_collect *c, char *err, size_t errlen)
 			}
 			got += (size_t)k;
 		}
-		if (dr_sendq_add(&c->s, c->comm, 0, TAG_PUSH, h, sizeof *h + len, err, errlen) != 0)
+		if (dr_sendq_add(&c->s, c->comm, 0, DR_TAG_PUSH, h, sizeof *h + len, err, errlen) !=
+		    0)
 			return -1;
 		c->sent++;
 	}
 	if (dr_sendq_test(&c->s, err, errlen) < 0)
 		return -1;
-	rc = MPI_Iprobe(0, TAG_ACK, c->comm, &flag, &st);
-	if (rc != MPI_SUCCESS)
-		return dr_mpi_fail(rc, "MPI_Iprobe", err, errlen);
-	if (flag) {
-		ack a;
-		memset(&a, 0, sizeof a);
-		rc = MPI_Recv(&a, (int)sizeof a, MPI_BYTE, 0, TAG_ACK, c->comm, MPI_STATUS_IGNORE);
-		if (rc != MPI_SUCCESS)
-			return dr_mpi_fail(rc, "MPI_Recv", err, errlen);
+	ack a;
+	memset(&a, 0, sizeof a);
+	rc = dr_wire_recv(c->comm, 0, DR_TAG_ACK, &a, sizeof a, &n, NULL, err, errlen);
+	if (rc < 0)
+		return -1;
+	if (rc == 1) {
 		a.why[sizeof a.why - 1] = '\0';
 		if (c->active && a.job == c->q[0].result.job && a.frame == c->q[0].result.frame)
 			return settle(c, a.ok != 0, a.why, err, errlen);
@@ -273,7 +261,7 @@ static int send_ack(dr_collect *c, int dest, int job, int frame, bool ok, const 
 		return dr_seterr(err, errlen, "out of memory");
 	*a = (ack){.job = job, .frame = frame, .ok = ok};
 	snprintf(a->why, sizeof a->why, "%s", why ? why : "");
-	return dr_sendq_add(&c->s, c->comm, dest, TAG_ACK, a, sizeof *a, err, errlen);
+	return dr_sendq_add(&c->s, c->comm, dest, DR_TAG_ACK, a, sizeof *a, err, errlen);
 }
 
 static void drop_incoming(dr_collect *c, size_t i)
@@ -343,7 +331,7 @@ static int finish_incoming(dr_collect *c, incoming *in, char *err, size_t errlen
 static int start_incoming(dr_collect *c, int src, const hdr *h, int64_t size, char *err,
                           size_t errlen)
 {
-	incoming in = {.src = src, .job = h->job, .frame = h->frame, .fd = -1, .size = size};
+	incoming in = {.src = src, .job = h->id0, .frame = h->id1, .fd = -1, .size = size};
 	char why[DR_ERRLEN] = "";
 	dr_frames one = {&in.frame, 1};
 	incoming *old = find_src(c, src);
@@ -352,22 +340,22 @@ static int start_incoming(dr_collect *c, int src, const hdr *h, int64_t size, ch
 	if (old) /* the node started over: what it sent before is dropped */
 		drop_incoming(c, (size_t)(old - c->in));
 	for (size_t i = 0; i < c->nin; i++)
-		if (c->in[i].job == h->job && c->in[i].frame == h->frame)
-			return send_ack(c, src, h->job, h->frame, false,
+		if (c->in[i].job == h->id0 && c->in[i].frame == h->id1)
+			return send_ack(c, src, h->id0, h->id1, false,
 			                "another node is bringing this frame home", err, errlen);
-	if (c->where(c->where_ctx, h->job, &out, in.format, sizeof in.format) != 0)
-		return send_ack(c, src, h->job, h->frame, false, "the job is not known any more",
-		                err, errlen);
-	if (size < 0 || dr_outpath_frame(&out, h->frame, in.final, sizeof in.final) != 0 ||
-	    dr_outpath_temp(&out, h->frame, c->tag, in.tmp, sizeof in.tmp) != 0)
-		return send_ack(c, src, h->job, h->frame, false, "bad frame or output path", err,
+	if (c->where(c->where_ctx, h->id0, &out, in.format, sizeof in.format) != 0)
+		return send_ack(c, src, h->id0, h->id1, false, "the job is not known any more", err,
+		                errlen);
+	if (size < 0 || dr_outpath_frame(&out, h->id1, in.final, sizeof in.final) != 0 ||
+	    dr_outpath_temp(&out, h->id1, c->tag, in.tmp, sizeof in.tmp) != 0)
+		return send_ack(c, src, h->id0, h->id1, false, "bad frame or output path", err,
 		                errlen);
 	if (dr_outdir_prepare(&out, &one, why, sizeof why) != 0)
-		return send_ack(c, src, h->job, h->frame, false, why, err, errlen);
+		return send_ack(c, src, h->id0, h->id1, false, why, err, errlen);
 	in.fd = open(in.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (in.fd < 0) {
 		snprintf(why, sizeof why, "cannot create %.1500s: %s", in.tmp, strerror(errno));
-		return send_ack(c, src, h->job, h->frame, false, why, err, errlen);
+		return send_ack(c, src, h->id0, h->id1, false, why, err, errlen);
 	}
 	in.nchunks = nchunks_of(size);
 	in.started = in.last = dr_now();
@@ -402,11 +390,11 @@ static int handle_push(dr_collect *c, int src, const char *buf, int count, char 
 		return start_incoming(c, src, &h, size, err, errlen);
 	}
 	in = find_src(c, src);
-	if (!in || in->frame != h.frame || in->job != h.job || h.idx != in->next)
+	if (!in || in->frame != h.id1 || in->job != h.id0 || h.idx != in->next)
 		return 0; /* the rest of a refused or dropped transfer */
 	while (off < len) {
 		ssize_t k = pwrite(in->fd, data + off, len - off,
-		                   (off_t)(h.idx * CHUNK + (int64_t)off));
+		                   (off_t)(h.idx * DR_WIRE_CHUNK + (int64_t)off));
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0) {
@@ -460,16 +448,16 @@ static int home_pump(dr_collect *c, char *err, size_t errlen)
 			if (sl->req != MPI_REQUEST_NULL) {
 				rc = MPI_Test(&sl->req, &done, &st);
 				if (rc != MPI_SUCCESS)
-					return dr_mpi_fail(rc, "MPI_Test", err, errlen);
+					return dr_wire_fail(rc, "MPI_Test", err, errlen);
 				if (!done)
 					break;
 				MPI_Get_count(&st, MPI_BYTE, &count);
 				if (handle_push(c, src, sl->buf, count, err, errlen) != 0)
 					return -1;
 			}
-			rc = MPI_Improbe(src, TAG_PUSH, c->comm, &flag, &msg, &st);
+			rc = MPI_Improbe(src, DR_TAG_PUSH, c->comm, &flag, &msg, &st);
 			if (rc != MPI_SUCCESS)
-				return dr_mpi_fail(rc, "MPI_Improbe", err, errlen);
+				return dr_wire_fail(rc, "MPI_Improbe", err, errlen);
 			if (!flag)
 				break;
 			if (!sl->buf && !(sl->buf = malloc(c->rcap)))
@@ -479,7 +467,7 @@ static int home_pump(dr_collect *c, char *err, size_t errlen)
 				count = (int)c->rcap; /* a bad sender: MPI reports the truncation */
 			rc = MPI_Imrecv(sl->buf, count, MPI_BYTE, &msg, &sl->req);
 			if (rc != MPI_SUCCESS)
-				return dr_mpi_fail(rc, "MPI_Imrecv", err, errlen);
+				return dr_wire_fail(rc, "MPI_Imrecv", err, errlen);
 			sl->since = now;
 		}
 		/* a receive from a node that died mid-message may never end: leave it (and its

@@ -18,20 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Tags of their own (dr_msg uses 7, dr_stage 21 and 22, dr_collect 23 and 24). */
-#define TAG_REQ  25 /* node -> 0: ASK, WANT, SEND, CANCEL, DONE */
-#define TAG_ANS  26 /* 0 -> node: SCENE, PACKED, FAIL */
-#define TAG_DATA 27 /* 0 -> node: a chunk (hdr, then its bytes) */
-
-/* A quarter MiB per chunk, eight in flight per node: rank 0 reads one chunk in well under a
- * millisecond, so feeding a window never holds its loop up. */
-#define CHUNK  (256 * 1024)
-#define WINDOW 8
-
-typedef struct hdr { /* a chunk message starts with this */
-	int32_t seq, pad;
-	int64_t idx;
-} hdr;
+typedef dr_wire_chunk hdr; /* id0: the request's seq */
 
 /* ---- the pure parts ---- */
 
@@ -349,7 +336,7 @@ static int answer_fail(dr_fetch_server *s, int dest, int seq, int job, const cha
 	dr_fetch_msg a = {.kind = DR_FETCH_FAIL, .job = job, .seq = seq};
 
 	snprintf(a.text, sizeof a.text, "%s", why);
-	return send_msg(&s->q, s->comm, dest, TAG_ANS, &a, err, errlen);
+	return send_msg(&s->q, s->comm, dest, DR_TAG_FETCH_ANS, &a, err, errlen);
 }
 
 static void drop_xfer(dr_fetch_server *s, size_t i)
@@ -425,7 +412,7 @@ static int handle(dr_fetch_server *s, int src, const dr_fetch_msg *m, char *err,
 			snprintf(why, sizeof why, "%s: %s", x.path, strerror(errno));
 			return answer_fail(s, src, m->seq, m->job, why, err, errlen);
 		}
-		x.nchunks = (x.size + CHUNK - 1) / CHUNK;
+		x.nchunks = (x.size + DR_WIRE_CHUNK - 1) / DR_WIRE_CHUNK;
 		x.started = x.last = dr_now();
 		if (dr_grow(&s->x, &s->capx, s->nx + 1, sizeof *s->x) != 0) {
 			close(x.fd);
@@ -478,7 +465,7 @@ static int answer(dr_fetch_server *s, char *err, size_t errlen)
 		} else if (p.kind == DR_FETCH_WANT && ps == 2) {
 			a.kind = DR_FETCH_PACKED;
 			a.size = (int64_t)p.sc->psize;
-			a.have = CHUNK;
+			a.have = DR_WIRE_CHUNK;
 			memcpy(a.hex, p.sc->phex, sizeof a.hex);
 			snprintf(a.text, sizeof a.text, "%s", dr_cache_ext(p.sc->packed));
 		}
@@ -489,7 +476,7 @@ static int answer(dr_fetch_server *s, char *err, size_t errlen)
 			continue;
 		}
 		s->p[i] = s->p[--s->np];
-		if (send_msg(&s->q, s->comm, p.src, TAG_ANS, &a, err, errlen) != 0)
+		if (send_msg(&s->q, s->comm, p.src, DR_TAG_FETCH_ANS, &a, err, errlen) != 0)
 			return -1;
 	}
 	return 0;
@@ -502,13 +489,14 @@ static int feed(dr_fetch_server *s, char *err, size_t errlen)
 
 	for (size_t i = 0; i < s->nx;) {
 		xfer *x = &s->x[i];
-		int inflight = dr_sendq_inflight(&s->q, x->src, TAG_DATA);
+		int inflight = dr_sendq_inflight(&s->q, x->src, DR_TAG_FETCH_DATA);
 
-		while (inflight < WINDOW && x->next < x->nchunks) {
-			int64_t off = x->next * CHUNK;
-			size_t len = (size_t)(x->size - off < CHUNK ? x->size - off : CHUNK);
+		while (inflight < DR_WIRE_WINDOW && x->next < x->nchunks) {
+			int64_t off = x->next * DR_WIRE_CHUNK;
+			size_t len = (size_t)(x->size - off < DR_WIRE_CHUNK ? x->size - off
+			                                                    : DR_WIRE_CHUNK);
 			unsigned char *buf = malloc(sizeof(hdr) + len);
-			hdr h = {.seq = x->seq, .idx = x->next};
+			hdr h = {.id0 = x->seq, .idx = x->next};
 			ssize_t got;
 
 			if (!buf)
@@ -522,8 +510,8 @@ static int feed(dr_fetch_server *s, char *err, size_t errlen)
 				x->next = x->nchunks + 1; /* the node times out and says so */
 				break;
 			}
-			if (dr_sendq_add(&s->q, s->comm, x->src, TAG_DATA, buf, sizeof h + len, err,
-			                 errlen) != 0)
+			if (dr_sendq_add(&s->q, s->comm, x->src, DR_TAG_FETCH_DATA, buf,
+			                 sizeof h + len, err, errlen) != 0)
 				return -1;
 			x->next++;
 			x->last = now;
@@ -545,36 +533,6 @@ static int feed(dr_fetch_server *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* Receive one message on TAG from SRC (MPI_ANY_SOURCE: any) if one is waiting, into BUF (room
- * for MAX bytes): 1 with its length in *N and its sender in *FROM (may be NULL), 0 if none, 2 when
- * it was longer than MAX (received whole, then dropped; *N says how long), -1 with ERR. */
-static int recv_one(MPI_Comm comm, int src, int tag, void *buf, size_t max, int *n, int *from,
-                    char *err, size_t errlen)
-{
-	MPI_Message msg;
-	MPI_Status st;
-	int flag, rc;
-
-	if ((rc = MPI_Improbe(src, tag, comm, &flag, &msg, &st)) != MPI_SUCCESS)
-		return dr_mpi_fail(rc, "MPI_Improbe", err, errlen);
-	if (!flag)
-		return 0;
-	if ((rc = MPI_Get_count(&st, MPI_BYTE, n)) != MPI_SUCCESS)
-		return dr_mpi_fail(rc, "MPI_Get_count", err, errlen);
-	if (from)
-		*from = st.MPI_SOURCE;
-	if (*n < 0 || (size_t)*n > max) {
-		void *sink = malloc(*n > 0 ? (size_t)*n : 1);
-		rc = sink ? MPI_Mrecv(sink, *n > 0 ? *n : 0, MPI_BYTE, &msg, MPI_STATUS_IGNORE)
-		          : MPI_ERR_NO_MEM;
-		free(sink);
-		return rc != MPI_SUCCESS ? dr_mpi_fail(rc, "MPI_Mrecv", err, errlen) : 2;
-	}
-	if ((rc = MPI_Mrecv(buf, *n, MPI_BYTE, &msg, MPI_STATUS_IGNORE)) != MPI_SUCCESS)
-		return dr_mpi_fail(rc, "MPI_Mrecv", err, errlen);
-	return 1;
-}
-
 int dr_fetch_server_pump(void *srv, char *err, size_t errlen)
 {
 	dr_fetch_server *s = srv;
@@ -585,8 +543,8 @@ int dr_fetch_server_pump(void *srv, char *err, size_t errlen)
 		return -1;
 	join_idle(s);
 	for (int k = 0; k < 64; k++) {
-		rc = recv_one(s->comm, MPI_ANY_SOURCE, TAG_REQ, s->rbuf, DR_FETCH_MSG_MAX, &n,
-		              &from, err, errlen);
+		rc = dr_wire_recv(s->comm, MPI_ANY_SOURCE, DR_TAG_FETCH_REQ, s->rbuf,
+		                  DR_FETCH_MSG_MAX, &n, &from, err, errlen);
 		if (rc < 0)
 			return -1;
 		if (rc == 0)
@@ -710,7 +668,7 @@ dr_fetch_client *dr_fetch_client_create(MPI_Comm comm, const dr_fetch_client_cfg
 	dr_fetch_client *f = calloc(1, sizeof *f);
 	char dir[DR_PATH_MAX];
 
-	if (!f || !(f->rbuf = malloc(sizeof(hdr) + CHUNK)) ||
+	if (!f || !(f->rbuf = malloc(sizeof(hdr) + DR_WIRE_CHUNK)) ||
 	    !(f->abuf = malloc(DR_FETCH_MSG_MAX)) || pthread_mutex_init(&f->oh.mu, NULL) != 0) {
 		if (f) {
 			free(f->rbuf);
@@ -743,7 +701,7 @@ dr_fetch_client *dr_fetch_client_create(MPI_Comm comm, const dr_fetch_client_cfg
 static int client_send(dr_fetch_client *f, int kind, int64_t have, char *err, size_t errlen)
 {
 	dr_fetch_msg m = {.kind = kind, .job = f->job, .seq = f->seq, .have = have};
-	return send_msg(&f->q, f->comm, 0, TAG_REQ, &m, err, errlen);
+	return send_msg(&f->q, f->comm, 0, DR_TAG_FETCH_REQ, &m, err, errlen);
 }
 
 static int client_done(dr_fetch_client *f, int outcome, int64_t size, double secs, char *err,
@@ -756,7 +714,7 @@ static int client_done(dr_fetch_client *f, int outcome, int64_t size, double sec
 	                  .size = size,
 	                  .seconds = secs};
 	snprintf(m.text, sizeof m.text, "%s", f->host);
-	return send_msg(&f->q, f->comm, 0, TAG_REQ, &m, err, errlen);
+	return send_msg(&f->q, f->comm, 0, DR_TAG_FETCH_REQ, &m, err, errlen);
 }
 
 static int client_fail(dr_fetch_client *f, const char *why, char *err, size_t errlen)
@@ -921,7 +879,7 @@ static int on_chunk(dr_fetch_client *f, int n, char *err, size_t errlen)
 	if (n < (int)sizeof h)
 		return 0;
 	memcpy(&h, f->rbuf, sizeof h);
-	if (f->state != C_RECV || h.seq != f->seq)
+	if (f->state != C_RECV || h.id0 != f->seq)
 		return 0; /* of a transfer given up */
 	if (h.idx != f->got) {
 		snprintf(why, sizeof why, "chunk %lld of the scene came instead of %lld",
@@ -953,8 +911,8 @@ int dr_fetch_client_pump(void *cli, char *err, size_t errlen)
 	if (dr_sendq_test(&f->q, err, errlen) < 0)
 		return -1;
 	for (;;) {
-		rc = recv_one(f->comm, 0, TAG_ANS, f->abuf, DR_FETCH_MSG_MAX, &n, NULL, err,
-		              errlen);
+		rc = dr_wire_recv(f->comm, 0, DR_TAG_FETCH_ANS, f->abuf, DR_FETCH_MSG_MAX, &n, NULL,
+		                  err, errlen);
 		if (rc < 0)
 			return -1;
 		if (rc == 0)
@@ -969,9 +927,9 @@ int dr_fetch_client_pump(void *cli, char *err, size_t errlen)
 		if (on_answer(f, &a, err, errlen) != 0)
 			return -1;
 	}
-	for (int k = 0; k < 2 * WINDOW; k++) {
-		rc = recv_one(f->comm, 0, TAG_DATA, f->rbuf, sizeof(hdr) + CHUNK, &n, NULL, err,
-		              errlen);
+	for (int k = 0; k < 2 * DR_WIRE_WINDOW; k++) {
+		rc = dr_wire_recv(f->comm, 0, DR_TAG_FETCH_DATA, f->rbuf,
+		                  sizeof(hdr) + DR_WIRE_CHUNK, &n, NULL, err, errlen);
 		if (rc < 0)
 			return -1;
 		if (rc == 0)

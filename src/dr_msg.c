@@ -9,21 +9,10 @@
 #include <string.h>
 #include <strings.h>
 
-#define DR_TAG 7
-
 bool dr_mpi_recovery(void)
 {
 	const char *v = getenv("OMPI_MCA_orte_enable_recovery");
 	return v && (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0);
-}
-
-void dr_mpi_strerror(int code, char *buf, size_t len)
-{
-	char s[MPI_MAX_ERROR_STRING];
-	int n = 0;
-	if (MPI_Error_string(code, s, &n) != MPI_SUCCESS)
-		snprintf(s, sizeof s, "MPI error %d", code);
-	snprintf(buf, len, "%s", s);
 }
 
 int dr_chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen)
@@ -32,11 +21,8 @@ int dr_chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen)
 	memset(c, 0, sizeof *c);
 	c->comm = comm;
 	if ((rc = MPI_Comm_rank(comm, &c->rank)) != MPI_SUCCESS ||
-	    (rc = MPI_Comm_size(comm, &c->size)) != MPI_SUCCESS) {
-		char m[MPI_MAX_ERROR_STRING];
-		dr_mpi_strerror(rc, m, sizeof m);
-		return dr_seterr(err, errlen, "MPI: %s", m);
-	}
+	    (rc = MPI_Comm_size(comm, &c->size)) != MPI_SUCCESS)
+		return dr_wire_fail(rc, "MPI", err, errlen);
 	return 0;
 }
 
@@ -46,11 +32,8 @@ static int reap_sends(dr_chan *c, char *err, size_t errlen)
 	size_t k = 0;
 	for (size_t i = 0; i < c->nsend; i++) {
 		int done = 0, rc = MPI_Test(&c->reqs[i], &done, MPI_STATUS_IGNORE);
-		if (rc != MPI_SUCCESS) {
-			char s[MPI_MAX_ERROR_STRING];
-			dr_mpi_strerror(rc, s, sizeof s);
-			return dr_seterr(err, errlen, "sending a message failed: %s", s);
-		}
+		if (rc != MPI_SUCCESS)
+			return dr_wire_fail(rc, "sending a message failed", err, errlen);
 		if (done) {
 			free(c->bufs[i]);
 			continue;
@@ -116,12 +99,12 @@ int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen
 		return dr_seterr(err, errlen, "out of memory sending a message");
 	memcpy(copy, m, len);
 	copy->text[len - offsetof(dr_msg, text) - 1] = '\0';
-	int rc = MPI_Isend(copy, (int)len, MPI_BYTE, dest, DR_TAG, c->comm, &c->reqs[c->nsend]);
+	int rc = MPI_Isend(copy, (int)len, MPI_BYTE, dest, DR_TAG_MSG, c->comm, &c->reqs[c->nsend]);
 	if (rc != MPI_SUCCESS) {
-		char s[MPI_MAX_ERROR_STRING];
+		char what[64];
 		free(copy);
-		dr_mpi_strerror(rc, s, sizeof s);
-		return dr_seterr(err, errlen, "sending to rank %d failed: %s", dest, s);
+		snprintf(what, sizeof what, "sending to rank %d failed", dest);
+		return dr_wire_fail(rc, what, err, errlen);
 	}
 	c->dests[c->nsend] = dest;
 	c->bufs[c->nsend++] = copy;
@@ -172,8 +155,7 @@ void dr_chan_clear_sides(dr_chan *c)
 
 int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen)
 {
-	int flag = 0, rc;
-	MPI_Status st;
+	int n = 0, k;
 
 	if (c->nlocal > 0) {
 		*m = c->local[0];
@@ -194,19 +176,16 @@ int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen)
 	}
 	if (c->nsend > 0 && reap_sends(c, err, errlen) != 0)
 		return -1;
-	rc = MPI_Iprobe(MPI_ANY_SOURCE, DR_TAG, c->comm, &flag, &st);
-	if (rc == MPI_SUCCESS && !flag)
-		return 0;
-	if (rc == MPI_SUCCESS) {
-		memset(m, 0, sizeof *m); /* only the used part of text travels */
-		rc = MPI_Recv(m, (int)sizeof *m, MPI_BYTE, st.MPI_SOURCE, DR_TAG, c->comm, &st);
-		m->text[sizeof m->text - 1] = '\0';
+	memset(m, 0, sizeof *m); /* only the used part of text travels */
+	k = dr_wire_recv(c->comm, MPI_ANY_SOURCE, DR_TAG_MSG, m, sizeof *m, &n, src, err, errlen);
+	if (k == 2)
+		return dr_seterr(err, errlen, "receiving a message failed: %d bytes from rank %d",
+		                 n, *src);
+	if (k < 0) {
+		char why[DR_ERRLEN];
+		snprintf(why, sizeof why, "%s", err);
+		return dr_seterr(err, errlen, "receiving a message failed: %s", why);
 	}
-	if (rc != MPI_SUCCESS) {
-		char s[MPI_MAX_ERROR_STRING];
-		dr_mpi_strerror(rc, s, sizeof s);
-		return dr_seterr(err, errlen, "receiving a message failed: %s", s);
-	}
-	*src = st.MPI_SOURCE;
-	return 1;
+	m->text[sizeof m->text - 1] = '\0';
+	return k;
 }

@@ -6,16 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int dr_mpi_fail(int rc, const char *what, char *err, size_t errlen)
-{
-	char buf[MPI_MAX_ERROR_STRING];
-	int len = 0;
-
-	if (MPI_Error_string(rc, buf, &len) != MPI_SUCCESS)
-		snprintf(buf, sizeof buf, "code %d", rc);
-	return dr_seterr(err, errlen, "%s: %s", what, buf);
-}
-
 int dr_sendq_add(dr_sendq *s, MPI_Comm comm, int dest, int tag, void *buf, size_t len, char *err,
                  size_t errlen)
 {
@@ -31,7 +21,7 @@ int dr_sendq_add(dr_sendq *s, MPI_Comm comm, int dest, int tag, void *buf, size_
 	rc = MPI_Isend(buf, (int)len, MPI_BYTE, dest, tag, comm, &s->req[s->n]);
 	if (rc != MPI_SUCCESS) {
 		free(buf);
-		return dr_mpi_fail(rc, "MPI_Isend", err, errlen);
+		return dr_wire_fail(rc, "MPI_Isend", err, errlen);
 	}
 	s->buf[s->n] = buf;
 	s->dest[s->n] = dest;
@@ -56,7 +46,7 @@ int dr_sendq_test(dr_sendq *s, char *err, size_t errlen)
 	for (size_t i = 0; i < s->n;) {
 		rc = MPI_Test(&s->req[i], &done, MPI_STATUS_IGNORE);
 		if (rc != MPI_SUCCESS)
-			return dr_mpi_fail(rc, "MPI_Test", err, errlen);
+			return dr_wire_fail(rc, "MPI_Test", err, errlen);
 		if (!done) {
 			i++;
 			continue;

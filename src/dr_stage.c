@@ -18,28 +18,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Tags of their own: dr_msg's record uses 7. */
-#define TAG_CTL  21
-#define TAG_DATA 22
-
 /* Seconds between a node's keep-alives while staging, and how long rank 0 waits for answers. */
 #define KEEPALIVE_S    0.5
 #define ANSWER_MIN_S   30.0
 #define PROGRESS_EVERY 2.0
 #define DRAIN_S        2.0
 #define DATA_HDR       8 /* a chunk message: int64 index, then the bytes */
-
-enum {
-	CTL_OFFER = 1,
-	CTL_ANSWER,
-	CTL_FEED,
-	CTL_UNFEED,
-	CTL_PROGRESS,
-	CTL_DONE,
-	CTL_FINISH,
-	CTL_PARENT
-};
-enum { ANS_SAME = 1, ANS_CACHED, ANS_NEED, ANS_FAIL };
 
 /* A control message; only the used part of text travels. */
 typedef struct ctl {
@@ -69,14 +53,6 @@ typedef struct feed {
 	bool active;
 } feed;
 
-static int mpi_err(int rc, const char *what, char *err, size_t errlen)
-{
-	char msg[DR_ERRLEN];
-
-	dr_mpi_fail(rc, what, msg, sizeof msg);
-	return dr_seterr(err, errlen, "staging: %s", msg);
-}
-
 static int send_ctl(dr_sendq *s, MPI_Comm comm, int dest, const ctl *m, char *err, size_t errlen)
 {
 	size_t len = offsetof(ctl, text) + strnlen(m->text, sizeof m->text - 1) + 1;
@@ -86,30 +62,21 @@ static int send_ctl(dr_sendq *s, MPI_Comm comm, int dest, const ctl *m, char *er
 		return dr_seterr(err, errlen, "staging: out of memory");
 	memcpy(copy, m, len);
 	copy->text[len - offsetof(ctl, text) - 1] = '\0';
-	return dr_sendq_add(s, comm, dest, TAG_CTL, copy, len, err, errlen);
+	return dr_sendq_add(s, comm, dest, DR_TAG_STAGE_CTL, copy, len, err, errlen);
 }
 
 /* One control message if one is waiting: 1 with M and *SRC, 0 if none, -1 with ERR. */
 static int poll_ctl(MPI_Comm comm, ctl *m, int *src, char *err, size_t errlen)
 {
-	MPI_Status st;
-	int flag = 0, count = 0, rc;
+	int n = 0, k;
 
-	rc = MPI_Iprobe(MPI_ANY_SOURCE, TAG_CTL, comm, &flag, &st);
-	if (rc != MPI_SUCCESS)
-		return mpi_err(rc, "MPI_Iprobe", err, errlen);
-	if (!flag)
-		return 0;
-	MPI_Get_count(&st, MPI_BYTE, &count);
-	memset(m, 0, sizeof *m);
-	if (count < 0 || (size_t)count > sizeof *m)
-		count = (int)sizeof *m; /* MPI reports the truncation below */
-	rc = MPI_Recv(m, count, MPI_BYTE, st.MPI_SOURCE, TAG_CTL, comm, MPI_STATUS_IGNORE);
-	if (rc != MPI_SUCCESS)
-		return mpi_err(rc, "MPI_Recv", err, errlen);
+	do {
+		memset(m, 0, sizeof *m);
+		k = dr_wire_recv(comm, MPI_ANY_SOURCE, DR_TAG_STAGE_CTL, m, sizeof *m, &n, src, err,
+		                 errlen);
+	} while (k == 2); /* too long: not ours */
 	m->text[sizeof m->text - 1] = '\0';
-	*src = st.MPI_SOURCE;
-	return 1;
+	return k;
 }
 
 /* Send chunks this rank has (HAVE of NCHUNKS, read from FD) to its active children, up to WINDOW
@@ -124,7 +91,8 @@ static int pump(MPI_Comm comm, int fd, uint64_t size, uint32_t chunk, int64_t nc
 		if (!f[i].active)
 			continue;
 		while ((k = dr_xfer_next(nchunks, have, f[i].sent,
-		                         dr_sendq_inflight(s, f[i].rank, TAG_DATA), window)) >= 0) {
+		                         dr_sendq_inflight(s, f[i].rank, DR_TAG_STAGE_DATA),
+		                         window)) >= 0) {
 			uint32_t len = dr_xfer_chunk_len(size, chunk, k);
 			char *buf = malloc(DATA_HDR + (size_t)len);
 			size_t off = 0;
@@ -146,8 +114,8 @@ static int pump(MPI_Comm comm, int fd, uint64_t size, uint32_t chunk, int64_t nc
 				}
 				off += (size_t)got;
 			}
-			if (dr_sendq_add(s, comm, f[i].rank, TAG_DATA, buf, DATA_HDR + (size_t)len,
-			                 err, errlen) != 0)
+			if (dr_sendq_add(s, comm, f[i].rank, DR_TAG_STAGE_DATA, buf,
+			                 DATA_HDR + (size_t)len, err, errlen) != 0)
 				return -1;
 			f[i].sent++;
 			went++;
@@ -265,7 +233,7 @@ static int lose(source *src, int m, const char *why, char *err, size_t errlen)
 	if (parent == 0) {
 		feed_stop(src->f, src->nf, src->plan.rank[m]);
 	} else if (parent > 0 && !src->plan.lost[parent]) {
-		msg.type = CTL_UNFEED;
+		msg.type = DR_STAGE_UNFEED;
 		msg.rank = src->plan.rank[m];
 		if (send_ctl(&src->s, src->comm, src->plan.rank[parent], &msg, err, errlen) != 0)
 			goto fail;
@@ -274,15 +242,16 @@ static int lose(source *src, int m, const char *why, char *err, size_t errlen)
 		int o = orph[i];
 		/* the orphan receives from its adopter only from now on (a receive matched to a
 		 * message of the lost node might never end) */
-		msg = (ctl){.type = CTL_PARENT, .rank = src->plan.rank[adopter]};
+		msg = (ctl){.type = DR_STAGE_PARENT, .rank = src->plan.rank[adopter]};
 		if (send_ctl(&src->s, src->comm, src->plan.rank[o], &msg, err, errlen) != 0)
 			goto fail;
 		if (adopter == 0) {
 			feed_set(src->f, &src->nf, src->plan.rank[o], src->plan.have[o]);
 			continue;
 		}
-		msg = (ctl){
-		        .type = CTL_FEED, .rank = src->plan.rank[o], .count = src->plan.have[o]};
+		msg = (ctl){.type = DR_STAGE_FEED,
+		            .rank = src->plan.rank[o],
+		            .count = src->plan.have[o]};
 		if (send_ctl(&src->s, src->comm, src->plan.rank[adopter], &msg, err, errlen) != 0)
 			goto fail;
 	}
@@ -316,8 +285,8 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 {
 	source src = {.comm = comm, .c = c};
 	dr_stage_result res = {0};
-	uint32_t chunk = c->chunk ? c->chunk : DR_XFER_CHUNK;
-	int window = c->window > 0 ? c->window : DR_XFER_WINDOW;
+	uint32_t chunk = c->chunk ? c->chunk : DR_WIRE_STAGE_CHUNK;
+	int window = c->window > 0 ? c->window : DR_WIRE_STAGE_WINDOW;
 	double timeout = c->timeout > 0 ? c->timeout : 30, t0 = dr_now(), deadline, last_show,
 	       ms = 0.2;
 	int fd = -1, rc = -1, k, from, nanswers = 0, *members = NULL, nmembers = 1, expected;
@@ -351,7 +320,7 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 	    dr_sha256_file(c->same_as, offer.same_hex, &size0, err, errlen) != 0)
 		goto out;
 	offer.same_size = (int64_t)size0;
-	offer.type = CTL_OFFER;
+	offer.type = DR_STAGE_OFFER;
 	offer.ask = c->ask;
 	offer.always = c->always;
 	offer.never = c->never;
@@ -397,27 +366,27 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 		k = poll_ctl(comm, &m, &from, err, errlen);
 		if (k < 0 || dr_sendq_test(&src.s, err, errlen) < 0)
 			goto out;
-		if (k == 1 && m.type == CTL_ANSWER && from > 0 && !src.answer[from]) {
+		if (k == 1 && m.type == DR_STAGE_ANSWER && from > 0 && !src.answer[from]) {
 			src.answer[from] = m.status;
 			nanswers++;
 			res.collect += !m.shared;
 			switch (m.status) {
-			case ANS_SAME:
+			case DR_STAGE_SAME:
 				res.same++;
 				break;
-			case ANS_CACHED:
+			case DR_STAGE_CACHED:
 				res.cached++;
 				break;
-			case ANS_NEED:
+			case DR_STAGE_NEED:
 				members[nmembers++] = from;
 				break;
 			default:
 				res.failed++;
 				dr_warn("staging: rank %d cannot take the scene: %s", from, m.text);
 			}
-			if (m.status != ANS_NEED &&
+			if (m.status != DR_STAGE_NEED &&
 			    !c->ask) { /* nothing to receive: it may go on */
-				ctl fin = {.type = CTL_FINISH};
+				ctl fin = {.type = DR_STAGE_FINISH};
 				if (send_ctl(&src.s, comm, from, &fin, err, errlen) != 0)
 					goto out;
 			}
@@ -437,7 +406,7 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 	if (c->ask) { /* only asked: everyone goes on, to another offer if someone lacks it */
 		res.need = nmembers - 1;
 		for (int i = 1; i < src.size; i++) {
-			ctl fin = {.type = CTL_FINISH, .ask = c->more && res.need > 0};
+			ctl fin = {.type = DR_STAGE_FINISH, .ask = c->more && res.need > 0};
 			if (src.answer[i] && send_ctl(&src.s, comm, i, &fin, err, errlen) != 0)
 				goto out;
 		}
@@ -456,7 +425,7 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 		        nmembers == 2 ? "" : "s");
 		for (int i = 1; i < nmembers; i++) {
 			int p = src.plan.parent[i];
-			ctl pm = {.type = CTL_PARENT, .rank = members[p]};
+			ctl pm = {.type = DR_STAGE_PARENT, .rank = members[p]};
 			src.heard[i] = dr_now();
 			if (send_ctl(&src.s, comm, members[i], &pm, err, errlen) != 0)
 				goto out;
@@ -464,7 +433,7 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 				feed_set(src.f, &src.nf, members[i], 0);
 				continue;
 			}
-			ctl fm = {.type = CTL_FEED, .rank = members[i], .count = 0};
+			ctl fm = {.type = DR_STAGE_FEED, .rank = members[i], .count = 0};
 			if (send_ctl(&src.s, comm, members[p], &fm, err, errlen) != 0)
 				goto out;
 		}
@@ -483,14 +452,14 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 				if (mb < 1 || src.plan.lost[mb])
 					continue;
 				src.heard[mb] = dr_now();
-				if (m.type == CTL_PROGRESS) {
+				if (m.type == DR_STAGE_PROGRESS) {
 					dr_xfer_progress(&src.plan, mb, m.count);
-				} else if (m.type == CTL_DONE && m.status == 0) {
+				} else if (m.type == DR_STAGE_DONE && m.status == 0) {
 					src.done[mb] = true;
 					dr_xfer_progress(&src.plan, mb, nchunks);
 					res.staged++;
 					res.bytes += size;
-				} else if (m.type == CTL_DONE) {
+				} else if (m.type == DR_STAGE_DONE) {
 					char why[300];
 					snprintf(why, sizeof why, "failed: %.200s", m.text);
 					if (lose(&src, mb, why, err, errlen) != 0)
@@ -528,9 +497,10 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 	}
 	/* everyone still waiting may go on: those that received it, and those that failed */
 	for (int i = 1; i < src.size && !c->ask; i++) {
-		if ((src.answer[i] && src.answer[i] != ANS_NEED) || (c->silent && c->silent[i]))
+		if ((src.answer[i] && src.answer[i] != DR_STAGE_NEED) ||
+		    (c->silent && c->silent[i]))
 			continue; /* told already, or gone */
-		ctl fin = {.type = CTL_FINISH};
+		ctl fin = {.type = DR_STAGE_FINISH};
 		if (send_ctl(&src.s, comm, i, &fin, err, errlen) != 0)
 			goto out;
 	}
@@ -543,7 +513,7 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 out:
 	if (rc != 0) { /* nodes still waiting go on without the file (best effort) */
 		char e2[DR_ERRLEN];
-		ctl fin = {.type = CTL_FINISH};
+		ctl fin = {.type = DR_STAGE_FINISH};
 		for (int i = 1; i < src.size; i++)
 			send_ctl(&src.s, comm, i, &fin, e2, sizeof e2);
 		dr_sendq_settle(&src.s, 0.5);
@@ -573,8 +543,8 @@ out:
 /* ---- a render node ----------------------------------------------------------------------------
  */
 
-/* The node's answer to OFFER: ANS_SAME (LOCAL = the offered path), ANS_CACHED (LOCAL = the cached
- * copy), ANS_NEED (W is open), or ANS_FAIL with WHY. */
+/* The node's answer to OFFER: DR_STAGE_SAME (LOCAL = the offered path), DR_STAGE_CACHED (LOCAL =
+ * the cached copy), DR_STAGE_NEED (W is open), or DR_STAGE_FAIL with WHY. */
 static int decide(const ctl *offer, dr_cache *cache, dr_cache_wr *w, char *local, size_t len,
                   char *why, size_t whylen)
 {
@@ -585,7 +555,7 @@ static int decide(const ctl *offer, dr_cache *cache, dr_cache_wr *w, char *local
 
 	if (offer->never) {
 		snprintf(local, len, "%s", offer->text);
-		return ANS_SAME;
+		return DR_STAGE_SAME;
 	}
 	const char *want = offer->same_hex[0] ? offer->same_hex : offer->hex;
 	int64_t want_size = offer->same_hex[0] ? offer->same_size : offer->size;
@@ -593,18 +563,19 @@ static int decide(const ctl *offer, dr_cache *cache, dr_cache_wr *w, char *local
 	    (int64_t)st.st_size == want_size &&
 	    dr_sha256_file(offer->text, hex, &size, why, whylen) == 0 && strcmp(hex, want) == 0) {
 		snprintf(local, len, "%s", offer->text);
-		return ANS_SAME;
+		return DR_STAGE_SAME;
 	}
 	if (offer->ask)
-		return ANS_NEED; /* nothing received in an ask round: the next offer says what */
+		return DR_STAGE_NEED; /* nothing received in an ask round: the next offer says what
+		                       */
 	k = dr_cache_lookup(cache, offer->hex, offer->ext, (uint64_t)offer->size, local, len, why,
 	                    whylen);
 	if (k == 1)
-		return ANS_CACHED;
+		return DR_STAGE_CACHED;
 	if (k < 0 || dr_cache_begin(cache, offer->hex, offer->ext, (uint64_t)offer->size, w, why,
 	                            whylen) != 0)
-		return ANS_FAIL;
-	return ANS_NEED;
+		return DR_STAGE_FAIL;
+	return DR_STAGE_NEED;
 }
 
 /* Does this node see rank 0's probe file with its token? True when there is no probe. */
@@ -639,7 +610,7 @@ static int stage_node_once(MPI_Comm comm, const dr_stage_cfg *c, char *local, si
 	feed *f = NULL;
 	int nf = 0, size = 1, from, k, answer = 0, rfd = -1, rc = -1, window, got;
 	bool have_cache = false, finish = false, receiving = false, failed = false, posted = false;
-	int parent = -1; /* the rank this node receives from (CTL_PARENT), -1 = not told yet */
+	int parent = -1; /* the rank this node receives from (DR_STAGE_PARENT), -1 = not told yet */
 	int64_t have = 0, reported = 0, nchunks = 0;
 	uint32_t chunk = 0;
 	char *rbuf = NULL;
@@ -647,7 +618,7 @@ static int stage_node_once(MPI_Comm comm, const dr_stage_cfg *c, char *local, si
 	MPI_Status st;
 	double last_sent, ms = 0.2;
 
-	window = c->window > 0 ? c->window : DR_XFER_WINDOW;
+	window = c->window > 0 ? c->window : DR_WIRE_STAGE_WINDOW;
 	if (MPI_Comm_size(comm, &size) != MPI_SUCCESS)
 		return dr_seterr(err, errlen, "staging: MPI_Comm_size failed");
 	f = calloc((size_t)size, sizeof *f);
@@ -662,9 +633,9 @@ static int stage_node_once(MPI_Comm comm, const dr_stage_cfg *c, char *local, si
 		k = poll_ctl(comm, &m, &from, err, errlen);
 		if (k < 0)
 			goto done;
-		if (k == 1 && from == 0 && m.type == CTL_OFFER)
+		if (k == 1 && from == 0 && m.type == DR_STAGE_OFFER)
 			offer = m;
-		else if (k == 1 && m.type == CTL_FEED) /* a FEED may overtake the offer */
+		else if (k == 1 && m.type == DR_STAGE_FEED) /* a FEED may overtake the offer */
 			feed_set(f, &nf, m.rank, m.count);
 		nap(&ms, k == 1);
 	}
@@ -678,10 +649,10 @@ static int stage_node_once(MPI_Comm comm, const dr_stage_cfg *c, char *local, si
 		have_cache = true;
 		answer = decide(&offer, &cache, &w, local, len, why, sizeof why);
 	} else {
-		answer = ANS_FAIL;
+		answer = DR_STAGE_FAIL;
 	}
-	if (answer == ANS_NEED && !offer.ask) {
-		chunk = offer.chunk ? offer.chunk : DR_XFER_CHUNK;
+	if (answer == DR_STAGE_NEED && !offer.ask) {
+		chunk = offer.chunk ? offer.chunk : DR_WIRE_STAGE_CHUNK;
 		nchunks = dr_xfer_nchunks((uint64_t)offer.size, chunk);
 		rfd = open(w.tmp, O_RDONLY | O_CLOEXEC); /* what this node forwards */
 		rbuf = malloc(DATA_HDR + (size_t)chunk);
@@ -689,22 +660,22 @@ static int stage_node_once(MPI_Comm comm, const dr_stage_cfg *c, char *local, si
 			snprintf(why, sizeof why, "cannot read back %.1500s: %s", w.tmp,
 			         strerror(errno));
 			dr_cache_abort(&w);
-			answer = ANS_FAIL;
+			answer = DR_STAGE_FAIL;
 		}
 	}
-	out = (ctl){.type = CTL_ANSWER, .status = answer, .shared = *shared};
-	snprintf(out.text, sizeof out.text, "%s", answer == ANS_FAIL ? why : "");
+	out = (ctl){.type = DR_STAGE_ANSWER, .status = answer, .shared = *shared};
+	snprintf(out.text, sizeof out.text, "%s", answer == DR_STAGE_FAIL ? why : "");
 	if (send_ctl(&s, comm, 0, &out, err, errlen) != 0)
 		goto done;
 	last_sent = dr_now();
-	if (answer == ANS_FAIL) {
+	if (answer == DR_STAGE_FAIL) {
 		failed = true;
 		snprintf(local, len, "%s", offer.text);
 	}
-	if (answer == ANS_NEED && !offer.ask) {
+	if (answer == DR_STAGE_NEED && !offer.ask) {
 		if (nchunks == 0) { /* an empty file: nothing to receive */
 			k = dr_cache_commit(&w, local, len, why, sizeof why);
-			out = (ctl){.type = CTL_DONE, .status = k != 0};
+			out = (ctl){.type = DR_STAGE_DONE, .status = k != 0};
 			snprintf(out.text, sizeof out.text, "%s", k ? why : "");
 			failed = k != 0;
 			if (send_ctl(&s, comm, 0, &out, err, errlen) != 0)
@@ -726,15 +697,15 @@ static int stage_node_once(MPI_Comm comm, const dr_stage_cfg *c, char *local, si
 			busy = true;
 			if (from != 0)
 				continue;
-			if (m.type == CTL_FEED)
+			if (m.type == DR_STAGE_FEED)
 				feed_set(f, &nf, m.rank, m.count);
-			else if (m.type == CTL_UNFEED) {
+			else if (m.type == DR_STAGE_UNFEED) {
 				feed_stop(f, nf, m.rank);
 				dr_sendq_abandon(&s, m.rank);
-			} else if (m.type == CTL_FINISH) {
+			} else if (m.type == DR_STAGE_FINISH) {
 				finish = true;
 				*more = m.ask;
-			} else if (m.type == CTL_PARENT && m.rank != parent) {
+			} else if (m.type == DR_STAGE_PARENT && m.rank != parent) {
 				if (posted) { /* left to MPI with its buffer: see above */
 					MPI_Cancel(&rreq);
 					MPI_Request_free(&rreq);
@@ -751,10 +722,10 @@ static int stage_node_once(MPI_Comm comm, const dr_stage_cfg *c, char *local, si
 		if (k < 0)
 			goto done;
 		if (receiving && !posted && parent >= 0) {
-			k = MPI_Irecv(rbuf, (int)(DATA_HDR + chunk), MPI_BYTE, parent, TAG_DATA,
-			              comm, &rreq);
+			k = MPI_Irecv(rbuf, (int)(DATA_HDR + chunk), MPI_BYTE, parent,
+			              DR_TAG_STAGE_DATA, comm, &rreq);
 			if (k != MPI_SUCCESS) {
-				mpi_err(k, "MPI_Irecv", err, errlen);
+				dr_wire_fail(k, "staging: MPI_Irecv", err, errlen);
 				goto done;
 			}
 			posted = true;
@@ -762,7 +733,7 @@ static int stage_node_once(MPI_Comm comm, const dr_stage_cfg *c, char *local, si
 		if (receiving && posted) {
 			k = MPI_Test(&rreq, &got, &st);
 			if (k != MPI_SUCCESS) {
-				mpi_err(k, "MPI_Test", err, errlen);
+				dr_wire_fail(k, "staging: MPI_Test", err, errlen);
 				goto done;
 			}
 			if (got) {
@@ -790,7 +761,7 @@ static int stage_node_once(MPI_Comm comm, const dr_stage_cfg *c, char *local, si
 					if (!failed &&
 					    dr_cache_commit(&w, local, len, why, sizeof why) != 0)
 						failed = true;
-					out = (ctl){.type = CTL_DONE, .status = failed};
+					out = (ctl){.type = DR_STAGE_DONE, .status = failed};
 					snprintf(out.text, sizeof out.text, "%s",
 					         failed ? why : "");
 					if (failed) {
@@ -814,9 +785,9 @@ static int stage_node_once(MPI_Comm comm, const dr_stage_cfg *c, char *local, si
 		if (dr_sendq_test(&s, err, errlen) < 0)
 			goto done;
 		/* progress for rank 0's re-feeding, and a keep-alive while waiting */
-		if (answer == ANS_NEED &&
+		if (answer == DR_STAGE_NEED &&
 		    (have - reported >= 8 || dr_now() - last_sent >= KEEPALIVE_S)) {
-			out = (ctl){.type = CTL_PROGRESS, .count = have};
+			out = (ctl){.type = DR_STAGE_PROGRESS, .count = have};
 			if (send_ctl(&s, comm, 0, &out, err, errlen) != 0)
 				goto done;
 			last_sent = dr_now();
