@@ -1,6 +1,7 @@
 /* Frames coming home: a render node without rank 0's output directory sends each frame to rank 0.
  */
 #include "dr_collect.h"
+#include "dr_blob.h"
 #include "dr_imgcheck.h"
 #include "dr_log.h"
 #include "dr_outdir.h"
@@ -34,9 +35,9 @@ typedef struct pending { /* node: a frame waiting to go home */
 typedef struct incoming { /* rank 0: a frame on its way */
 	int src, job, frame, fd;
 	char format[32];
-	int64_t size, nchunks, next;
+	int64_t size;
+	dr_blob_in blob; /* into FD */
 	char tmp[DR_PATH_MAX], final[DR_PATH_MAX];
-	double started, last;
 } incoming;
 
 struct dr_collect {
@@ -50,7 +51,7 @@ struct dr_collect {
 	pending *q;
 	size_t nq, capq;
 	int fd;
-	int64_t size, nchunks, sent;
+	dr_blob_out out; /* the head of the queue, from FD */
 	bool active;
 	/* rank 0 */
 	dr_collect_where where;
@@ -72,11 +73,6 @@ struct dr_collect {
 	uint64_t bytes;
 	double seconds;
 };
-
-static int64_t nchunks_of(int64_t size)
-{
-	return (size + DR_WIRE_CHUNK - 1) / DR_WIRE_CHUNK;
-}
 
 dr_collect *dr_collect_home(MPI_Comm comm, dr_collect_where where, void *ctx, double timeout,
                             bool per_frame, char *err, size_t errlen)
@@ -194,45 +190,26 @@ static int node_pump(dr_collect *c, char *err, size_t errlen)
 			snprintf(why, sizeof why, "cannot read %s: %s", p->path, strerror(errno));
 			return settle(c, false, why, err, errlen);
 		}
-		c->size = sb.st_size;
-		c->nchunks = nchunks_of(c->size);
-		c->sent = 0;
+		dr_blob_out_init(&c->out, c->fd, (uint64_t)sb.st_size, DR_WIRE_CHUNK, 0,
+		                 DR_TAG_PUSH, p->result.job, p->result.frame, 0);
 		c->active = true;
 		h = malloc(sizeof *h + sizeof(int64_t));
 		if (!h)
 			return dr_seterr(err, errlen, "out of memory");
 		*h = (hdr){.id0 = p->result.job, .id1 = p->result.frame, .idx = -1};
-		memcpy(h + 1, &c->size, sizeof c->size);
+		memcpy(h + 1, &(int64_t){(int64_t)sb.st_size}, sizeof(int64_t));
 		if (dr_sendq_add(&c->s, c->comm, 0, DR_TAG_PUSH, h, sizeof *h + sizeof(int64_t),
 		                 err, errlen) != 0)
 			return -1;
 	}
-	while (c->active && c->sent < c->nchunks &&
-	       dr_sendq_inflight(&c->s, 0, DR_TAG_PUSH) < DR_WIRE_WINDOW) {
-		int64_t off = c->sent * DR_WIRE_CHUNK;
-		size_t len = (size_t)(c->size - off < DR_WIRE_CHUNK ? c->size - off
-		                                                    : DR_WIRE_CHUNK),
-		       got = 0;
-		hdr *h = malloc(sizeof *h + len);
-
-		if (!h)
-			return dr_seterr(err, errlen, "out of memory");
-		*h = (hdr){.id0 = c->q[0].result.job, .id1 = c->q[0].result.frame, .idx = c->sent};
-		while (got < len) {
-			ssize_t k =
-			        pread(c->fd, (char *)(h + 1) + got, len - got, off + (off_t)got);
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0) {
-				free(h);
-				return settle(c, false, "the frame's file shrank", err, errlen);
-			}
-			got += (size_t)k;
-		}
-		if (dr_sendq_add(&c->s, c->comm, 0, DR_TAG_PUSH, h, sizeof *h + len, err, errlen) !=
-		    0)
-			return -1;
-		c->sent++;
+	if (c->active) {
+		char why[DR_ERRLEN];
+		int k = dr_blob_out_pump(&c->out, &c->s, c->comm, c->out.nchunks, DR_WIRE_WINDOW,
+		                         why, sizeof why);
+		if (k == -2)
+			return settle(c, false, "the frame's file shrank", err, errlen);
+		if (k < 0)
+			return dr_seterr(err, errlen, "%s", why);
 	}
 	if (dr_sendq_test(&c->s, err, errlen) < 0)
 		return -1;
@@ -315,7 +292,7 @@ static int finish_incoming(dr_collect *c, incoming *in, char *err, size_t errlen
 			ok = true;
 	}
 	if (ok) {
-		double secs = dr_now() - in->started;
+		double secs = dr_now() - in->blob.started;
 		in->tmp[0] = '\0'; /* renamed: nothing to remove */
 		if (record(c, frame, (uint64_t)in->size, secs) != 0)
 			return dr_seterr(err, errlen, "out of memory");
@@ -357,15 +334,14 @@ static int start_incoming(dr_collect *c, int src, const hdr *h, int64_t size, ch
 		snprintf(why, sizeof why, "cannot create %.1500s: %s", in.tmp, strerror(errno));
 		return send_ack(c, src, h->id0, h->id1, false, why, err, errlen);
 	}
-	in.nchunks = nchunks_of(size);
-	in.started = in.last = dr_now();
+	dr_blob_in_init(&in.blob, NULL, in.fd, (uint64_t)size, DR_WIRE_CHUNK);
 	if (dr_grow(&c->in, &c->capin, c->nin + 1, sizeof *c->in) != 0) {
 		close(in.fd);
 		unlink(in.tmp);
 		return dr_seterr(err, errlen, "out of memory");
 	}
 	c->in[c->nin++] = in;
-	if (in.nchunks == 0)
+	if (dr_blob_in_done(&in.blob))
 		return finish_incoming(c, &c->in[c->nin - 1], err, errlen);
 	return 0;
 }
@@ -373,14 +349,15 @@ static int start_incoming(dr_collect *c, int src, const hdr *h, int64_t size, ch
 /* One push message of COUNT bytes from SRC is in BUF. */
 static int handle_push(dr_collect *c, int src, const char *buf, int count, char *err, size_t errlen)
 {
+	char why[DR_ERRLEN];
 	hdr h;
 	incoming *in;
-	size_t len, off = 0;
+	size_t len;
 	const char *data = buf + sizeof h;
+	int k;
 
-	if (count < (int)sizeof h)
+	if (dr_blob_header(buf, (size_t)count, &h) != 0)
 		return 0;
-	memcpy(&h, buf, sizeof h);
 	len = (size_t)count - sizeof h;
 	if (h.idx < 0) {
 		int64_t size;
@@ -390,25 +367,17 @@ static int handle_push(dr_collect *c, int src, const char *buf, int count, char 
 		return start_incoming(c, src, &h, size, err, errlen);
 	}
 	in = find_src(c, src);
-	if (!in || in->frame != h.id1 || in->job != h.id0 || h.idx != in->next)
+	if (!in || in->frame != h.id1 || in->job != h.id0)
 		return 0; /* the rest of a refused or dropped transfer */
-	while (off < len) {
-		ssize_t k = pwrite(in->fd, data + off, len - off,
-		                   (off_t)(h.idx * DR_WIRE_CHUNK + (int64_t)off));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			char why[DR_PATH_MAX + 100];
-			int job = in->job, frame = in->frame;
-			snprintf(why, sizeof why, "cannot write %s: %s", in->tmp, strerror(errno));
-			drop_incoming(c, (size_t)(in - c->in));
-			return send_ack(c, src, job, frame, false, why, err, errlen);
-		}
-		off += (size_t)k;
+	k = dr_blob_in_put(&in->blob, &h, buf, (size_t)count, why, sizeof why);
+	if (k < 0) {
+		char msg[DR_PATH_MAX + DR_ERRLEN + 100];
+		int job = in->job, frame = in->frame;
+		snprintf(msg, sizeof msg, "cannot write %s: %s", in->tmp, why);
+		drop_incoming(c, (size_t)(in - c->in));
+		return send_ack(c, src, job, frame, false, msg, err, errlen);
 	}
-	in->next++;
-	in->last = dr_now();
-	if (in->next == in->nchunks)
+	if (k == 1 && dr_blob_in_done(&in->blob))
 		return finish_incoming(c, in, err, errlen);
 	return 0;
 }
@@ -484,7 +453,7 @@ static int home_pump(dr_collect *c, char *err, size_t errlen)
 	}
 	/* a transfer silent for the timeout: its node is gone (rank 0 requeues the frame) */
 	for (size_t i = 0; i < c->nin;) {
-		if (now - c->in[i].last > c->timeout) {
+		if (now - c->in[i].blob.last > c->timeout) {
 			snprintf(why, sizeof why, "transfer silent for %.0f s", c->timeout);
 			if (drop_src(c, c->in[i].src, why, err, errlen) != 0)
 				return -1;

@@ -2,6 +2,7 @@
  */
 #include "dr_fetch.h"
 #include "dr_assets.h"
+#include "dr_blob.h"
 #include "dr_log.h"
 #include "dr_outpath.h"
 #include "dr_sendq.h"
@@ -145,9 +146,8 @@ typedef struct pending { /* a question waiting for a worker */
 } pending;
 
 typedef struct xfer { /* a packed copy on its way to a node */
-	int src, seq, fd;
-	int64_t size, nchunks, next;
-	double started, last;
+	int src, fd;
+	dr_blob_out out;
 	char path[DR_PATH_MAX + 128];
 } xfer;
 
@@ -396,13 +396,14 @@ static int handle(dr_fetch_server *s, int src, const dr_fetch_msg *m, char *err,
 	if (!(sc = scene_now(s, path, why, sizeof why)))
 		return answer_fail(s, src, m->seq, m->job, why, err, errlen);
 	if (m->kind == DR_FETCH_SEND) {
-		xfer x = {.src = src, .seq = m->seq, .next = m->have, .fd = -1};
+		xfer x = {.src = src, .fd = -1};
+		uint64_t size;
 		int ps;
 
 		pthread_mutex_lock(&s->mu);
 		ps = sc->pstate;
 		snprintf(x.path, sizeof x.path, "%s", sc->packed);
-		x.size = (int64_t)sc->psize;
+		size = sc->psize;
 		pthread_mutex_unlock(&s->mu);
 		if (ps != 2)
 			return answer_fail(s, src, m->seq, m->job,
@@ -412,15 +413,15 @@ static int handle(dr_fetch_server *s, int src, const dr_fetch_msg *m, char *err,
 			snprintf(why, sizeof why, "%s: %s", x.path, strerror(errno));
 			return answer_fail(s, src, m->seq, m->job, why, err, errlen);
 		}
-		x.nchunks = (x.size + DR_WIRE_CHUNK - 1) / DR_WIRE_CHUNK;
-		x.started = x.last = dr_now();
+		dr_blob_out_init(&x.out, x.fd, size, DR_WIRE_CHUNK, src, DR_TAG_FETCH_DATA, m->seq,
+		                 0, m->have);
 		if (dr_grow(&s->x, &s->capx, s->nx + 1, sizeof *s->x) != 0) {
 			close(x.fd);
 			return answer_fail(s, src, m->seq, m->job, "rank 0 is out of memory", err,
 			                   errlen);
 		}
 		dr_debug("rank %d: sending %s from chunk %lld of %lld", src, x.path,
-		         (long long)x.next, (long long)x.nchunks);
+		         (long long)x.out.next, (long long)x.out.nchunks);
 		s->x[s->nx++] = x;
 		return 0;
 	}
@@ -486,44 +487,26 @@ static int answer(dr_fetch_server *s, char *err, size_t errlen)
 static int feed(dr_fetch_server *s, char *err, size_t errlen)
 {
 	double now = dr_now();
+	char why[DR_ERRLEN];
 
 	for (size_t i = 0; i < s->nx;) {
 		xfer *x = &s->x[i];
-		int inflight = dr_sendq_inflight(&s->q, x->src, DR_TAG_FETCH_DATA);
+		int k = dr_blob_out_pump(&x->out, &s->q, s->comm, x->out.nchunks, DR_WIRE_WINDOW,
+		                         why, sizeof why);
 
-		while (inflight < DR_WIRE_WINDOW && x->next < x->nchunks) {
-			int64_t off = x->next * DR_WIRE_CHUNK;
-			size_t len = (size_t)(x->size - off < DR_WIRE_CHUNK ? x->size - off
-			                                                    : DR_WIRE_CHUNK);
-			unsigned char *buf = malloc(sizeof(hdr) + len);
-			hdr h = {.id0 = x->seq, .idx = x->next};
-			ssize_t got;
-
-			if (!buf)
-				return dr_seterr(err, errlen, "out of memory");
-			memcpy(buf, &h, sizeof h);
-			got = pread(x->fd, buf + sizeof h, len, off);
-			if (got != (ssize_t)len) {
-				free(buf);
-				dr_warn("rank %d: cannot read %s for it: %s", x->src, x->path,
-				        got < 0 ? strerror(errno) : "short read");
-				x->next = x->nchunks + 1; /* the node times out and says so */
-				break;
-			}
-			if (dr_sendq_add(&s->q, s->comm, x->src, DR_TAG_FETCH_DATA, buf,
-			                 sizeof h + len, err, errlen) != 0)
-				return -1;
-			x->next++;
-			x->last = now;
-			inflight++;
+		if (k == -1)
+			return dr_seterr(err, errlen, "%s", why);
+		if (k == -2) {
+			dr_warn("rank %d: cannot read %s for it: %s", x->src, x->path, why);
+			x->out.next = x->out.nchunks + 1; /* the node times out and says so */
 		}
-		if (x->next >= x->nchunks && inflight == 0) {
+		if (dr_blob_out_sent(&x->out) && dr_blob_out_inflight(&x->out, &s->q) == 0) {
 			drop_xfer(s, i); /* all sent: the node's DONE says how it went */
 			continue;
 		}
-		if (now - x->last > s->cfg.timeout) {
+		if (now - x->out.last > s->cfg.timeout) {
 			dr_warn("rank %d took no part of %s for %.0f s: that transfer is dropped",
-			        x->src, x->path, now - x->last);
+			        x->src, x->path, now - x->out.last);
 			dr_sendq_abandon(&s->q, x->src);
 			drop_xfer(s, i);
 			continue;
@@ -579,8 +562,8 @@ void dr_fetch_server_lost(dr_fetch_server *s, int rank)
 		if (s->x[i].src == rank) {
 			dr_info("rank %d is lost: its copy of %s is abandoned (%lld of %lld chunks "
 			        "sent)",
-			        rank, s->x[i].path, (long long)s->x[i].next,
-			        (long long)s->x[i].nchunks);
+			        rank, s->x[i].path, (long long)s->x[i].out.next,
+			        (long long)s->x[i].out.nchunks);
 			drop_xfer(s, i);
 		} else {
 			i++;
@@ -655,8 +638,7 @@ struct dr_fetch_client {
 	char why[4400];
 	dr_cache_wr w;
 	bool writing;
-	int64_t size, nchunks, got, chunk;
-	double t_send, last;
+	dr_blob_in in; /* into W */
 	unsigned char *rbuf, *abuf;
 	dr_fetch_memo memo;
 	own_hash oh;
@@ -855,12 +837,8 @@ static int on_answer(dr_fetch_client *f, const dr_fetch_msg *a, char *err, size_
 	    0)
 		return client_fail(f, why, err, errlen);
 	f->writing = true;
-	f->size = a->size;
-	f->chunk = a->have;
-	f->nchunks = (a->size + a->have - 1) / a->have;
-	f->got = 0;
-	f->t_send = f->last = dr_now();
-	if (f->nchunks == 0) { /* an empty file: nothing to send */
+	dr_blob_in_init(&f->in, &f->w, -1, (uint64_t)a->size, (uint32_t)a->have);
+	if (dr_blob_in_done(&f->in)) { /* an empty file: nothing to send */
 		f->writing = false;
 		if (dr_cache_commit(&f->w, f->local, sizeof f->local, why, sizeof why) != 0)
 			return client_fail(f, why, err, errlen);
@@ -875,31 +853,30 @@ static int on_chunk(dr_fetch_client *f, int n, char *err, size_t errlen)
 {
 	char why[DR_ERRLEN];
 	hdr h;
+	int k;
 
-	if (n < (int)sizeof h)
+	if (dr_blob_header(f->rbuf, (size_t)n, &h) != 0)
 		return 0;
-	memcpy(&h, f->rbuf, sizeof h);
 	if (f->state != C_RECV || h.id0 != f->seq)
 		return 0; /* of a transfer given up */
-	if (h.idx != f->got) {
+	k = dr_blob_in_put(&f->in, &h, f->rbuf, (size_t)n, why, sizeof why);
+	if (k == 0) {
 		snprintf(why, sizeof why, "chunk %lld of the scene came instead of %lld",
-		         (long long)h.idx, (long long)f->got);
+		         (long long)h.idx, (long long)f->in.got);
 		return client_fail(f, why, err, errlen);
 	}
-	if (dr_cache_append(&f->w, f->rbuf + sizeof h, (size_t)n - sizeof h, why, sizeof why) !=
-	    0) {
+	if (k < 0) {
 		client_send(f, DR_FETCH_CANCEL, 0, err, errlen);
 		return client_fail(f, why, err, errlen);
 	}
-	f->got++;
-	f->last = dr_now();
-	if (f->got < f->nchunks)
+	if (!dr_blob_in_done(&f->in))
 		return 0;
 	f->writing = false;
 	if (dr_cache_commit(&f->w, f->local, sizeof f->local, why, sizeof why) != 0)
 		return client_fail(f, why, err, errlen);
 	f->state = C_READY;
-	return client_done(f, DR_FETCH_STAGED, f->size, dr_now() - f->t_send, err, errlen);
+	return client_done(f, DR_FETCH_STAGED, (int64_t)f->in.size, dr_now() - f->in.started, err,
+	                   errlen);
 }
 
 int dr_fetch_client_pump(void *cli, char *err, size_t errlen)
@@ -941,10 +918,11 @@ int dr_fetch_client_pump(void *cli, char *err, size_t errlen)
 	}
 	if (own_hashed(f, err, errlen) != 0)
 		return -1;
-	if (f->state == C_RECV && dr_now() - f->last > f->cfg.timeout) {
+	if (f->state == C_RECV && dr_blob_in_stalled(&f->in, dr_now(), f->cfg.timeout)) {
 		snprintf(why, sizeof why,
 		         "the scene stopped coming from rank 0 (%lld of %lld bytes in %.0f s)",
-		         (long long)(f->got * f->chunk), (long long)f->size, dr_now() - f->t_send);
+		         (long long)(f->in.got * f->in.chunk), (long long)f->in.size,
+		         dr_now() - f->in.started);
 		if (client_send(f, DR_FETCH_CANCEL, 0, err, errlen) != 0)
 			return -1;
 		return client_fail(f, why, err, errlen);
