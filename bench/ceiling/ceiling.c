@@ -108,14 +108,16 @@ int main(int argc, char **argv)
 		MPI_Finalize();
 		return 2;
 	}
-	c = (dr_service_cfg){.opts = &o,
-	                     .scene = o.scene,
+	c = (dr_service_cfg){.scene = o.scene,
 	                     .output = o.output,
 	                     .format = o.format,
 	                     .engine = o.engine,
 	                     .samples = o.samples,
 	                     .frames = &o.frames,
 	                     .quiet = true};
+	dr_opts_orch_cfg(&o, &c.orch);
+	dr_opts_node_cfg(&o, &c.node);
+	dr_opts_jobs_cfg(&o, &c.jobs);
 	if (rank == 0)
 		code = dr_service_open(&svc, &c);
 	if (MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD) != MPI_SUCCESS || code != 0 ||
