@@ -24,7 +24,8 @@
 
 /* The sending side of one blob to one receiver. */
 typedef struct dr_blob_out {
-	int dest, tag;    /* the receiver and the data tag */
+	dr_peer to;       /* the receiver */
+	int tag;          /* the data tag */
 	int32_t id0, id1; /* the blob's name in every chunk's header */
 	int fd;           /* read from (not owned) */
 	uint64_t size;
@@ -33,15 +34,15 @@ typedef struct dr_blob_out {
 	double last;           /* when a chunk last went (dr_now) */
 } dr_blob_out;
 
-/* A blob of SIZE bytes read from FD, to DEST on TAG in CHUNK-byte pieces, from chunk FROM. */
-void dr_blob_out_init(dr_blob_out *o, int fd, uint64_t size, uint32_t chunk, int dest, int tag,
+/* A blob of SIZE bytes read from FD, to peer TO on TAG in CHUNK-byte pieces, from chunk FROM. */
+void dr_blob_out_init(dr_blob_out *o, int fd, uint64_t size, uint32_t chunk, dr_peer to, int tag,
                       int32_t id0, int32_t id1, int64_t from);
 
 /* Send what the sender has (HAVE chunks: o->nchunks for a whole file, fewer while it is still
- * receiving it) up to WINDOW in flight through Q on COMM. Returns how many went, -1 with ERR on an
+ * receiving it) up to WINDOW in flight through Q. Returns how many went, -1 with ERR on an
  * MPI failure or out of memory, -2 with ERR when the file cannot be read (shrank). */
-int dr_blob_out_pump(dr_blob_out *o, dr_sendq *q, MPI_Comm comm, int64_t have, int window,
-                     char *err, size_t errlen);
+int dr_blob_out_pump(dr_blob_out *o, dr_sendq *q, int64_t have, int window, char *err,
+                     size_t errlen);
 
 /* Chunks of O in flight in Q. */
 int dr_blob_out_inflight(const dr_blob_out *o, const dr_sendq *q);

@@ -103,9 +103,10 @@ typedef struct dr_fetch_stats {
 
 typedef struct dr_fetch_server dr_fetch_server;
 
-/* Rank 0's side on COMM. C's strings are copied. NULL with ERR on failure. */
-dr_fetch_server *dr_fetch_server_create(MPI_Comm comm, const dr_fetch_server_cfg *c, char *err,
-                                        size_t errlen);
+/* Rank 0's side, for the peers of PEERS (the channel's table, dr_chan_peers: it must outlive the
+ * server; a "rank" below is a peer id). C's strings are copied. NULL with ERR on failure. */
+dr_fetch_server *dr_fetch_server_create(const dr_peers *peers, const dr_fetch_server_cfg *c,
+                                        char *err, size_t errlen);
 
 /* Answer requests and move transfers on (for dr_chan_add_side). 0, or -1 with ERR on an MPI
  * failure. */
@@ -133,8 +134,9 @@ typedef struct dr_fetch_client_cfg {
 
 typedef struct dr_fetch_client dr_fetch_client;
 
-dr_fetch_client *dr_fetch_client_create(MPI_Comm comm, const dr_fetch_client_cfg *c, char *err,
-                                        size_t errlen);
+/* A node's side: rank 0 is peer 0 of PEERS (dr_chan_peers). */
+dr_fetch_client *dr_fetch_client_create(const dr_peers *peers, const dr_fetch_client_cfg *c,
+                                        char *err, size_t errlen);
 
 /* Answers and chunks in (for dr_chan_add_side). 0, or -1 with ERR on an MPI failure. */
 int dr_fetch_client_pump(void *cli, char *err, size_t errlen);

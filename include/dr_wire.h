@@ -4,6 +4,7 @@
 #define DR_WIRE_H
 
 #include <mpi.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -110,6 +111,43 @@ typedef struct dr_wire_chunk {
 	int64_t idx;
 } dr_wire_chunk;
 
+/*
+ * Peers. A render node is addressed through a peer handle: a communicator and a rank in it. The
+ * channel owns the table of peers (dr_chan_peers); a peer's id is its index there. The nodes
+ * launched with the job are the ranks of MPI_COMM_WORLD, with id = world rank; a node that joins
+ * later (MPI_Comm_accept) is added to the table with its own communicator, and every protocol
+ * reaches it the same way.
+ */
+typedef struct dr_peer {
+	MPI_Comm comm;
+	int rank;
+} dr_peer;
+
+typedef struct dr_peers {
+	dr_peer *p;
+	int n, cap;
+} dr_peers;
+
+/* One peer per rank of COMM (id = rank). 0, or -1 with ERR. */
+int dr_peers_init(dr_peers *t, MPI_Comm comm, char *err, size_t errlen);
+
+/* A peer on COMM at RANK: its id, or -1 when out of memory. */
+int dr_peers_add(dr_peers *t, MPI_Comm comm, int rank);
+
+/* The peer with id ID (a null peer, rank -1, for an unknown id). */
+dr_peer dr_peers_get(const dr_peers *t, int id);
+
+/* The id of the peer on COMM at RANK, or -1. */
+int dr_peers_find(const dr_peers *t, MPI_Comm comm, int rank);
+
+void dr_peers_free(dr_peers *t);
+
+/* Same peer? */
+static inline bool dr_peer_eq(dr_peer a, dr_peer b)
+{
+	return a.comm == b.comm && a.rank == b.rank;
+}
+
 /* An MPI error code as "WHAT: MPI's message" into ERR; returns -1. The one MPI error helper. */
 int dr_wire_fail(int rc, const char *what, char *err, size_t errlen);
 
@@ -121,5 +159,13 @@ int dr_wire_fail(int rc, const char *what, char *err, size_t errlen);
  */
 int dr_wire_recv(MPI_Comm comm, int src, int tag, void *buf, size_t max, int *n, int *from,
                  char *err, size_t errlen);
+
+/* The same from peer FROM. */
+int dr_wire_recv_from(dr_peer from, int tag, void *buf, size_t max, int *n, char *err,
+                      size_t errlen);
+
+/* The same from any peer of T (each of their communicators in turn): *ID is the sender's id. */
+int dr_wire_recv_any(const dr_peers *t, int tag, void *buf, size_t max, int *n, int *id, char *err,
+                     size_t errlen);
 
 #endif

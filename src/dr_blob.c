@@ -9,10 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
-void dr_blob_out_init(dr_blob_out *o, int fd, uint64_t size, uint32_t chunk, int dest, int tag,
+void dr_blob_out_init(dr_blob_out *o, int fd, uint64_t size, uint32_t chunk, dr_peer to, int tag,
                       int32_t id0, int32_t id1, int64_t from)
 {
-	*o = (dr_blob_out){.dest = dest,
+	*o = (dr_blob_out){.to = to,
 	                   .tag = tag,
 	                   .id0 = id0,
 	                   .id1 = id1,
@@ -55,8 +55,8 @@ static int read_chunk(const dr_blob_out *o, int64_t k, char **out, size_t *n, ch
 	return 0;
 }
 
-int dr_blob_out_pump(dr_blob_out *o, dr_sendq *q, MPI_Comm comm, int64_t have, int window,
-                     char *err, size_t errlen)
+int dr_blob_out_pump(dr_blob_out *o, dr_sendq *q, int64_t have, int window, char *err,
+                     size_t errlen)
 {
 	int64_t k;
 	int went = 0;
@@ -69,7 +69,7 @@ int dr_blob_out_pump(dr_blob_out *o, dr_sendq *q, MPI_Comm comm, int64_t have, i
 
 		if (rc != 0)
 			return rc;
-		if (dr_sendq_add(q, comm, o->dest, o->tag, buf, n, err, errlen) != 0)
+		if (dr_sendq_add(q, o->to, o->tag, buf, n, err, errlen) != 0)
 			return -1;
 		o->next++;
 		o->last = dr_now();
@@ -80,7 +80,7 @@ int dr_blob_out_pump(dr_blob_out *o, dr_sendq *q, MPI_Comm comm, int64_t have, i
 
 int dr_blob_out_inflight(const dr_blob_out *o, const dr_sendq *q)
 {
-	return dr_sendq_inflight(q, o->dest, o->tag);
+	return dr_sendq_inflight(q, o->to, o->tag);
 }
 
 bool dr_blob_out_sent(const dr_blob_out *o)

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +38,12 @@ typedef struct incoming { /* rank 0: a frame on its way */
 	char format[32];
 	int64_t size;
 	dr_blob_in blob; /* into FD */
+	dr_msg result;   /* the node's RESULT, delivered once the frame is in place */
 	char tmp[DR_PATH_MAX], final[DR_PATH_MAX];
 } incoming;
 
 struct dr_collect {
-	MPI_Comm comm;
+	const dr_peers *peers; /* the channel's: rank 0 is peer 0, a sender a peer id */
 	bool home;
 	double timeout;
 	dr_sendq s;
@@ -74,15 +76,14 @@ struct dr_collect {
 	double seconds;
 };
 
-dr_collect *dr_collect_home(MPI_Comm comm, dr_collect_where where, void *ctx, double timeout,
+dr_collect *dr_collect_home(dr_chan *chan, dr_collect_where where, void *ctx, double timeout,
                             bool per_frame, char *err, size_t errlen)
 {
 	dr_collect *c = calloc(1, sizeof *c);
 	char host[256];
 	int n = 1;
 
-	if (MPI_Comm_size(comm, &n) != MPI_SUCCESS || n < 1)
-		n = 1;
+	n = dr_chan_peers(chan)->n > 1 ? dr_chan_peers(chan)->n : 1;
 	if (!c || !(c->slot = calloc((size_t)n, sizeof *c->slot))) {
 		free(c);
 		dr_seterr(err, errlen, "out of memory");
@@ -91,7 +92,8 @@ dr_collect *dr_collect_home(MPI_Comm comm, dr_collect_where where, void *ctx, do
 	c->nranks = n;
 	for (int i = 0; i < n; i++)
 		c->slot[i].req = MPI_REQUEST_NULL;
-	c->comm = comm;
+	c->peers = dr_chan_peers(chan);
+	c->chan = chan;
 	c->home = true;
 	c->timeout = timeout > 0 ? timeout : 30;
 	c->where = where;
@@ -106,7 +108,7 @@ dr_collect *dr_collect_home(MPI_Comm comm, dr_collect_where where, void *ctx, do
 	return c;
 }
 
-dr_collect *dr_collect_node(MPI_Comm comm, dr_chan *chan, bool keep_copy, char *err, size_t errlen)
+dr_collect *dr_collect_node(dr_chan *chan, bool keep_copy, char *err, size_t errlen)
 {
 	dr_collect *c = calloc(1, sizeof *c);
 
@@ -114,7 +116,7 @@ dr_collect *dr_collect_node(MPI_Comm comm, dr_chan *chan, bool keep_copy, char *
 		dr_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
-	c->comm = comm;
+	c->peers = dr_chan_peers(chan);
 	c->chan = chan;
 	c->keep_copy = keep_copy;
 	c->fd = -1;
@@ -152,7 +154,8 @@ static void drop_thumb(const char *path)
 		unlink(th);
 }
 
-/* The head of the queue is settled: send its RESULT (failed with WHY unless OK) and drop it. */
+/* The head of the queue is settled: rank 0 has it (OK: its RESULT went with the frame and rank 0
+ * delivered it), or the node sends its RESULT failed with WHY; it is dropped. */
 static int settle(dr_collect *c, bool ok, const char *why, char *err, size_t errlen)
 {
 	pending *p = &c->q[0];
@@ -172,7 +175,7 @@ static int settle(dr_collect *c, bool ok, const char *why, char *err, size_t err
 	}
 	memmove(c->q, c->q + 1, (c->nq - 1) * sizeof *c->q);
 	c->nq--;
-	return dr_chan_send(c->chan, 0, &m, err, errlen);
+	return ok ? 0 : dr_chan_send(c->chan, 0, &m, err, errlen);
 }
 
 static int node_pump(dr_collect *c, char *err, size_t errlen)
@@ -190,22 +193,28 @@ static int node_pump(dr_collect *c, char *err, size_t errlen)
 			snprintf(why, sizeof why, "cannot read %s: %s", p->path, strerror(errno));
 			return settle(c, false, why, err, errlen);
 		}
-		dr_blob_out_init(&c->out, c->fd, (uint64_t)sb.st_size, DR_WIRE_CHUNK, 0,
-		                 DR_TAG_PUSH, p->result.job, p->result.frame, 0);
+		dr_blob_out_init(&c->out, c->fd, (uint64_t)sb.st_size, DR_WIRE_CHUNK,
+		                 dr_peers_get(c->peers, 0), DR_TAG_PUSH, p->result.job,
+		                 p->result.frame, 0);
 		c->active = true;
-		h = malloc(sizeof *h + sizeof(int64_t));
+		/* the header: the frame's size, then its RESULT (only the used part of its text) */
+		size_t rlen = offsetof(dr_msg, text) +
+		              strnlen(p->result.text, sizeof p->result.text - 1) + 1;
+		h = malloc(sizeof *h + sizeof(int64_t) + rlen);
 		if (!h)
 			return dr_seterr(err, errlen, "out of memory");
 		*h = (hdr){.id0 = p->result.job, .id1 = p->result.frame, .idx = -1};
 		memcpy(h + 1, &(int64_t){(int64_t)sb.st_size}, sizeof(int64_t));
-		if (dr_sendq_add(&c->s, c->comm, 0, DR_TAG_PUSH, h, sizeof *h + sizeof(int64_t),
-		                 err, errlen) != 0)
+		memcpy((char *)(h + 1) + sizeof(int64_t), &p->result, rlen - 1);
+		((char *)(h + 1))[sizeof(int64_t) + rlen - 1] = '\0';
+		if (dr_sendq_add(&c->s, dr_peers_get(c->peers, 0), DR_TAG_PUSH, h,
+		                 sizeof *h + sizeof(int64_t) + rlen, err, errlen) != 0)
 			return -1;
 	}
 	if (c->active) {
 		char why[DR_ERRLEN];
-		int k = dr_blob_out_pump(&c->out, &c->s, c->comm, c->out.nchunks, DR_WIRE_WINDOW,
-		                         why, sizeof why);
+		int k = dr_blob_out_pump(&c->out, &c->s, c->out.nchunks, DR_WIRE_WINDOW, why,
+		                         sizeof why);
 		if (k == -2)
 			return settle(c, false, "the frame's file shrank", err, errlen);
 		if (k < 0)
@@ -215,7 +224,8 @@ static int node_pump(dr_collect *c, char *err, size_t errlen)
 		return -1;
 	ack a;
 	memset(&a, 0, sizeof a);
-	rc = dr_wire_recv(c->comm, 0, DR_TAG_ACK, &a, sizeof a, &n, NULL, err, errlen);
+	rc = dr_wire_recv_from(dr_peers_get(c->peers, 0), DR_TAG_ACK, &a, sizeof a, &n, err,
+	                       errlen);
 	if (rc < 0)
 		return -1;
 	if (rc == 1) {
@@ -238,7 +248,8 @@ static int send_ack(dr_collect *c, int dest, int job, int frame, bool ok, const 
 		return dr_seterr(err, errlen, "out of memory");
 	*a = (ack){.job = job, .frame = frame, .ok = ok};
 	snprintf(a->why, sizeof a->why, "%s", why ? why : "");
-	return dr_sendq_add(&c->s, c->comm, dest, DR_TAG_ACK, a, sizeof *a, err, errlen);
+	return dr_sendq_add(&c->s, dr_peers_get(c->peers, dest), DR_TAG_ACK, a, sizeof *a, err,
+	                    errlen);
 }
 
 static void drop_incoming(dr_collect *c, size_t i)
@@ -293,6 +304,10 @@ static int finish_incoming(dr_collect *c, incoming *in, char *err, size_t errlen
 	}
 	if (ok) {
 		double secs = dr_now() - in->blob.started;
+		/* the frame is on rank 0's disk: its RESULT is delivered as the node's, which then
+		 * needs to say nothing more (one answer, the acknowledgement) */
+		if (dr_chan_inject(c->chan, src, &in->result, err, errlen) != 0)
+			return -1;
 		in->tmp[0] = '\0'; /* renamed: nothing to remove */
 		if (record(c, frame, (uint64_t)in->size, secs) != 0)
 			return dr_seterr(err, errlen, "out of memory");
@@ -305,10 +320,15 @@ static int finish_incoming(dr_collect *c, incoming *in, char *err, size_t errlen
 	return send_ack(c, src, job, frame, ok, why, err, errlen);
 }
 
-static int start_incoming(dr_collect *c, int src, const hdr *h, int64_t size, char *err,
-                          size_t errlen)
+static int start_incoming(dr_collect *c, int src, const hdr *h, int64_t size, const dr_msg *result,
+                          char *err, size_t errlen)
 {
-	incoming in = {.src = src, .job = h->id0, .frame = h->id1, .fd = -1, .size = size};
+	incoming in = {.src = src,
+	               .job = h->id0,
+	               .frame = h->id1,
+	               .fd = -1,
+	               .size = size,
+	               .result = *result};
 	char why[DR_ERRLEN] = "";
 	dr_frames one = {&in.frame, 1};
 	incoming *old = find_src(c, src);
@@ -359,12 +379,17 @@ static int handle_push(dr_collect *c, int src, const char *buf, int count, char 
 	if (dr_blob_header(buf, (size_t)count, &h) != 0)
 		return 0;
 	len = (size_t)count - sizeof h;
-	if (h.idx < 0) {
+	if (h.idx < 0) { /* a header: the size, then the RESULT */
 		int64_t size;
-		if (len < sizeof size)
+		dr_msg result;
+		if (len <= sizeof size + offsetof(dr_msg, text) ||
+		    len > sizeof size + sizeof result)
 			return 0;
 		memcpy(&size, data, sizeof size);
-		return start_incoming(c, src, &h, size, err, errlen);
+		memset(&result, 0, sizeof result);
+		memcpy(&result, data + sizeof size, len - sizeof size);
+		result.text[sizeof result.text - 1] = '\0';
+		return start_incoming(c, src, &h, size, &result, err, errlen);
 	}
 	in = find_src(c, src);
 	if (!in || in->frame != h.id1 || in->job != h.id0)
@@ -424,7 +449,8 @@ static int home_pump(dr_collect *c, char *err, size_t errlen)
 				if (handle_push(c, src, sl->buf, count, err, errlen) != 0)
 					return -1;
 			}
-			rc = MPI_Improbe(src, DR_TAG_PUSH, c->comm, &flag, &msg, &st);
+			dr_peer from = dr_peers_get(c->peers, src);
+			rc = MPI_Improbe(from.rank, DR_TAG_PUSH, from.comm, &flag, &msg, &st);
 			if (rc != MPI_SUCCESS)
 				return dr_wire_fail(rc, "MPI_Improbe", err, errlen);
 			if (!flag)

@@ -107,7 +107,7 @@ static int64_t mtime_ns(const struct stat *st)
 	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
-static int send_msg(dr_sendq *q, MPI_Comm comm, int dest, int tag, const dr_fetch_msg *m, char *err,
+static int send_msg(dr_sendq *q, dr_peer to, int tag, const dr_fetch_msg *m, char *err,
                     size_t errlen)
 {
 	unsigned char *buf = malloc(DR_FETCH_MSG_MAX);
@@ -116,7 +116,7 @@ static int send_msg(dr_sendq *q, MPI_Comm comm, int dest, int tag, const dr_fetc
 	if (!buf)
 		return dr_seterr(err, errlen, "out of memory");
 	n = dr_fetch_encode(m, buf, DR_FETCH_MSG_MAX);
-	return dr_sendq_add(q, comm, dest, tag, buf, (size_t)n, err, errlen);
+	return dr_sendq_add(q, to, tag, buf, (size_t)n, err, errlen);
 }
 
 /* ---- rank 0 ---- */
@@ -152,7 +152,7 @@ typedef struct xfer { /* a packed copy on its way to a node */
 } xfer;
 
 struct dr_fetch_server {
-	MPI_Comm comm;
+	const dr_peers *peers; /* the channel's: a request's sender is a peer id */
 	dr_fetch_server_cfg cfg;
 	char *blender, *cache_dir;
 	pthread_mutex_t mu;
@@ -227,8 +227,8 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-dr_fetch_server *dr_fetch_server_create(MPI_Comm comm, const dr_fetch_server_cfg *c, char *err,
-                                        size_t errlen)
+dr_fetch_server *dr_fetch_server_create(const dr_peers *peers, const dr_fetch_server_cfg *c,
+                                        char *err, size_t errlen)
 {
 	dr_fetch_server *s = calloc(1, sizeof *s);
 	bool oom = false;
@@ -238,7 +238,7 @@ dr_fetch_server *dr_fetch_server_create(MPI_Comm comm, const dr_fetch_server_cfg
 		dr_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
-	s->comm = comm;
+	s->peers = peers;
 	s->cfg = *c;
 	if (s->cfg.timeout <= 0)
 		s->cfg.timeout = 30;
@@ -336,7 +336,7 @@ static int answer_fail(dr_fetch_server *s, int dest, int seq, int job, const cha
 	dr_fetch_msg a = {.kind = DR_FETCH_FAIL, .job = job, .seq = seq};
 
 	snprintf(a.text, sizeof a.text, "%s", why);
-	return send_msg(&s->q, s->comm, dest, DR_TAG_FETCH_ANS, &a, err, errlen);
+	return send_msg(&s->q, dr_peers_get(s->peers, dest), DR_TAG_FETCH_ANS, &a, err, errlen);
 }
 
 static void drop_xfer(dr_fetch_server *s, size_t i)
@@ -413,8 +413,8 @@ static int handle(dr_fetch_server *s, int src, const dr_fetch_msg *m, char *err,
 			snprintf(why, sizeof why, "%s: %s", x.path, strerror(errno));
 			return answer_fail(s, src, m->seq, m->job, why, err, errlen);
 		}
-		dr_blob_out_init(&x.out, x.fd, size, DR_WIRE_CHUNK, src, DR_TAG_FETCH_DATA, m->seq,
-		                 0, m->have);
+		dr_blob_out_init(&x.out, x.fd, size, DR_WIRE_CHUNK, dr_peers_get(s->peers, src),
+		                 DR_TAG_FETCH_DATA, m->seq, 0, m->have);
 		if (dr_grow(&s->x, &s->capx, s->nx + 1, sizeof *s->x) != 0) {
 			close(x.fd);
 			return answer_fail(s, src, m->seq, m->job, "rank 0 is out of memory", err,
@@ -477,7 +477,8 @@ static int answer(dr_fetch_server *s, char *err, size_t errlen)
 			continue;
 		}
 		s->p[i] = s->p[--s->np];
-		if (send_msg(&s->q, s->comm, p.src, DR_TAG_FETCH_ANS, &a, err, errlen) != 0)
+		if (send_msg(&s->q, dr_peers_get(s->peers, p.src), DR_TAG_FETCH_ANS, &a, err,
+		             errlen) != 0)
 			return -1;
 	}
 	return 0;
@@ -491,8 +492,8 @@ static int feed(dr_fetch_server *s, char *err, size_t errlen)
 
 	for (size_t i = 0; i < s->nx;) {
 		xfer *x = &s->x[i];
-		int k = dr_blob_out_pump(&x->out, &s->q, s->comm, x->out.nchunks, DR_WIRE_WINDOW,
-		                         why, sizeof why);
+		int k = dr_blob_out_pump(&x->out, &s->q, x->out.nchunks, DR_WIRE_WINDOW, why,
+		                         sizeof why);
 
 		if (k == -1)
 			return dr_seterr(err, errlen, "%s", why);
@@ -507,7 +508,7 @@ static int feed(dr_fetch_server *s, char *err, size_t errlen)
 		if (now - x->out.last > s->cfg.timeout) {
 			dr_warn("rank %d took no part of %s for %.0f s: that transfer is dropped",
 			        x->src, x->path, now - x->out.last);
-			dr_sendq_abandon(&s->q, x->src);
+			dr_sendq_abandon(&s->q, x->out.to);
 			drop_xfer(s, i);
 			continue;
 		}
@@ -526,8 +527,8 @@ int dr_fetch_server_pump(void *srv, char *err, size_t errlen)
 		return -1;
 	join_idle(s);
 	for (int k = 0; k < 64; k++) {
-		rc = dr_wire_recv(s->comm, MPI_ANY_SOURCE, DR_TAG_FETCH_REQ, s->rbuf,
-		                  DR_FETCH_MSG_MAX, &n, &from, err, errlen);
+		rc = dr_wire_recv_any(s->peers, DR_TAG_FETCH_REQ, s->rbuf, DR_FETCH_MSG_MAX, &n,
+		                      &from, err, errlen);
 		if (rc < 0)
 			return -1;
 		if (rc == 0)
@@ -568,7 +569,7 @@ void dr_fetch_server_lost(dr_fetch_server *s, int rank)
 		} else {
 			i++;
 		}
-	dr_sendq_abandon(&s->q, rank);
+	dr_sendq_abandon(&s->q, dr_peers_get(s->peers, rank));
 }
 
 void dr_fetch_server_forget(void *srv, int rank)
@@ -624,7 +625,7 @@ typedef struct own_hash {
 } own_hash;
 
 struct dr_fetch_client {
-	MPI_Comm comm;
+	dr_peer home; /* rank 0 */
 	dr_fetch_client_cfg cfg;
 	dr_cache cache;
 	bool cache_ok;
@@ -644,8 +645,8 @@ struct dr_fetch_client {
 	own_hash oh;
 };
 
-dr_fetch_client *dr_fetch_client_create(MPI_Comm comm, const dr_fetch_client_cfg *c, char *err,
-                                        size_t errlen)
+dr_fetch_client *dr_fetch_client_create(const dr_peers *peers, const dr_fetch_client_cfg *c,
+                                        char *err, size_t errlen)
 {
 	dr_fetch_client *f = calloc(1, sizeof *f);
 	char dir[DR_PATH_MAX];
@@ -660,7 +661,7 @@ dr_fetch_client *dr_fetch_client_create(MPI_Comm comm, const dr_fetch_client_cfg
 		dr_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
-	f->comm = comm;
+	f->home = dr_peers_get(peers, 0);
 	f->cfg = *c;
 	f->cfg.cache_dir = NULL; /* not kept: the cache has its own copy */
 	if (f->cfg.timeout <= 0)
@@ -683,7 +684,7 @@ dr_fetch_client *dr_fetch_client_create(MPI_Comm comm, const dr_fetch_client_cfg
 static int client_send(dr_fetch_client *f, int kind, int64_t have, char *err, size_t errlen)
 {
 	dr_fetch_msg m = {.kind = kind, .job = f->job, .seq = f->seq, .have = have};
-	return send_msg(&f->q, f->comm, 0, DR_TAG_FETCH_REQ, &m, err, errlen);
+	return send_msg(&f->q, f->home, DR_TAG_FETCH_REQ, &m, err, errlen);
 }
 
 static int client_done(dr_fetch_client *f, int outcome, int64_t size, double secs, char *err,
@@ -696,7 +697,7 @@ static int client_done(dr_fetch_client *f, int outcome, int64_t size, double sec
 	                  .size = size,
 	                  .seconds = secs};
 	snprintf(m.text, sizeof m.text, "%s", f->host);
-	return send_msg(&f->q, f->comm, 0, DR_TAG_FETCH_REQ, &m, err, errlen);
+	return send_msg(&f->q, f->home, DR_TAG_FETCH_REQ, &m, err, errlen);
 }
 
 static int client_fail(dr_fetch_client *f, const char *why, char *err, size_t errlen)
@@ -888,8 +889,8 @@ int dr_fetch_client_pump(void *cli, char *err, size_t errlen)
 	if (dr_sendq_test(&f->q, err, errlen) < 0)
 		return -1;
 	for (;;) {
-		rc = dr_wire_recv(f->comm, 0, DR_TAG_FETCH_ANS, f->abuf, DR_FETCH_MSG_MAX, &n, NULL,
-		                  err, errlen);
+		rc = dr_wire_recv_from(f->home, DR_TAG_FETCH_ANS, f->abuf, DR_FETCH_MSG_MAX, &n,
+		                       err, errlen);
 		if (rc < 0)
 			return -1;
 		if (rc == 0)
@@ -905,8 +906,8 @@ int dr_fetch_client_pump(void *cli, char *err, size_t errlen)
 			return -1;
 	}
 	for (int k = 0; k < 2 * DR_WIRE_WINDOW; k++) {
-		rc = dr_wire_recv(f->comm, 0, DR_TAG_FETCH_DATA, f->rbuf,
-		                  sizeof(hdr) + DR_WIRE_CHUNK, &n, NULL, err, errlen);
+		rc = dr_wire_recv_from(f->home, DR_TAG_FETCH_DATA, f->rbuf,
+		                       sizeof(hdr) + DR_WIRE_CHUNK, &n, err, errlen);
 		if (rc < 0)
 			return -1;
 		if (rc == 0)

@@ -439,7 +439,7 @@ static void open_collect(dr_service *s, dr_chan *chan)
 
 	if (chan->size < 2 || s->cfg->split > 0)
 		return;
-	s->collect = dr_collect_home(chan->comm, home_of, s, dr_orch_node_timeout(s->orch),
+	s->collect = dr_collect_home(chan, home_of, s, dr_orch_node_timeout(s->orch),
 	                             !s->cfg->serve, err, sizeof err);
 	if (!s->collect)
 		dr_warn("frames cannot come home: %s", err);

@@ -54,7 +54,8 @@ typedef struct feed {
 	bool active;
 } feed;
 
-static int send_ctl(dr_sendq *s, MPI_Comm comm, int dest, const ctl *m, char *err, size_t errlen)
+static int send_ctl(dr_sendq *s, const dr_peers *peers, int dest, const ctl *m, char *err,
+                    size_t errlen)
 {
 	size_t len = offsetof(ctl, text) + strnlen(m->text, sizeof m->text - 1) + 1;
 	ctl *copy = malloc(sizeof *copy);
@@ -63,18 +64,17 @@ static int send_ctl(dr_sendq *s, MPI_Comm comm, int dest, const ctl *m, char *er
 		return dr_seterr(err, errlen, "staging: out of memory");
 	memcpy(copy, m, len);
 	copy->text[len - offsetof(ctl, text) - 1] = '\0';
-	return dr_sendq_add(s, comm, dest, DR_TAG_STAGE_CTL, copy, len, err, errlen);
+	return dr_sendq_add(s, dr_peers_get(peers, dest), DR_TAG_STAGE_CTL, copy, len, err, errlen);
 }
 
 /* One control message if one is waiting: 1 with M and *SRC, 0 if none, -1 with ERR. */
-static int poll_ctl(MPI_Comm comm, ctl *m, int *src, char *err, size_t errlen)
+static int poll_ctl(const dr_peers *peers, ctl *m, int *src, char *err, size_t errlen)
 {
 	int n = 0, k;
 
 	do {
 		memset(m, 0, sizeof *m);
-		k = dr_wire_recv(comm, MPI_ANY_SOURCE, DR_TAG_STAGE_CTL, m, sizeof *m, &n, src, err,
-		                 errlen);
+		k = dr_wire_recv_any(peers, DR_TAG_STAGE_CTL, m, sizeof *m, &n, src, err, errlen);
 	} while (k == 2); /* too long: not ours */
 	m->text[sizeof m->text - 1] = '\0';
 	return k;
@@ -82,8 +82,8 @@ static int poll_ctl(MPI_Comm comm, ctl *m, int *src, char *err, size_t errlen)
 
 /* Send chunks this rank has (HAVE, read from FD: SIZE bytes in CHUNK-byte pieces) to its active
  * children, up to WINDOW in flight each. Returns how many went, or -1 with ERR. */
-static int pump(MPI_Comm comm, int fd, uint64_t size, uint32_t chunk, int64_t have, feed *f, int nf,
-                dr_sendq *s, int window, char *err, size_t errlen)
+static int pump(const dr_peers *peers, int fd, uint64_t size, uint32_t chunk, int64_t have, feed *f,
+                int nf, dr_sendq *s, int window, char *err, size_t errlen)
 {
 	char why[DR_ERRLEN];
 	int went = 0;
@@ -94,9 +94,9 @@ static int pump(MPI_Comm comm, int fd, uint64_t size, uint32_t chunk, int64_t ha
 
 		if (!f[i].active)
 			continue;
-		dr_blob_out_init(&o, fd, size, chunk, f[i].rank, DR_TAG_STAGE_DATA, 0, 0,
-		                 f[i].sent);
-		k = dr_blob_out_pump(&o, s, comm, have, window, why, sizeof why);
+		dr_blob_out_init(&o, fd, size, chunk, dr_peers_get(peers, f[i].rank),
+		                 DR_TAG_STAGE_DATA, 0, 0, f[i].sent);
+		k = dr_blob_out_pump(&o, s, have, window, why, sizeof why);
 		f[i].sent = o.next;
 		if (k < 0)
 			return dr_seterr(err, errlen, "staging: %s", why);
@@ -185,7 +185,7 @@ static void nap(dr_backoff *b, bool busy)
 /* ---- rank 0 ---------------------------------------------------------------------------------- */
 
 typedef struct source {
-	MPI_Comm comm;
+	const dr_peers *peers; /* the nodes of the communicator staged over (id = rank) */
 	const dr_stage_cfg *c;
 	ctl offer;
 	int fd; /* the file offered */
@@ -217,13 +217,13 @@ static int lose(source *src, int m, const char *why, char *err, size_t errlen)
 		return dr_seterr(err, errlen, "staging: out of memory");
 	dr_warn("staging: rank %d %s; its part of the chain is re-fed", src->plan.rank[m], why);
 	n = dr_xfer_lose(&src->plan, m, orph, &adopter);
-	dr_sendq_abandon(&src->s, src->plan.rank[m]);
+	dr_sendq_abandon(&src->s, dr_peers_get(src->peers, src->plan.rank[m]));
 	if (parent == 0) {
 		feed_stop(src->f, src->nf, src->plan.rank[m]);
 	} else if (parent > 0 && !src->plan.lost[parent]) {
 		msg.type = DR_STAGE_UNFEED;
 		msg.rank = src->plan.rank[m];
-		if (send_ctl(&src->s, src->comm, src->plan.rank[parent], &msg, err, errlen) != 0)
+		if (send_ctl(&src->s, src->peers, src->plan.rank[parent], &msg, err, errlen) != 0)
 			goto fail;
 	}
 	for (int i = 0; i < n; i++) {
@@ -231,7 +231,7 @@ static int lose(source *src, int m, const char *why, char *err, size_t errlen)
 		/* the orphan receives from its adopter only from now on (a receive matched to a
 		 * message of the lost node might never end) */
 		msg = (ctl){.type = DR_STAGE_PARENT, .rank = src->plan.rank[adopter]};
-		if (send_ctl(&src->s, src->comm, src->plan.rank[o], &msg, err, errlen) != 0)
+		if (send_ctl(&src->s, src->peers, src->plan.rank[o], &msg, err, errlen) != 0)
 			goto fail;
 		if (adopter == 0) {
 			feed_set(src->f, &src->nf, src->plan.rank[o], src->plan.have[o]);
@@ -240,7 +240,7 @@ static int lose(source *src, int m, const char *why, char *err, size_t errlen)
 		msg = (ctl){.type = DR_STAGE_FEED,
 		            .rank = src->plan.rank[o],
 		            .count = src->plan.have[o]};
-		if (send_ctl(&src->s, src->comm, src->plan.rank[adopter], &msg, err, errlen) != 0)
+		if (send_ctl(&src->s, src->peers, src->plan.rank[adopter], &msg, err, errlen) != 0)
 			goto fail;
 	}
 	free(orph);
@@ -332,14 +332,15 @@ static int take_answer(source *src, int from, const ctl *m, char *err, size_t er
 	}
 	if (m->status != DR_STAGE_NEED && !src->c->ask) { /* nothing to receive: it may go on */
 		ctl fin = {.type = DR_STAGE_FINISH};
-		return send_ctl(&src->s, src->comm, from, &fin, err, errlen);
+		return send_ctl(&src->s, src->peers, from, &fin, err, errlen);
 	}
 	return 0;
 }
 
-static bool interrupted(const source *src, char *err, size_t errlen)
+/* True (with ERR) when a signal asked to give up. */
+static bool interrupted(const dr_stage_cfg *c, char *err, size_t errlen)
 {
-	if (src->c->interrupted && *src->c->interrupted) {
+	if (c->interrupted && *c->interrupted) {
 		dr_seterr(err, errlen, "staging: interrupted");
 		return true;
 	}
@@ -362,13 +363,13 @@ static int gather_answers(source *src, char *err, size_t errlen)
 			expected--;
 			continue;
 		}
-		if (send_ctl(&src->s, src->comm, i, &src->offer, err, errlen) != 0)
+		if (send_ctl(&src->s, src->peers, i, &src->offer, err, errlen) != 0)
 			return -1;
 	}
 	while (src->nanswers < expected && dr_now() < deadline) {
-		if (interrupted(src, err, errlen))
+		if (interrupted(src->c, err, errlen))
 			return -1;
-		k = poll_ctl(src->comm, &m, &from, err, errlen);
+		k = poll_ctl(src->peers, &m, &from, err, errlen);
 		if (k < 0 || dr_sendq_test(&src->s, err, errlen) < 0)
 			return -1;
 		if (k == 1 && m.type == DR_STAGE_ANSWER && from > 0 && !src->answer[from] &&
@@ -402,14 +403,14 @@ static int start_chain(source *src, const char *path, char *err, size_t errlen)
 		int p = src->plan.parent[i];
 		ctl pm = {.type = DR_STAGE_PARENT, .rank = members[p]};
 		src->heard[i] = dr_now();
-		if (send_ctl(&src->s, src->comm, members[i], &pm, err, errlen) != 0)
+		if (send_ctl(&src->s, src->peers, members[i], &pm, err, errlen) != 0)
 			return -1;
 		if (p == 0) {
 			feed_set(src->f, &src->nf, members[i], 0);
 			continue;
 		}
 		ctl fm = {.type = DR_STAGE_FEED, .rank = members[i], .count = 0};
-		if (send_ctl(&src->s, src->comm, members[p], &fm, err, errlen) != 0)
+		if (send_ctl(&src->s, src->peers, members[p], &fm, err, errlen) != 0)
 			return -1;
 	}
 	return 0;
@@ -422,7 +423,7 @@ static int chain_ctl(source *src, char *err, size_t errlen)
 	int k, from, busy = 0;
 	ctl m;
 
-	while ((k = poll_ctl(src->comm, &m, &from, err, errlen)) == 1) {
+	while ((k = poll_ctl(src->peers, &m, &from, err, errlen)) == 1) {
 		int mb = dr_xfer_member(&src->plan, from);
 		busy = 1;
 		if (mb < 1 || src->plan.lost[mb])
@@ -477,11 +478,11 @@ static int run_chain(source *src, const char *path, char *err, size_t errlen)
 	for (;;) {
 		int busy = 0, went, k;
 
-		if (interrupted(src, err, errlen) || (busy = chain_ctl(src, err, errlen)) < 0)
+		if (interrupted(src->c, err, errlen) || (busy = chain_ctl(src, err, errlen)) < 0)
 			return -1;
 		if ((k = chain_check(src, err, errlen)) != 0)
 			return k < 0 ? -1 : 0;
-		went = pump(src->comm, src->fd, src->res.size, src->chunk, src->plan.nchunks,
+		went = pump(src->peers, src->fd, src->res.size, src->chunk, src->plan.nchunks,
 		            src->f, src->nf, &src->s, src->window, err, errlen);
 		k = dr_sendq_test(&src->s, err, errlen);
 		if (went < 0 || k < 0)
@@ -510,7 +511,7 @@ static int finish_all(source *src, char *err, size_t errlen)
 		           (c->silent && c->silent[i])) {
 			continue; /* told already, or gone */
 		}
-		if (send_ctl(&src->s, src->comm, i, &fin, err, errlen) != 0)
+		if (send_ctl(&src->s, src->peers, i, &fin, err, errlen) != 0)
 			return -1;
 	}
 	return 0;
@@ -527,11 +528,11 @@ static void source_end(source *src, bool ok)
 	if (!ok) {
 		ctl fin = {.type = DR_STAGE_FINISH};
 		for (int i = 1; i < src->size; i++)
-			send_ctl(&src->s, src->comm, i, &fin, e2, sizeof e2);
+			send_ctl(&src->s, src->peers, i, &fin, e2, sizeof e2);
 		dr_sendq_settle(&src->s, 0.5);
 	}
 	for (double end = dr_now() + (ok ? DRAIN_S : 0); dr_now() < end;) {
-		while (poll_ctl(src->comm, &m, &from, e2, sizeof e2) == 1)
+		while (poll_ctl(src->peers, &m, &from, e2, sizeof e2) == 1)
 			;
 		if (dr_sendq_test(&src->s, e2, sizeof e2) < 0 || src->s.n == 0)
 			break;
@@ -552,16 +553,20 @@ static void source_end(source *src, bool ok)
 int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_stage_result *r,
                     char *err, size_t errlen)
 {
-	source src = {.comm = comm, .c = c, .fd = -1, .nmembers = 1};
+	source src = {.c = c, .fd = -1, .nmembers = 1};
 	double t0 = dr_now();
+	dr_peers peers;
 	int rc = -1;
 
 	src.chunk = c->chunk ? c->chunk : DR_WIRE_STAGE_CHUNK;
 	src.window = c->window > 0 ? c->window : DR_WIRE_STAGE_WINDOW;
 	src.timeout = c->timeout > 0 ? c->timeout : 30;
-	if (MPI_Comm_size(comm, &src.size) != MPI_SUCCESS)
-		return dr_seterr(err, errlen, "staging: MPI_Comm_size failed");
+	if (dr_peers_init(&peers, comm, err, errlen) != 0)
+		return -1;
+	src.peers = &peers;
+	src.size = peers.n;
 	if (src.size < 2) {
+		dr_peers_free(&peers);
 		*r = src.res;
 		return 0;
 	}
@@ -597,6 +602,7 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 	rc = 0;
 out:
 	source_end(&src, rc == 0);
+	dr_peers_free(&peers);
 	return rc;
 }
 
@@ -660,7 +666,7 @@ static bool sees_probe(const ctl *offer)
 
 /* A node's side of one offer. */
 typedef struct node {
-	MPI_Comm comm;
+	const dr_peers *peers; /* rank 0 and the other nodes (id = rank) */
 	const dr_stage_cfg *c;
 	char *local; /* the path Blender opens */
 	size_t len;
@@ -683,15 +689,6 @@ typedef struct node {
 	char why[DR_ERRLEN];
 } node;
 
-static bool node_interrupted(const node *n, char *err, size_t errlen)
-{
-	if (n->c->interrupted && *n->c->interrupted) {
-		dr_seterr(err, errlen, "staging: interrupted");
-		return true;
-	}
-	return false;
-}
-
 /* Wait for rank 0's offer (a FEED may overtake it). 0, or -1 with ERR. */
 static int wait_offer(node *n, char *err, size_t errlen)
 {
@@ -700,9 +697,9 @@ static int wait_offer(node *n, char *err, size_t errlen)
 	ctl m;
 
 	while (!n->offer.type) {
-		if (node_interrupted(n, err, errlen))
+		if (interrupted(n->c, err, errlen))
 			return -1;
-		k = poll_ctl(n->comm, &m, &from, err, errlen);
+		k = poll_ctl(n->peers, &m, &from, err, errlen);
 		if (k < 0)
 			return -1;
 		if (k == 1 && from == 0 && m.type == DR_STAGE_OFFER)
@@ -725,7 +722,7 @@ static int send_done(node *n, char *err, size_t errlen)
 	}
 	n->last_sent = dr_now();
 	n->reported = n->in.got;
-	return send_ctl(&n->s, n->comm, 0, &out, err, errlen);
+	return send_ctl(&n->s, n->peers, 0, &out, err, errlen);
 }
 
 /* Look at the offer, answer it, and get ready to receive when the file is needed. 0, or -1 with
@@ -761,7 +758,7 @@ static int answer_offer(node *n, bool *shared, char *err, size_t errlen)
 	}
 	out = (ctl){.type = DR_STAGE_ANSWER, .status = n->answer, .shared = *shared};
 	snprintf(out.text, sizeof out.text, "%s", n->answer == DR_STAGE_FAIL ? n->why : "");
-	if (send_ctl(&n->s, n->comm, 0, &out, err, errlen) != 0)
+	if (send_ctl(&n->s, n->peers, 0, &out, err, errlen) != 0)
 		return -1;
 	n->last_sent = dr_now();
 	if (n->answer == DR_STAGE_FAIL) {
@@ -802,7 +799,7 @@ static int node_ctl(node *n, char *err, size_t errlen)
 	int k = 0, from, busy = 0;
 	ctl m;
 
-	while (!n->finish && (k = poll_ctl(n->comm, &m, &from, err, errlen)) == 1) {
+	while (!n->finish && (k = poll_ctl(n->peers, &m, &from, err, errlen)) == 1) {
 		busy = 1;
 		if (from != 0)
 			continue;
@@ -810,7 +807,7 @@ static int node_ctl(node *n, char *err, size_t errlen)
 			feed_set(n->f, &n->nf, m.rank, m.count);
 		} else if (m.type == DR_STAGE_UNFEED) {
 			feed_stop(n->f, n->nf, m.rank);
-			dr_sendq_abandon(&n->s, m.rank);
+			dr_sendq_abandon(&n->s, dr_peers_get(n->peers, m.rank));
 		} else if (m.type == DR_STAGE_FINISH) {
 			n->finish = true;
 			n->more = m.ask;
@@ -833,8 +830,9 @@ static int node_recv(node *n, char *err, size_t errlen)
 	if (!n->receiving || n->parent < 0)
 		return 0;
 	if (!n->posted) {
-		k = MPI_Irecv(n->rbuf, (int)(sizeof h + n->chunk), MPI_BYTE, n->parent,
-		              DR_TAG_STAGE_DATA, n->comm, &n->rreq);
+		dr_peer from = dr_peers_get(n->peers, n->parent);
+		k = MPI_Irecv(n->rbuf, (int)(sizeof h + n->chunk), MPI_BYTE, from.rank,
+		              DR_TAG_STAGE_DATA, from.comm, &n->rreq);
 		if (k != MPI_SUCCESS)
 			return dr_wire_fail(k, "staging: MPI_Irecv", err, errlen);
 		n->posted = true;
@@ -864,11 +862,11 @@ static int node_run(node *n, char *err, size_t errlen)
 	while (!n->finish) {
 		int busy = 0, k = 0, went = 0;
 
-		if (node_interrupted(n, err, errlen) || (busy = node_ctl(n, err, errlen)) < 0 ||
+		if (interrupted(n->c, err, errlen) || (busy = node_ctl(n, err, errlen)) < 0 ||
 		    (k = node_recv(n, err, errlen)) < 0)
 			return -1;
 		if (n->rfd >= 0 && !n->failed &&
-		    (went = pump(n->comm, n->rfd, (uint64_t)n->offer.size, n->chunk, n->in.got,
+		    (went = pump(n->peers, n->rfd, (uint64_t)n->offer.size, n->chunk, n->in.got,
 		                 n->f, n->nf, &n->s, n->window, err, errlen)) < 0)
 			return -1;
 		if (dr_sendq_test(&n->s, err, errlen) < 0)
@@ -877,7 +875,7 @@ static int node_run(node *n, char *err, size_t errlen)
 		if (n->answer == DR_STAGE_NEED &&
 		    (n->in.got - n->reported >= 8 || dr_now() - n->last_sent >= KEEPALIVE_S)) {
 			ctl out = {.type = DR_STAGE_PROGRESS, .count = n->in.got};
-			if (send_ctl(&n->s, n->comm, 0, &out, err, errlen) != 0)
+			if (send_ctl(&n->s, n->peers, 0, &out, err, errlen) != 0)
 				return -1;
 			n->last_sent = dr_now();
 			n->reported = n->in.got;
@@ -895,18 +893,16 @@ static int node_run(node *n, char *err, size_t errlen)
 }
 
 /* One offer: answer it and receive/forward as told. *MORE: rank 0 said another offer follows. */
-static int stage_node_once(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
+static int stage_node_once(const dr_peers *peers, const dr_stage_cfg *c, char *local, size_t len,
                            bool *shared, bool *more, char *err, size_t errlen)
 {
-	node n = {.comm = comm, .c = c, .local = local, .len = len, .rfd = -1, .parent = -1};
-	int size = 1, rc = -1;
+	node n = {.peers = peers, .c = c, .local = local, .len = len, .rfd = -1, .parent = -1};
+	int rc = -1;
 
 	n.w.fd = -1;
 	n.rreq = MPI_REQUEST_NULL;
 	n.window = c->window > 0 ? c->window : DR_WIRE_STAGE_WINDOW;
-	if (MPI_Comm_size(comm, &size) != MPI_SUCCESS)
-		return dr_seterr(err, errlen, "staging: MPI_Comm_size failed");
-	n.f = calloc((size_t)size, sizeof *n.f);
+	n.f = calloc((size_t)peers->n, sizeof *n.f);
 	if (!n.f)
 		return dr_seterr(err, errlen, "staging: out of memory");
 	if (wait_offer(&n, err, errlen) == 0 && answer_offer(&n, shared, err, errlen) == 0 &&
@@ -935,12 +931,16 @@ static int stage_node_once(MPI_Comm comm, const dr_stage_cfg *c, char *local, si
 int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len, bool *shared,
                   char *err, size_t errlen)
 {
+	dr_peers peers;
 	bool more;
 	int rc;
 
+	if (dr_peers_init(&peers, comm, err, errlen) != 0)
+		return -1;
 	do {
 		more = false;
-		rc = stage_node_once(comm, c, local, len, shared, &more, err, errlen);
+		rc = stage_node_once(&peers, c, local, len, shared, &more, err, errlen);
 	} while (rc == 0 && more);
+	dr_peers_free(&peers);
 	return rc;
 }

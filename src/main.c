@@ -283,7 +283,7 @@ static dr_fetch_server *fetch_server(const dr_opts *o, dr_chan *chan, dr_service
 
 	if (!fetches(o, chan))
 		return NULL;
-	if (!(s = dr_fetch_server_create(chan->comm, &c, err, sizeof err))) {
+	if (!(s = dr_fetch_server_create(dr_chan_peers(chan), &c, err, sizeof err))) {
 		dr_warn("scenes cannot be staged: %s", err);
 		return NULL;
 	}
@@ -311,7 +311,7 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 	cfg.scene_local = staged[0] ? staged : NULL;
 	/* a node that does not see rank 0's output directory (or --collect) sends frames home */
 	if (!o->has_still && (o->collect || !shared)) {
-		home = dr_collect_node(chan->comm, chan, shared, err, sizeof err);
+		home = dr_collect_node(chan, shared, err, sizeof err);
 		if (!home) {
 			dr_error("%s", err);
 			return DR_EXIT_RUNTIME;
@@ -326,7 +326,7 @@ static int run_node(const dr_opts *o, dr_chan *chan, int threads, const cpu_set_
 		                          .cache_max = o->cache_max,
 		                          .always = o->stage == DR_STAGE_ALWAYS,
 		                          .timeout = node_timeout(o)};
-		fetch = dr_fetch_client_create(chan->comm, &fc, err, sizeof err);
+		fetch = dr_fetch_client_create(dr_chan_peers(chan), &fc, err, sizeof err);
 		if (!fetch) {
 			dr_error("%s", err);
 			dr_chan_clear_sides(chan);

@@ -3,38 +3,18 @@
 #include "dr_util.h"
 #include "tap.h"
 #include "testfs.h"
+#include "testmpi.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* See test_cpus.c: Open MPI's allocations past MPI_Finalize under AddressSanitizer. */
-#if defined(__SANITIZE_ADDRESS__)
-#define DR_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define DR_TEST_ASAN 1
-#endif
-#endif
-#ifdef DR_TEST_ASAN
-#include <sanitizer/lsan_interface.h>
-#define LEAKS_OFF() __lsan_disable()
-#define LEAKS_ON()  __lsan_enable()
-const char *__asan_default_options(void);
-const char *__asan_default_options(void)
-{
-	return "intercept_tls_get_addr=0";
-}
-#else
-#define LEAKS_OFF() ((void)0)
-#define LEAKS_ON()  ((void)0)
-#endif
-
 #define CH   1000
 #define SIZE (2 * CH + 517)
 
 static char dir[] = "/tmp/dr-test-blob-XXXXXX";
+static dr_peer self; /* this process, on MPI_COMM_SELF */
 
 static void write_file(const char *path, size_t size)
 {
@@ -62,7 +42,7 @@ static int carry(dr_blob_out *o, dr_sendq *q, dr_blob_in *in, int window, int *m
 	dr_wire_chunk h;
 
 	for (int round = 0; round < 100 && !dr_blob_in_done(in); round++) {
-		if (dr_blob_out_pump(o, q, MPI_COMM_SELF, o->nchunks, window, err, sizeof err) < 0)
+		if (dr_blob_out_pump(o, q, o->nchunks, window, err, sizeof err) < 0)
 			return -1;
 		if (dr_blob_out_inflight(o, q) > *maxflight)
 			*maxflight = dr_blob_out_inflight(o, q);
@@ -90,7 +70,7 @@ static void test_to_file(void)
 	write_file(src, SIZE);
 	fd = open(src, O_RDONLY);
 	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	dr_blob_out_init(&o, fd, SIZE, CH, 0, 5, 3, 4, 0);
+	dr_blob_out_init(&o, fd, SIZE, CH, self, 5, 3, 4, 0);
 	is_int(o.nchunks, 3, "three chunks, the last short");
 	dr_blob_in_init(&in, NULL, out, SIZE, CH);
 	ok(!dr_blob_in_done(&in) && !dr_blob_in_stalled(&in, dr_now(), 10), "waiting, not stalled");
@@ -146,7 +126,7 @@ static void test_to_cache(void)
 	           dr_cache_begin(&cache, hex, "blend", size, &w, err, sizeof err) == 0,
 	   "a cache entry begun");
 	fd = open(src, O_RDONLY);
-	dr_blob_out_init(&o, fd, size, CH, 0, 5, 0, 0, 0);
+	dr_blob_out_init(&o, fd, size, CH, self, 5, 0, 0, 0);
 	dr_blob_in_init(&in, &w, -1, size, CH);
 	is_int(carry(&o, &q, &in, 8, &most), 3, "into the cache entry");
 	ok(dr_cache_commit(&w, path, sizeof path, err, sizeof err) == 0, "its hash checks out");
@@ -166,14 +146,14 @@ static void test_shrank_and_oversize(void)
 	snprintf(src, sizeof src, "%s/short", dir);
 	write_file(src, 10);
 	fd = open(src, O_RDONLY);
-	dr_blob_out_init(&o, fd, SIZE, CH, 0, 6, 0, 0, 0);
-	is_int(dr_blob_out_pump(&o, &q, MPI_COMM_SELF, o.nchunks, 2, err, sizeof err), -2,
+	dr_blob_out_init(&o, fd, SIZE, CH, self, 6, 0, 0, 0);
+	is_int(dr_blob_out_pump(&o, &q, o.nchunks, 2, err, sizeof err), -2,
 	       "a file that shrank cannot be sent");
 	close(fd);
 	write_file(src, 100);
 	fd = open(src, O_RDONLY);
-	dr_blob_out_init(&o, fd, 100, CH, 0, 6, 0, 0, 0);
-	is_int(dr_blob_out_pump(&o, &q, MPI_COMM_SELF, 1, 2, err, sizeof err), 1, "one chunk");
+	dr_blob_out_init(&o, fd, 100, CH, self, 6, 0, 0, 0);
+	is_int(dr_blob_out_pump(&o, &q, 1, 2, err, sizeof err), 1, "one chunk");
 	is_int(dr_wire_recv(MPI_COMM_SELF, 0, 6, small, sizeof small, &n, NULL, err, sizeof err), 2,
 	       "a message too long for the buffer is received and dropped");
 	is_int(n, (int)sizeof(dr_wire_chunk) + 100, "its length is said");
@@ -186,6 +166,37 @@ static void test_shrank_and_oversize(void)
 	close(fd);
 }
 
+static void test_peers(void)
+{
+	char err[DR_ERRLEN], buf[16] = "hi";
+	dr_peers t;
+	dr_sendq q = {0};
+	MPI_Comm other;
+	int id, n = 0, from = -1;
+
+	ok(dr_peers_init(&t, MPI_COMM_SELF, err, sizeof err) == 0 && t.n == 1,
+	   "one peer per rank of a communicator");
+	MPI_Comm_dup(MPI_COMM_SELF, &other);
+	MPI_Comm_set_errhandler(other, MPI_ERRORS_RETURN);
+	id = dr_peers_add(&t, other, 0);
+	is_int(id, 1, "a peer from another communicator gets the next id");
+	is_int(dr_peers_find(&t, other, 0), 1, "found by communicator and rank");
+	is_int(dr_peers_find(&t, other, 3), -1, "not another rank");
+	is_int(dr_peers_get(&t, 7).rank, -1, "an unknown id is no peer");
+	ok(dr_sendq_add(&q, dr_peers_get(&t, id), 9, strdup(buf), 3, err, sizeof err) == 0,
+	   "a send to the joined peer");
+	is_int(dr_sendq_inflight(&q, dr_peers_get(&t, id), 9) +
+	               dr_sendq_inflight(&q, dr_peers_get(&t, 0), 9),
+	       1, "in flight to it, not to the other");
+	memset(buf, 0, sizeof buf);
+	is_int(dr_wire_recv_any(&t, 9, buf, sizeof buf, &n, &from, err, sizeof err), 1,
+	       "received from any peer");
+	ok(from == 1 && strcmp(buf, "hi") == 0, "its id and bytes");
+	dr_sendq_settle(&q, 1);
+	MPI_Comm_free(&other);
+	dr_peers_free(&t);
+}
+
 int main(int argc, char **argv)
 {
 	LEAKS_OFF();
@@ -193,12 +204,14 @@ int main(int argc, char **argv)
 		return 1;
 	LEAKS_ON();
 	MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_RETURN);
+	self = (dr_peer){.comm = MPI_COMM_SELF, .rank = 0};
 	if (!mkdtemp(dir))
 		return 1;
 	test_to_file();
 	test_refused();
 	test_to_cache();
 	test_shrank_and_oversize();
+	test_peers();
 	testfs_rm_tree(dir);
 	LEAKS_OFF();
 	MPI_Finalize();
