@@ -99,6 +99,12 @@ struct dr_loop *dr_chan_loop(dr_chan *c);
  * into it. */
 const dr_peers *dr_chan_peers(const dr_chan *c);
 
+/* A peer on COMM at RANK (a node that joined over its own communicator, MPI_Comm_accept): its id,
+ * by which dr_chan_send and every protocol given this channel's table reach it; -1 when out of
+ * memory. The communicator needs MPI_ERRORS_RETURN, and stays the caller's to free after
+ * dr_chan_destroy. */
+int dr_chan_add_peer(dr_chan *c, MPI_Comm comm, int rank);
+
 /* Accessors, so that callers need not read the struct (it becomes private). */
 int dr_chan_rank(const dr_chan *c);
 int dr_chan_size(const dr_chan *c);

@@ -213,6 +213,11 @@ const dr_peers *dr_chan_peers(const dr_chan *c)
 	return &c->peers;
 }
 
+int dr_chan_add_peer(dr_chan *c, MPI_Comm comm, int rank)
+{
+	return dr_peers_add(&c->peers, comm, rank);
+}
+
 struct dr_loop *dr_chan_loop(dr_chan *c)
 {
 	return c->loop;
