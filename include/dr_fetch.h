@@ -4,6 +4,7 @@
 #define DR_FETCH_H
 
 #include "dr_cache.h"
+#include "dr_wire.h"
 
 #include <mpi.h>
 #include <stdbool.h>
@@ -31,27 +32,10 @@
  * transfer stalls gives up after the timeout and reports the load as failed.
  */
 
-/* Message kinds: node -> 0, then 0 -> node. */
-enum dr_fetch_kind {
-	DR_FETCH_ASK = 1, /* job: what is its scene? */
-	DR_FETCH_WANT,    /* job: I lack it, what is its packed copy? */
-	DR_FETCH_SEND,    /* job: send the packed copy from chunk HAVE */
-	DR_FETCH_CANCEL,  /* stop sending (the node moved on) */
-	DR_FETCH_DONE,    /* outcome, size, seconds; text: the node's host */
-	DR_FETCH_SCENE,   /* size, hex of the scene file; text: its path */
-	DR_FETCH_PACKED,  /* size, hex of the copy to stage; have: chunk size; text: extension */
-	DR_FETCH_FAIL,    /* text: why */
-};
+/* Message kinds and outcomes: enum dr_fetch_kind and dr_fetch_outcome in dr_wire.h. */
 
-/* How a node got a scene (DONE's outcome). */
-enum dr_fetch_outcome {
-	DR_FETCH_SAME = 1, /* its own file at the same path has the same size and hash */
-	DR_FETCH_CACHED,   /* its cache had the packed copy */
-	DR_FETCH_STAGED,   /* it received the packed copy */
-	DR_FETCH_FAILED,   /* it could not get it */
-};
-
-/* One request or answer (tags of their own: 25 node -> 0, 26 0 -> node; chunks on 27). */
+/* One request or answer (DR_TAG_FETCH_REQ node -> 0, DR_TAG_FETCH_ANS 0 -> node; chunks on
+ * DR_TAG_FETCH_DATA). */
 typedef struct dr_fetch_msg {
 	int32_t kind, job, seq, outcome;
 	int64_t size, have;
@@ -119,9 +103,10 @@ typedef struct dr_fetch_stats {
 
 typedef struct dr_fetch_server dr_fetch_server;
 
-/* Rank 0's side on COMM. C's strings are copied. NULL with ERR on failure. */
-dr_fetch_server *dr_fetch_server_create(MPI_Comm comm, const dr_fetch_server_cfg *c, char *err,
-                                        size_t errlen);
+/* Rank 0's side, for the peers of PEERS (the channel's table, dr_chan_peers: it must outlive the
+ * server; a "rank" below is a peer id). C's strings are copied. NULL with ERR on failure. */
+dr_fetch_server *dr_fetch_server_create(const dr_peers *peers, const dr_fetch_server_cfg *c,
+                                        char *err, size_t errlen);
 
 /* Answer requests and move transfers on (for dr_chan_add_side). 0, or -1 with ERR on an MPI
  * failure. */
@@ -149,8 +134,9 @@ typedef struct dr_fetch_client_cfg {
 
 typedef struct dr_fetch_client dr_fetch_client;
 
-dr_fetch_client *dr_fetch_client_create(MPI_Comm comm, const dr_fetch_client_cfg *c, char *err,
-                                        size_t errlen);
+/* A node's side: rank 0 is peer 0 of PEERS (dr_chan_peers). */
+dr_fetch_client *dr_fetch_client_create(const dr_peers *peers, const dr_fetch_client_cfg *c,
+                                        char *err, size_t errlen);
 
 /* Answers and chunks in (for dr_chan_add_side). 0, or -1 with ERR on an MPI failure. */
 int dr_fetch_client_pump(void *cli, char *err, size_t errlen);

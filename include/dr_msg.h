@@ -3,28 +3,14 @@
 #define DR_MSG_H
 
 #include "dr_run_cfg.h"
+#include "dr_wire.h"
 
 #include <mpi.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* A render node says something at least this often (seconds). */
 #define DR_HEARTBEAT_S 2.0
-
-enum dr_msg_type {
-	DR_MSG_HELLO = 1, /* node -> 0: host, pid, threads; Blender is starting */
-	DR_MSG_READY,     /* node -> 0: Blender has the first scene loaded; asks for work */
-	DR_MSG_LOADFAIL,  /* node -> 0: Blender cannot load job's scene (text says why) */
-	DR_MSG_REQUEST,   /* node -> 0: idle, wants a task */
-	DR_MSG_RESULT,    /* node -> 0: job's frame done (ok = 1) or failed (text says why) */
-	DR_MSG_TASK,      /* 0 -> node: render job's frames[0..n) */
-	DR_MSG_STOP,      /* 0 -> node: no more work; quit Blender and finish */
-	DR_MSG_HEARTBEAT, /* node -> 0: still alive (sent when nothing else was for a while) */
-	DR_MSG_JOB,       /* 0 -> node: settings of job (JSON in text), sent before its tasks */
-	DR_MSG_CANCEL,    /* 0 -> node: drop job's frame (or all its frames if frame < 0); with
-	                   * n = 1 only if it has not started yet */
-	DR_MSG_RENDERED,  /* node -> 0: job's frame is rendered and checked and on its way home
-	                   * (dr_collect): the node is free for work; its RESULT follows */
-};
 
 typedef struct dr_msg {
 	int32_t type;
@@ -45,11 +31,16 @@ typedef struct dr_msg {
 /* Where messages go: MPI_COMM_WORLD with MPI_ERRORS_RETURN, plus a local queue that carries
  * rank 0's messages to itself when it renders alone. Sends never block: a blocking MPI_Send can
  * spin until the receiver polls, so each send is an MPI_Isend of a private copy, completed by
- * later calls. */
+ * later calls. Its fields are private: read them through the accessors below (the struct moves
+ * into dr_msg.c once every caller holds a dr_chan_create pointer and uses them). */
 typedef struct dr_chan {
 	MPI_Comm comm;
 	int rank, size;
-	dr_msg *local; /* queued messages to self */
+	dr_peers peers; /* whom a peer id names: the ranks of COMM (id = rank), then joined nodes */
+	struct dr_local { /* queued messages to self (or delivered as from SRC: dr_chan_inject) */
+		dr_msg m;
+		int src;
+	} * local;
 	size_t nlocal, caplocal;
 	MPI_Request *reqs; /* sends in flight */
 	dr_msg **bufs;     /* their buffers */
@@ -57,27 +48,35 @@ typedef struct dr_chan {
 	size_t nsend, capsend;
 	dr_msg **orphans; /* buffers of sends to forgotten ranks (see dr_chan_forget) */
 	size_t norphans, caporphans;
-	struct dr_side { /* see dr_chan_add_side */
-		int (*fn)(void *ctx, char *err, size_t errlen);
-		void *ctx;
-	} side[4];
-	int nside;
+	struct dr_loop *loop; /* side pumps (dr_chan_add_side) run at every poll */
+	uint64_t *sides;      /* their handles */
+	size_t nsides, capsides;
 	double side_max; /* the longest any one side pump took (seconds): how long byte transfers
-	                  * held up the loop that polls, at most */
+	                  * held up the loop that polls, at most (dr_chan_side_max) */
 	struct dr_forget_hook { /* see dr_chan_on_forget */
 		void (*fn)(void *ctx, int rank);
 		void *ctx;
-	} forget[4];
-	int nforget;
+	} * forget;
+	size_t nforget, capforget;
 } dr_chan;
 
 int dr_chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen);
 
+/* The same on the heap, for callers that hold a dr_chan * only (the struct becomes private): NULL
+ * with ERR. dr_chan_free(C, TIMEOUT_S) = dr_chan_destroy, then free; NULL is fine. */
+dr_chan *dr_chan_create(MPI_Comm comm, char *err, size_t errlen);
+void dr_chan_free(dr_chan *c, double timeout_s);
+
 /* Wait up to TIMEOUT_S for sends in flight (without spinning), then free everything. */
 void dr_chan_destroy(dr_chan *c, double timeout_s);
 
-/* Send M to rank DEST. Returns 0, or -1 with ERR. */
+/* Send M to peer DEST (a rank of the job's communicator, or a joined peer's id). Returns 0, or -1
+ * with ERR. */
 int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen);
+
+/* Deliver M at the next dr_chan_poll as if peer SRC had sent it (a protocol on another tag that
+ * carried it, dr_collect: a frame's RESULT travels with the frame). 0, or -1 with ERR. */
+int dr_chan_inject(dr_chan *c, int src, const dr_msg *m, char *err, size_t errlen);
 
 /* Receive one message if any is waiting (never blocks); also completes finished sends.
  * Returns 1 with M and *SRC filled, 0 if none, -1 with ERR on an MPI error. */
@@ -85,15 +84,35 @@ int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen);
 
 /* Run FN(CTX) at every dr_chan_poll (before it looks for a message), so that byte transfers on
  * other tags (frames coming home, dr_collect; scenes fetched, dr_fetch) move on wherever the loops
- * poll; FN returns 0, or -1 with ERR, which dr_chan_poll then returns. Up to 4; 0, or -1 when
- * full. */
+ * poll; FN returns 0 (or 1: it did something), or -1 with ERR, which dr_chan_poll then returns. A
+ * pump on dr_chan_loop(C); 0, or -1 when out of memory. */
 int dr_chan_add_side(dr_chan *c, int (*fn)(void *ctx, char *err, size_t errlen), void *ctx);
 
 /* Run no side pumps any more (nor forget hooks). */
 void dr_chan_clear_sides(dr_chan *c);
 
+/* The loop whose pumps dr_chan_poll runs: an owner adds its pump there and removes it by its
+ * handle (dr_loop_add_pump, dr_loop_remove). */
+struct dr_loop *dr_chan_loop(dr_chan *c);
+
+/* The peer table: a message's source and destination, and every protocol's peer ids, are indices
+ * into it. */
+const dr_peers *dr_chan_peers(const dr_chan *c);
+
+/* A peer on COMM at RANK (a node that joined over its own communicator, MPI_Comm_accept): its id,
+ * by which dr_chan_send and every protocol given this channel's table reach it; -1 when out of
+ * memory. The communicator needs MPI_ERRORS_RETURN, and stays the caller's to free after
+ * dr_chan_destroy. */
+int dr_chan_add_peer(dr_chan *c, MPI_Comm comm, int rank);
+
+/* Accessors, so that callers need not read the struct (it becomes private). */
+int dr_chan_rank(const dr_chan *c);
+int dr_chan_size(const dr_chan *c);
+MPI_Comm dr_chan_comm(const dr_chan *c);
+double dr_chan_side_max(const dr_chan *c);
+
 /* Call FN(CTX, RANK) whenever dr_chan_forget(RANK) is, so that a side pump's transfers to a lost
- * rank are abandoned too (dr_fetch). Up to 4; 0, or -1 when full. */
+ * rank are abandoned too (dr_fetch). 0, or -1 when out of memory. */
 int dr_chan_on_forget(dr_chan *c, void (*fn)(void *ctx, int rank), void *ctx);
 
 /* Rank DEST is gone (declared lost): sends to it still in flight are abandoned, never waited on
@@ -105,8 +124,5 @@ void dr_chan_forget(dr_chan *c, int dest);
 /* True when mpirun keeps the job alive past a dead rank (mpirun --enable-recovery, which hands
  * its ranks OMPI_MCA_orte_enable_recovery=1). Without it a dead rank ends the world. */
 bool dr_mpi_recovery(void);
-
-/* Describe an MPI error code. */
-void dr_mpi_strerror(int code, char *buf, size_t len);
 
 #endif

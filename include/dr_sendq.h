@@ -2,6 +2,8 @@
 #ifndef DR_SENDQ_H
 #define DR_SENDQ_H
 
+#include "dr_wire.h"
+
 #include <mpi.h>
 #include <stddef.h>
 
@@ -11,31 +13,28 @@
 typedef struct dr_sendq {
 	MPI_Request *req;
 	void **buf;
-	int *dest, *tag;
+	dr_peer *dest;
+	int *tag;
 	size_t n, cap, capb, capd, capt;
 } dr_sendq;
 
-/* Send LEN bytes of BUF (malloc'ed; the queue takes it, and frees it on failure too) to DEST with
- * TAG. 0, or -1 with ERR. */
-int dr_sendq_add(dr_sendq *s, MPI_Comm comm, int dest, int tag, void *buf, size_t len, char *err,
-                 size_t errlen);
+/* Send LEN bytes of BUF (malloc'ed; the queue takes it, and frees it on failure too) to peer TO
+ * with TAG. 0, or -1 with ERR. */
+int dr_sendq_add(dr_sendq *s, dr_peer to, int tag, void *buf, size_t len, char *err, size_t errlen);
 
 /* Complete finished sends. Returns how many, or -1 with ERR. */
 int dr_sendq_test(dr_sendq *s, char *err, size_t errlen);
 
-/* Sends to DEST with TAG in flight. */
-int dr_sendq_inflight(const dr_sendq *s, int dest, int tag);
+/* Sends to TO with TAG in flight. */
+int dr_sendq_inflight(const dr_sendq *s, dr_peer to, int tag);
 
-/* Never wait for sends to DEST (-1 = all) again. */
-void dr_sendq_abandon(dr_sendq *s, int dest);
+/* Never wait for sends to TO again. */
+void dr_sendq_abandon(dr_sendq *s, dr_peer to);
 
 /* Abandon everything and free the queue. */
 void dr_sendq_free(dr_sendq *s);
 
 /* Wait up to SECS (without spinning) for sends in flight, then dr_sendq_free. */
 void dr_sendq_settle(dr_sendq *s, double secs);
-
-/* An MPI error code as "WHAT: MPI's message" into ERR; returns -1. */
-int dr_mpi_fail(int rc, const char *what, char *err, size_t errlen);
 
 #endif

@@ -2,6 +2,8 @@
 #ifndef DR_STAGE_H
 #define DR_STAGE_H
 
+#include "dr_wire.h"
+
 #include <mpi.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -27,8 +29,8 @@ typedef struct dr_stage_cfg {
 	const char *token;     /* ... and its content: a node that reads it shares the directory */
 	const char *cache_dir; /* a node's cache directory (NULL = $TMPDIR/drender-cache) */
 	uint64_t cache_max;    /* its bound in bytes, 0 = none */
-	uint32_t chunk;        /* chunk size, 0 = DR_XFER_CHUNK */
-	int window;            /* chunks in flight per sender and child, 0 = DR_XFER_WINDOW */
+	uint32_t chunk;        /* chunk size, 0 = DR_WIRE_STAGE_CHUNK */
+	int window;            /* chunks in flight per sender and child, 0 = DR_WIRE_STAGE_WINDOW */
 	int fanout;            /* 1 = a chain (the default when 0), d = a d-ary tree */
 	double timeout;        /* a node silent this long while staging is lost (seconds) */
 	volatile sig_atomic_t *interrupted; /* set by a signal: give up */

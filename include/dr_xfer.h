@@ -6,10 +6,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Default chunk size (bytes) and chunks a sender keeps in flight per child. */
-#define DR_XFER_CHUNK  (1 << 20)
-#define DR_XFER_WINDOW 4
-
 /* Chunks of a SIZE-byte file cut in CHUNK-byte pieces (the last may be shorter; 0 for 0). */
 int64_t dr_xfer_nchunks(uint64_t size, uint32_t chunk);
 

@@ -1,6 +1,7 @@
 /* Frames coming home: a render node without rank 0's output directory sends each frame to rank 0.
  */
 #include "dr_collect.h"
+#include "dr_blob.h"
 #include "dr_imgcheck.h"
 #include "dr_log.h"
 #include "dr_outdir.h"
@@ -9,27 +10,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Tags of their own (dr_msg uses 7, dr_stage 21 and 22). */
-#define TAG_PUSH 23 /* node -> 0: a frame's header, then its chunks */
-#define TAG_ACK  24 /* 0 -> node: the frame is in place (or why not) */
-
-/* A quarter MiB per chunk: one chunk is a couple of milliseconds on a gigabit link, so receiving
- * one never holds rank 0's loop up for long. */
-#define CHUNK  (256 * 1024)
-#define WINDOW 8
 #define BUDGET 4 /* chunks rank 0 takes in per pump, from all senders together */
 
-/* Every push message starts with this; a header (idx -1) carries the frame's size after it. */
-typedef struct hdr {
-	int32_t job, frame;
-	int64_t idx;
-} hdr;
+/* Every push message starts with this (id0: the job, id1: the frame); a header (idx -1) carries
+ * the frame's size after it. */
+typedef dr_wire_chunk hdr;
 
 typedef struct ack {
 	int32_t job, frame, ok;
@@ -44,13 +36,14 @@ typedef struct pending { /* node: a frame waiting to go home */
 typedef struct incoming { /* rank 0: a frame on its way */
 	int src, job, frame, fd;
 	char format[32];
-	int64_t size, nchunks, next;
+	int64_t size;
+	dr_blob_in blob; /* into FD */
+	dr_msg result;   /* the node's RESULT, delivered once the frame is in place */
 	char tmp[DR_PATH_MAX], final[DR_PATH_MAX];
-	double started, last;
 } incoming;
 
 struct dr_collect {
-	MPI_Comm comm;
+	const dr_peers *peers; /* the channel's: rank 0 is peer 0, a sender a peer id */
 	bool home;
 	double timeout;
 	dr_sendq s;
@@ -60,7 +53,7 @@ struct dr_collect {
 	pending *q;
 	size_t nq, capq;
 	int fd;
-	int64_t size, nchunks, sent;
+	dr_blob_out out; /* the head of the queue, from FD */
 	bool active;
 	/* rank 0 */
 	dr_collect_where where;
@@ -83,20 +76,14 @@ struct dr_collect {
 	double seconds;
 };
 
-static int64_t nchunks_of(int64_t size)
-{
-	return (size + CHUNK - 1) / CHUNK;
-}
-
-dr_collect *dr_collect_home(MPI_Comm comm, dr_collect_where where, void *ctx, double timeout,
+dr_collect *dr_collect_home(dr_chan *chan, dr_collect_where where, void *ctx, double timeout,
                             bool per_frame, char *err, size_t errlen)
 {
 	dr_collect *c = calloc(1, sizeof *c);
 	char host[256];
 	int n = 1;
 
-	if (MPI_Comm_size(comm, &n) != MPI_SUCCESS || n < 1)
-		n = 1;
+	n = dr_chan_peers(chan)->n > 1 ? dr_chan_peers(chan)->n : 1;
 	if (!c || !(c->slot = calloc((size_t)n, sizeof *c->slot))) {
 		free(c);
 		dr_seterr(err, errlen, "out of memory");
@@ -105,7 +92,8 @@ dr_collect *dr_collect_home(MPI_Comm comm, dr_collect_where where, void *ctx, do
 	c->nranks = n;
 	for (int i = 0; i < n; i++)
 		c->slot[i].req = MPI_REQUEST_NULL;
-	c->comm = comm;
+	c->peers = dr_chan_peers(chan);
+	c->chan = chan;
 	c->home = true;
 	c->timeout = timeout > 0 ? timeout : 30;
 	c->where = where;
@@ -115,12 +103,12 @@ dr_collect *dr_collect_home(MPI_Comm comm, dr_collect_where where, void *ctx, do
 		snprintf(host, sizeof host, "unknown-host");
 	host[sizeof host - 1] = '\0';
 	dr_outdir_tag(host, c->tag, sizeof c->tag);
-	c->rcap = sizeof(hdr) + CHUNK;
+	c->rcap = sizeof(hdr) + DR_WIRE_CHUNK;
 	c->fd = -1;
 	return c;
 }
 
-dr_collect *dr_collect_node(MPI_Comm comm, dr_chan *chan, bool keep_copy, char *err, size_t errlen)
+dr_collect *dr_collect_node(dr_chan *chan, bool keep_copy, char *err, size_t errlen)
 {
 	dr_collect *c = calloc(1, sizeof *c);
 
@@ -128,7 +116,7 @@ dr_collect *dr_collect_node(MPI_Comm comm, dr_chan *chan, bool keep_copy, char *
 		dr_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
-	c->comm = comm;
+	c->peers = dr_chan_peers(chan);
 	c->chan = chan;
 	c->keep_copy = keep_copy;
 	c->fd = -1;
@@ -166,7 +154,8 @@ static void drop_thumb(const char *path)
 		unlink(th);
 }
 
-/* The head of the queue is settled: send its RESULT (failed with WHY unless OK) and drop it. */
+/* The head of the queue is settled: rank 0 has it (OK: its RESULT went with the frame and rank 0
+ * delivered it), or the node sends its RESULT failed with WHY; it is dropped. */
 static int settle(dr_collect *c, bool ok, const char *why, char *err, size_t errlen)
 {
 	pending *p = &c->q[0];
@@ -186,13 +175,12 @@ static int settle(dr_collect *c, bool ok, const char *why, char *err, size_t err
 	}
 	memmove(c->q, c->q + 1, (c->nq - 1) * sizeof *c->q);
 	c->nq--;
-	return dr_chan_send(c->chan, 0, &m, err, errlen);
+	return ok ? 0 : dr_chan_send(c->chan, 0, &m, err, errlen);
 }
 
 static int node_pump(dr_collect *c, char *err, size_t errlen)
 {
-	int flag = 0, rc;
-	MPI_Status st;
+	int n = 0, rc;
 
 	if (!c->active && c->nq > 0) {
 		pending *p = &c->q[0];
@@ -205,55 +193,42 @@ static int node_pump(dr_collect *c, char *err, size_t errlen)
 			snprintf(why, sizeof why, "cannot read %s: %s", p->path, strerror(errno));
 			return settle(c, false, why, err, errlen);
 		}
-		c->size = sb.st_size;
-		c->nchunks = nchunks_of(c->size);
-		c->sent = 0;
+		dr_blob_out_init(&c->out, c->fd, (uint64_t)sb.st_size, DR_WIRE_CHUNK,
+		                 dr_peers_get(c->peers, 0), DR_TAG_PUSH, p->result.job,
+		                 p->result.frame, 0);
 		c->active = true;
-		h = malloc(sizeof *h + sizeof(int64_t));
+		/* the header: the frame's size, then its RESULT (only the used part of its text) */
+		size_t rlen = offsetof(dr_msg, text) +
+		              strnlen(p->result.text, sizeof p->result.text - 1) + 1;
+		h = malloc(sizeof *h + sizeof(int64_t) + rlen);
 		if (!h)
 			return dr_seterr(err, errlen, "out of memory");
-		*h = (hdr){.job = p->result.job, .frame = p->result.frame, .idx = -1};
-		memcpy(h + 1, &c->size, sizeof c->size);
-		if (dr_sendq_add(&c->s, c->comm, 0, TAG_PUSH, h, sizeof *h + sizeof(int64_t), err,
-		                 errlen) != 0)
+		*h = (hdr){.id0 = p->result.job, .id1 = p->result.frame, .idx = -1};
+		memcpy(h + 1, &(int64_t){(int64_t)sb.st_size}, sizeof(int64_t));
+		memcpy((char *)(h + 1) + sizeof(int64_t), &p->result, rlen - 1);
+		((char *)(h + 1))[sizeof(int64_t) + rlen - 1] = '\0';
+		if (dr_sendq_add(&c->s, dr_peers_get(c->peers, 0), DR_TAG_PUSH, h,
+		                 sizeof *h + sizeof(int64_t) + rlen, err, errlen) != 0)
 			return -1;
 	}
-	while (c->active && c->sent < c->nchunks &&
-	       dr_sendq_inflight(&c->s, 0, TAG_PUSH) < WINDOW) {
-		int64_t off = c->sent * CHUNK;
-		size_t len = (size_t)(c->size - off < CHUNK ? c->size - off : CHUNK), got = 0;
-		hdr *h = malloc(sizeof *h + len);
-
-		if (!h)
-			return dr_seterr(err, errlen, "out of memory");
-		*h = (hdr){
-		        .job = c->q[0].result.job, .frame = c->q[0].result.frame, .idx = c->sent};
-		while (got < len) {
-			ssize_t k =
-			        pread(c->fd, (char *)(h + 1) + got, len - got, off + (off_t)got);
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0) {
-				free(h);
-				return settle(c, false, "the frame's file shrank", err, errlen);
-			}
-			got += (size_t)k;
-		}
-		if (dr_sendq_add(&c->s, c->comm, 0, TAG_PUSH, h, sizeof *h + len, err, errlen) != 0)
-			return -1;
-		c->sent++;
+	if (c->active) {
+		char why[DR_ERRLEN];
+		int k = dr_blob_out_pump(&c->out, &c->s, c->out.nchunks, DR_WIRE_WINDOW, why,
+		                         sizeof why);
+		if (k == -2)
+			return settle(c, false, "the frame's file shrank", err, errlen);
+		if (k < 0)
+			return dr_seterr(err, errlen, "%s", why);
 	}
 	if (dr_sendq_test(&c->s, err, errlen) < 0)
 		return -1;
-	rc = MPI_Iprobe(0, TAG_ACK, c->comm, &flag, &st);
-	if (rc != MPI_SUCCESS)
-		return dr_mpi_fail(rc, "MPI_Iprobe", err, errlen);
-	if (flag) {
-		ack a;
-		memset(&a, 0, sizeof a);
-		rc = MPI_Recv(&a, (int)sizeof a, MPI_BYTE, 0, TAG_ACK, c->comm, MPI_STATUS_IGNORE);
-		if (rc != MPI_SUCCESS)
-			return dr_mpi_fail(rc, "MPI_Recv", err, errlen);
+	ack a;
+	memset(&a, 0, sizeof a);
+	rc = dr_wire_recv_from(dr_peers_get(c->peers, 0), DR_TAG_ACK, &a, sizeof a, &n, err,
+	                       errlen);
+	if (rc < 0)
+		return -1;
+	if (rc == 1) {
 		a.why[sizeof a.why - 1] = '\0';
 		if (c->active && a.job == c->q[0].result.job && a.frame == c->q[0].result.frame)
 			return settle(c, a.ok != 0, a.why, err, errlen);
@@ -273,7 +248,8 @@ static int send_ack(dr_collect *c, int dest, int job, int frame, bool ok, const 
 		return dr_seterr(err, errlen, "out of memory");
 	*a = (ack){.job = job, .frame = frame, .ok = ok};
 	snprintf(a->why, sizeof a->why, "%s", why ? why : "");
-	return dr_sendq_add(&c->s, c->comm, dest, TAG_ACK, a, sizeof *a, err, errlen);
+	return dr_sendq_add(&c->s, dr_peers_get(c->peers, dest), DR_TAG_ACK, a, sizeof *a, err,
+	                    errlen);
 }
 
 static void drop_incoming(dr_collect *c, size_t i)
@@ -327,7 +303,11 @@ static int finish_incoming(dr_collect *c, incoming *in, char *err, size_t errlen
 			ok = true;
 	}
 	if (ok) {
-		double secs = dr_now() - in->started;
+		double secs = dr_now() - in->blob.started;
+		/* the frame is on rank 0's disk: its RESULT is delivered as the node's, which then
+		 * needs to say nothing more (one answer, the acknowledgement) */
+		if (dr_chan_inject(c->chan, src, &in->result, err, errlen) != 0)
+			return -1;
 		in->tmp[0] = '\0'; /* renamed: nothing to remove */
 		if (record(c, frame, (uint64_t)in->size, secs) != 0)
 			return dr_seterr(err, errlen, "out of memory");
@@ -340,10 +320,15 @@ static int finish_incoming(dr_collect *c, incoming *in, char *err, size_t errlen
 	return send_ack(c, src, job, frame, ok, why, err, errlen);
 }
 
-static int start_incoming(dr_collect *c, int src, const hdr *h, int64_t size, char *err,
-                          size_t errlen)
+static int start_incoming(dr_collect *c, int src, const hdr *h, int64_t size, const dr_msg *result,
+                          char *err, size_t errlen)
 {
-	incoming in = {.src = src, .job = h->job, .frame = h->frame, .fd = -1, .size = size};
+	incoming in = {.src = src,
+	               .job = h->id0,
+	               .frame = h->id1,
+	               .fd = -1,
+	               .size = size,
+	               .result = *result};
 	char why[DR_ERRLEN] = "";
 	dr_frames one = {&in.frame, 1};
 	incoming *old = find_src(c, src);
@@ -352,32 +337,31 @@ static int start_incoming(dr_collect *c, int src, const hdr *h, int64_t size, ch
 	if (old) /* the node started over: what it sent before is dropped */
 		drop_incoming(c, (size_t)(old - c->in));
 	for (size_t i = 0; i < c->nin; i++)
-		if (c->in[i].job == h->job && c->in[i].frame == h->frame)
-			return send_ack(c, src, h->job, h->frame, false,
+		if (c->in[i].job == h->id0 && c->in[i].frame == h->id1)
+			return send_ack(c, src, h->id0, h->id1, false,
 			                "another node is bringing this frame home", err, errlen);
-	if (c->where(c->where_ctx, h->job, &out, in.format, sizeof in.format) != 0)
-		return send_ack(c, src, h->job, h->frame, false, "the job is not known any more",
-		                err, errlen);
-	if (size < 0 || dr_outpath_frame(&out, h->frame, in.final, sizeof in.final) != 0 ||
-	    dr_outpath_temp(&out, h->frame, c->tag, in.tmp, sizeof in.tmp) != 0)
-		return send_ack(c, src, h->job, h->frame, false, "bad frame or output path", err,
+	if (c->where(c->where_ctx, h->id0, &out, in.format, sizeof in.format) != 0)
+		return send_ack(c, src, h->id0, h->id1, false, "the job is not known any more", err,
+		                errlen);
+	if (size < 0 || dr_outpath_frame(&out, h->id1, in.final, sizeof in.final) != 0 ||
+	    dr_outpath_temp(&out, h->id1, c->tag, in.tmp, sizeof in.tmp) != 0)
+		return send_ack(c, src, h->id0, h->id1, false, "bad frame or output path", err,
 		                errlen);
 	if (dr_outdir_prepare(&out, &one, why, sizeof why) != 0)
-		return send_ack(c, src, h->job, h->frame, false, why, err, errlen);
+		return send_ack(c, src, h->id0, h->id1, false, why, err, errlen);
 	in.fd = open(in.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (in.fd < 0) {
 		snprintf(why, sizeof why, "cannot create %.1500s: %s", in.tmp, strerror(errno));
-		return send_ack(c, src, h->job, h->frame, false, why, err, errlen);
+		return send_ack(c, src, h->id0, h->id1, false, why, err, errlen);
 	}
-	in.nchunks = nchunks_of(size);
-	in.started = in.last = dr_now();
+	dr_blob_in_init(&in.blob, NULL, in.fd, (uint64_t)size, DR_WIRE_CHUNK);
 	if (dr_grow(&c->in, &c->capin, c->nin + 1, sizeof *c->in) != 0) {
 		close(in.fd);
 		unlink(in.tmp);
 		return dr_seterr(err, errlen, "out of memory");
 	}
 	c->in[c->nin++] = in;
-	if (in.nchunks == 0)
+	if (dr_blob_in_done(&in.blob))
 		return finish_incoming(c, &c->in[c->nin - 1], err, errlen);
 	return 0;
 }
@@ -385,42 +369,40 @@ static int start_incoming(dr_collect *c, int src, const hdr *h, int64_t size, ch
 /* One push message of COUNT bytes from SRC is in BUF. */
 static int handle_push(dr_collect *c, int src, const char *buf, int count, char *err, size_t errlen)
 {
+	char why[DR_ERRLEN];
 	hdr h;
 	incoming *in;
-	size_t len, off = 0;
+	size_t len;
 	const char *data = buf + sizeof h;
+	int k;
 
-	if (count < (int)sizeof h)
+	if (dr_blob_header(buf, (size_t)count, &h) != 0)
 		return 0;
-	memcpy(&h, buf, sizeof h);
 	len = (size_t)count - sizeof h;
-	if (h.idx < 0) {
+	if (h.idx < 0) { /* a header: the size, then the RESULT */
 		int64_t size;
-		if (len < sizeof size)
+		dr_msg result;
+		if (len <= sizeof size + offsetof(dr_msg, text) ||
+		    len > sizeof size + sizeof result)
 			return 0;
 		memcpy(&size, data, sizeof size);
-		return start_incoming(c, src, &h, size, err, errlen);
+		memset(&result, 0, sizeof result);
+		memcpy(&result, data + sizeof size, len - sizeof size);
+		result.text[sizeof result.text - 1] = '\0';
+		return start_incoming(c, src, &h, size, &result, err, errlen);
 	}
 	in = find_src(c, src);
-	if (!in || in->frame != h.frame || in->job != h.job || h.idx != in->next)
+	if (!in || in->frame != h.id1 || in->job != h.id0)
 		return 0; /* the rest of a refused or dropped transfer */
-	while (off < len) {
-		ssize_t k = pwrite(in->fd, data + off, len - off,
-		                   (off_t)(h.idx * CHUNK + (int64_t)off));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			char why[DR_PATH_MAX + 100];
-			int job = in->job, frame = in->frame;
-			snprintf(why, sizeof why, "cannot write %s: %s", in->tmp, strerror(errno));
-			drop_incoming(c, (size_t)(in - c->in));
-			return send_ack(c, src, job, frame, false, why, err, errlen);
-		}
-		off += (size_t)k;
+	k = dr_blob_in_put(&in->blob, &h, buf, (size_t)count, why, sizeof why);
+	if (k < 0) {
+		char msg[DR_PATH_MAX + DR_ERRLEN + 100];
+		int job = in->job, frame = in->frame;
+		snprintf(msg, sizeof msg, "cannot write %s: %s", in->tmp, why);
+		drop_incoming(c, (size_t)(in - c->in));
+		return send_ack(c, src, job, frame, false, msg, err, errlen);
 	}
-	in->next++;
-	in->last = dr_now();
-	if (in->next == in->nchunks)
+	if (k == 1 && dr_blob_in_done(&in->blob))
 		return finish_incoming(c, in, err, errlen);
 	return 0;
 }
@@ -460,16 +442,17 @@ static int home_pump(dr_collect *c, char *err, size_t errlen)
 			if (sl->req != MPI_REQUEST_NULL) {
 				rc = MPI_Test(&sl->req, &done, &st);
 				if (rc != MPI_SUCCESS)
-					return dr_mpi_fail(rc, "MPI_Test", err, errlen);
+					return dr_wire_fail(rc, "MPI_Test", err, errlen);
 				if (!done)
 					break;
 				MPI_Get_count(&st, MPI_BYTE, &count);
 				if (handle_push(c, src, sl->buf, count, err, errlen) != 0)
 					return -1;
 			}
-			rc = MPI_Improbe(src, TAG_PUSH, c->comm, &flag, &msg, &st);
+			dr_peer from = dr_peers_get(c->peers, src);
+			rc = MPI_Improbe(from.rank, DR_TAG_PUSH, from.comm, &flag, &msg, &st);
 			if (rc != MPI_SUCCESS)
-				return dr_mpi_fail(rc, "MPI_Improbe", err, errlen);
+				return dr_wire_fail(rc, "MPI_Improbe", err, errlen);
 			if (!flag)
 				break;
 			if (!sl->buf && !(sl->buf = malloc(c->rcap)))
@@ -479,7 +462,7 @@ static int home_pump(dr_collect *c, char *err, size_t errlen)
 				count = (int)c->rcap; /* a bad sender: MPI reports the truncation */
 			rc = MPI_Imrecv(sl->buf, count, MPI_BYTE, &msg, &sl->req);
 			if (rc != MPI_SUCCESS)
-				return dr_mpi_fail(rc, "MPI_Imrecv", err, errlen);
+				return dr_wire_fail(rc, "MPI_Imrecv", err, errlen);
 			sl->since = now;
 		}
 		/* a receive from a node that died mid-message may never end: leave it (and its
@@ -496,7 +479,7 @@ static int home_pump(dr_collect *c, char *err, size_t errlen)
 	}
 	/* a transfer silent for the timeout: its node is gone (rank 0 requeues the frame) */
 	for (size_t i = 0; i < c->nin;) {
-		if (now - c->in[i].last > c->timeout) {
+		if (now - c->in[i].blob.last > c->timeout) {
 			snprintf(why, sizeof why, "transfer silent for %.0f s", c->timeout);
 			if (drop_src(c, c->in[i].src, why, err, errlen) != 0)
 				return -1;

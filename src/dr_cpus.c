@@ -22,7 +22,6 @@ int dr_cpus_plan(MPI_Comm comm, int is_render, cpu_set_t *cpus, int *threads, ch
 	MPI_Comm local = MPI_COMM_NULL;
 	cpu_set_t mine;
 	int rc, nrender = 0, idx = 0, lrank = 0, ret = -1;
-	char m[256];
 
 	CPU_ZERO(&mine);
 	if (sched_getaffinity(0, sizeof mine, &mine) != 0) {
@@ -42,8 +41,7 @@ int dr_cpus_plan(MPI_Comm comm, int is_render, cpu_set_t *cpus, int *threads, ch
 	if (rc == MPI_SUCCESS)
 		rc = MPI_Exscan(&is_render, &idx, 1, MPI_INT, MPI_SUM, local);
 	if (rc != MPI_SUCCESS) {
-		dr_mpi_strerror(rc, m, sizeof m);
-		snprintf(err, errlen, "sharing CPUs among this host's ranks failed: %s", m);
+		dr_wire_fail(rc, "sharing CPUs among this host's ranks failed", err, errlen);
 		goto out;
 	}
 	if (lrank == 0)

@@ -2,6 +2,7 @@
  */
 #include "dr_fetch.h"
 #include "dr_assets.h"
+#include "dr_blob.h"
 #include "dr_log.h"
 #include "dr_outpath.h"
 #include "dr_sendq.h"
@@ -18,20 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Tags of their own (dr_msg uses 7, dr_stage 21 and 22, dr_collect 23 and 24). */
-#define TAG_REQ  25 /* node -> 0: ASK, WANT, SEND, CANCEL, DONE */
-#define TAG_ANS  26 /* 0 -> node: SCENE, PACKED, FAIL */
-#define TAG_DATA 27 /* 0 -> node: a chunk (hdr, then its bytes) */
-
-/* A quarter MiB per chunk, eight in flight per node: rank 0 reads one chunk in well under a
- * millisecond, so feeding a window never holds its loop up. */
-#define CHUNK  (256 * 1024)
-#define WINDOW 8
-
-typedef struct hdr { /* a chunk message starts with this */
-	int32_t seq, pad;
-	int64_t idx;
-} hdr;
+typedef dr_wire_chunk hdr; /* id0: the request's seq */
 
 /* ---- the pure parts ---- */
 
@@ -119,7 +107,7 @@ static int64_t mtime_ns(const struct stat *st)
 	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
-static int send_msg(dr_sendq *q, MPI_Comm comm, int dest, int tag, const dr_fetch_msg *m, char *err,
+static int send_msg(dr_sendq *q, dr_peer to, int tag, const dr_fetch_msg *m, char *err,
                     size_t errlen)
 {
 	unsigned char *buf = malloc(DR_FETCH_MSG_MAX);
@@ -128,7 +116,7 @@ static int send_msg(dr_sendq *q, MPI_Comm comm, int dest, int tag, const dr_fetc
 	if (!buf)
 		return dr_seterr(err, errlen, "out of memory");
 	n = dr_fetch_encode(m, buf, DR_FETCH_MSG_MAX);
-	return dr_sendq_add(q, comm, dest, tag, buf, (size_t)n, err, errlen);
+	return dr_sendq_add(q, to, tag, buf, (size_t)n, err, errlen);
 }
 
 /* ---- rank 0 ---- */
@@ -158,14 +146,13 @@ typedef struct pending { /* a question waiting for a worker */
 } pending;
 
 typedef struct xfer { /* a packed copy on its way to a node */
-	int src, seq, fd;
-	int64_t size, nchunks, next;
-	double started, last;
+	int src, fd;
+	dr_blob_out out;
 	char path[DR_PATH_MAX + 128];
 } xfer;
 
 struct dr_fetch_server {
-	MPI_Comm comm;
+	const dr_peers *peers; /* the channel's: a request's sender is a peer id */
 	dr_fetch_server_cfg cfg;
 	char *blender, *cache_dir;
 	pthread_mutex_t mu;
@@ -240,8 +227,8 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-dr_fetch_server *dr_fetch_server_create(MPI_Comm comm, const dr_fetch_server_cfg *c, char *err,
-                                        size_t errlen)
+dr_fetch_server *dr_fetch_server_create(const dr_peers *peers, const dr_fetch_server_cfg *c,
+                                        char *err, size_t errlen)
 {
 	dr_fetch_server *s = calloc(1, sizeof *s);
 	bool oom = false;
@@ -251,7 +238,7 @@ dr_fetch_server *dr_fetch_server_create(MPI_Comm comm, const dr_fetch_server_cfg
 		dr_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
-	s->comm = comm;
+	s->peers = peers;
 	s->cfg = *c;
 	if (s->cfg.timeout <= 0)
 		s->cfg.timeout = 30;
@@ -349,7 +336,7 @@ static int answer_fail(dr_fetch_server *s, int dest, int seq, int job, const cha
 	dr_fetch_msg a = {.kind = DR_FETCH_FAIL, .job = job, .seq = seq};
 
 	snprintf(a.text, sizeof a.text, "%s", why);
-	return send_msg(&s->q, s->comm, dest, TAG_ANS, &a, err, errlen);
+	return send_msg(&s->q, dr_peers_get(s->peers, dest), DR_TAG_FETCH_ANS, &a, err, errlen);
 }
 
 static void drop_xfer(dr_fetch_server *s, size_t i)
@@ -409,13 +396,14 @@ static int handle(dr_fetch_server *s, int src, const dr_fetch_msg *m, char *err,
 	if (!(sc = scene_now(s, path, why, sizeof why)))
 		return answer_fail(s, src, m->seq, m->job, why, err, errlen);
 	if (m->kind == DR_FETCH_SEND) {
-		xfer x = {.src = src, .seq = m->seq, .next = m->have, .fd = -1};
+		xfer x = {.src = src, .fd = -1};
+		uint64_t size;
 		int ps;
 
 		pthread_mutex_lock(&s->mu);
 		ps = sc->pstate;
 		snprintf(x.path, sizeof x.path, "%s", sc->packed);
-		x.size = (int64_t)sc->psize;
+		size = sc->psize;
 		pthread_mutex_unlock(&s->mu);
 		if (ps != 2)
 			return answer_fail(s, src, m->seq, m->job,
@@ -425,15 +413,15 @@ static int handle(dr_fetch_server *s, int src, const dr_fetch_msg *m, char *err,
 			snprintf(why, sizeof why, "%s: %s", x.path, strerror(errno));
 			return answer_fail(s, src, m->seq, m->job, why, err, errlen);
 		}
-		x.nchunks = (x.size + CHUNK - 1) / CHUNK;
-		x.started = x.last = dr_now();
+		dr_blob_out_init(&x.out, x.fd, size, DR_WIRE_CHUNK, dr_peers_get(s->peers, src),
+		                 DR_TAG_FETCH_DATA, m->seq, 0, m->have);
 		if (dr_grow(&s->x, &s->capx, s->nx + 1, sizeof *s->x) != 0) {
 			close(x.fd);
 			return answer_fail(s, src, m->seq, m->job, "rank 0 is out of memory", err,
 			                   errlen);
 		}
 		dr_debug("rank %d: sending %s from chunk %lld of %lld", src, x.path,
-		         (long long)x.next, (long long)x.nchunks);
+		         (long long)x.out.next, (long long)x.out.nchunks);
 		s->x[s->nx++] = x;
 		return 0;
 	}
@@ -478,7 +466,7 @@ static int answer(dr_fetch_server *s, char *err, size_t errlen)
 		} else if (p.kind == DR_FETCH_WANT && ps == 2) {
 			a.kind = DR_FETCH_PACKED;
 			a.size = (int64_t)p.sc->psize;
-			a.have = CHUNK;
+			a.have = DR_WIRE_CHUNK;
 			memcpy(a.hex, p.sc->phex, sizeof a.hex);
 			snprintf(a.text, sizeof a.text, "%s", dr_cache_ext(p.sc->packed));
 		}
@@ -489,7 +477,8 @@ static int answer(dr_fetch_server *s, char *err, size_t errlen)
 			continue;
 		}
 		s->p[i] = s->p[--s->np];
-		if (send_msg(&s->q, s->comm, p.src, TAG_ANS, &a, err, errlen) != 0)
+		if (send_msg(&s->q, dr_peers_get(s->peers, p.src), DR_TAG_FETCH_ANS, &a, err,
+		             errlen) != 0)
 			return -1;
 	}
 	return 0;
@@ -499,80 +488,33 @@ static int answer(dr_fetch_server *s, char *err, size_t errlen)
 static int feed(dr_fetch_server *s, char *err, size_t errlen)
 {
 	double now = dr_now();
+	char why[DR_ERRLEN];
 
 	for (size_t i = 0; i < s->nx;) {
 		xfer *x = &s->x[i];
-		int inflight = dr_sendq_inflight(&s->q, x->src, TAG_DATA);
+		int k = dr_blob_out_pump(&x->out, &s->q, x->out.nchunks, DR_WIRE_WINDOW, why,
+		                         sizeof why);
 
-		while (inflight < WINDOW && x->next < x->nchunks) {
-			int64_t off = x->next * CHUNK;
-			size_t len = (size_t)(x->size - off < CHUNK ? x->size - off : CHUNK);
-			unsigned char *buf = malloc(sizeof(hdr) + len);
-			hdr h = {.seq = x->seq, .idx = x->next};
-			ssize_t got;
-
-			if (!buf)
-				return dr_seterr(err, errlen, "out of memory");
-			memcpy(buf, &h, sizeof h);
-			got = pread(x->fd, buf + sizeof h, len, off);
-			if (got != (ssize_t)len) {
-				free(buf);
-				dr_warn("rank %d: cannot read %s for it: %s", x->src, x->path,
-				        got < 0 ? strerror(errno) : "short read");
-				x->next = x->nchunks + 1; /* the node times out and says so */
-				break;
-			}
-			if (dr_sendq_add(&s->q, s->comm, x->src, TAG_DATA, buf, sizeof h + len, err,
-			                 errlen) != 0)
-				return -1;
-			x->next++;
-			x->last = now;
-			inflight++;
+		if (k == -1)
+			return dr_seterr(err, errlen, "%s", why);
+		if (k == -2) {
+			dr_warn("rank %d: cannot read %s for it: %s", x->src, x->path, why);
+			x->out.next = x->out.nchunks + 1; /* the node times out and says so */
 		}
-		if (x->next >= x->nchunks && inflight == 0) {
+		if (dr_blob_out_sent(&x->out) && dr_blob_out_inflight(&x->out, &s->q) == 0) {
 			drop_xfer(s, i); /* all sent: the node's DONE says how it went */
 			continue;
 		}
-		if (now - x->last > s->cfg.timeout) {
+		if (now - x->out.last > s->cfg.timeout) {
 			dr_warn("rank %d took no part of %s for %.0f s: that transfer is dropped",
-			        x->src, x->path, now - x->last);
-			dr_sendq_abandon(&s->q, x->src);
+			        x->src, x->path, now - x->out.last);
+			dr_sendq_abandon(&s->q, x->out.to);
 			drop_xfer(s, i);
 			continue;
 		}
 		i++;
 	}
 	return 0;
-}
-
-/* Receive one message on TAG from SRC (MPI_ANY_SOURCE: any) if one is waiting, into BUF (room
- * for MAX bytes): 1 with its length in *N and its sender in *FROM (may be NULL), 0 if none, 2 when
- * it was longer than MAX (received whole, then dropped; *N says how long), -1 with ERR. */
-static int recv_one(MPI_Comm comm, int src, int tag, void *buf, size_t max, int *n, int *from,
-                    char *err, size_t errlen)
-{
-	MPI_Message msg;
-	MPI_Status st;
-	int flag, rc;
-
-	if ((rc = MPI_Improbe(src, tag, comm, &flag, &msg, &st)) != MPI_SUCCESS)
-		return dr_mpi_fail(rc, "MPI_Improbe", err, errlen);
-	if (!flag)
-		return 0;
-	if ((rc = MPI_Get_count(&st, MPI_BYTE, n)) != MPI_SUCCESS)
-		return dr_mpi_fail(rc, "MPI_Get_count", err, errlen);
-	if (from)
-		*from = st.MPI_SOURCE;
-	if (*n < 0 || (size_t)*n > max) {
-		void *sink = malloc(*n > 0 ? (size_t)*n : 1);
-		rc = sink ? MPI_Mrecv(sink, *n > 0 ? *n : 0, MPI_BYTE, &msg, MPI_STATUS_IGNORE)
-		          : MPI_ERR_NO_MEM;
-		free(sink);
-		return rc != MPI_SUCCESS ? dr_mpi_fail(rc, "MPI_Mrecv", err, errlen) : 2;
-	}
-	if ((rc = MPI_Mrecv(buf, *n, MPI_BYTE, &msg, MPI_STATUS_IGNORE)) != MPI_SUCCESS)
-		return dr_mpi_fail(rc, "MPI_Mrecv", err, errlen);
-	return 1;
 }
 
 int dr_fetch_server_pump(void *srv, char *err, size_t errlen)
@@ -585,8 +527,8 @@ int dr_fetch_server_pump(void *srv, char *err, size_t errlen)
 		return -1;
 	join_idle(s);
 	for (int k = 0; k < 64; k++) {
-		rc = recv_one(s->comm, MPI_ANY_SOURCE, TAG_REQ, s->rbuf, DR_FETCH_MSG_MAX, &n,
-		              &from, err, errlen);
+		rc = dr_wire_recv_any(s->peers, DR_TAG_FETCH_REQ, s->rbuf, DR_FETCH_MSG_MAX, &n,
+		                      &from, err, errlen);
 		if (rc < 0)
 			return -1;
 		if (rc == 0)
@@ -621,13 +563,13 @@ void dr_fetch_server_lost(dr_fetch_server *s, int rank)
 		if (s->x[i].src == rank) {
 			dr_info("rank %d is lost: its copy of %s is abandoned (%lld of %lld chunks "
 			        "sent)",
-			        rank, s->x[i].path, (long long)s->x[i].next,
-			        (long long)s->x[i].nchunks);
+			        rank, s->x[i].path, (long long)s->x[i].out.next,
+			        (long long)s->x[i].out.nchunks);
 			drop_xfer(s, i);
 		} else {
 			i++;
 		}
-	dr_sendq_abandon(&s->q, rank);
+	dr_sendq_abandon(&s->q, dr_peers_get(s->peers, rank));
 }
 
 void dr_fetch_server_forget(void *srv, int rank)
@@ -683,7 +625,7 @@ typedef struct own_hash {
 } own_hash;
 
 struct dr_fetch_client {
-	MPI_Comm comm;
+	dr_peer home; /* rank 0 */
 	dr_fetch_client_cfg cfg;
 	dr_cache cache;
 	bool cache_ok;
@@ -697,20 +639,19 @@ struct dr_fetch_client {
 	char why[4400];
 	dr_cache_wr w;
 	bool writing;
-	int64_t size, nchunks, got, chunk;
-	double t_send, last;
+	dr_blob_in in; /* into W */
 	unsigned char *rbuf, *abuf;
 	dr_fetch_memo memo;
 	own_hash oh;
 };
 
-dr_fetch_client *dr_fetch_client_create(MPI_Comm comm, const dr_fetch_client_cfg *c, char *err,
-                                        size_t errlen)
+dr_fetch_client *dr_fetch_client_create(const dr_peers *peers, const dr_fetch_client_cfg *c,
+                                        char *err, size_t errlen)
 {
 	dr_fetch_client *f = calloc(1, sizeof *f);
 	char dir[DR_PATH_MAX];
 
-	if (!f || !(f->rbuf = malloc(sizeof(hdr) + CHUNK)) ||
+	if (!f || !(f->rbuf = malloc(sizeof(hdr) + DR_WIRE_CHUNK)) ||
 	    !(f->abuf = malloc(DR_FETCH_MSG_MAX)) || pthread_mutex_init(&f->oh.mu, NULL) != 0) {
 		if (f) {
 			free(f->rbuf);
@@ -720,7 +661,7 @@ dr_fetch_client *dr_fetch_client_create(MPI_Comm comm, const dr_fetch_client_cfg
 		dr_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
-	f->comm = comm;
+	f->home = dr_peers_get(peers, 0);
 	f->cfg = *c;
 	f->cfg.cache_dir = NULL; /* not kept: the cache has its own copy */
 	if (f->cfg.timeout <= 0)
@@ -743,7 +684,7 @@ dr_fetch_client *dr_fetch_client_create(MPI_Comm comm, const dr_fetch_client_cfg
 static int client_send(dr_fetch_client *f, int kind, int64_t have, char *err, size_t errlen)
 {
 	dr_fetch_msg m = {.kind = kind, .job = f->job, .seq = f->seq, .have = have};
-	return send_msg(&f->q, f->comm, 0, TAG_REQ, &m, err, errlen);
+	return send_msg(&f->q, f->home, DR_TAG_FETCH_REQ, &m, err, errlen);
 }
 
 static int client_done(dr_fetch_client *f, int outcome, int64_t size, double secs, char *err,
@@ -756,7 +697,7 @@ static int client_done(dr_fetch_client *f, int outcome, int64_t size, double sec
 	                  .size = size,
 	                  .seconds = secs};
 	snprintf(m.text, sizeof m.text, "%s", f->host);
-	return send_msg(&f->q, f->comm, 0, TAG_REQ, &m, err, errlen);
+	return send_msg(&f->q, f->home, DR_TAG_FETCH_REQ, &m, err, errlen);
 }
 
 static int client_fail(dr_fetch_client *f, const char *why, char *err, size_t errlen)
@@ -897,12 +838,8 @@ static int on_answer(dr_fetch_client *f, const dr_fetch_msg *a, char *err, size_
 	    0)
 		return client_fail(f, why, err, errlen);
 	f->writing = true;
-	f->size = a->size;
-	f->chunk = a->have;
-	f->nchunks = (a->size + a->have - 1) / a->have;
-	f->got = 0;
-	f->t_send = f->last = dr_now();
-	if (f->nchunks == 0) { /* an empty file: nothing to send */
+	dr_blob_in_init(&f->in, &f->w, -1, (uint64_t)a->size, (uint32_t)a->have);
+	if (dr_blob_in_done(&f->in)) { /* an empty file: nothing to send */
 		f->writing = false;
 		if (dr_cache_commit(&f->w, f->local, sizeof f->local, why, sizeof why) != 0)
 			return client_fail(f, why, err, errlen);
@@ -917,31 +854,30 @@ static int on_chunk(dr_fetch_client *f, int n, char *err, size_t errlen)
 {
 	char why[DR_ERRLEN];
 	hdr h;
+	int k;
 
-	if (n < (int)sizeof h)
+	if (dr_blob_header(f->rbuf, (size_t)n, &h) != 0)
 		return 0;
-	memcpy(&h, f->rbuf, sizeof h);
-	if (f->state != C_RECV || h.seq != f->seq)
+	if (f->state != C_RECV || h.id0 != f->seq)
 		return 0; /* of a transfer given up */
-	if (h.idx != f->got) {
+	k = dr_blob_in_put(&f->in, &h, f->rbuf, (size_t)n, why, sizeof why);
+	if (k == 0) {
 		snprintf(why, sizeof why, "chunk %lld of the scene came instead of %lld",
-		         (long long)h.idx, (long long)f->got);
+		         (long long)h.idx, (long long)f->in.got);
 		return client_fail(f, why, err, errlen);
 	}
-	if (dr_cache_append(&f->w, f->rbuf + sizeof h, (size_t)n - sizeof h, why, sizeof why) !=
-	    0) {
+	if (k < 0) {
 		client_send(f, DR_FETCH_CANCEL, 0, err, errlen);
 		return client_fail(f, why, err, errlen);
 	}
-	f->got++;
-	f->last = dr_now();
-	if (f->got < f->nchunks)
+	if (!dr_blob_in_done(&f->in))
 		return 0;
 	f->writing = false;
 	if (dr_cache_commit(&f->w, f->local, sizeof f->local, why, sizeof why) != 0)
 		return client_fail(f, why, err, errlen);
 	f->state = C_READY;
-	return client_done(f, DR_FETCH_STAGED, f->size, dr_now() - f->t_send, err, errlen);
+	return client_done(f, DR_FETCH_STAGED, (int64_t)f->in.size, dr_now() - f->in.started, err,
+	                   errlen);
 }
 
 int dr_fetch_client_pump(void *cli, char *err, size_t errlen)
@@ -953,8 +889,8 @@ int dr_fetch_client_pump(void *cli, char *err, size_t errlen)
 	if (dr_sendq_test(&f->q, err, errlen) < 0)
 		return -1;
 	for (;;) {
-		rc = recv_one(f->comm, 0, TAG_ANS, f->abuf, DR_FETCH_MSG_MAX, &n, NULL, err,
-		              errlen);
+		rc = dr_wire_recv_from(f->home, DR_TAG_FETCH_ANS, f->abuf, DR_FETCH_MSG_MAX, &n,
+		                       err, errlen);
 		if (rc < 0)
 			return -1;
 		if (rc == 0)
@@ -969,9 +905,9 @@ int dr_fetch_client_pump(void *cli, char *err, size_t errlen)
 		if (on_answer(f, &a, err, errlen) != 0)
 			return -1;
 	}
-	for (int k = 0; k < 2 * WINDOW; k++) {
-		rc = recv_one(f->comm, 0, TAG_DATA, f->rbuf, sizeof(hdr) + CHUNK, &n, NULL, err,
-		              errlen);
+	for (int k = 0; k < 2 * DR_WIRE_WINDOW; k++) {
+		rc = dr_wire_recv_from(f->home, DR_TAG_FETCH_DATA, f->rbuf,
+		                       sizeof(hdr) + DR_WIRE_CHUNK, &n, err, errlen);
 		if (rc < 0)
 			return -1;
 		if (rc == 0)
@@ -983,10 +919,11 @@ int dr_fetch_client_pump(void *cli, char *err, size_t errlen)
 	}
 	if (own_hashed(f, err, errlen) != 0)
 		return -1;
-	if (f->state == C_RECV && dr_now() - f->last > f->cfg.timeout) {
+	if (f->state == C_RECV && dr_blob_in_stalled(&f->in, dr_now(), f->cfg.timeout)) {
 		snprintf(why, sizeof why,
 		         "the scene stopped coming from rank 0 (%lld of %lld bytes in %.0f s)",
-		         (long long)(f->got * f->chunk), (long long)f->size, dr_now() - f->t_send);
+		         (long long)(f->in.got * f->in.chunk), (long long)f->in.size,
+		         dr_now() - f->in.started);
 		if (client_send(f, DR_FETCH_CANCEL, 0, err, errlen) != 0)
 			return -1;
 		return client_fail(f, why, err, errlen);

@@ -116,7 +116,7 @@ int dr_gpu_plan(MPI_Comm comm, int is_render, int gpus_per_node, bool enforce, i
 {
 	MPI_Comm local = MPI_COMM_NULL, group = MPI_COMM_NULL;
 	const char *vname, *visible = dr_gpu_visible(&vname);
-	char host[256] = "", mine[WHY_LEN] = "", m[256], *all = NULL;
+	char host[256] = "", mine[WHY_LEN] = "", *all = NULL;
 	int rc, rank = 0, size = 1, lrank = 0, idx = 0, n = 1, ngpus, bad = 0, anybad = 0, ret = -1;
 
 	*gpu = -1;
@@ -175,8 +175,7 @@ int dr_gpu_plan(MPI_Comm comm, int is_render, int gpus_per_node, bool enforce, i
 		}
 	goto out;
 mpi_failed:
-	dr_mpi_strerror(rc, m, sizeof m);
-	dr_seterr(err, errlen, "sharing GPUs among this host's ranks failed: %s", m);
+	dr_wire_fail(rc, "sharing GPUs among this host's ranks failed", err, errlen);
 out:
 	free(all);
 	if (group != MPI_COMM_NULL)

@@ -1,6 +1,7 @@
 /* Messages between rank 0 and render nodes: one fixed-size record over MPI, or a local queue. */
 #include "dr_msg.h"
 
+#include "dr_loop.h"
 #include "dr_util.h"
 
 #include <stddef.h>
@@ -9,21 +10,10 @@
 #include <string.h>
 #include <strings.h>
 
-#define DR_TAG 7
-
 bool dr_mpi_recovery(void)
 {
 	const char *v = getenv("OMPI_MCA_orte_enable_recovery");
 	return v && (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0);
-}
-
-void dr_mpi_strerror(int code, char *buf, size_t len)
-{
-	char s[MPI_MAX_ERROR_STRING];
-	int n = 0;
-	if (MPI_Error_string(code, s, &n) != MPI_SUCCESS)
-		snprintf(s, sizeof s, "MPI error %d", code);
-	snprintf(buf, len, "%s", s);
 }
 
 int dr_chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen)
@@ -32,12 +22,39 @@ int dr_chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen)
 	memset(c, 0, sizeof *c);
 	c->comm = comm;
 	if ((rc = MPI_Comm_rank(comm, &c->rank)) != MPI_SUCCESS ||
-	    (rc = MPI_Comm_size(comm, &c->size)) != MPI_SUCCESS) {
-		char m[MPI_MAX_ERROR_STRING];
-		dr_mpi_strerror(rc, m, sizeof m);
-		return dr_seterr(err, errlen, "MPI: %s", m);
+	    (rc = MPI_Comm_size(comm, &c->size)) != MPI_SUCCESS)
+		return dr_wire_fail(rc, "MPI", err, errlen);
+	if (dr_peers_init(&c->peers, comm, err, errlen) != 0)
+		return -1;
+	/* the poll's caller waits between polls: this loop's own back-off is not used */
+	if (!(c->loop = dr_loop_create(0.2, 2, err, errlen))) {
+		dr_peers_free(&c->peers);
+		return -1;
 	}
 	return 0;
+}
+
+dr_chan *dr_chan_create(MPI_Comm comm, char *err, size_t errlen)
+{
+	dr_chan *c = malloc(sizeof *c);
+
+	if (!c) {
+		dr_seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (dr_chan_init(c, comm, err, errlen) != 0) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void dr_chan_free(dr_chan *c, double timeout_s)
+{
+	if (!c)
+		return;
+	dr_chan_destroy(c, timeout_s);
+	free(c);
 }
 
 /* Complete the sends in flight that have finished. Returns 0, or -1 with ERR. */
@@ -46,11 +63,8 @@ static int reap_sends(dr_chan *c, char *err, size_t errlen)
 	size_t k = 0;
 	for (size_t i = 0; i < c->nsend; i++) {
 		int done = 0, rc = MPI_Test(&c->reqs[i], &done, MPI_STATUS_IGNORE);
-		if (rc != MPI_SUCCESS) {
-			char s[MPI_MAX_ERROR_STRING];
-			dr_mpi_strerror(rc, s, sizeof s);
-			return dr_seterr(err, errlen, "sending a message failed: %s", s);
-		}
+		if (rc != MPI_SUCCESS)
+			return dr_wire_fail(rc, "sending a message failed", err, errlen);
 		if (done) {
 			free(c->bufs[i]);
 			continue;
@@ -79,6 +93,14 @@ void dr_chan_destroy(dr_chan *c, double timeout_s)
 	for (size_t i = 0; i < c->norphans; i++)
 		free(c->orphans[i]);
 	free(c->orphans);
+	dr_loop_destroy(c->loop);
+	dr_peers_free(&c->peers);
+	free(c->sides);
+	free(c->forget);
+	c->loop = NULL;
+	c->sides = NULL;
+	c->forget = NULL;
+	c->nsides = c->capsides = c->nforget = c->capforget = 0;
 	free(c->reqs);
 	free(c->bufs);
 	free(c->dests);
@@ -91,14 +113,19 @@ void dr_chan_destroy(dr_chan *c, double timeout_s)
 	c->nlocal = c->caplocal = c->nsend = c->capsend = c->norphans = c->caporphans = 0;
 }
 
+int dr_chan_inject(dr_chan *c, int src, const dr_msg *m, char *err, size_t errlen)
+{
+	if (dr_grow(&c->local, &c->caplocal, c->nlocal + 1, sizeof *c->local) != 0)
+		return dr_seterr(err, errlen, "out of memory queueing a message");
+	c->local[c->nlocal].m = *m;
+	c->local[c->nlocal++].src = src;
+	return 0;
+}
+
 int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen)
 {
-	if (dest == c->rank) {
-		if (dr_grow(&c->local, &c->caplocal, c->nlocal + 1, sizeof *c->local) != 0)
-			return dr_seterr(err, errlen, "out of memory queueing a message");
-		c->local[c->nlocal++] = *m;
-		return 0;
-	}
+	if (dest == c->rank)
+		return dr_chan_inject(c, c->rank, m, err, errlen);
 	if (reap_sends(c, err, errlen) != 0)
 		return -1;
 	if (c->nsend == c->capsend) {
@@ -116,12 +143,18 @@ int dr_chan_send(dr_chan *c, int dest, const dr_msg *m, char *err, size_t errlen
 		return dr_seterr(err, errlen, "out of memory sending a message");
 	memcpy(copy, m, len);
 	copy->text[len - offsetof(dr_msg, text) - 1] = '\0';
-	int rc = MPI_Isend(copy, (int)len, MPI_BYTE, dest, DR_TAG, c->comm, &c->reqs[c->nsend]);
-	if (rc != MPI_SUCCESS) {
-		char s[MPI_MAX_ERROR_STRING];
+	dr_peer to = dr_peers_get(&c->peers, dest);
+	if (to.rank < 0) {
 		free(copy);
-		dr_mpi_strerror(rc, s, sizeof s);
-		return dr_seterr(err, errlen, "sending to rank %d failed: %s", dest, s);
+		return dr_seterr(err, errlen, "sending to rank %d failed: no such peer", dest);
+	}
+	int rc = MPI_Isend(copy, (int)len, MPI_BYTE, to.rank, DR_TAG_MSG, to.comm,
+	                   &c->reqs[c->nsend]);
+	if (rc != MPI_SUCCESS) {
+		char what[64];
+		free(copy);
+		snprintf(what, sizeof what, "sending to rank %d failed", dest);
+		return dr_wire_fail(rc, what, err, errlen);
 	}
 	c->dests[c->nsend] = dest;
 	c->bufs[c->nsend++] = copy;
@@ -144,13 +177,13 @@ void dr_chan_forget(dr_chan *c, int dest)
 		c->bufs[k++] = c->bufs[i];
 	}
 	c->nsend = k;
-	for (int i = 0; i < c->nforget; i++)
+	for (size_t i = 0; i < c->nforget; i++)
 		c->forget[i].fn(c->forget[i].ctx, dest);
 }
 
 int dr_chan_on_forget(dr_chan *c, void (*fn)(void *ctx, int rank), void *ctx)
 {
-	if (c->nforget >= (int)(sizeof c->forget / sizeof c->forget[0]))
+	if (dr_grow(&c->forget, &c->capforget, c->nforget + 1, sizeof *c->forget) != 0)
 		return -1;
 	c->forget[c->nforget++] = (struct dr_forget_hook){fn, ctx};
 	return 0;
@@ -158,55 +191,86 @@ int dr_chan_on_forget(dr_chan *c, void (*fn)(void *ctx, int rank), void *ctx)
 
 int dr_chan_add_side(dr_chan *c, int (*fn)(void *ctx, char *err, size_t errlen), void *ctx)
 {
-	if (c->nside >= (int)(sizeof c->side / sizeof c->side[0]))
+	dr_loop_id id;
+
+	if (dr_grow(&c->sides, &c->capsides, c->nsides + 1, sizeof *c->sides) != 0 ||
+	    !(id = dr_loop_add_pump(c->loop, fn, ctx)))
 		return -1;
-	c->side[c->nside++] = (struct dr_side){fn, ctx};
+	c->sides[c->nsides++] = id;
 	return 0;
 }
 
 void dr_chan_clear_sides(dr_chan *c)
 {
-	c->nside = 0;
+	for (size_t i = 0; i < c->nsides; i++)
+		dr_loop_remove(c->loop, c->sides[i]);
+	c->nsides = 0;
 	c->nforget = 0;
+}
+
+const dr_peers *dr_chan_peers(const dr_chan *c)
+{
+	return &c->peers;
+}
+
+int dr_chan_add_peer(dr_chan *c, MPI_Comm comm, int rank)
+{
+	return dr_peers_add(&c->peers, comm, rank);
+}
+
+struct dr_loop *dr_chan_loop(dr_chan *c)
+{
+	return c->loop;
+}
+
+int dr_chan_rank(const dr_chan *c)
+{
+	return c->rank;
+}
+
+int dr_chan_size(const dr_chan *c)
+{
+	return c->size;
+}
+
+MPI_Comm dr_chan_comm(const dr_chan *c)
+{
+	return c->comm;
+}
+
+double dr_chan_side_max(const dr_chan *c)
+{
+	return c->side_max;
 }
 
 int dr_chan_poll(dr_chan *c, dr_msg *m, int *src, char *err, size_t errlen)
 {
-	int flag = 0, rc;
-	MPI_Status st;
+	int n = 0, k;
 
 	if (c->nlocal > 0) {
-		*m = c->local[0];
-		memmove(c->local, c->local + 1, (c->nlocal - 1) * sizeof *m);
+		*m = c->local[0].m;
+		*src = c->local[0].src;
+		memmove(c->local, c->local + 1, (c->nlocal - 1) * sizeof *c->local);
 		c->nlocal--;
-		*src = c->rank;
 		return 1;
 	}
 	if (c->size == 1)
 		return 0;
-	for (int i = 0; i < c->nside; i++) {
-		double t0 = dr_now(), took;
-		if (c->side[i].fn(c->side[i].ctx, err, errlen) != 0)
-			return -1;
-		took = dr_now() - t0;
-		if (took > c->side_max)
-			c->side_max = took;
-	}
+	if (dr_loop_turn(c->loop, err, errlen) < 0)
+		return -1;
+	c->side_max = dr_loop_pump_max(c->loop);
 	if (c->nsend > 0 && reap_sends(c, err, errlen) != 0)
 		return -1;
-	rc = MPI_Iprobe(MPI_ANY_SOURCE, DR_TAG, c->comm, &flag, &st);
-	if (rc == MPI_SUCCESS && !flag)
-		return 0;
-	if (rc == MPI_SUCCESS) {
-		memset(m, 0, sizeof *m); /* only the used part of text travels */
-		rc = MPI_Recv(m, (int)sizeof *m, MPI_BYTE, st.MPI_SOURCE, DR_TAG, c->comm, &st);
-		m->text[sizeof m->text - 1] = '\0';
+	memset(m, 0, sizeof *m); /* only the used part of text travels */
+	k = dr_wire_recv_any(&c->peers, DR_TAG_MSG, m, sizeof *m, &n, src, err, errlen);
+	if (k == 2)
+		return dr_seterr(err, errlen, "receiving a message failed: %d bytes from rank %d",
+		                 n, *src);
+	if (k < 0) {
+		char why[DR_ERRLEN];
+		snprintf(why, sizeof why, "%s", err);
+		return dr_seterr(err, errlen, "receiving a message failed: %s", why);
 	}
-	if (rc != MPI_SUCCESS) {
-		char s[MPI_MAX_ERROR_STRING];
-		dr_mpi_strerror(rc, s, sizeof s);
-		return dr_seterr(err, errlen, "receiving a message failed: %s", s);
-	}
-	*src = st.MPI_SOURCE;
-	return 1;
+	m->text[sizeof m->text - 1] = '\0';
+	return k;
 }

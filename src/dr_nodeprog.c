@@ -64,7 +64,7 @@ static int open_transfers(const dr_nodeprog *p, dr_chan *chan, dr_node_cfg *cfg,
 	*t = (transfers){0};
 	/* a node that does not see rank 0's output directory (or --collect) sends frames home */
 	if (!o->still && (o->collect || !p->shared)) {
-		if (!(t->home = dr_collect_node(chan->comm, chan, p->shared, err, errlen)))
+		if (!(t->home = dr_collect_node(chan, p->shared, err, errlen)))
 			return -1;
 		cfg->push = dr_collect_push;
 		cfg->push_ctx = t->home;
@@ -76,7 +76,7 @@ static int open_transfers(const dr_nodeprog *p, dr_chan *chan, dr_node_cfg *cfg,
 		                          .cache_max = o->cache_max,
 		                          .always = o->stage_always,
 		                          .timeout = o->timeout};
-		if (!(t->fetch = dr_fetch_client_create(chan->comm, &fc, err, errlen))) {
+		if (!(t->fetch = dr_fetch_client_create(dr_chan_peers(chan), &fc, err, errlen))) {
 			close_transfers(chan, t);
 			return -1;
 		}

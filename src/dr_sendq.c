@@ -6,18 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int dr_mpi_fail(int rc, const char *what, char *err, size_t errlen)
-{
-	char buf[MPI_MAX_ERROR_STRING];
-	int len = 0;
-
-	if (MPI_Error_string(rc, buf, &len) != MPI_SUCCESS)
-		snprintf(buf, sizeof buf, "code %d", rc);
-	return dr_seterr(err, errlen, "%s: %s", what, buf);
-}
-
-int dr_sendq_add(dr_sendq *s, MPI_Comm comm, int dest, int tag, void *buf, size_t len, char *err,
-                 size_t errlen)
+int dr_sendq_add(dr_sendq *s, dr_peer to, int tag, void *buf, size_t len, char *err, size_t errlen)
 {
 	int rc;
 
@@ -28,13 +17,13 @@ int dr_sendq_add(dr_sendq *s, MPI_Comm comm, int dest, int tag, void *buf, size_
 		free(buf);
 		return dr_seterr(err, errlen, "out of memory");
 	}
-	rc = MPI_Isend(buf, (int)len, MPI_BYTE, dest, tag, comm, &s->req[s->n]);
+	rc = MPI_Isend(buf, (int)len, MPI_BYTE, to.rank, tag, to.comm, &s->req[s->n]);
 	if (rc != MPI_SUCCESS) {
 		free(buf);
-		return dr_mpi_fail(rc, "MPI_Isend", err, errlen);
+		return dr_wire_fail(rc, "MPI_Isend", err, errlen);
 	}
 	s->buf[s->n] = buf;
-	s->dest[s->n] = dest;
+	s->dest[s->n] = to;
 	s->tag[s->n] = tag;
 	s->n++;
 	return 0;
@@ -56,7 +45,7 @@ int dr_sendq_test(dr_sendq *s, char *err, size_t errlen)
 	for (size_t i = 0; i < s->n;) {
 		rc = MPI_Test(&s->req[i], &done, MPI_STATUS_IGNORE);
 		if (rc != MPI_SUCCESS)
-			return dr_mpi_fail(rc, "MPI_Test", err, errlen);
+			return dr_wire_fail(rc, "MPI_Test", err, errlen);
 		if (!done) {
 			i++;
 			continue;
@@ -68,19 +57,20 @@ int dr_sendq_test(dr_sendq *s, char *err, size_t errlen)
 	return k;
 }
 
-int dr_sendq_inflight(const dr_sendq *s, int dest, int tag)
+int dr_sendq_inflight(const dr_sendq *s, dr_peer to, int tag)
 {
 	int k = 0;
 
 	for (size_t i = 0; i < s->n; i++)
-		k += s->dest[i] == dest && s->tag[i] == tag;
+		k += dr_peer_eq(s->dest[i], to) && s->tag[i] == tag;
 	return k;
 }
 
-void dr_sendq_abandon(dr_sendq *s, int dest)
+/* Abandon the sends to TO (all when ALL). */
+static void abandon(dr_sendq *s, dr_peer to, bool all)
 {
 	for (size_t i = 0; i < s->n;) {
-		if (dest >= 0 && s->dest[i] != dest) {
+		if (!all && !dr_peer_eq(s->dest[i], to)) {
 			i++;
 			continue;
 		}
@@ -89,9 +79,14 @@ void dr_sendq_abandon(dr_sendq *s, int dest)
 	}
 }
 
+void dr_sendq_abandon(dr_sendq *s, dr_peer to)
+{
+	abandon(s, to, false);
+}
+
 void dr_sendq_free(dr_sendq *s)
 {
-	dr_sendq_abandon(s, -1);
+	abandon(s, (dr_peer){.comm = MPI_COMM_NULL, .rank = -1}, true);
 	free(s->req);
 	free(s->buf);
 	free(s->dest);

@@ -423,7 +423,7 @@ static void open_collect(dr_service *s, dr_chan *chan)
 
 	if (chan->size < 2 || s->cfg->split > 0)
 		return;
-	s->collect = dr_collect_home(chan->comm, home_of, s, dr_orch_node_timeout(s->orch),
+	s->collect = dr_collect_home(chan, home_of, s, dr_orch_node_timeout(s->orch),
 	                             !s->cfg->serve, err, sizeof err);
 	if (!s->collect)
 		dr_warn("frames cannot come home: %s", err);
@@ -447,7 +447,7 @@ static void open_fetch(dr_service *s, dr_chan *chan)
 
 	if (!s->cfg->serve || chan->size < 2 || !s->cfg->fetch)
 		return;
-	if (!(s->fetch = dr_fetch_server_create(chan->comm, &c, err, sizeof err))) {
+	if (!(s->fetch = dr_fetch_server_create(dr_chan_peers(chan), &c, err, sizeof err))) {
 		dr_warn("scenes cannot be staged: %s", err);
 		return;
 	}

@@ -2,8 +2,10 @@
  */
 #include "dr_stage.h"
 #include "dr_assets.h"
+#include "dr_blob.h"
 #include "dr_cache.h"
 #include "dr_log.h"
+#include "dr_loop.h"
 #include "dr_sendq.h"
 #include "dr_util.h"
 #include "dr_xfer.h"
@@ -18,28 +20,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Tags of their own: dr_msg's record uses 7. */
-#define TAG_CTL  21
-#define TAG_DATA 22
-
 /* Seconds between a node's keep-alives while staging, and how long rank 0 waits for answers. */
 #define KEEPALIVE_S    0.5
 #define ANSWER_MIN_S   30.0
 #define PROGRESS_EVERY 2.0
 #define DRAIN_S        2.0
-#define DATA_HDR       8 /* a chunk message: int64 index, then the bytes */
-
-enum {
-	CTL_OFFER = 1,
-	CTL_ANSWER,
-	CTL_FEED,
-	CTL_UNFEED,
-	CTL_PROGRESS,
-	CTL_DONE,
-	CTL_FINISH,
-	CTL_PARENT
-};
-enum { ANS_SAME = 1, ANS_CACHED, ANS_NEED, ANS_FAIL };
 
 /* A control message; only the used part of text travels. */
 typedef struct ctl {
@@ -69,15 +54,8 @@ typedef struct feed {
 	bool active;
 } feed;
 
-static int mpi_err(int rc, const char *what, char *err, size_t errlen)
-{
-	char msg[DR_ERRLEN];
-
-	dr_mpi_fail(rc, what, msg, sizeof msg);
-	return dr_seterr(err, errlen, "staging: %s", msg);
-}
-
-static int send_ctl(dr_sendq *s, MPI_Comm comm, int dest, const ctl *m, char *err, size_t errlen)
+static int send_ctl(dr_sendq *s, const dr_peers *peers, int dest, const ctl *m, char *err,
+                    size_t errlen)
 {
 	size_t len = offsetof(ctl, text) + strnlen(m->text, sizeof m->text - 1) + 1;
 	ctl *copy = malloc(sizeof *copy);
@@ -86,72 +64,43 @@ static int send_ctl(dr_sendq *s, MPI_Comm comm, int dest, const ctl *m, char *er
 		return dr_seterr(err, errlen, "staging: out of memory");
 	memcpy(copy, m, len);
 	copy->text[len - offsetof(ctl, text) - 1] = '\0';
-	return dr_sendq_add(s, comm, dest, TAG_CTL, copy, len, err, errlen);
+	return dr_sendq_add(s, dr_peers_get(peers, dest), DR_TAG_STAGE_CTL, copy, len, err, errlen);
 }
 
 /* One control message if one is waiting: 1 with M and *SRC, 0 if none, -1 with ERR. */
-static int poll_ctl(MPI_Comm comm, ctl *m, int *src, char *err, size_t errlen)
+static int poll_ctl(const dr_peers *peers, ctl *m, int *src, char *err, size_t errlen)
 {
-	MPI_Status st;
-	int flag = 0, count = 0, rc;
+	int n = 0, k;
 
-	rc = MPI_Iprobe(MPI_ANY_SOURCE, TAG_CTL, comm, &flag, &st);
-	if (rc != MPI_SUCCESS)
-		return mpi_err(rc, "MPI_Iprobe", err, errlen);
-	if (!flag)
-		return 0;
-	MPI_Get_count(&st, MPI_BYTE, &count);
-	memset(m, 0, sizeof *m);
-	if (count < 0 || (size_t)count > sizeof *m)
-		count = (int)sizeof *m; /* MPI reports the truncation below */
-	rc = MPI_Recv(m, count, MPI_BYTE, st.MPI_SOURCE, TAG_CTL, comm, MPI_STATUS_IGNORE);
-	if (rc != MPI_SUCCESS)
-		return mpi_err(rc, "MPI_Recv", err, errlen);
+	do {
+		memset(m, 0, sizeof *m);
+		k = dr_wire_recv_any(peers, DR_TAG_STAGE_CTL, m, sizeof *m, &n, src, err, errlen);
+	} while (k == 2); /* too long: not ours */
 	m->text[sizeof m->text - 1] = '\0';
-	*src = st.MPI_SOURCE;
-	return 1;
+	return k;
 }
 
-/* Send chunks this rank has (HAVE of NCHUNKS, read from FD) to its active children, up to WINDOW
- * in flight each. Returns how many went, or -1 with ERR. */
-static int pump(MPI_Comm comm, int fd, uint64_t size, uint32_t chunk, int64_t nchunks, int64_t have,
-                feed *f, int nf, dr_sendq *s, int window, char *err, size_t errlen)
+/* Send chunks this rank has (HAVE, read from FD: SIZE bytes in CHUNK-byte pieces) to its active
+ * children, up to WINDOW in flight each. Returns how many went, or -1 with ERR. */
+static int pump(const dr_peers *peers, int fd, uint64_t size, uint32_t chunk, int64_t have, feed *f,
+                int nf, dr_sendq *s, int window, char *err, size_t errlen)
 {
-	int64_t k;
+	char why[DR_ERRLEN];
 	int went = 0;
 
 	for (int i = 0; i < nf; i++) {
+		dr_blob_out o;
+		int k;
+
 		if (!f[i].active)
 			continue;
-		while ((k = dr_xfer_next(nchunks, have, f[i].sent,
-		                         dr_sendq_inflight(s, f[i].rank, TAG_DATA), window)) >= 0) {
-			uint32_t len = dr_xfer_chunk_len(size, chunk, k);
-			char *buf = malloc(DATA_HDR + (size_t)len);
-			size_t off = 0;
-
-			if (!buf)
-				return dr_seterr(err, errlen, "staging: out of memory");
-			memcpy(buf, &k, sizeof k);
-			while (off < len) {
-				ssize_t got = pread(fd, buf + DATA_HDR + off, len - off,
-				                    (off_t)((uint64_t)k * chunk + off));
-				if (got < 0 && errno == EINTR)
-					continue;
-				if (got <= 0) {
-					free(buf);
-					return dr_seterr(err, errlen,
-					                 "staging: cannot read chunk %lld: %s",
-					                 (long long)k,
-					                 got < 0 ? strerror(errno) : "file shrank");
-				}
-				off += (size_t)got;
-			}
-			if (dr_sendq_add(s, comm, f[i].rank, TAG_DATA, buf, DATA_HDR + (size_t)len,
-			                 err, errlen) != 0)
-				return -1;
-			f[i].sent++;
-			went++;
-		}
+		dr_blob_out_init(&o, fd, size, chunk, dr_peers_get(peers, f[i].rank),
+		                 DR_TAG_STAGE_DATA, 0, 0, f[i].sent);
+		k = dr_blob_out_pump(&o, s, have, window, why, sizeof why);
+		f[i].sent = o.next;
+		if (k < 0)
+			return dr_seterr(err, errlen, "staging: %s", why);
+		went += k;
 	}
 	return went;
 }
@@ -224,29 +173,36 @@ int dr_stage_pack(const char *blender, const char *scene, const char *cache_dir,
 	return dr_assets_pack(blender, scene, out, err, errlen);
 }
 
-/* Idle nap that grows from 0.2 to 2 ms: a waiting rank stays near 0% CPU. */
-static void nap(double *ms, bool busy)
+/* The loop's one back-off (dr_loop), from 0.2 to 2 ms: a waiting rank stays near 0% CPU. */
+static void nap(dr_backoff *b, bool busy)
 {
-	if (busy) {
-		*ms = 0.2;
-		return;
-	}
-	dr_sleep_ms(*ms);
-	*ms = *ms * 2 > 2 ? 2 : *ms * 2;
+	double ms = dr_backoff_next(b, busy);
+
+	if (!busy)
+		dr_sleep_ms(ms);
 }
 
 /* ---- rank 0 ---------------------------------------------------------------------------------- */
 
 typedef struct source {
-	MPI_Comm comm;
+	const dr_peers *peers; /* the nodes of the communicator staged over (id = rank) */
 	const dr_stage_cfg *c;
+	ctl offer;
+	int fd; /* the file offered */
+	uint32_t chunk;
+	int window;
+	double timeout;
+	dr_stage_result res;
 	dr_xfer_plan plan;
 	dr_sendq s;
 	feed *f;
 	int nf;
 	double *heard;
 	bool *done;
-	int *answer; /* per rank: ANS_*, 0 = none yet */
+	int *answer; /* per rank: enum dr_stage_answer, 0 = none yet */
+	int nanswers;
+	int *members; /* the chain: rank 0, then the nodes that need the file */
+	int nmembers;
 	int size;
 } source;
 
@@ -261,29 +217,30 @@ static int lose(source *src, int m, const char *why, char *err, size_t errlen)
 		return dr_seterr(err, errlen, "staging: out of memory");
 	dr_warn("staging: rank %d %s; its part of the chain is re-fed", src->plan.rank[m], why);
 	n = dr_xfer_lose(&src->plan, m, orph, &adopter);
-	dr_sendq_abandon(&src->s, src->plan.rank[m]);
+	dr_sendq_abandon(&src->s, dr_peers_get(src->peers, src->plan.rank[m]));
 	if (parent == 0) {
 		feed_stop(src->f, src->nf, src->plan.rank[m]);
 	} else if (parent > 0 && !src->plan.lost[parent]) {
-		msg.type = CTL_UNFEED;
+		msg.type = DR_STAGE_UNFEED;
 		msg.rank = src->plan.rank[m];
-		if (send_ctl(&src->s, src->comm, src->plan.rank[parent], &msg, err, errlen) != 0)
+		if (send_ctl(&src->s, src->peers, src->plan.rank[parent], &msg, err, errlen) != 0)
 			goto fail;
 	}
 	for (int i = 0; i < n; i++) {
 		int o = orph[i];
 		/* the orphan receives from its adopter only from now on (a receive matched to a
 		 * message of the lost node might never end) */
-		msg = (ctl){.type = CTL_PARENT, .rank = src->plan.rank[adopter]};
-		if (send_ctl(&src->s, src->comm, src->plan.rank[o], &msg, err, errlen) != 0)
+		msg = (ctl){.type = DR_STAGE_PARENT, .rank = src->plan.rank[adopter]};
+		if (send_ctl(&src->s, src->peers, src->plan.rank[o], &msg, err, errlen) != 0)
 			goto fail;
 		if (adopter == 0) {
 			feed_set(src->f, &src->nf, src->plan.rank[o], src->plan.have[o]);
 			continue;
 		}
-		msg = (ctl){
-		        .type = CTL_FEED, .rank = src->plan.rank[o], .count = src->plan.have[o]};
-		if (send_ctl(&src->s, src->comm, src->plan.rank[adopter], &msg, err, errlen) != 0)
+		msg = (ctl){.type = DR_STAGE_FEED,
+		            .rank = src->plan.rank[o],
+		            .count = src->plan.have[o]};
+		if (send_ctl(&src->s, src->peers, src->plan.rank[adopter], &msg, err, errlen) != 0)
 			goto fail;
 	}
 	free(orph);
@@ -311,270 +268,349 @@ static void show_progress(const source *src, const char *path, uint64_t size)
 	        src->plan.nchunks ? 100.0 * (least < 0 ? 0 : least) / src->plan.nchunks : 100.0);
 }
 
-int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_stage_result *r,
-                    char *err, size_t errlen)
+/* Rank 0's offer of PATH into SRC->offer, and PATH opened in SRC->fd. 0, or -1 with ERR. */
+static int make_offer(source *src, const char *path, char *err, size_t errlen)
 {
-	source src = {.comm = comm, .c = c};
-	dr_stage_result res = {0};
-	uint32_t chunk = c->chunk ? c->chunk : DR_XFER_CHUNK;
-	int window = c->window > 0 ? c->window : DR_XFER_WINDOW;
-	double timeout = c->timeout > 0 ? c->timeout : 30, t0 = dr_now(), deadline, last_show,
-	       ms = 0.2;
-	int fd = -1, rc = -1, k, from, nanswers = 0, *members = NULL, nmembers = 1, expected;
-	ctl offer = {0}, m;
+	const dr_stage_cfg *c = src->c;
+	ctl *o = &src->offer;
 	uint64_t size, size0 = 0;
 	struct stat st;
 
-	if (MPI_Comm_size(comm, &src.size) != MPI_SUCCESS)
-		return dr_seterr(err, errlen, "staging: MPI_Comm_size failed");
-	if (src.size < 2) {
-		*r = res;
-		return 0;
-	}
-	expected = src.size - 1;
 	/* the one place rank 0's staged file is read: PATH, as chosen by the caller */
-	if (!c->never && dr_sha256_file(path, offer.hex, &size, err, errlen) != 0)
+	if (!c->never && dr_sha256_file(path, o->hex, &size, err, errlen) != 0)
 		return -1;
 	if (c->never) {
 		if (stat(path, &st) != 0)
 			return dr_seterr(err, errlen, "staging: %s: %s", path, strerror(errno));
 		size = (uint64_t)st.st_size;
-		memset(offer.hex, '0', 64);
+		memset(o->hex, '0', 64);
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) != 0 || (uint64_t)st.st_size != size) {
-		dr_seterr(err, errlen, "staging: %s changed while it was read", path);
-		goto out;
-	}
-	res.size = size;
+	src->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (src->fd < 0 || fstat(src->fd, &st) != 0 || (uint64_t)st.st_size != size)
+		return dr_seterr(err, errlen, "staging: %s changed while it was read", path);
+	src->res.size = size;
 	if (c->same_as && !c->never &&
-	    dr_sha256_file(c->same_as, offer.same_hex, &size0, err, errlen) != 0)
-		goto out;
-	offer.same_size = (int64_t)size0;
-	offer.type = CTL_OFFER;
-	offer.ask = c->ask;
-	offer.always = c->always;
-	offer.never = c->never;
+	    dr_sha256_file(c->same_as, o->same_hex, &size0, err, errlen) != 0)
+		return -1;
+	o->same_size = (int64_t)size0;
+	o->type = DR_STAGE_OFFER;
+	o->ask = c->ask;
+	o->always = c->always;
+	o->never = c->never;
 	if (c->probe && c->token &&
-	    ((size_t)snprintf(offer.probe, sizeof offer.probe, "%s", c->probe) >=
-	             sizeof offer.probe ||
-	     (size_t)snprintf(offer.token, sizeof offer.token, "%s", c->token) >=
-	             sizeof offer.token))
-		offer.probe[0] = '\0'; /* too long to say: nodes assume they share it */
-	offer.chunk = chunk;
-	offer.size = (int64_t)size;
-	snprintf(offer.ext, sizeof offer.ext, "%s", dr_cache_ext(path));
-	if ((size_t)snprintf(offer.text, sizeof offer.text, "%s", c->same_as ? c->same_as : path) >=
-	    sizeof offer.text) {
-		dr_seterr(err, errlen, "staging: scene path too long");
-		goto out;
+	    ((size_t)snprintf(o->probe, sizeof o->probe, "%s", c->probe) >= sizeof o->probe ||
+	     (size_t)snprintf(o->token, sizeof o->token, "%s", c->token) >= sizeof o->token))
+		o->probe[0] = '\0'; /* too long to say: nodes assume they share it */
+	o->chunk = src->chunk;
+	o->size = (int64_t)size;
+	snprintf(o->ext, sizeof o->ext, "%s", dr_cache_ext(path));
+	if ((size_t)snprintf(o->text, sizeof o->text, "%s", c->same_as ? c->same_as : path) >=
+	    sizeof o->text)
+		return dr_seterr(err, errlen, "staging: scene path too long");
+	return 0;
+}
+
+/* Node FROM's answer M to the offer. 0, or -1 with ERR. */
+static int take_answer(source *src, int from, const ctl *m, char *err, size_t errlen)
+{
+	src->answer[from] = m->status;
+	src->nanswers++;
+	src->res.collect += !m->shared;
+	switch (m->status) {
+	case DR_STAGE_SAME:
+		src->res.same++;
+		break;
+	case DR_STAGE_CACHED:
+		src->res.cached++;
+		break;
+	case DR_STAGE_NEED:
+		src->members[src->nmembers++] = from;
+		break;
+	default:
+		src->res.failed++;
+		dr_warn("staging: rank %d cannot take the scene: %s", from, m->text);
 	}
-	src.answer = calloc((size_t)src.size, sizeof *src.answer);
-	members = calloc((size_t)src.size, sizeof *members);
-	src.f = calloc((size_t)src.size, sizeof *src.f);
-	src.heard = calloc((size_t)src.size, sizeof *src.heard);
-	src.done = calloc((size_t)src.size, sizeof *src.done);
-	if (!src.answer || !members || !src.f || !src.heard || !src.done) {
-		dr_seterr(err, errlen, "staging: out of memory");
-		goto out;
+	if (m->status != DR_STAGE_NEED && !src->c->ask) { /* nothing to receive: it may go on */
+		ctl fin = {.type = DR_STAGE_FINISH};
+		return send_ctl(&src->s, src->peers, from, &fin, err, errlen);
 	}
-	for (int i = 1; i < src.size; i++) {
+	return 0;
+}
+
+/* True (with ERR) when a signal asked to give up. */
+static bool interrupted(const dr_stage_cfg *c, char *err, size_t errlen)
+{
+	if (c->interrupted && *c->interrupted) {
+		dr_seterr(err, errlen, "staging: interrupted");
+		return true;
+	}
+	return false;
+}
+
+/* Offer the file to every node not known silent, and take their answers (each node looks at its
+ * own disk). 0, or -1 with ERR. */
+static int gather_answers(source *src, char *err, size_t errlen)
+{
+	const dr_stage_cfg *c = src->c;
+	double wait = src->timeout * 3 > ANSWER_MIN_S ? src->timeout * 3 : ANSWER_MIN_S;
+	double deadline = dr_now() + wait;
+	dr_backoff bo = dr_backoff_make(0.2, 2);
+	int expected = src->size - 1, from, k;
+	ctl m;
+
+	for (int i = 1; i < src->size; i++) {
 		if (c->silent && c->silent[i]) {
 			expected--;
 			continue;
 		}
-		if (send_ctl(&src.s, comm, i, &offer, err, errlen) != 0)
-			goto out;
+		if (send_ctl(&src->s, src->peers, i, &src->offer, err, errlen) != 0)
+			return -1;
 	}
-
-	/* answers: each node looks at its own disk */
-	deadline = dr_now() + (timeout * 3 > ANSWER_MIN_S ? timeout * 3 : ANSWER_MIN_S);
-	while (nanswers < expected && dr_now() < deadline) {
-		if (c->interrupted && *c->interrupted) {
-			dr_seterr(err, errlen, "staging: interrupted");
-			goto out;
-		}
-		k = poll_ctl(comm, &m, &from, err, errlen);
-		if (k < 0 || dr_sendq_test(&src.s, err, errlen) < 0)
-			goto out;
-		if (k == 1 && m.type == CTL_ANSWER && from > 0 && !src.answer[from]) {
-			src.answer[from] = m.status;
-			nanswers++;
-			res.collect += !m.shared;
-			switch (m.status) {
-			case ANS_SAME:
-				res.same++;
-				break;
-			case ANS_CACHED:
-				res.cached++;
-				break;
-			case ANS_NEED:
-				members[nmembers++] = from;
-				break;
-			default:
-				res.failed++;
-				dr_warn("staging: rank %d cannot take the scene: %s", from, m.text);
-			}
-			if (m.status != ANS_NEED &&
-			    !c->ask) { /* nothing to receive: it may go on */
-				ctl fin = {.type = CTL_FINISH};
-				if (send_ctl(&src.s, comm, from, &fin, err, errlen) != 0)
-					goto out;
-			}
-		}
-		nap(&ms, k == 1);
+	while (src->nanswers < expected && dr_now() < deadline) {
+		if (interrupted(src->c, err, errlen))
+			return -1;
+		k = poll_ctl(src->peers, &m, &from, err, errlen);
+		if (k < 0 || dr_sendq_test(&src->s, err, errlen) < 0)
+			return -1;
+		if (k == 1 && m.type == DR_STAGE_ANSWER && from > 0 && !src->answer[from] &&
+		    take_answer(src, from, &m, err, errlen) != 0)
+			return -1;
+		nap(&bo, k == 1);
 	}
-	if (nanswers < expected) {
-		dr_warn("staging: %d node%s did not answer within %.0f s", expected - nanswers,
-		        expected - nanswers == 1 ? "" : "s",
-		        timeout * 3 > ANSWER_MIN_S ? timeout * 3 : ANSWER_MIN_S);
-		res.failed += expected - nanswers;
-		for (int i = 1; c->silent && i < src.size; i++)
-			if (!src.answer[i])
+	if (src->nanswers < expected) {
+		dr_warn("staging: %d node%s did not answer within %.0f s", expected - src->nanswers,
+		        expected - src->nanswers == 1 ? "" : "s", wait);
+		src->res.failed += expected - src->nanswers;
+		for (int i = 1; c->silent && i < src->size; i++)
+			if (!src->answer[i])
 				c->silent[i] = 1;
 	}
+	return 0;
+}
 
-	if (c->ask) { /* only asked: everyone goes on, to another offer if someone lacks it */
-		res.need = nmembers - 1;
-		for (int i = 1; i < src.size; i++) {
-			ctl fin = {.type = CTL_FINISH, .ask = c->more && res.need > 0};
-			if (src.answer[i] && send_ctl(&src.s, comm, i, &fin, err, errlen) != 0)
-				goto out;
+/* Tell each member of the chain whom it receives from, and each sender whom it feeds. */
+static int start_chain(source *src, const char *path, char *err, size_t errlen)
+{
+	int64_t nchunks = dr_xfer_nchunks(src->res.size, src->chunk);
+	int *members = src->members, n = src->nmembers;
+
+	if (dr_xfer_plan_init(&src->plan, members, n, src->c->fanout > 0 ? src->c->fanout : 1,
+	                      nchunks) != 0)
+		return dr_seterr(err, errlen, "staging: out of memory");
+	dr_info("staging %s (%.1f MiB) to %d node%s", path, src->res.size / 1048576.0, n - 1,
+	        n == 2 ? "" : "s");
+	for (int i = 1; i < n; i++) {
+		int p = src->plan.parent[i];
+		ctl pm = {.type = DR_STAGE_PARENT, .rank = members[p]};
+		src->heard[i] = dr_now();
+		if (send_ctl(&src->s, src->peers, members[i], &pm, err, errlen) != 0)
+			return -1;
+		if (p == 0) {
+			feed_set(src->f, &src->nf, members[i], 0);
+			continue;
 		}
-		nmembers = 1;
+		ctl fm = {.type = DR_STAGE_FEED, .rank = members[i], .count = 0};
+		if (send_ctl(&src->s, src->peers, members[p], &fm, err, errlen) != 0)
+			return -1;
 	}
-	/* the transfer: a chain from rank 0 through every node that needs the file */
-	members[0] = 0;
-	if (nmembers > 1) {
-		int64_t nchunks = dr_xfer_nchunks(size, chunk);
-		if (dr_xfer_plan_init(&src.plan, members, nmembers, c->fanout > 0 ? c->fanout : 1,
-		                      nchunks) != 0) {
-			dr_seterr(err, errlen, "staging: out of memory");
-			goto out;
+	return 0;
+}
+
+/* Control messages during the transfer: progress, done, failed. 1 when some came, 0 if none, -1
+ * with ERR. */
+static int chain_ctl(source *src, char *err, size_t errlen)
+{
+	int k, from, busy = 0;
+	ctl m;
+
+	while ((k = poll_ctl(src->peers, &m, &from, err, errlen)) == 1) {
+		int mb = dr_xfer_member(&src->plan, from);
+		busy = 1;
+		if (mb < 1 || src->plan.lost[mb])
+			continue;
+		src->heard[mb] = dr_now();
+		if (m.type == DR_STAGE_PROGRESS) {
+			dr_xfer_progress(&src->plan, mb, m.count);
+		} else if (m.type == DR_STAGE_DONE && m.status == 0) {
+			src->done[mb] = true;
+			dr_xfer_progress(&src->plan, mb, src->plan.nchunks);
+			src->res.staged++;
+			src->res.bytes += src->res.size;
+		} else if (m.type == DR_STAGE_DONE) {
+			char why[300];
+			snprintf(why, sizeof why, "failed: %.200s", m.text);
+			if (lose(src, mb, why, err, errlen) != 0)
+				return -1;
+			src->res.failed++;
 		}
-		dr_info("staging %s (%.1f MiB) to %d node%s", path, size / 1048576.0, nmembers - 1,
-		        nmembers == 2 ? "" : "s");
-		for (int i = 1; i < nmembers; i++) {
-			int p = src.plan.parent[i];
-			ctl pm = {.type = CTL_PARENT, .rank = members[p]};
-			src.heard[i] = dr_now();
-			if (send_ctl(&src.s, comm, members[i], &pm, err, errlen) != 0)
-				goto out;
-			if (p == 0) {
-				feed_set(src.f, &src.nf, members[i], 0);
+	}
+	return k < 0 ? -1 : busy;
+}
+
+/* Members silent for the timeout are lost. 1 when every live member is done, else 0; -1 with
+ * ERR. */
+static int chain_check(source *src, char *err, size_t errlen)
+{
+	int all = 1;
+
+	for (int i = 1; i < src->nmembers; i++) {
+		if (src->plan.lost[i] || src->done[i])
+			continue;
+		all = 0;
+		if (dr_now() - src->heard[i] > src->timeout) {
+			if (lose(src, i, "fell silent while staging", err, errlen) != 0)
+				return -1;
+			src->res.failed++;
+		}
+	}
+	return all;
+}
+
+/* The transfer: a chain from rank 0 through every node that needs the file, until each has it or
+ * is lost. 0, or -1 with ERR. */
+static int run_chain(source *src, const char *path, char *err, size_t errlen)
+{
+	double last_show = dr_now();
+	dr_backoff bo = dr_backoff_make(0.2, 2);
+
+	if (start_chain(src, path, err, errlen) != 0)
+		return -1;
+	for (;;) {
+		int busy = 0, went, k;
+
+		if (interrupted(src->c, err, errlen) || (busy = chain_ctl(src, err, errlen)) < 0)
+			return -1;
+		if ((k = chain_check(src, err, errlen)) != 0)
+			return k < 0 ? -1 : 0;
+		went = pump(src->peers, src->fd, src->res.size, src->chunk, src->plan.nchunks,
+		            src->f, src->nf, &src->s, src->window, err, errlen);
+		k = dr_sendq_test(&src->s, err, errlen);
+		if (went < 0 || k < 0)
+			return -1;
+		if (dr_now() - last_show >= PROGRESS_EVERY) {
+			show_progress(src, path, src->res.size);
+			last_show = dr_now();
+		}
+		nap(&bo, busy || went > 0 || k > 0);
+	}
+}
+
+/* Everyone still waiting may go on: those that received it, and those that failed; in an ask
+ * round, to another offer if someone lacks the file. */
+static int finish_all(source *src, char *err, size_t errlen)
+{
+	const dr_stage_cfg *c = src->c;
+
+	for (int i = 1; i < src->size; i++) {
+		ctl fin = {.type = DR_STAGE_FINISH};
+		if (c->ask) {
+			fin.ask = c->more && src->res.need > 0;
+			if (!src->answer[i])
 				continue;
-			}
-			ctl fm = {.type = CTL_FEED, .rank = members[i], .count = 0};
-			if (send_ctl(&src.s, comm, members[p], &fm, err, errlen) != 0)
-				goto out;
-		}
-		last_show = dr_now();
-		for (;;) {
-			bool busy = false, all = true;
-			int went;
-
-			if (c->interrupted && *c->interrupted) {
-				dr_seterr(err, errlen, "staging: interrupted");
-				goto out;
-			}
-			while ((k = poll_ctl(comm, &m, &from, err, errlen)) == 1) {
-				int mb = dr_xfer_member(&src.plan, from);
-				busy = true;
-				if (mb < 1 || src.plan.lost[mb])
-					continue;
-				src.heard[mb] = dr_now();
-				if (m.type == CTL_PROGRESS) {
-					dr_xfer_progress(&src.plan, mb, m.count);
-				} else if (m.type == CTL_DONE && m.status == 0) {
-					src.done[mb] = true;
-					dr_xfer_progress(&src.plan, mb, nchunks);
-					res.staged++;
-					res.bytes += size;
-				} else if (m.type == CTL_DONE) {
-					char why[300];
-					snprintf(why, sizeof why, "failed: %.200s", m.text);
-					if (lose(&src, mb, why, err, errlen) != 0)
-						goto out;
-					res.failed++;
-				}
-			}
-			if (k < 0)
-				goto out;
-			for (int i = 1; i < nmembers; i++) {
-				if (src.plan.lost[i] || src.done[i])
-					continue;
-				all = false;
-				if (dr_now() - src.heard[i] > timeout) {
-					if (lose(&src, i, "fell silent while staging", err,
-					         errlen) != 0)
-						goto out;
-					res.failed++;
-				}
-			}
-			if (all)
-				break;
-			went = pump(comm, fd, size, chunk, nchunks, nchunks, src.f, src.nf, &src.s,
-			            window, err, errlen);
-			k = dr_sendq_test(&src.s, err, errlen);
-			if (went < 0 || k < 0)
-				goto out;
-			busy = busy || went > 0 || k > 0;
-			if (dr_now() - last_show >= PROGRESS_EVERY) {
-				show_progress(&src, path, size);
-				last_show = dr_now();
-			}
-			nap(&ms, busy);
-		}
-	}
-	/* everyone still waiting may go on: those that received it, and those that failed */
-	for (int i = 1; i < src.size && !c->ask; i++) {
-		if ((src.answer[i] && src.answer[i] != ANS_NEED) || (c->silent && c->silent[i]))
+		} else if ((src->answer[i] && src->answer[i] != DR_STAGE_NEED) ||
+		           (c->silent && c->silent[i])) {
 			continue; /* told already, or gone */
-		ctl fin = {.type = CTL_FINISH};
-		if (send_ctl(&src.s, comm, i, &fin, err, errlen) != 0)
-			goto out;
+		}
+		if (send_ctl(&src->s, src->peers, i, &fin, err, errlen) != 0)
+			return -1;
 	}
-	res.seconds = dr_now() - t0;
-	if (!c->ask && nmembers > 1)
-		dr_info("staged %s to %d node%s in %.2f s (%d failed)", path, res.staged,
-		        res.staged == 1 ? "" : "s", res.seconds, res.failed);
-	*r = res;
-	rc = 0;
-out:
-	if (rc != 0) { /* nodes still waiting go on without the file (best effort) */
-		char e2[DR_ERRLEN];
-		ctl fin = {.type = CTL_FINISH};
-		for (int i = 1; i < src.size; i++)
-			send_ctl(&src.s, comm, i, &fin, e2, sizeof e2);
-		dr_sendq_settle(&src.s, 0.5);
+	return 0;
+}
+
+/* The end, either way: on failure nodes still waiting go on without the file (best effort); late
+ * keep-alives are read and dropped while the last sends complete; everything is freed. */
+static void source_end(source *src, bool ok)
+{
+	char e2[DR_ERRLEN];
+	ctl m;
+	int from;
+
+	if (!ok) {
+		ctl fin = {.type = DR_STAGE_FINISH};
+		for (int i = 1; i < src->size; i++)
+			send_ctl(&src->s, src->peers, i, &fin, e2, sizeof e2);
+		dr_sendq_settle(&src->s, 0.5);
 	}
-	/* late keep-alives are read and dropped while the last dr_sendq complete */
-	for (double end = dr_now() + (rc == 0 ? DRAIN_S : 0); dr_now() < end;) {
-		char e2[DR_ERRLEN];
-		while (poll_ctl(comm, &m, &from, e2, sizeof e2) == 1)
+	for (double end = dr_now() + (ok ? DRAIN_S : 0); dr_now() < end;) {
+		while (poll_ctl(src->peers, &m, &from, e2, sizeof e2) == 1)
 			;
-		if (dr_sendq_test(&src.s, e2, sizeof e2) < 0 || src.s.n == 0)
+		if (dr_sendq_test(&src->s, e2, sizeof e2) < 0 || src->s.n == 0)
 			break;
 		dr_sleep_ms(1);
 	}
-	dr_sendq_settle(&src.s, 0);
-	if (src.plan.n)
-		dr_xfer_plan_free(&src.plan);
-	free(src.answer);
-	free(members);
-	free(src.f);
-	free(src.heard);
-	free(src.done);
-	if (fd >= 0)
-		close(fd);
+	dr_sendq_settle(&src->s, 0);
+	if (src->plan.n)
+		dr_xfer_plan_free(&src->plan);
+	free(src->answer);
+	free(src->members);
+	free(src->f);
+	free(src->heard);
+	free(src->done);
+	if (src->fd >= 0)
+		close(src->fd);
+}
+
+int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_stage_result *r,
+                    char *err, size_t errlen)
+{
+	source src = {.c = c, .fd = -1, .nmembers = 1};
+	double t0 = dr_now();
+	dr_peers peers;
+	int rc = -1;
+
+	src.chunk = c->chunk ? c->chunk : DR_WIRE_STAGE_CHUNK;
+	src.window = c->window > 0 ? c->window : DR_WIRE_STAGE_WINDOW;
+	src.timeout = c->timeout > 0 ? c->timeout : 30;
+	if (dr_peers_init(&peers, comm, err, errlen) != 0)
+		return -1;
+	src.peers = &peers;
+	src.size = peers.n;
+	if (src.size < 2) {
+		dr_peers_free(&peers);
+		*r = src.res;
+		return 0;
+	}
+	if (make_offer(&src, path, err, errlen) != 0)
+		goto out;
+	src.answer = calloc((size_t)src.size, sizeof *src.answer);
+	src.members = calloc((size_t)src.size, sizeof *src.members);
+	src.f = calloc((size_t)src.size, sizeof *src.f);
+	src.heard = calloc((size_t)src.size, sizeof *src.heard);
+	src.done = calloc((size_t)src.size, sizeof *src.done);
+	if (!src.answer || !src.members || !src.f || !src.heard || !src.done) {
+		dr_seterr(err, errlen, "staging: out of memory");
+		goto out;
+	}
+	if (gather_answers(&src, err, errlen) != 0)
+		goto out;
+	if (c->ask) { /* only asked: everyone goes on, to another offer if someone lacks it */
+		src.res.need = src.nmembers - 1;
+		if (finish_all(&src, err, errlen) != 0)
+			goto out;
+		src.nmembers = 1;
+	}
+	src.members[0] = 0;
+	if (src.nmembers > 1 && run_chain(&src, path, err, errlen) != 0)
+		goto out;
+	if (!c->ask && finish_all(&src, err, errlen) != 0)
+		goto out;
+	src.res.seconds = dr_now() - t0;
+	if (!c->ask && src.nmembers > 1)
+		dr_info("staged %s to %d node%s in %.2f s (%d failed)", path, src.res.staged,
+		        src.res.staged == 1 ? "" : "s", src.res.seconds, src.res.failed);
+	*r = src.res;
+	rc = 0;
+out:
+	source_end(&src, rc == 0);
+	dr_peers_free(&peers);
 	return rc;
 }
 
 /* ---- a render node ----------------------------------------------------------------------------
  */
 
-/* The node's answer to OFFER: ANS_SAME (LOCAL = the offered path), ANS_CACHED (LOCAL = the cached
- * copy), ANS_NEED (W is open), or ANS_FAIL with WHY. */
+/* The node's answer to OFFER: DR_STAGE_SAME (LOCAL = the offered path), DR_STAGE_CACHED (LOCAL =
+ * the cached copy), DR_STAGE_NEED (W is open), or DR_STAGE_FAIL with WHY. */
 static int decide(const ctl *offer, dr_cache *cache, dr_cache_wr *w, char *local, size_t len,
                   char *why, size_t whylen)
 {
@@ -585,7 +621,7 @@ static int decide(const ctl *offer, dr_cache *cache, dr_cache_wr *w, char *local
 
 	if (offer->never) {
 		snprintf(local, len, "%s", offer->text);
-		return ANS_SAME;
+		return DR_STAGE_SAME;
 	}
 	const char *want = offer->same_hex[0] ? offer->same_hex : offer->hex;
 	int64_t want_size = offer->same_hex[0] ? offer->same_size : offer->size;
@@ -593,18 +629,19 @@ static int decide(const ctl *offer, dr_cache *cache, dr_cache_wr *w, char *local
 	    (int64_t)st.st_size == want_size &&
 	    dr_sha256_file(offer->text, hex, &size, why, whylen) == 0 && strcmp(hex, want) == 0) {
 		snprintf(local, len, "%s", offer->text);
-		return ANS_SAME;
+		return DR_STAGE_SAME;
 	}
 	if (offer->ask)
-		return ANS_NEED; /* nothing received in an ask round: the next offer says what */
+		return DR_STAGE_NEED; /* nothing received in an ask round: the next offer says what
+		                       */
 	k = dr_cache_lookup(cache, offer->hex, offer->ext, (uint64_t)offer->size, local, len, why,
 	                    whylen);
 	if (k == 1)
-		return ANS_CACHED;
+		return DR_STAGE_CACHED;
 	if (k < 0 || dr_cache_begin(cache, offer->hex, offer->ext, (uint64_t)offer->size, w, why,
 	                            whylen) != 0)
-		return ANS_FAIL;
-	return ANS_NEED;
+		return DR_STAGE_FAIL;
+	return DR_STAGE_NEED;
 }
 
 /* Does this node see rank 0's probe file with its token? True when there is no probe. */
@@ -627,244 +664,283 @@ static bool sees_probe(const ctl *offer)
 	return strcmp(buf, offer->token) == 0;
 }
 
-/* One offer: answer it and receive/forward as told. *MORE: rank 0 said another offer follows. */
-static int stage_node_once(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len,
-                           bool *shared, bool *more, char *err, size_t errlen)
-{
+/* A node's side of one offer. */
+typedef struct node {
+	const dr_peers *peers; /* rank 0 and the other nodes (id = rank) */
+	const dr_stage_cfg *c;
+	char *local; /* the path Blender opens */
+	size_t len;
+	ctl offer;
 	dr_cache cache;
-	dr_cache_wr w = {.fd = -1};
-	char cdir[4096], why[DR_ERRLEN] = "";
-	ctl offer = {0}, m, out;
-	dr_sendq s = {0};
-	feed *f = NULL;
-	int nf = 0, size = 1, from, k, answer = 0, rfd = -1, rc = -1, window, got;
-	bool have_cache = false, finish = false, receiving = false, failed = false, posted = false;
-	int parent = -1; /* the rank this node receives from (CTL_PARENT), -1 = not told yet */
-	int64_t have = 0, reported = 0, nchunks = 0;
-	uint32_t chunk = 0;
-	char *rbuf = NULL;
-	MPI_Request rreq = MPI_REQUEST_NULL;
-	MPI_Status st;
-	double last_sent, ms = 0.2;
+	bool have_cache;
+	dr_cache_wr w;
+	dr_blob_in in; /* into W */
+	dr_sendq s;
+	feed *f; /* the children this node forwards to */
+	int nf;
+	int answer, rfd, window;
+	int parent; /* the rank this node receives from (DR_STAGE_PARENT), -1 = not told yet */
+	bool finish, more, receiving, failed, posted;
+	uint32_t chunk;
+	int64_t reported; /* chunks last reported to rank 0 */
+	char *rbuf;
+	MPI_Request rreq;
+	double last_sent;
+	char why[DR_ERRLEN];
+} node;
 
-	window = c->window > 0 ? c->window : DR_XFER_WINDOW;
-	if (MPI_Comm_size(comm, &size) != MPI_SUCCESS)
-		return dr_seterr(err, errlen, "staging: MPI_Comm_size failed");
-	f = calloc((size_t)size, sizeof *f);
-	if (!f)
-		return dr_seterr(err, errlen, "staging: out of memory");
-	/* the offer */
-	while (!offer.type) {
-		if (c->interrupted && *c->interrupted) {
-			dr_seterr(err, errlen, "staging: interrupted");
-			goto done;
-		}
-		k = poll_ctl(comm, &m, &from, err, errlen);
+/* Wait for rank 0's offer (a FEED may overtake it). 0, or -1 with ERR. */
+static int wait_offer(node *n, char *err, size_t errlen)
+{
+	dr_backoff bo = dr_backoff_make(0.2, 2);
+	int k, from;
+	ctl m;
+
+	while (!n->offer.type) {
+		if (interrupted(n->c, err, errlen))
+			return -1;
+		k = poll_ctl(n->peers, &m, &from, err, errlen);
 		if (k < 0)
-			goto done;
-		if (k == 1 && from == 0 && m.type == CTL_OFFER)
-			offer = m;
-		else if (k == 1 && m.type == CTL_FEED) /* a FEED may overtake the offer */
-			feed_set(f, &nf, m.rank, m.count);
-		nap(&ms, k == 1);
+			return -1;
+		if (k == 1 && from == 0 && m.type == DR_STAGE_OFFER)
+			n->offer = m;
+		else if (k == 1 && m.type == DR_STAGE_FEED)
+			feed_set(n->f, &n->nf, m.rank, m.count);
+		nap(&bo, k == 1);
 	}
-	snprintf(local, len, "%s", offer.text);
-	*shared = sees_probe(&offer);
-	if (c->cache_dir)
-		snprintf(cdir, sizeof cdir, "%s", c->cache_dir);
+	return 0;
+}
+
+static int send_done(node *n, char *err, size_t errlen)
+{
+	ctl out = {.type = DR_STAGE_DONE, .status = n->failed};
+
+	snprintf(out.text, sizeof out.text, "%s", n->failed ? n->why : "");
+	if (n->failed) {
+		dr_cache_abort(&n->w);
+		snprintf(n->local, n->len, "%s", n->offer.text);
+	}
+	n->last_sent = dr_now();
+	n->reported = n->in.got;
+	return send_ctl(&n->s, n->peers, 0, &out, err, errlen);
+}
+
+/* Look at the offer, answer it, and get ready to receive when the file is needed. 0, or -1 with
+ * ERR. */
+static int answer_offer(node *n, bool *shared, char *err, size_t errlen)
+{
+	const ctl *o = &n->offer;
+	char cdir[4096];
+	ctl out;
+
+	snprintf(n->local, n->len, "%s", o->text);
+	*shared = sees_probe(o);
+	if (n->c->cache_dir)
+		snprintf(cdir, sizeof cdir, "%s", n->c->cache_dir);
 	else
 		dr_stage_default_cache(cdir, sizeof cdir);
-	if (dr_cache_open(&cache, cdir, c->cache_max, why, sizeof why) == 0) {
-		have_cache = true;
-		answer = decide(&offer, &cache, &w, local, len, why, sizeof why);
-	} else {
-		answer = ANS_FAIL;
+	n->answer = DR_STAGE_FAIL;
+	if (dr_cache_open(&n->cache, cdir, n->c->cache_max, n->why, sizeof n->why) == 0) {
+		n->have_cache = true;
+		n->answer = decide(o, &n->cache, &n->w, n->local, n->len, n->why, sizeof n->why);
 	}
-	if (answer == ANS_NEED && !offer.ask) {
-		chunk = offer.chunk ? offer.chunk : DR_XFER_CHUNK;
-		nchunks = dr_xfer_nchunks((uint64_t)offer.size, chunk);
-		rfd = open(w.tmp, O_RDONLY | O_CLOEXEC); /* what this node forwards */
-		rbuf = malloc(DATA_HDR + (size_t)chunk);
-		if (rfd < 0 || !rbuf) {
-			snprintf(why, sizeof why, "cannot read back %.1500s: %s", w.tmp,
+	if (n->answer == DR_STAGE_NEED && !o->ask) {
+		n->chunk = o->chunk ? o->chunk : DR_WIRE_STAGE_CHUNK;
+		dr_blob_in_init(&n->in, &n->w, -1, (uint64_t)o->size, n->chunk);
+		n->rfd = open(n->w.tmp, O_RDONLY | O_CLOEXEC); /* what this node forwards */
+		n->rbuf = malloc(sizeof(dr_wire_chunk) + (size_t)n->chunk);
+		if (n->rfd < 0 || !n->rbuf) {
+			snprintf(n->why, sizeof n->why, "cannot read back %.1500s: %s", n->w.tmp,
 			         strerror(errno));
-			dr_cache_abort(&w);
-			answer = ANS_FAIL;
+			dr_cache_abort(&n->w);
+			n->answer = DR_STAGE_FAIL;
 		}
 	}
-	out = (ctl){.type = CTL_ANSWER, .status = answer, .shared = *shared};
-	snprintf(out.text, sizeof out.text, "%s", answer == ANS_FAIL ? why : "");
-	if (send_ctl(&s, comm, 0, &out, err, errlen) != 0)
-		goto done;
-	last_sent = dr_now();
-	if (answer == ANS_FAIL) {
-		failed = true;
-		snprintf(local, len, "%s", offer.text);
+	out = (ctl){.type = DR_STAGE_ANSWER, .status = n->answer, .shared = *shared};
+	snprintf(out.text, sizeof out.text, "%s", n->answer == DR_STAGE_FAIL ? n->why : "");
+	if (send_ctl(&n->s, n->peers, 0, &out, err, errlen) != 0)
+		return -1;
+	n->last_sent = dr_now();
+	if (n->answer == DR_STAGE_FAIL) {
+		n->failed = true;
+		snprintf(n->local, n->len, "%s", o->text);
 	}
-	if (answer == ANS_NEED && !offer.ask) {
-		if (nchunks == 0) { /* an empty file: nothing to receive */
-			k = dr_cache_commit(&w, local, len, why, sizeof why);
-			out = (ctl){.type = CTL_DONE, .status = k != 0};
-			snprintf(out.text, sizeof out.text, "%s", k ? why : "");
-			failed = k != 0;
-			if (send_ctl(&s, comm, 0, &out, err, errlen) != 0)
-				goto done;
-		} else {
-			receiving = true; /* once rank 0 names the parent */
-		}
+	if (n->answer != DR_STAGE_NEED || o->ask)
+		return 0;
+	if (!dr_blob_in_done(&n->in)) {
+		n->receiving = true; /* once rank 0 names the parent */
+		return 0;
 	}
-	while (!finish) {
-		bool busy = false;
-		int went;
+	/* an empty file: nothing to receive */
+	n->failed = dr_cache_commit(&n->w, n->local, n->len, n->why, sizeof n->why) != 0;
+	return send_done(n, err, errlen);
+}
 
-		if (c->interrupted && *c->interrupted) {
-			dr_seterr(err, errlen, "staging: interrupted");
-			goto done;
+/* Receive from a new parent: a receive posted to the old one is left to MPI with its buffer (it
+ * might never end). 0, or -1 with ERR. */
+static int new_parent(node *n, int rank, char *err, size_t errlen)
+{
+	if (n->posted) {
+		MPI_Cancel(&n->rreq);
+		MPI_Request_free(&n->rreq);
+		n->posted = false;
+		n->rbuf = malloc(sizeof(dr_wire_chunk) + (size_t)n->chunk);
+		if (!n->rbuf)
+			return dr_seterr(err, errlen, "staging: out of memory");
+	}
+	n->parent = rank;
+	return 0;
+}
+
+/* Rank 0's control messages, not past a FINISH (what follows it, another offer, is the next
+ * round's). 1 when some came, 0 if none, -1 with ERR. */
+static int node_ctl(node *n, char *err, size_t errlen)
+{
+	int k = 0, from, busy = 0;
+	ctl m;
+
+	while (!n->finish && (k = poll_ctl(n->peers, &m, &from, err, errlen)) == 1) {
+		busy = 1;
+		if (from != 0)
+			continue;
+		if (m.type == DR_STAGE_FEED) {
+			feed_set(n->f, &n->nf, m.rank, m.count);
+		} else if (m.type == DR_STAGE_UNFEED) {
+			feed_stop(n->f, n->nf, m.rank);
+			dr_sendq_abandon(&n->s, dr_peers_get(n->peers, m.rank));
+		} else if (m.type == DR_STAGE_FINISH) {
+			n->finish = true;
+			n->more = m.ask;
+		} else if (m.type == DR_STAGE_PARENT && m.rank != n->parent &&
+		           new_parent(n, m.rank, err, errlen) != 0) {
+			return -1;
 		}
-		/* not past a FINISH: what follows it (another offer) is the next round's */
-		while (!finish && (k = poll_ctl(comm, &m, &from, err, errlen)) == 1) {
-			busy = true;
-			if (from != 0)
-				continue;
-			if (m.type == CTL_FEED)
-				feed_set(f, &nf, m.rank, m.count);
-			else if (m.type == CTL_UNFEED) {
-				feed_stop(f, nf, m.rank);
-				dr_sendq_abandon(&s, m.rank);
-			} else if (m.type == CTL_FINISH) {
-				finish = true;
-				*more = m.ask;
-			} else if (m.type == CTL_PARENT && m.rank != parent) {
-				if (posted) { /* left to MPI with its buffer: see above */
-					MPI_Cancel(&rreq);
-					MPI_Request_free(&rreq);
-					posted = false;
-					rbuf = malloc(DATA_HDR + (size_t)chunk);
-					if (!rbuf) {
-						dr_seterr(err, errlen, "staging: out of memory");
-						goto done;
-					}
-				}
-				parent = m.rank;
-			}
-		}
-		if (k < 0)
-			goto done;
-		if (receiving && !posted && parent >= 0) {
-			k = MPI_Irecv(rbuf, (int)(DATA_HDR + chunk), MPI_BYTE, parent, TAG_DATA,
-			              comm, &rreq);
-			if (k != MPI_SUCCESS) {
-				mpi_err(k, "MPI_Irecv", err, errlen);
-				goto done;
-			}
-			posted = true;
-		}
-		if (receiving && posted) {
-			k = MPI_Test(&rreq, &got, &st);
-			if (k != MPI_SUCCESS) {
-				mpi_err(k, "MPI_Test", err, errlen);
-				goto done;
-			}
-			if (got) {
-				int count = 0;
-				int64_t idx;
-				busy = true;
-				posted = false;
-				MPI_Get_count(&st, MPI_BYTE, &count);
-				memcpy(&idx, rbuf, sizeof idx);
-				/* in order only: a re-fed chunk already here is dropped */
-				if (idx == have && count >= DATA_HDR &&
-				    (uint32_t)(count - DATA_HDR) ==
-				            dr_xfer_chunk_len((uint64_t)offer.size, chunk, have)) {
-					if (dr_cache_append(&w, rbuf + DATA_HDR,
-					                    (size_t)count - DATA_HDR, why,
-					                    sizeof why) != 0) {
-						failed = true;
-						receiving = false;
-					} else {
-						have++;
-					}
-				}
-				if (failed || have >= nchunks) {
-					receiving = false;
-					if (!failed &&
-					    dr_cache_commit(&w, local, len, why, sizeof why) != 0)
-						failed = true;
-					out = (ctl){.type = CTL_DONE, .status = failed};
-					snprintf(out.text, sizeof out.text, "%s",
-					         failed ? why : "");
-					if (failed) {
-						dr_cache_abort(&w);
-						snprintf(local, len, "%s", offer.text);
-					}
-					if (send_ctl(&s, comm, 0, &out, err, errlen) != 0)
-						goto done;
-					last_sent = dr_now();
-					reported = have;
-				}
-			}
-		}
-		if (rfd >= 0 && !failed) {
-			went = pump(comm, rfd, (uint64_t)offer.size, chunk, nchunks, have, f, nf,
-			            &s, window, err, errlen);
-			if (went < 0)
-				goto done;
-			busy = busy || went > 0;
-		}
-		if (dr_sendq_test(&s, err, errlen) < 0)
-			goto done;
+	}
+	return k < 0 ? -1 : busy;
+}
+
+/* Post the receive of the next chunk from the parent, and take it when it is in (in order only:
+ * a re-fed chunk already here is dropped). 1 when one came, 0 if none, -1 with ERR. */
+static int node_recv(node *n, char *err, size_t errlen)
+{
+	int k, got = 0, count = 0;
+	dr_wire_chunk h;
+	MPI_Status st;
+
+	if (!n->receiving || n->parent < 0)
+		return 0;
+	if (!n->posted) {
+		dr_peer from = dr_peers_get(n->peers, n->parent);
+		k = MPI_Irecv(n->rbuf, (int)(sizeof h + n->chunk), MPI_BYTE, from.rank,
+		              DR_TAG_STAGE_DATA, from.comm, &n->rreq);
+		if (k != MPI_SUCCESS)
+			return dr_wire_fail(k, "staging: MPI_Irecv", err, errlen);
+		n->posted = true;
+	}
+	if ((k = MPI_Test(&n->rreq, &got, &st)) != MPI_SUCCESS)
+		return dr_wire_fail(k, "staging: MPI_Test", err, errlen);
+	if (!got)
+		return 0;
+	n->posted = false;
+	MPI_Get_count(&st, MPI_BYTE, &count);
+	if (dr_blob_header(n->rbuf, (size_t)count, &h) == 0 &&
+	    dr_blob_in_put(&n->in, &h, n->rbuf, (size_t)count, n->why, sizeof n->why) < 0)
+		n->failed = true;
+	if (!n->failed && !dr_blob_in_done(&n->in))
+		return 1;
+	n->receiving = false;
+	if (!n->failed && dr_cache_commit(&n->w, n->local, n->len, n->why, sizeof n->why) != 0)
+		n->failed = true;
+	return send_done(n, err, errlen) != 0 ? -1 : 1;
+}
+
+/* Receive and forward until rank 0 says FINISH. 0, or -1 with ERR. */
+static int node_run(node *n, char *err, size_t errlen)
+{
+	dr_backoff bo = dr_backoff_make(0.2, 2);
+
+	while (!n->finish) {
+		int busy = 0, k = 0, went = 0;
+
+		if (interrupted(n->c, err, errlen) || (busy = node_ctl(n, err, errlen)) < 0 ||
+		    (k = node_recv(n, err, errlen)) < 0)
+			return -1;
+		if (n->rfd >= 0 && !n->failed &&
+		    (went = pump(n->peers, n->rfd, (uint64_t)n->offer.size, n->chunk, n->in.got,
+		                 n->f, n->nf, &n->s, n->window, err, errlen)) < 0)
+			return -1;
+		if (dr_sendq_test(&n->s, err, errlen) < 0)
+			return -1;
 		/* progress for rank 0's re-feeding, and a keep-alive while waiting */
-		if (answer == ANS_NEED &&
-		    (have - reported >= 8 || dr_now() - last_sent >= KEEPALIVE_S)) {
-			out = (ctl){.type = CTL_PROGRESS, .count = have};
-			if (send_ctl(&s, comm, 0, &out, err, errlen) != 0)
-				goto done;
-			last_sent = dr_now();
-			reported = have;
+		if (n->answer == DR_STAGE_NEED &&
+		    (n->in.got - n->reported >= 8 || dr_now() - n->last_sent >= KEEPALIVE_S)) {
+			ctl out = {.type = DR_STAGE_PROGRESS, .count = n->in.got};
+			if (send_ctl(&n->s, n->peers, 0, &out, err, errlen) != 0)
+				return -1;
+			n->last_sent = dr_now();
+			n->reported = n->in.got;
 		}
-		nap(&ms, busy);
+		nap(&bo, busy || k || went > 0);
 	}
-	if (receiving) {
-		dr_seterr(err, errlen,
-		          "staging ended before this node had the scene (%lld of %lld "
-		          "chunks)",
-		          (long long)have, (long long)nchunks);
-		goto done;
+	if (n->receiving)
+		return dr_seterr(err, errlen,
+		                 "staging ended before this node had the scene (%lld of %lld "
+		                 "chunks)",
+		                 (long long)n->in.got, (long long)n->in.nchunks);
+	if (n->failed)
+		return dr_seterr(err, errlen, "staging: %s", n->why);
+	return 0;
+}
+
+/* One offer: answer it and receive/forward as told. *MORE: rank 0 said another offer follows. */
+static int stage_node_once(const dr_peers *peers, const dr_stage_cfg *c, char *local, size_t len,
+                           bool *shared, bool *more, char *err, size_t errlen)
+{
+	node n = {.peers = peers, .c = c, .local = local, .len = len, .rfd = -1, .parent = -1};
+	int rc = -1;
+
+	n.w.fd = -1;
+	n.rreq = MPI_REQUEST_NULL;
+	n.window = c->window > 0 ? c->window : DR_WIRE_STAGE_WINDOW;
+	n.f = calloc((size_t)peers->n, sizeof *n.f);
+	if (!n.f)
+		return dr_seterr(err, errlen, "staging: out of memory");
+	if (wait_offer(&n, err, errlen) == 0 && answer_offer(&n, shared, err, errlen) == 0 &&
+	    node_run(&n, err, errlen) == 0)
+		rc = 0;
+	*more = n.more;
+	if (n.posted && n.rreq != MPI_REQUEST_NULL) {
+		MPI_Cancel(&n.rreq);
+		MPI_Request_free(&n.rreq);
+		n.rbuf = NULL; /* MPI may still write into it: kept for good */
 	}
-	if (failed) {
-		dr_seterr(err, errlen, "staging: %s", why);
-		goto done;
-	}
-	rc = 0;
-done:
-	if (posted && rreq != MPI_REQUEST_NULL) {
-		MPI_Cancel(&rreq);
-		MPI_Request_free(&rreq);
-		rbuf = NULL; /* MPI may still write into it: kept for good */
-	}
-	if (rc != 0 && w.fd >= 0)
-		dr_cache_abort(&w);
+	if (rc != 0 && n.w.fd >= 0)
+		dr_cache_abort(&n.w);
 	if (rc != 0)
-		snprintf(local, len, "%s", offer.text);
-	dr_sendq_settle(&s, rc == 0 ? 0.2 : 0);
-	if (rfd >= 0)
-		close(rfd);
-	if (have_cache)
-		dr_cache_close(&cache);
-	free(rbuf);
-	free(f);
+		snprintf(local, len, "%s", n.offer.text);
+	dr_sendq_settle(&n.s, rc == 0 ? 0.2 : 0);
+	if (n.rfd >= 0)
+		close(n.rfd);
+	if (n.have_cache)
+		dr_cache_close(&n.cache);
+	free(n.rbuf);
+	free(n.f);
 	return rc;
 }
 
 int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len, bool *shared,
                   char *err, size_t errlen)
 {
+	dr_peers peers;
 	bool more;
 	int rc;
 
+	if (dr_peers_init(&peers, comm, err, errlen) != 0)
+		return -1;
 	do {
 		more = false;
-		rc = stage_node_once(comm, c, local, len, shared, &more, err, errlen);
+		rc = stage_node_once(&peers, c, local, len, shared, &more, err, errlen);
 	} while (rc == 0 && more);
+	dr_peers_free(&peers);
 	return rc;
 }

@@ -1,4 +1,5 @@
 /* Unit tests for dr_xfer: chunking, the forwarding chain/tree, and re-feeding orphans. */
+#include "dr_wire.h"
 #include "dr_xfer.h"
 #include "tap.h"
 
@@ -9,7 +10,7 @@ static void test_chunks(void)
 	is_int(dr_xfer_nchunks(0, 10), 0, "an empty file has no chunks");
 	is_int(dr_xfer_nchunks(10, 10), 1, "exactly one chunk");
 	is_int(dr_xfer_nchunks(11, 10), 2, "one byte more: two");
-	is_int(dr_xfer_nchunks(200ULL << 20, DR_XFER_CHUNK), 200, "200 MiB in 1 MiB chunks");
+	is_int(dr_xfer_nchunks(200ULL << 20, DR_WIRE_STAGE_CHUNK), 200, "200 MiB in 1 MiB chunks");
 	is_int(dr_xfer_chunk_len(25, 10, 0), 10, "full chunk");
 	is_int(dr_xfer_chunk_len(25, 10, 2), 5, "short last chunk");
 	is_int(dr_xfer_chunk_len(25, 10, 3), 0, "past the end");
