@@ -1329,6 +1329,14 @@ dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t 
 		         cfg->listen);
 		return NULL;
 	}
+	if (!loopback && strlen(cfg->token) < DR_HTTP_TOKEN_MIN) {
+		snprintf(
+		        err, errlen,
+		        "listening on %s needs a token of %d characters or more (this one has %zu);"
+		        " e.g. head -c 24 /dev/urandom | base64",
+		        cfg->listen, DR_HTTP_TOKEN_MIN, strlen(cfg->token));
+		return NULL;
+	}
 	if (tls && (!cfg->tls_cert || !cfg->tls_cert[0] || !cfg->tls_key || !cfg->tls_key[0])) {
 		snprintf(err, errlen, "HTTPS needs both --tls-cert FILE and --tls-key FILE");
 		return NULL;
