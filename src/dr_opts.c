@@ -211,7 +211,8 @@ static const opt_row rows[] = {
          .metavar = "DIR",
          STRING(cache_dir, "wants a directory"),
          .help = "each node's cache of staged scenes, by SHA-256\n"
-                 "(default $TMPDIR/drender-cache)"},
+                 "(default $TMPDIR/drender-cache-UID; refused if another\n"
+                 "user owns it or group/others may write it)"},
         {.name = "cache-max",
          .metavar = "SIZE",
          CALL(set_cache_max),
