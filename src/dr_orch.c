@@ -5,6 +5,7 @@
 #include "dr_util.h"
 
 #include "dr_assets.h"
+#include "dr_cache.h"
 #include "dr_dispatch.h"
 #include "dr_imgcheck.h"
 #include "dr_log.h"
@@ -296,6 +297,7 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
 	        .tail_control = !r->opts.no_speculate && !(render->ranges > 0 && !render->merge),
 	};
 	dr_ojob *j = calloc(1, sizeof *j);
+	char vwhy[256];
 
 	if (j)
 		j->lockfd = -1;
@@ -331,6 +333,10 @@ dr_ojob *dr_orch_add(dr_orch *r, const char *id, const dr_render_cfg *render, in
 	}
 	memcpy(j->frames.v, frames->v, frames->n * sizeof *frames->v);
 	j->frames.n = frames->n;
+	/* the exact scene: a warm node loaded for another version reloads (dr_node) */
+	if (dr_cache_version(j->cfg.render.scene, j->cfg.render.version,
+	                     sizeof j->cfg.render.version, vwhy, sizeof vwhy) != 0)
+		j->cfg.render.version[0] = '\0'; /* unreadable here: loading it will say why */
 	if (dr_render_cfg_encode(&j->cfg.render, j->cfg_json, sizeof j->cfg_json) != 0) {
 		snprintf(err, errlen, "job settings too long");
 		job_free(j);
