@@ -19,15 +19,17 @@
  * A cache directory holds entries named "<64 hex digits of the content's SHA-256><ext>" (ext
  * from the original name, e.g. ".blend", so that Blender sees what it expects). An entry is only
  * ever created by renaming a temporary file ("<hex>.tmp-<pid>") whose size and hash checked out,
- * so a lookup trusts what it finds. Every use touches the entry's times (the LRU order) and pins
- * it for this process: eviction, which keeps the directory under max_bytes, never removes a
- * pinned entry (a file a Blender of this run may have open).
+ * and a lookup hashes it again before use (a file changed in place is removed). Every use touches
+ * the entry's times (the LRU order) and pins it for this process: eviction, which keeps the
+ * directory under max_bytes, never removes a pinned entry (a file a Blender of this run may have
+ * open).
  */
 typedef struct dr_cache {
 	char dir[4096];
 	uint64_t max_bytes; /* 0 = no bound */
 	char **pinned;      /* entry names in use by this process */
 	size_t npinned, cappinned;
+	bool warned_over; /* said once that what is pinned exceeds max_bytes */
 } dr_cache;
 
 /* An entry being written: bytes appended in order, hashed as they come. */
@@ -50,8 +52,17 @@ typedef struct dr_cache_entry {
 } dr_cache_entry;
 
 /* Use DIR (created with its parents if missing, mode 0700) as a cache bounded to MAX_BYTES
- * (0 = unbounded). 0, or -1 with ERR and C untouched. */
+ * (0 = unbounded); DIR must pass dr_cache_check_dir. 0, or -1 with ERR and C untouched. */
 int dr_cache_open(dr_cache *c, const char *dir, uint64_t max_bytes, char *err, size_t errlen);
+
+/* The default cache directory, one per user: $TMPDIR/drender-cache-<euid> (TMPDIR unset or
+ * empty: /tmp). */
+void dr_cache_default_dir(char *buf, size_t len);
+
+/* Is the existing directory PATH safe to trust entries from: owned by this user, not writable by
+ * group or others, and not a symbolic link of another user (root's are fine)? 0, or -1 with ERR
+ * saying which and what to do. */
+int dr_cache_check_dir(const char *path, char *err, size_t errlen);
 
 /* Seconds a dead process's temporary file must be old before dr_cache_open removes it (a cache
  * directory shared by hosts would show other hosts' live writers as dead pids: the age spares
@@ -69,6 +80,12 @@ void dr_cache_close(dr_cache *c);
 int dr_sha256_file(const char *path, char hex[DR_SHA256_HEX], uint64_t *size, char *err,
                    size_t errlen);
 
+/* The version of the scene at PATH as a job names it (dr_render_cfg's version): its content's
+ * SHA-256 in hex into OUT (LEN >= DR_SHA256_HEX). A file hashed lately in this process (by
+ * dr_sha256_file, dr_cache_lookup or this) and unchanged since (same device, inode, size,
+ * modification and change times) is not read again. 0, or -1 with ERR. */
+int dr_cache_version(const char *path, char *out, size_t len, char *err, size_t errlen);
+
 /* True for 64 lowercase hex digits. */
 bool dr_sha256_hex_valid(const char *hex);
 
@@ -76,8 +93,9 @@ bool dr_sha256_hex_valid(const char *hex);
  * or not made of letters and digits. Returns a pointer into PATH or to "". */
 const char *dr_cache_ext(const char *path);
 
-/* Is the entry for HEX (with extension EXT) there, of SIZE bytes? 1 with its path in PATH (it is
- * touched and pinned), 0 if not, -1 with ERR for a bad key or a path too long. */
+/* Is the entry for HEX (with extension EXT) there, of SIZE bytes, and does its content hash to
+ * HEX? 1 with its path in PATH (it is touched and pinned), 0 if not (an entry whose content does
+ * not match is removed, with a warning), -1 with ERR for a bad key or a path too long. */
 int dr_cache_lookup(dr_cache *c, const char *hex, const char *ext, uint64_t size, char *path,
                     size_t len, char *err, size_t errlen);
 

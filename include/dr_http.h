@@ -33,7 +33,11 @@ typedef struct dr_http_cfg {
 
 typedef struct dr_http dr_http;
 
-/* Start serving. Refuses (NULL with ERR) a non-loopback address without a token, an address that
+/* Shortest token a non-loopback listener accepts. */
+#define DR_HTTP_TOKEN_MIN 16
+
+/* Start serving. Refuses (NULL with ERR) a non-loopback address without a token (or with
+ * one shorter than DR_HTTP_TOKEN_MIN), an address that
  * does not parse, or one that cannot be bound (the message names it and the system error), and
  * TLS files that cannot be read or a libmicrohttpd built without TLS. */
 dr_http *dr_http_start(const dr_http_cfg *cfg, dr_jobs *jobs, char *err, size_t errlen);

@@ -70,6 +70,10 @@ typedef struct dr_node {
 	char fetched[DR_PATH_MAX + 200]; /* the copy of the job's scene the next load opens
 	                                  * (cfg.fetch), "" = the scene itself */
 	bool warm_fetch; /* warming up: the default scene is fetched first (cfg.fetch) */
+	/* the version (dr_cache_version) of cfg.scene when its staged copy was first loaded, if
+	 * this node sees cfg.scene ("" = unknown); staged_checked: looked already */
+	char staged_version[72];
+	bool staged_checked;
 } dr_node;
 
 /* Say HELLO to rank 0 and, if the command line names a scene, start Blender on it. CPUS: Blender's

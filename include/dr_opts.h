@@ -49,8 +49,12 @@ typedef struct dr_opts {
 	const char *http;       /* --http ADDR:PORT: read-only API during a batch */
 	const char *blend_root; /* --blend-root DIR: scenes a request may name (see below) */
 	const char
-	        *output_root;  /* --output-root DIR: where requested jobs write (default output) */
-	const char *token;     /* --token, else $DRENDER_TOKEN (the caller fills that in) */
+	        *output_root; /* --output-root DIR: where requested jobs write (default output) */
+	const char *token;    /* --token, else --token-file's, else $DRENDER_TOKEN (the caller
+	                       * fills those in: dr_opts_load_token) */
+	/* --token-file FILE (the token kept off the command line), and what it held (owned) */
+	const char *token_file;
+	char *token_read;
 	const char *tls_cert;  /* --tls-cert FILE: serve HTTPS with this PEM certificate */
 	const char *tls_key;   /* --tls-key FILE: ... and this PEM private key */
 	int max_queued;        /* --max-queued N: more queued jobs get 429 (default 100) */
@@ -78,6 +82,11 @@ int dr_opts_parse(int argc, char **argv, const char *env_blender, dr_opts *o, ch
                   size_t errlen);
 
 void dr_opts_free(dr_opts *o);
+
+/* Settle O's token: --token, else the first line of --token-file's file, else ENV (the value
+ * of $DRENDER_TOKEN, NULL or "" = none). 0, or -1 with ERR (both options given, a file that
+ * cannot be read or holds no token). */
+int dr_opts_load_token(dr_opts *o, const char *env, char *err, size_t errlen);
 
 /* The settings of a render node (C) and of the orchestrator (R) from parsed options O. */
 void dr_opts_node_cfg(const dr_opts *o, dr_node_cfg *c);

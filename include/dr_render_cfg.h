@@ -42,6 +42,10 @@ typedef struct dr_render_cfg {
 	 * made by merging the ranges instead of rendering. JSON "merge": true, absent when false.
 	 */
 	bool merge;
+	/* The exact version of the scene the job renders: its content's SHA-256 (dr_cache_version)
+	 * as rank 0 found it when the job was added; a warm Blender loaded for another version is
+	 * reloaded. "" = not named. JSON "sceneVersion", absent when "". */
+	char version[72];
 } dr_render_cfg;
 
 /* Fill C from its parts, checked and made canonical: SCENE non-empty; OUTPUT NULL or "" for the

@@ -72,7 +72,7 @@ int dr_stage_source(MPI_Comm comm, const dr_stage_cfg *c, const char *path, dr_s
 int dr_stage_node(MPI_Comm comm, const dr_stage_cfg *c, char *local, size_t len, bool *shared,
                   char *err, size_t errlen);
 
-/* The default cache directory: $TMPDIR/drender-cache, or /tmp/drender-cache. */
+/* The default cache directory (dr_cache_default_dir: one per user). */
 void dr_stage_default_cache(char *buf, size_t len);
 
 /* A packed copy of SCENE for staging (dr_assets_pack: its textures, libraries and fonts inside),

@@ -1,12 +1,14 @@
 /* A node's content-addressed file cache: entries named by SHA-256, checked before use, LRU-bounded.
  */
 #include "dr_cache.h"
+#include "dr_log.h"
 #include "dr_util.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,21 +40,17 @@ bool dr_sha256_hex_valid(const char *hex)
 	return hex && i == 64;
 }
 
-int dr_sha256_file(const char *path, char hex[DR_SHA256_HEX], uint64_t *size, char *err,
-                   size_t errlen)
+/* SHA-256 and size of what FD reads from where it is to its end (PATH names it in ERR). */
+static int sha256_fd(int fd, const char *path, char hex[DR_SHA256_HEX], uint64_t *size, char *err,
+                     size_t errlen)
 {
 	struct sha256_ctx sha;
 	uint8_t d[SHA256_DIGEST_SIZE];
 	uint64_t total = 0;
 	char *buf = NULL;
 	ssize_t got;
-	int fd = -1, rc = -1;
+	int rc = -1;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		dr_seterr(err, errlen, "cannot open %s: %s", path, strerror(errno));
-		goto out;
-	}
 	buf = malloc(HASH_BUF);
 	if (!buf) {
 		dr_seterr(err, errlen, "out of memory hashing %s", path);
@@ -75,9 +73,100 @@ int dr_sha256_file(const char *path, char hex[DR_SHA256_HEX], uint64_t *size, ch
 	rc = 0;
 out:
 	free(buf);
-	if (fd >= 0)
-		close(fd);
 	return rc;
+}
+
+/* Files hashed lately, by identity (device, inode, size, modification and change times): the
+ * same identity again is the same content, without reading it (a write changes the change time,
+ * which no one can set back). */
+#define MEMO_N 32
+static struct memo {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtim, ctim;
+	char hex[DR_SHA256_HEX];
+} memo[MEMO_N];
+static size_t memo_next;
+static pthread_mutex_t memo_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static bool same_file(const struct memo *m, const struct stat *st)
+{
+	return m->dev == st->st_dev && m->ino == st->st_ino && m->size == st->st_size &&
+	       m->mtim.tv_sec == st->st_mtim.tv_sec && m->mtim.tv_nsec == st->st_mtim.tv_nsec &&
+	       m->ctim.tv_sec == st->st_ctim.tv_sec && m->ctim.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+static bool memo_get(const struct stat *st, char hex[DR_SHA256_HEX])
+{
+	bool hit = false;
+
+	pthread_mutex_lock(&memo_mu);
+	for (size_t i = 0; i < MEMO_N && !hit; i++)
+		if (memo[i].hex[0] && same_file(&memo[i], st)) {
+			memcpy(hex, memo[i].hex, DR_SHA256_HEX);
+			hit = true;
+		}
+	pthread_mutex_unlock(&memo_mu);
+	return hit;
+}
+
+/* Remember HEX for the file FD, hashed since BEFORE was taken, if it did not change meanwhile. */
+static void memo_put(int fd, const struct stat *before, const char hex[DR_SHA256_HEX])
+{
+	struct stat st;
+	struct memo m;
+
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+		return;
+	m = (struct memo){.dev = st.st_dev,
+	                  .ino = st.st_ino,
+	                  .size = st.st_size,
+	                  .mtim = st.st_mtim,
+	                  .ctim = st.st_ctim};
+	if (!same_file(&m, before))
+		return;
+	memcpy(m.hex, hex, DR_SHA256_HEX);
+	pthread_mutex_lock(&memo_mu);
+	memo[memo_next++ % MEMO_N] = m;
+	pthread_mutex_unlock(&memo_mu);
+}
+
+int dr_sha256_file(const char *path, char hex[DR_SHA256_HEX], uint64_t *size, char *err,
+                   size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+	struct stat st;
+
+	if (fd < 0)
+		return dr_seterr(err, errlen, "cannot open %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0) {
+		close(fd);
+		return dr_seterr(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+	}
+	rc = sha256_fd(fd, path, hex, size, err, errlen);
+	if (rc == 0)
+		memo_put(fd, &st, hex);
+	close(fd);
+	return rc;
+}
+
+int dr_cache_version(const char *path, char *out, size_t len, char *err, size_t errlen)
+{
+	char hex[DR_SHA256_HEX];
+	struct stat st;
+	uint64_t size;
+
+	if (len < DR_SHA256_HEX)
+		return dr_seterr(err, errlen, "no room for a version");
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && memo_get(&st, hex)) {
+		memcpy(out, hex, DR_SHA256_HEX);
+		return 0;
+	}
+	if (dr_sha256_file(path, hex, &size, err, errlen) != 0)
+		return -1;
+	memcpy(out, hex, DR_SHA256_HEX);
+	return 0;
 }
 
 const char *dr_cache_ext(const char *path)
@@ -96,6 +185,42 @@ const char *dr_cache_ext(const char *path)
 		if (!isalnum((unsigned char)dot[i]))
 			return "";
 	return dot;
+}
+
+void dr_cache_default_dir(char *buf, size_t len)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(buf, len, "%s/drender-cache-%ld", tmp && *tmp ? tmp : "/tmp", (long)geteuid());
+}
+
+int dr_cache_check_dir(const char *path, char *err, size_t errlen)
+{
+	struct stat st, lst;
+	uid_t me = geteuid();
+
+	if (lstat(path, &lst) != 0 || stat(path, &st) != 0)
+		return dr_seterr(err, errlen, "cache directory %s: %s", path, strerror(errno));
+	if (S_ISLNK(lst.st_mode) && lst.st_uid != me && lst.st_uid != 0)
+		return dr_seterr(err, errlen,
+		                 "cache directory %s is a symbolic link of another user (uid %ld): "
+		                 "refused; choose one of yours with --cache-dir",
+		                 path, (long)lst.st_uid);
+	if (st.st_uid != me)
+		return dr_seterr(
+		        err, errlen,
+		        "cache directory %s belongs to another user (uid %ld, not %ld), who "
+		        "could plant entries in it: refused; choose one of yours with "
+		        "--cache-dir",
+		        path, (long)st.st_uid, (long)me);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return dr_seterr(
+		        err, errlen,
+		        "cache directory %s is writable by group or others (mode %03o), who "
+		        "could plant entries in it: refused; chmod go-w it or choose another "
+		        "--cache-dir",
+		        path, (unsigned)(st.st_mode & 0777));
+	return 0;
 }
 
 int dr_cache_open(dr_cache *c, const char *dir, uint64_t max_bytes, char *err, size_t errlen)
@@ -125,6 +250,8 @@ int dr_cache_open(dr_cache *c, const char *dir, uint64_t max_bytes, char *err, s
 	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode) || access(path, W_OK | X_OK) != 0)
 		return dr_seterr(err, errlen, "cache directory %s is not a writable directory",
 		                 path);
+	if (dr_cache_check_dir(path, err, errlen) != 0)
+		return -1;
 	memset(c, 0, sizeof *c);
 	memcpy(c->dir, path, n + 1);
 	c->max_bytes = max_bytes;
@@ -208,17 +335,37 @@ static int entry_name(const char *hex, const char *ext, char *name, size_t len, 
 int dr_cache_lookup(dr_cache *c, const char *hex, const char *ext, uint64_t size, char *path,
                     size_t len, char *err, size_t errlen)
 {
-	char name[96];
+	char name[96], got[DR_SHA256_HEX], why[256];
 	struct stat st;
-	int n;
+	uint64_t have;
+	int n, fd, k;
 
 	if (entry_name(hex, ext, name, sizeof name, err, errlen) != 0)
 		return -1;
 	n = snprintf(path, len, "%s/%s", c->dir, name);
 	if (n < 0 || (size_t)n >= len)
 		return dr_seterr(err, errlen, "cache path too long");
-	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size)
+	/* its name is a claim, not a proof: hash it (a file changed in place since it was made,
+	 * or planted, is removed and received again) */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
 		return 0;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != size) {
+		close(fd);
+		return 0;
+	}
+	k = sha256_fd(fd, path, got, &have, why, sizeof why);
+	if (k == 0 && have == size && strcmp(got, hex) == 0)
+		memo_put(fd, &st, got);
+	close(fd);
+	if (k != 0 || have != size || strcmp(got, hex) != 0) {
+		dr_warn("cache entry %s does not hold what its name says (%s): removed; the scene "
+		        "is "
+		        "sent again",
+		        path, k != 0 ? why : "changed since it was stored");
+		unlink(path);
+		return 0;
+	}
 	utimensat(AT_FDCWD, path, NULL, 0); /* now: most recently used */
 	if (pin(c, name, err, errlen) != 0)
 		return -1;
@@ -381,6 +528,7 @@ int dr_cache_evict(dr_cache *c, uint64_t incoming, char *err, size_t errlen)
 {
 	dr_cache_entry *e = NULL;
 	size_t n = 0, cap = 0, nv, *victims = NULL;
+	uint64_t total;
 	struct dirent *de;
 	DIR *d;
 	int rc = -1, removed = 0;
@@ -418,9 +566,21 @@ int dr_cache_evict(dr_cache *c, uint64_t incoming, char *err, size_t errlen)
 		goto out;
 	}
 	nv = dr_cache_plan_evict(e, n, c->max_bytes, incoming, victims);
-	for (size_t i = 0; i < nv; i++)
+	total = incoming;
+	for (size_t i = 0; i < n; i++)
+		total += e[i].size;
+	for (size_t i = 0; i < nv; i++) {
+		total -= e[victims[i]].size;
 		if (unlinkat(dirfd(d), e[victims[i]].name, 0) == 0)
 			removed++;
+	}
+	/* what is in use stays: say so rather than exceed the bound in silence */
+	if (total > c->max_bytes && !c->warned_over) {
+		c->warned_over = true;
+		dr_warn("cache %s: %llu bytes in use by this run exceed --cache-max %llu; they are "
+		        "kept until no longer used (raise --cache-max)",
+		        c->dir, (unsigned long long)total, (unsigned long long)c->max_bytes);
+	}
 	rc = removed;
 out:
 	closedir(d);

@@ -1759,6 +1759,11 @@ static int check_cfg(const dr_http_cfg *cfg, struct sockaddr_storage *ss, sockle
 		                 "listening on %s needs --token or DRENDER_TOKEN (or listen on "
 		                 "127.0.0.1)",
 		                 cfg->listen);
+	if (!*loopback && strlen(cfg->token) < DR_HTTP_TOKEN_MIN)
+		return dr_seterr(err, errlen,
+		                 "listening on %s needs a token of %d characters or more (this one "
+		                 "has %zu); e.g. head -c 24 /dev/urandom | base64",
+		                 cfg->listen, DR_HTTP_TOKEN_MIN, strlen(cfg->token));
 	if (*tls && (!cfg->tls_cert || !cfg->tls_cert[0] || !cfg->tls_key || !cfg->tls_key[0]))
 		return dr_seterr(err, errlen,
 		                 "HTTPS needs both --tls-cert FILE and --tls-key FILE");

@@ -494,31 +494,55 @@ static int join(char *buf, size_t len, const char *dir, const char *name, char *
 	return 0;
 }
 
-/* One service per directory: hold DIR/jobs.lock (flock) and write who holds it into it. */
+/* The byte of jobs.db that the service holding it locks: far past anything SQLite locks (its
+ * lock bytes sit at 1 GiB), so the two never meet. */
+#define DB_LOCK_BYTE ((off_t)1 << 60)
+
+/* One service per directory: hold a write lock on DIR/jobs.db itself (an open file description
+ * lock, which SQLite's own locks and closes in this process leave alone, and which deleting a
+ * file cannot sidestep: jobs.db is the database), and write who holds it into DIR/jobs.lock for
+ * people to read. The lock dies with the process: after a crash, just start the service again. */
 static int lock_dir(dr_jobs *t, const char *dir, char *err, size_t errlen)
 {
 	char p[4096], holder[256] = "", host[128] = "?";
+	struct flock fl = {
+	        .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = DB_LOCK_BYTE, .l_len = 1};
 	ssize_t n;
+	int fd;
 
-	if (join(p, sizeof p, dir, LOCK_NAME, err, errlen) < 0)
+	if (join(p, sizeof p, dir, DB_NAME, err, errlen) < 0)
 		return -1;
-	t->lockfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	t->lockfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (t->lockfd < 0)
-		return dr_seterr(err, errlen, "cannot open the job table's lock %s: %s", p,
+		return dr_seterr(err, errlen, "cannot open the job database %s: %s", p,
 		                 strerror(errno));
-	if (flock(t->lockfd, LOCK_EX | LOCK_NB) < 0) {
-		n = pread(t->lockfd, holder, sizeof holder - 1, 0);
-		holder[n > 0 ? n : 0] = '\0';
-		holder[strcspn(holder, "\n")] = '\0';
+	if (fcntl(t->lockfd, F_OFD_SETLK, &fl) < 0) {
+		int e = errno;
+
+		if (join(p, sizeof p, dir, LOCK_NAME, err, errlen) == 0 &&
+		    (fd = open(p, O_RDONLY | O_CLOEXEC)) >= 0) {
+			n = read(fd, holder, sizeof holder - 1);
+			holder[n > 0 ? n : 0] = '\0';
+			holder[strcspn(holder, "\n")] = '\0';
+			close(fd);
+		}
 		return dr_seterr(err, errlen,
 		                 "job database %s/" DB_NAME " is in use by another drender (%s)",
-		                 dir, holder[0] ? holder : strerror(errno));
+		                 dir,
+		                 holder[0]                    ? holder
+		                 : e == EAGAIN || e == EACCES ? "jobs.lock, which names it, is gone"
+		                                              : strerror(e));
 	}
+	if (join(p, sizeof p, dir, LOCK_NAME, err, errlen) < 0)
+		return -1;
 	gethostname(host, sizeof host - 1);
 	n = snprintf(holder, sizeof holder, "pid %ld on host %s\n", (long)getpid(), host);
 	/* best effort: a full disk must not keep the service from starting */
-	if (ftruncate(t->lockfd, 0) == 0 && pwrite(t->lockfd, holder, (size_t)n, 0) < 0)
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, holder, (size_t)n) < 0)
 		dr_debug("cannot write %s: %s", p, strerror(errno));
+	if (fd >= 0)
+		close(fd);
 	return 0;
 }
 

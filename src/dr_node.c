@@ -2,6 +2,7 @@
 #include "dr_node.h"
 
 #include "dr_assets.h"
+#include "dr_cache.h"
 #include "dr_imgcheck.h"
 #include "dr_log.h"
 #include "dr_proc.h"
@@ -54,6 +55,27 @@ static int job_decode(int id, const char *text, dr_node_job *j, char *err, size_
 	return 0;
 }
 
+/* Is the loaded Blender's scene the version the current job names? Yes if the job names none;
+ * a Blender whose version is unknown (warmed up on a copy of a scene this node cannot see) is
+ * taken to hold the first version a job names, and is known by it from then on. */
+static bool same_version(dr_node *n)
+{
+	if (!n->job.render.version[0])
+		return true;
+	if (!n->loaded.version[0])
+		snprintf(n->loaded.version, sizeof n->loaded.version, "%s", n->job.render.version);
+	return strcmp(n->job.render.version, n->loaded.version) == 0;
+}
+
+/* The version of the scene at PATH (dr_cache_version) into OUT, "" if this node cannot read it. */
+static void version_of(const char *path, char *out, size_t len)
+{
+	char why[DR_ERRLEN];
+
+	if (dr_cache_version(path, out, len, why, sizeof why) != 0)
+		out[0] = '\0';
+}
+
 /* (Re)start Blender for the current job's settings. Returns 0; -1 with WHY if it cannot start. */
 static int load(dr_node *n, char *why, size_t whylen)
 {
@@ -72,10 +94,23 @@ static int load(dr_node *n, char *why, size_t whylen)
 	        .load_timeout = n->cfg.load_timeout,
 	        .list_assets = true,
 	};
+	char have[72] = "";
+	const char *want = n->job.render.version;
+
 	/* a staged scene: Blender opens the node's cached copy (names and outputs keep the
-	 * scene's own name) */
-	if (n->cfg.scene_local && n->cfg.scene && strcmp(cfg.render.scene, n->cfg.scene) == 0)
-		snprintf(cfg.render.scene, sizeof cfg.render.scene, "%s", n->cfg.scene_local);
+	 * scene's own name), unless the job names a version other than the one staged (the scene
+	 * was edited since): then the scene itself */
+	if (n->cfg.scene_local && n->cfg.scene && strcmp(cfg.render.scene, n->cfg.scene) == 0) {
+		if (!n->staged_checked)
+			version_of(n->cfg.scene, n->staged_version, sizeof n->staged_version);
+		n->staged_checked = true;
+		if (want[0] && n->staged_version[0] && strcmp(n->staged_version, want) != 0)
+			dr_info("%s changed since it was staged: loading it from its own path",
+			        n->cfg.scene);
+		else
+			snprintf(cfg.render.scene, sizeof cfg.render.scene, "%s",
+			         n->cfg.scene_local);
+	}
 	/* a fetched scene (--serve without shared storage): the same, per job */
 	if (n->fetched[0] && strlen(n->fetched) < sizeof cfg.render.scene)
 		memcpy(cfg.render.scene, n->fetched, strlen(n->fetched) + 1); /* fits: checked */
@@ -89,7 +124,17 @@ static int load(dr_node *n, char *why, size_t whylen)
 	dr_blender_destroy(n->bl);
 	/* warming up stays warming up: READY is still to be said */
 	set_state(n, n->state == DR_NODE_WARMING ? DR_NODE_WARMING : DR_NODE_LOADING);
+	/* the version this Blender is loaded for: the job's (once loaded for it, a job of that
+	 * version never reloads it), else that of the scene as named if this node sees it (the
+	 * warm-up; a copy's own hash is not the scene's: a packed copy differs) */
+	if (!want[0] || strcmp(cfg.render.scene, n->job.render.scene) == 0)
+		version_of(n->job.render.scene, have, sizeof have);
+	if (want[0] && have[0] && strcmp(have, want) != 0)
+		dr_warn("%s changed after job %d was submitted: rendering what it holds now",
+		        n->job.render.scene, n->job.id);
 	n->loaded = n->job.render;
+	if (!want[0])
+		snprintf(n->loaded.version, sizeof n->loaded.version, "%s", have);
 	n->bl = dr_blender_create(&cfg, why, whylen);
 	if (!n->bl) {
 		n->loaded.scene[0] = '\0';
@@ -597,7 +642,7 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 	if (n->warm_fetch)
 		return warm_fetch(n, wait_ms, err, errlen);
 	if (n->frame < 0 && n->qlen > 0 && (!n->bl || n->state == DR_NODE_READY)) {
-		if (!n->bl ||
+		if (!n->bl || !same_version(n) ||
 		    !(dr_render_cfg_same_blender(&n->job.render, &n->loaded) || warm_merge(n))) {
 			int k = fetch_scene(n, n->job.id, wait_ms, why, sizeof why);
 			if (k > 0)

@@ -1,5 +1,6 @@
 /* A job as rank 0's orchestrator runs it: its settings, scheduler, per-frame records and phases. */
 #include "dr_ojob.h"
+#include "dr_cache.h"
 
 #include "dr_util.h"
 
@@ -21,6 +22,7 @@ dr_ojob *dr_ojob_create(const dr_orch *r, int num, const char *id, const dr_rend
 	        .tail_control = !r->opts.no_speculate && !(render->ranges > 0 && !render->merge),
 	};
 	dr_ojob *j = calloc(1, sizeof *j);
+	char vwhy[256];
 
 	if (!j) {
 		dr_seterr(err, errlen, "out of memory");
@@ -48,6 +50,10 @@ dr_ojob *dr_ojob_create(const dr_orch *r, int num, const char *id, const dr_rend
 	}
 	memcpy(j->frames.v, frames->v, frames->n * sizeof *frames->v);
 	j->frames.n = frames->n;
+	/* the exact scene: a warm node loaded for another version reloads (dr_node) */
+	if (dr_cache_version(j->cfg.render.scene, j->cfg.render.version,
+	                     sizeof j->cfg.render.version, vwhy, sizeof vwhy) != 0)
+		j->cfg.render.version[0] = '\0'; /* unreadable here: loading it will say why */
 	if (dr_render_cfg_encode(&j->cfg.render, j->cfg_json, sizeof j->cfg_json) != 0) {
 		snprintf(err, errlen, "job settings too long");
 		dr_ojob_destroy(j);

@@ -7,11 +7,13 @@
 #include "dr_video.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* What a row does with its value (or, for a flag, with being there). */
 enum arg_kind {
@@ -209,7 +211,8 @@ static const opt_row rows[] = {
          .metavar = "DIR",
          STRING(cache_dir, "wants a directory"),
          .help = "each node's cache of staged scenes, by SHA-256\n"
-                 "(default $TMPDIR/drender-cache)"},
+                 "(default $TMPDIR/drender-cache-UID; refused if another\n"
+                 "user owns it or group/others may write it)"},
         {.name = "cache-max",
          .metavar = "SIZE",
          CALL(set_cache_max),
@@ -250,7 +253,13 @@ static const opt_row rows[] = {
          .metavar = "TOKEN",
          STRING(token, NULL),
          .help = "require 'Authorization: Bearer TOKEN' (default\n"
-                 "$DRENDER_TOKEN; needed to listen beyond loopback)"},
+                 "$DRENDER_TOKEN; needed to listen beyond loopback, then\n"
+                 "16 characters or more; a command line shows in ps:\n"
+                 "prefer --token-file or DRENDER_TOKEN)"},
+        {.name = "token-file",
+         .metavar = "FILE",
+         STRING(token_file, "wants a file"),
+         .help = "read the token from the first line of FILE"},
         {.name = "tls-cert",
          .metavar = "FILE",
          STRING(tls_cert, "wants a PEM file"),
@@ -766,6 +775,42 @@ int dr_opts_resolve(dr_opts *o, int nodes, bool recovery, char *err, size_t errl
 void dr_opts_free(dr_opts *o)
 {
 	dr_frames_free(&o->frames);
+	free(o->token_read);
+	o->token_read = NULL;
+}
+
+int dr_opts_load_token(dr_opts *o, const char *env, char *err, size_t errlen)
+{
+	char buf[1024];
+	ssize_t n = 0, k;
+	int fd;
+
+	if (o->token && o->token_file)
+		return dr_seterr(err, errlen, "give --token or --token-file, not both");
+	if (!o->token_file) {
+		if (!o->token && env && *env)
+			o->token = env;
+		return 0;
+	}
+	fd = open(o->token_file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return dr_seterr(err, errlen, "--token-file %s: %s", o->token_file,
+		                 strerror(errno));
+	while (n < (ssize_t)sizeof buf - 1 &&
+	       ((k = read(fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0 ||
+	        (k < 0 && errno == EINTR)))
+		n += k > 0 ? k : 0;
+	close(fd);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (!buf[0])
+		return dr_seterr(err, errlen, "--token-file %s: no token on its first line",
+		                 o->token_file);
+	free(o->token_read);
+	if (!(o->token_read = strdup(buf)))
+		return dr_seterr(err, errlen, "out of memory");
+	o->token = o->token_read;
+	return 0;
 }
 
 void dr_opts_node_cfg(const dr_opts *o, dr_node_cfg *c)

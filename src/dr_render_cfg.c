@@ -125,6 +125,8 @@ int dr_render_cfg_add_json(const dr_render_cfg *c, cJSON *o)
 		return -1;
 	if (c->merge && !cJSON_AddBoolToObject(o, "merge", true))
 		return -1;
+	if (c->version[0] && !cJSON_AddStringToObject(o, "sceneVersion", c->version))
+		return -1;
 	return 0;
 }
 
@@ -163,6 +165,7 @@ int dr_render_cfg_from_json(const cJSON *o, dr_render_cfg *c, char *err, size_t 
 	const cJSON *device = cJSON_GetObjectItemCaseSensitive(o, "device");
 	const cJSON *ranges = cJSON_GetObjectItemCaseSensitive(o, "ranges");
 	const cJSON *merge = cJSON_GetObjectItemCaseSensitive(o, "merge");
+	const cJSON *version = cJSON_GetObjectItemCaseSensitive(o, "sceneVersion");
 	dr_render_cfg n;
 	char why[DR_ERRLEN];
 
@@ -179,6 +182,11 @@ int dr_render_cfg_from_json(const cJSON *o, dr_render_cfg *c, char *err, size_t 
 		return dr_seterr(err, errlen, "\"video\" is not a string or \"fps\" not a number");
 	if (device && !cJSON_IsString(device))
 		return dr_seterr(err, errlen, "\"device\" is not a string");
+	if (version &&
+	    (!cJSON_IsString(version) ||
+	     strspn(version->valuestring, "0123456789abcdef") != strlen(version->valuestring) ||
+	     strlen(version->valuestring) >= sizeof n.version))
+		return dr_seterr(err, errlen, "\"sceneVersion\" is not a hex digest");
 	if (merge && (!cJSON_IsBool(merge) || (cJSON_IsTrue(merge) && !ranges)))
 		return dr_seterr(err, errlen, "\"merge\" is not a boolean or has no \"ranges\"");
 	if (ranges) {
@@ -207,6 +215,8 @@ int dr_render_cfg_from_json(const cJSON *o, dr_render_cfg *c, char *err, size_t 
 	                             ranges->valueint, why, sizeof why) != 0) ||
 	    (cJSON_IsTrue(merge) && dr_render_cfg_set_merge(&n, why, sizeof why) != 0))
 		return dr_seterr(err, errlen, "job settings: %s", why);
+	if (version)
+		snprintf(n.version, sizeof n.version, "%s", version->valuestring);
 	*c = n;
 	return 0;
 }

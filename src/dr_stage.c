@@ -127,9 +127,7 @@ static void feed_stop(feed *f, int nf, int rank)
 
 void dr_stage_default_cache(char *buf, size_t len)
 {
-	const char *tmp = getenv("TMPDIR");
-
-	snprintf(buf, len, "%s/drender-cache", tmp && *tmp ? tmp : "/tmp");
+	dr_cache_default_dir(buf, len);
 }
 
 int dr_stage_pack(const char *blender, const char *scene, const char *cache_dir, const char *hex,
@@ -149,6 +147,8 @@ int dr_stage_pack(const char *blender, const char *scene, const char *cache_dir,
 		return dr_seterr(err, errlen, "cache directory path too long");
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
 		return dr_seterr(err, errlen, "cannot make %s: %s", dir, strerror(errno));
+	if (dr_cache_check_dir(dir, err, errlen) != 0) /* a packed copy there is trusted */
+		return -1;
 	strcat(dir, "/packed");
 	if (!hex) {
 		if (dr_sha256_file(scene, own, &size, err, errlen) != 0)

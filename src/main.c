@@ -28,6 +28,7 @@ typedef struct proc {
 	dr_nodeprog node;    /* a render node's program */
 	cpu_set_t cpus;
 	char gpu_why[256];
+	bool bad_token; /* rank 0: dr_opts_load_token failed (said) */
 } proc;
 
 /* Every rank parses the same argv, and resolves the defaults once; only rank 0 speaks. -1 to go
@@ -49,8 +50,11 @@ static int options(int argc, char **argv, proc *p)
 			printf("drender %s (Open MPI, cJSON, libmicrohttpd)\n", DR_VERSION);
 		return DR_EXIT_ALL_DONE;
 	}
-	if (!o->token && getenv("DRENDER_TOKEN") && *getenv("DRENDER_TOKEN"))
-		o->token = getenv("DRENDER_TOKEN");
+	/* rank 0's alone (the HTTP service): its failure ends every rank after the broadcast */
+	if (p->rank == 0 && dr_opts_load_token(o, getenv("DRENDER_TOKEN"), err, sizeof err) != 0) {
+		dr_error("%s", err);
+		p->bad_token = true;
+	}
 	dr_log_init(p->rank, o->verbosity < 0   ? DR_LOG_WARN
 	                     : o->verbosity > 0 ? DR_LOG_DEBUG
 	                                        : DR_LOG_INFO);
@@ -143,7 +147,7 @@ int main(int argc, char **argv)
 	p.interrupted = dr_exit_init(p.rank);
 	if ((code = options(argc, argv, &p)) >= 0)
 		return dr_exit_finish(code);
-	code = p.rank == 0 ? dr_service_open(&svc, &p.scfg) : 0;
+	code = p.rank != 0 ? 0 : p.bad_token ? DR_EXIT_USAGE : dr_service_open(&svc, &p.scfg);
 	if (p.size > 1 && MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
 		code = DR_EXIT_RUNTIME;
 	if (code == 0 && (code = plan(&p, &chan)) == 0)

@@ -12,12 +12,12 @@ _drender() {
 	-E|--engine) mapfile -t COMPREPLY < <(compgen -W 'CYCLES BLENDER_EEVEE BLENDER_WORKBENCH' -- "$cur"); return ;;
 	--device) mapfile -t COMPREPLY < <(compgen -W 'cpu cuda optix hip oneapi auto' -- "$cur"); return ;;
 	--stage) mapfile -t COMPREPLY < <(compgen -W 'auto always never' -- "$cur"); return ;;
-	-o|--output|--report|--video|--blender|--scene|--tls-cert|--tls-key) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
+	-o|--output|--report|--video|--blender|--scene|--token-file|--tls-cert|--tls-key) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
 	--cache-dir|--blend-root|--output-root) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
 	--frames|--still|--fps|--samples|-t|--threads|--gpus-per-node|--chunk|--retries|--timeout|--load-timeout|--stall|--node-timeout|--cache-max|--listen|--http|--token|--allow-host|--max-queued|--max-frames|--max-queued-frames|--rate-limit|--min-nodes|--keep-jobs|--keep-for) return ;;
 	esac
 	if [[ $cur == -* ]]; then
-		mapfile -t COMPREPLY < <(compgen -W '--frames --still --split -o --output -F --format --overwrite --report --video --fps -E --engine --samples -t --threads --device --gpus-per-node --no-persistent-data --chunk --retries --timeout --load-timeout --stall --one-shot --no-speculate --node-timeout --blender --allow-autoexec --allow-missing --stage --cache-dir --cache-max --collect --serve --listen --http --scene --blend-root --output-root --token --tls-cert --tls-key --allow-host --max-queued --max-frames --max-queued-frames --rate-limit --min-nodes --keep-jobs --keep-for -q --quiet -v --verbose -h --help --version' -- "$cur")
+		mapfile -t COMPREPLY < <(compgen -W '--frames --still --split -o --output -F --format --overwrite --report --video --fps -E --engine --samples -t --threads --device --gpus-per-node --no-persistent-data --chunk --retries --timeout --load-timeout --stall --one-shot --no-speculate --node-timeout --blender --allow-autoexec --allow-missing --stage --cache-dir --cache-max --collect --serve --listen --http --scene --blend-root --output-root --token --token-file --tls-cert --tls-key --allow-host --max-queued --max-frames --max-queued-frames --rate-limit --min-nodes --keep-jobs --keep-for -q --quiet -v --verbose -h --help --version' -- "$cur")
 		return
 	fi
 	mapfile -t COMPREPLY < <(compgen -f -X '!*.blend' -- "$cur"; compgen -d -- "$cur")

@@ -242,7 +242,7 @@ check "docker-compose down -v ($((SECONDS - t0))s): no container, network or vol
 PT=${P}t
 PROJECTS="$P $PT"
 t0=$SECONDS
-DRENDER_TOKEN=ci-secret compose "$PT" up -d >"$W/up2.log" 2>&1
+DRENDER_TOKEN=ci-secret-ci-secret compose "$PT" up -d >"$W/up2.log" 2>&1
 rc=$?
 check "DRENDER_TOKEN=... docker-compose up -d ($((SECONDS - t0))s)" -- [ "$rc" -eq 0 ] ||
 	{ diag <"$W/up2.log"; fail_rest "compose up with a token failed"; }
@@ -252,7 +252,7 @@ check "head with a token healthy $((SECONDS - t0))s after up (/health needs no t
 	podman logs "${PT}_head_1" 2>&1 | tail -n 20 | diag
 no=$(code -X POST -H 'Content-Type: application/json' http://127.0.0.1:4000/render -d '{"from":1,"to":2}')
 bad=$(code -X POST -H 'Authorization: Bearer wrong' -H 'Content-Type: application/json' http://127.0.0.1:4000/render -d '{"from":1,"to":2}')
-yes=$(code -X POST -H 'Authorization: Bearer ci-secret' -H 'Content-Type: application/json' http://127.0.0.1:4000/render -d '{"from":1,"to":2}')
+yes=$(code -X POST -H 'Authorization: Bearer ci-secret-ci-secret' -H 'Content-Type: application/json' http://127.0.0.1:4000/render -d '{"from":1,"to":2}')
 check "POST /render without the token -> $no, a wrong one -> $bad, with it -> $yes" -- \
 	[ "$no" = 401 -a "$bad" = 401 -a "$yes" = 202 ]
 compose "$PT" down -v -t 30 >"$W/down2.log" 2>&1

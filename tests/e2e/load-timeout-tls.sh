@@ -160,7 +160,7 @@ if command -v openssl >/dev/null; then
 	grep -q "clear text" serve.err
 	ok $((! $?)) "no clear-text warning with TLS"
 	URL=http://127.0.0.1:$PORT
-	LISTEN=0.0.0.0:$PORT svc_start 3 --token sekrit
+	LISTEN=0.0.0.0:$PORT svc_start 3 --token sekrit-sekrit-sekrit
 	ok $? "drender --serve --listen 0.0.0.0 --token without TLS starts"
 	svc_stop
 	grep -q "WARNING: 0.0.0.0:$PORT is served over plain HTTP.*clear text" serve.err

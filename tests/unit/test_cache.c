@@ -144,8 +144,10 @@ static void test_evict(const char *top)
 	dr_cache_wr w;
 	char dir[1024], p[4200], q[4200], path[4200];
 	struct stat st;
-	const char *k1 = "1111111111111111111111111111111111111111111111111111111111111111";
-	const char *k2 = "2222222222222222222222222222222222222222222222222222222222222222";
+	const char *k1 =
+	        "03ac674216f3e15c761ee1a5e255f067953623c8b388b4459e13f978d7c846f4"; /* "1234" */
+	const char *k2 =
+	        "f8638b979b2f4f793ddb6dbd197e0ee25a7a6ea32b0ae22f5e3c5d119d839e75"; /* "5678" */
 	char hex[DR_SHA256_HEX];
 	uint64_t size;
 
@@ -156,6 +158,13 @@ static void test_evict(const char *top)
 	put(p, "1234");
 	put(q, "5678");
 	set_mtime(p, 1000);
+	set_mtime(q, 2000);
+	/* an entry whose bytes are not what its name says is not used, and goes */
+	put(q, "5679");
+	is_int(dr_cache_lookup(&c, k2, ".blend", 4, path, sizeof path, err, sizeof err), 0,
+	       "an entry changed in place (same size) is not used");
+	ok(stat(q, &st) != 0, "and is removed");
+	put(q, "5678");
 	set_mtime(q, 2000);
 	/* using k1 makes k2 the least recently used */
 	is_int(dr_cache_lookup(&c, k1, ".blend", 4, path, sizeof path, err, sizeof err), 1,
@@ -222,6 +231,34 @@ static void test_size(void)
 	ok(dr_parse_size("99999999999T", &v) < 0, "overflow refused");
 }
 
+/* Directories others could plant entries in are refused; the default is per user. */
+static void test_dirs(const char *top)
+{
+	dr_cache c;
+	char dir[1024], want[1200], got[1200];
+
+	snprintf(dir, sizeof dir, "%s/open", top);
+	ok(mkdir(dir, 0700) == 0 && chmod(dir, 0777) == 0, "a directory anyone may write");
+	ok(dr_cache_open(&c, dir, 0, err, sizeof err) < 0 &&
+	           strstr(err, "writable by group or others (mode 777)"),
+	   "refused (%s)", err);
+	ok(chmod(dir, 0755) == 0 && dr_cache_open(&c, dir, 0, err, sizeof err) == 0,
+	   "mode 0755 is fine (%s)", err);
+	dr_cache_close(&c);
+	if (geteuid() == 0 && chown(dir, 65534, 65534) == 0) {
+		ok(dr_cache_open(&c, dir, 0, err, sizeof err) < 0 &&
+		           strstr(err, "belongs to another user (uid 65534"),
+		   "a directory of another user is refused (%s)", err);
+	} else {
+		ok(1, "# SKIP chown needs root");
+	}
+	setenv("TMPDIR", top, 1);
+	dr_cache_default_dir(got, sizeof got);
+	snprintf(want, sizeof want, "%s/drender-cache-%ld", top, (long)geteuid());
+	is_str(got, want, "the default cache directory is per user");
+	unsetenv("TMPDIR");
+}
+
 int main(void)
 {
 	char top[] = "/tmp/test_cache.XXXXXX";
@@ -234,6 +271,7 @@ int main(void)
 	test_evict(top);
 	test_stale(top);
 	test_size();
+	test_dirs(top);
 	testfs_rm_tree(top);
 	return done_testing();
 }

@@ -486,6 +486,10 @@ static void test_token(void)
 
 	cfg.listen = "0.0.0.0:0";
 	h = dr_http_start(&cfg, jobs, err, sizeof(err));
+	ok(h == NULL && strstr(err, "a token of 16 characters or more (this one has 12)"),
+	   "0.0.0.0 with a short token refused: %s", err);
+	cfg.token = "s3cret-token-0123";
+	h = dr_http_start(&cfg, jobs, err, sizeof(err));
 	ok(h != NULL, "0.0.0.0 with a token starts (%s)", err);
 	dr_http_stop(h);
 	cfg.token = NULL;

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static char err[512];
 static char store[32][256];
@@ -414,6 +415,7 @@ static void test_every_option(void)
 	        {"--report", "r.json", "      --report FILE.json    "},
 	        {"--http", "127.0.0.1:0", "      --http ADDR:PORT      "},
 	        {"--token", "t", "      --token TOKEN         "},
+	        {"--token-file", "f", "      --token-file FILE     "},
 	        {"--max-queued", "5", "      --max-queued N        "},
 	        {"--rate-limit", "5", "      --rate-limit N        "},
 	        {"--video", "v.mp4", "      --video FILE          "},
@@ -615,8 +617,47 @@ static void test_blend_root_default(void)
 	free(text);
 }
 
+static void test_token(void)
+{
+	char e[256], path[] = "/tmp/drender-test-token.XXXXXX";
+	dr_opts o = {0};
+	int fd = mkstemp(path);
+
+	ok(fd >= 0 && write(fd, "from-the-file-0123\nsecond line\n", 31) == 31, "a token file");
+	close(fd);
+	ok(parse(&o, NULL, "--serve", "--token", "cmd-line-token-0123", NULL) == 0 &&
+	           dr_opts_load_token(&o, "env-token", e, sizeof e) == 0 &&
+	           strcmp(o.token, "cmd-line-token-0123") == 0,
+	   "--token wins over DRENDER_TOKEN");
+	dr_opts_free(&o);
+	o = (dr_opts){0};
+	ok(parse(&o, NULL, "--serve", NULL) == 0 &&
+	           dr_opts_load_token(&o, "env-token", e, sizeof e) == 0 &&
+	           strcmp(o.token, "env-token") == 0,
+	   "DRENDER_TOKEN without --token");
+	dr_opts_free(&o);
+	o = (dr_opts){0};
+	ok(parse(&o, NULL, "--serve", "--token-file", path, NULL) == 0 &&
+	           dr_opts_load_token(&o, "env-token", e, sizeof e) == 0 &&
+	           strcmp(o.token, "from-the-file-0123") == 0,
+	   "--token-file: its first line, over DRENDER_TOKEN");
+	dr_opts_free(&o);
+	o = (dr_opts){0};
+	ok(parse(&o, NULL, "--serve", "--token-file", path, "--token", "x", NULL) == 0 &&
+	           dr_opts_load_token(&o, NULL, e, sizeof e) == -1 && strstr(e, "not both"),
+	   "--token and --token-file: refused (%s)", e);
+	dr_opts_free(&o);
+	unlink(path);
+	o = (dr_opts){0};
+	ok(parse(&o, NULL, "--serve", "--token-file", path, NULL) == 0 &&
+	           dr_opts_load_token(&o, NULL, e, sizeof e) == -1 && strstr(e, path),
+	   "a missing --token-file: refused naming it (%s)", e);
+	dr_opts_free(&o);
+}
+
 int main(void)
 {
+	test_token();
 	test_video();
 	test_defaults();
 	test_frames();

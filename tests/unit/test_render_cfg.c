@@ -53,6 +53,16 @@ static void test_wire(void)
 	ok(dr_render_cfg_decode(buf, &b, err, sizeof err) == 0, "decode");
 	ok(memcmp(&a, &b, sizeof a) == 0, "round trip: every member equal");
 	ok(dr_render_cfg_encode(&a, buf, 20) == -1, "encode: too small a buffer is refused");
+	snprintf(a.version, sizeof a.version, "%s",
+	         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	memset(&b, 0, sizeof b);
+	ok(dr_render_cfg_encode(&a, buf, sizeof buf) == 0 && strstr(buf, "\"sceneVersion\"") &&
+	           dr_render_cfg_decode(buf, &b, err, sizeof err) == 0 &&
+	           memcmp(&a, &b, sizeof a) == 0,
+	   "the scene's version travels with the job");
+	a.version[0] = '\0';
+	ok(dr_render_cfg_encode(&a, buf, sizeof buf) == 0 && !strstr(buf, "sceneVersion"),
+	   "no version: no member");
 
 	keep = b;
 	ok(dr_render_cfg_decode("{\"scene\":\"x\"}", &b, err, sizeof err) == -1 &&
