@@ -389,7 +389,7 @@ static int batch_outcome(dr_service *s, dr_ojob *job, bool interrupted, bool fai
 		uint64_t bytes = 0;
 		dr_collect_stats(s->collect, &rep.home, &rep.nhome, &bytes, &rep.home_seconds);
 		rep.home_bytes = bytes;
-		rep.home_max_turn = s->chan->side_max;
+		rep.home_max_turn = dr_chan_side_max(s->chan);
 	}
 	if (s->cfg->report && dr_report_write(&rep, s->cfg->report, err, sizeof err) != 0) {
 		dr_error("%s", err);
@@ -421,7 +421,7 @@ static void open_collect(dr_service *s, dr_chan *chan)
 {
 	char err[DR_ERRLEN];
 
-	if (chan->size < 2 || s->cfg->split > 0)
+	if (dr_chan_size(chan) < 2 || s->cfg->split > 0)
 		return;
 	s->collect = dr_collect_home(chan, home_of, s, dr_orch_node_timeout(s->orch),
 	                             !s->cfg->serve, err, sizeof err);
@@ -445,7 +445,7 @@ static void open_fetch(dr_service *s, dr_chan *chan)
 	        .scene_ctx = s,
 	};
 
-	if (!s->cfg->serve || chan->size < 2 || !s->cfg->fetch)
+	if (!s->cfg->serve || dr_chan_size(chan) < 2 || !s->cfg->fetch)
 		return;
 	if (!(s->fetch = dr_fetch_server_create(dr_chan_peers(chan), &c, err, sizeof err))) {
 		dr_warn("scenes cannot be staged: %s", err);
@@ -495,7 +495,7 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 	}
 	open_collect(s, chan);
 	open_fetch(s, chan);
-	if (chan->size > 1 && !dr_orch_recovery(s->orch))
+	if (dr_chan_size(chan) > 1 && !dr_orch_recovery(s->orch))
 		dr_warn("mpirun was started without --enable-recovery: a lost render node will end "
 		        "this %s (add --enable-recovery to mpirun to go on without it)",
 		        c->serve ? "service" : "job");
@@ -506,7 +506,7 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		code = DR_EXIT_RUNTIME;
 		goto out;
 	}
-	if (chan->size == 1) {
+	if (dr_chan_size(chan) == 1) {
 		if (dr_node_start(&s->node, &c->node, chan, threads, cpus, err, sizeof err) != 0)
 			failed = true;
 		else
@@ -541,7 +541,7 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 	if (tty >= 0)
 		close(tty);
 	tty = -1;
-	if (failed && chan->size > 1) {
+	if (failed && dr_chan_size(chan) > 1) {
 		if (dr_status_tell(DR_EXIT_RUNTIME, err, sizeof err) != 0)
 			dr_error("%s", err); /* for drender-mpirun: MPI_Abort's code is lost */
 		fflush(NULL);
@@ -553,7 +553,7 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		if (dr_status_tell(code, err, sizeof err) != 0)
 			dr_error("%s", err);
 		*interrupted = 0;
-		if (chan->size > 1)
+		if (dr_chan_size(chan) > 1)
 			dr_orch_stop_all(s->orch, err, sizeof err);
 	}
 out:
