@@ -8,6 +8,7 @@
 #include "dr_http.h"
 #include "dr_jobs.h"
 #include "dr_log.h"
+#include "dr_loop.h"
 #include "dr_node.h"
 #include "dr_orch.h"
 #include "dr_outdir.h"
@@ -39,7 +40,6 @@ struct dr_service {
 	dr_jobs *table; /* the job table: every job, a batch's one included, is adopted from it */
 	dr_http *http;
 	double last_publish;
-	double idle_ms;   /* current nap between quiet rounds */
 	dr_jobspec batch; /* the command line's job (a batch), as POST /render makes one */
 	bool lost_nodes;  /* a render node was lost: no barrier over the world at the end */
 	char real_blend_root[PATH_MAX], real_output_root[PATH_MAX], real_scene[PATH_MAX];
@@ -254,7 +254,6 @@ int dr_service_open(dr_service **out, const dr_service_cfg *cfg)
 		return DR_EXIT_RUNTIME;
 	}
 	s->cfg = cfg;
-	s->idle_ms = 0.2;
 	s->lockfd = -1;
 	if (!cfg->serve &&
 	    (dr_scene_check(cfg->scene, err, sizeof err) != 0 ||
@@ -340,10 +339,9 @@ static int pump(dr_service *s, char *err, size_t errlen)
 		                    : dr_node_idle(&s->node) ? 2
 		                                             : 20,
 		                    err, errlen);
-	/* Back off from 0.2 ms right after a message to 2 ms when quiet: quick to answer a
-	 * request, near 0% CPU while everyone renders. */
-	s->idle_ms = got ? 0.2 : (s->idle_ms * 2 > 2 ? 2 : s->idle_ms * 2);
-	dr_sleep_ms(s->idle_ms);
+	/* The channel's loop backs off from 0.2 ms right after a message to 2 ms when quiet: quick
+	 * to answer a request, near 0% CPU while everyone renders; a submit wakes it at once. */
+	dr_loop_wait(dr_chan_loop(s->chan), got > 0);
 	return 0;
 }
 
