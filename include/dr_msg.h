@@ -31,44 +31,13 @@ typedef struct dr_msg {
 /* Where messages go: MPI_COMM_WORLD with MPI_ERRORS_RETURN, plus a local queue that carries
  * rank 0's messages to itself when it renders alone. Sends never block: a blocking MPI_Send can
  * spin until the receiver polls, so each send is an MPI_Isend of a private copy, completed by
- * later calls. Its fields are private: read them through the accessors below (the struct moves
- * into dr_msg.c once every caller holds a dr_chan_create pointer and uses them). */
-typedef struct dr_chan {
-	MPI_Comm comm;
-	int rank, size;
-	dr_peers peers; /* whom a peer id names: the ranks of COMM (id = rank), then joined nodes */
-	struct dr_local { /* queued messages to self (or delivered as from SRC: dr_chan_inject) */
-		dr_msg m;
-		int src;
-	} * local;
-	size_t nlocal, caplocal;
-	MPI_Request *reqs; /* sends in flight */
-	dr_msg **bufs;     /* their buffers */
-	int *dests;        /* their destination ranks */
-	size_t nsend, capsend;
-	dr_msg **orphans; /* buffers of sends to forgotten ranks (see dr_chan_forget) */
-	size_t norphans, caporphans;
-	struct dr_loop *loop; /* side pumps (dr_chan_add_side) run at every poll */
-	uint64_t *sides;      /* their handles */
-	size_t nsides, capsides;
-	double side_max; /* the longest any one side pump took (seconds): how long byte transfers
-	                  * held up the loop that polls, at most (dr_chan_side_max) */
-	struct dr_forget_hook { /* see dr_chan_on_forget */
-		void (*fn)(void *ctx, int rank);
-		void *ctx;
-	} * forget;
-	size_t nforget, capforget;
-} dr_chan;
+ * later calls. Opaque: read it through the accessors below. */
+typedef struct dr_chan dr_chan;
 
-int dr_chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen);
-
-/* The same on the heap, for callers that hold a dr_chan * only (the struct becomes private): NULL
- * with ERR. dr_chan_free(C, TIMEOUT_S) = dr_chan_destroy, then free; NULL is fine. */
+/* A channel on COMM, or NULL with ERR. dr_chan_free(C, TIMEOUT_S) waits up to TIMEOUT_S for
+ * sends in flight (without spinning), then frees everything; NULL is fine. */
 dr_chan *dr_chan_create(MPI_Comm comm, char *err, size_t errlen);
 void dr_chan_free(dr_chan *c, double timeout_s);
-
-/* Wait up to TIMEOUT_S for sends in flight (without spinning), then free everything. */
-void dr_chan_destroy(dr_chan *c, double timeout_s);
 
 /* Send M to peer DEST (a rank of the job's communicator, or a joined peer's id). Returns 0, or -1
  * with ERR. */
@@ -102,7 +71,7 @@ const dr_peers *dr_chan_peers(const dr_chan *c);
 /* A peer on COMM at RANK (a node that joined over its own communicator, MPI_Comm_accept): its id,
  * by which dr_chan_send and every protocol given this channel's table reach it; -1 when out of
  * memory. The communicator needs MPI_ERRORS_RETURN, and stays the caller's to free after
- * dr_chan_destroy. */
+ * dr_chan_free. */
 int dr_chan_add_peer(dr_chan *c, MPI_Comm comm, int rank);
 
 /* Accessors, so that callers need not read the struct (it becomes private). */
@@ -118,7 +87,7 @@ int dr_chan_on_forget(dr_chan *c, void (*fn)(void *ctx, int rank), void *ctx);
 /* Rank DEST is gone (declared lost): sends to it still in flight are abandoned, never waited on
  * again. A send to a dead peer may never complete nor fail, so each request is released with
  * MPI_Request_free (MPI completes or drops it on its own) and its buffer is kept until
- * dr_chan_destroy, so that MPI never reads freed memory meanwhile. */
+ * dr_chan_free, so that MPI never reads freed memory meanwhile. */
 void dr_chan_forget(dr_chan *c, int dest);
 
 /* True when mpirun keeps the job alive past a dead rank (mpirun --enable-recovery, which hands

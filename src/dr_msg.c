@@ -10,13 +10,42 @@
 #include <string.h>
 #include <strings.h>
 
+struct dr_chan {
+	MPI_Comm comm;
+	int rank, size;
+	dr_peers peers; /* whom a peer id names: the ranks of COMM (id = rank), then joined nodes */
+	struct dr_local { /* queued messages to self (or delivered as from SRC: dr_chan_inject) */
+		dr_msg m;
+		int src;
+	} * local;
+	size_t nlocal, caplocal;
+	MPI_Request *reqs; /* sends in flight */
+	dr_msg **bufs;     /* their buffers */
+	int *dests;        /* their destination ranks */
+	size_t nsend, capsend;
+	dr_msg **orphans; /* buffers of sends to forgotten ranks (see dr_chan_forget) */
+	size_t norphans, caporphans;
+	struct dr_loop *loop; /* side pumps (dr_chan_add_side) run at every poll */
+	uint64_t *sides;      /* their handles */
+	size_t nsides, capsides;
+	double side_max; /* the longest any one side pump took (seconds): how long byte transfers
+	                  * held up the loop that polls, at most (dr_chan_side_max) */
+	struct dr_forget_hook { /* see dr_chan_on_forget */
+		void (*fn)(void *ctx, int rank);
+		void *ctx;
+	} * forget;
+	size_t nforget, capforget;
+};
+
 bool dr_mpi_recovery(void)
 {
 	const char *v = getenv("OMPI_MCA_orte_enable_recovery");
 	return v && (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0);
 }
 
-int dr_chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen)
+static void chan_destroy(dr_chan *c, double timeout_s);
+
+static int chan_init(dr_chan *c, MPI_Comm comm, char *err, size_t errlen)
 {
 	int rc;
 	memset(c, 0, sizeof *c);
@@ -42,7 +71,7 @@ dr_chan *dr_chan_create(MPI_Comm comm, char *err, size_t errlen)
 		dr_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (dr_chan_init(c, comm, err, errlen) != 0) {
+	if (chan_init(c, comm, err, errlen) != 0) {
 		free(c);
 		return NULL;
 	}
@@ -53,7 +82,7 @@ void dr_chan_free(dr_chan *c, double timeout_s)
 {
 	if (!c)
 		return;
-	dr_chan_destroy(c, timeout_s);
+	chan_destroy(c, timeout_s);
 	free(c);
 }
 
@@ -77,7 +106,7 @@ static int reap_sends(dr_chan *c, char *err, size_t errlen)
 	return 0;
 }
 
-void dr_chan_destroy(dr_chan *c, double timeout_s)
+static void chan_destroy(dr_chan *c, double timeout_s)
 {
 	char err[DR_ERRLEN];
 	for (double waited = 0; c->nsend > 0 && waited < timeout_s; waited += 0.001) {

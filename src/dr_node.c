@@ -482,7 +482,7 @@ static int start_next(dr_node *n, char *err, size_t errlen)
 	n->tmp[0] = '\0';
 	/* Hold one task ahead: ask for the next one now, so that it is here when this frame is
 	 * done and the node never waits for rank 0 between frames. */
-	if (n->qlen == 0 && !n->requested && n->chan->size > 1 &&
+	if (n->qlen == 0 && !n->requested && dr_chan_size(n->chan) > 1 &&
 	    send_simple(n, DR_MSG_REQUEST, -1, NULL, err, errlen) != 0)
 		return -1;
 	if (prepare_dir(n, frame, why, sizeof why) != 0)
@@ -528,7 +528,7 @@ static int check_assets(dr_node *n, const dr_blender *bl, char *why, size_t whyl
 	char warn[DR_ERRLEN], perr[256];
 	dr_assets a = {0};
 	dr_assets_summary s;
-	bool speak = n->chan->rank <= 1;
+	bool speak = dr_chan_rank(n->chan) <= 1;
 
 	if (!text) {
 		if (failed && speak)
@@ -631,7 +631,7 @@ int dr_node_tick(dr_node *n, int wait_ms, char *err, size_t errlen)
 	char why[DR_ERRLEN];
 
 	/* Rank 0 ends the job when a node is silent too long: say we are alive. */
-	if (n->state != DR_NODE_STOPPED && n->chan->size > 1 &&
+	if (n->state != DR_NODE_STOPPED && dr_chan_size(n->chan) > 1 &&
 	    dr_now() - n->last_sent >= DR_HEARTBEAT_S &&
 	    send_simple(n, DR_MSG_HEARTBEAT, -1, NULL, err, errlen) != 0)
 		return -1;

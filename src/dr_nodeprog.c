@@ -44,7 +44,7 @@ void dr_nodeprog_stage(dr_nodeprog *p, MPI_Comm comm)
  * run does that (--serve, more than one rank, --stage other than never). */
 static bool fetches(const dr_nodeprog_cfg *o, const dr_chan *chan)
 {
-	return o->serve && chan->size > 1 && !o->stage_never;
+	return o->serve && dr_chan_size(chan) > 1 && !o->stage_never;
 }
 
 static void close_transfers(dr_chan *chan, transfers *t)
@@ -142,7 +142,7 @@ int dr_nodeprog_run(dr_nodeprog *p, dr_chan *chan, int threads, const cpu_set_t 
 	}
 	dr_node_destroy(&node);
 	close_transfers(chan, &t);
-	if (*interrupted && chan->size > 1)
+	if (*interrupted && dr_chan_size(chan) > 1)
 		dr_sleep_ms(300); /* mpirun SIGKILLs rank 0 once the other ranks are gone: give it
 		                   * time to write its report (our Blender is already dead) */
 	return rc;

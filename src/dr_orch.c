@@ -27,7 +27,7 @@ _Static_assert(DR_DISPATCH_HIST_BUCKETS == DR_HIST_BUCKETS, "one set of histogra
 
 static int slot_of(const dr_orch *r, int rank)
 {
-	int slot = r->chan->size == 1 ? rank : rank - 1;
+	int slot = dr_chan_size(r->chan) == 1 ? rank : rank - 1;
 	return slot >= 0 && slot < r->nslots ? slot : -1;
 }
 
@@ -47,11 +47,12 @@ dr_orch *dr_orch_create(const dr_orch_cfg *o, dr_chan *chan, int tty, char *err,
 	r->quiet = o->quiet;
 	r->t0 = r->last_draw = dr_now();
 	r->silent = -1;
-	r->nslots = chan->size == 1 ? 1 : chan->size - 1;
+	r->nslots = dr_chan_size(chan) == 1 ? 1 : dr_chan_size(chan) - 1;
 	dr_dispatch_cfg dc = {
 	        .nslots = r->nslots,
 	        .serve = o->serve,
-	        .node_timeout = chan->size > 1 ? r->opts.node_timeout : -1, /* alone: nobody */
+	        .node_timeout =
+	                dr_chan_size(chan) > 1 ? r->opts.node_timeout : -1, /* alone: nobody */
 	};
 	r->info = calloc((size_t)r->nslots, sizeof *r->info);
 	r->dec = calloc((size_t)r->nslots, sizeof *r->dec);
@@ -67,7 +68,7 @@ dr_orch *dr_orch_create(const dr_orch_cfg *o, dr_chan *chan, int tty, char *err,
 		return NULL;
 	}
 	for (int i = 0; i < r->nslots; i++)
-		r->info[i].rank = chan->size == 1 ? 0 : i + 1;
+		r->info[i].rank = dr_chan_size(chan) == 1 ? 0 : i + 1;
 	return r;
 }
 

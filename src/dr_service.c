@@ -8,6 +8,7 @@
 #include "dr_http.h"
 #include "dr_jobs.h"
 #include "dr_log.h"
+#include "dr_loop.h"
 #include "dr_node.h"
 #include "dr_orch.h"
 #include "dr_outdir.h"
@@ -39,7 +40,6 @@ struct dr_service {
 	dr_jobs *table; /* the job table: every job, a batch's one included, is adopted from it */
 	dr_http *http;
 	double last_publish;
-	double idle_ms;   /* current nap between quiet rounds */
 	dr_jobspec batch; /* the command line's job (a batch), as POST /render makes one */
 	bool lost_nodes;  /* a render node was lost: no barrier over the world at the end */
 	char real_blend_root[PATH_MAX], real_output_root[PATH_MAX], real_scene[PATH_MAX];
@@ -254,7 +254,6 @@ int dr_service_open(dr_service **out, const dr_service_cfg *cfg)
 		return DR_EXIT_RUNTIME;
 	}
 	s->cfg = cfg;
-	s->idle_ms = 0.2;
 	s->lockfd = -1;
 	if (!cfg->serve &&
 	    (dr_scene_check(cfg->scene, err, sizeof err) != 0 ||
@@ -340,10 +339,9 @@ static int pump(dr_service *s, char *err, size_t errlen)
 		                    : dr_node_idle(&s->node) ? 2
 		                                             : 20,
 		                    err, errlen);
-	/* Back off from 0.2 ms right after a message to 2 ms when quiet: quick to answer a
-	 * request, near 0% CPU while everyone renders. */
-	s->idle_ms = got ? 0.2 : (s->idle_ms * 2 > 2 ? 2 : s->idle_ms * 2);
-	dr_sleep_ms(s->idle_ms);
+	/* The channel's loop backs off from 0.2 ms right after a message to 2 ms when quiet: quick
+	 * to answer a request, near 0% CPU while everyone renders; a submit wakes it at once. */
+	dr_loop_wait(dr_chan_loop(s->chan), got > 0);
 	return 0;
 }
 
@@ -389,7 +387,7 @@ static int batch_outcome(dr_service *s, dr_ojob *job, bool interrupted, bool fai
 		uint64_t bytes = 0;
 		dr_collect_stats(s->collect, &rep.home, &rep.nhome, &bytes, &rep.home_seconds);
 		rep.home_bytes = bytes;
-		rep.home_max_turn = s->chan->side_max;
+		rep.home_max_turn = dr_chan_side_max(s->chan);
 	}
 	if (s->cfg->report && dr_report_write(&rep, s->cfg->report, err, sizeof err) != 0) {
 		dr_error("%s", err);
@@ -421,7 +419,7 @@ static void open_collect(dr_service *s, dr_chan *chan)
 {
 	char err[DR_ERRLEN];
 
-	if (chan->size < 2 || s->cfg->split > 0)
+	if (dr_chan_size(chan) < 2 || s->cfg->split > 0)
 		return;
 	s->collect = dr_collect_home(chan, home_of, s, dr_orch_node_timeout(s->orch),
 	                             !s->cfg->serve, err, sizeof err);
@@ -445,7 +443,7 @@ static void open_fetch(dr_service *s, dr_chan *chan)
 	        .scene_ctx = s,
 	};
 
-	if (!s->cfg->serve || chan->size < 2 || !s->cfg->fetch)
+	if (!s->cfg->serve || dr_chan_size(chan) < 2 || !s->cfg->fetch)
 		return;
 	if (!(s->fetch = dr_fetch_server_create(dr_chan_peers(chan), &c, err, sizeof err))) {
 		dr_warn("scenes cannot be staged: %s", err);
@@ -495,7 +493,7 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 	}
 	open_collect(s, chan);
 	open_fetch(s, chan);
-	if (chan->size > 1 && !dr_orch_recovery(s->orch))
+	if (dr_chan_size(chan) > 1 && !dr_orch_recovery(s->orch))
 		dr_warn("mpirun was started without --enable-recovery: a lost render node will end "
 		        "this %s (add --enable-recovery to mpirun to go on without it)",
 		        c->serve ? "service" : "job");
@@ -506,7 +504,7 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		code = DR_EXIT_RUNTIME;
 		goto out;
 	}
-	if (chan->size == 1) {
+	if (dr_chan_size(chan) == 1) {
 		if (dr_node_start(&s->node, &c->node, chan, threads, cpus, err, sizeof err) != 0)
 			failed = true;
 		else
@@ -541,7 +539,7 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 	if (tty >= 0)
 		close(tty);
 	tty = -1;
-	if (failed && chan->size > 1) {
+	if (failed && dr_chan_size(chan) > 1) {
 		if (dr_status_tell(DR_EXIT_RUNTIME, err, sizeof err) != 0)
 			dr_error("%s", err); /* for drender-mpirun: MPI_Abort's code is lost */
 		fflush(NULL);
@@ -553,7 +551,7 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 		if (dr_status_tell(code, err, sizeof err) != 0)
 			dr_error("%s", err);
 		*interrupted = 0;
-		if (chan->size > 1)
+		if (dr_chan_size(chan) > 1)
 			dr_orch_stop_all(s->orch, err, sizeof err);
 	}
 out:

@@ -70,12 +70,12 @@ static int options(int argc, char **argv, proc *p)
 
 /* The channel, CPUs and GPUs of every rank. 0, or the exit code. A GPU asked for on the command
  * line that some node cannot have is bad input (exit 2), found before anything renders. */
-static int plan(proc *p, dr_chan *chan)
+static int plan(proc *p, dr_chan **chan)
 {
 	char err[DR_ERRLEN];
 	bool renders = p->size == 1 || p->rank != 0;
 
-	if (dr_chan_init(chan, MPI_COMM_WORLD, err, sizeof err) != 0 ||
+	if ((*chan = dr_chan_create(MPI_COMM_WORLD, err, sizeof err)) == NULL ||
 	    dr_cpus_plan(MPI_COMM_WORLD, renders, &p->cpus, &p->threads, err, sizeof err) != 0) {
 		dr_error("%s", err);
 		return DR_EXIT_RUNTIME;
@@ -116,7 +116,7 @@ static int end(proc *p, dr_service *svc, dr_chan *chan, int code)
 
 	dr_service_close(svc);
 	dr_chan_clear_sides(chan);
-	dr_chan_destroy(chan, *p->interrupted || lost_peers ? 0 : 5.0);
+	dr_chan_free(chan, *p->interrupted || lost_peers ? 0 : 5.0);
 	dr_opts_free(&p->o);
 	if (*p->interrupted) {
 		dr_exit_status(DR_EXIT_INTERRUPTED);
@@ -129,7 +129,7 @@ static int end(proc *p, dr_service *svc, dr_chan *chan, int code)
 int main(int argc, char **argv)
 {
 	proc p = {.threads = 1, .gpu = -1};
-	dr_chan chan;
+	dr_chan *chan = NULL;
 	dr_service *svc = NULL;
 	int provided, code;
 
@@ -161,8 +161,8 @@ int main(int argc, char **argv)
 		_exit(DR_EXIT_INTERRUPTED);
 	}
 	if (p.rank == 0)
-		code = dr_service_run(svc, &chan, p.threads, &p.cpus, p.interrupted);
+		code = dr_service_run(svc, chan, p.threads, &p.cpus, p.interrupted);
 	else
-		code = dr_nodeprog_run(&p.node, &chan, p.threads, &p.cpus);
-	return end(&p, svc, &chan, code);
+		code = dr_nodeprog_run(&p.node, chan, p.threads, &p.cpus);
+	return end(&p, svc, chan, code);
 }

@@ -85,7 +85,7 @@ static int instant_node(dr_chan *chan, long *tasks, char *err, size_t errlen)
 int main(int argc, char **argv)
 {
 	dr_opts o = {0};
-	dr_chan chan;
+	dr_chan *chan = NULL;
 	dr_service *svc = NULL;
 	dr_service_cfg c;
 	char err[DR_ERRLEN] = "";
@@ -120,7 +120,7 @@ int main(int argc, char **argv)
 	if (rank == 0)
 		code = dr_service_open(&svc, &c);
 	if (MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD) != MPI_SUCCESS || code != 0 ||
-	    dr_chan_init(&chan, MPI_COMM_WORLD, err, sizeof err) != 0) {
+	    (chan = dr_chan_create(MPI_COMM_WORLD, err, sizeof err)) == NULL) {
 		fprintf(stderr, "dr-ceiling: cannot start (%s)\n", err);
 		MPI_Finalize();
 		return 3;
@@ -129,10 +129,10 @@ int main(int argc, char **argv)
 		cpu_set_t cpus;
 		CPU_ZERO(&cpus);
 		double t0 = dr_now(), c0 = cpu_now();
-		code = dr_service_run(svc, &chan, 1, &cpus, &interrupted);
+		code = dr_service_run(svc, chan, 1, &cpus, &interrupted);
 		double wall = dr_now() - t0, cpu = cpu_now() - c0;
 		dr_service_close(svc);
-		dr_chan_destroy(&chan, 5.0);
+		dr_chan_free(chan, 5.0);
 		MPI_Reduce(&tasks, &all_tasks, 1, MPI_LONG, MPI_SUM, 0, MPI_COMM_WORLD);
 		double n = (double)o.frames.n;
 		printf("CEILING nodes %d frames %zu tasks %ld tail %s wall %.3f s tasks/s %.0f "
@@ -142,9 +142,9 @@ int main(int argc, char **argv)
 		       (double)all_tasks / wall, n / wall, cpu,
 		       all_tasks ? cpu / (double)all_tasks * 1e6 : 0, cpu / n * 1e6, code);
 	} else {
-		if (instant_node(&chan, &tasks, err, sizeof err) != 0)
+		if (instant_node(chan, &tasks, err, sizeof err) != 0)
 			fprintf(stderr, "dr-ceiling: rank %d: %s\n", rank, err);
-		dr_chan_destroy(&chan, 5.0);
+		dr_chan_free(chan, 5.0);
 		MPI_Reduce(&tasks, &all_tasks, 1, MPI_LONG, MPI_SUM, 0, MPI_COMM_WORLD);
 	}
 	dr_opts_free(&o);
