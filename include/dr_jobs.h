@@ -95,6 +95,12 @@ char *dr_jobs_list(dr_jobs *t, size_t limit, long long after);
  * 0 = no limit. */
 void dr_jobs_set_max_frames(dr_jobs *t, size_t n);
 
+/* A job was submitted or a cancel asked for: FN(CTX) is called from the caller's thread (the HTTP
+ * server's), after the table's lock is released, so that the program that runs jobs wakes at once
+ * instead of at its next poll (rank 0: dr_loop_wake). FN NULL: none. Safe from any thread. */
+typedef void (*dr_jobs_notify_fn)(void *ctx);
+void dr_jobs_set_notify(dr_jobs *t, dr_jobs_notify_fn fn, void *ctx);
+
 /* Ask for a job to be cancelled. 0 done or requested; -1 unknown id; 1 already finished. */
 int dr_jobs_cancel(dr_jobs *t, const char *id);
 

@@ -106,6 +106,8 @@ struct fstate {
 
 struct dr_jobs {
 	pthread_mutex_t mu;
+	dr_jobs_notify_fn notify; /* dr_jobs_set_notify; under mu */
+	void *notify_ctx;
 	struct fstate **fs; /* per-frame states: unfinished jobs' and the last finished ones' */
 	size_t nfs, capfs;
 	/* the last frames version given; starts at the wall clock in ms, so that a version from an
@@ -925,6 +927,25 @@ static size_t unfinished_frames(const dr_jobs *t)
 	return n;
 }
 
+void dr_jobs_set_notify(dr_jobs *t, dr_jobs_notify_fn fn, void *ctx)
+{
+	pthread_mutex_lock(&t->mu);
+	t->notify = fn;
+	t->notify_ctx = ctx;
+	pthread_mutex_unlock(&t->mu);
+}
+
+/* Unlock T and, when CHANGED, tell whoever runs its jobs (dr_jobs_set_notify). */
+static void unlock_notify(dr_jobs *t, bool changed)
+{
+	dr_jobs_notify_fn fn = changed ? t->notify : NULL;
+	void *ctx = t->notify_ctx;
+
+	pthread_mutex_unlock(&t->mu);
+	if (fn)
+		fn(ctx);
+}
+
 dr_err dr_jobs_submit(dr_jobs *t, dr_jobspec *spec, const char *output_root, char *id, size_t idlen,
                       char *err, size_t errlen)
 {
@@ -993,7 +1014,7 @@ out:
 		memset(&j->spec, 0, sizeof(j->spec)); /* still the caller's */
 		job_free(j);
 	}
-	pthread_mutex_unlock(&t->mu);
+	unlock_notify(t, kind == DR_OK);
 	return kind;
 }
 
@@ -1244,7 +1265,7 @@ int dr_jobs_cancel(dr_jobs *t, const char *id)
 			dr_warn("job %s: %s", j->id, err);
 		}
 	}
-	pthread_mutex_unlock(&t->mu);
+	unlock_notify(t, rc == 0);
 	return rc;
 }
 

@@ -473,6 +473,13 @@ static void close_transfers(dr_service *s, dr_chan *chan)
 	s->fetch = NULL;
 }
 
+/* The job table's notify hook (dr_jobs_set_notify): a submit or a cancel from the HTTP thread
+ * ends rank 0's wait at once. */
+static void wake_loop(void *loop)
+{
+	dr_loop_wake(loop);
+}
+
 int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *cpus,
                    volatile sig_atomic_t *interrupted)
 {
@@ -484,6 +491,8 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 	bool failed = false;
 
 	s->chan = chan;
+	if (s->table)
+		dr_jobs_set_notify(s->table, wake_loop, dr_chan_loop(chan));
 	dr_log_set_tty(tty);
 	s->orch = dr_orch_create(&c->orch, chan, tty, err, sizeof err);
 	if (!s->orch) {
@@ -555,6 +564,8 @@ int dr_service_run(dr_service *s, dr_chan *chan, int threads, const cpu_set_t *c
 			dr_orch_stop_all(s->orch, err, sizeof err);
 	}
 out:
+	if (s->table)
+		dr_jobs_set_notify(s->table, NULL, NULL); /* the loop goes with the channel */
 	dr_log_set_tty(-1);
 	if (tty >= 0)
 		close(tty);

@@ -614,6 +614,33 @@ static void test_metrics(void)
 	dr_jobs_destroy(t);
 }
 
+static void count_notify(void *ctx)
+{
+	(*(int *)ctx)++;
+}
+
+/* Whoever runs the jobs is told of a submit and of a cancel asked for, not of a refusal. */
+static void test_notify(void)
+{
+	dr_jobs *t = dr_jobs_create(NULL, 1, err, sizeof(err));
+	char a[DR_JOB_ID_MAX], b[DR_JOB_ID_MAX];
+	int n = 0;
+
+	dr_jobs_set_notify(t, count_notify, &n);
+	is_int(submit(t, "1-4", 0, a), DR_OK, "submit");
+	is_int(n, 1, "a submit notifies");
+	ok(submit(t, "1-4", 0, b) != DR_OK, "a full queue refuses");
+	is_int(n, 1, "a refused submit does not notify");
+	is_int(dr_jobs_cancel(t, "nope"), -1, "cancel unknown");
+	is_int(n, 1, "cancelling an unknown job does not notify");
+	is_int(dr_jobs_cancel(t, a), 0, "cancel");
+	is_int(n, 2, "a cancel notifies");
+	dr_jobs_set_notify(t, NULL, NULL);
+	is_int(submit(t, "1-4", 0, b), DR_OK, "submit with no hook");
+	is_int(n, 2, "no hook: nothing called");
+	dr_jobs_destroy(t);
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/drender-jobs.XXXXXX";
@@ -624,6 +651,7 @@ int main(void)
 	is_str(dr_job_state_name(DR_JOB_CANCELLED), "cancelled", "state names");
 	test_queue();
 	test_cancel_and_status();
+	test_notify();
 	test_frames();
 	test_restart();
 	test_full_disk();
