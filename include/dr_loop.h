@@ -37,6 +37,10 @@ double dr_backoff_next(dr_backoff *b, bool busy);
 /* A loop that backs off from MIN_MS to MAX_MS. NULL with ERR. */
 dr_loop *dr_loop_create(double min_ms, double max_ms, char *err, size_t errlen);
 
+/* L backs off from MIN_MS to MAX_MS from now on (a program whose waits differ from the loop's
+ * creator's: a render node). */
+void dr_loop_set_backoff(dr_loop *l, double min_ms, double max_ms);
+
 /* Free L (NULL is fine). Callbacks are not called. */
 void dr_loop_destroy(dr_loop *l);
 

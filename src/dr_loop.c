@@ -139,6 +139,11 @@ int dr_loop_turn(dr_loop *l, char *err, size_t errlen)
 	return rc < 0 ? -1 : busy;
 }
 
+void dr_loop_set_backoff(dr_loop *l, double min_ms, double max_ms)
+{
+	l->bo = dr_backoff_make(min_ms, max_ms);
+}
+
 bool dr_loop_wait(dr_loop *l, bool busy)
 {
 	double ms = dr_backoff_next(&l->bo, busy);

@@ -4,6 +4,7 @@
 #include "dr_collect.h"
 #include "dr_fetch.h"
 #include "dr_log.h"
+#include "dr_loop.h"
 #include "dr_node.h"
 #include "dr_report.h"
 #include "dr_stage.h"
@@ -93,7 +94,10 @@ static int loop(dr_node *node, dr_chan *chan, volatile sig_atomic_t *interrupted
 	char err[DR_ERRLEN];
 	dr_msg m;
 	int src, k;
-	double idle_ms = 0.1;
+	struct dr_loop *lp = dr_chan_loop(chan);
+
+	/* a node answers its next task within 0.1 ms when work flows, and naps up to 5 ms idle */
+	dr_loop_set_backoff(lp, 0.1, 5);
 
 	while (!dr_node_stopped(node) && !*interrupted) {
 		int got = 0;
@@ -108,10 +112,8 @@ static int loop(dr_node *node, dr_chan *chan, volatile sig_atomic_t *interrupted
 			return DR_EXIT_RUNTIME;
 		}
 		/* a frame just ended: its successor may be waiting in MPI's queue, no nap */
-		if (dr_node_idle(node) && !dr_node_stopped(node) && node->frame == before) {
-			idle_ms = got ? 0.1 : (idle_ms * 2 > 5 ? 5 : idle_ms * 2);
-			dr_sleep_ms(idle_ms);
-		}
+		if (dr_node_idle(node) && !dr_node_stopped(node) && node->frame == before)
+			dr_loop_wait(lp, got > 0);
 	}
 	return DR_EXIT_ALL_DONE;
 }
